@@ -1,0 +1,123 @@
+"""Config files: YAML in, a validated pydantic model out, errors that name file, line and field.
+
+Shared by the agent and the collector for their own config models; it knows no domain.
+`${NAME}` and `${NAME:-default}` in string values are replaced from the environment,
+so secrets stay out of config files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+Loc = tuple[str | int, ...]
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; each problem is one line `file:line: field: reason`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _expand_env(value: str, where: str, environ: Mapping[str, str]) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError([f"{where}: environment variable {name} is not set"])
+
+    return _ENV_RE.sub(substitute, value)
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data, remembering each path's line."""
+
+    def __init__(self, name: str, environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.environ = environ
+        self.lines: dict[Loc, int] = {}
+        self._loader = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        line = node.start_mark.line + 1
+        self.lines[loc] = line
+        where = f"{self.name}:{line}"
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self._loader.construct_object(key_node)
+                if key == "<<":
+                    raise ConfigError([f"{where}: YAML merge keys ('<<') are not supported"])
+                if key in result:
+                    raise ConfigError([f"{where}: key {key!r} appears twice"])
+                result[key] = self.build(value_node, (*loc, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        value = self._loader.construct_object(node)
+        if isinstance(value, str):
+            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ)
+        return value
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any, dict[Loc, int]]:
+    """Plain data from a YAML file and the line where each path starts."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason}"]) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise ConfigError([f"{path}:{line}: YAML syntax: {exc.problem}"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: YAML syntax: {exc}"]) from exc
+    if node is None:
+        raise ConfigError([f"{path}: the file is empty"])
+    builder = _Builder(str(path), os.environ if environ is None else environ)
+    return builder.build(node, ()), builder.lines
+
+
+def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int]) -> list[str]:
+    """One line per pydantic error, pointing at the nearest line the file has for its field."""
+    problems = []
+    for item in error.errors(include_url=False):
+        loc: Loc = tuple(item["loc"])
+        known = loc
+        while known and known not in lines:
+            known = known[:-1]
+        line = lines.get(known, 1)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (misspelt, or not valid here)"
+        problems.append(f"{name}:{line}: {_dotted(loc)}: {message}")
+    return problems
+
+
+def load_model(path: Path, model: type[M], environ: Mapping[str, str] | None = None) -> M:
+    """Load and validate a config file; raise ConfigError listing every problem found."""
+    data, lines = load_yaml(path, environ)
+    try:
+        return model.model_validate(data, context={"config_dir": path.parent})
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, str(path), lines)) from exc

@@ -1,0 +1,219 @@
+"""The wire contract between the edge agent and the collector.
+
+This module is the only code the collector imports from the agent package: message
+models, the topic layout and the canonical quantity names with their units. It imports
+nothing but pydantic, so the collector does not pull in Modbus or anything else of the
+agent. Names and units here are a public contract: extend them, never rename them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+SCHEMA_VERSION: Final = 1
+TOPIC_ROOT: Final = "greengauge/v1"
+
+_ID_RE = re.compile(r"^[^/+#\s\x00-\x1f\x7f]{1,64}$")
+
+
+def check_id(value: str) -> str:
+    """Reject ids that would break the topic layout (MQTT wildcards, separators, spaces)."""
+    if not _ID_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid id {value!r}: 1 to 64 characters, no '/', '+', '#', "
+            "whitespace or control characters"
+        )
+    return value
+
+
+Id = Annotated[str, AfterValidator(check_id)]
+
+
+class Kind(StrEnum):
+    """How a quantity behaves over time; the collector derives energy from counters."""
+
+    INSTANTANEOUS = "instantaneous"
+    COUNTER = "counter"
+
+
+class Quantity(StrEnum):
+    """Canonical quantity names; the unit of each is in UNITS."""
+
+    VOLTAGE_L1 = "voltage_l1"
+    VOLTAGE_L2 = "voltage_l2"
+    VOLTAGE_L3 = "voltage_l3"
+    VOLTAGE_L1_L2 = "voltage_l1_l2"
+    VOLTAGE_L2_L3 = "voltage_l2_l3"
+    VOLTAGE_L3_L1 = "voltage_l3_l1"
+    CURRENT_L1 = "current_l1"
+    CURRENT_L2 = "current_l2"
+    CURRENT_L3 = "current_l3"
+    CURRENT_N = "current_n"
+    POWER_ACTIVE = "power_active"
+    POWER_ACTIVE_L1 = "power_active_l1"
+    POWER_ACTIVE_L2 = "power_active_l2"
+    POWER_ACTIVE_L3 = "power_active_l3"
+    POWER_REACTIVE = "power_reactive"
+    POWER_REACTIVE_L1 = "power_reactive_l1"
+    POWER_REACTIVE_L2 = "power_reactive_l2"
+    POWER_REACTIVE_L3 = "power_reactive_l3"
+    POWER_APPARENT = "power_apparent"
+    POWER_APPARENT_L1 = "power_apparent_l1"
+    POWER_APPARENT_L2 = "power_apparent_l2"
+    POWER_APPARENT_L3 = "power_apparent_l3"
+    POWER_FACTOR = "power_factor"
+    POWER_FACTOR_L1 = "power_factor_l1"
+    POWER_FACTOR_L2 = "power_factor_l2"
+    POWER_FACTOR_L3 = "power_factor_l3"
+    FREQUENCY = "frequency"
+    ENERGY_ACTIVE_IMPORT = "energy_active_import"
+    ENERGY_ACTIVE_EXPORT = "energy_active_export"
+    ENERGY_ACTIVE_TOTAL = "energy_active_total"
+    ENERGY_ACTIVE_IMPORT_L1 = "energy_active_import_l1"
+    ENERGY_ACTIVE_IMPORT_L2 = "energy_active_import_l2"
+    ENERGY_ACTIVE_IMPORT_L3 = "energy_active_import_l3"
+    ENERGY_ACTIVE_EXPORT_L1 = "energy_active_export_l1"
+    ENERGY_ACTIVE_EXPORT_L2 = "energy_active_export_l2"
+    ENERGY_ACTIVE_EXPORT_L3 = "energy_active_export_l3"
+    ENERGY_REACTIVE_IMPORT = "energy_reactive_import"
+    ENERGY_REACTIVE_EXPORT = "energy_reactive_export"
+    ENERGY_REACTIVE_TOTAL = "energy_reactive_total"
+    VOLUME = "volume"
+    MASS = "mass"
+    COUNT = "count"
+
+
+def _units() -> dict[Quantity, str]:
+    by_prefix = {
+        "voltage": "V",
+        "current": "A",
+        "power_active": "W",
+        "power_reactive": "var",
+        "power_apparent": "VA",
+        "power_factor": "1",
+        "frequency": "Hz",
+        "energy_active": "kWh",
+        "energy_reactive": "kvarh",
+        "volume": "m3",
+        "mass": "t",
+        "count": "1",
+    }
+    units: dict[Quantity, str] = {}
+    for quantity in Quantity:
+        prefix = max((p for p in by_prefix if quantity.value.startswith(p)), key=len)
+        units[quantity] = by_prefix[prefix]
+    return units
+
+
+UNITS: Final[dict[Quantity, str]] = _units()
+"""Unit of every canonical quantity, as the values on the wire are expressed."""
+
+KINDS: Final[dict[Quantity, Kind]] = {
+    q: Kind.COUNTER
+    if q.value.startswith("energy_") or q in (Quantity.VOLUME, Quantity.MASS, Quantity.COUNT)
+    else Kind.INSTANTANEOUS
+    for q in Quantity
+}
+"""Counters only rise (until rollover or replacement); the rest are instantaneous."""
+
+
+def _utc_millis(value: datetime) -> str:
+    """Serialise a read time as ISO 8601 in UTC with millisecond precision and a 'Z'."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _to_utc(value: datetime) -> datetime:
+    # Milliseconds are the wire's precision; truncating here keeps a model equal to its round trip.
+    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    AfterValidator(_to_utc),
+    PlainSerializer(_utc_millis, return_type=str, when_used="json"),
+]
+"""A timezone-aware instant; naive times are refused because a plant's clock zone is unknowable."""
+
+Value = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class _WireModel(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class MeterReading(_WireModel):
+    """What one read of one meter gave: values keyed by canonical quantity."""
+
+    meter: Id
+    ts: Timestamp = Field(description="when the meter was read (UTC)")
+    values: dict[Quantity, Value] = Field(min_length=1)
+
+
+class ReadingBatch(_WireModel):
+    """One message on the readings topic: the readings an agent took since its last message."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    site: Id
+    agent: Id
+    seq: int = Field(
+        ge=0, description="per-agent sequence number, one more than the previous message"
+    )
+    readings: list[MeterReading] = Field(min_length=1)
+
+
+class AgentState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class AgentStatus(_WireModel):
+    """Retained on the status topic: the birth message on connect, the last will when lost."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    site: Id
+    agent: Id
+    state: AgentState
+    ts: Timestamp
+
+
+class Topic(StrEnum):
+    READINGS = "readings"
+    STATUS = "status"
+
+
+def topic(site: str, agent: str, kind: Topic) -> str:
+    """The topic an agent publishes one kind of message on."""
+    return f"{TOPIC_ROOT}/{check_id(site)}/{check_id(agent)}/{kind.value}"
+
+
+def subscription(kind: Topic, site: str = "+", agent: str = "+") -> str:
+    """A subscription filter for one kind of message, by default from every site and agent."""
+    return f"{TOPIC_ROOT}/{site}/{agent}/{kind.value}"
+
+
+class TopicError(ValueError):
+    """A topic that is not part of the layout."""
+
+
+def parse_topic(name: str) -> tuple[str, str, Topic]:
+    """Split an agent topic into (site, agent, kind); raise TopicError when it does not fit."""
+    parts = name.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise TopicError(f"topic {name!r} is not {TOPIC_ROOT}/{{site}}/{{agent}}/{{kind}}")
+    try:
+        kind = Topic(parts[4])
+        return check_id(parts[2]), check_id(parts[3]), kind
+    except ValueError as exc:
+        raise TopicError(f"topic {name!r}: {exc}") from exc
