@@ -1,0 +1,1 @@
+"""GreenGauge edge agent: polls Modbus meters and publishes readings over MQTT."""

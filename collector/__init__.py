@@ -1,0 +1,1 @@
+"""GreenGauge collector: ingests agents' readings, stores them and computes energy figures."""

@@ -1,0 +1,36 @@
+"""Where readings are kept: InfluxDB (v2 write protocol) or the embedded SQLite store.
+
+A store stores; it holds no domain rules. Writes are blocking calls that the collector
+runs off its event loop, one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from agent.wire import ReadingBatch
+
+
+class StoreError(Exception):
+    """The store could not take the write now (unreachable, overloaded); retrying may work."""
+
+
+class StoreRejected(Exception):
+    """The store refused the data as invalid; retrying the same write will not help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Store(Protocol):
+    def write(self, batches: Sequence[ReadingBatch]) -> int:
+        """Store every value of the batches durably; return how many values were written.
+
+        Writing the same reading twice leaves it stored once (same series, same time).
+        Raises StoreError or StoreRejected.
+        """
+        ...
+
+    def close(self) -> None: ...
