@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(run_agent(args.config))
         elif args.command == "simulate":
-            from agent.simulator.server import parse_unit_ids, serve  # noqa: PLC0415
             from agent.profiles import load_profile  # noqa: PLC0415
+            from agent.simulator.server import parse_unit_ids, serve  # noqa: PLC0415
 
             profile = load_profile(args.profile, Path.cwd())
             unit_ids = parse_unit_ids(args.unit_ids)

@@ -114,10 +114,15 @@ def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int])
     return problems
 
 
-def load_model(path: Path, model: type[M], environ: Mapping[str, str] | None = None) -> M:
-    """Load and validate a config file; raise ConfigError listing every problem found."""
+def load_model(
+    path: Path, model: type[M], environ: Mapping[str, str] | None = None
+) -> tuple[M, dict[Loc, int]]:
+    """A validated config file and the line of each path in it, for errors found later.
+
+    Raises ConfigError listing every problem found.
+    """
     data, lines = load_yaml(path, environ)
     try:
-        return model.model_validate(data, context={"config_dir": path.parent})
+        return model.model_validate(data), lines
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, str(path), lines)) from exc

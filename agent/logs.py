@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 
-
 def fields(**values: Any) -> dict[str, Any]:
     """Pass as `extra=` to a logging call: `log.info("meter read", extra=fields(meter=m))`."""
     return {"kv": values}

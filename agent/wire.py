@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +21,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SecretStr,
+    field_validator,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -217,3 +220,43 @@ def parse_topic(name: str) -> tuple[str, str, Topic]:
         return check_id(parts[2]), check_id(parts[3]), kind
     except ValueError as exc:
         raise TopicError(f"topic {name!r}: {exc}") from exc
+
+
+class BrokerSettings(BaseModel):
+    """How both sides reach the MQTT broker: `mqtt://host:port` or `mqtts://host:port` (TLS)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(description="mqtt://host[:1883] or mqtts://host[:8883]")
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, description="use ${ENV_VAR}, never a literal")
+    client_id: Id | None = Field(default=None, description="defaults to a name built from the ids")
+    keepalive: int = Field(default=30, ge=5, le=3600, description="seconds")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"{value!r}: the scheme must be mqtt:// or mqtts://")
+        if not parsed.hostname:
+            raise ValueError(f"{value!r}: no host name")
+        if parsed.username or parsed.password:
+            raise ValueError("put credentials in username / password, not in the URL")
+        try:
+            parsed.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: {exc}") from exc
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def tls(self) -> bool:
+        return self.url.startswith("mqtts://")
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)

@@ -100,7 +100,8 @@ class RegisterBuffer:
                 f"the response has {self._count}"
             )
         codec, swapped = _codec(dtype, order)
-        value: int | float = codec.unpack_from(self.swapped() if swapped else self.sent, 2 * offset)[0]
+        source = self.swapped() if swapped else self.sent
+        value: int | float = codec.unpack_from(source, 2 * offset)[0]
         return value
 
 

@@ -40,7 +40,7 @@ def load_profile(name_or_path: str, config_dir: Path | None = None) -> Profile:
                 ]
             )
     try:
-        profile = load_model(path, Profile)
+        profile, _ = load_model(path, Profile)
     except ConfigError as exc:
         raise ProfileError(exc.problems) from exc
     if path.parent == _builtin_dir() and profile.model != path.stem:

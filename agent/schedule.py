@@ -1,0 +1,13 @@
+"""Wall-clock aligned ticks: a 1 s meter is read near each whole second, a 60 s meter near
+each whole minute, and a late read never shifts the ticks after it. Pure."""
+
+from __future__ import annotations
+
+import math
+
+
+def next_tick(now: float, interval: float) -> float:
+    """The first multiple of `interval` (in epoch seconds) strictly after `now`."""
+    tick = math.floor(now / interval + 1) * interval
+    # Float division can land a hair below `now` for huge epochs; step on in that case.
+    return tick if tick > now else tick + interval

@@ -1,0 +1,50 @@
+"""The collector's config file: the broker, the store, and where local state lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from agent.configfile import load_model
+from agent.wire import BrokerSettings
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InfluxSettings(_Config):
+    url: str = Field(pattern=r"^https?://", description="http(s)://host:8086")
+    org: str = Field(min_length=1)
+    bucket: str = Field(min_length=1)
+    token: SecretStr = Field(description="use ${INFLUX_TOKEN}, never a literal")
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per write")
+
+
+class WriteSettings(_Config):
+    max_values: int = Field(
+        default=50_000, ge=1, description="flush a write once this many values wait"
+    )
+    max_delay: float = Field(
+        default=0.2, gt=0, le=60, description="seconds a value may wait for its write"
+    )
+
+
+class CollectorConfig(_Config):
+    mqtt: BrokerSettings
+    influxdb: InfluxSettings | None = Field(
+        default=None, description="leave out for the embedded SQLite store"
+    )
+    data_dir: Path = Field(
+        default=Path("var/collector"),
+        description="embedded store, dead letters; relative to the config file's folder",
+    )
+    write: WriteSettings = WriteSettings()
+
+
+def load_config(path: Path) -> CollectorConfig:
+    config, _ = load_model(path, CollectorConfig)
+    if not config.data_dir.is_absolute():
+        config = config.model_copy(update={"data_dir": (path.parent / config.data_dir).resolve()})
+    return config
