@@ -1,0 +1,85 @@
+"""The project's own programs as child processes, the way users run them: through the CLIs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+
+class Program:
+    """A running `energy-agent` / `energy-collector` command with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._file = log.open("wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [str(BIN / name), *args], stdout=self._file, stderr=subprocess.STDOUT, env=env
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def assert_running(self) -> None:
+        code = self.process.poll()
+        assert code is None, f"{self.name} exited with {code}:\n{self.output()[-3000:]}"
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._file.close()
+
+
+@contextlib.contextmanager
+def running(name: str, args: list[str], log: Path) -> Iterator[Program]:
+    program = Program(name, args, log)
+    try:
+        yield program
+    finally:
+        program.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until `condition()` is truthy; fail naming `what` when it never is."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
