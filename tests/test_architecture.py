@@ -17,7 +17,7 @@ IO_LIBRARIES = {
     "sqlite3",
     "ssl",
     "http",
-    "urllib",
+    "urllib.request",
     "pymodbus",
     "serial",
     "aiomqtt",
