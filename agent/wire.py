@@ -28,14 +28,15 @@ from pydantic import (
 SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "greengauge/v1"
 
-_ID_RE = re.compile(r"^[^/+#\s\x00-\x1f\x7f]{1,64}$")
+# Backslashes are refused too: InfluxDB 2 does not unescape them in tag values.
+_ID_RE = re.compile(r"^[^/+#\\\s\x00-\x1f\x7f]{1,64}$")
 
 
 def check_id(value: str) -> str:
     """Reject ids that would break the topic layout (MQTT wildcards, separators, spaces)."""
     if not _ID_RE.fullmatch(value):
         raise ValueError(
-            f"invalid id {value!r}: 1 to 64 characters, no '/', '+', '#', "
+            f"invalid id {value!r}: 1 to 64 characters, no '/', '+', '#', '\\', "
             "whitespace or control characters"
         )
     return value

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from agent.modbus.decode import ByteOrder, DataType, DecodeError, RegisterBuffer
+from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.wire import Quantity
 
@@ -26,8 +27,7 @@ class FieldPlan:
     offset: int
     dtype: DataType
     byte_order: ByteOrder
-    scale: float
-    add: float
+    scaler: Scaler
     address: int
 
 
@@ -63,7 +63,7 @@ class ReadBlock:
             except DecodeError as exc:
                 problems.append(Problem(field.quantity, field.address, str(exc)))
                 continue
-            value = raw * field.scale + field.add
+            value = field.scaler(raw)
             if not math.isfinite(value):
                 problems.append(Problem(field.quantity, field.address, f"not a number: {raw}"))
                 continue
@@ -77,8 +77,7 @@ def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldP
         offset=register.address - block_start,
         dtype=register.type,
         byte_order=profile.byte_order_of(register),
-        scale=register.scale,
-        add=register.offset,
+        scaler=Scaler(register.type, register.scale, register.offset),
         address=register.address,
     )
 
