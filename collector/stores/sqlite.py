@@ -1,0 +1,132 @@
+"""The embedded store: one SQLite file, for the demo and small single-plant installs.
+
+A write is acknowledged only once it is durable: WAL journal with synchronous=FULL
+fsyncs the log on every commit, and a whole write is one transaction, so a crash
+leaves either all of a write's readings or none of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Final
+
+from agent.logs import fields
+from agent.wire import Quantity, ReadingBatch
+from collector.stores import StoreError, StoreRejected
+from collector.stores.lineprotocol import epoch_millis
+
+log = logging.getLogger(__name__)
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS reading (
+    site     TEXT    NOT NULL,
+    agent    TEXT    NOT NULL,
+    meter    TEXT    NOT NULL,
+    quantity TEXT    NOT NULL,
+    ts       INTEGER NOT NULL,  -- epoch milliseconds, UTC
+    value    REAL    NOT NULL,
+    PRIMARY KEY (site, agent, meter, quantity, ts)
+) WITHOUT ROWID
+"""
+
+# REPLACE makes a re-delivered batch (same series, same time) land on the same row.
+_INSERT: Final = (
+    "INSERT OR REPLACE INTO reading (site, agent, meter, quantity, ts, value) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+
+# Plain str keeps the sqlite3 module off its slower path for str subclasses.
+_QUANTITY_NAMES: Final[dict[Quantity, str]] = {q: q.value for q in Quantity}
+
+Row = tuple[str, str, str, str, int, float]
+
+
+class SqliteStore:
+    """Readings in table `reading` of one SQLite file; safe to call from a worker thread."""
+
+    def __init__(self, path: str | PathLike[str], busy_timeout: float = 5.0) -> None:
+        """Open (creating folder, file and schema as needed) or raise StoreError.
+
+        `busy_timeout` (seconds) is how long a write waits for another connection's lock.
+        """
+        self._path = Path(path)
+        # The collector writes via asyncio.to_thread, so calls come from pool threads;
+        # the lock keeps a stray concurrent call from interleaving transactions.
+        self._lock = threading.Lock()
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self._path,
+                timeout=busy_timeout,
+                isolation_level=None,  # transactions are explicit, see write()
+                check_same_thread=False,
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open SQLite store {self._path}: {exc}") from exc
+        try:
+            self._configure()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot set up SQLite store {self._path}: {exc}") from exc
+        log.debug("sqlite store open", extra=fields(path=str(self._path)))
+
+    def _configure(self) -> None:
+        (mode,) = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+        if str(mode).lower() != "wal":
+            # Some filesystems (network mounts) cannot share memory for the WAL index.
+            raise sqlite3.OperationalError(f"journal_mode=WAL refused (got {mode!r})")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore(path={str(self._path)!r})"
+
+    def write(self, batches: Sequence[ReadingBatch]) -> int:
+        """Store every value of the batches in one transaction; return how many."""
+        rows = _rows(batches)
+        if not rows:
+            return 0
+        with self._lock:
+            try:
+                self._insert(rows)
+            except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
+                raise StoreRejected(reason=f"SQLite refused the readings: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to SQLite store {self._path}: {exc}") from exc
+        return len(rows)
+
+    def _insert(self, rows: list[Row]) -> None:
+        # IMMEDIATE takes the write lock up front, so waiting for it honours busy_timeout
+        # instead of failing half-way through with SQLITE_BUSY.
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(_INSERT, rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may already have rolled back on its own (disk full, I/O error).
+            if self._conn.in_transaction:
+                # A failing ROLLBACK must not mask the error that made it necessary.
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _rows(batches: Sequence[ReadingBatch]) -> list[Row]:
+    names = _QUANTITY_NAMES
+    return [
+        (batch.site, batch.agent, reading.meter, names[quantity], ts, value)
+        for batch in batches
+        for reading in batch.readings
+        for ts in (epoch_millis(reading.ts),)
+        for quantity, value in reading.values.items()
+    ]
