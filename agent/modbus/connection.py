@@ -52,8 +52,7 @@ class TcpConnection:
             if response.isError():
                 code = getattr(response, "exception_code", "?")
                 raise ReadError("exception", f"exception code {code}")
-            registers: list[int] = response.registers
-            return registers
+            return list(response.registers)
 
     def close(self) -> None:
         self._client.close()
