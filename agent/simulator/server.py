@@ -1,0 +1,301 @@
+"""Serve simulated meters over Modbus TCP, encoded through a profile's registers.
+
+Each unit id is one meter (see `values`). A register is encoded exactly as the profile
+says a device does it, raw = (value - offset) / scale in the profile's type and byte
+order, so a client decoding with the profile gets the model's values back (up to the
+type's resolution). Registers the profile does not map are illegal addresses, except
+gaps of at most `max_gap` registers between two mapped ones, which are answered as 0:
+that is the device behaviour the request planner relies on when it bridges gaps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType as SimType
+from pymodbus.simulator import SimData, SimDevice
+
+from agent.logs import fields
+from agent.modbus.decode import WORDS, DataType, decode, encode
+from agent.modbus.scale import Scaler
+from agent.profiles.model import Function, Profile, RegisterSpec
+from agent.simulator.values import meter_for_unit
+from agent.wire import Quantity
+
+log = logging.getLogger(__name__)
+
+MIN_UNIT_ID: Final = 1
+MAX_UNIT_ID: Final = 247
+_READ_TABLES: Final[dict[int, Function]] = {function.code: function for function in Function}
+_UNIT_IDS_PART: Final = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+_FLOAT_TYPES: Final = {DataType.FLOAT32, DataType.FLOAT64}
+
+
+def parse_unit_ids(text: str) -> list[int]:
+    """Unit ids from "1-6" or "1,3,5-7": sorted, each once, within 1..247."""
+    ids: set[int] = set()
+    for part in text.split(","):
+        ids.update(_parse_part(part.strip(), text))
+    return sorted(ids)
+
+
+def _parse_part(part: str, text: str) -> range:
+    match = _UNIT_IDS_PART.fullmatch(part)
+    if match is None:
+        raise ValueError(
+            f"unit ids {text!r}: {part!r} is not a unit id or a range like 1-6 "
+            "(give ids and ranges separated by commas, e.g. 1,3,5-7)"
+        )
+    low = int(match[1])
+    high = int(match[2] or low)
+    for unit_id in (low, high):
+        if not MIN_UNIT_ID <= unit_id <= MAX_UNIT_ID:
+            raise ValueError(
+                f"unit ids {text!r}: {unit_id} in {part!r} is outside {MIN_UNIT_ID}..{MAX_UNIT_ID}"
+            )
+    if low > high:
+        raise ValueError(f"unit ids {text!r}: range {part!r} runs backwards")
+    return range(low, high + 1)
+
+
+def _format_unit_ids(unit_ids: Sequence[int]) -> str:
+    """The inverse of parse_unit_ids, for a compact log line: [1, 2, 3, 5] -> "1-3,5"."""
+    runs: list[list[int]] = []
+    for unit_id in sorted(unit_ids):
+        if runs and unit_id == runs[-1][-1] + 1:
+            runs[-1].append(unit_id)
+        else:
+            runs.append([unit_id])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def _integer_range(dtype: DataType) -> tuple[int, int]:
+    bits = 16 * WORDS[dtype]
+    if dtype.value.startswith("u"):
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def encode_value(profile: Profile, register: RegisterSpec, value: float) -> list[int]:
+    """The registers a device following `profile` sends for a canonical `value`."""
+    raw: int | float = (value - register.offset) / register.scale
+    if register.type not in _FLOAT_TYPES:
+        low, high = _integer_range(register.type)
+        raw = min(max(round(raw), low), high)
+    return encode(raw, register.type, profile.byte_order_of(register))
+
+
+def served_value(profile: Profile, register: RegisterSpec, words: Sequence[int]) -> float:
+    """What a client decoding `words` with the profile gets (as ReadBlock.decode does)."""
+    raw = decode(words, register.type, profile.byte_order_of(register))
+    return Scaler(register.type, register.scale, register.offset)(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One register table (holding or input) of the profile, as the simulator lays it out."""
+
+    function: Function
+    registers: tuple[RegisterSpec, ...]
+
+    def simdata(self, profile: Profile, values: dict[Quantity, float]) -> list[SimData]:
+        """The registers with `values`, and zero-filled gaps the device answers."""
+        blocks: list[SimData] = []
+        end = None
+        for register in self.registers:
+            if end is not None and 0 < register.address - end <= profile.max_gap:
+                blocks.append(_registers(end, [0] * (register.address - end)))
+            words = encode_value(profile, register, values[register.quantity])
+            blocks.append(_registers(register.address, words))
+            end = register.address + register.words
+        # An empty table still needs one entry; a lone invalid register refuses every read.
+        return blocks or [SimData(address=0, datatype=SimType.INVALID)]
+
+    def write(
+        self, profile: Profile, values: dict[Quantity, float], live: list[int], start: int
+    ) -> None:
+        """Put `values` into the registers pymodbus serves from (`live[0]` is `start`)."""
+        for register in self.registers:
+            index = register.address - start
+            live[index : index + register.words] = encode_value(
+                profile, register, values[register.quantity]
+            )
+
+
+def _registers(address: int, words: list[int]) -> SimData:
+    return SimData(address=address, values=words, datatype=SimType.REGISTERS, readonly=True)
+
+
+def tables(profile: Profile) -> dict[Function, Table]:
+    """The profile's registers per table, sorted; ValueError for what cannot be served."""
+    result: dict[Function, Table] = {}
+    for function in Function:
+        registers = sorted(
+            (r for r in profile.registers if profile.function_of(r) is function),
+            key=lambda r: r.address,
+        )
+        _check_servable(profile, registers)
+        result[function] = Table(function, tuple(registers))
+    return result
+
+
+def _check_servable(profile: Profile, registers: Sequence[RegisterSpec]) -> None:
+    for before, after in itertools.pairwise(registers):
+        if after.address < before.address + before.words:
+            raise ValueError(
+                f"profile {profile.model}: {after.quantity.value} at {after.address} "
+                f"overlaps {before.quantity.value} at {before.address}"
+            )
+    for register in registers:
+        if register.scale == 0:
+            raise ValueError(
+                f"profile {profile.model}: {register.quantity.value} has scale 0, "
+                "no register value gives its canonical value"
+            )
+
+
+# The coil and discrete-input tables cannot be empty in pymodbus; a meter has neither, so
+# the one placeholder it gets answers every request with an exception (see _Unit.on_request).
+_NO_BITS: Final = SimData(address=0, values=[0], datatype=SimType.BITS, readonly=True)
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One simulated meter: its model, its registers, and how it answers requests."""
+
+    profile: Profile
+    tables: dict[Function, Table]
+    unit_id: int
+    hold: bool
+    start_time: float
+
+    def values(self, t: float) -> dict[Quantity, float]:
+        return meter_for_unit(self.unit_id).values(t)
+
+    def device(self) -> SimDevice:
+        values = self.values(self.start_time)
+        return SimDevice(
+            id=self.unit_id,
+            simdata=(
+                [_NO_BITS],
+                [_NO_BITS],
+                self.tables[Function.HOLDING].simdata(self.profile, values),
+                self.tables[Function.INPUT].simdata(self.profile, values),
+            ),
+            action=self.on_request,
+        )
+
+    async def on_request(
+        self,
+        function_code: int,
+        start_address: int,
+        _address: int,
+        _count: int,
+        registers: list[int],
+        set_values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
+        """Refresh the table being read with the model's values now (pymodbus callback)."""
+        function = _READ_TABLES.get(function_code)
+        if function is None or set_values is not None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        if not self.hold:
+            values = self.values(time.time())
+            self.tables[function].write(self.profile, values, registers, start_address)
+        return None
+
+    def served(self) -> dict[str, float]:
+        """The values a client reads at the start time, after encoding and decoding."""
+        values = self.values(self.start_time)
+        served: dict[str, float] = {}
+        for register in self.profile.registers:
+            words = encode_value(self.profile, register, values[register.quantity])
+            served[register.quantity.value] = served_value(self.profile, register, words)
+        return served
+
+
+async def _no_such_unit(*_request: object) -> ExcCodes:
+    # What a Modbus TCP gateway answers for a unit id nobody on its bus answers to.
+    return ExcCodes.GATEWAY_NO_RESPONSE
+
+
+def _absent_units() -> SimDevice:
+    """Unit id 0 stands in for every unit id not simulated: it must accept any address
+    for pymodbus to hand the request to the action, which refuses it."""
+    every_bit = SimData(address=0, values=[0] * 4096, datatype=SimType.BITS, readonly=True)
+    every_register = SimData(address=0, count=65536, datatype=SimType.REGISTERS, readonly=True)
+    return SimDevice(
+        id=0,
+        simdata=([every_bit], [every_bit], [every_register], [every_register]),
+        action=_no_such_unit,
+    )
+
+
+def write_dump(path: Path, profile: Profile, units: Sequence[_Unit]) -> None:
+    """The values served at the start time, per unit id, as a client decodes them."""
+    document = {
+        "profile": profile.model,
+        "values": {str(unit.unit_id): unit.served() for unit in units},
+    }
+    # Written aside and renamed, so a reader polling for the file never sees half of it.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+
+
+async def serve(
+    profile: Profile,
+    host: str,
+    port: int,
+    unit_ids: list[int],
+    hold: bool,
+    dump: Path | None,
+) -> None:
+    """Answer Modbus TCP requests for `unit_ids` until cancelled.
+
+    Values follow the clock, refreshed on every read; with `hold` they stay at their
+    values of the start time. `dump` receives the start time's values once listening.
+    """
+    layout = tables(profile)
+    start_time = time.time()
+    units = [_Unit(profile, layout, unit_id, hold, start_time) for unit_id in unit_ids]
+    server = ModbusTcpServer(
+        context=[unit.device() for unit in units] + [_absent_units()], address=(host, port)
+    )
+    try:
+        await _listen(server, host, port)
+        log.info(
+            "simulator listening",
+            extra=fields(
+                profile=profile.model,
+                host=host,
+                port=port,
+                unit_ids=_format_unit_ids(unit_ids),
+                hold=hold,
+            ),
+        )
+        if dump is not None:
+            await asyncio.to_thread(write_dump, dump, profile, units)
+        await asyncio.Event().wait()
+    finally:
+        await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
+
+
+async def _listen(server: ModbusTcpServer, host: str, port: int) -> None:
+    try:
+        await server.serve_forever(background=True)
+    except RuntimeError as exc:
+        # pymodbus logs the OS error as a warning and raises a generic one.
+        raise ValueError(
+            f"cannot listen on {host}:{port}: in use, or not an address of this machine"
+        ) from exc
