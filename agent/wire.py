@@ -182,14 +182,45 @@ class AgentState(StrEnum):
     OFFLINE = "offline"
 
 
+class MeterState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class MeterHealth(_WireModel):
+    """How one meter answers its agent."""
+
+    state: MeterState
+    last_read: Timestamp | None = Field(default=None, description="last read that gave values")
+    reads: int = Field(default=0, ge=0, description="reads that gave values since start")
+    errors: dict[str, int] = Field(
+        default_factory=dict, description="failed reads and dropped values since start, by kind"
+    )
+
+
+class OutboxHealth(_WireModel):
+    """The agent's store-and-forward backlog."""
+
+    depth: int = Field(ge=0, description="batches waiting to be acknowledged by the broker")
+    oldest: Timestamp | None = Field(
+        default=None, description="when the oldest waiting batch was made"
+    )
+    dropped: int = Field(
+        default=0, ge=0, description="oldest batches dropped because the outbox was full"
+    )
+
+
 class AgentStatus(_WireModel):
-    """Retained on the status topic: the birth message on connect, the last will when lost."""
+    """Retained on the status topic: the birth message on connect, the last will when lost,
+    and updates while online with each meter's health and the outbox backlog."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     site: Id
     agent: Id
     state: AgentState
     ts: Timestamp
+    meters: dict[Id, MeterHealth] = Field(default_factory=dict)
+    outbox: OutboxHealth | None = None
 
 
 class Topic(StrEnum):
