@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from agent.config import MeterSettings
 from agent.logs import fields
-from agent.modbus.connection import ReadError, TcpConnection
+from agent.modbus.connection import TcpConnection
+from agent.modbus.errors import ReadError
 from agent.modbus.plan import plan_reads
 from agent.profiles import Profile
 from agent.schedule import next_tick

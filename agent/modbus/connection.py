@@ -9,17 +9,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from agent.logs import fields
+from agent.modbus.errors import ReadError
 from agent.profiles.model import Function
 
 log = logging.getLogger(__name__)
-
-
-class ReadError(Exception):
-    """A read that gave no registers: no connection, timeout, or an exception reply."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
 
 
 class TcpConnection:
@@ -50,8 +43,8 @@ class TcpConnection:
                 self._client.close()
                 raise ReadError("timeout", str(exc)) from exc
             if response.isError():
-                code = getattr(response, "exception_code", "?")
-                raise ReadError("exception", f"exception code {code}")
+                code = getattr(response, "exception_code", None)
+                raise ReadError("exception", f"exception code {code}", code)
             return list(response.registers)
 
     def close(self) -> None:

@@ -1,0 +1,16 @@
+"""Errors of talking to a Modbus device, shared by transports, resolution and polling."""
+
+from __future__ import annotations
+
+
+class ReadError(Exception):
+    """A read that gave no registers: no connection, timeout, or an exception reply.
+
+    `kind` is a short stable word for counters and logs ("connect", "timeout",
+    "exception", ...); `exception_code` is the device's Modbus exception code, if any.
+    """
+
+    def __init__(self, kind: str, detail: str, exception_code: int | None = None) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.exception_code = exception_code
