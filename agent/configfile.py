@@ -58,19 +58,30 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self._loader.construct_object(key_node)
-                if key == "<<":
-                    raise ConfigError([f"{where}: YAML merge keys ('<<') are not supported"])
+                key_where = f"{self.name}:{key_node.start_mark.line + 1}"
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise ConfigError([f"{key_where}: YAML merge keys ('<<') are not supported"])
+                key = self._construct(key_node)
+                if not isinstance(key, str | int):
+                    raise ConfigError([f"{key_where}: a key must be a plain value, not {key!r}"])
                 if key in result:
-                    raise ConfigError([f"{where}: key {key!r} appears twice"])
+                    raise ConfigError([f"{key_where}: key {key!r} appears twice"])
                 result[key] = self.build(value_node, (*loc, key))
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        value = self._loader.construct_object(node)
+        value = self._construct(node)
         if isinstance(value, str):
             return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ)
         return value
+
+    def _construct(self, node: yaml.Node) -> Any:
+        try:
+            return self._loader.construct_object(node)
+        except yaml.YAMLError as exc:
+            line = node.start_mark.line + 1
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError([f"{self.name}:{line}: {problem} (tag {node.tag})"]) from exc
 
 
 def _dotted(loc: Loc) -> str:
@@ -92,7 +103,7 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any
         raise ConfigError([f"{path}:{line}: YAML syntax: {exc.problem}"]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: YAML syntax: {exc}"]) from exc
-    if node is None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
         raise ConfigError([f"{path}: the file is empty"])
     builder = _Builder(str(path), os.environ if environ is None else environ)
     return builder.build(node, ()), builder.lines

@@ -264,6 +264,10 @@ class BrokerSettings(BaseModel):
     password: SecretStr | None = Field(default=None, description="use ${ENV_VAR}, never a literal")
     client_id: Id | None = Field(default=None, description="defaults to a name built from the ids")
     keepalive: int = Field(default=30, ge=5, le=3600, description="seconds")
+    # TLS files, for mqtts:// only; without ca_file the system's trusted CAs are used.
+    ca_file: str | None = Field(default=None, description="CA certificate(s) to trust (PEM)")
+    cert_file: str | None = Field(default=None, description="client certificate (PEM)")
+    key_file: str | None = Field(default=None, description="the client certificate's key (PEM)")
 
     @field_validator("url")
     @classmethod
@@ -276,9 +280,11 @@ class BrokerSettings(BaseModel):
         if parsed.username or parsed.password:
             raise ValueError("put credentials in username / password, not in the URL")
         try:
-            parsed.port  # noqa: B018 - raises ValueError on a bad port
+            port = parsed.port
         except ValueError as exc:
             raise ValueError(f"{value!r}: {exc}") from exc
+        if port == 0:
+            raise ValueError(f"{value!r}: port 0 is not a broker port")
         return value
 
     @property
@@ -287,7 +293,7 @@ class BrokerSettings(BaseModel):
 
     @property
     def tls(self) -> bool:
-        return self.url.startswith("mqtts://")
+        return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def port(self) -> int:

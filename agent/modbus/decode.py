@@ -117,7 +117,7 @@ def encode(value: int | float, dtype: DataType, order: ByteOrder) -> list[int]:
     codec, swapped = _codec(dtype, order)
     try:
         packed = codec.pack(value)
-    except struct.error as exc:
+    except (struct.error, OverflowError) as exc:
         raise DecodeError(f"{value!r} does not fit {dtype}: {exc}") from exc
     words = len(packed) // 2
     return list(struct.unpack(f"{'<' if swapped else '>'}{words}H", packed))

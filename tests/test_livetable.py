@@ -1,0 +1,227 @@
+"""The collector's live table: newest reading per meter, rendered as aligned plain text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from agent.wire import MeterReading, Quantity, ReadingBatch
+from collector.livetable import COLUMNS, LatestReadings, Row, render
+
+Q = Quantity
+T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+HEADERS = ["site", "agent", "meter", "P kW", "E import kWh", "U1 V", "I1 A", "PF", "Hz", "age s"]
+
+
+def reading(meter: str, seconds: float, **values: float) -> MeterReading:
+    return MeterReading(
+        meter=meter,
+        ts=T0 + timedelta(seconds=seconds),
+        values={Q(k): v for k, v in values.items()} or {Q.COUNT: 0.0},
+    )
+
+
+def batch(site: str, agent: str, *readings: MeterReading, seq: int = 0) -> ReadingBatch:
+    return ReadingBatch(site=site, agent=agent, seq=seq, readings=list(readings))
+
+
+def cells(line: str) -> list[str]:
+    return line.split()
+
+
+# --- LatestReadings -----------------------------------------------------------------------
+
+
+def test_empty() -> None:
+    assert LatestReadings().rows() == []
+
+
+def test_newer_reading_replaces_the_older() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 0, voltage_l1=230.0)))
+    latest.update(batch("s", "a", reading("m", 1, voltage_l1=231.0)))
+    rows = latest.rows()
+    assert len(rows) == 1
+    assert rows[0].reading.values == {Q.VOLTAGE_L1: 231.0}
+
+
+def test_older_reading_arriving_later_does_not_replace_the_newer() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 5, voltage_l1=235.0), seq=1))
+    latest.update(batch("s", "a", reading("m", 2, voltage_l1=232.0), seq=0))
+    [row] = latest.rows()
+    assert row.reading.ts == T0 + timedelta(seconds=5)
+    assert row.reading.values == {Q.VOLTAGE_L1: 235.0}
+
+
+def test_newest_in_one_batch_wins_whatever_its_position() -> None:
+    latest = LatestReadings()
+    latest.update(
+        batch(
+            "s", "a", reading("m", 3, count=3), reading("m", 1, count=1), reading("m", 2, count=2)
+        )
+    )
+    [row] = latest.rows()
+    assert row.reading.values == {Q.COUNT: 3.0}
+
+
+def test_a_meter_per_site_and_agent() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s1", "a1", reading("m", 0)))
+    latest.update(batch("s1", "a2", reading("m", 0)))
+    latest.update(batch("s2", "a1", reading("m", 0)))
+    rows = latest.rows()
+    assert [(r.site, r.agent, r.reading.meter) for r in rows] == [
+        ("s1", "a1", "m"),
+        ("s1", "a2", "m"),
+        ("s2", "a1", "m"),
+    ]
+
+
+def test_rows_are_sorted() -> None:
+    latest = LatestReadings()
+    latest.update(batch("z-site", "a", reading("m2", 0), reading("m1", 0)))
+    latest.update(batch("a-site", "b", reading("x", 0)))
+    latest.update(batch("a-site", "a", reading("y", 0)))
+    assert [(r.site, r.agent, r.reading.meter) for r in latest.rows()] == [
+        ("a-site", "a", "y"),
+        ("a-site", "b", "x"),
+        ("z-site", "a", "m1"),
+        ("z-site", "a", "m2"),
+    ]
+
+
+def test_row_keeps_the_whole_reading() -> None:
+    latest = LatestReadings()
+    r = reading("m", 0, voltage_l1=230.0, frequency=50.0)
+    latest.update(batch("s", "a", r))
+    assert latest.rows() == [Row("s", "a", r)]
+
+
+# --- render -------------------------------------------------------------------------------
+
+
+def test_columns() -> None:
+    assert [c[0] for c in COLUMNS] == HEADERS[3:-1]
+    assert [c[1] for c in COLUMNS] == [
+        Q.POWER_ACTIVE,
+        Q.ENERGY_ACTIVE_IMPORT,
+        Q.VOLTAGE_L1,
+        Q.CURRENT_L1,
+        Q.POWER_FACTOR,
+        Q.FREQUENCY,
+    ]
+
+
+def test_render_header_rule_rows_and_footer() -> None:
+    latest = LatestReadings()
+    latest.update(
+        batch(
+            "plant-1",
+            "gw-1",
+            reading(
+                "main",
+                0,
+                power_active=1500.0,
+                energy_active_import=12345.678,
+                voltage_l1=230.14,
+                current_l1=6.517,
+                power_factor=0.987,
+                frequency=49.987,
+            ),
+        )
+    )
+    text = render(latest.rows(), T0 + timedelta(seconds=2.5), "q to quit")
+    lines = text.split("\n")
+    assert " ".join(cells(lines[0])) == " ".join(HEADERS)
+    for header in HEADERS:
+        assert header in lines[0]
+    assert lines[1] == "-" * len(lines[0])
+    assert cells(lines[2]) == [
+        "plant-1",
+        "gw-1",
+        "main",
+        "1.50",
+        "12345.68",
+        "230.1",
+        "6.52",
+        "0.99",
+        "49.99",
+        "2.5",
+    ]
+    assert lines[3:] == ["", "q to quit"]
+
+
+def test_render_one_row_per_meter_in_order() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s2", "a", reading("m", 0, power_active=1.0)))
+    latest.update(batch("s1", "b", reading("m", 0, power_active=2.0)))
+    latest.update(batch("s1", "a", reading("n", 0, power_active=3.0), reading("m", 0)))
+    lines = render(latest.rows(), T0, "footer").split("\n")
+    body = lines[2:-2]
+    assert [cells(line)[:3] for line in body] == [
+        ["s1", "a", "m"],
+        ["s1", "a", "n"],
+        ["s1", "b", "m"],
+        ["s2", "a", "m"],
+    ]
+
+
+def test_render_dash_for_a_missing_quantity() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 0, voltage_l1=230.0)))
+    row = cells(render(latest.rows(), T0, "").split("\n")[2])
+    assert row == ["s", "a", "m", "-", "-", "230.0", "-", "-", "-", "0.0"]
+
+
+def test_render_a_zero_is_not_missing() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 0, power_active=0.0, frequency=50.0)))
+    row = cells(render(latest.rows(), T0, "").split("\n")[2])
+    assert row[3] == "0.00"
+    assert row[4] == "-"
+
+
+def test_render_negative_power_in_kw() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 0, power_active=-2500.0)))
+    assert cells(render(latest.rows(), T0, "").split("\n")[2])[3] == "-2.50"
+
+
+def test_render_columns_line_up() -> None:
+    latest = LatestReadings()
+    latest.update(batch("a-long-site-name", "gw", reading("m", 0, power_active=1.0)))
+    latest.update(batch("s", "agent-with-long-name", reading("meter-with-long-name", 0)))
+    lines = render(latest.rows(), T0 + timedelta(seconds=30), "f").split("\n")
+    header, rule, *rows = lines[:-2]
+    assert len(rows) == 2
+    assert {len(line) for line in [header, rule, *rows]} == {len(header)}
+    # every value ends where its heading ends
+    for title in HEADERS[3:]:
+        end = header.index(title) + len(title)
+        for line in rows:
+            assert line[end - 1] != " ", (title, line)
+            assert end == len(line) or line[end] == " "
+
+
+def test_render_age_of_each_row() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("old", 0), reading("new", 9.5)))
+    lines = render(latest.rows(), T0 + timedelta(seconds=10), "").split("\n")
+    ages = {cells(line)[2]: cells(line)[-1] for line in lines[2:4]}
+    assert ages == {"new": "0.5", "old": "10.0"}
+
+
+def test_render_nothing_yet() -> None:
+    text = render([], T0, "waiting for agents")
+    lines = text.split("\n")
+    assert cells(lines[0])[:3] == ["site", "agent", "meter"]
+    assert set(lines[1]) == {"-"}
+    assert lines[2:] == ["(no readings yet)", "", "waiting for agents"]
+
+
+def test_render_footer_is_last() -> None:
+    latest = LatestReadings()
+    latest.update(batch("s", "a", reading("m", 0)))
+    assert render(latest.rows(), T0, "3 messages, 0 rejected").endswith(
+        "\n\n3 messages, 0 rejected"
+    )
