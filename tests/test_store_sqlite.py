@@ -42,7 +42,7 @@ def sample_batches(value_offset: float = 0.0) -> list[ReadingBatch]:
         ),
         ReadingBatch(
             site="Zürich,Nord",
-            agent="edge=2\\",
+            agent="edge=2,b",
             seq=0,
             readings=[MeterReading(meter="m_2", ts=T0, values={Quantity.COUNT: 1 / 3})],
         ),
@@ -62,7 +62,7 @@ def expected_rows(value_offset: float = 0.0) -> list[Row]:
                 T0_MS + 1500,
                 123456.789 + value_offset,
             ),
-            ("Zürich,Nord", "edge=2\\", "m_2", "count", T0_MS, 1 / 3),
+            ("Zürich,Nord", "edge=2,b", "m_2", "count", T0_MS, 1 / 3),
         ]
     )
 
