@@ -37,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--dump", type=Path, help="write the values served, per unit id, to this JSON file"
     )
+    check = commands.add_parser(
+        "check", help="validate a config and the profiles it uses, without polling"
+    )
+    check.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
+
+    commands.add_parser("profiles", help="list the built-in meter profiles")
+    commands.add_parser("schema", help="print the JSON schema of the config file")
     return parser
 
 
@@ -49,6 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(run_agent(args.config))
+        elif args.command == "check":
+            from agent.inspect import check_report  # noqa: PLC0415
+
+            print(check_report(args.config))
+        elif args.command == "profiles":
+            from agent.inspect import profiles_report  # noqa: PLC0415
+
+            print(profiles_report())
+        elif args.command == "schema":
+            from agent.inspect import config_schema  # noqa: PLC0415
+
+            print(config_schema())
         elif args.command == "simulate":
             from agent.profiles import load_profile  # noqa: PLC0415
             from agent.simulator.server import parse_unit_ids, serve  # noqa: PLC0415

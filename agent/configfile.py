@@ -118,7 +118,7 @@ def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int])
         while known and known not in lines:
             known = known[:-1]
         line = lines.get(known, 1)
-        message = item["msg"]
+        message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field (misspelt, or not valid here)"
         problems.append(f"{name}:{line}: {_dotted(loc)}: {message}")

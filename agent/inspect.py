@@ -1,0 +1,72 @@
+"""What `check`, `profiles` and `schema` show integrators, as text. No I/O beyond reading files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.config import AgentConfig, AgentSetup, load_config
+from agent.modbus.plan import plan_reads
+from agent.profiles import builtin_names, load_profile
+from agent.tables import format_table
+
+
+def _redacted_broker(setup: AgentSetup) -> str:
+    mqtt = setup.config.mqtt
+    user = f" as {mqtt.username}" if mqtt.username else ""
+    secret = " (password set)" if mqtt.password else ""
+    return f"{mqtt.url}{user}{secret}"
+
+
+def check_report(path: Path) -> str:
+    """A summary of a valid config; raises ConfigError naming every problem otherwise."""
+    setup = load_config(path)
+    config = setup.config
+    rows = []
+    for meter in config.meters:
+        profile = setup.profiles[meter.id]
+        rows.append(
+            [
+                meter.id,
+                profile.model,
+                f"{meter.modbus.host}:{meter.modbus.port}",
+                meter.modbus.unit_id,
+                meter.interval,
+                len(profile.registers),
+                len(plan_reads(profile)),
+            ]
+        )
+    table = format_table(
+        ["meter", "profile", "modbus", "unit", "interval s", "quantities", "requests"], rows
+    )
+    header = (
+        f"{path}: OK\nsite {config.site}, agent {config.agent_id}, "
+        f"broker {_redacted_broker(setup)}\n"
+    )
+    return header + "\n" + table
+
+
+def profiles_report() -> str:
+    rows = []
+    for name in builtin_names():
+        profile = load_profile(name)
+        rows.append(
+            [
+                name,
+                profile.manufacturer,
+                profile.function.value,
+                len(profile.registers),
+                len(plan_reads(profile)),
+                profile.description,
+            ]
+        )
+    return format_table(
+        ["profile", "manufacturer", "table", "quantities", "requests", "description"], rows
+    )
+
+
+def config_schema() -> str:
+    """The JSON schema of the agent config file, for editors' completion and validation."""
+    schema = AgentConfig.model_json_schema()
+    schema["title"] = "GreenGauge energy-agent config"
+    return json.dumps(schema, indent=2)
