@@ -1,21 +1,41 @@
-"""The agent's MQTT session: birth and last will, reading batches published with QoS 1."""
+"""The agent's MQTT session: readings through the disk outbox to the broker, and status.
+
+Readings from the pollers are committed to the outbox in batches (within BATCH_LINGER
+of being read), and a batch leaves the outbox only when the broker acknowledged it
+(QoS 1 PUBACK). While connected, new batches are published at once ("live"); whatever
+was waiting when the connection came up (the backlog) is sent beside them, oldest
+first, at `outbox.drain_rate` batches per second, so current values show at once and a
+long backlog does not flood the broker and the collector.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import ssl
+import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.config import AgentConfig
 from agent.logs import fields
+from agent.outbox import Dropped, Entry, Outbox
 from agent.wire import (
     AgentState,
     AgentStatus,
+    BrokerSettings,
     MeterReading,
+    OutboxHealth,
     ReadingBatch,
     Topic,
     topic,
@@ -23,32 +43,110 @@ from agent.wire import (
 
 log = logging.getLogger(__name__)
 
-MAX_READINGS_PER_BATCH = 1000
+MAX_READINGS_PER_BATCH: Final = 1000
+# Pollers read on the same wall-clock tick; waiting this long after the first reading
+# puts one tick's readings in one batch (and one fsync) instead of one per meter.
+BATCH_LINGER: Final = 0.1
+# Backlog batches awaiting their PUBACK at once: keeps the drain rate reachable over
+# a link with a long round trip, without flooding the broker's in-flight window.
+DRAIN_WINDOW: Final = 10
+PUBLISH_TIMEOUT: Final = 15.0
+STATS_FILE: Final = "stats.json"
+OUTBOX_FILE: Final = "outbox.sqlite"
+
+# CONNACK answers that mean "this broker does not speak MQTT 5": 3.1.1's
+# "unacceptable protocol version" and 5's "unsupported protocol version".
+_PROTOCOL_REFUSED: Final = frozenset({1, 132})
+
+
+def tls_context(mqtt: BrokerSettings) -> ssl.SSLContext | None:
+    """The TLS context for mqtts:// URLs: CA file (or system CAs), optional client cert."""
+    if not mqtt.tls:
+        return None
+    context = ssl.create_default_context(cafile=mqtt.ca_file)
+    if mqtt.cert_file:
+        context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+    return context
+
+
+def refused_protocol(exc: aiomqtt.MqttError) -> bool:
+    """Whether a connect failed because the broker does not speak the protocol version."""
+    rc = getattr(exc, "rc", None)
+    value = rc.value if isinstance(rc, ReasonCode) else rc
+    return isinstance(exc, MqttConnectError) and value in _PROTOCOL_REFUSED
 
 
 class Publisher:
-    """Collects readings from every poller and publishes them, one batch per message."""
+    """Batches readings into the outbox and forwards the outbox to the broker."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, outbox: Outbox) -> None:
         self._config = config
+        self._outbox = outbox
         self._queue: asyncio.Queue[MeterReading] = asyncio.Queue()
+        self._held: list[MeterReading] = []
+        self._live: asyncio.Queue[int] = asyncio.Queue()
         self._readings_topic = topic(config.site, config.agent_id, Topic.READINGS)
         self._status_topic = topic(config.site, config.agent_id, Topic.STATUS)
-        self._seq = 0
-        self._pending: ReadingBatch | None = None
+        self._status_changed = asyncio.Event()
+        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._stats_path = config.state_dir / STATS_FILE
+        self.published_batches = 0
         self.published_readings = 0
 
     def submit(self, reading: MeterReading) -> None:
         self._queue.put_nowait(reading)
 
-    def _status(self, state: AgentState) -> bytes:
-        message = AgentStatus(
-            site=self._config.site,
-            agent=self._config.agent_id,
-            state=state,
-            ts=datetime.now(UTC),
+    # -- readings into the outbox ------------------------------------------------------
+
+    def _commit(self, readings: list[MeterReading]) -> int:
+        config = self._config
+
+        def build(seq: int) -> bytes:
+            batch = ReadingBatch(
+                site=config.site, agent=config.agent_id, seq=seq, readings=readings
+            )
+            return batch.model_dump_json().encode()
+
+        seq, dropped = self._outbox.add(build, len(readings))
+        self._report_dropped(dropped)
+        self._live.put_nowait(seq)
+        return seq
+
+    def _report_dropped(self, dropped: Dropped) -> None:
+        if not dropped.batches:
+            return
+        self._status_changed.set()
+        log.warning(
+            "outbox full: oldest batches dropped",
+            extra=fields(
+                batches=dropped.batches,
+                readings=dropped.readings,
+                first_seq=dropped.first_seq,
+                last_seq=dropped.last_seq,
+                dropped_total=self._outbox.dropped_batches,
+                depth=self._outbox.depth,
+            ),
         )
-        return message.model_dump_json().encode()
+
+    async def _batch_forever(self) -> None:
+        while True:
+            # Held on the object, not a local: a shutdown during the linger commits them.
+            self._held.append(await self._queue.get())
+            await asyncio.sleep(BATCH_LINGER)
+            while len(self._held) < MAX_READINGS_PER_BATCH and not self._queue.empty():
+                self._held.append(self._queue.get_nowait())
+            readings, self._held = self._held, []
+            self._commit(readings)
+
+    def _commit_queued(self) -> None:
+        """On shutdown: whatever readings are still in memory go to the outbox."""
+        readings, self._held = self._held, []
+        while not self._queue.empty():
+            readings.append(self._queue.get_nowait())
+        for start in range(0, len(readings), MAX_READINGS_PER_BATCH):
+            self._commit(readings[start : start + MAX_READINGS_PER_BATCH])
+
+    # -- the outbox to the broker ------------------------------------------------------
 
     def _client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
@@ -59,51 +157,229 @@ class Publisher:
             password=mqtt.password.get_secret_value() if mqtt.password else None,
             identifier=mqtt.client_id
             or f"greengauge-agent-{self._config.site}-{self._config.agent_id}",
+            protocol=self._protocol,
             keepalive=mqtt.keepalive,
+            timeout=PUBLISH_TIMEOUT,
             will=aiomqtt.Will(
                 self._status_topic, self._status(AgentState.OFFLINE), qos=1, retain=True
             ),
-            tls_context=ssl.create_default_context() if mqtt.tls else None,
+            tls_context=tls_context(mqtt),
         )
 
-    async def run(self) -> None:
-        """Publish forever, reconnecting with backoff; a batch is dropped only once acknowledged."""
+    async def _connect_forever(self) -> None:
         backoff = Backoff()
+        broker = self._config.mqtt.url
         while True:
             try:
                 async with self._client() as client:
                     backoff.reset()
-                    log.info("connected to broker", extra=fields(broker=self._config.mqtt.url))
-                    await client.publish(
-                        self._status_topic, self._status(AgentState.ONLINE), qos=1, retain=True
+                    log.info(
+                        "connected to broker",
+                        extra=fields(
+                            broker=broker,
+                            mqtt=self._protocol.name,
+                            backlog=self._outbox.depth,
+                        ),
                     )
-                    await self._publish_forever(client)
+                    await self._session(client)
             except aiomqtt.MqttError as exc:
+                if refused_protocol(exc) and self._protocol is aiomqtt.ProtocolVersion.V5:
+                    self._protocol = aiomqtt.ProtocolVersion.V311
+                    log.info("broker refused MQTT 5, using 3.1.1", extra=fields(broker=broker))
+                    continue
                 delay = backoff.next_delay()
                 log.warning(
                     "broker connection lost",
                     extra=fields(
-                        broker=self._config.mqtt.url, reason=str(exc), retry_in=f"{delay:.1f}s"
+                        broker=broker,
+                        reason=str(exc),
+                        retry_in=f"{delay:.1f}s",
+                        backlog=self._outbox.depth,
                     ),
                 )
                 await asyncio.sleep(delay)
 
-    async def _publish_forever(self, client: aiomqtt.Client) -> None:
-        while True:
-            if self._pending is None:
-                self._pending = await self._next_batch()
-            # publish() returns once the broker's PUBACK arrived (QoS 1).
-            await client.publish(
-                self._readings_topic, self._pending.model_dump_json().encode(), qos=1
-            )
-            self.published_readings += len(self._pending.readings)
-            self._pending = None
-            self._seq += 1
-
-    async def _next_batch(self) -> ReadingBatch:
-        readings = [await self._queue.get()]
-        while len(readings) < MAX_READINGS_PER_BATCH and not self._queue.empty():
-            readings.append(self._queue.get_nowait())
-        return ReadingBatch(
-            site=self._config.site, agent=self._config.agent_id, seq=self._seq, readings=readings
+    async def _session(self, client: aiomqtt.Client) -> None:
+        # Everything committed before this point is backlog; later batches are live.
+        backlog_end = self._outbox.next_seq
+        await client.publish(
+            self._status_topic, self._status(AgentState.ONLINE), qos=1, retain=True
         )
+        await _until_one_fails(
+            self._watch(client),
+            self._send_live(client, backlog_end),
+            self._drain(client, backlog_end),
+            self._status_forever(client),
+        )
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        """Raises MqttError as soon as the connection drops, even while nothing is sent."""
+        async for _ in client.messages:
+            pass
+
+    async def _publish(self, client: aiomqtt.Client, entry: Entry) -> None:
+        # publish() returns once the broker's PUBACK arrived (QoS 1): only then is the
+        # batch the broker's responsibility and may leave the outbox.
+        await client.publish(self._readings_topic, entry.payload, qos=1)
+        if self._outbox.remove(entry.seq):
+            self.published_batches += 1
+            self.published_readings += entry.readings
+
+    async def _send_live(self, client: aiomqtt.Client, backlog_end: int) -> None:
+        while True:
+            seq = await self._live.get()
+            if seq < backlog_end:
+                continue  # committed before this connection: the drain sends it
+            entry = self._outbox.get(seq)
+            if entry is not None:  # None: already dropped by the outbox limits
+                await self._publish(client, entry)
+
+    async def _drain(self, client: aiomqtt.Client, backlog_end: int) -> None:
+        """Send the backlog, oldest first, at the configured rate beside the live batches."""
+        first = self._outbox.oldest(before=backlog_end)
+        if not first:
+            return
+        interval = 1.0 / self._config.outbox.drain_rate
+        window = asyncio.Semaphore(DRAIN_WINDOW)
+        sending: set[asyncio.Task[None]] = set()
+        started = next_at = time.monotonic()
+        cursor, sent = first[0].seq - 1, 0
+        log.info(
+            "sending backlog",
+            extra=fields(
+                batches=backlog_end - first[0].seq,
+                first_seq=first[0].seq,
+                rate=f"{self._config.outbox.drain_rate:g}/s",
+            ),
+        )
+
+        async def send(entry: Entry) -> None:
+            try:
+                await self._publish(client, entry)
+            finally:
+                window.release()
+
+        try:
+            while entries := self._outbox.oldest(after=cursor, before=backlog_end):
+                entry = entries[0]
+                cursor = entry.seq
+                await window.acquire()
+                for task in [t for t in sending if t.done()]:
+                    sending.discard(task)
+                    task.result()  # a failed publish ends the session
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                next_at = max(next_at, time.monotonic()) + interval
+                sending.add(asyncio.create_task(send(entry)))
+                sent += 1
+            await asyncio.gather(*sending)
+        finally:
+            for task in sending:
+                task.cancel()
+        seconds = time.monotonic() - started
+        log.info(
+            "backlog sent",
+            extra=fields(
+                batches=sent, seconds=f"{seconds:.1f}", rate=f"{sent / max(seconds, 1e-3):.1f}/s"
+            ),
+        )
+        self._status_changed.set()
+
+    # -- status and stats --------------------------------------------------------------
+
+    def _health(self) -> OutboxHealth:
+        oldest = self._outbox.oldest_created()
+        return OutboxHealth(
+            depth=self._outbox.depth,
+            oldest=None if oldest is None else datetime.fromtimestamp(oldest, UTC),
+            dropped=self._outbox.dropped_batches,
+        )
+
+    def _status(self, state: AgentState) -> bytes:
+        message = AgentStatus(
+            site=self._config.site,
+            agent=self._config.agent_id,
+            state=state,
+            ts=datetime.now(UTC),
+            outbox=self._health() if state is AgentState.ONLINE else None,
+        )
+        return message.model_dump_json().encode()
+
+    async def _status_forever(self, client: aiomqtt.Client) -> None:
+        """Retained status, republished periodically and when the outbox changes state."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_changed.wait(), self._config.status_interval)
+            self._status_changed.clear()
+            await client.publish(
+                self._status_topic, self._status(AgentState.ONLINE), qos=1, retain=True
+            )
+
+    def stats(self) -> dict[str, Any]:
+        outbox = self._outbox
+        return {
+            "readings_taken": outbox.readings_taken,
+            "next_seq": outbox.next_seq,
+            "outbox_depth": outbox.depth,
+            "dropped_batches": outbox.dropped_batches,
+            "dropped_readings": outbox.dropped_readings,
+            "published_batches": self.published_batches,
+            "published_readings": self.published_readings,
+            "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+
+    def report(self, final: bool = False) -> None:
+        """Log the counters and write them to the stats file (also at shutdown)."""
+        stats = self.stats()
+        log.info(
+            "agent stopped: readings taken" if final else "readings taken",
+            extra=fields(
+                taken=stats["readings_taken"],
+                published=stats["published_readings"],
+                backlog=stats["outbox_depth"],
+                dropped_batches=stats["dropped_batches"],
+                dropped_readings=stats["dropped_readings"],
+            ),
+        )
+        _write_atomically(self._stats_path, json.dumps(stats, indent=2) + "\n")
+
+    async def _report_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.status_interval)
+            self._report_dropped(self._outbox.prune())
+            self.report()
+
+    async def run(self) -> None:
+        """Batch, store and forward until cancelled; then commit and report what is left."""
+        try:
+            await _until_one_fails(
+                self._batch_forever(), self._connect_forever(), self._report_forever()
+            )
+        finally:
+            self._commit_queued()
+            self.report(final=True)
+
+
+async def _until_one_fails(*coroutines: Coroutine[Any, Any, None]) -> None:
+    """Run side by side until one raises (re-raised) or all return; cancel the rest."""
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    try:
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)
