@@ -31,6 +31,15 @@ class WriteSettings(_Config):
     )
 
 
+class IngestSettings(_Config):
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="MQTT 5: messages the broker may send before the collector acknowledges",
+    )
+
+
 class CollectorConfig(_Config):
     mqtt: BrokerSettings
     influxdb: InfluxSettings | None = Field(
@@ -38,9 +47,10 @@ class CollectorConfig(_Config):
     )
     data_dir: Path = Field(
         default=Path("var/collector"),
-        description="embedded store, dead letters; relative to the config file's folder",
+        description="embedded store, dead letters, spool; relative to the config file's folder",
     )
     write: WriteSettings = WriteSettings()
+    ingest: IngestSettings = IngestSettings()
 
 
 def load_config(path: Path) -> CollectorConfig:

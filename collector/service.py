@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
-import ssl
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-import aiomqtt
-
-from agent.backoff import Backoff
 from agent.logs import fields
 from agent.wire import BrokerSettings, Topic, subscription
+from collector import sequences
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
+from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
+from collector.spool import Spool
 from collector.stores import Store
 from collector.validate import Rejected, reading_batch
 from collector.writer import BatchWriter
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
 EMBEDDED_STORE_FILE = "readings.sqlite"
+SPOOL_FILE = "spool.sqlite"
+SEQUENCES_FILE = "sequences.json"
+
+
+def _noop() -> None:
+    pass
 
 
 def open_store(config: CollectorConfig) -> Store:
@@ -40,64 +47,59 @@ def open_store(config: CollectorConfig) -> Store:
     return SqliteStore(config.data_dir / EMBEDDED_STORE_FILE)
 
 
-def _client(mqtt: BrokerSettings) -> aiomqtt.Client:
-    return aiomqtt.Client(
-        mqtt.host,
-        mqtt.port,
-        username=mqtt.username,
-        password=mqtt.password.get_secret_value() if mqtt.password else None,
-        identifier=mqtt.client_id or f"greengauge-collector-{socket.gethostname()}",
-        keepalive=mqtt.keepalive,
-        clean_session=False,
-        tls_context=ssl.create_default_context() if mqtt.tls else None,
-    )
+def client_id(mqtt: BrokerSettings) -> str:
+    # Fixed per host: the broker keeps the session, and the messages queued for it, by id.
+    return mqtt.client_id or f"greengauge-collector-{socket.gethostname()}"
 
 
 class Collector:
     def __init__(self, config: CollectorConfig, store: Store) -> None:
         self._config = config
-        self.dead_letters = DeadLetters(config.data_dir / DEAD_LETTERS_FILE)
-        self.writer = BatchWriter(store, config.write, self.dead_letters)
+        data_dir = config.data_dir
+        self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE)
+        self.spool = Spool(data_dir / SPOOL_FILE)
+        self.sequences = sequences.load(data_dir / SEQUENCES_FILE)
+        self.writer = BatchWriter(
+            store,
+            config.write,
+            self.dead_letters,
+            self.spool,
+            self.sequences,
+            data_dir / SEQUENCES_FILE,
+        )
         self.latest = LatestReadings()
         self.messages = 0
+        self.ingest = Ingest(
+            config.mqtt,
+            client_id(config.mqtt),
+            subscription(Topic.READINGS),
+            self.receive,
+            config.ingest.receive_maximum,
+        )
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def receive(self, message: Message) -> None:
+        self.handle(message.topic, message.payload, message.ack)
+
+    def handle(self, topic: str, payload: bytes, ack: Callable[[], None] = _noop) -> None:
+        """One message: dead-lettered now, or batched for the store; `ack` once durable."""
         self.messages += 1
         try:
             batch = reading_batch(topic, payload)
         except Rejected as exc:
             self.dead_letters.add(topic, payload, str(exc))
+            ack()
             return
-        self.writer.add(topic, payload, batch)
+        self.writer.add(topic, payload, batch, ack)
         self.latest.update(batch)
 
     async def subscribe_forever(self) -> None:
-        mqtt = self._config.mqtt
-        backoff = Backoff()
-        while True:
-            try:
-                async with _client(mqtt) as client:
-                    # Subscribing on every connect: a broker that lost its state still delivers.
-                    await client.subscribe(subscription(Topic.READINGS), qos=1)
-                    backoff.reset()
-                    log.info("subscribed", extra=fields(broker=mqtt.url))
-                    async for message in client.messages:
-                        payload = message.payload
-                        if not isinstance(payload, bytes):
-                            payload = str(payload).encode()
-                        self.handle(message.topic.value, payload)
-            except aiomqtt.MqttError as exc:
-                delay = backoff.next_delay()
-                log.warning(
-                    "broker connection lost",
-                    extra=fields(broker=mqtt.url, reason=str(exc), retry_in=f"{delay:.1f}s"),
-                )
-                await asyncio.sleep(delay)
+        await self.ingest.run()
 
     def status_line(self) -> str:
         return (
             f"messages {self.messages}  values stored {self.writer.values_written}  "
-            f"dead letters {self.dead_letters.count}  (Ctrl-C to stop)"
+            f"spooled {self.spool.depth}  dead letters {self.dead_letters.count}  "
+            f"missing batches {self.sequences.missing}  (Ctrl-C to stop)"
         )
 
     async def show_table(self) -> None:
@@ -118,14 +120,41 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             broker=config.mqtt.url,
             store=config.influxdb.url if config.influxdb else "embedded sqlite",
             data_dir=str(config.data_dir),
+            spooled=collector.spool.depth,
         ),
     )
+    # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and
+    # what cannot be acknowledged any more is delivered again by the broker).
+    main = asyncio.current_task()
+    terminated = asyncio.Event()
+
+    def terminate() -> None:
+        terminated.set()
+        if main is not None:
+            main.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(collector.writer.run())
             tasks.create_task(collector.subscribe_forever())
             if table:
                 tasks.create_task(collector.show_table())
+    except asyncio.CancelledError:
+        if not terminated.is_set():
+            raise
     finally:
         await collector.writer.flush()
+        log.info(
+            "collector stopped",
+            extra=fields(
+                messages=collector.messages,
+                values_stored=collector.writer.values_written,
+                spooled=collector.spool.depth,
+                dead_letters=collector.dead_letters.count,
+                sequence_repeats=collector.sequences.repeats,
+                missing_batches=collector.sequences.missing,
+            ),
+        )
+        collector.spool.close()
         store.close()

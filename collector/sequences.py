@@ -1,0 +1,128 @@
+"""Each agent's batch sequence numbers as the collector has stored them: gaps and repeats.
+
+An agent numbers its batches 0, 1, 2... and sends its backlog beside its live batches
+after an outage, so batches arrive out of order by design. The tracker keeps, per
+agent, the ranges of seqs stored so far: a seq already in a range is a repeat (a
+re-delivery, harmless), a seq above the highest one seen opens a gap, and a seq inside
+a gap fills it (a late backlog batch). Whatever stays in a gap is lost, e.g. batches an
+agent's full outbox dropped. Pure; `load` and `save` keep it in a JSON file so that a
+restarted collector does not report false gaps.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+# Beyond this many disjoint ranges per agent the oldest gaps are given up as lost:
+# memory and the state file stay bounded whatever an agent sends.
+MAX_RANGES: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What one seq meant."""
+
+    repeat: bool = False
+    gap: int = 0
+    """seqs skipped over by this one (a new gap)"""
+    filled: bool = False
+    """it arrived late, into an earlier gap"""
+
+
+@dataclass(slots=True)
+class AgentSeqs:
+    ranges: list[list[int]] = field(default_factory=list)
+    """disjoint [low, high] ranges of seqs seen, sorted"""
+    repeats: int = 0
+    gaps: int = 0
+    """seqs skipped over when they opened, whether later filled or not"""
+    filled: int = 0
+    given_up: int = 0
+
+    def missing(self) -> int:
+        """Seqs inside gaps now: lost, unless a backlog still brings them."""
+        return sum(b[0] - a[1] - 1 for a, b in zip(self.ranges, self.ranges[1:], strict=False))
+
+    def see(self, seq: int) -> Seen:
+        ranges = self.ranges
+        if not ranges:
+            ranges.append([seq, seq])
+            return Seen()
+        index = bisect.bisect_right(ranges, seq, key=lambda r: r[0]) - 1
+        if index >= 0 and ranges[index][0] <= seq <= ranges[index][1]:
+            self.repeats += 1
+            return Seen(repeat=True)
+        highest = ranges[-1][1]
+        gap = seq - highest - 1 if seq > highest else 0
+        filled = index >= 0 and seq < highest
+        # Insert and merge with the neighbours it touches.
+        ranges.insert(index + 1, [seq, seq])
+        at = index + 1
+        if at + 1 < len(ranges) and ranges[at + 1][0] == seq + 1:
+            ranges[at][1] = ranges[at + 1][1]
+            del ranges[at + 1]
+        if at > 0 and ranges[at - 1][1] == seq - 1:
+            ranges[at - 1][1] = ranges[at][1]
+            del ranges[at]
+        self.gaps += gap
+        self.filled += int(filled)
+        while len(ranges) > MAX_RANGES:
+            self.given_up += ranges[1][0] - ranges[0][1] - 1
+            ranges[1][0] = ranges[0][0]
+            del ranges[0]
+        return Seen(gap=gap, filled=filled)
+
+
+class SequenceTracker:
+    def __init__(self) -> None:
+        self.agents: dict[tuple[str, str], AgentSeqs] = {}
+
+    def see(self, site: str, agent: str, seq: int) -> Seen:
+        return self.agents.setdefault((site, agent), AgentSeqs()).see(seq)
+
+    @property
+    def repeats(self) -> int:
+        return sum(a.repeats for a in self.agents.values())
+
+    @property
+    def missing(self) -> int:
+        return sum(a.missing() for a in self.agents.values())
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [
+                {"site": site, "agent": agent, "ranges": seqs.ranges}
+                for (site, agent), seqs in sorted(self.agents.items())
+            ]
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> SequenceTracker:
+        tracker = cls()
+        for item in json.loads(text):
+            ranges = [[int(low), int(high)] for low, high in item["ranges"]]
+            tracker.agents[(item["site"], item["agent"])] = AgentSeqs(ranges=sorted(ranges))
+        return tracker
+
+
+def load(path: Path) -> SequenceTracker:
+    try:
+        return SequenceTracker.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return SequenceTracker()
+
+
+def save(tracker: SequenceTracker, path: Path) -> None:
+    """Replace the file atomically: a crash leaves the old state or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("w", encoding="utf-8") as file:
+        file.write(tracker.to_json())
+        file.flush()
+        os.fsync(file.fileno())
+    temporary.replace(path)

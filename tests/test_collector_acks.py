@@ -1,0 +1,32 @@
+"""Acknowledgements leave in arrival order, whatever order the messages finish in."""
+
+from __future__ import annotations
+
+from collector.acks import OrderedAcks
+
+
+def test_acks_wait_for_every_earlier_message() -> None:
+    acks = OrderedAcks()
+    tickets = [acks.received(mid) for mid in (11, 12, 13, 14)]
+    assert acks.done(tickets[2]) == []
+    assert acks.done(tickets[1]) == []
+    assert acks.done(tickets[0]) == [11, 12, 13]
+    assert acks.waiting == 1
+    assert acks.done(tickets[3]) == [14]
+    assert acks.waiting == 0
+
+
+def test_a_ticket_done_twice_or_unknown_releases_nothing() -> None:
+    acks = OrderedAcks()
+    first = acks.received(1)
+    assert acks.done(first) == [1]
+    assert acks.done(first) == []
+    assert acks.done(99) == []
+
+
+def test_packet_ids_may_repeat_once_released() -> None:
+    acks = OrderedAcks()
+    a = acks.received(1)
+    assert acks.done(a) == [1]
+    b = acks.received(1)
+    assert acks.done(b) == [1]

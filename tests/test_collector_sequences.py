@@ -1,0 +1,71 @@
+"""Per-agent sequence tracking: gaps, late backlog, repeats, and a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from collector import sequences
+from collector.sequences import MAX_RANGES, AgentSeqs, SequenceTracker
+
+
+def see_all(seqs: AgentSeqs, values: list[int]) -> None:
+    for value in values:
+        seqs.see(value)
+
+
+def test_in_order_sequence_has_no_gap_and_no_repeat() -> None:
+    seqs = AgentSeqs()
+    see_all(seqs, list(range(5, 20)))
+    assert (seqs.gaps, seqs.repeats, seqs.missing()) == (0, 0, 0)
+    assert seqs.ranges == [[5, 19]]
+
+
+def test_a_jump_opens_a_gap_and_the_backlog_fills_it() -> None:
+    seqs = AgentSeqs()
+    see_all(seqs, [0, 1, 2])
+    seen = seqs.see(6)  # live batch after an outage; 3..5 are in the agent's backlog
+    assert seen.gap == 3
+    assert seqs.missing() == 3
+    see_all(seqs, [7, 3, 8, 4])
+    assert seqs.missing() == 1
+    assert seqs.see(5).filled
+    assert seqs.missing() == 0
+    assert seqs.ranges == [[0, 8]]
+    assert (seqs.gaps, seqs.filled, seqs.repeats) == (3, 3, 0)
+
+
+def test_a_redelivered_batch_is_a_repeat() -> None:
+    seqs = AgentSeqs()
+    see_all(seqs, [0, 1, 2, 3])
+    assert seqs.see(2).repeat
+    assert seqs.see(3).repeat
+    assert (seqs.repeats, seqs.missing()) == (2, 0)
+
+
+def test_dropped_batches_stay_missing() -> None:
+    seqs = AgentSeqs()
+    see_all(seqs, [0, 1, *range(12, 20)])  # an agent's full outbox dropped 2..11
+    assert seqs.missing() == 10
+
+
+def test_ranges_stay_bounded_and_give_up_the_oldest_gaps() -> None:
+    seqs = AgentSeqs()
+    see_all(seqs, [2 * i for i in range(MAX_RANGES + 10)])
+    assert len(seqs.ranges) == MAX_RANGES
+    assert seqs.given_up == 10
+    assert seqs.missing() == MAX_RANGES - 1
+
+
+def test_state_survives_a_restart_without_false_gaps(tmp_path: Path) -> None:
+    path = tmp_path / "sequences.json"
+    tracker = SequenceTracker()
+    for seq in (0, 1, 2, 5):
+        tracker.see("site", "gw", seq)
+    tracker.see("site", "other", 40)
+    sequences.save(tracker, path)
+    restarted = sequences.load(path)
+    assert restarted.see("site", "gw", 6).gap == 0
+    assert restarted.see("site", "gw", 2).repeat
+    assert restarted.see("site", "other", 41).gap == 0
+    assert restarted.missing == 2  # 3 and 4
+    assert sequences.load(tmp_path / "absent.json").agents == {}

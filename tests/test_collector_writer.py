@@ -1,0 +1,111 @@
+"""The batch writer: ack only once durable; spool while the store is down, replay in order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.wire import MeterReading, Quantity, ReadingBatch
+from collector.config import WriteSettings
+from collector.deadletters import DeadLetters
+from collector.sequences import SequenceTracker, load
+from collector.spool import Spool
+from collector.stores import StoreError, StoreRejected
+from collector.writer import BatchWriter
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.up = True
+        self.refuse: set[int] = set()
+        self.batches: list[int] = []
+
+    def write(self, batches: Sequence[ReadingBatch]) -> int:
+        if not self.up:
+            raise StoreError("connection refused")
+        if any(b.seq in self.refuse for b in batches):
+            raise StoreRejected("HTTP 400: bad line")
+        self.batches += [b.seq for b in batches]
+        return sum(len(r.values) for b in batches for r in b.readings)
+
+    def close(self) -> None:
+        pass
+
+
+def batch(seq: int) -> ReadingBatch:
+    reading = MeterReading(
+        meter="m1",
+        ts=datetime(2026, 1, 1, 0, 0, seq % 60, tzinfo=UTC),
+        values={Quantity.POWER_ACTIVE: float(seq)},
+    )
+    return ReadingBatch(site="s", agent="a", seq=seq, readings=[reading])
+
+
+def make(tmp_path: Path, store: FakeStore) -> tuple[BatchWriter, list[int], Spool]:
+    spool = Spool(tmp_path / "spool.sqlite")
+    writer = BatchWriter(
+        store,
+        WriteSettings(max_values=3),
+        DeadLetters(tmp_path / "dead.jsonl"),
+        spool,
+        SequenceTracker(),
+        tmp_path / "sequences.json",
+    )
+    return writer, [], spool
+
+
+def add(writer: BatchWriter, acked: list[int], seq: int) -> None:
+    b = batch(seq)
+    writer.add(
+        "greengauge/v1/s/a/readings", b.model_dump_json().encode(), b, lambda: acked.append(seq)
+    )
+
+
+async def test_stored_batches_are_acked_after_the_write(tmp_path: Path) -> None:
+    store = FakeStore()
+    writer, acked, _ = make(tmp_path, store)
+    add(writer, acked, 0)
+    add(writer, acked, 1)
+    assert acked == []
+    await writer.flush()
+    assert (store.batches, acked) == ([0, 1], [0, 1])
+    assert load(tmp_path / "sequences.json").agents[("s", "a")].ranges == [[0, 1]]
+
+
+async def test_store_down_spools_and_acks_then_replays_in_order(tmp_path: Path) -> None:
+    store = FakeStore()
+    writer, acked, spool = make(tmp_path, store)
+    store.up = False
+    for seq in range(4):
+        add(writer, acked, seq)
+        await writer.flush()
+        await writer.replay()
+    assert acked == [0, 1, 2, 3]  # durable in the spool
+    assert spool.depth == 4 and store.batches == []
+    store.up = True
+    add(writer, acked, 4)
+    await writer.flush()  # behind the spool, not before it
+    assert spool.depth == 5 and store.batches == []
+    writer._replay_at = 0.0  # skip the backoff wait
+    await writer.replay()
+    await writer.replay()
+    assert store.batches == [0, 1, 2, 3, 4]
+    assert spool.depth == 0
+    add(writer, acked, 5)
+    await writer.flush()
+    assert store.batches[-1] == 5 and spool.depth == 0
+
+
+async def test_a_refused_batch_goes_to_the_dead_letters_and_the_rest_is_stored(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    store.refuse = {1}
+    writer, acked, _ = make(tmp_path, store)
+    for seq in range(3):
+        add(writer, acked, seq)
+    await writer.flush()
+    assert store.batches == [0, 2]
+    assert acked == [0, 1, 2]
+    assert "HTTP 400: bad line" in (tmp_path / "dead.jsonl").read_text()
