@@ -34,6 +34,7 @@ from agent.wire import (
     AgentState,
     AgentStatus,
     BrokerSettings,
+    MeterHealth,
     MeterReading,
     OutboxHealth,
     ReadingBatch,
@@ -88,6 +89,7 @@ class Publisher:
         self._readings_topic = topic(config.site, config.agent_id, Topic.READINGS)
         self._status_topic = topic(config.site, config.agent_id, Topic.STATUS)
         self._status_changed = asyncio.Event()
+        self._meters: dict[str, MeterHealth] = {}
         self._protocol = aiomqtt.ProtocolVersion.V5
         self._stats_path = config.state_dir / STATS_FILE
         self.published_batches = 0
@@ -95,6 +97,14 @@ class Publisher:
 
     def submit(self, reading: MeterReading) -> None:
         self._queue.put_nowait(reading)
+
+    def update_health(self, meters: dict[str, MeterHealth]) -> None:
+        """Each meter's health, as the pollers keep it, for the status message: a meter
+        going offline or coming back publishes a status at once."""
+        before = {meter: health.state for meter, health in self._meters.items()}
+        self._meters = dict(meters)
+        if {meter: health.state for meter, health in meters.items()} != before:
+            self._status_changed.set()
 
     # -- readings into the outbox ------------------------------------------------------
 
@@ -302,6 +312,7 @@ class Publisher:
             state=state,
             ts=datetime.now(UTC),
             outbox=self._health() if state is AgentState.ONLINE else None,
+            meters=self._meters if state is AgentState.ONLINE else {},
         )
         return message.model_dump_json().encode()
 
