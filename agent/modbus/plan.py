@@ -9,11 +9,11 @@ greedy growth gives the fewest blocks.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from itertools import groupby
 
-from agent.modbus.decode import ByteOrder, DataType, DecodeError, RegisterBuffer
+from agent.modbus.decode import WORDS, ByteOrder, DataType, DecodeError, RegisterBuffer
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.wire import Quantity
@@ -112,3 +112,58 @@ def _block(
         count=end - start,
         fields=tuple(_field(profile, r, start) for r in members),
     )
+
+
+# Splitting refused reads. A device answers a block it cannot serve whole with exception
+# 2 (illegal data address): a register of the profile this unit lacks, or an unmapped gap
+# it does not answer. The poller bisects such a block by its fields until every part is
+# either read or a single field the device refuses on its own; those are bad registers.
+
+
+def sub_block(block: ReadBlock, fields: Sequence[FieldPlan]) -> ReadBlock:
+    """The smallest read of `block`'s table that covers `fields` (non-empty)."""
+    if not fields:
+        raise ValueError("a read block needs at least one field")
+    ordered = sorted(fields, key=lambda f: f.address)
+    start = ordered[0].address
+    end = max(f.address + WORDS[f.dtype] for f in ordered)
+    return ReadBlock(
+        function=block.function,
+        address=start,
+        count=end - start,
+        fields=tuple(replace(f, offset=f.address - start) for f in ordered),
+    )
+
+
+def split_block(block: ReadBlock) -> tuple[ReadBlock, ReadBlock] | None:
+    """A refused block as two reads with half of its fields each; None for a single field."""
+    fields = sorted(block.fields, key=lambda f: f.address)
+    if len(fields) < 2:
+        return None
+    middle = len(fields) // 2
+    return sub_block(block, fields[:middle]), sub_block(block, fields[middle:])
+
+
+def without_registers(
+    plan: Sequence[ReadBlock], bad: Collection[tuple[Function, int]]
+) -> tuple[ReadBlock, ...]:
+    """The plan with the fields at `bad` (table, address) left out and no read covering them.
+
+    A block that held a bad field becomes the runs of good fields on either side of it.
+    """
+    result: list[ReadBlock] = []
+    for block in plan:
+        if not any((block.function, f.address) in bad for f in block.fields):
+            result.append(block)
+            continue
+        run: list[FieldPlan] = []
+        for field in sorted(block.fields, key=lambda f: f.address):
+            if (block.function, field.address) in bad:
+                if run:
+                    result.append(sub_block(block, run))
+                run = []
+            else:
+                run.append(field)
+        if run:
+            result.append(sub_block(block, run))
+    return tuple(result)

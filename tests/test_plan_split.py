@@ -1,0 +1,140 @@
+"""Splitting a read the device refused: bisection by fields, and plans without bad registers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.modbus.decode import WORDS, ByteOrder, DataType
+from agent.modbus.plan import ReadBlock, plan_reads, split_block, sub_block, without_registers
+from agent.profiles.model import Function, Profile, RegisterSpec
+from agent.wire import UNITS, Quantity
+
+QUANTITIES = list(Quantity)
+
+
+def profile(addresses: Sequence[int], max_gap: int = 10) -> Profile:
+    return Profile(
+        model="split",
+        manufacturer="tests",
+        description="split",
+        sources={"t": "t"},
+        function=Function.INPUT,
+        byte_order=ByteOrder.ABCD,
+        max_gap=max_gap,
+        registers=[
+            RegisterSpec(
+                quantity=QUANTITIES[i],
+                address=a,
+                type=DataType.FLOAT32,
+                unit=UNITS[QUANTITIES[i]],
+                source="t",
+            )
+            for i, a in enumerate(addresses)
+        ],
+    )
+
+
+def covers(block: ReadBlock) -> set[int]:
+    return set(range(block.address, block.address + block.count))
+
+
+def check_block(block: ReadBlock) -> None:
+    """Every field lies inside the block at its offset, and the block is no wider than them."""
+    assert block.fields
+    for field in block.fields:
+        assert field.offset == field.address - block.address
+        assert field.offset + WORDS[field.dtype] <= block.count
+    assert block.address == min(f.address for f in block.fields)
+    assert block.address + block.count == max(f.address + WORDS[f.dtype] for f in block.fields)
+
+
+def test_split_halves_the_fields() -> None:
+    (block,) = plan_reads(profile([0, 2, 4, 10, 12]))
+    assert (block.address, block.count) == (0, 14)
+    parts = split_block(block)
+    assert parts is not None
+    first, second = parts
+    assert [f.address for f in first.fields] == [0, 2]
+    assert [f.address for f in second.fields] == [4, 10, 12]
+    assert (first.address, first.count) == (0, 4)
+    assert (second.address, second.count) == (4, 10)
+    for part in parts:
+        check_block(part)
+
+
+def test_a_single_field_cannot_split() -> None:
+    (block,) = plan_reads(profile([7]))
+    assert split_block(block) is None
+
+
+def bisect(block: ReadBlock, refused: set[int]) -> tuple[list[ReadBlock], list[int]]:
+    """What the poller does: (blocks read, addresses found bad), for a device that refuses
+    any read touching `refused`."""
+    good: list[ReadBlock] = []
+    bad: list[int] = []
+    queue = [block]
+    while queue:
+        current = queue.pop(0)
+        if not covers(current) & refused:
+            good.append(current)
+            continue
+        parts = split_block(current)
+        if parts is None:
+            bad.append(current.fields[0].address)
+        else:
+            queue[0:0] = parts
+    return good, bad
+
+
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=20, unique=True).map(
+        lambda xs: [2 * x for x in sorted(xs)]
+    ),
+    st.data(),
+)
+def test_bisection_finds_exactly_the_refused_registers(
+    addresses: list[int], data: st.DataObject
+) -> None:
+    refused_fields = data.draw(st.sets(st.sampled_from(addresses)))
+    refused = {a + w for a in refused_fields for w in (0, 1)}
+    for block in plan_reads(profile(addresses, max_gap=0 if len(addresses) % 2 else 10)):
+        good, bad = bisect(block, refused)
+        in_block = {f.address for f in block.fields}
+        assert set(bad) == refused_fields & in_block
+        read = {f.address for b in good for f in b.fields}
+        assert read == in_block - refused_fields
+        for part in good:
+            check_block(part)
+        # bisection costs at most two reads per bad register per level
+        assert len(good) <= 2 * len(bad) * max(1, len(in_block).bit_length()) + 1
+
+
+def test_without_registers_cuts_blocks_around_bad_ones() -> None:
+    plan = plan_reads(profile([0, 2, 4, 6, 20, 22]))
+    assert len(plan) == 2
+    result = without_registers(plan, {(Function.INPUT, 4)})
+    assert [[f.address for f in b.fields] for b in result] == [[0, 2], [6], [20, 22]]
+    for block in result:
+        check_block(block)
+        assert 4 not in covers(block) and 5 not in covers(block)
+
+
+def test_without_registers_leaves_other_tables_and_empties_alone() -> None:
+    plan = plan_reads(profile([0, 2]))
+    assert without_registers(plan, set()) == plan
+    assert without_registers(plan, {(Function.HOLDING, 0)}) == plan
+    assert without_registers(plan, {(Function.INPUT, 0), (Function.INPUT, 2)}) == ()
+
+
+def test_sub_block_decodes_like_the_whole() -> None:
+    (block,) = plan_reads(profile([0, 2, 6]))
+    registers = [0x4348, 0, 0x4349, 0, 0, 0, 0x434A, 0]  # 200.0, 201.0, 202.0
+    whole, _ = block.decode(registers)
+    part = sub_block(block, block.fields[1:])
+    values, problems = part.decode(registers[2:])
+    assert problems == []
+    assert values == {q: v for q, v in whole.items() if q in values}
+    assert len(values) == 2
