@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import posixpath
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.configfile import ConfigError, load_model
 from agent.profiles import Profile, ProfileError, load_profile
@@ -17,17 +21,102 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModbusTcpSettings(_Config):
-    host: str = Field(min_length=1)
+class Parity(StrEnum):
+    NONE = "none"
+    EVEN = "even"
+    ODD = "odd"
+
+
+class Framer(StrEnum):
+    """How requests are framed on a TCP connection."""
+
+    TCP = "tcp"
+    """Modbus TCP (MBAP header): meters and gateways that speak Modbus TCP."""
+    RTU = "rtu"
+    """RTU frames (with CRC) over TCP: transparent serial-to-Ethernet converters."""
+
+
+class SerialSettings(_Config):
+    """An RS-485/RS-232 line; every meter naming the same device shares it."""
+
+    device: str = Field(min_length=1, description="e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
+    baud: int = Field(default=9600, ge=300, le=921_600)
+    parity: Parity = Parity.NONE
+    data_bits: Literal[7, 8] = 8
+    stop_bits: Literal[1, 2] = 1
+    inter_frame_delay: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="seconds of silence between frames; default 3.5 characters at the baud",
+    )
+
+    @property
+    def silence(self) -> float:
+        """The pause the bus keeps between one reply and the next request, in seconds."""
+        if self.inter_frame_delay is not None:
+            return self.inter_frame_delay
+        bits = 1 + self.data_bits + (self.parity is not Parity.NONE) + self.stop_bits
+        # The RTU specification fixes 1.75 ms above 19200 baud.
+        return max(3.5 * bits / self.baud, 0.00175)
+
+
+BusKey = tuple[str, ...]
+"""("serial", device) or ("tcp", host, port): meters with one key share one bus."""
+
+
+class ModbusSettings(_Config):
+    """Where a meter is: `host` (+ `port`, `framer`) for TCP, or `serial` for an RTU line."""
+
+    host: str | None = Field(default=None, min_length=1, description="meter or gateway")
     port: int = Field(default=502, ge=1, le=65535)
+    framer: Framer = Field(default=Framer.TCP, description="tcp, or rtu over TCP")
+    serial: SerialSettings | None = None
     unit_id: int = Field(default=1, ge=0, le=255, description="Modbus unit (slave) id")
     timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per request")
+    retries: int = Field(
+        default=0, ge=0, le=10, description="requests repeated after a timeout before giving up"
+    )
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.host is None) == (self.serial is None):
+            raise ValueError("give either host (Modbus TCP, RTU over TCP) or serial, not both")
+        if self.serial is not None:
+            tcp_only = sorted({"port", "framer"} & self.model_fields_set)
+            if tcp_only:
+                raise ValueError(f"{', '.join(tcp_only)}: only for host, not with serial")
+            if not 1 <= self.unit_id <= 247:
+                raise ValueError(f"unit_id {self.unit_id}: a serial line has units 1..247")
+        return self
+
+    @property
+    def bus_key(self) -> BusKey:
+        if self.serial is not None:
+            return ("serial", posixpath.normpath(self.serial.device))
+        assert self.host is not None
+        return ("tcp", self.host.lower(), str(self.port))
+
+    @property
+    def bus_name(self) -> str:
+        """The bus as logs name it: the serial device, or host:port."""
+        if self.serial is not None:
+            return self.serial.device
+        return f"{self.host}:{self.port}"
+
+    def bus_settings(self) -> SerialSettings | Framer:
+        """What every meter on this bus must agree on."""
+        return self.serial if self.serial is not None else self.framer
+
+
+ModbusTcpSettings = ModbusSettings
+"""The name of the TCP-only settings before serial lines; kept for imports."""
 
 
 class MeterSettings(_Config):
     id: Id
     profile: str = Field(min_length=1, description="built-in profile name or a profile file")
-    modbus: ModbusTcpSettings
+    modbus: ModbusSettings
     interval: float = Field(default=1.0, ge=0.1, le=86400, description="seconds between reads")
 
 
@@ -104,6 +193,45 @@ def load_config(path: Path) -> AgentSetup:
         except ProfileError as exc:
             line = lines.get(("meters", index, "profile"), 1)
             problems += [f"{path}:{line}: meters.{index}.profile: {p}" for p in exc.problems]
+    for index, problem in bus_conflicts(config.meters):
+        loc = ("meters", index, "modbus")
+        line = lines.get((*loc, "serial"), lines.get(loc, 1))
+        problems.append(f"{path}:{line}: meters.{index}.modbus: {problem}")
     if problems:
         raise ConfigError(problems)
     return AgentSetup(config, profiles)
+
+
+def bus_conflicts(meters: Sequence[MeterSettings]) -> list[tuple[int, str]]:
+    """(meter index, problem) for each meter that shares a bus with an earlier meter but
+    sets it up differently (baud, parity, ... of one serial device; the framer of one host)."""
+    first: dict[BusKey, int] = {}
+    problems: list[tuple[int, str]] = []
+    for index, meter in enumerate(meters):
+        modbus = meter.modbus
+        key = modbus.bus_key
+        if key not in first:
+            first[key] = index
+        else:
+            other = meters[first[key]]
+            if other.modbus.bus_settings() != modbus.bus_settings():
+                problems.append(
+                    (
+                        index,
+                        f"meter {meter.id!r} and meter {other.id!r} (meters.{first[key]}) share "
+                        f"{modbus.bus_name} but set it up differently: "
+                        f"{_difference(other.modbus, modbus)}; meters on one bus must agree",
+                    )
+                )
+    return problems
+
+
+def _difference(one: ModbusSettings, two: ModbusSettings) -> str:
+    a, b = one.bus_settings(), two.bus_settings()
+    if isinstance(a, SerialSettings) and isinstance(b, SerialSettings):
+        left, right = a.model_dump(), b.model_dump()
+        return ", ".join(f"{k} {left[k]} vs {right[k]}" for k in left if left[k] != right[k])
+    return (
+        f"framer {one.framer.value if one.host else 'serial'} vs "
+        f"{two.framer.value if two.host else 'serial'}"
+    )

@@ -1,23 +1,82 @@
-"""Polls one meter on its wall-clock ticks and hands each reading on."""
+"""Polls one meter on its wall-clock ticks, keeps its health, and hands each reading on.
+
+- A read holds the meter's bus for all its blocks and is stamped with the time it began.
+- A block the device refuses with "illegal data address" is bisected by its fields until
+  the registers the device lacks are found; those are reported once, remembered, and left
+  out of every later read, and the rest goes on being read.
+- A value that cannot be decoded (wrong byte count, NaN, infinity) is dropped and counted;
+  the other values of the read are still delivered. So are the values of the other blocks
+  when one block gets an exception reply.
+- A meter that stops answering is offline after OFFLINE_AFTER failed reads and is then
+  probed with exponential backoff (and jitter), on its ticks, so a dead meter costs its
+  bus one timeout per probe. When it answers again it is back online and polled normally;
+  its profile is resolved again each time it (re)connects.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
+from typing import Final, Protocol
 
+from agent.backoff import Backoff
 from agent.config import MeterSettings
 from agent.logs import fields
-from agent.modbus.connection import TcpConnection
+from agent.modbus.bus import ReadRegisters, Unit
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import plan_reads
+from agent.modbus.plan import Problem, ReadBlock, plan_reads, split_block, without_registers
+from agent.modbus.resolve import resolve_profile
 from agent.profiles import Profile
+from agent.profiles.model import Function
 from agent.schedule import next_tick
-from agent.wire import MeterReading, Quantity
+from agent.wire import MeterHealth, MeterReading, MeterState, Quantity
 
 log = logging.getLogger(__name__)
+
+ILLEGAL_DATA_ADDRESS: Final = 2
+OFFLINE_AFTER: Final = 3
+"""Consecutive reads that gave nothing before a meter is reported offline."""
+BACKOFF_CEILING: Final = 300.0
+"""Longest pause, in seconds, between two probes of an offline meter."""
+
+# Error kinds counted in MeterHealth.errors, besides ReadError kinds ("timeout", "connect",
+# "exception", ...).
+BAD_VALUE: Final = "bad_value"
+ILLEGAL_ADDRESS: Final = "illegal_address"
+
+
+class Clock(Protocol):
+    """Wall-clock time and sleeping; tests pass a fake one."""
+
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class MeterBus(Protocol):
+    """What a poller needs of its bus (agent.modbus.bus.Bus; tests pass a fake one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def session(self, unit: Unit) -> AbstractAsyncContextManager[ReadRegisters]: ...
+
+
+HealthSink = Callable[[str, MeterHealth], None]
+"""Told (meter id, health) after every read attempt."""
 
 
 class MeterPoller:
@@ -25,42 +84,144 @@ class MeterPoller:
         self,
         meter: MeterSettings,
         profile: Profile,
-        connection: TcpConnection,
+        bus: MeterBus,
         deliver: Callable[[MeterReading], None],
+        *,
+        clock: Clock | None = None,
+        on_health: HealthSink | None = None,
     ) -> None:
         self.meter = meter
-        self._plan = plan_reads(profile)
-        self._connection = connection
+        self._profile = profile
+        self._bus = bus
         self._deliver = deliver
-        self._failing = False
+        self._clock: Clock = clock or SystemClock()
+        self._on_health = on_health
+        self._unit = Unit(meter.modbus.unit_id, meter.modbus.timeout, meter.modbus.retries)
+        self._plan: tuple[ReadBlock, ...] | None = None
+        """None until the profile was resolved on this connection."""
+        self.bad_registers: dict[tuple[Function, int], str] = {}
+        self._failing_values: set[tuple[int, str]] = set()
+        self._backoff = Backoff(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
+        self._retry_at = 0.0
+        self._failures = 0
+        self.state = MeterState.ONLINE
         self.reads = 0
-        self.errors = 0
+        self.errors: Counter[str] = Counter()
+        self.last_read: datetime | None = None
+
+    @property
+    def plan(self) -> tuple[ReadBlock, ...] | None:
+        return self._plan
+
+    def health(self) -> MeterHealth:
+        return MeterHealth(
+            state=self.state,
+            last_read=self.last_read,
+            reads=self.reads,
+            errors=dict(self.errors),
+        )
 
     async def run(self) -> None:
+        """Read on every tick forever; an offline meter only on ticks after its backoff."""
         interval = self.meter.interval
         while True:
-            delay = next_tick(time.time(), interval) - time.time()
-            await asyncio.sleep(max(delay, 0.0))
+            tick = next_tick(max(self._clock.time(), self._retry_at), interval)
+            await self._clock.sleep(max(tick - self._clock.time(), 0.0))
             reading = await self.read_once()
             if reading is not None:
                 self._deliver(reading)
 
     async def read_once(self) -> MeterReading | None:
         """One read of every block of the meter; None when nothing could be read."""
-        ts = datetime.now(UTC)
         values: dict[Quantity, float] = {}
-        for block in self._plan:
+        failure: ReadError | None = None
+        ts = None
+        async with self._bus.session(self._unit) as read:
             try:
-                registers = await self._connection.read(
-                    block.function, block.address, block.count, self.meter.modbus.unit_id
-                )
+                if self._plan is None:
+                    profile = await resolve_profile(self._profile, read)
+                    self._plan = without_registers(plan_reads(profile), self.bad_registers)
+                ts = datetime.fromtimestamp(self._clock.time(), UTC)
+                failure = await self._read_blocks(read, values)
             except ReadError as exc:
-                self._read_failed(block.address, exc)
-                return None
+                failure = exc
+        if failure is not None:
+            self.errors[failure.kind] += 1
+        if values and ts is not None:
+            self._answered(ts)
+            reading = MeterReading(meter=self.meter.id, ts=ts, values=values)
+        else:
+            self._read_failed(failure)
+            reading = None
+        if self._on_health is not None:
+            self._on_health(self.meter.id, self.health())
+        return reading
+
+    async def _read_blocks(
+        self, read: ReadRegisters, values: dict[Quantity, float]
+    ) -> ReadError | None:
+        """Read the plan into `values`; the error that cut the read short, if any."""
+        assert self._plan is not None
+        queue = list(self._plan)
+        done: list[ReadBlock] = []
+        split = False
+        failure: ReadError | None = None
+        while queue:
+            block = queue.pop(0)
+            try:
+                registers = await read(block.function, block.address, block.count)
+            except ReadError as exc:
+                if exc.exception_code == ILLEGAL_DATA_ADDRESS:
+                    split = True
+                    parts = split_block(block)
+                    if parts is None:
+                        self._bad_register(block, exc)
+                    else:
+                        queue[0:0] = parts
+                    continue
+                done.append(block)
+                if exc.kind == "exception":
+                    # The device answered, but not this block: its quantities are dropped.
+                    self.errors[exc.kind] += 1
+                    self._dropped(block, f"{exc}")
+                    continue
+                # No answer: a silent meter would cost a timeout per block, so stop here.
+                done += queue
+                failure = exc
+                break
+            done.append(block)
             decoded, problems = block.decode(registers)
             values.update(decoded)
-            for problem in problems:
-                self.errors += 1
+            self._value_problems(block, decoded, problems)
+        if split:
+            self._plan = tuple(done)
+        return failure
+
+    def _bad_register(self, block: ReadBlock, error: ReadError) -> None:
+        field = block.fields[0]
+        reason = f"illegal data address (exception {error.exception_code})"
+        self.bad_registers[(block.function, field.address)] = reason
+        self.errors[ILLEGAL_ADDRESS] += 1
+        log.warning(
+            "register refused, no longer read",
+            extra=fields(
+                meter=self.meter.id,
+                register=field.address,
+                table=block.function.value,
+                quantity=field.quantity.value,
+                reason=reason,
+            ),
+        )
+
+    def _value_problems(
+        self, block: ReadBlock, decoded: dict[Quantity, float], problems: list[Problem]
+    ) -> None:
+        for problem in problems:
+            self.errors[BAD_VALUE] += 1
+            key = (problem.address, block.function.value)
+            # One line when a value starts failing, not one per tick while it stays bad.
+            if key not in self._failing_values:
+                self._failing_values.add(key)
                 log.warning(
                     "value dropped",
                     extra=fields(
@@ -70,27 +231,57 @@ class MeterPoller:
                         reason=problem.reason,
                     ),
                 )
-        if not values:
-            return None
-        self.reads += 1
-        if self._failing:
-            self._failing = False
-            log.info("meter answers again", extra=fields(meter=self.meter.id))
-        return MeterReading(meter=self.meter.id, ts=ts, values=values)
+        for field in block.fields:
+            if field.quantity in decoded:
+                self._failing_values.discard((field.address, block.function.value))
 
-    def _read_failed(self, address: int, error: ReadError) -> None:
-        self.errors += 1
-        # One line when a meter starts failing, not one per tick while it stays down.
-        if not self._failing:
-            self._failing = True
+    def _dropped(self, block: ReadBlock, reason: str) -> None:
+        for field in block.fields:
+            key = (field.address, block.function.value)
+            if key not in self._failing_values:
+                self._failing_values.add(key)
+                log.warning(
+                    "value dropped",
+                    extra=fields(
+                        meter=self.meter.id,
+                        quantity=field.quantity.value,
+                        register=field.address,
+                        reason=reason,
+                    ),
+                )
+
+    def _answered(self, ts: datetime) -> None:
+        self.reads += 1
+        self.last_read = ts
+        self._failures = 0
+        self._retry_at = 0.0
+        self._backoff.reset()
+        if self.state is MeterState.OFFLINE:
+            self.state = MeterState.ONLINE
+            log.info("meter online again", extra=fields(meter=self.meter.id, bus=self._bus.name))
+
+    def _read_failed(self, error: ReadError | None) -> None:
+        self._failures += 1
+        reason = str(error) if error is not None else "no value could be read"
+        if self._failures == 1:
+            # One line when a meter starts failing, not one per tick while it stays down.
             log.warning(
                 "meter read failed",
                 extra=fields(
                     meter=self.meter.id,
-                    connection=self._connection.name,
-                    unit_id=self.meter.modbus.unit_id,
-                    register=address,
-                    kind=error.kind,
-                    reason=str(error),
+                    bus=self._bus.name,
+                    unit_id=self._unit.unit_id,
+                    kind=error.kind if error is not None else "no_values",
+                    reason=reason,
                 ),
             )
+        if self._failures >= OFFLINE_AFTER:
+            if self.state is MeterState.ONLINE:
+                self.state = MeterState.OFFLINE
+                log.warning(
+                    "meter offline",
+                    extra=fields(meter=self.meter.id, bus=self._bus.name, reason=reason),
+                )
+            # Resolved again when it answers: it may be another device now.
+            self._plan = None
+            self._retry_at = self._clock.time() + self._backoff.next_delay()

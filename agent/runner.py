@@ -7,12 +7,13 @@ import logging
 import signal
 from pathlib import Path
 
-from agent.config import load_config
+from agent.config import BusKey, load_config
 from agent.logs import fields
-from agent.modbus.connection import TcpConnection
+from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
 from agent.poller import MeterPoller
 from agent.publisher import OUTBOX_FILE, Publisher
+from agent.wire import MeterHealth
 
 log = logging.getLogger(__name__)
 
@@ -26,20 +27,39 @@ async def run_agent(config_path: Path) -> None:
         Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age),
     )
     publisher = Publisher(config, outbox)
-    connections: dict[tuple[str, int], TcpConnection] = {}
+    # One bus per serial device or TCP host:port: the unit of concurrency. Meters on one
+    # bus take turns; buses are polled side by side.
+    buses: dict[BusKey, Bus] = {}
+    health: dict[str, MeterHealth] = {}
+
+    def health_changed(meter: str, meter_health: MeterHealth) -> None:
+        health[meter] = meter_health
+        publisher.update_health(health)
+
     pollers = []
     for meter in config.meters:
-        modbus = meter.modbus
-        key = (modbus.host, modbus.port)
-        if key not in connections:
-            connections[key] = TcpConnection(modbus.host, modbus.port, modbus.timeout)
+        key = meter.modbus.bus_key
+        if key not in buses:
+            buses[key] = Bus.for_settings(meter.modbus)
         pollers.append(
-            MeterPoller(meter, setup.profiles[meter.id], connections[key], publisher.submit)
+            MeterPoller(
+                meter,
+                setup.profiles[meter.id],
+                buses[key],
+                publisher.submit,
+                on_health=health_changed,
+            )
         )
+        health[meter.id] = pollers[-1].health()
+    publisher.update_health(health)
     log.info(
         "agent starting",
         extra=fields(
-            site=config.site, agent=config.agent_id, meters=len(pollers), broker=config.mqtt.url
+            site=config.site,
+            agent=config.agent_id,
+            meters=len(pollers),
+            buses=len(buses),
+            broker=config.mqtt.url,
         ),
     )
     # SIGTERM (systemd, docker stop) stops as Ctrl-C does: the publisher commits what
@@ -63,6 +83,6 @@ async def run_agent(config_path: Path) -> None:
             raise
         log.info("agent stopped by SIGTERM")
     finally:
-        for connection in connections.values():
-            connection.close()
+        for bus in buses.values():
+            bus.close()
         outbox.close()

@@ -1,0 +1,300 @@
+"""The poller against a fake bus and a fake clock: ticks without drift, backoff of a
+silent meter, bisection of refused reads, bad values dropped alone."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import math
+import struct
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import agent.poller as poller_module
+from agent.backoff import Backoff
+from agent.config import MeterSettings
+from agent.modbus.bus import ReadRegisters, Unit
+from agent.modbus.errors import ReadError
+from agent.poller import OFFLINE_AFTER, MeterPoller
+from agent.profiles import Profile
+from agent.profiles.model import Function
+from agent.wire import MeterReading, MeterState, Quantity
+
+EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DAY = 86400.0
+
+PROFILE = Profile.model_validate(
+    {
+        "model": "fake",
+        "manufacturer": "tests",
+        "description": "three float32 blocks",
+        "sources": {"t": "t"},
+        "function": "input",
+        "max_gap": 0,
+        "registers": [
+            {"quantity": q, "address": a, "type": "float32", "unit": u, "source": "t"}
+            for q, a, u in [
+                ("voltage_l1", 0, "V"),
+                ("voltage_l2", 2, "V"),
+                ("voltage_l3", 4, "V"),
+                ("current_l1", 6, "A"),
+                ("frequency", 70, "Hz"),
+                ("power_active", 100, "W"),
+            ]
+        ],
+    }
+)
+
+
+class Stop(Exception):
+    pass
+
+
+class FakeClock:
+    def __init__(self, start: float) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def float_words(value: float) -> list[int]:
+    return list(struct.unpack(">2H", struct.pack(">f", value)))
+
+
+class FakeBus:
+    """A device: register address -> value (float32 at even addresses); reads of any
+    address in `refused` get exception 2; `silent` makes every read time out."""
+
+    name = "fake-bus"
+
+    def __init__(self, clock: FakeClock, latency: float = 0.0) -> None:
+        self.clock = clock
+        self.latency = latency
+        self.values = {a: 200.0 + a for a in (0, 2, 4, 6, 70, 100)}
+        self.refused: set[int] = set()
+        self.exception_at: dict[int, int] = {}
+        self.silent = False
+        self.requests: list[tuple[int, int]] = []
+
+    async def _read(self, function: Function, address: int, count: int) -> list[int]:
+        assert function is Function.INPUT
+        self.requests.append((address, count))
+        if self.silent:
+            self.clock.now += 1.0
+            raise ReadError("timeout", "no answer")
+        self.clock.now += self.latency
+        span = set(range(address, address + count))
+        if span & self.refused:
+            raise ReadError("exception", "exception code 2", 2)
+        for start, code in self.exception_at.items():
+            if start in span:
+                raise ReadError("exception", f"exception code {code}", code)
+        words: list[int] = []
+        for a in range(address, address + count, 2):
+            words += float_words(self.values.get(a, 0.0))
+        return words[:count]
+
+    @contextlib.asynccontextmanager
+    async def session(self, unit: Unit) -> AsyncIterator[ReadRegisters]:
+        assert unit.unit_id == 7
+        yield self._read
+
+
+def make_poller(
+    bus: FakeBus,
+    clock: FakeClock,
+    deliver: Callable[[MeterReading], None],
+    interval: float = 10.0,
+) -> MeterPoller:
+    meter = MeterSettings.model_validate(
+        {
+            "id": "m1",
+            "profile": "fake",
+            "modbus": {"host": "h", "unit_id": 7},
+            "interval": interval,
+        }
+    )
+    return MeterPoller(meter, PROFILE, bus, deliver, clock=clock)
+
+
+async def test_a_day_of_ticks_without_drift() -> None:
+    clock = FakeClock(EPOCH + 0.3)
+    bus = FakeBus(clock, latency=0.137)  # every read takes time: the ticks must not shift
+    stamps: list[float] = []
+
+    def deliver(reading: MeterReading) -> None:
+        stamps.append(reading.ts.timestamp())
+        if clock.now > EPOCH + DAY:
+            raise Stop
+
+    poller = make_poller(bus, clock, deliver, interval=10.0)
+    with pytest.raises(Stop):
+        await poller.run()
+    assert len(stamps) == 8640  # 10 s ticks, EPOCH + 10 .. EPOCH + 86400
+    # stamped at the read, which starts on the tick: whole multiples of 10 s, none missed
+    assert stamps == [EPOCH + 10 * (i + 1) for i in range(len(stamps))]
+
+
+async def test_an_overrunning_read_skips_to_the_next_tick_on_the_grid() -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock, latency=0.6)  # 3 blocks * 0.6 s > a 1 s interval
+    stamps: list[float] = []
+
+    def deliver(reading: MeterReading) -> None:
+        stamps.append(reading.ts.timestamp())
+        if len(stamps) == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        await make_poller(bus, clock, deliver, interval=1.0).run()
+    assert stamps == [EPOCH + 1, EPOCH + 3, EPOCH + 5, EPOCH + 7, EPOCH + 9]
+
+
+async def test_a_silent_meter_is_backed_off_and_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolved: list[float] = []
+
+    async def resolve(profile: Profile, read: ReadRegisters) -> Profile:
+        resolved.append(clock.now)
+        return profile
+
+    monkeypatch.setattr(poller_module, "resolve_profile", resolve)
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    readings: list[MeterReading] = []
+    attempts: list[float] = []
+    poller = make_poller(bus, clock, readings.append, interval=1.0)
+    original = poller.read_once
+
+    async def read_once() -> MeterReading | None:
+        attempts.append(clock.now)
+        if len(attempts) == 3:
+            bus.silent = True
+        if clock.now > EPOCH + 200:
+            bus.silent = False
+        if clock.now > EPOCH + 300:
+            raise Stop
+        return await original()
+
+    monkeypatch.setattr(poller, "read_once", read_once)
+    with pytest.raises(Stop):
+        await poller.run()
+    silent = [t for t in attempts if EPOCH + 3 <= t <= EPOCH + 200]
+    gaps = [b - a for a, b in itertools.pairwise(silent)]
+    # offline after OFFLINE_AFTER failed reads, then probed ever less often
+    assert gaps[: OFFLINE_AFTER - 1] == [2.0] * (OFFLINE_AFTER - 1)  # 1 s tick + 1 s timeout
+    later = gaps[OFFLINE_AFTER:]
+    assert later == sorted(later) or max(later) > 30
+    assert max(later) > 30
+    assert len(silent) < 20  # instead of ~100 timeouts
+    # every probe lands on a tick
+    assert all(t == math.floor(t) for t in attempts)
+    # answering again: online, polled every second, profile resolved again on reconnect
+    assert poller.state is MeterState.ONLINE
+    after = [t for t in attempts if t > EPOCH + 250]
+    assert after == [after[0] + i for i in range(len(after))]
+    # resolved on the first connection and on each probe of the offline meter (each is a
+    # new connection attempt), never while it answers
+    healed = after[0] if after else 0
+    recovery = min(t for t in attempts if t > EPOCH + 200)
+    assert resolved[0] == EPOCH + 1
+    assert resolved[-1] == recovery < healed
+    assert not [t for t in resolved if EPOCH + 1 < t < EPOCH + 3]
+    health = poller.health()
+    assert health.state is MeterState.ONLINE
+    assert health.errors["timeout"] == len(silent)
+    assert health.last_read is not None
+
+
+async def test_offline_meter_reports_offline_health() -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.silent = True
+    poller = make_poller(bus, clock, lambda r: None)
+    seen: list[MeterState] = []
+    poller._on_health = lambda meter, health: seen.append(health.state)
+    for _ in range(OFFLINE_AFTER):
+        assert await poller.read_once() is None
+    assert seen == [MeterState.ONLINE] * (OFFLINE_AFTER - 1) + [MeterState.OFFLINE]
+    assert poller.health().errors == {"timeout": OFFLINE_AFTER}
+    assert poller.health().last_read is None
+
+
+def test_backoff_schedule_doubles_with_jitter_up_to_the_ceiling() -> None:
+    backoff = Backoff(start=1.0, ceiling=16.0)
+    delays = [backoff.next_delay() for _ in range(8)]
+    nominal = [1, 2, 4, 8, 16, 16, 16, 16]
+    for delay, bound in zip(delays, nominal, strict=True):
+        assert bound * 0.5 <= delay <= bound
+    backoff.reset()
+    assert 0.5 <= backoff.next_delay() <= 1.0
+
+
+async def test_refused_registers_are_found_reported_once_and_left_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.refused = {4}  # voltage_l3 (4-5) is not on this unit
+    poller = make_poller(bus, clock, lambda r: None)
+    with caplog.at_level(logging.WARNING):
+        first = await poller.read_once()
+        bus.requests.clear()
+        second = await poller.read_once()
+    assert first is not None and second is not None
+    expected = {
+        Quantity.VOLTAGE_L1: 200.0,
+        Quantity.VOLTAGE_L2: 202.0,
+        Quantity.CURRENT_L1: 206.0,
+        Quantity.FREQUENCY: 270.0,
+        Quantity.POWER_ACTIVE: 300.0,
+    }
+    assert first.values == expected
+    assert second.values == expected
+    assert poller.bad_registers == {(Function.INPUT, 4): "illegal data address (exception 2)"}
+    # the second read asks for nothing refused, in no more requests than needed
+    assert all(not set(range(a, a + c)) & {4, 5} for a, c in bus.requests)
+    assert len(bus.requests) == 4
+    lines = [r for r in caplog.records if r.getMessage() == "register refused, no longer read"]
+    assert len(lines) == 1
+    kv: dict[str, Any] = lines[0].kv  # type: ignore[attr-defined]
+    assert kv["meter"] == "m1" and kv["register"] == 4 and "illegal data address" in kv["reason"]
+    assert poller.health().errors == {"illegal_address": 1}
+
+
+async def test_bad_values_and_exception_replies_drop_only_their_quantities(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.values[2] = math.nan
+    bus.values[6] = math.inf
+    bus.exception_at = {70: 4}  # device failure on the frequency block
+    poller = make_poller(bus, clock, lambda r: None)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            reading = await poller.read_once()
+            assert reading is not None
+            assert reading.values == {
+                Quantity.VOLTAGE_L1: 200.0,
+                Quantity.VOLTAGE_L3: 204.0,
+                Quantity.POWER_ACTIVE: 300.0,
+            }
+    health = poller.health()
+    assert health.state is MeterState.ONLINE
+    assert health.errors == {"bad_value": 6, "exception": 3}
+    dropped = [r.kv for r in caplog.records if r.getMessage() == "value dropped"]  # type: ignore[attr-defined]
+    # one line per value when it starts failing, not one per read
+    assert sorted(d["register"] for d in dropped) == [2, 6, 70]
+    assert all(d["meter"] == "m1" and d["reason"] for d in dropped)
