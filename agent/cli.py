@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll the configured meters and publish readings")
     run.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
 
-    simulate = commands.add_parser("simulate", help="serve simulated meters over Modbus TCP")
+    simulate = commands.add_parser("simulate", help="serve simulated meters over Modbus TCP or RTU")
     simulate.add_argument("--profile", required=True, help="built-in profile name or profile file")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=5020)
@@ -36,6 +36,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument(
         "--dump", type=Path, help="write the values served, per unit id, to this JSON file"
+    )
+    simulate.add_argument(
+        "--framer",
+        choices=["tcp", "rtu"],
+        default="tcp",
+        help="on TCP: Modbus TCP (default), or RTU frames over TCP like a serial converter",
+    )
+    simulate.add_argument(
+        "--serial", metavar="DEVICE", help="serve RTU on this serial device instead of TCP"
+    )
+    simulate.add_argument("--baud", type=int, default=9600, help="with --serial (default 9600)")
+    simulate.add_argument(
+        "--parity", choices=["none", "even", "odd"], default="none", help="with --serial"
+    )
+    simulate.add_argument("--stop-bits", type=int, choices=[1, 2], default=1, help="with --serial")
+    simulate.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="UNIT:MODE",
+        help="play a fault for a unit id: timeout, drop, garbage, short, nan, or "
+        "exception=LOW-HIGH (registers refused); repeatable; SIGUSR1 toggles them",
+    )
+    simulate.add_argument(
+        "--faults-off", action="store_true", help="start with the faults off (SIGUSR1: on)"
     )
     check = commands.add_parser(
         "check", help="validate a config and the profiles it uses, without polling"
@@ -70,12 +95,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(config_schema())
         elif args.command == "simulate":
             from agent.profiles import load_profile  # noqa: PLC0415
-            from agent.simulator.server import parse_unit_ids, serve  # noqa: PLC0415
+            from agent.simulator.faults import parse_fault  # noqa: PLC0415
+            from agent.simulator.server import SerialLine, parse_unit_ids, serve  # noqa: PLC0415
 
             profile = load_profile(args.profile, Path.cwd())
             unit_ids = parse_unit_ids(args.unit_ids)
+            faults = [parse_fault(text) for text in args.fault]
+            serial = (
+                SerialLine(args.serial, args.baud, args.parity[0].upper(), args.stop_bits)
+                if args.serial
+                else None
+            )
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(serve(profile, args.host, args.port, unit_ids, args.hold, args.dump))
+                asyncio.run(
+                    serve(
+                        profile,
+                        args.host,
+                        args.port,
+                        unit_ids,
+                        args.hold,
+                        args.dump,
+                        serial=serial,
+                        rtu=args.framer == "rtu",
+                        faults=faults,
+                        faults_active=not args.faults_off,
+                    )
+                )
     except ConfigError as exc:
         print(f"energy-agent: {exc}", file=sys.stderr)
         return 2

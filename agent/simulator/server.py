@@ -14,7 +14,9 @@ import asyncio
 import itertools
 import json
 import logging
+import math
 import re
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from pathlib import Path
 from typing import Final
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
@@ -30,6 +33,7 @@ from agent.logs import fields
 from agent.modbus.decode import WORDS, DataType, decode, encode
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
+from agent.simulator.faults import Fault, FaultInjector, FaultMode
 from agent.simulator.values import meter_for_unit
 from agent.wire import Quantity
 
@@ -179,6 +183,9 @@ class _Unit:
     unit_id: int
     hold: bool
     start_time: float
+    faults: FaultInjector | None = None
+    stale: bool = False
+    """A fault wrote into the served registers: write the model's values again."""
 
     def values(self, t: float) -> dict[Quantity, float]:
         return meter_for_unit(self.unit_id).values(t)
@@ -209,10 +216,29 @@ class _Unit:
         function = _READ_TABLES.get(function_code)
         if function is None or set_values is not None:
             return ExcCodes.ILLEGAL_ADDRESS
-        if not self.hold:
-            values = self.values(time.time())
+        faults = self.faults
+        if faults is not None and faults.refuses(self.unit_id, _address, _count):
+            return ExcCodes.ILLEGAL_ADDRESS
+        if not self.hold or self.stale:
+            values = self.values(self.start_time if self.hold else time.time())
             self.tables[function].write(self.profile, values, registers, start_address)
+            self.stale = False
+        if faults is not None and faults.has(self.unit_id, FaultMode.NAN):
+            self._write_nan(faults, function, registers, start_address)
         return None
+
+    def _write_nan(
+        self, faults: FaultInjector, function: Function, live: list[int], start: int
+    ) -> None:
+        """Float registers read NaN, as some meters show while they boot (fault "nan")."""
+        for register in self.tables[function].registers:
+            if register.type in _FLOAT_TYPES and faults.nan(
+                self.unit_id, register.address, register.words
+            ):
+                index = register.address - start
+                nan = encode(math.nan, register.type, self.profile.byte_order_of(register))
+                live[index : index + register.words] = nan
+        self.stale = True
 
     def served(self) -> dict[str, float]:
         """The values a client reads at the start time, after encoding and decoding."""
@@ -253,6 +279,17 @@ def write_dump(path: Path, profile: Profile, units: Sequence[_Unit]) -> None:
     partial.replace(path)
 
 
+@dataclass(frozen=True, slots=True)
+class SerialLine:
+    """A serial device the simulator answers RTU requests on (one end of a pty pair in tests)."""
+
+    device: str
+    baud: int = 9600
+    parity: str = "N"
+    """N, E or O"""
+    stop_bits: int = 1
+
+
 async def serve(
     profile: Profile,
     host: str,
@@ -260,42 +297,79 @@ async def serve(
     unit_ids: list[int],
     hold: bool,
     dump: Path | None,
+    *,
+    serial: SerialLine | None = None,
+    rtu: bool = False,
+    faults: Sequence[Fault] = (),
+    faults_active: bool = True,
 ) -> None:
-    """Answer Modbus TCP requests for `unit_ids` until cancelled.
+    """Answer Modbus requests for `unit_ids` until cancelled: Modbus TCP on host:port
+    (RTU frames over TCP with `rtu`), or RTU on a `serial` line instead.
 
     Values follow the clock, refreshed on every read; with `hold` they stay at their
     values of the start time. `dump` receives the start time's values once listening.
+    `faults` are played per unit id; SIGUSR1 switches them off and on.
     """
     layout = tables(profile)
     start_time = time.time()
-    units = [_Unit(profile, layout, unit_id, hold, start_time) for unit_id in unit_ids]
-    server = ModbusTcpServer(
-        context=[unit.device() for unit in units] + [_absent_units()], address=(host, port)
+    # On a serial line, unit ids nobody simulates stay silent, as absent meters do.
+    injector = FaultInjector(
+        faults, unit_ids, silence_others=serial is not None, active=faults_active
     )
+    units = [_Unit(profile, layout, unit_id, hold, start_time, injector) for unit_id in unit_ids]
+    devices = [unit.device() for unit in units] + [_absent_units()]
+    server: ModbusTcpServer | ModbusSerialServer
+    if serial is not None:
+        server = ModbusSerialServer(
+            devices,
+            framer=FramerType.RTU,
+            port=serial.device,
+            baudrate=serial.baud,
+            parity=serial.parity,
+            stopbits=serial.stop_bits,
+            trace_pdu=injector.trace_pdu,
+            trace_packet=injector.trace_packet,
+        )
+        where = {"serial": serial.device, "baud": serial.baud}
+    else:
+        server = ModbusTcpServer(
+            devices,
+            framer=FramerType.RTU if rtu else FramerType.SOCKET,
+            address=(host, port),
+            trace_pdu=injector.trace_pdu,
+            trace_packet=injector.trace_packet,
+        )
+        where = {"host": host, "port": port, "framer": "rtu" if rtu else "tcp"}
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, injector.toggle)
     try:
-        await _listen(server, host, port)
+        await _listen(server, serial.device if serial else f"{host}:{port}")
         log.info(
             "simulator listening",
             extra=fields(
                 profile=profile.model,
-                host=host,
-                port=port,
+                **where,
                 unit_ids=_format_unit_ids(unit_ids),
                 hold=hold,
+                faults=" ".join(injector.describe()) or "none",
+                faults_active=injector.active,
             ),
         )
         if dump is not None:
             await asyncio.to_thread(write_dump, dump, profile, units)
         await asyncio.Event().wait()
     finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
         await server.shutdown()  # type: ignore[no-untyped-call]  # pymodbus leaves it unannotated
 
 
-async def _listen(server: ModbusTcpServer, host: str, port: int) -> None:
+async def _listen(server: ModbusTcpServer | ModbusSerialServer, where: str) -> None:
     try:
         await server.serve_forever(background=True)
     except RuntimeError as exc:
         # pymodbus logs the OS error as a warning and raises a generic one.
+        if isinstance(server, ModbusSerialServer):
+            raise ValueError(f"cannot open serial device {where}") from exc
         raise ValueError(
-            f"cannot listen on {host}:{port}: in use, or not an address of this machine"
+            f"cannot listen on {where}: in use, or not an address of this machine"
         ) from exc
