@@ -140,7 +140,17 @@ registers:
 """
 
 
-@pytest.fixture(scope="module", params=[*builtin_names(), "synthetic"])
+# The float32 meters, which mbpoll decodes itself. Every built-in profile, with sentinels,
+# scale factor registers, SunSpec discovery and identification registers, is served and
+# read through the agent's read path in test_profiles_e2e.py.
+MBPOLL_PROFILES = ["chint_dtsu666", "eastron_sdm120", "eastron_sdm630"]
+
+
+def test_mbpoll_profiles_are_builtin() -> None:
+    assert set(MBPOLL_PROFILES) <= set(builtin_names())
+
+
+@pytest.fixture(scope="module", params=[*MBPOLL_PROFILES, "synthetic"])
 def simulator(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Simulator]:

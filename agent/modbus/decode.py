@@ -10,6 +10,8 @@ the bytes swapped within each register:
     CDAB  little-endian over the byte-swapped registers (the usual "word swap")
 
 Single-register values are big-endian, as the Modbus specification defines registers.
+Text (identification registers: model names, serial numbers) is two characters a
+register, the first in the high byte (ABCD) or, byte-swapped, in the low byte (BADC).
 """
 
 from __future__ import annotations
@@ -110,6 +112,26 @@ def decode(registers: Sequence[int], dtype: DataType, order: ByteOrder) -> int |
     if len(registers) != WORDS[dtype]:
         raise DecodeError(f"{dtype} takes {WORDS[dtype]} registers, got {len(registers)}")
     return RegisterBuffer(registers).value(0, dtype, order)
+
+
+def decode_string(registers: Sequence[int], order: ByteOrder) -> str:
+    """Text held two characters a register, first character in the high byte (ABCD) or the
+    low byte (BADC); trailing NULs and spaces are padding. Identification registers only."""
+    buffer = RegisterBuffer(registers)
+    data = buffer.swapped() if order in _SWAPPED_BYTES else buffer.sent
+    return data.decode("latin-1").rstrip("\x00 ")
+
+
+def encode_string(text: str, words: int, order: ByteOrder) -> list[int]:
+    """The registers a device sends for `text` in `words` registers, NUL-padded."""
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise DecodeError(f"{text!r} is not single-byte text: {exc}") from exc
+    if len(data) > 2 * words:
+        raise DecodeError(f"{text!r} does not fit {words} registers")
+    data = data.ljust(2 * words, b"\x00")
+    return list(struct.unpack(f"{'<' if order in _SWAPPED_BYTES else '>'}{words}H", data))
 
 
 def encode(value: int | float, dtype: DataType, order: ByteOrder) -> list[int]:

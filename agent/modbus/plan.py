@@ -3,7 +3,12 @@
 Reads are grouped per register table (function code), sorted by address, and grown
 greedily while the block stays within the device's request size and bridges no wider a
 gap of unmapped registers than the device answers. For intervals sorted by start, that
-greedy growth gives the fewest blocks.
+greedy growth gives the fewest blocks. A value with a scale factor register (SunSpec) is
+one interval with it, so both come in the same response.
+
+Decoding drops, with a reason, what is not a value: registers that are not a number, a
+sentinel the meter uses for "not available" (kind NOT_AVAILABLE: counted, not logged),
+and a value outside the register's plausible range.
 """
 
 from __future__ import annotations
@@ -11,12 +16,23 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from itertools import groupby
+from typing import Final
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType, DecodeError, RegisterBuffer
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.wire import Quantity
+
+
+class ProblemKind(StrEnum):
+    INVALID = "invalid"
+    """The registers are not a usable value (not a number, short response, bad scale factor)."""
+    NOT_AVAILABLE = "not_available"
+    """The meter says it has no value (a sentinel such as 0xFFFF...): counted, not logged."""
+    OUT_OF_RANGE = "out_of_range"
+    """A value outside the register's plausible range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +45,20 @@ class FieldPlan:
     byte_order: ByteOrder
     scaler: Scaler
     address: int
+    scale_factor: int | None = None
+    """Address of the int16 power-of-ten register (SunSpec sunssf), read in the same block."""
+    not_available: frozenset[int] = frozenset()
+    """Bit patterns of the raw value that mean the meter has no value."""
+    valid_range: tuple[float, float] | None = None
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """First register and one past the last that a read must cover for this field,
+        its scale factor register included."""
+        start, end = self.address, self.address + WORDS[self.dtype]
+        if self.scale_factor is not None:
+            start, end = min(start, self.scale_factor), max(end, self.scale_factor + 1)
+        return start, end
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +68,16 @@ class Problem:
     quantity: Quantity
     address: int
     reason: str
+    kind: ProblemKind = ProblemKind.INVALID
+
+    @property
+    def quiet(self) -> bool:
+        """Count it, but do not log it: the meter itself says the value is not available."""
+        return self.kind is ProblemKind.NOT_AVAILABLE
+
+
+_SF_NOT_IMPLEMENTED: Final = -0x8000
+_SF_LIMIT: Final = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +90,11 @@ class ReadBlock:
     fields: tuple[FieldPlan, ...]
 
     def decode(self, registers: Sequence[int]) -> tuple[dict[Quantity, float], list[Problem]]:
-        """Canonical values from this block's response; bad ones are reported, not raised."""
+        """Canonical values from this block's response; bad ones are reported, not raised.
+
+        A value the meter marks as not available is a Problem of kind NOT_AVAILABLE
+        (`quiet`): count it, do not log it.
+        """
         if len(registers) != self.count:
             reason = f"response has {len(registers)} registers, {self.count} were requested"
             return {}, [Problem(f.quantity, f.address, reason) for f in self.fields]
@@ -59,16 +103,56 @@ class ReadBlock:
         problems: list[Problem] = []
         for field in self.fields:
             try:
-                raw = buffer.value(field.offset, field.dtype, field.byte_order)
-            except DecodeError as exc:
-                problems.append(Problem(field.quantity, field.address, str(exc)))
-                continue
-            value = field.scaler(raw)
-            if not math.isfinite(value):
-                problems.append(Problem(field.quantity, field.address, f"not a number: {raw}"))
+                value = self._value(buffer, field)
+            except _Dropped as dropped:
+                problems.append(
+                    Problem(field.quantity, field.address, dropped.reason, dropped.kind)
+                )
                 continue
             values[field.quantity] = value
         return values, problems
+
+    def _value(self, buffer: RegisterBuffer, field: FieldPlan) -> float:
+        try:
+            raw = buffer.value(field.offset, field.dtype, field.byte_order)
+        except DecodeError as exc:
+            raise _Dropped(str(exc)) from exc
+        if field.not_available and isinstance(raw, int):
+            pattern = raw & ((1 << (16 * WORDS[field.dtype])) - 1)
+            if pattern in field.not_available:
+                raise _Dropped(f"not available (0x{pattern:X})", ProblemKind.NOT_AVAILABLE)
+        exponent = 0
+        if field.scale_factor is not None:
+            exponent = self._scale_factor(buffer, field.scale_factor)
+        value = field.scaler(raw, exponent)
+        if not math.isfinite(value):
+            raise _Dropped(f"not a number: {raw}")
+        if field.valid_range is not None and not (
+            field.valid_range[0] <= value <= field.valid_range[1]
+        ):
+            low, high = field.valid_range
+            raise _Dropped(f"{value} is outside [{low}, {high}]", ProblemKind.OUT_OF_RANGE)
+        return value
+
+    def _scale_factor(self, buffer: RegisterBuffer, address: int) -> int:
+        offset = address - self.address
+        if not 0 <= offset < self.count:
+            raise _Dropped(f"scale factor register {address} is not in this read")
+        exponent = int(buffer.value(offset, DataType.INT16, ByteOrder.ABCD))
+        if exponent == _SF_NOT_IMPLEMENTED:
+            raise _Dropped(
+                f"scale factor register {address} is not implemented", ProblemKind.NOT_AVAILABLE
+            )
+        if not -_SF_LIMIT <= exponent <= _SF_LIMIT:
+            raise _Dropped(f"scale factor register {address} reads {exponent}")
+        return exponent
+
+
+class _Dropped(Exception):
+    def __init__(self, reason: str, kind: ProblemKind = ProblemKind.INVALID) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
 
 
 def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldPlan:
@@ -77,28 +161,50 @@ def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldP
         offset=register.address - block_start,
         dtype=register.type,
         byte_order=profile.byte_order_of(register),
-        scaler=Scaler(register.type, register.scale, register.offset),
+        scaler=Scaler(register.type, register.scale, register.offset, register.transform),
         address=register.address,
+        scale_factor=register.scale_factor,
+        not_available=profile.not_available_of(register),
+        valid_range=register.range,
     )
 
 
+def _span(register: RegisterSpec) -> tuple[int, int]:
+    start, end = register.address, register.address + register.words
+    if register.scale_factor is not None:
+        start, end = min(start, register.scale_factor), max(end, register.scale_factor + 1)
+    return start, end
+
+
 def plan_reads(profile: Profile) -> tuple[ReadBlock, ...]:
-    """The fewest read requests that cover every register of the profile."""
+    """The fewest read requests that cover every register the profile reads.
+
+    A register with a scale factor register is read in the same request as it. Unconfirmed
+    registers are left out unless the profile opts in (`Profile.read_registers`). A SunSpec
+    profile must be resolved on the device first (`resolve_profile`): before, its
+    addresses are offsets in the model.
+    """
     limit, max_gap = profile.max_registers_per_read, profile.max_gap
     blocks: list[ReadBlock] = []
-    ordered = sorted(profile.registers, key=lambda r: (profile.function_of(r), r.address))
+    ordered = sorted(
+        profile.read_registers, key=lambda r: (profile.function_of(r), _span(r), r.address)
+    )
     for function, group in groupby(ordered, key=profile.function_of):
         members: list[RegisterSpec] = []
         start = end = 0
         for register in group:
-            reg_end = register.address + register.words
-            if members and register.address - end <= max_gap and max(end, reg_end) - start <= limit:
+            reg_start, reg_end = _span(register)
+            if (
+                members
+                and reg_start - end <= max_gap
+                and max(end, reg_end) - min(start, reg_start) <= limit
+            ):
                 members.append(register)
-                end = max(end, reg_end)
+                start, end = min(start, reg_start), max(end, reg_end)
                 continue
             if members:
                 blocks.append(_block(profile, function, start, end, members))
-            members, start, end = [register], register.address, reg_end
+            members, start, end = [register], reg_start, reg_end
         blocks.append(_block(profile, function, start, end, members))
     return tuple(blocks)
 

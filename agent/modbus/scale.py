@@ -5,13 +5,19 @@
 meter said 230.1. A value is therefore rounded to the decimals of its raw reading (for
 a float32, the shortest decimal that gives back the same float32) plus those the scale
 and offset add, which is exactly what decimal arithmetic on the meter's figures gives.
+
+Some meters need more than a scale: a named `Transform` of the raw value (Schneider's
+four-quadrant power factor), and a power-of-ten exponent read from the device (SunSpec
+scale factors: value = raw * 10^sf), passed to each call.
 """
 
 from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from decimal import Decimal
+from enum import StrEnum
 from typing import Final
 
 from agent.modbus.decode import DataType
@@ -36,20 +42,60 @@ def shortest_float32(raw: float) -> tuple[float, int]:
     return raw, decimals(raw)
 
 
+class Transform(StrEnum):
+    """A named conversion of a raw value that a scale cannot express."""
+
+    SCHNEIDER_4Q_PF = "schneider_4q_pf"
+    """Schneider "4Q FP PF": one float for power factor and quadrant. Q1 0<x<1, Q2 -2<x<-1,
+    Q3 -1<x<0, Q4 1<x<2; PF = 2-x if x>1, -2-x if x<-1, else x. The result's sign is the
+    active power's direction (+ import in Q1 and Q4, - export in Q2 and Q3)."""
+
+
+def schneider_4q_pf(x: float) -> float:
+    """The signed power factor of a Schneider 4Q FP PF register value."""
+    if x > 1:
+        return 2 - x
+    if x < -1:
+        return -2 - x
+    return x
+
+
+def schneider_4q_pf_register(power_factor: float, reactive: float) -> float:
+    """The inverse: the register value for a signed power factor (sign = active power
+    direction) in the quadrant the reactive power's sign gives."""
+    if power_factor >= 0 and reactive < 0:  # Q4: import, capacitive
+        return 2 - power_factor
+    if power_factor < 0 and reactive > 0:  # Q2: export, inductive
+        return -2 - power_factor
+    return power_factor  # Q1 and Q3 (and the axes)
+
+
+_TRANSFORMS: Final[dict[Transform, Callable[[float], float]]] = {
+    Transform.SCHNEIDER_4Q_PF: schneider_4q_pf,
+}
+
+
 class Scaler:
-    """Turns one register's raw values into canonical values."""
+    """Turns one register's raw values into canonical values.
 
-    __slots__ = ("_added", "_float32", "_offset", "_offset_decimals", "_scale")
+    value = transform(raw) * scale * 10^exponent + offset, where `exponent` is the scale
+    factor a device reports beside the value (SunSpec sunssf), 0 for most meters.
+    """
 
-    def __init__(self, dtype: DataType, scale: float, offset: float) -> None:
+    __slots__ = ("_added", "_float32", "_offset", "_offset_decimals", "_scale", "_transform")
+
+    def __init__(
+        self, dtype: DataType, scale: float, offset: float, transform: Transform | None = None
+    ) -> None:
         self._scale = scale
         self._offset = offset
         self._float32 = dtype is DataType.FLOAT32
+        self._transform = None if transform is None else _TRANSFORMS[transform]
         # Decimals that scale and offset add; integer raw values have none of their own.
         self._added = decimals(scale) if scale != 0 else 0
         self._offset_decimals = decimals(offset) if offset != 0 else -400
 
-    def __call__(self, raw: float) -> float:
+    def __call__(self, raw: float, exponent: int = 0) -> float:
         if not math.isfinite(raw):
             return raw
         if isinstance(raw, int):
@@ -58,5 +104,10 @@ class Scaler:
             raw, raw_decimals = shortest_float32(raw)
         else:
             raw_decimals = decimals(raw)
-        places = max(raw_decimals + self._added, self._offset_decimals)
-        return float(round(raw * self._scale + self._offset, places))
+        if self._transform is not None:
+            # The transforms add or subtract whole numbers: no decimals of their own.
+            raw = self._transform(raw)
+        value = raw * self._scale
+        value = value * 10**exponent if exponent >= 0 else value / 10**-exponent
+        places = max(raw_decimals + self._added - exponent, self._offset_decimals)
+        return float(round(value + self._offset, places))
