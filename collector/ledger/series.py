@@ -1,0 +1,112 @@
+"""Amounts over time intervals, and how they are split into aligned buckets. Pure.
+
+An `Amount` is a quantity (kWh, m3, t, kgce, kgCO2, units of output) attributed to the
+half-open interval [start, end). Splitting an amount over buckets is pro rata by time,
+so a total is never changed by bucketing: energy is neither created nor lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import IntEnum
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Quality(IntEnum):
+    """How an amount is known, best first; a bucket has the worst of what it holds."""
+
+    MEASURED = 0
+    """A counter's difference over exactly this interval."""
+    APPORTIONED = 1
+    """Measured over a longer interval (a gap in the readings) and split pro rata by time."""
+    LOWER_BOUND = 2
+    """Measured, but part of the interval is not (a counter reset or a meter swap)."""
+    ESTIMATED = 3
+    """Not from a counter: integrated from power readings, or configured."""
+
+
+@dataclass(frozen=True)
+class Amount:
+    start: datetime
+    end: datetime
+    value: float
+    quality: Quality = Quality.MEASURED
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("amount times must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError(f"empty or reversed interval {self.start} .. {self.end}")
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
+
+    def share(self, start: datetime, end: datetime) -> float:
+        """The part of the value that falls in [start, end), pro rata by time."""
+        lo, hi = max(self.start, start), min(self.end, end)
+        if hi <= lo:
+            return 0.0
+        if lo == self.start and hi == self.end:
+            return self.value
+        return self.value * (hi - lo).total_seconds() / self.seconds
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """The amounts that fall in one aligned interval."""
+
+    start: datetime
+    end: datetime
+    value: float
+    quality: Quality
+    covered: float
+    """Fraction of the bucket's time that amounts cover (1.0 = no gap)."""
+
+
+def floor_time(ts: datetime, step: timedelta, origin: datetime = EPOCH) -> datetime:
+    """The start of the step-aligned bucket that holds ts (aligned on origin)."""
+    n = (ts - origin) // step
+    return origin + n * step
+
+
+def allocate(amounts: Iterable[Amount], step: timedelta, origin: datetime = EPOCH) -> list[Bucket]:
+    """Split amounts into buckets of `step` aligned on `origin`, pro rata by time.
+
+    Only buckets that some amount touches are returned, in time order. A bucket that holds
+    a share of an amount longer than `step` is at best APPORTIONED.
+    Use an origin at a local midnight (e.g. 2024-01-01T00:00+08:00) for local days.
+    """
+    if step <= timedelta(0):
+        raise ValueError("step must be positive")
+    values: dict[datetime, float] = {}
+    quality: dict[datetime, Quality] = {}
+    covered: dict[datetime, float] = {}
+    for amount in amounts:
+        apportioned = amount.end - amount.start > step
+        own = max(amount.quality, Quality.APPORTIONED) if apportioned else amount.quality
+        b = floor_time(amount.start, step, origin)
+        while b < amount.end:
+            e = b + step
+            values[b] = values.get(b, 0.0) + amount.share(b, e)
+            quality[b] = max(quality.get(b, Quality.MEASURED), own)
+            overlap = (min(e, amount.end) - max(b, amount.start)).total_seconds()
+            covered[b] = covered.get(b, 0.0) + overlap / step.total_seconds()
+            b = e
+    return [
+        Bucket(b, b + step, values[b], quality[b], min(covered[b], 1.0)) for b in sorted(values)
+    ]
+
+
+def total(amounts: Iterable[Amount], start: datetime, end: datetime) -> float:
+    """The sum of amounts over [start, end), pro rata for amounts that straddle its ends."""
+    return sum(a.share(start, end) for a in amounts)
+
+
+def worst(amounts: Iterable[Amount], start: datetime, end: datetime) -> Quality | None:
+    """The worst quality among amounts that overlap [start, end); None when none do."""
+    qualities = [a.quality for a in amounts if a.start < end and a.end > start]
+    return max(qualities) if qualities else None
