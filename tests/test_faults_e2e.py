@@ -1,0 +1,145 @@
+"""Faults on a real serial line (socat pty pair + simulator), with a healthy TCP meter
+beside it: the agent keeps every other meter on schedule, drops only the bad values,
+finds the registers a meter refuses, marks the silent meter offline in its status (as
+the broker delivers it), and brings it back on its own when the fault heals."""
+
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from modbus_plant import listening, serial_line, simulator, ticks, wait_until
+from processes import running, write_yaml
+from servers import Mosquitto
+
+from agent.profiles import load_profile
+
+SITE, AGENT = "plant-f", "gw-f"
+INTERVAL = 0.5
+TIMEOUT = 30.0
+
+
+def on_grid(stamps: list[float]) -> list[int]:
+    """The tick of each read: reads are stamped when they start, at or just after it."""
+    return [int((t + 0.01) // INTERVAL) for t in stamps]
+
+
+def test_a_bad_meter_does_not_hold_up_the_others_and_recovers(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    profile = load_profile("eastron_sdm630")
+    by_address = {r.address: r.quantity.value for r in profile.registers}
+    refused, booting = 342, 0  # unit 3 lacks register 342; unit 4's register 0 reads NaN
+    faults = ["--fault", "2:timeout", "--fault", f"3:exception={refused}-{refused + 1}"]
+    faults += ["--fault", f"4:nan={booting}-{booting + 1}"]
+    with (
+        serial_line(tmp_path) as (sim_end, agent_end),
+        simulator(
+            tmp_path,
+            "serial",
+            "eastron_sdm630",
+            "1-4",
+            ["--serial", str(sim_end), "--baud", "38400", *faults],
+        ) as line,
+        simulator(tmp_path, "tcp", "chint_dtsu666", "9") as tcp,
+    ):
+        serial: dict[str, Any] = {"serial": {"device": str(agent_end), "baud": 38400}}
+        meters: list[dict[str, Any]] = [
+            {
+                "id": f"bus-{unit}",
+                "profile": "eastron_sdm630",
+                "modbus": {**serial, "unit_id": unit, "timeout": 0.15},
+                "interval": INTERVAL,
+            }
+            for unit in (1, 2, 3, 4)
+        ]
+        meters.append(
+            {
+                "id": "tcp-9",
+                "profile": "chint_dtsu666",
+                "modbus": {"host": "127.0.0.1", "port": tcp.port, "unit_id": 9},
+                "interval": INTERVAL,
+            }
+        )
+        config = write_yaml(
+            tmp_path / "agent.yaml",
+            {
+                "site": SITE,
+                "agent_id": AGENT,
+                "mqtt": {"url": mosquitto.url},
+                "status_interval": 1,
+                "meters": meters,
+            },
+        )
+        with (
+            listening(mosquitto, SITE, AGENT) as heard,
+            running(
+                "energy-agent", ["run", "--config", str(config)], tmp_path / "agent.log"
+            ) as agent,
+        ):
+            wait_until(
+                lambda: heard.meter_state("bus-2") == "offline",
+                TIMEOUT,
+                "bus-2 reported offline in the status",
+            )
+            # a few seconds with the fault on: the rest keeps its schedule
+            start = len(heard.of("tcp-9"))
+            wait_until(lambda: len(heard.of("tcp-9")) >= start + 8, TIMEOUT, "tcp-9 reads on")
+            during = heard.last_status()
+            assert during is not None
+            assert {m: h["state"] for m, h in during["meters"].items()} == {
+                "bus-1": "online",
+                "bus-2": "offline",
+                "bus-3": "online",
+                "bus-4": "online",
+                "tcp-9": "online",
+            }
+            assert heard.of("bus-2") == []
+
+            # heal: SIGUSR1 switches the simulator's faults off
+            line.program.process.send_signal(signal.SIGUSR1)
+            wait_until(lambda: "faults off" in line.program.output(), 10, "the faults off")
+            wait_until(
+                lambda: heard.meter_state("bus-2") == "online",
+                TIMEOUT,
+                "bus-2 back online in the status",
+            )
+            wait_until(lambda: len(heard.of("bus-2")) >= 3, TIMEOUT, "bus-2 readings again")
+            agent.assert_running()
+            output = agent.output()
+            final = heard.last_status()
+
+    # the other bus never missed a tick, nor did the healthy meter on the faulty line
+    for meter in ("tcp-9", "bus-1"):
+        grid = on_grid(ticks([r["ts"] for r in heard.of(meter)]))
+        assert grid == list(range(grid[0], grid[0] + len(grid))), (meter, grid)
+
+    # bus-2: back with the values it serves
+    for reading in heard.of("bus-2"):
+        assert reading["values"] == pytest.approx(line.dump["2"], rel=1e-12)
+    # bus-3: everything but the refused register, found once and not asked for again
+    assert all(by_address[refused] not in r["values"] for r in heard.of("bus-3"))
+    assert all(len(r["values"]) == len(profile.registers) - 1 for r in heard.of("bus-3"))
+    refusals = re.findall(r'msg="register refused, no longer read".*', output)
+    assert len(refusals) == 1, refusals
+    assert "meter=bus-3" in refusals[0] and f"register={refused} " in refusals[0]
+    # bus-4: the NaN value dropped (logged once, counted) while the fault was on, the rest kept
+    nan_readings = [r for r in heard.of("bus-4") if by_address[booting] not in r["values"]]
+    assert nan_readings, "the NaN fault was seen"
+    assert all(len(r["values"]) == len(profile.registers) - 1 for r in nan_readings)
+    assert by_address[booting] in heard.of("bus-4")[-1]["values"]
+    dropped = re.findall(r'msg="value dropped" meter=bus-4.*', output)
+    assert len(dropped) == 1 and f"register={booting} " in dropped[0], dropped
+    assert "not a number" in dropped[0]
+
+    assert final is not None
+    health = final["meters"]
+    assert health["bus-2"]["errors"]["timeout"] >= 3
+    assert health["bus-3"]["errors"] == {"illegal_address": 1}
+    assert health["bus-4"]["errors"]["bad_value"] == len(nan_readings)
+    assert health["bus-1"]["errors"] == {} and health["tcp-9"]["errors"] == {}
+    assert 'msg="meter offline" meter=bus-2' in output
+    assert 'msg="meter online again" meter=bus-2' in output
