@@ -17,6 +17,8 @@ from servers import Mosquitto
 
 from agent.profiles import load_profile
 
+pytestmark = pytest.mark.e2e
+
 SITE, AGENT = "plant-f", "gw-f"
 INTERVAL = 0.5
 TIMEOUT = 30.0

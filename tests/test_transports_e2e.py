@@ -13,6 +13,8 @@ from modbus_plant import listening, serial_line, simulator, ticks, wait_until
 from processes import running, write_yaml
 from servers import Mosquitto, require_binary
 
+pytestmark = pytest.mark.e2e
+
 SITE, AGENT = "plant-t", "gw-t"
 TIMEOUT = 30.0
 INTERVAL = 0.5
