@@ -29,7 +29,7 @@ def check_report(path: Path) -> str:
             [
                 meter.id,
                 profile.model,
-                f"{meter.modbus.host}:{meter.modbus.port}",
+                meter.modbus.bus_name,
                 meter.modbus.unit_id,
                 meter.interval,
                 len(profile.registers),
