@@ -18,7 +18,7 @@ from agent.backoff import Backoff
 from agent.config import MeterSettings
 from agent.modbus.bus import ReadRegisters, Unit
 from agent.modbus.errors import ReadError
-from agent.poller import OFFLINE_AFTER, MeterPoller
+from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.wire import MeterReading, MeterState, Quantity
@@ -183,7 +183,7 @@ async def test_a_silent_meter_is_backed_off_and_comes_back(
             bus.silent = True
         if clock.now > EPOCH + 200:
             bus.silent = False
-        if clock.now > EPOCH + 300:
+        if clock.now > EPOCH + 800:  # the longest backoff (300 s) has passed since healing
             raise Stop
         return await original()
 
@@ -202,7 +202,7 @@ async def test_a_silent_meter_is_backed_off_and_comes_back(
     assert all(t == math.floor(t) for t in attempts)
     # answering again: online, polled every second, profile resolved again on reconnect
     assert poller.state is MeterState.ONLINE
-    after = [t for t in attempts if t > EPOCH + 250]
+    after = [t for t in attempts if t > EPOCH + 200 + BACKOFF_CEILING + 1]
     assert after == [after[0] + i for i in range(len(after))]
     # resolved on the first connection and on each probe of the offline meter (each is a
     # new connection attempt), never while it answers
