@@ -172,7 +172,7 @@ def test_unknown_profile_lists_the_builtin_ones(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("profile: eastron_sdm630", "profile: eastron_sdm631"))
     problem = the_problem(path)
     assert problem.startswith(f"{path}:7: meters.0.profile: unknown profile 'eastron_sdm631'")
-    assert builtin_names() == ["chint_dtsu666", "eastron_sdm630"]
+    assert {"chint_dtsu666", "eastron_sdm630"} <= set(builtin_names())
     for name in builtin_names():
         assert name in problem
 

@@ -6,6 +6,13 @@ order, so a client decoding with the profile gets the model's values back (up to
 type's resolution). Registers the profile does not map are illegal addresses, except
 gaps of at most `max_gap` registers between two mapped ones, which are answered as 0:
 that is the device behaviour the request planner relies on when it bridges gaps.
+
+Everything else a profile describes is served too: scale factor registers (SunSpec
+sunssf, an exponent chosen per unit so its values fit their type), named transforms
+(Schneider's 4Q power factor, in the quadrant the reactive power gives), identification
+registers (the expected value, or a made-up serial number), the SunSpec marker and model
+chain, and "not available" sentinels: unit ids divisible by 3 are import-only meters whose
+export energies read their sentinel, where the profile has one.
 """
 
 from __future__ import annotations
@@ -30,9 +37,10 @@ from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
 from agent.logs import fields
-from agent.modbus.decode import WORDS, DataType, decode, encode
-from agent.modbus.scale import Scaler
-from agent.profiles.model import Function, Profile, RegisterSpec
+from agent.modbus.decode import WORDS, DataType, decode, encode, encode_string
+from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
+from agent.modbus.scale import Scaler, Transform, schneider_4q_pf_register
+from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
 from agent.simulator.values import meter_for_unit
 from agent.wire import Quantity
@@ -91,19 +99,180 @@ def _integer_range(dtype: DataType) -> tuple[int, int]:
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
-def encode_value(profile: Profile, register: RegisterSpec, value: float) -> list[int]:
-    """The registers a device following `profile` sends for a canonical `value`."""
+def encode_value(
+    profile: Profile,
+    register: RegisterSpec,
+    value: float,
+    exponent: int = 0,
+    values: dict[Quantity, float] | None = None,
+) -> list[int]:
+    """The registers a device following `profile` sends for a canonical `value`, with its
+    scale factor register at `exponent`; `values` (the meter's others) give a 4Q power
+    factor its quadrant."""
     raw: int | float = (value - register.offset) / register.scale
+    raw = raw * 10**-exponent if exponent <= 0 else raw / 10**exponent
+    if register.transform is Transform.SCHNEIDER_4Q_PF:
+        reactive = (values or {}).get(_reactive_of(register.quantity), 0.0)
+        raw = schneider_4q_pf_register(raw, reactive)
     if register.type not in _FLOAT_TYPES:
         low, high = _integer_range(register.type)
         raw = min(max(round(raw), low), high)
     return encode(raw, register.type, profile.byte_order_of(register))
 
 
-def served_value(profile: Profile, register: RegisterSpec, words: Sequence[int]) -> float:
+def _reactive_of(quantity: Quantity) -> Quantity:
+    """The reactive power whose sign puts a power factor in its quadrant."""
+    try:
+        return Quantity(quantity.value.replace("power_factor", "power_reactive"))
+    except ValueError:
+        return Quantity.POWER_REACTIVE
+
+
+def served_value(
+    profile: Profile, register: RegisterSpec, words: Sequence[int], exponent: int = 0
+) -> float:
     """What a client decoding `words` with the profile gets (as ReadBlock.decode does)."""
     raw = decode(words, register.type, profile.byte_order_of(register))
-    return Scaler(register.type, register.scale, register.offset)(raw)
+    return Scaler(register.type, register.scale, register.offset, register.transform)(raw, exponent)
+
+
+def _sentinel(profile: Profile, register: RegisterSpec) -> list[int] | None:
+    """The registers of the register's "not available" value, if the profile has one."""
+    patterns = profile.not_available_of(register)
+    if not patterns:
+        return None
+    bits = 16 * register.words
+    pattern = min(patterns)
+    signed = register.type.value.startswith("int") and pattern >> (bits - 1)
+    return encode(
+        pattern - (1 << bits) if signed else pattern, register.type, profile.byte_order_of(register)
+    )
+
+
+_EXPONENTS: Final = range(-3, 7)
+_HEADROOM: Final = 2
+"""Scale factors leave room for values twice as large as at the start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """How one simulated meter encodes its values beyond the profile's fixed data."""
+
+    exponents: dict[int, int]
+    """scale factor register address -> the power of ten it holds"""
+    missing: frozenset[Quantity]
+    """quantities served as their "not available" sentinel"""
+    identification: dict[str, int | str]
+
+    @classmethod
+    def of(cls, profile: Profile, unit_id: int, values: dict[Quantity, float]) -> Encoding:
+        users: dict[int, list[RegisterSpec]] = {}
+        for register in profile.registers:
+            if register.scale_factor is not None:
+                users.setdefault(register.scale_factor, []).append(register)
+        exponents = {sf: _exponent(registers, values) for sf, registers in users.items()}
+        import_only = unit_id > 0 and unit_id % 3 == 0  # 0: no particular unit
+        missing = frozenset(
+            r.quantity
+            for r in profile.registers
+            if import_only
+            and r.quantity.value.startswith("energy_active_export")
+            and _sentinel(profile, r) is not None
+        )
+        identification = {
+            spec.name: _identification(spec, unit_id) for spec in profile.identification
+        }
+        return cls(exponents, missing, identification)
+
+
+def _exponent(registers: Sequence[RegisterSpec], values: dict[Quantity, float]) -> int:
+    """The smallest power of ten that lets every value fit its register, with headroom."""
+    for exponent in _EXPONENTS:
+        if all(
+            abs((values[r.quantity] - r.offset) / r.scale) * _HEADROOM
+            <= _integer_range(r.type)[1] * 10.0**exponent
+            for r in registers
+        ):
+            return exponent
+    return _EXPONENTS[-1]
+
+
+def _identification(spec: IdentificationSpec, unit_id: int) -> int | str:
+    if spec.expected:
+        return spec.expected[0]
+    if spec.type == "string":
+        return f"SIM{unit_id:05d}"[: 2 * spec.words]
+    return min(
+        10_000 + unit_id if spec.words == 1 else 10_000_000 + unit_id,
+        _integer_range(DataType(spec.type))[1],
+    )
+
+
+def _identification_words(
+    profile: Profile, spec: IdentificationSpec, value: int | str
+) -> list[int]:
+    order = profile.byte_order_of(spec)
+    if isinstance(value, str):
+        return encode_string(value, spec.words, order)
+    return encode(value, DataType(spec.type), order)
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """A register a device serves besides the values: a scale factor, an identification
+    register, or fixed words (the SunSpec marker and model headers)."""
+
+    address: int
+    words: int
+    label: str
+    fixed: tuple[int, ...] = ()
+    identification: IdentificationSpec | None = None
+
+    def encode(self, profile: Profile, encoding: Encoding) -> list[int]:
+        if self.identification is not None:
+            spec = self.identification
+            return _identification_words(profile, spec, encoding.identification[spec.name])
+        if self.fixed:
+            return list(self.fixed)
+        return [encoding.exponents.get(self.address, 0) & 0xFFFF]
+
+
+SUNSPEC_BASE: Final = 40000
+_SUNSPEC_COMMON_LENGTH: Final = 65
+"""The common model (ID 1) the simulator serves before the meter model: its content is
+zeros, its length only has to be walked over."""
+
+
+def simulated_layout(profile: Profile) -> Profile:
+    """The profile with every address concrete, as the simulator lays it out: a SunSpec
+    model right after the common model, the marker at 40000."""
+    if profile.resolved or profile.sunspec is None:
+        return profile
+    return locate_model(profile, SUNSPEC_BASE + 2 + 2 + _SUNSPEC_COMMON_LENGTH)
+
+
+def _extras(profile: Profile, function: Function) -> list[Extra]:
+    extras: dict[int, Extra] = {}
+    for register in profile.registers:
+        sf = register.scale_factor
+        if sf is not None and profile.function_of(register) is function:
+            extras[sf] = Extra(sf, 1, f"scale factor of {register.quantity.value}")
+    for spec in profile.identification:
+        if profile.function_of(spec) is function:
+            extras[spec.address] = Extra(spec.address, spec.words, spec.name, identification=spec)
+    sunspec = profile.sunspec
+    if sunspec is not None and sunspec.model_start is not None and function is profile.function:
+        start, length = sunspec.model_start, sunspec.length or 0
+        common = SUNSPEC_BASE + 2
+        fixed = [
+            (SUNSPEC_BASE, SUNSPEC_MARKER, "SunSpec marker"),
+            (common, (1, _SUNSPEC_COMMON_LENGTH, *[0] * _SUNSPEC_COMMON_LENGTH), "common model"),
+            (start, (sunspec.model, length), f"model {sunspec.model} header"),
+            (start + 2 + length, (SUNSPEC_END, 0), "end of the model chain"),
+        ]
+        for address, words, label in fixed:
+            extras[address] = Extra(address, len(words), label, fixed=tuple(words))
+    return sorted(extras.values(), key=lambda e: e.address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,29 +281,56 @@ class Table:
 
     function: Function
     registers: tuple[RegisterSpec, ...]
+    extras: tuple[Extra, ...] = ()
 
-    def simdata(self, profile: Profile, values: dict[Quantity, float]) -> list[SimData]:
+    def simdata(
+        self,
+        profile: Profile,
+        values: dict[Quantity, float],
+        encoding: Encoding | None = None,
+    ) -> list[SimData]:
         """The registers with `values`, and zero-filled gaps the device answers."""
+        encoding = encoding or Encoding.of(profile, 0, values)
+        cells = [
+            (r.address, r.words, _register_words(profile, r, values, encoding))
+            for r in self.registers
+        ] + [(e.address, e.words, e.encode(profile, encoding)) for e in self.extras]
         blocks: list[SimData] = []
         end = None
-        for register in self.registers:
-            if end is not None and 0 < register.address - end <= profile.max_gap:
-                blocks.append(_registers(end, [0] * (register.address - end)))
-            words = encode_value(profile, register, values[register.quantity])
-            blocks.append(_registers(register.address, words))
-            end = register.address + register.words
+        for address, words, data in sorted(cells, key=lambda c: c[0]):
+            if end is not None and 0 < address - end <= profile.max_gap:
+                blocks.append(_registers(end, [0] * (address - end)))
+            blocks.append(_registers(address, data))
+            end = address + words
         # An empty table still needs one entry; a lone invalid register refuses every read.
         return blocks or [SimData(address=0, datatype=SimType.INVALID)]
 
     def write(
-        self, profile: Profile, values: dict[Quantity, float], live: list[int], start: int
+        self,
+        profile: Profile,
+        values: dict[Quantity, float],
+        live: list[int],
+        start: int,
+        encoding: Encoding | None = None,
     ) -> None:
         """Put `values` into the registers pymodbus serves from (`live[0]` is `start`)."""
+        encoding = encoding or Encoding.of(profile, 0, values)
         for register in self.registers:
             index = register.address - start
-            live[index : index + register.words] = encode_value(
-                profile, register, values[register.quantity]
+            live[index : index + register.words] = _register_words(
+                profile, register, values, encoding
             )
+
+
+def _register_words(
+    profile: Profile, register: RegisterSpec, values: dict[Quantity, float], encoding: Encoding
+) -> list[int]:
+    if register.quantity in encoding.missing:
+        sentinel = _sentinel(profile, register)
+        assert sentinel is not None
+        return sentinel
+    exponent = 0 if register.scale_factor is None else encoding.exponents[register.scale_factor]
+    return encode_value(profile, register, values[register.quantity], exponent, values)
 
 
 def _registers(address: int, words: list[int]) -> SimData:
@@ -142,24 +338,32 @@ def _registers(address: int, words: list[int]) -> SimData:
 
 
 def tables(profile: Profile) -> dict[Function, Table]:
-    """The profile's registers per table, sorted; ValueError for what cannot be served."""
+    """The profile's registers per table, sorted; ValueError for what cannot be served.
+
+    A SunSpec profile is laid out first (`simulated_layout`)."""
+    profile = simulated_layout(profile)
     result: dict[Function, Table] = {}
     for function in Function:
         registers = sorted(
             (r for r in profile.registers if profile.function_of(r) is function),
             key=lambda r: r.address,
         )
-        _check_servable(profile, registers)
-        result[function] = Table(function, tuple(registers))
+        extras = _extras(profile, function)
+        _check_servable(profile, registers, extras)
+        result[function] = Table(function, tuple(registers), tuple(extras))
     return result
 
 
-def _check_servable(profile: Profile, registers: Sequence[RegisterSpec]) -> None:
-    for before, after in itertools.pairwise(registers):
-        if after.address < before.address + before.words:
+def _check_servable(
+    profile: Profile, registers: Sequence[RegisterSpec], extras: Sequence[Extra] = ()
+) -> None:
+    cells = [(r.address, r.words, r.quantity.value) for r in registers]
+    cells += [(e.address, e.words, e.label) for e in extras]
+    for before, after in itertools.pairwise(sorted(cells, key=lambda c: c[0])):
+        if after[0] < before[0] + before[1]:
             raise ValueError(
-                f"profile {profile.model}: {after.quantity.value} at {after.address} "
-                f"overlaps {before.quantity.value} at {before.address}"
+                f"profile {profile.model}: {after[2]} at {after[0]} "
+                f"overlaps {before[2]} at {before[0]}"
             )
     for register in registers:
         if register.scale == 0:
@@ -186,6 +390,13 @@ class _Unit:
     faults: FaultInjector | None = None
     stale: bool = False
     """A fault wrote into the served registers: write the model's values again."""
+    encoding: Encoding | None = None
+    """Scale factors, missing values and identification of this unit (set at start)."""
+
+    def __post_init__(self) -> None:
+        self.profile = simulated_layout(self.profile)
+        if self.encoding is None:
+            self.encoding = Encoding.of(self.profile, self.unit_id, self.values(self.start_time))
 
     def values(self, t: float) -> dict[Quantity, float]:
         return meter_for_unit(self.unit_id).values(t)
@@ -197,8 +408,8 @@ class _Unit:
             simdata=(
                 [_NO_BITS],
                 [_NO_BITS],
-                self.tables[Function.HOLDING].simdata(self.profile, values),
-                self.tables[Function.INPUT].simdata(self.profile, values),
+                self.tables[Function.HOLDING].simdata(self.profile, values, self.encoding),
+                self.tables[Function.INPUT].simdata(self.profile, values, self.encoding),
             ),
             action=self.on_request,
         )
@@ -221,7 +432,9 @@ class _Unit:
             return ExcCodes.ILLEGAL_ADDRESS
         if not self.hold or self.stale:
             values = self.values(self.start_time if self.hold else time.time())
-            self.tables[function].write(self.profile, values, registers, start_address)
+            self.tables[function].write(
+                self.profile, values, registers, start_address, self.encoding
+            )
             self.stale = False
         if faults is not None and faults.has(self.unit_id, FaultMode.NAN):
             self._write_nan(faults, function, registers, start_address)
@@ -241,13 +454,25 @@ class _Unit:
         self.stale = True
 
     def served(self) -> dict[str, float]:
-        """The values a client reads at the start time, after encoding and decoding."""
+        """The values a client reads at the start time, after encoding and decoding; not
+        the ones served as "not available"."""
         values = self.values(self.start_time)
+        encoding = self.encoding or Encoding.of(self.profile, self.unit_id, values)
         served: dict[str, float] = {}
         for register in self.profile.registers:
-            words = encode_value(self.profile, register, values[register.quantity])
-            served[register.quantity.value] = served_value(self.profile, register, words)
+            if register.quantity in encoding.missing:
+                continue
+            sf = register.scale_factor
+            exponent = 0 if sf is None else encoding.exponents[sf]
+            words = encode_value(
+                self.profile, register, values[register.quantity], exponent, values
+            )
+            served[register.quantity.value] = served_value(self.profile, register, words, exponent)
         return served
+
+    def identification(self) -> dict[str, int | str]:
+        assert self.encoding is not None  # set in __post_init__
+        return dict(self.encoding.identification)
 
 
 async def _no_such_unit(*_request: object) -> ExcCodes:
@@ -272,6 +497,7 @@ def write_dump(path: Path, profile: Profile, units: Sequence[_Unit]) -> None:
     document = {
         "profile": profile.model,
         "values": {str(unit.unit_id): unit.served() for unit in units},
+        "identification": {str(unit.unit_id): unit.identification() for unit in units},
     }
     # Written aside and renamed, so a reader polling for the file never sees half of it.
     partial = path.with_name(f".{path.name}.partial")
@@ -310,6 +536,7 @@ async def serve(
     values of the start time. `dump` receives the start time's values once listening.
     `faults` are played per unit id; SIGUSR1 switches them off and on.
     """
+    profile = simulated_layout(profile)
     layout = tables(profile)
     start_time = time.time()
     # On a serial line, unit ids nobody simulates stay silent, as absent meters do.
