@@ -217,6 +217,10 @@ class MeterPoller:
         self, block: ReadBlock, decoded: dict[Quantity, float], problems: list[Problem]
     ) -> None:
         for problem in problems:
+            if problem.quiet:
+                # The meter itself says it has no such value: worth a count, not a log line.
+                self.errors[problem.kind.value] += 1
+                continue
             self.errors[BAD_VALUE] += 1
             key = (problem.address, block.function.value)
             # One line when a value starts failing, not one per tick while it stays bad.

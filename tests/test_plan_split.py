@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.plan import ReadBlock, plan_reads, split_block, sub_block, without_registers
+from agent.modbus.plan import (
+    FieldPlan,
+    ReadBlock,
+    plan_reads,
+    split_block,
+    sub_block,
+    without_registers,
+)
+from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.wire import UNITS, Quantity
 
@@ -138,3 +146,25 @@ def test_sub_block_decodes_like_the_whole() -> None:
     assert problems == []
     assert values == {q: v for q, v in whole.items() if q in values}
     assert len(values) == 2
+
+
+def test_a_split_keeps_a_fields_scale_factor_register_in_its_read() -> None:
+    def field(quantity: Quantity, address: int, scale_factor: int) -> FieldPlan:
+        return FieldPlan(
+            quantity=quantity,
+            offset=address - 100,
+            dtype=DataType.INT16,
+            byte_order=ByteOrder.ABCD,
+            scaler=Scaler(DataType.INT16, 1.0, 0.0),
+            address=address,
+            scale_factor=scale_factor,
+        )
+
+    current = field(Quantity.CURRENT_L1, 103, 106)
+    voltage = field(Quantity.VOLTAGE_L1, 108, 115)
+    block = ReadBlock(Function.HOLDING, 100, 16, (current, voltage))
+    part = sub_block(block, [current])
+    assert (part.address, part.count) == (103, 4)  # 103..106: the value and its sunssf
+    decoded, problems = part.decode([200, 0, 0, 0xFFFF])  # raw 200, sf -1
+    assert problems == []
+    assert decoded == {Quantity.CURRENT_L1: 20.0}

@@ -231,8 +231,9 @@ def sub_block(block: ReadBlock, fields: Sequence[FieldPlan]) -> ReadBlock:
     if not fields:
         raise ValueError("a read block needs at least one field")
     ordered = sorted(fields, key=lambda f: f.address)
-    start = ordered[0].address
-    end = max(f.address + WORDS[f.dtype] for f in ordered)
+    # A field's span includes its scale factor register, which must come in the same read.
+    start = min(f.span[0] for f in ordered)
+    end = max(f.span[1] for f in ordered)
     return ReadBlock(
         function=block.function,
         address=start,
