@@ -9,6 +9,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from agent.config import ModbusSettings
 from agent.configfile import ConfigError
 from agent.logs import setup_logging
 
@@ -18,7 +21,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="energy-agent",
         description="GreenGauge edge agent: polls Modbus meters, publishes readings over MQTT.",
     )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING"],
+        help="default INFO for run and simulate, WARNING for the tools",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="poll the configured meters and publish readings")
@@ -67,14 +74,77 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
 
+    probe = commands.add_parser("probe", help="read one meter once and show every register")
+    _modbus_arguments(probe)
+    probe.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (default 1)")
+    probe.add_argument("--profile", required=True, help="built-in profile name or profile file")
+    probe.add_argument(
+        "--all-orders",
+        action="store_true",
+        help="also decode multi-register values in all four byte orders",
+    )
+
+    scan = commands.add_parser("scan", help="find the unit ids that answer on a bus")
+    _modbus_arguments(scan, timeout=0.3)
+    scan.add_argument("--unit-ids", default="1-247", help="e.g. 1-247 (default) or 1,3,10-20")
+
     commands.add_parser("profiles", help="list the built-in meter profiles")
     commands.add_parser("schema", help="print the JSON schema of the config file")
     return parser
 
 
+def _modbus_arguments(parser: argparse.ArgumentParser, timeout: float = 1.0) -> None:
+    where = parser.add_argument_group("where the meter is (give --host or --serial)")
+    where.add_argument("--host", help="Modbus TCP meter or gateway")
+    where.add_argument("--port", type=int, default=502)
+    where.add_argument("--framer", choices=["tcp", "rtu"], default="tcp", help="rtu: RTU over TCP")
+    where.add_argument("--serial", metavar="DEVICE", help="serial line, e.g. /dev/ttyUSB0")
+    where.add_argument("--baud", type=int, default=9600)
+    where.add_argument("--parity", choices=["none", "even", "odd"], default="none")
+    where.add_argument("--stop-bits", type=int, choices=[1, 2], default=1)
+    where.add_argument("--timeout", type=float, default=timeout, help="seconds per request")
+
+
+def _modbus_settings(args: argparse.Namespace, unit_id: int = 1) -> ModbusSettings:
+    """The settings the command-line options describe; ValueError naming the bad option."""
+    data: dict[str, object] = {"unit_id": unit_id, "timeout": args.timeout}
+    if args.serial:
+        data["serial"] = {
+            "device": args.serial,
+            "baud": args.baud,
+            "parity": args.parity,
+            "stop_bits": args.stop_bits,
+        }
+    if args.host:
+        data |= {"host": args.host, "port": args.port, "framer": args.framer}
+    try:
+        return ModbusSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+        raise ValueError(f"Modbus options: {problems}") from exc
+
+
+async def _scan(args: argparse.Namespace) -> str:
+    from agent.scan import scan, scan_table  # noqa: PLC0415
+    from agent.simulator.server import parse_unit_ids  # noqa: PLC0415
+
+    unit_ids = parse_unit_ids(args.unit_ids)
+    settings = _modbus_settings(args, unit_ids[0])
+    return scan_table(await scan(settings, unit_ids), settings)
+
+
+async def _probe(args: argparse.Namespace) -> str:
+    from agent.probe import probe  # noqa: PLC0415
+    from agent.profiles import load_profile  # noqa: PLC0415
+
+    settings = _modbus_settings(args, args.unit_id)
+    return await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.log_level)
+    services = ("run", "simulate")
+    setup_logging(args.log_level or ("INFO" if args.command in services else "WARNING"))
     try:
         if args.command == "run":
             from agent.runner import run_agent  # noqa: PLC0415 - keep tool start-up light
@@ -85,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.inspect import check_report  # noqa: PLC0415
 
             print(check_report(args.config))
+        elif args.command in ("probe", "scan"):
+            from agent.modbus.errors import ReadError  # noqa: PLC0415
+
+            try:
+                print(asyncio.run(_probe(args) if args.command == "probe" else _scan(args)))
+            except ReadError as exc:
+                print(f"energy-agent: {exc}", file=sys.stderr)
+                return 1
         elif args.command == "profiles":
             from agent.inspect import profiles_report  # noqa: PLC0415
 
