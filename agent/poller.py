@@ -222,37 +222,29 @@ class MeterPoller:
                 self.errors[problem.kind.value] += 1
                 continue
             self.errors[BAD_VALUE] += 1
-            key = (problem.address, block.function.value)
-            # One line when a value starts failing, not one per tick while it stays bad.
-            if key not in self._failing_values:
-                self._failing_values.add(key)
-                log.warning(
-                    "value dropped",
-                    extra=fields(
-                        meter=self.meter.id,
-                        quantity=problem.quantity.value,
-                        register=problem.address,
-                        reason=problem.reason,
-                    ),
-                )
+            self._value_failing(block, problem.address, problem.quantity, problem.reason)
         for field in block.fields:
             if field.quantity in decoded:
                 self._failing_values.discard((field.address, block.function.value))
 
     def _dropped(self, block: ReadBlock, reason: str) -> None:
         for field in block.fields:
-            key = (field.address, block.function.value)
-            if key not in self._failing_values:
-                self._failing_values.add(key)
-                log.warning(
-                    "value dropped",
-                    extra=fields(
-                        meter=self.meter.id,
-                        quantity=field.quantity.value,
-                        register=field.address,
-                        reason=reason,
-                    ),
-                )
+            self._value_failing(block, field.address, field.quantity, reason)
+
+    def _value_failing(
+        self, block: ReadBlock, address: int, quantity: Quantity, reason: str
+    ) -> None:
+        key = (address, block.function.value)
+        # One line when a value starts failing, not one per tick while it stays bad.
+        if key in self._failing_values:
+            return
+        self._failing_values.add(key)
+        log.warning(
+            "value dropped",
+            extra=fields(
+                meter=self.meter.id, quantity=quantity.value, register=address, reason=reason
+            ),
+        )
 
     def _answered(self, ts: datetime) -> None:
         self.reads += 1
