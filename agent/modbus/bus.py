@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -27,12 +27,10 @@ from agent.backoff import Backoff
 from agent.config import Framer, ModbusSettings, Parity
 from agent.logs import fields
 from agent.modbus.errors import ReadError
+from agent.modbus.resolve import ReadRegisters
 from agent.profiles.model import Function
 
 log = logging.getLogger(__name__)
-
-ReadRegisters = Callable[[Function, int, int], Awaitable[list[int]]]
-"""read(function, address, count) -> registers, bound to one unit; raises ReadError."""
 
 _PARITY = {Parity.NONE: "N", Parity.EVEN: "E", Parity.ODD: "O"}
 
