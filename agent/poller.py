@@ -27,10 +27,10 @@ from typing import Final, Protocol
 from agent.backoff import Backoff
 from agent.config import MeterSettings
 from agent.logs import fields
-from agent.modbus.bus import ReadRegisters, Unit
+from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import Problem, ReadBlock, plan_reads, split_block, without_registers
-from agent.modbus.resolve import resolve_profile
+from agent.modbus.resolve import ReadRegisters, resolve_profile
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.schedule import next_tick

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.config import ModbusSettings
-from agent.modbus.bus import Bus, ReadRegisters, Unit
+from agent.modbus.bus import Bus, Unit
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import plan_reads
-from agent.modbus.resolve import matches, resolve_profile
+from agent.modbus.resolve import ReadRegisters, matches, resolve_profile
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.profiles.model import Function
 from agent.tables import format_table
