@@ -85,6 +85,8 @@ class Publisher:
         self._outbox = outbox
         self._queue: asyncio.Queue[MeterReading] = asyncio.Queue()
         self._held: list[MeterReading] = []
+        self._connected = False
+        self._sent = asyncio.Event()  # set on every acknowledged batch
         self._live: asyncio.Queue[int] = asyncio.Queue()
         self._readings_topic = topic(config.site, config.agent_id, Topic.READINGS)
         self._status_topic = topic(config.site, config.agent_id, Topic.STATUS)
@@ -146,7 +148,8 @@ class Publisher:
             while len(self._held) < MAX_READINGS_PER_BATCH and not self._queue.empty():
                 self._held.append(self._queue.get_nowait())
             readings, self._held = self._held, []
-            self._commit(readings)
+            if readings:  # empty when a shutdown took them meanwhile
+                self._commit(readings)
 
     def _commit_queued(self) -> None:
         """On shutdown: whatever readings are still in memory go to the outbox."""
@@ -182,6 +185,7 @@ class Publisher:
         while True:
             try:
                 async with self._client() as client:
+                    self._connected = True
                     backoff.reset()
                     log.info(
                         "connected to broker",
@@ -193,6 +197,7 @@ class Publisher:
                     )
                     await self._session(client)
             except aiomqtt.MqttError as exc:
+                self._connected = False
                 if refused_protocol(exc) and self._protocol is aiomqtt.ProtocolVersion.V5:
                     self._protocol = aiomqtt.ProtocolVersion.V311
                     log.info("broker refused MQTT 5, using 3.1.1", extra=fields(broker=broker))
@@ -232,6 +237,7 @@ class Publisher:
         # publish() returns once the broker's PUBACK arrived (QoS 1): only then is the
         # batch the broker's responsibility and may leave the outbox.
         await client.publish(self._readings_topic, entry.payload, qos=1)
+        self._sent.set()
         if self._outbox.remove(entry.seq):
             self.published_batches += 1
             self.published_readings += entry.readings
@@ -359,6 +365,19 @@ class Publisher:
             await asyncio.sleep(self._config.status_interval)
             self._report_dropped(self._outbox.prune())
             self.report()
+
+    async def shutdown(self, grace: float) -> None:
+        """Before stopping: commit what is held, and give the live sender `grace` seconds
+        to send what the outbox holds, while connected."""
+        self._commit_queued()
+        deadline = time.monotonic() + grace
+        while self._outbox.depth and self._connected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._sent.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sent.wait(), remaining)
 
     async def run(self) -> None:
         """Batch, store and forward until cancelled; then commit and report what is left."""

@@ -17,6 +17,9 @@ from agent.wire import MeterHealth
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_GRACE = 3.0
+"""seconds a stopping agent spends sending what its outbox holds"""
+
 
 async def run_agent(config_path: Path) -> None:
     setup = load_config(config_path)
@@ -62,22 +65,32 @@ async def run_agent(config_path: Path) -> None:
             broker=config.mqtt.url,
         ),
     )
-    # SIGTERM (systemd, docker stop) stops as Ctrl-C does: the publisher commits what
-    # it holds to the outbox and writes its counters before the process exits.
+    # SIGTERM (systemd, docker stop): the pollers stop, the publisher commits what it
+    # holds to the outbox and sends what it can within a short grace, writes its
+    # counters, and the process exits; what is left is sent on the next start.
     main = asyncio.current_task()
     terminated = asyncio.Event()
+    poller_tasks: list[asyncio.Task[None]] = []
 
-    def terminate() -> None:
-        terminated.set()
+    async def stop() -> None:
+        for task in poller_tasks:
+            task.cancel()
+        await publisher.shutdown(SHUTDOWN_GRACE)
         if main is not None:
             main.cancel()
 
+    def terminate() -> None:
+        if not terminated.is_set():
+            terminated.set()
+            stopping.append(asyncio.create_task(stop()))
+
+    stopping: list[asyncio.Task[None]] = []
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(publisher.run())
             for poller in pollers:
-                tasks.create_task(poller.run())
+                poller_tasks.append(tasks.create_task(poller.run()))
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise

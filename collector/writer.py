@@ -74,7 +74,8 @@ class BatchWriter:
         self._full = asyncio.Event()
         self._replay_backoff = Backoff(start=0.2, ceiling=10.0)
         self._replay_at = 0.0
-        self._spool_started: float | None = None
+        # A spool left by an earlier run is replayed like one of this run.
+        self._spool_started: float | None = time.monotonic() if spool.depth else None
         self.values_written = 0
         self.writes = 0
 
@@ -165,7 +166,7 @@ class BatchWriter:
                 repeats[(batch.site, batch.agent)] += 1
             elif seen.gap:
                 log.warning(
-                    "sequence gap",
+                    "sequence gap: batches not received (yet)",
                     extra=fields(
                         site=batch.site,
                         agent=batch.agent,
