@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import ssl
 import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -30,10 +29,10 @@ from agent.backoff import Backoff
 from agent.config import AgentConfig
 from agent.logs import fields
 from agent.outbox import Dropped, Entry, Outbox
+from agent.tls import ssl_context
 from agent.wire import (
     AgentState,
     AgentStatus,
-    BrokerSettings,
     MeterHealth,
     MeterReading,
     OutboxHealth,
@@ -58,16 +57,6 @@ OUTBOX_FILE: Final = "outbox.sqlite"
 # CONNACK answers that mean "this broker does not speak MQTT 5": 3.1.1's
 # "unacceptable protocol version" and 5's "unsupported protocol version".
 _PROTOCOL_REFUSED: Final = frozenset({1, 132})
-
-
-def tls_context(mqtt: BrokerSettings) -> ssl.SSLContext | None:
-    """The TLS context for mqtts:// URLs: CA file (or system CAs), optional client cert."""
-    if not mqtt.tls:
-        return None
-    context = ssl.create_default_context(cafile=mqtt.ca_file)
-    if mqtt.cert_file:
-        context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
-    return context
 
 
 def refused_protocol(exc: aiomqtt.MqttError) -> bool:
@@ -176,7 +165,7 @@ class Publisher:
             will=aiomqtt.Will(
                 self._status_topic, self._status(AgentState.OFFLINE), qos=1, retain=True
             ),
-            tls_context=tls_context(mqtt),
+            tls_context=ssl_context(mqtt),
         )
 
     async def _connect_forever(self) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -33,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.logs import fields
+from agent.tls import ssl_context
 from agent.wire import BrokerSettings
 from collector.acks import OrderedAcks
 
@@ -43,16 +43,6 @@ CONNECT_TIMEOUT: Final = 10.0
 # away, for at most this long (about 136 years: as long as 3.1.1's clean_session False).
 SESSION_EXPIRY: Final = 0xFFFFFFFF
 _PROTOCOL_REFUSED: Final = frozenset({1, 132})
-
-
-def tls_context(mqtt: BrokerSettings) -> ssl.SSLContext | None:
-    """For mqtts:// URLs: the CA file (or the system's CAs) and an optional client cert."""
-    if not mqtt.tls:
-        return None
-    context = ssl.create_default_context(cafile=mqtt.ca_file)
-    if mqtt.cert_file:
-        context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
-    return context
 
 
 class IngestError(Exception):
@@ -122,7 +112,7 @@ class Ingest:
             client.username_pw_set(
                 mqtt.username, mqtt.password.get_secret_value() if mqtt.password else None
             )
-        context = tls_context(mqtt)
+        context = ssl_context(mqtt)
         if context is not None:
             client.tls_set_context(context)
         return client

@@ -10,7 +10,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # The wire contract, plus infrastructure that carries no domain and no data.
-COLLECTOR_MAY_USE_FROM_AGENT = {"agent.wire", "agent.configfile", "agent.logs", "agent.backoff"}
+COLLECTOR_MAY_USE_FROM_AGENT = {
+    "agent.wire",
+    "agent.configfile",
+    "agent.logs",
+    "agent.backoff",
+    "agent.tls",
+}
 IO_LIBRARIES = {
     "asyncio",
     "socket",

@@ -16,8 +16,9 @@ import pytest
 import agent.poller as poller_module
 from agent.backoff import Backoff
 from agent.config import MeterSettings
-from agent.modbus.bus import ReadRegisters, Unit
+from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
+from agent.modbus.resolve import ReadRegisters
 from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function

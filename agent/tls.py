@@ -1,0 +1,17 @@
+"""TLS to the broker, the same for the agent and the collector."""
+
+from __future__ import annotations
+
+import ssl
+
+from agent.wire import BrokerSettings
+
+
+def ssl_context(mqtt: BrokerSettings) -> ssl.SSLContext | None:
+    """For mqtts:// URLs: the CA file (or the system's CAs) and an optional client cert."""
+    if not mqtt.tls:
+        return None
+    context = ssl.create_default_context(cafile=mqtt.ca_file)
+    if mqtt.cert_file:
+        context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
+    return context
