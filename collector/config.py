@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent.configfile import load_model
 from agent.wire import BrokerSettings
+from collector.plant import AccountingConfig
 
 
 class _Config(BaseModel):
@@ -51,6 +52,9 @@ class CollectorConfig(_Config):
     )
     write: WriteSettings = WriteSettings()
     ingest: IngestSettings = IngestSettings()
+    accounting: AccountingConfig | None = Field(
+        default=None, description="the plant model; leave out to store readings only"
+    )
 
 
 def load_config(path: Path) -> CollectorConfig:
