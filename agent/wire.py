@@ -298,3 +298,62 @@ class BrokerSettings(BaseModel):
     @property
     def port(self) -> int:
         return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+# --- site-level topics: alerts from the collector, production data from the MES ---------
+
+
+def alerts_topic(site: str) -> str:
+    """Where the collector publishes a site's intensity alerts (QoS 1, not retained)."""
+    return f"{TOPIC_ROOT}/{check_id(site)}/alerts"
+
+
+def production_topic(site: str) -> str:
+    """Where a MES publishes a site's production output and monthly value added."""
+    return f"{TOPIC_ROOT}/{check_id(site)}/production"
+
+
+class AlertKind(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+class Alert(_WireModel):
+    """A line's intensity went above its threshold (the benchmark's baseline), or back."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    site: Id
+    line: Id
+    id: int = Field(ge=0, description="the collector's alert id (its accounting database)")
+    kind: AlertKind
+    ts: Timestamp = Field(description="when the condition had lasted the minimum duration")
+    since: Timestamp = Field(description="when the condition began")
+    value: Value = Field(description="the intensity at ts")
+    threshold: Value
+    unit: str = Field(description="the intensity's unit, e.g. kgce/t")
+    window: str = Field(description="the window the intensity is taken over, e.g. rolling_1h")
+    benchmark: str = Field(description="the benchmark entry the line is judged against")
+
+
+class ProductionOutput(_WireModel):
+    """Output of a line over [start, end), as the MES reports it; the same report sent
+    again (same line, start, end) replaces the earlier one."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["output"] = "output"
+    site: Id
+    line: Id
+    start: Timestamp
+    end: Timestamp
+    quantity: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    unit: str = Field(min_length=1, description="must be the line's configured output unit")
+
+
+class ValueAdded(_WireModel):
+    """A site's value added (CNY) for one calendar month, as the MES or ERP reports it."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    kind: Literal["value_added"] = "value_added"
+    site: Id
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    cny: Annotated[float, Field(gt=0, allow_inf_nan=False)]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from agent.logs import fields
 from agent.wire import BrokerSettings, Topic, subscription
 from collector import sequences
+from collector.accounting.live import accounting_for
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.ingest import Ingest, Message
@@ -76,6 +77,8 @@ class Collector:
             self.receive,
             config.ingest.receive_maximum,
         )
+        # Energy and carbon accounting (issue 5): None without a plant model.
+        self.accounting = accounting_for(config, self.dead_letters)
 
     def receive(self, message: Message) -> None:
         self.handle(message.topic, message.payload, message.ack)
@@ -91,6 +94,8 @@ class Collector:
             return
         self.writer.add(topic, payload, batch, ack)
         self.latest.update(batch)
+        if self.accounting is not None:
+            self.accounting.feed(batch)
 
     async def subscribe_forever(self) -> None:
         await self.ingest.run()
@@ -140,6 +145,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             tasks.create_task(collector.subscribe_forever())
             if table:
                 tasks.create_task(collector.show_table())
+            if collector.accounting is not None:
+                tasks.create_task(collector.accounting.run())
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise
@@ -157,4 +164,6 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             ),
         )
         collector.spool.close()
+        if collector.accounting is not None:
+            collector.accounting.close()
         store.close()

@@ -7,9 +7,10 @@ runs off its event loop, one at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.wire import ReadingBatch
+from collector.stores.lineprotocol import Point
 
 
 class StoreError(Exception):
@@ -31,6 +32,18 @@ class Store(Protocol):
         Writing the same reading twice leaves it stored once (same series, same time).
         Raises StoreError or StoreRejected.
         """
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class PointStore(Protocol):
+    """A store that also takes derived measurements (energy_interval, intensity)."""
+
+    def write_points(self, points: Sequence[Point]) -> int:
+        """Store the points; a point written again (same series and time) replaces the
+        earlier one. Raises StoreError or StoreRejected."""
         ...
 
     def close(self) -> None: ...

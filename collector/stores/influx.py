@@ -20,7 +20,7 @@ from influxdb_client.rest import ApiException
 from agent.logs import fields
 from agent.wire import ReadingBatch
 from collector.stores import StoreError, StoreRejected
-from collector.stores.lineprotocol import batch_lines, value_count
+from collector.stores.lineprotocol import Point, batch_lines, point_lines, value_count
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,24 @@ class InfluxStore:
             extra=fields(bucket=self._bucket, values=count, bytes=len(body)),
         )
         return count
+
+    def write_points(self, points: Sequence[Point]) -> int:
+        """Store derived points (energy_interval, intensity); raise StoreRejected or StoreError.
+
+        A point written again (same measurement, tags and time) replaces the earlier one.
+        """
+        body = point_lines(points)
+        if not body:
+            return 0
+        try:
+            self._write_api.write(
+                bucket=self._bucket, org=self._org, record=body, write_precision=_PRECISION_MS
+            )
+        except ApiException as exc:
+            self._raise_for_status(exc)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreError(f"cannot reach {self._url}: {exc}") from exc
+        return len(points)
 
     def _raise_for_status(self, exc: ApiException) -> NoReturn:
         status: int = exc.status or 0

@@ -21,7 +21,9 @@ cannot represent a tag value that ends in a backslash at all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -78,3 +80,39 @@ def batch_lines(batches: Sequence[ReadingBatch]) -> bytes:
 def value_count(batches: Sequence[ReadingBatch]) -> int:
     """How many values (fields) the batches hold: what a store reports as written."""
     return sum(len(reading.values) for batch in batches for reading in batch.readings)
+
+
+# --- derived measurements (energy accounting) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One point of a derived measurement (energy_interval, intensity): tags and float fields.
+
+    Field names are snake_case ASCII chosen by the collector, so they need no escaping.
+    """
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[str, float], ...]
+    ts_ms: int
+
+    @property
+    def series(self) -> str:
+        """The tags as `k=v,k=v` in key order: the series key within the measurement."""
+        return ",".join(f"{k}={escape_tag(v)}" for k, v in sorted(self.tags))
+
+
+def point_lines(points: Sequence[Point]) -> bytes:
+    """Line protocol for derived points; points without a finite field are left out."""
+    lines: list[str] = []
+    for p in points:
+        fields = ",".join(f"{k}={_float_repr(v)}" for k, v in p.fields if math.isfinite(v))
+        if not fields:
+            continue
+        head = escape_tag(p.measurement)
+        series = p.series
+        lines.append(
+            f"{head},{series} {fields} {p.ts_ms}" if series else f"{head} {fields} {p.ts_ms}"
+        )
+    return "\n".join(lines).encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from typing import Final
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
 from collector.stores import StoreError, StoreRejected
-from collector.stores.lineprotocol import epoch_millis
+from collector.stores.lineprotocol import Point, epoch_millis
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,22 @@ CREATE TABLE IF NOT EXISTS reading (
     PRIMARY KEY (site, agent, meter, quantity, ts)
 ) WITHOUT ROWID
 """
+
+# Derived measurements (energy_interval, intensity), one row per field; the series is
+# the point's tags as `k=v,k=v` in key order.
+_POINT_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS point (
+    measurement TEXT    NOT NULL,
+    series      TEXT    NOT NULL,
+    field       TEXT    NOT NULL,
+    ts          INTEGER NOT NULL,  -- epoch milliseconds, UTC
+    value       REAL    NOT NULL,
+    PRIMARY KEY (measurement, series, field, ts)
+) WITHOUT ROWID
+"""
+_INSERT_POINT: Final = (
+    "INSERT OR REPLACE INTO point (measurement, series, field, ts, value) VALUES (?, ?, ?, ?, ?)"
+)
 
 # REPLACE makes a re-delivered batch (same series, same time) land on the same row.
 _INSERT: Final = (
@@ -83,6 +100,7 @@ class SqliteStore:
             raise sqlite3.OperationalError(f"journal_mode=WAL refused (got {mode!r})")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute(_SCHEMA)
+        self._conn.execute(_POINT_SCHEMA)
 
     def __repr__(self) -> str:
         return f"SqliteStore(path={str(self._path)!r})"
@@ -101,12 +119,30 @@ class SqliteStore:
                 raise StoreError(f"cannot write to SQLite store {self._path}: {exc}") from exc
         return len(rows)
 
-    def _insert(self, rows: list[Row]) -> None:
+    def write_points(self, points: Sequence[Point]) -> int:
+        """Store derived points in table `point`, one row per field; a point written again
+        (same measurement, series, field and time) replaces the earlier one."""
+        rows = [
+            (p.measurement, p.series, name, p.ts_ms, value)
+            for p in points
+            for name, value in p.fields
+            if math.isfinite(value)
+        ]
+        if not rows:
+            return 0
+        with self._lock:
+            try:
+                self._insert(rows, _INSERT_POINT)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to SQLite store {self._path}: {exc}") from exc
+        return len(points)
+
+    def _insert(self, rows: Sequence[tuple[object, ...]], statement: str = _INSERT) -> None:
         # IMMEDIATE takes the write lock up front, so waiting for it honours busy_timeout
         # instead of failing half-way through with SQLITE_BUSY.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executemany(_INSERT, rows)
+            self._conn.executemany(statement, rows)
             self._conn.execute("COMMIT")
         except BaseException:
             # SQLite may already have rolled back on its own (disk full, I/O error).

@@ -1,0 +1,370 @@
+"""The accounting database: the system of record for energy reports and alerts.
+
+One SQLite file in the collector's data_dir (WAL, synchronous=FULL). Per series (a
+meter's counter, or a line's output) it keeps the last counter reading used and the
+readings after it not used yet, so a restarted collector continues where it stopped:
+today's totals do not reset, and nothing is counted twice (a reading at or before the
+last one used is ignored, which makes re-delivered batches harmless). Amounts are kept
+per minute: native amount, kgce, kgCO2 and quality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from collector.ledger.alerts import AlarmState, AlertEvent, Phase
+from collector.ledger.counters import Sample
+from collector.ledger.series import EPOCH
+from collector.stores.lineprotocol import epoch_millis
+
+FILE: Final = "accounting.sqlite"
+
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS counter_state (
+        site TEXT NOT NULL, series TEXT NOT NULL,
+        ts INTEGER NOT NULL, value REAL NOT NULL,
+        pending TEXT NOT NULL DEFAULT '[]',  -- [[ts ms, value], ...] after the last used
+        PRIMARY KEY (site, series)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS minute (
+        site TEXT NOT NULL, series TEXT NOT NULL,
+        minute INTEGER NOT NULL,           -- start, epoch ms UTC
+        amount REAL NOT NULL,              -- native unit (kWh, m3, t) or output units
+        kgce REAL NOT NULL, kgco2 REAL NOT NULL,
+        quality INTEGER NOT NULL,          -- ledger.series.Quality, worst of the minute
+        dirty INTEGER NOT NULL,            -- 1: not yet written to the store as it is now
+        PRIMARY KEY (site, series, minute)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS minute_dirty ON minute (dirty, minute) WHERE dirty = 1",
+    """CREATE TABLE IF NOT EXISTS mes_output (
+        site TEXT NOT NULL, line TEXT NOT NULL,
+        start INTEGER NOT NULL, end INTEGER NOT NULL, quantity REAL NOT NULL,
+        PRIMARY KEY (site, line, start, end)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS value_added (
+        site TEXT NOT NULL, month TEXT NOT NULL, cny REAL NOT NULL,
+        PRIMARY KEY (site, month)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS alarm_state (
+        site TEXT NOT NULL, line TEXT NOT NULL,
+        phase TEXT NOT NULL, since INTEGER, last INTEGER,
+        PRIMARY KEY (site, line)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS alert (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        site TEXT NOT NULL, line TEXT NOT NULL, kind TEXT NOT NULL,
+        ts INTEGER NOT NULL, since INTEGER NOT NULL,
+        value REAL NOT NULL, threshold REAL NOT NULL,
+        window TEXT NOT NULL, unit TEXT NOT NULL, benchmark TEXT NOT NULL,
+        published INTEGER NOT NULL DEFAULT 0)""",
+)
+
+# "(?)" is replaced by as many placeholders as there are values.
+_MINUTES_IN: Final = (
+    "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "
+    "WHERE site = ? AND series = ? AND minute IN (?)"
+)
+_TOTALS: Final = (
+    "SELECT total(amount), total(kgce), total(kgco2), max(quality) FROM minute "
+    "WHERE site = ? AND series IN (?) AND minute >= ? AND minute < ?"
+)
+
+
+def ms(ts: datetime) -> int:
+    return epoch_millis(ts)
+
+
+def from_ms(value: int) -> datetime:
+    from datetime import timedelta  # noqa: PLC0415 - tiny helper
+
+    return EPOCH + timedelta(milliseconds=value)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    good: Sample
+    pending: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRow:
+    series: str
+    minute: int
+    amount: float
+    kgce: float
+    kgco2: float
+    quality: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    site: str
+    line: str
+    kind: str
+    ts: int
+    since: int
+    value: float
+    threshold: float
+    window: str
+    unit: str
+    benchmark: str
+    published: bool
+
+
+class AccountingDB:
+    """The accounting file; every method is one transaction; safe from worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        for statement in _SCHEMA:
+            self._conn.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._conn.execute(sql, args).fetchall())
+
+    # --- counters -----------------------------------------------------------------------
+
+    @staticmethod
+    def load_state(conn: sqlite3.Connection, site: str, series: str) -> CounterState | None:
+        row = conn.execute(
+            "SELECT ts, value, pending FROM counter_state WHERE site = ? AND series = ?",
+            (site, series),
+        ).fetchone()
+        if row is None:
+            return None
+        pending = tuple(Sample(from_ms(t), v) for t, v in json.loads(row[2]))
+        return CounterState(Sample(from_ms(row[0]), row[1]), pending)
+
+    @staticmethod
+    def save_state(conn: sqlite3.Connection, site: str, series: str, state: CounterState) -> None:
+        pending = json.dumps([[ms(s.ts), s.value] for s in state.pending])
+        conn.execute(
+            "INSERT OR REPLACE INTO counter_state (site, series, ts, value, pending) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (site, series, ms(state.good.ts), state.good.value, pending),
+        )
+
+    @staticmethod
+    def add_minutes(conn: sqlite3.Connection, site: str, rows: Sequence[MinuteRow]) -> None:
+        conn.executemany(
+            "INSERT INTO minute (site, series, minute, amount, kgce, kgco2, quality, dirty) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (site, series, minute) DO UPDATE SET "
+            "amount = amount + excluded.amount, kgce = kgce + excluded.kgce, "
+            "kgco2 = kgco2 + excluded.kgco2, quality = max(quality, excluded.quality), dirty = 1",
+            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in rows],
+        )
+
+    # --- reading back ---------------------------------------------------------------------
+
+    def dirty_minutes(self, before_ms: int) -> list[tuple[str, MinuteRow]]:
+        rows = self.query(
+            "SELECT site, series, minute, amount, kgce, kgco2, quality FROM minute "
+            "WHERE dirty = 1 AND minute < ? ORDER BY minute",
+            (before_ms,),
+        )
+        return [(r[0], MinuteRow(*r[1:])) for r in rows]
+
+    def minutes_of(
+        self, site: str, series: Sequence[str], minutes: Sequence[int]
+    ) -> dict[tuple[str, int], MinuteRow]:
+        """The rows of some series at some minutes (for virtual meters)."""
+        if not series or not minutes:
+            return {}
+        out: dict[tuple[str, int], MinuteRow] = {}
+        with self._lock:
+            for name in series:
+                for chunk_start in range(0, len(minutes), 500):
+                    chunk = list(minutes[chunk_start : chunk_start + 500])
+                    marks = ",".join("?" * len(chunk))
+                    sql = _MINUTES_IN.replace("(?)", f"({marks})")
+                    for r in self._conn.execute(
+                        sql,
+                        (site, name, *chunk),
+                    ):
+                        out[(r[0], r[1])] = MinuteRow(r[0], r[1], r[2], r[3], r[4], r[5])
+        return out
+
+    def mark_clean(self, keys: Sequence[tuple[str, str, int]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE minute SET dirty = 0 WHERE site = ? AND series = ? AND minute = ?", keys
+            )
+
+    def totals(
+        self, site: str, series: Sequence[str], start_ms: int, end_ms: int
+    ) -> tuple[float, float, float, int | None]:
+        """amount, kgce, kgCO2 and the worst quality of series over [start, end)."""
+        if not series:
+            return 0.0, 0.0, 0.0, None
+        marks = ",".join("?" * len(series))
+        sql = _TOTALS.replace("(?)", f"({marks})")
+        ((amount, kgce, kgco2, quality),) = self.query(
+            sql,
+            (site, *series, start_ms, end_ms),
+        )
+        return (
+            float(amount),
+            float(kgce),
+            float(kgco2),
+            None if quality is None else int(quality),
+        )
+
+    def series_minutes(self, site: str, series: str, start_ms: int, end_ms: int) -> list[MinuteRow]:
+        rows = self.query(
+            "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "
+            "WHERE site = ? AND series = ? AND minute >= ? AND minute < ? ORDER BY minute",
+            (site, series, start_ms, end_ms),
+        )
+        return [MinuteRow(*r) for r in rows]
+
+    # --- MES --------------------------------------------------------------------------------
+
+    @staticmethod
+    def replace_mes_output(
+        conn: sqlite3.Connection, site: str, line: str, start: int, end: int, quantity: float
+    ) -> float | None:
+        """Record a MES output report; the quantity it replaces (None: new)."""
+        row = conn.execute(
+            "SELECT quantity FROM mes_output WHERE site = ? AND line = ? AND start = ? AND end = ?",
+            (site, line, start, end),
+        ).fetchone()
+        conn.execute(
+            "INSERT OR REPLACE INTO mes_output (site, line, start, end, quantity) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (site, line, start, end, quantity),
+        )
+        return None if row is None else float(row[0])
+
+    def set_value_added(self, site: str, month: str, cny: float) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO value_added (site, month, cny) VALUES (?, ?, ?)",
+                (site, month, cny),
+            )
+
+    def value_added(self, site: str, month: str) -> float | None:
+        rows = self.query("SELECT cny FROM value_added WHERE site = ? AND month = ?", (site, month))
+        return float(rows[0][0]) if rows else None
+
+    # --- alerts ----------------------------------------------------------------------------
+
+    def alarm_state(self, site: str, line: str) -> AlarmState:
+        rows = self.query(
+            "SELECT phase, since, last FROM alarm_state WHERE site = ? AND line = ?", (site, line)
+        )
+        if not rows:
+            return AlarmState()
+        phase, since, last = rows[0]
+        return AlarmState(
+            Phase(str(phase)),
+            None if since is None else from_ms(int(since)),
+            None if last is None else from_ms(int(last)),
+        )
+
+    def save_alarm(
+        self,
+        site: str,
+        line: str,
+        state: AlarmState,
+        events: Sequence[AlertEvent],
+        window: str,
+        unit: str,
+        benchmark: str,
+    ) -> list[int]:
+        """The state and its events, in one transaction; the new alert ids."""
+        ids: list[int] = []
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO alarm_state (site, line, phase, since, last) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    site,
+                    line,
+                    state.phase.value,
+                    None if state.since is None else ms(state.since),
+                    None if state.last is None else ms(state.last),
+                ),
+            )
+            for e in events:
+                cursor = conn.execute(
+                    "INSERT INTO alert (site, line, kind, ts, since, value, threshold, window, "
+                    "unit, benchmark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        site,
+                        line,
+                        e.kind.value,
+                        ms(e.ts),
+                        ms(e.since),
+                        e.value,
+                        e.threshold,
+                        window,
+                        unit,
+                        benchmark,
+                    ),
+                )
+                ids.append(int(cursor.lastrowid or 0))
+        return ids
+
+    def alerts(self, site: str | None = None, unpublished: bool = False) -> list[AlertRow]:
+        where, args = [], []
+        if site is not None:
+            where.append("site = ?")
+            args.append(site)
+        if unpublished:
+            where.append("published = 0")
+        sql = (
+            "SELECT id, site, line, kind, ts, since, value, threshold, window, unit, benchmark, "
+            "published FROM alert"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self.query(sql + " ORDER BY id", args)
+        return [
+            AlertRow(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                str(r[3]),
+                int(r[4]),
+                int(r[5]),
+                float(r[6]),
+                float(r[7]),
+                str(r[8]),
+                str(r[9]),
+                str(r[10]),
+                bool(r[11]),
+            )
+            for r in rows
+        ]
+
+    def mark_published(self, alert_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE alert SET published = 1 WHERE id = ?", (alert_id,))

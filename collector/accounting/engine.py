@@ -1,0 +1,603 @@
+"""Live accounting: validated reading batches in, energy per minute, intensities, alerts out.
+
+The collector hands every validated batch to `Accounting.feed` (no I/O: it is queued).
+`run` works the queue off the event loop every `interval` seconds: per meter the counter
+readings become amounts (ledger.counters; power integration, marked estimated, for a
+meter configured without counter), split into minutes (ledger.series.allocate),
+converted to kgce (ledger.conversion) and CO2 (grid factor by series and year, fuel
+factors, or configured ones), and added to the accounting database in one transaction
+with the counter's state. Minutes that have settled are written to the store beside the
+readings (measurement `energy_interval`, and `output_interval` for production counters).
+Every `intensity_interval` seconds the intensity of each line and site over each window
+is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Final, Protocol
+
+from agent.logs import fields
+from agent.wire import Quantity, ReadingBatch
+from collector.accounting.db import FILE, AccountingDB, CounterState, MinuteRow, from_ms, ms
+from collector.ledger import alerts, data
+from collector.ledger.benchmarks import Standing, classify
+from collector.ledger.carbon import fuel
+from collector.ledger.conversion import to_kgce
+from collector.ledger.counters import CounterSpec, Issue, Sample, deltas, integrate_power
+from collector.ledger.factors import NdrcLevel
+from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
+from collector.ledger.series import Amount, allocate
+from collector.plant import (
+    CARRIERS,
+    AccountingConfig,
+    CounterSettings,
+    Judged,
+    LineConfig,
+    MeterConfig,
+    OutputFromMeter,
+    SiteConfig,
+    _coal_key,
+    co2_route,
+    min_output,
+    resolve_benchmark,
+)
+from collector.stores import PointStore, StoreError, StoreRejected
+from collector.stores.lineprotocol import Point
+
+log = logging.getLogger(__name__)
+
+MINUTE: Final = timedelta(minutes=1)
+MAX_GAP: Final = timedelta(minutes=5)
+"""Counter readings further apart are reported as a gap (still measured)."""
+POWER_MAX_GAP: Final = timedelta(minutes=2)
+"""Power readings further apart are not integrated across."""
+OUTPUT_PREFIX: Final = "output:"
+SITE_LINE: Final = "_site"
+"""The `line` tag of site-level figures."""
+
+
+class AlertSink(Protocol):
+    def publish_alert(self, site: str, alert_id: int) -> None: ...
+
+
+def output_series(line: str) -> str:
+    return OUTPUT_PREFIX + line
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one quantity of one wire meter goes: a series of the accounting database."""
+
+    series: str
+    quantity: Quantity
+    scale: float
+    spec: CounterSpec
+    integrate: bool
+    kgce_per_unit: float
+    kgco2_per_unit: float
+
+
+def _spec(c: CounterSettings) -> CounterSpec:
+    return CounterSpec(c.modulus, c.max_rate, c.tolerance)
+
+
+def meter_factors(
+    config: AccountingConfig, site: SiteConfig, meter: MeterConfig
+) -> tuple[float, float]:
+    """kgce and kgCO2 per native unit of a meter's carrier (location-based CO2)."""
+    table = data.coal_table()
+    kgce = to_kgce(_coal_key(meter.carrier), 1.0, meter.unit, table, config.conversion_settings)
+    route, value, name = co2_route(site, meter.carrier)
+    if route == "grid":
+        co2 = site.grid_factor.resolve().value
+    elif route == "fuel":
+        co2 = fuel(name, 1.0, meter.unit, data.fuel_factors()).kg_co2
+    else:
+        assert value is not None
+        co2 = value
+    return kgce.value, co2
+
+
+def _targets(config: AccountingConfig, site: SiteConfig) -> dict[str, list[Target]]:
+    by_meter: dict[str, list[Target]] = defaultdict(list)
+    for m in site.meters:
+        if m.virtual:
+            continue
+        kgce, co2 = meter_factors(config, site, m)
+        by_meter[m.id].append(
+            Target(m.id, m.source_quantity, m.scale, _spec(m.counter), m.estimated, kgce, co2)
+        )
+    for line in site.lines:
+        out = line.output
+        if isinstance(out, OutputFromMeter):
+            by_meter[out.meter].append(
+                Target(
+                    output_series(line.id),
+                    Quantity(out.quantity),
+                    out.scale,
+                    _spec(out.counter),
+                    False,
+                    0.0,
+                    0.0,
+                )
+            )
+    return dict(by_meter)
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One line's (or the site's) intensity over one window."""
+
+    window: Window
+    kgce: float
+    kgco2: float
+    kwh: float
+    output: float
+    judged: Intensity
+    """In the benchmark's unit (or kgce per output unit for the site)."""
+
+
+class Accounting:
+    def __init__(
+        self,
+        config: AccountingConfig,
+        data_dir: Path,
+        store: PointStore | None = None,
+        sink: AlertSink | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self.db = AccountingDB(data_dir / FILE)
+        self._store = store
+        self._sink = sink
+        self._clock = clock
+        self._queue: list[ReadingBatch] = []
+        self._targets = {s.id: _targets(config, s) for s in config.sites}
+        self._judged = {
+            (s.id, line.id): resolve_benchmark(line) for s in config.sites for line in s.lines
+        }
+        self._store_down = False
+        self._closers: list[Callable[[], None]] = []
+        self.readings_used = 0
+
+    def set_sink(self, sink: AlertSink) -> None:
+        self._sink = sink
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        self._closers.append(closer)
+
+    # --- input ---------------------------------------------------------------------------
+
+    def feed(self, batch: ReadingBatch) -> None:
+        """Queue a validated batch (called on the event loop; no I/O)."""
+        if batch.site in self._targets:
+            self._queue.append(batch)
+
+    async def run(self) -> None:
+        next_intensity = time.monotonic() + self.config.intensity_interval
+        while True:
+            await asyncio.sleep(self.config.interval)
+            await self.step()
+            if time.monotonic() >= next_intensity:
+                next_intensity = time.monotonic() + self.config.intensity_interval
+                await asyncio.to_thread(self.evaluate)
+
+    async def step(self) -> None:
+        taken, self._queue = self._queue, []
+        if taken:
+            await asyncio.to_thread(self.process, taken)
+        await asyncio.to_thread(self.flush)
+
+    def close(self) -> None:
+        """Account what is queued, write what settled, and close (at shutdown)."""
+        if self._queue:
+            self.process(self._queue)
+            self._queue = []
+        for closer in reversed(self._closers):
+            closer()
+        self.db.close()
+
+    # --- counters to minutes ---------------------------------------------------------------
+
+    def process(self, batches: Sequence[ReadingBatch]) -> None:
+        samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+        targets: dict[tuple[str, str], Target] = {}
+        for batch in batches:
+            plan = self._targets[batch.site]
+            for reading in batch.readings:
+                for target in plan.get(reading.meter, ()):
+                    value = reading.values.get(target.quantity)
+                    if value is not None:
+                        key = (batch.site, target.series)
+                        samples[key].append(Sample(reading.ts, value * target.scale))
+                        targets[key] = target
+        with self.db.transaction() as conn:
+            for (site, series), new in samples.items():
+                target = targets[(site, series)]
+                state = self.db.load_state(conn, site, series)
+                rows, state = advance(state, new, target)
+                if rows:
+                    self.db.add_minutes(conn, site, rows)
+                if state is not None:
+                    self.db.save_state(conn, site, series, state)
+                self.readings_used += len(new)
+
+    # --- minutes to the store ----------------------------------------------------------------
+
+    def flush(self) -> int:
+        """Write settled minutes to the store; the count of points written."""
+        if self._store is None:
+            return 0
+        now = self._clock()
+        before = ms(now) - round(self.config.settle * 1000) - 60_000
+        dirty = self.db.dirty_minutes(before)
+        if not dirty:
+            return 0
+        points = self._energy_points(dirty)
+        try:
+            written = self._store.write_points(points)
+        except StoreRejected as exc:
+            log.error("store refused derived points", extra=fields(reason=exc.reason))
+            written = 0
+        except StoreError as exc:
+            if not self._store_down:
+                log.warning("store unavailable: derived points wait", extra=fields(reason=str(exc)))
+            self._store_down = True
+            return 0
+        if self._store_down:
+            log.info("store back: derived points written")
+        self._store_down = False
+        self.db.mark_clean([(site, row.series, row.minute) for site, row in dirty])
+        return written
+
+    def _energy_points(self, dirty: Sequence[tuple[str, MinuteRow]]) -> list[Point]:
+        points: list[Point] = []
+        touched: dict[str, set[int]] = defaultdict(set)
+        for site_id, row in dirty:
+            site = self.config.site(site_id)
+            if site is None:
+                continue
+            touched[site_id].add(row.minute)
+            if row.series.startswith(OUTPUT_PREFIX):
+                line = site.line(row.series.removeprefix(OUTPUT_PREFIX))
+                points.append(_output_point(site_id, line, row))
+            else:
+                points.append(_energy_point(site_id, site.meter(row.series), row))
+        for site_id, minutes in touched.items():
+            site = self.config.site(site_id)
+            assert site is not None
+            for meter in site.meters:
+                if meter.virtual:
+                    points.extend(self._virtual_points(site_id, meter, sorted(minutes)))
+        return points
+
+    def _virtual_points(self, site: str, meter: MeterConfig, minutes: list[int]) -> list[Point]:
+        parts = [*meter.plus, *meter.minus]
+        rows = self.db.minutes_of(site, parts, minutes)
+        points: list[Point] = []
+        for minute in minutes:
+            if not all((p, minute) in rows for p in parts):
+                continue  # a minute without every part's figure has no difference yet
+            signed = [(1.0, rows[(p, minute)]) for p in meter.plus]
+            signed += [(-1.0, rows[(p, minute)]) for p in meter.minus]
+            row = MinuteRow(
+                meter.id,
+                minute,
+                sum(s * r.amount for s, r in signed),
+                sum(s * r.kgce for s, r in signed),
+                sum(s * r.kgco2 for s, r in signed),
+                max(r.quality for _, r in signed),
+            )
+            points.append(_energy_point(site, meter, row))
+        return points
+
+    # --- totals -------------------------------------------------------------------------------
+
+    def meter_totals(
+        self, site: str, meter: MeterConfig, start: datetime, end: datetime
+    ) -> tuple[float, float, float, int | None]:
+        return meter_totals(self.db, self.config, site, meter, ms(start), ms(end))
+
+    # --- intensities and alerts ------------------------------------------------------------------
+
+    def evaluate(self) -> list[Point]:
+        """Intensities of every line and site over every window, now; alarms advanced."""
+        now = self._clock()
+        points: list[Point] = []
+        for site in self.config.sites:
+            for line in site.lines:
+                figures = line_figures(self.db, self.config, site, line, now)
+                judged = self._judged[(site.id, line.id)]
+                points.extend(_intensity_point(site.id, line.id, f, judged, now) for f in figures)
+                if line.alert is not None:
+                    self._advance_alarm(site, line, judged, figures, now)
+            for f in site_figures(self.db, self.config, site, now):
+                points.append(_intensity_point(site.id, SITE_LINE, f, None, now))
+        if self._store is not None and points:
+            try:
+                self._store.write_points(points)
+            except (StoreError, StoreRejected) as exc:
+                log.warning("intensity not stored", extra=fields(reason=str(exc)))
+        return points
+
+    def _advance_alarm(
+        self,
+        site: SiteConfig,
+        line: LineConfig,
+        judged: Judged,
+        figures: Sequence[Figure],
+        now: datetime,
+    ) -> None:
+        settings = line.alert
+        assert settings is not None
+        figure = next((f for f in figures if f.window is settings.window), None)
+        if figure is None:
+            return
+        threshold = settings.threshold if settings.threshold is not None else judged.baseline
+        config = alerts.AlarmConfig.from_baseline(
+            line.id, threshold, settings.band, timedelta(seconds=settings.min_duration)
+        )
+        state = self.db.alarm_state(site.id, line.id)
+        state, events = alerts.advance(config, state, now, figure.judged.value)
+        ids = self.db.save_alarm(
+            site.id, line.id, state, events, settings.window.value, judged.unit, judged.name
+        )
+        for event, alert_id in zip(events, ids, strict=True):
+            log.warning(
+                f"intensity alert {event.kind.value}",
+                extra=fields(
+                    site=site.id,
+                    line=line.id,
+                    value=f"{event.value:.4g}",
+                    threshold=f"{event.threshold:.4g}",
+                    unit=judged.unit,
+                    window=settings.window.value,
+                    benchmark=judged.name,
+                    since=event.since.isoformat(),
+                    alert_id=alert_id,
+                ),
+            )
+            if self._sink is not None:
+                self._sink.publish_alert(site.id, alert_id)
+
+
+def advance(
+    state: CounterState | None, new: Sequence[Sample], target: Target
+) -> tuple[list[MinuteRow], CounterState | None]:
+    """Minute rows for new readings of one series, and the series' next state. Pure."""
+    ordered = sorted(new, key=lambda s: (s.ts, s.value))
+    if not ordered:
+        return [], state
+    if state is None:
+        state = CounterState(ordered[0], ())
+        ordered = ordered[1:]
+    fresh = [s for s in ordered if s.ts > state.good.ts]
+    if not fresh:
+        return [], state  # nothing after what is already accounted (a re-delivery)
+    every = [state.good, *state.pending, *fresh]
+    if target.integrate:
+        result = integrate_power(every, POWER_MAX_GAP)
+    else:
+        result = deltas(every, target.spec, max_gap=MAX_GAP)
+    last: dict[datetime, Sample] = {}
+    for s in sorted(every, key=lambda s: (s.ts, s.value), reverse=True):
+        last[s.ts] = s  # the lowest value of a time wins, as in deltas
+    latest = last[max(last)]
+    unresolved = [f for f in result.findings if f.issue is Issue.UNRESOLVED]
+    if unresolved and not target.integrate:
+        f = unresolved[-1]
+        state = CounterState(Sample(f.start, f.before), (latest,))
+    else:
+        state = CounterState(latest, ())
+    for f in result.findings:
+        if f.issue in (Issue.UNRESOLVED, Issue.GAP, Issue.CONFLICT):
+            continue
+        log.warning(
+            f"counter {f.issue.value}",
+            extra=fields(series=target.series, start=f.start.isoformat(), detail=f.detail),
+        )
+    rows = [
+        MinuteRow(
+            target.series,
+            ms(b.start),
+            b.value,
+            b.value * target.kgce_per_unit,
+            b.value * target.kgco2_per_unit,
+            int(b.quality),
+        )
+        for b in allocate(result.amounts, MINUTE)
+    ]
+    return rows, state
+
+
+def meter_totals(
+    db: AccountingDB,
+    config: AccountingConfig,
+    site: str,
+    meter: MeterConfig,
+    start_ms: int,
+    end_ms: int,
+) -> tuple[float, float, float, int | None]:
+    """amount, kgce, kgCO2, worst quality of a meter (virtual: its parts) over [start, end)."""
+    if not meter.virtual:
+        return db.totals(site, [meter.id], start_ms, end_ms)
+    plus = db.totals(site, list(meter.plus), start_ms, end_ms)
+    minus = db.totals(site, list(meter.minus), start_ms, end_ms)
+    qualities = [q for q in (plus[3], minus[3]) if q is not None]
+    return (
+        plus[0] - minus[0],
+        plus[1] - minus[1],
+        plus[2] - minus[2],
+        max(qualities) if qualities else None,
+    )
+
+
+def _numerator(judged_unit: str, kgce: float, kgco2: float, kwh: float) -> float:
+    head = judged_unit.split("/", 1)[0]
+    return {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[head]
+
+
+def line_totals(
+    db: AccountingDB,
+    config: AccountingConfig,
+    site: SiteConfig,
+    line_id: str,
+    start_ms: int,
+    end_ms: int,
+) -> tuple[float, float, float, float, int | None]:
+    """kgce, kgCO2, electricity kWh, output and worst quality of a line over [start, end)."""
+    kgce = kgco2 = kwh = 0.0
+    qualities: list[int] = []
+    for m in site.line_meters(line_id):
+        amount, ce, co2, q = meter_totals(db, config, site.id, m, start_ms, end_ms)
+        kgce += ce
+        kgco2 += co2
+        if m.carrier.value == "electricity":
+            kwh += amount
+        if q is not None:
+            qualities.append(q)
+    output = db.totals(site.id, [output_series(line_id)], start_ms, end_ms)[0]
+    return kgce, kgco2, kwh, output, max(qualities) if qualities else None
+
+
+def _windows(site: SiteConfig) -> list[Window]:
+    return [w for w in Window if w is not Window.SHIFT or site.shifts]
+
+
+def line_figures(
+    db: AccountingDB, config: AccountingConfig, site: SiteConfig, line: LineConfig, now: datetime
+) -> list[Figure]:
+    judged = resolve_benchmark(line)
+    minimum = min_output(line)
+    figures: list[Figure] = []
+    for w in _windows(site):
+        start = window_start(w, now, site.tz, site.shift_list)
+        if start >= now:
+            continue
+        kgce, kgco2, kwh, output, _ = line_totals(db, config, site, line.id, ms(start), ms(now))
+        num = _numerator(judged.unit, kgce, kgco2, kwh)
+        value = intensity(
+            [Amount(start, now, num)], [Amount(start, now, output)], start, now, minimum[w], w.value
+        )
+        figures.append(Figure(w, kgce, kgco2, kwh, output, value))
+    return figures
+
+
+def site_figures(
+    db: AccountingDB, config: AccountingConfig, site: SiteConfig, now: datetime
+) -> list[Figure]:
+    """Site intensity (kgce per output unit) over each window: boundary meters over the
+    lines' output, when every line counts output in the same unit."""
+    units = {line.output_unit for line in site.lines}
+    if len(units) != 1:
+        return []
+    minimum = min(min(min_output(line).values()) for line in site.lines)
+    figures: list[Figure] = []
+    for w in _windows(site):
+        start = window_start(w, now, site.tz, site.shift_list)
+        if start >= now:
+            continue
+        kgce = kgco2 = kwh = 0.0
+        for m in site.boundary_meters():
+            amount, ce, co2, _ = meter_totals(db, config, site.id, m, ms(start), ms(now))
+            kgce, kgco2 = kgce + ce, kgco2 + co2
+            kwh += amount if m.carrier.value == "electricity" else 0.0
+        output = db.totals(site.id, [output_series(x.id) for x in site.lines], ms(start), ms(now))[
+            0
+        ]
+        value = intensity(
+            [Amount(start, now, kgce)], [Amount(start, now, output)], start, now, minimum, w.value
+        )
+        figures.append(Figure(w, kgce, kgco2, kwh, output, value))
+    return figures
+
+
+STATUS_CODES: Final = {
+    "insufficient_output": 0,
+    Standing.LEADING.value: 1,
+    Standing.COMPLIANT.value: 2,
+    Standing.ABOVE_BASELINE.value: 3,
+}
+
+
+def standing(value: float | None, judged: Judged | None) -> str:
+    if value is None:
+        return Status.INSUFFICIENT_OUTPUT.value
+    if judged is None:
+        return Status.OK.value
+    level = NdrcLevel(
+        product=judged.name,
+        unit=judged.unit,
+        benchmark=judged.benchmark,
+        baseline=judged.baseline,
+        edition="-",
+        source=judged.source,
+        confidence="configured",  # type: ignore[arg-type]
+    )
+    return classify(value, judged.unit, level).standing.value
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _intensity_point(
+    site: str, line: str, f: Figure, judged: Judged | None, now: datetime
+) -> Point:
+    out = f.output if f.judged.value is not None else None
+    status = standing(f.judged.value, judged)
+    fields_: list[tuple[str, float]] = [
+        ("value", _nan(f.judged.value)),
+        ("kgce_per_unit", _nan(f.kgce / out if out else None)),
+        ("kgco2_per_unit", _nan(f.kgco2 / out if out else None)),
+        ("kgce", f.kgce),
+        ("kgco2", f.kgco2),
+        ("output", f.output),
+        ("status", float(STATUS_CODES.get(status, 1))),
+    ]
+    if judged is not None:
+        fields_ += [("benchmark", judged.benchmark), ("baseline", judged.baseline)]
+    return Point(
+        "intensity",
+        (("site", site), ("line", line), ("window", f.window.value)),
+        tuple(fields_),
+        ms(now),
+    )
+
+
+def _energy_point(site: str, meter: MeterConfig, row: MinuteRow) -> Point:
+    tags = [("site", site), ("meter", meter.id), ("carrier", meter.carrier.value)]
+    tags += [("unit", CARRIERS[meter.carrier][0]), ("line", meter.line or SITE_LINE)]
+    return Point(
+        "energy_interval",
+        tuple(tags),
+        (
+            ("amount", row.amount),
+            ("kgce", row.kgce),
+            ("kgco2", row.kgco2),
+            ("quality", float(row.quality)),
+            ("estimated", 1.0 if meter.estimated else 0.0),
+        ),
+        row.minute,
+    )
+
+
+def _output_point(site: str, line: LineConfig, row: MinuteRow) -> Point:
+    return Point(
+        "output_interval",
+        (("site", site), ("line", line.id), ("unit", line.output_unit)),
+        (("amount", row.amount), ("quality", float(row.quality))),
+        row.minute,
+    )
+
+
+def minute_time(value: int) -> datetime:
+    return from_ms(value)

@@ -1,0 +1,147 @@
+"""Wires the accounting into a running collector: its store, the alerts publisher, the MES.
+
+`accounting_for(config, dead_letters)` gives None when the config has no plant model,
+else a `LiveAccounting` whose `feed` takes every validated reading batch and whose `run`
+is one more task of the collector: the accounting passes, and a subscription to the
+MES's production topics (output per line, value added per month), whose messages are
+validated and either recorded or dead-lettered with the reason, then acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import TypeAdapter, ValidationError
+
+from agent.logs import fields
+from agent.wire import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
+from collector.accounting.db import MinuteRow, ms
+from collector.accounting.engine import MINUTE, Accounting, output_series
+from collector.deadletters import DeadLetters
+from collector.ingest import Ingest, Message
+from collector.ledger.series import Amount, allocate
+from collector.plant import OutputFromMes
+from collector.stores import PointStore
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+
+log = logging.getLogger(__name__)
+
+_MES = TypeAdapter(ProductionOutput | ValueAdded)
+MES_SUBSCRIPTION = f"{TOPIC_ROOT}/+/production"
+
+
+class MesRejected(ValueError):
+    pass
+
+
+class LiveAccounting:
+    def __init__(self, accounting: Accounting, dead_letters: DeadLetters) -> None:
+        self.accounting = accounting
+        self._dead_letters = dead_letters
+        self._mes: Ingest | None = None
+
+    def subscribe(self, mes: Ingest) -> None:
+        """Take the MES's production messages from this subscription (QoS 1, manual acks)."""
+        self._mes = mes
+
+    def feed(self, batch: ReadingBatch) -> None:
+        self.accounting.feed(batch)
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.accounting.run())
+            if self._mes is not None:
+                tasks.create_task(self._mes.run())
+
+    def receive(self, message: Message) -> None:
+        try:
+            self.record(message.topic, message.payload)
+        except MesRejected as exc:
+            self._dead_letters.add(message.topic, message.payload, str(exc))
+        message.ack()
+
+    def record(self, topic: str, payload: bytes) -> None:
+        """Record one MES message; MesRejected with the reason when it cannot be used."""
+        parts = topic.split("/")
+        if len(parts) != 4 or parts[3] != "production":
+            raise MesRejected(f"topic {topic!r} is not {TOPIC_ROOT}/{{site}}/production")
+        try:
+            site_id = check_id(parts[2])
+            message = _MES.validate_json(payload)
+        except (ValueError, ValidationError) as exc:
+            raise MesRejected(f"invalid production message: {exc}") from exc
+        if message.site != site_id:
+            raise MesRejected(f"message says site {message.site!r}, topic site {site_id!r}")
+        config = self.accounting.config.site(site_id)
+        if config is None:
+            raise MesRejected(f"site {site_id!r} is not in the plant model")
+        db = self.accounting.db
+        if isinstance(message, ValueAdded):
+            db.set_value_added(site_id, message.month, message.cny)
+            log.info("value added recorded", extra=fields(site=site_id, month=message.month))
+            return
+        line = next((x for x in config.lines if x.id == message.line), None)
+        if line is None:
+            raise MesRejected(f"site {site_id!r} has no line {message.line!r}")
+        if not isinstance(line.output, OutputFromMes):
+            raise MesRejected(f"line {line.id!r} counts its output from a meter, not the MES")
+        if message.unit != line.output_unit:
+            raise MesRejected(
+                f"line {line.id!r} counts output in {line.output_unit}, message in {message.unit}"
+            )
+        if not message.end > message.start or message.end - message.start > timedelta(days=31):
+            raise MesRejected("the period must end after it starts and last at most 31 days")
+        series = output_series(line.id)
+        with db.transaction() as conn:
+            old = db.replace_mes_output(
+                conn, site_id, line.id, ms(message.start), ms(message.end), message.quantity
+            )
+            amounts = [Amount(message.start, message.end, message.quantity)]
+            if old is not None:
+                amounts.append(Amount(message.start, message.end, -old))
+            rows = [
+                MinuteRow(series, ms(b.start), b.value, 0.0, 0.0, int(b.quality))
+                for b in allocate(amounts, MINUTE)
+            ]
+            db.add_minutes(conn, site_id, rows)
+        log.info(
+            "production output recorded",
+            extra=fields(site=site_id, line=line.id, quantity=message.quantity, replaced=old),
+        )
+
+    def close(self) -> None:
+        self.accounting.close()
+
+
+def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAccounting | None:
+    """The live accounting of a collector, or None without a plant model in its config."""
+    if config.accounting is None:
+        return None
+    from collector.alerts_publisher import AlertsPublisher  # noqa: PLC0415
+    from collector.service import client_id, open_store  # noqa: PLC0415 - no import cycle
+
+    store = open_store(config)
+    if not isinstance(store, PointStore):  # both built-in stores are
+        raise TypeError(f"{store!r} cannot store derived measurements")
+    accounting = Accounting(config.accounting, config.data_dir, store)
+    publisher = AlertsPublisher(config.mqtt, client_id(config.mqtt), accounting.db)
+    accounting.set_sink(publisher)
+    publisher.start()
+    accounting.on_close(publisher.stop)
+    accounting.on_close(store.close)
+    live = LiveAccounting(accounting, dead_letters)
+    live.subscribe(
+        Ingest(
+            config.mqtt,
+            f"{client_id(config.mqtt)}-mes",
+            MES_SUBSCRIPTION,
+            live.receive,
+            config.ingest.receive_maximum,
+        )
+    )
+    return live
