@@ -1,8 +1,10 @@
 """Config files: YAML in, a validated pydantic model out, errors that name file, line and field.
 
 Shared by the agent and the collector for their own config models; it knows no domain.
-`${NAME}` and `${NAME:-default}` in string values are replaced from the environment,
-so secrets stay out of config files.
+`${NAME}` and `${NAME:-default}` in string values are replaced from the environment, and
+`${file:PATH}` by the content of a file (a secret mounted by Docker, systemd credentials,
+Kubernetes), its trailing newline removed, PATH relative to the config file's folder; so
+secrets stay out of config files.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 
-_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# One pass: ${file:PATH}, or ${NAME} / ${NAME:-default}; what a substitution gives is not
+# expanded again (a secret may contain "${").
+_ENV_RE = re.compile(r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
+MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 class ConfigError(Exception):
@@ -30,14 +35,32 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _expand_env(value: str, where: str, environ: Mapping[str, str]) -> str:
+def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) -> str:
     def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
+        if match.group(1) is not None:
+            return read_file(match.group(1))
+        name, default = match.group(2), match.group(3)
         if name in environ:
             return environ[name]
         if default is not None:
             return default
         raise ConfigError([f"{where}: environment variable {name} is not set"])
+
+    def read_file(name: str) -> str:
+        # The error names the file, never its content: it is a secret.
+        path = base / name.strip()
+        try:
+            with path.open("rb") as file:
+                data = file.read(MAX_SECRET_FILE_BYTES + 1)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError([f"{where}: cannot read secret file {path}: {reason}"]) from None
+        if len(data) > MAX_SECRET_FILE_BYTES:
+            raise ConfigError([f"{where}: secret file {path} is larger than 64 KiB"])
+        try:
+            return data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise ConfigError([f"{where}: secret file {path} is not UTF-8 text"]) from None
 
     return _ENV_RE.sub(substitute, value)
 
@@ -48,6 +71,7 @@ class _Builder:
     def __init__(self, name: str, environ: Mapping[str, str]) -> None:
         self.name = name
         self.environ = environ
+        self.base = Path(name).parent
         self.lines: dict[Loc, int] = {}
         self._loader = yaml.SafeLoader("")
 
@@ -72,7 +96,7 @@ class _Builder:
             return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
         value = self._construct(node)
         if isinstance(value, str):
-            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ)
+            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base)
         return value
 
     def _construct(self, node: yaml.Node) -> Any:

@@ -5,23 +5,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.config import AgentConfig, AgentSetup, load_config
+from agent.config import AgentConfig, load_config
+from agent.configfile import ConfigError
 from agent.modbus.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
+from agent.secrets import broker_summary, tls_problems
 from agent.tables import format_table
-
-
-def _redacted_broker(setup: AgentSetup) -> str:
-    mqtt = setup.config.mqtt
-    user = f" as {mqtt.username}" if mqtt.username else ""
-    secret = " (password set)" if mqtt.password else ""
-    return f"{mqtt.url}{user}{secret}"
 
 
 def check_report(path: Path) -> str:
     """A summary of a valid config; raises ConfigError naming every problem otherwise."""
     setup = load_config(path)
     config = setup.config
+    problems = tls_problems(config.mqtt, str(path))
+    if problems:
+        raise ConfigError(problems)
     rows = []
     for meter in config.meters:
         profile = setup.profiles[meter.id]
@@ -41,7 +39,7 @@ def check_report(path: Path) -> str:
     )
     header = (
         f"{path}: OK\nsite {config.site}, agent {config.agent_id}, "
-        f"broker {_redacted_broker(setup)}\n"
+        f"broker {broker_summary(config.mqtt)}\n"
     )
     return header + "\n" + table
 

@@ -28,12 +28,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show the latest reading of every meter as a live table on stdout",
     )
+    check = commands.add_parser(
+        "check", help="validate a config (and its TLS files) and summarise it, secrets redacted"
+    )
+    check.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_level)
+    if args.command == "check":
+        from collector.inspect import check_report  # noqa: PLC0415
+
+        try:
+            print(check_report(args.config))
+        except ConfigError as exc:
+            print(f"energy-collector: {exc}", file=sys.stderr)
+            return 2
+        return 0
     try:
         config = load_config(args.config)
     except ConfigError as exc:

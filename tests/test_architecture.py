@@ -16,6 +16,7 @@ COLLECTOR_MAY_USE_FROM_AGENT = {
     "agent.logs",
     "agent.backoff",
     "agent.tls",
+    "agent.secrets",
 }
 IO_LIBRARIES = {
     "asyncio",

@@ -1,0 +1,49 @@
+"""What `energy-collector check` shows: a valid config summarised, every secret redacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from agent.configfile import ConfigError
+from agent.secrets import broker_summary, redacted, tls_problems
+from collector.config import CollectorConfig, load_config
+
+# Sections the summary lines describe; any other section is shown as data, secrets masked.
+_SUMMARISED = frozenset({"mqtt", "influxdb", "data_dir", "accounting"})
+
+
+def check_report(path: Path) -> str:
+    """A summary of a valid config; raises ConfigError naming every problem otherwise."""
+    config = load_config(path)
+    problems = tls_problems(config.mqtt, str(path))
+    if problems:
+        raise ConfigError(problems)
+    lines = [f"{path}: OK", f"broker {broker_summary(config.mqtt)}", f"store {_store(config)}"]
+    lines.append(f"data_dir {config.data_dir}")
+    lines.append(f"accounting {_accounting(config)}")
+    rest = {
+        name: redacted(getattr(config, name), name)
+        for name in type(config).model_fields
+        if name not in _SUMMARISED
+    }
+    dumped = yaml.safe_dump(rest, sort_keys=False, default_flow_style=False).rstrip()
+    return "\n".join(lines) + "\n\n" + dumped
+
+
+def _store(config: CollectorConfig) -> str:
+    influx = config.influxdb
+    if influx is None:
+        return f"embedded SQLite {config.data_dir / 'readings.sqlite'}"
+    token = "token set" if influx.token.get_secret_value() else "token EMPTY"
+    return f"InfluxDB {influx.url} org {influx.org} bucket {influx.bucket} ({token})"
+
+
+def _accounting(config: CollectorConfig) -> str:
+    if config.accounting is None:
+        return "off (readings are stored only)"
+    sites = config.accounting.sites
+    return "; ".join(
+        f"site {site.id}: {len(site.meters)} meters, {len(site.lines)} lines" for site in sites
+    )
