@@ -11,7 +11,7 @@ from pathlib import Path
 
 from agent.configfile import ConfigError
 from agent.logs import setup_logging
-from collector.config import load_config
+from collector.config import CollectorConfig, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,7 +32,40 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="validate a config (and its TLS files) and summarise it, secrets redacted"
     )
     check.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
+    report = commands.add_parser(
+        "report", help="a site's month: energy, kgce, CO2, intensity vs benchmark, demand, TOU"
+    )
+    report.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
+    report.add_argument("--site", required=True)
+    report.add_argument("--month", required=True, help="YYYY-MM, in the site's time zone")
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    report.add_argument("--plot", type=Path, help="also draw intensity per day to this PNG")
     return parser
+
+
+def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from collector.accounting.db import FILE, AccountingDB  # noqa: PLC0415
+    from collector.report import ReportError, build, plot, render  # noqa: PLC0415
+
+    if config.accounting is None:
+        print("energy-collector: the config has no `accounting` section", file=sys.stderr)
+        return 2
+    path = config.data_dir / FILE
+    if not path.exists():
+        print(f"energy-collector: no accounting database at {path}", file=sys.stderr)
+        return 2
+    db = AccountingDB(path)
+    try:
+        report = build(config.accounting, db, args.site, args.month)
+        print(render(report, args.format))
+        if args.plot is not None:
+            plot(config.accounting, db, args.site, args.month, args.plot)
+    except ReportError as exc:
+        print(f"energy-collector: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
+    if args.command == "report":
+        return _report(config, args)
     from collector.service import run_collector  # noqa: PLC0415 - keep `--help` fast
 
     with contextlib.suppress(KeyboardInterrupt):
