@@ -1,0 +1,332 @@
+"""Collector benchmark: a bounded publisher feeds mosquitto at rising rates; the collector
+(`energy-collector run`, influxdb store) writes into VictoriaMetrics.
+
+    .venv/bin/python bench/collector_bench.py --rates 50000,100000,200000,300000,500000
+
+The feed looks like a fleet of agents with 100 meters each: every agent sends one
+reading batch a second (100 readings x 39 values, the wire format, QoS 1, its own seq),
+agents started evenly over the second; a rate of R values/s is R / 3900 agents. The
+publisher is bounded: paho-mqtt with at most --inflight unacknowledged messages.
+
+Per step (--step seconds at one rate) it reports: values published, values queryable in
+VictoriaMetrics afterwards (a count query over the step's timestamps: the loss), how
+long after the last publish the store had them all (the lag), the collector's CPU
+seconds per 1000 values, and read-to-queryable latency: one meter of every agent is a
+probe, and a poller asks VictoriaMetrics every 50 ms (export API, cache off) for probe
+points, so latency = first seen - the reading's ts. A step counts as sustained when
+nothing is lost and the lag after the step is at most --max-lag seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import yaml
+from common import (
+    BENCH,
+    VAR,
+    MachineLoad,
+    Mosquitto,
+    VictoriaMetrics,
+    bin_path,
+    child,
+    cpu_seconds,
+    machine,
+    percentile,
+    save_result,
+)
+from paho.mqtt.enums import CallbackAPIVersion
+
+METERS_PER_AGENT = 100
+QUANTITIES = [
+    "voltage_l1",
+    "voltage_l2",
+    "voltage_l3",
+    "voltage_l1_l2",
+    "voltage_l2_l3",
+    "voltage_l3_l1",
+    "current_l1",
+    "current_l2",
+    "current_l3",
+    "current_n",
+    "power_active",
+    "power_active_l1",
+    "power_active_l2",
+    "power_active_l3",
+    "power_reactive",
+    "power_reactive_l1",
+    "power_reactive_l2",
+    "power_reactive_l3",
+    "power_apparent",
+    "power_apparent_l1",
+    "power_apparent_l2",
+    "power_apparent_l3",
+    "power_factor",
+    "power_factor_l1",
+    "power_factor_l2",
+    "power_factor_l3",
+    "frequency",
+    "energy_active_import",
+    "energy_active_export",
+    "energy_active_total",
+    "energy_active_import_l1",
+    "energy_active_import_l2",
+    "energy_active_import_l3",
+    "energy_active_export_l1",
+    "energy_active_export_l2",
+    "energy_active_export_l3",
+    "energy_reactive_import",
+    "energy_reactive_export",
+    "energy_reactive_total",
+]
+VALUES_PER_MESSAGE = METERS_PER_AGENT * len(QUANTITIES)
+QUEUE_FULL = paho.MQTT_ERR_QUEUE_SIZE
+
+
+class Feed:
+    """Pre-rendered reading batches of one agent; only seq and ts change per message."""
+
+    def __init__(self, agent: str) -> None:
+        self.agent = agent
+        self.seq = 0
+        values = ",".join(f'"{q}":{230.0 + i * 1.125}' for i, q in enumerate(QUANTITIES))
+        meters = ["probe"] + [f"m{i:03d}" for i in range(1, METERS_PER_AGENT)]
+        self._parts = [f'{{"meter":"{m}","ts":"' for m in meters]
+        self._tail = f'","values":{{{values}}}}}'
+        self.topic = f"greengauge/v1/bench/{agent}/readings"
+
+    def message(self, ts: float) -> bytes:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))
+        stamp += f".{int(ts * 1000) % 1000:03d}Z"
+        middle = self._tail + ","
+        readings = middle.join(p + stamp for p in self._parts) + self._tail
+        body = (
+            f'{{"schema_version":1,"site":"bench","agent":"{self.agent}",'
+            f'"seq":{self.seq},"readings":[{readings}]}}'
+        )
+        self.seq += 1
+        return body.encode()
+
+
+class Prober(threading.Thread):
+    """Polls VictoriaMetrics for probe points; remembers when each (agent, ts) showed."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.seen: dict[tuple[str, int], float] = {}
+        self.start_s = time.time()
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            query = urllib.parse.urlencode(
+                {
+                    "match[]": 'reading_voltage_l1{meter="probe"}',
+                    "start": f"{self.start_s - 1:.3f}",
+                    "end": "4102444800",
+                }
+            )
+            now = time.time()
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=5) as r:  # noqa: S310
+                    body = r.read()
+                with self.lock:
+                    for line in body.splitlines():
+                        item = json.loads(line)
+                        agent = item["metric"]["agent"]
+                        for ts in item["timestamps"]:
+                            self.seen.setdefault((agent, ts), now)
+            self.stopping.wait(0.05)
+
+
+def _get(url: str, timeout: float = 30) -> bytes:
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+        body: bytes = response.read()
+        return body
+
+
+def inserted(vm: VictoriaMetrics) -> int:
+    text = _get(f"{vm.url}/metrics").decode()
+    match = re.search(r'^vm_rows_inserted_total\{type="influx"\} (\d+)', text, re.M)
+    return int(match[1]) if match else 0
+
+
+def stored(vm: VictoriaMetrics, first_ms: int, last_ms: int) -> int:
+    """Values in VM with first_ms <= ts <= last_ms (deduplicated, after a flush)."""
+    vm.force_flush()
+    window = last_ms - first_ms + 1
+    query = urllib.parse.urlencode(
+        {
+            "query": f'sum(count_over_time({{__name__=~"reading_.+"}}[{window}ms]))',
+            "time": f"{last_ms / 1000:.3f}",
+        }
+    )
+    data = json.loads(_get(f"{vm.url}/api/v1/query?{query}"))
+    result = data["data"]["result"]
+    return int(float(result[0]["value"][1])) if result else 0
+
+
+def collector_config(path: Path, mqtt_port: int, vm_url: str) -> None:
+    config = {
+        "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-collector"},
+        "influxdb": {"url": vm_url, "org": "bench", "bucket": "bench", "token": "bench"},
+        "data_dir": str(path.parent / "collector-data"),
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def run_step(
+    rate: int,
+    seconds: int,
+    client: paho.Client,
+    pids: dict[str, int],
+    vm: VictoriaMetrics,
+    prober: Prober,
+    max_lag: float,
+) -> dict[str, Any]:
+    agents = max(1, round(rate / VALUES_PER_MESSAGE))
+    feeds = [Feed(f"a{rate}-{i:03d}") for i in range(agents)]
+    load = MachineLoad()
+    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+    before = inserted(vm)
+    start = math.floor(time.time()) + 1.0
+    published = 0
+    late = 0.0
+    first_ms = last_ms = 0
+    for second in range(seconds):
+        for index, feed in enumerate(feeds):
+            due = start + second + index / agents
+            wait = due - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                late = max(late, -wait)
+            ts = time.time()
+            ms = int(ts * 1000)
+            first_ms = first_ms or ms
+            last_ms = ms
+            payload = feed.message(ts)
+            # Bounded: with --inflight messages unacknowledged, wait for the broker.
+            while (info := client.publish(feed.topic, payload, qos=1)).rc == QUEUE_FULL:
+                time.sleep(0.001)
+            if info.rc != paho.MQTT_ERR_SUCCESS:
+                raise RuntimeError(f"publish failed: {info.rc}")
+            published += VALUES_PER_MESSAGE
+    published_at = time.time()
+    publish_seconds = published_at - start
+    deadline = published_at + 60
+    drained_at = None
+    while time.time() < deadline:
+        if inserted(vm) - before >= published:
+            drained_at = time.time()
+            break
+        time.sleep(0.05)
+    cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    busy = load.busy()
+    time.sleep(1.0)  # the prober sees the last probes
+    count = stored(vm, first_ms, last_ms)
+    with prober.lock:
+        latencies = [
+            seen - ts / 1000
+            for (agent, ts), seen in prober.seen.items()
+            if agent.startswith(f"a{rate}-") and first_ms <= ts <= last_ms
+        ]
+    probes_expected = agents * seconds
+    collector_cpu = cpu1["collector"] - cpu0["collector"]
+    lag = None if drained_at is None else round(drained_at - published_at, 2)
+    return {
+        "rate_target": rate,
+        "agents": agents,
+        "seconds": seconds,
+        "values_published": published,
+        "publish_rate": round(published / publish_seconds),
+        "publisher_late_max_s": round(late, 3),
+        "values_stored": count,
+        "values_lost": published - count,
+        "lag_after_step_s": lag,
+        "sustained": count >= published and lag is not None and lag <= max_lag,
+        "collector_cpu_s": round(collector_cpu, 2),
+        "collector_cpu_s_per_1000_values": round(1000 * collector_cpu / published, 4),
+        "collector_values_per_cpu_s": round(published / collector_cpu) if collector_cpu else None,
+        "vm_cpu_s": round(cpu1["vm"] - cpu0["vm"], 2),
+        "mosquitto_cpu_s": round(cpu1["mosquitto"] - cpu0["mosquitto"], 2),
+        "latency_probes": f"{len(latencies)}/{probes_expected}",
+        "latency_s_p50": round(percentile(latencies, 50), 3),
+        "latency_s_p99": round(percentile(latencies, 99), 3),
+        "latency_s_max": round(max(latencies, default=math.nan), 3),
+        "machine_busy": round(busy, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="50000,100000,200000,300000,500000")
+    parser.add_argument("--step", type=int, default=20, help="seconds per rate")
+    parser.add_argument("--inflight", type=int, default=200)
+    parser.add_argument("--max-lag", type=float, default=2.0)
+    parser.add_argument("--keep-going", action="store_true", help="after a failed step")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    work = VAR / "collector" / time.strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True)
+    run = {"bench": "collector", "machine": machine(), "steps": []}
+    with ExitStack() as stack:
+        broker = Mosquitto(work / "mosquitto", extra_config=["max_queued_messages 1000000"])
+        broker.start()
+        stack.callback(broker.stop)
+        vm = VictoriaMetrics(work / "vm")
+        vm.start()
+        stack.callback(vm.stop)
+        config = work / "collector.yaml"
+        collector_config(config, broker.port, vm.url)
+        collector = stack.enter_context(
+            child([bin_path("energy-collector"), "run", "--config", str(config)], work / "c.log")
+        )
+        time.sleep(3)
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-feed")
+        client.max_inflight_messages_set(args.inflight)
+        client.max_queued_messages_set(args.inflight)
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        stack.callback(client.loop_stop)
+        prober = Prober(vm.url)
+        prober.start()
+        stack.callback(prober.stopping.set)
+        pids = {
+            "collector": collector.pid,
+            "vm": vm._process.pid,  # type: ignore[union-attr]
+            "mosquitto": broker._process.pid,  # type: ignore[union-attr]
+        }
+        for rate in (int(r) for r in args.rates.split(",")):
+            step = run_step(rate, args.step, client, pids, vm, prober, args.max_lag)
+            print(json.dumps(step), flush=True)
+            run["steps"].append(step)
+            if collector.poll() is not None:
+                break
+            if not step["sustained"] and not args.keep_going:
+                break
+            time.sleep(2)
+    sustained = [s["rate_target"] for s in run["steps"] if s["sustained"]]
+    run["highest_sustained_rate"] = max(sustained, default=0)
+    run["workdir"] = str(work.relative_to(BENCH))
+    print(json.dumps({k: v for k, v in run.items() if k != "steps"}))
+    if not args.no_save:
+        save_result("collector", run)
+
+
+if __name__ == "__main__":
+    main()
