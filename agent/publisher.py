@@ -29,7 +29,7 @@ from agent.backoff import Backoff
 from agent.config import AgentConfig
 from agent.logs import fields
 from agent.outbox import Dropped, Entry, Outbox
-from agent.tls import ssl_context
+from agent.tls import explain, ssl_context
 from agent.wire import (
     AgentState,
     AgentStatus,
@@ -196,7 +196,7 @@ class Publisher:
                     "broker connection lost",
                     extra=fields(
                         broker=broker,
-                        reason=str(exc),
+                        reason=explain(str(exc), self._config.mqtt),
                         retry_in=f"{delay:.1f}s",
                         backlog=self._outbox.depth,
                     ),

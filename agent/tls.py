@@ -15,3 +15,15 @@ def ssl_context(mqtt: BrokerSettings) -> ssl.SSLContext | None:
     if mqtt.cert_file:
         context.load_cert_chain(mqtt.cert_file, mqtt.key_file)
     return context
+
+
+def explain(reason: str, mqtt: BrokerSettings) -> str:
+    """A connection failure's reason for the log, saying plainly when TLS verification failed."""
+    if "CERTIFICATE_VERIFY_FAILED" not in reason:
+        return reason
+    trusted = f"CA file {mqtt.ca_file}" if mqtt.ca_file else "the system's trusted CAs"
+    return (
+        f"TLS certificate verification failed: the certificate of broker "
+        f"{mqtt.host}:{mqtt.port} is not trusted by {trusted}, or does not name that host "
+        f"({reason})"
+    )

@@ -32,7 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.logs import fields
-from agent.tls import ssl_context
+from agent.tls import explain, ssl_context
 from agent.wire import BrokerSettings
 from collector.acks import OrderedAcks
 
@@ -134,7 +134,11 @@ class Ingest:
                 delay = backoff.next_delay()
                 log.warning(
                     "broker connection lost",
-                    extra=fields(broker=self._mqtt.url, reason=str(exc), retry_in=f"{delay:.1f}s"),
+                    extra=fields(
+                        broker=self._mqtt.url,
+                        reason=explain(str(exc), self._mqtt),
+                        retry_in=f"{delay:.1f}s",
+                    ),
                 )
                 await asyncio.sleep(delay)
 
