@@ -14,6 +14,7 @@ COLUMNS: tuple[tuple[str, Quantity, float, str], ...] = (
     ("I1 A", Quantity.CURRENT_L1, 1.0, "{:>7.2f}"),
     ("PF", Quantity.POWER_FACTOR, 1.0, "{:>5.2f}"),
     ("Hz", Quantity.FREQUENCY, 1.0, "{:>6.2f}"),
+    ("count", Quantity.COUNT, 1.0, "{:>9.0f}"),
 )
 
 

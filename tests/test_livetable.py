@@ -9,7 +9,7 @@ from collector.livetable import COLUMNS, LatestReadings, Row, render
 
 Q = Quantity
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
-HEADERS = ["site", "agent", "meter", "P kW", "E import kWh", "U1 V", "I1 A", "PF", "Hz", "age s"]
+HEADERS = ["site", "agent", "meter", "P kW", "E import kWh", "U1 V", "I1 A", "PF", "Hz", "count", "age s"]
 
 
 def reading(meter: str, seconds: float, **values: float) -> MeterReading:
@@ -109,6 +109,7 @@ def test_columns() -> None:
         Q.CURRENT_L1,
         Q.POWER_FACTOR,
         Q.FREQUENCY,
+        Q.COUNT,
     ]
 
 
@@ -146,6 +147,7 @@ def test_render_header_rule_rows_and_footer() -> None:
         "6.52",
         "0.99",
         "49.99",
+        "-",
         "2.5",
     ]
     assert lines[3:] == ["", "q to quit"]
@@ -170,7 +172,7 @@ def test_render_dash_for_a_missing_quantity() -> None:
     latest = LatestReadings()
     latest.update(batch("s", "a", reading("m", 0, voltage_l1=230.0)))
     row = cells(render(latest.rows(), T0, "").split("\n")[2])
-    assert row == ["s", "a", "m", "-", "-", "230.0", "-", "-", "-", "0.0"]
+    assert row == ["s", "a", "m", "-", "-", "230.0", "-", "-", "-", "-", "0.0"]
 
 
 def test_render_a_zero_is_not_missing() -> None:

@@ -31,10 +31,12 @@ wait_port() {  # wait_port PORT NAME: until something listens there (10 s at mos
 }
 
 start mosquitto mosquitto -c configs/demo/mosquitto.conf
-start sim-sdm630 "$bin/energy-agent" simulate --profile eastron_sdm630 --port 15020 --unit-ids 1-2
+start sim-sdm630 "$bin/energy-agent" simulate --profile eastron_sdm630 --port 15020 --unit-ids 10,91
 start sim-dtsu666 "$bin/energy-agent" simulate --profile chint_dtsu666 --port 15021 --unit-ids 3-5
+start sim-counters "$bin/energy-agent" simulate --profile generic_production_counter --port 15022 --unit-ids 3-5
 wait_port 18830 mosquitto
 wait_port 15020 sim-sdm630
 wait_port 15021 sim-dtsu666
+wait_port 15022 sim-counters
 start agent "$bin/energy-agent" run --config configs/demo/agent.yaml
 "$bin/energy-collector" run --config configs/demo/collector.yaml --table 2>"$logs/collector.log"
