@@ -19,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import paho.mqtt.publish
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from processes import Program, running, wait_for, write_yaml
 from servers import Mosquitto, free_port
 
@@ -106,8 +107,8 @@ class Listener:
 
     def __init__(self, broker: Mosquitto, topic: str) -> None:
         self.messages: queue.Queue[bytes] = queue.Queue()
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-        self._client.on_message = lambda _c, _u, message: self.messages.put(message.payload)
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self._client.on_message = lambda _c, _u, message: self.messages.put(bytes(message.payload))
         self._client.connect("127.0.0.1", broker.port)
         self._client.subscribe(topic, qos=1)
         self._client.loop_start()
