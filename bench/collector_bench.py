@@ -2,6 +2,11 @@
 (`energy-collector run`, influxdb store) writes into VictoriaMetrics.
 
     .venv/bin/python bench/collector_bench.py --rates 50000,100000,200000,300000,500000
+    .venv/bin/python bench/collector_bench.py --peer nodered --rates 25000,50000,100000
+
+`--peer nodered` measures the peer instead: Node-RED 4.1.8, mqtt in (QoS 1, JSON) ->
+function (batch to points) -> influxdb batch (node-red-contrib-influxdb 0.7.0, v2 API,
+one write per message) into the same VictoriaMetrics, same series names and tags.
 
 The feed looks like a fleet of agents with 100 meters each: every agent sends one
 reading batch a second (100 readings x 39 values, the wire format, QoS 1, its own seq),
@@ -189,6 +194,78 @@ def collector_config(path: Path, mqtt_port: int, vm_url: str) -> None:
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+_TO_POINTS = """
+const b = msg.payload;
+msg.payload = b.readings.map(r => ({measurement: 'reading',
+  tags: {agent: b.agent, meter: r.meter, site: b.site}, fields: r.values,
+  timestamp: new Date(r.ts)}));
+return msg;
+"""
+
+
+def nodered_collector(work: Path, mqtt_port: int, vm_url: str) -> list[str]:
+    """Node-RED's flow and settings in work/nodered; returns its command line."""
+    user_dir = work / "nodered"
+    user_dir.mkdir()
+    flows = [
+        {"id": "tab", "type": "tab", "label": "collector"},
+        {
+            "id": "broker",
+            "type": "mqtt-broker",
+            "broker": "127.0.0.1",
+            "port": str(mqtt_port),
+            "clientid": "bench-nodered-collector",
+            "protocolVersion": "4",
+            "keepalive": "60",
+            "cleansession": False,
+        },
+        {
+            "id": "in",
+            "type": "mqtt in",
+            "z": "tab",
+            "topic": "greengauge/v1/+/+/readings",
+            "qos": "1",
+            "datatype": "json",
+            "broker": "broker",
+            "wires": [["points"]],
+        },
+        {
+            "id": "points",
+            "type": "function",
+            "z": "tab",
+            "func": _TO_POINTS,
+            "outputs": 1,
+            "wires": [["write"]],
+        },
+        {
+            "id": "influx",
+            "type": "influxdb",
+            "influxdbVersion": "2.0",
+            "url": vm_url,
+            "timeout": "10",
+            "rejectUnauthorized": False,
+        },
+        {
+            "id": "write",
+            "type": "influxdb batch",
+            "z": "tab",
+            "influxdb": "influx",
+            "precisionV18FluxV20": "ms",
+            "org": "bench",
+            "bucket": "bench",
+            "wires": [],
+        },
+    ]
+    (user_dir / "flows.json").write_text(json.dumps(flows))
+    (user_dir / "flows_cred.json").write_text(json.dumps({"influx": {"token": "bench"}}))
+    (user_dir / "settings.js").write_text(
+        "module.exports = {flowFile: 'flows.json', credentialSecret: false, uiHost: '127.0.0.1',"
+        " httpAdminRoot: false, httpNodeRoot: false, logging: {console: {level: 'warn'}}};\n"
+    )
+    red = BENCH / "peers" / "nodered" / "node_modules" / "node-red" / "red.js"
+    return ["node", str(red), "--userDir", str(user_dir), "--port", "0"]
+
+
 def run_step(
     rate: int,
     seconds: int,
@@ -272,18 +349,24 @@ def run_step(
     }
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="50000,100000,200000,300000,500000")
     parser.add_argument("--step", type=int, default=20, help="seconds per rate")
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--max-lag", type=float, default=2.0)
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
+    parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
-    work = VAR / "collector" / time.strftime("%Y%m%dT%H%M%S")
+    work = VAR / "collector" / f"{args.peer}-{time.strftime('%Y%m%dT%H%M%S')}"
     work.mkdir(parents=True)
-    run = {"bench": "collector", "machine": machine(), "steps": []}
+    run: dict[str, Any] = {
+        "bench": "collector",
+        "peer": args.peer,
+        "machine": machine(),
+        "steps": [],
+    }
     with ExitStack() as stack:
         broker = Mosquitto(work / "mosquitto", extra_config=["max_queued_messages 1000000"])
         broker.start()
@@ -291,12 +374,14 @@ def main() -> None:
         vm = VictoriaMetrics(work / "vm")
         vm.start()
         stack.callback(vm.stop)
-        config = work / "collector.yaml"
-        collector_config(config, broker.port, vm.url)
-        collector = stack.enter_context(
-            child([bin_path("energy-collector"), "run", "--config", str(config)], work / "c.log")
-        )
-        time.sleep(3)
+        if args.peer == "nodered":
+            command = nodered_collector(work, broker.port, vm.url)
+        else:
+            config = work / "collector.yaml"
+            collector_config(config, broker.port, vm.url)
+            command = [bin_path("energy-collector"), "run", "--config", str(config)]
+        collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
+        time.sleep(3 if args.peer == "greengauge" else 10)
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-feed")
         client.max_inflight_messages_set(args.inflight)
         client.max_queued_messages_set(args.inflight)
