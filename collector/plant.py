@@ -237,6 +237,20 @@ class AlertSettings(_Model):
     )
 
 
+class GreenFactoryIndicator(_Model):
+    """A GB/T 36132-2025 quantitative indicator: scored between a baseline and a leading value."""
+
+    baseline: float
+    leading: float
+    source: str = Field(min_length=1, description="the sector rule the two values come from")
+
+    @model_validator(mode="after")
+    def _differ(self) -> GreenFactoryIndicator:
+        if self.baseline == self.leading:
+            raise ValueError("baseline and leading value must differ")
+        return self
+
+
 class LineConfig(_Model):
     id: Id
     product: str = Field(min_length=1)
@@ -248,6 +262,10 @@ class LineConfig(_Model):
         description="least output for an intensity, per window (default 1 output unit)",
     )
     alert: AlertSettings | None = None
+    green_factory: GreenFactoryIndicator | None = Field(
+        default=None,
+        description="GB/T 36132-2025 baseline and leading value of the line's intensity",
+    )
 
 
 class GridFactorRef(_Model):

@@ -25,12 +25,13 @@ from collector.accounting.engine import (
     standing,
 )
 from collector.ledger import data
+from collector.ledger.benchmarks import position
 from collector.ledger.carbon import market_based
 from collector.ledger.conversion import coefficient
 from collector.ledger.demand import max_demand
 from collector.ledger.intensity import Window
 from collector.ledger.series import Amount, Quality
-from collector.ledger.targets import Target, progress
+from collector.ledger.targets import Target, progress, project
 from collector.ledger.tou import split
 from collector.plant import (
     AccountingConfig,
@@ -247,8 +248,12 @@ def _line(
             continue
         t = Target(targets.base_year, base, targets.target_year, reduction, "configured")
         p = progress(t, start.year, current)
+        # At the rate from the base year to this month's intensity, where the target year lands.
+        ahead = project(t, {start.year: current}) if start.year > t.base_year else None
         goals.append(
             {
+                "projected_target_year_intensity": _r(ahead.projected) if ahead else None,
+                "on_track": ahead.on_track if ahead else None,
                 "kind": kind,
                 "base_year": t.base_year,
                 "base_intensity": base,
@@ -260,6 +265,17 @@ def _line(
             }
         )
     out["targets"] = goals
+    indicator = line.green_factory
+    if indicator is not None:
+        out["green_factory"] = {
+            "standard": "GB/T 36132-2025",
+            "baseline": indicator.baseline,
+            "leading": indicator.leading,
+            "position": None
+            if value is None
+            else _r(position(value, indicator.baseline, indicator.leading)),
+            "source": indicator.source,
+        }
     return out
 
 
@@ -453,6 +469,19 @@ def render_table(report: dict[str, Any]) -> str:
                 f"{t['target_year']} vs {t['base_year']} ({t['base_intensity']}); "
                 f"achieved {t['reduction_achieved']:.1%}, "
                 f"{'on' if t['on_path'] else 'OFF'} path"
+                + (
+                    f"; at this rate {t['projected_target_year_intensity']} in "
+                    f"{t['target_year']} ({'on' if t['on_track'] else 'OFF'} track)"
+                    if t["projected_target_year_intensity"] is not None
+                    else ""
+                )
+            )
+        gf = x.get("green_factory")
+        if gf is not None and gf["position"] is not None:
+            parts.append(
+                f"  {x['line']} {gf['standard']}: {gf['position']:.0%} of the way from the "
+                f"baseline value {gf['baseline']} to the leading value {gf['leading']} "
+                f"({gf['source']})"
             )
     parts += [
         "",

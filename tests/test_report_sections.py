@@ -81,6 +81,11 @@ def config() -> AccountingConfig:
                                     "source": "test",
                                 }
                             },
+                            "green_factory": {
+                                "baseline": 0.004,
+                                "leading": 0.001,
+                                "source": "test sector rule",
+                            },
                         }
                     ],
                 }
@@ -147,3 +152,23 @@ def test_csv_and_table_carry_the_same_figures(tmp_path: Path) -> None:
     assert "incomer" in flat and "kiln" in flat
     table = render(report, "table")
     assert "2.458" in table and "24" in table and "kiln" in table
+
+
+def test_projection_to_the_target_year_at_the_current_rate(tmp_path: Path) -> None:
+    (line,) = month(tmp_path)["lines"]
+    (energy,) = line["targets"]
+    # rate r from 2020 to 2026: (0.0020483 / 0.01) ** (1/6) - 1; 2025 is one year before 2026,
+    # so the projection steps back one year: 0.0020483 / (1 + r).
+    now = 10 * 0.1229 / 600
+    rate = (now / 0.01) ** (1 / 6) - 1
+    assert energy["projected_target_year_intensity"] == pytest.approx(now / (1 + rate), rel=1e-4)
+    assert energy["on_track"] is True
+
+
+def test_green_factory_position_between_baseline_and_leading_value(tmp_path: Path) -> None:
+    (line,) = month(tmp_path)["lines"]
+    indicator = line["green_factory"]
+    # (0.004 - 0.0020483) / (0.004 - 0.001) = 0.6506
+    assert indicator["position"] == pytest.approx((0.004 - 10 * 0.1229 / 600) / 0.003, rel=1e-4)
+    assert indicator["standard"] == "GB/T 36132-2025"
+    assert "of the way from the baseline" in render(month(tmp_path / "again"), "table")
