@@ -1,0 +1,41 @@
+"""Container health check for the GreenGauge image (both CLIs); standard library only.
+
+GREENGAUGE_HEALTH_URL   healthy when it answers 200 (the collector's /healthz)
+GREENGAUGE_HEALTH_FILE  healthy when the file changed within GREENGAUGE_HEALTH_MAX_AGE
+                        seconds (default 120): the agent's state_dir/stats.json
+neither                 healthy (the container's process is running)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.request
+
+
+def main() -> int:
+    url = os.environ.get("GREENGAUGE_HEALTH_URL")
+    if url:
+        try:
+            with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 - our URL
+                return 0 if response.status == 200 else 1
+        except OSError as exc:
+            print(f"health: {url}: {exc}", file=sys.stderr)
+            return 1
+    path = os.environ.get("GREENGAUGE_HEALTH_FILE")
+    if path:
+        max_age = float(os.environ.get("GREENGAUGE_HEALTH_MAX_AGE", "120"))
+        try:
+            age = time.time() - os.stat(path).st_mtime  # noqa: PTH116 - stdlib only, tiny
+        except OSError as exc:
+            print(f"health: {path}: {exc.strerror}", file=sys.stderr)
+            return 1
+        if age > max_age:
+            print(f"health: {path} not updated for {age:.0f} s", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
