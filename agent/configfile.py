@@ -158,6 +158,7 @@ def load_model(
     """
     data, lines = load_yaml(path, environ)
     try:
-        return model.model_validate(data), lines
+        # Relative paths inside a config are relative to its folder, as data_dir is.
+        return model.model_validate(data, context={"config_dir": path.parent}), lines
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, str(path), lines)) from exc

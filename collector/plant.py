@@ -12,13 +12,22 @@ named twice is a config error naming the field, not a surprise in a report.
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agent.wire import Id, Quantity
 from collector.ledger import data
@@ -268,6 +277,58 @@ class LineConfig(_Model):
     )
 
 
+class HourlyGridFactor(_Model):
+    """An hourly grid factor series (kgCO2/kWh) that overrides the static one for the hours
+    it covers: a CSV file of `hour start (ISO 8601 with zone),factor` lines."""
+
+    file: Path = Field(description="CSV file; relative to the config file's folder")
+    source: str = Field(min_length=1, description="who publishes the series")
+    _by_hour: dict[int, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _load(self, info: ValidationInfo) -> HourlyGridFactor:
+        base = (info.context or {}).get("config_dir")
+        path = self.file if self.file.is_absolute() or base is None else Path(base) / self.file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        self._by_hour = parse_hourly_factors(text, str(path))
+        return self
+
+    def factor_at(self, hour: int) -> float | None:
+        """The factor of the hour starting at `hour` x 3600 s after the epoch, if given."""
+        return self._by_hour.get(hour)
+
+
+def parse_hourly_factors(text: str, name: str) -> dict[int, float]:
+    """`hour start,factor` lines (a header line is allowed) into epoch hour -> kgCO2/kWh."""
+    by_hour: dict[int, float] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        stamp, _, factor = line.partition(",")
+        try:
+            start = datetime.fromisoformat(stamp.strip())
+            value = float(factor)
+        except ValueError:
+            if number == 1:
+                continue  # a header
+            raise ValueError(
+                f"{name}:{number}: expected 'hour start,kgCO2/kWh', got {line!r}"
+            ) from None
+        if start.tzinfo is None or start.timestamp() % 3600 or not 0 <= value < 10:
+            raise ValueError(
+                f"{name}:{number}: the hour start needs a zone and a whole hour, "
+                f"the factor 0..10 kgCO2/kWh: {line!r}"
+            )
+        by_hour[int(start.timestamp() // 3600)] = value
+    if not by_hour:
+        raise ValueError(f"{name}: no hourly factors in the file")
+    return by_hour
+
+
 class GridFactorRef(_Model):
     series: str
     year: int
@@ -330,6 +391,9 @@ class SiteConfig(_Model):
     id: Id
     timezone: str = "Asia/Shanghai"
     grid_factor: GridFactorRef = Field(description="series AND year (and region)")
+    hourly_grid_factor: HourlyGridFactor | None = Field(
+        default=None, description="overrides grid_factor for the hours the series covers"
+    )
     market_based: MarketBased | None = None
     co2_factors: dict[Carrier, Sourced] = Field(
         default_factory=dict,

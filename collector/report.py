@@ -131,6 +131,11 @@ def build(config: AccountingConfig, db: AccountingDB, site_id: str, month: str) 
         "location_based_kgco2": _r(site_co2),
         "grid_factor": site.grid_factor.resolve().label,
     }
+    if site.hourly_grid_factor is not None:
+        co2["hourly_grid_factor"] = (
+            f"{site.hourly_grid_factor.source} ({site.hourly_grid_factor.file}); "
+            "the static factor for hours it does not cover"
+        )
     if site.market_based is not None and electricity_kwh > 0:
         residual = site.market_based.residual.resolve()
         mb = market_based(electricity_kwh, residual, green_share=site.market_based.green_share)

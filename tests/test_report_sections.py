@@ -96,6 +96,12 @@ def config() -> AccountingConfig:
 
 def month(tmp_path: Path) -> dict[str, Any]:
     acc = Accounting(config(), tmp_path)
+    acc.process(month_batches())
+    return build(acc.config, acc.db, "s1", "2026-11")
+
+
+def month_batches() -> list[ReadingBatch]:
+    """Ten minutes of readings every 10 s: incomer 120 kW, l1 60 kW, a piece a second."""
     batches = []
     for k in range(61):  # every 10 s for 10 minutes
         s = 10 * k
@@ -108,8 +114,7 @@ def month(tmp_path: Path) -> dict[str, Any]:
             MeterReading(meter=m, ts=T0 + timedelta(seconds=s), values=v) for m, v in values.items()
         ]
         batches.append(ReadingBatch(site="s1", agent="gw", seq=k, readings=readings))
-    acc.process(batches)
-    return build(acc.config, acc.db, "s1", "2026-11")
+    return batches
 
 
 def test_time_of_use_cost_per_piece(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from collector.plant import (
     CARRIERS,
     AccountingConfig,
     CounterSettings,
+    HourlyGridFactor,
     Judged,
     LineConfig,
     MeterConfig,
@@ -83,6 +84,15 @@ class Target:
     integrate: bool
     kgce_per_unit: float
     kgco2_per_unit: float
+    hourly: HourlyGridFactor | None = None
+    """Overrides kgco2_per_unit for the hours it covers (grid electricity only)."""
+
+    def kgco2_at(self, start: datetime) -> float:
+        if self.hourly is not None:
+            factor = self.hourly.factor_at(int(start.timestamp() // 3600))
+            if factor is not None:
+                return factor  # grid electricity: kWh, the unit the factor is per
+        return self.kgco2_per_unit
 
 
 def _spec(c: CounterSettings) -> CounterSpec:
@@ -112,8 +122,12 @@ def _targets(config: AccountingConfig, site: SiteConfig) -> dict[str, list[Targe
         if m.virtual:
             continue
         kgce, co2 = meter_factors(config, site, m)
+        route, _, _ = co2_route(site, m.carrier)
+        hourly = site.hourly_grid_factor if route == "grid" else None
         by_meter[m.id].append(
-            Target(m.id, m.source_quantity, m.scale, _spec(m.counter), m.estimated, kgce, co2)
+            Target(
+                m.id, m.source_quantity, m.scale, _spec(m.counter), m.estimated, kgce, co2, hourly
+            )
         )
     for line in site.lines:
         out = line.output
@@ -410,7 +424,7 @@ def advance(
             ms(b.start),
             b.value,
             b.value * target.kgce_per_unit,
-            b.value * target.kgco2_per_unit,
+            b.value * target.kgco2_at(b.start),
             int(b.quality),
         )
         for b in allocate(result.amounts, MINUTE)
