@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agent.configfile import load_model
 from agent.wire import BrokerSettings
+from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
 
 
@@ -54,6 +55,9 @@ class CollectorConfig(_Config):
     ingest: IngestSettings = IngestSettings()
     accounting: AccountingConfig | None = Field(
         default=None, description="the plant model; leave out to store readings only"
+    )
+    api: ApiSettings | None = Field(
+        default=None, description="HTTP API, dashboard and /metrics; leave out for none"
     )
 
 

@@ -14,10 +14,13 @@ from agent.logs import fields
 from agent.wire import BrokerSettings, Topic, subscription
 from collector import sequences
 from collector.accounting.live import accounting_for
+from collector.api.live import LiveHub
+from collector.api.status import AgentStatuses
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
+from collector.metrics import CollectorMetrics
 from collector.spool import Spool
 from collector.stores import Store
 from collector.validate import Rejected, reading_batch
@@ -70,6 +73,9 @@ class Collector:
         )
         self.latest = LatestReadings()
         self.messages = 0
+        # The API's view (issue 6): agents' status messages, the live event stream.
+        self.statuses = AgentStatuses()
+        self.hub = LiveHub()
         self.ingest = Ingest(
             config.mqtt,
             client_id(config.mqtt),
@@ -94,6 +100,7 @@ class Collector:
             return
         self.writer.add(topic, payload, batch, ack)
         self.latest.update(batch)
+        self.hub.readings(batch)
         if self.accounting is not None:
             self.accounting.feed(batch)
 
@@ -101,7 +108,9 @@ class Collector:
         await self.ingest.run()
 
     def status_line(self) -> str:
-        return (
+        api = self._config.api
+        dashboard = f"dashboard http://{api.listen}/\n" if api is not None else ""
+        return dashboard + (
             f"messages {self.messages}  values stored {self.writer.values_written}  "
             f"spooled {self.spool.depth}  dead letters {self.dead_letters.count}  "
             f"missing batches {self.sequences.missing}  (Ctrl-C to stop)"
@@ -117,8 +126,10 @@ class Collector:
 
 
 async def run_collector(config: CollectorConfig, table: bool) -> None:
-    store = open_store(config)
+    metrics = CollectorMetrics()
+    store = metrics.timed(open_store(config))
     collector = Collector(config, store)
+    metrics.watch(collector)
     log.info(
         "collector starting",
         extra=fields(
@@ -147,6 +158,10 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
                 tasks.create_task(collector.show_table())
             if collector.accounting is not None:
                 tasks.create_task(collector.accounting.run())
+            if config.api is not None:
+                from collector.api.server import Api  # noqa: PLC0415 - only when configured
+
+                tasks.create_task(Api(collector, config, metrics).run())
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise

@@ -1,0 +1,257 @@
+"""The HTTP API and the dashboard, as one ASGI app (FastAPI); OpenAPI at /openapi.json.
+
+Reads: sites, meters with health, latest readings, energy / kgce / CO2 / intensity per
+line and site with benchmark standing and target progress, alerts, history of a
+quantity. Live: /api/v1/stream (server-sent events: `reading`, `summary`, `alert`).
+Write: production output or value added from the MES, validated exactly as the MES's
+MQTT messages are (collector.accounting.live). /metrics for Prometheus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Final
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from pydantic import TypeAdapter
+
+from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
+from collector.accounting.live import LiveAccounting, MesRejected
+from collector.api import figures
+from collector.api.auth import Guard
+from collector.api.history import History, HistoryError
+from collector.api.history import Query as HistoryQuery
+from collector.api.live import LiveHub
+from collector.api.settings import ApiSettings
+from collector.metrics import CONTENT_TYPE, CollectorMetrics
+
+MAX_BODY: Final = 64 * 1024
+DEFAULT_SPAN: Final = timedelta(hours=3)
+STATIC: Final = {
+    "dashboard.js": "text/javascript; charset=utf-8",
+    "dashboard.css": "text/css; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
+}
+
+
+@dataclass
+class ApiContext:
+    state: figures.State
+    hub: LiveHub
+    history: History | None
+    live: LiveAccounting | None
+    metrics: CollectorMetrics
+    settings: ApiSettings
+    refresh: Callable[[str], Awaitable[None]]
+    """recompute a site's summary and push it on the stream (after a write)"""
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+def _static(name: str) -> bytes:
+    return importlib.resources.files("collector.api").joinpath("static", name).read_bytes()
+
+
+def _site(ctx: ApiContext, site: str) -> str:
+    try:
+        check_id(site)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if site not in figures.site_ids(ctx.state):
+        raise HTTPException(404, f"no site {site!r}")
+    return site
+
+
+_PRODUCTION_SCHEMA: Final = TypeAdapter(ProductionOutput | ValueAdded).json_schema(
+    mode="serialization", ref_template="#/components/schemas/{model}"
+)
+
+
+def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per function
+    app = FastAPI(
+        title="GreenGauge collector API",
+        version="1",
+        description="Sites, meters, readings, energy and carbon accounting, alerts; live.",
+        docs_url=None,  # Swagger UI would load from a CDN: the schema is at /openapi.json
+        redoc_url=None,
+    )
+    guard = Guard(ctx.settings, ctx.metrics.refused)
+    read = [Depends(guard.read)]
+    write = [Depends(guard.write)]
+    state = ctx.state
+
+    async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    # --- dashboard ---------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, "not found")
+        return Response(_static(name), media_type=STATIC[name])
+
+    # --- reads -----------------------------------------------------------------------------
+
+    @app.get("/api/v1/sites", dependencies=read, tags=["read"])
+    async def sites() -> list[dict[str, Any]]:
+        """Every site known from the plant model, the agents' status or their readings."""
+        now = ctx.clock()
+        return await off_loop(figures.fleet, state, now)  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/fleet", dependencies=read, tags=["read"])
+    async def fleet() -> list[dict[str, Any]]:
+        """Every site side by side: intensity, standing, targets, data freshness, health."""
+        return await off_loop(figures.fleet, state, ctx.clock())  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/sites/{site}", dependencies=read, tags=["read"])
+    async def site_summary(site: str) -> dict[str, Any]:
+        """A site's live view: power, meters with health, agents, accounting, alerts."""
+        _site(ctx, site)
+        return await off_loop(figures.summary, state, site, ctx.clock())  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/sites/{site}/meters", dependencies=read, tags=["read"])
+    async def site_meters(site: str) -> dict[str, Any]:
+        """Meters with health (online / offline / stale), last reading, errors; agents with
+        their outbox backlog."""
+        _site(ctx, site)
+        now = ctx.clock()
+        return {
+            "meters": figures.meters(state, site, now),
+            "agents": figures.agents(state, site, now),
+        }
+
+    @app.get("/api/v1/sites/{site}/lines", dependencies=read, tags=["read"])
+    async def site_lines(site: str) -> list[dict[str, Any]]:
+        """Production lines with benchmark, every window's figures and target progress."""
+        _site(ctx, site)
+        acc = await off_loop(figures.accounting, state, site, ctx.clock())
+        if acc is None:
+            raise HTTPException(404, f"site {site!r} has no plant model (accounting)")
+        return acc["lines"]  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/sites/{site}/latest", dependencies=read, tags=["read"])
+    async def site_latest(site: str) -> list[dict[str, Any]]:
+        """The newest reading of every meter of the site."""
+        _site(ctx, site)
+        return figures.latest(state, site)
+
+    @app.get("/api/v1/sites/{site}/accounting", dependencies=read, tags=["read"])
+    async def site_accounting(site: str) -> dict[str, Any]:
+        """Energy, kgce, CO2, output and intensity per line and for the site, per window
+        (rolling_15min, rolling_1h, shift, today, month_to_date, year_to_date), with the
+        benchmark standing, target progress, today's totals and active alerts."""
+        _site(ctx, site)
+        acc = await off_loop(figures.accounting, state, site, ctx.clock())
+        if acc is None:
+            raise HTTPException(404, f"site {site!r} has no plant model (accounting)")
+        return acc  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/alerts", dependencies=read, tags=["read"])
+    async def alerts(
+        site: str | None = None,
+        active: Annotated[bool, Query(description="only alerts raised and not cleared")] = False,
+    ) -> list[dict[str, Any]]:
+        """Intensity alerts, oldest first (or the active ones)."""
+        return await off_loop(figures.alerts, state, site, active)  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/sites/{site}/history", dependencies=read, tags=["read"])
+    async def history(
+        site: str,
+        meter: str,
+        quantity: Quantity,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        step: Annotated[float | None, Query(gt=0, description="seconds per point")] = None,
+        agent: str | None = None,
+    ) -> dict[str, Any]:
+        """One quantity of one meter over [start, end) (default: the last 3 hours), as
+        mean / min / max per `step` seconds (default: about 300 points)."""
+        _site(ctx, site)
+        if ctx.history is None:
+            raise HTTPException(501, "no history source for this store")
+        end = (end or ctx.clock()).astimezone(UTC)
+        start = (start or end - DEFAULT_SPAN).astimezone(UTC)
+        span = (end - start).total_seconds()
+        step = step or max(1.0, round(span / 300))
+        q = HistoryQuery(site, meter, quantity, start, end, step, agent)
+        try:
+            buckets = await off_loop(ctx.history.query, q)
+        except HistoryError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return {
+            "site": site,
+            "meter": meter,
+            "quantity": quantity.value,
+            "unit": UNITS[quantity],
+            "start": figures.iso(start),
+            "end": figures.iso(end),
+            "step": step,
+            "columns": ["ts", "mean", "min", "max", "count"],
+            "points": [[b.ts, b.mean, b.min, b.max, b.count] for b in buckets],
+        }
+
+    @app.get("/api/v1/stream", dependencies=read, tags=["live"])
+    async def stream(site: str | None = None) -> StreamingResponse:
+        """Server-sent events: `reading` (every batch as it arrives), `summary` (a site's
+        figures, every few seconds), `alert` (raised or cleared)."""
+        if site is not None:
+            _site(ctx, site)
+        return StreamingResponse(
+            ctx.hub.stream(site),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    # --- write -------------------------------------------------------------------------------
+
+    @app.post(
+        "/api/v1/sites/{site}/production",
+        dependencies=write,
+        tags=["write"],
+        status_code=202,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _PRODUCTION_SCHEMA}},
+            }
+        },
+    )
+    async def production(site: str, request: Request) -> dict[str, Any]:
+        """Production output of a line over [start, end) or a month's value added, from the
+        MES: the same message and the same checks as on greengauge/v1/{site}/production.
+        Sending the same period again replaces it."""
+        live = ctx.live
+        if live is None:
+            raise HTTPException(404, "this collector has no plant model (accounting)")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise HTTPException(413, f"at most {MAX_BODY} bytes")
+        topic = f"{TOPIC_ROOT}/{site}/production"
+        try:
+            await off_loop(live.record, topic, body)
+        except MesRejected as exc:
+            raise HTTPException(422, str(exc)) from None
+        await ctx.refresh(site)
+        return {"recorded": json.loads(body)}
+
+    # --- operations --------------------------------------------------------------------------
+
+    @app.get("/metrics", dependencies=read, include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

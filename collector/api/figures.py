@@ -1,0 +1,355 @@
+"""What the API shows, built from the collector's state: pure reads, no writes.
+
+Meter health joins the agents' status messages with the latest readings; energy, kgce,
+CO2 and intensity come from the accounting database through the accounting's own query
+functions (collector.accounting.engine), so the API shows exactly what the reports and
+the alerts use.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from agent.wire import AgentState, AgentStatus, Quantity
+from collector.accounting.db import AccountingDB, ms
+from collector.accounting.engine import (
+    Accounting,
+    Figure,
+    line_figures,
+    meter_totals,
+    site_figures,
+    standing,
+)
+from collector.api.status import AgentStatuses
+from collector.ledger.intensity import Window, window_start
+from collector.ledger.targets import Target, progress
+from collector.livetable import LatestReadings, Row
+from collector.plant import Carrier, SiteConfig, resolve_benchmark
+
+STALE_AFTER: Final = timedelta(seconds=60)
+"""A meter whose newest reading is older than this shows `stale` (unless its agent says)."""
+LIVE_WINDOWS: Final = (Window.ROLLING_15MIN, Window.ROLLING_1H, Window.TODAY)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """The collector's state the API reads (all owned by the collector)."""
+
+    latest: LatestReadings
+    statuses: AgentStatuses
+    accounting: Accounting | None
+
+
+def _num(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else value
+
+
+def iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def site_ids(state: State) -> list[str]:
+    ids = {row.site for row in state.latest.rows()} | state.statuses.sites()
+    if state.accounting is not None:
+        ids |= {s.id for s in state.accounting.config.sites}
+    return sorted(ids)
+
+
+def site_config(state: State, site: str) -> SiteConfig | None:
+    return None if state.accounting is None else state.accounting.config.site(site)
+
+
+def _rows(state: State, site: str) -> dict[str, Row]:
+    return {r.reading.meter: r for r in state.latest.rows() if r.site == site}
+
+
+def meters(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
+    """Every meter of a site: its health, newest reading and agent."""
+    rows = _rows(state, site)
+    statuses = state.statuses.of_site(site)
+    health: dict[str, tuple[AgentStatus, Any]] = {}
+    for agent_said in statuses:
+        for meter_id, meter_health in agent_said.meters.items():
+            health[meter_id] = (agent_said, meter_health)
+    agent_of: dict[str, AgentStatus] = {s.agent: s for s in statuses}
+    config = site_config(state, site)
+    configured = {m.id: m for m in config.meters if not m.virtual} if config else {}
+    out: list[dict[str, Any]] = []
+    for meter_id in sorted(set(rows) | set(health) | set(configured)):
+        row = rows.get(meter_id)
+        status: AgentStatus | None = None
+        h: Any = None
+        if meter_id in health:
+            status, h = health[meter_id]
+        agent = status.agent if status else (row.agent if row else None)
+        agent_status = status or (agent_of.get(agent) if agent else None)
+        last = row.reading.ts if row else None
+        age = (now - last).total_seconds() if last else None
+        if agent_status is not None and agent_status.state is AgentState.OFFLINE:
+            meter_state = "offline"
+        elif h is not None:
+            meter_state = h.state.value
+        elif last is None:
+            meter_state = "unknown"
+        else:
+            meter_state = "online"
+        if meter_state == "online" and (last is None or now - last > STALE_AFTER):
+            meter_state = "stale"
+        m = configured.get(meter_id)
+        values = row.reading.values if row else {}
+        out.append(
+            {
+                "id": meter_id,
+                "agent": agent,
+                "state": meter_state,
+                "last_reading": iso(last),
+                "age_s": None if age is None else round(age, 3),
+                "power_w": values.get(Quantity.POWER_ACTIVE),
+                "reads": h.reads if h else None,
+                "errors": dict(h.errors) if h else {},
+                "error_count": sum(h.errors.values()) if h else 0,
+                "carrier": m.carrier.value if m else None,
+                "role": m.role.value if m else None,
+                "line": m.line if m else None,
+            }
+        )
+    return out
+
+
+def agents(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
+    out = []
+    for s in state.statuses.of_site(site):
+        outbox = s.outbox
+        out.append(
+            {
+                "id": s.agent,
+                "state": s.state.value,
+                "since": iso(s.ts),
+                "outbox_depth": outbox.depth if outbox else None,
+                "outbox_oldest": iso(outbox.oldest) if outbox else None,
+                "outbox_dropped": outbox.dropped if outbox else None,
+                "meters_offline": sum(1 for h in s.meters.values() if h.state.value == "offline"),
+            }
+        )
+    return out
+
+
+def latest(state: State, site: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "meter": r.reading.meter,
+            "agent": r.agent,
+            "ts": iso(r.reading.ts),
+            "values": {q.value: v for q, v in r.reading.values.items()},
+        }
+        for r in sorted(_rows(state, site).values(), key=lambda r: r.reading.meter)
+    ]
+
+
+def _power(rows: dict[str, Row], meter_ids: list[str]) -> float | None:
+    values = [
+        rows[m].reading.values[Quantity.POWER_ACTIVE]
+        for m in meter_ids
+        if m in rows and Quantity.POWER_ACTIVE in rows[m].reading.values
+    ]
+    return sum(values) if values else None
+
+
+def _figure(f: Figure, status: str) -> dict[str, Any]:
+    return {
+        "window": f.window.value,
+        "start": iso(f.judged.start),
+        "end": iso(f.judged.end),
+        "value": _num(f.judged.value),
+        "status": status,
+        "kgce": f.kgce,
+        "kgco2": f.kgco2,
+        "kwh": f.kwh,
+        "output": f.output,
+    }
+
+
+def _progress(base: float | None, settings: Any, ytd: float | None, now: datetime) -> Any:
+    if base is None or ytd is None or not base > 0:
+        return None
+    target = Target(
+        settings.base_year, base, settings.target_year, settings.energy_reduction, "configured"
+    )
+    p = progress(target, now.year, ytd)
+    return {
+        "base_year": target.base_year,
+        "base_intensity": base,
+        "target_year": target.target_year,
+        "target_intensity": p.target_intensity,
+        "required": p.required,
+        "achieved": p.achieved,
+        "path_intensity": target.path(now.year),
+        "on_path": p.on_path,
+        "ytd_intensity": ytd,
+    }
+
+
+def _active_alerts(db: AccountingDB, site: str) -> list[dict[str, Any]]:
+    newest: dict[str, Any] = {}
+    for a in db.alerts(site=site):
+        newest[a.line] = a
+    return [alert_view(a) for a in newest.values() if a.kind == "raised"]
+
+
+def alert_view(a: Any) -> dict[str, Any]:
+    from collector.accounting.db import from_ms  # noqa: PLC0415
+
+    return {
+        "id": a.id,
+        "site": a.site,
+        "line": a.line,
+        "kind": a.kind,
+        "ts": iso(from_ms(a.ts)),
+        "since": iso(from_ms(a.since)),
+        "value": a.value,
+        "threshold": a.threshold,
+        "unit": a.unit,
+        "window": a.window,
+        "benchmark": a.benchmark,
+    }
+
+
+def alerts(state: State, site: str | None, active: bool) -> list[dict[str, Any]]:
+    acc = state.accounting
+    if acc is None:
+        return []
+    if active:
+        sites = [site] if site else [s.id for s in acc.config.sites]
+        return [a for s in sites for a in _active_alerts(acc.db, s)]
+    return [alert_view(a) for a in acc.db.alerts(site=site)]
+
+
+def accounting(state: State, site: str, now: datetime) -> dict[str, Any] | None:
+    """Per line and for the site: every window's energy, kgce, CO2, output, intensity and
+    standing; each line's benchmark; target progress; today's site totals."""
+    acc = state.accounting
+    config = site_config(state, site)
+    if acc is None or config is None:
+        return None
+    db, plant = acc.db, acc.config
+    rows = _rows(state, site)
+    lines = []
+    for line in config.lines:
+        judged = resolve_benchmark(line)
+        figures = line_figures(db, plant, config, line, now)
+        by_window = {f.window.value: _figure(f, standing(f.judged.value, judged)) for f in figures}
+        ytd = by_window.get(Window.YEAR_TO_DATE.value, {})
+        base = config.targets.base_energy_intensity.get(line.id)
+        ytd_kgce = (ytd.get("kgce") / ytd["output"]) if ytd.get("output") else None
+        lines.append(
+            {
+                "id": line.id,
+                "product": line.product,
+                "output_unit": line.output_unit,
+                "power_w": _power(rows, [m.id for m in config.line_meters(line.id)]),
+                "benchmark": {
+                    "name": judged.name,
+                    "unit": judged.unit,
+                    "benchmark": judged.benchmark,
+                    "baseline": judged.baseline,
+                    "source": judged.source,
+                    "kind": judged.kind,
+                },
+                "alert_window": line.alert.window.value if line.alert else None,
+                "windows": by_window,
+                "target": _progress(base, config.targets, ytd_kgce, now),
+            }
+        )
+    site_windows = {
+        f.window.value: _figure(f, standing(f.judged.value, None))
+        for f in site_figures(db, plant, config, now)
+    }
+    today = window_start(Window.TODAY, now, config.tz, config.shift_list)
+    kwh = kgce = kgco2 = 0.0
+    for m in config.boundary_meters():
+        amount, ce, co2, _ = meter_totals(db, plant, site, m, ms(today), ms(now))
+        kgce, kgco2 = kgce + ce, kgco2 + co2
+        kwh += amount if m.carrier is Carrier.ELECTRICITY else 0.0
+    ytd_site = site_windows.get(Window.YEAR_TO_DATE.value, {})
+    site_base = config.targets.base_energy_intensity.get(site)
+    boundary = [m.id for m in config.boundary_meters() if not m.virtual]
+    return {
+        "site": site,
+        "timezone": config.timezone,
+        "ts": iso(now),
+        "power_w": _power(rows, boundary),
+        "today": {"start": iso(today), "kwh": kwh, "kgce": kgce, "kgco2": kgco2},
+        "lines": lines,
+        "windows": site_windows,
+        "target": _progress(site_base, config.targets, _num(ytd_site.get("value")), now),
+        "alerts": _active_alerts(db, site),
+    }
+
+
+def _worst(statuses: list[str]) -> str:
+    order = ["above_baseline", "compliant", "leading", "ok", "insufficient_output"]
+    for s in order:
+        if s in statuses:
+            return s
+    return "no_data"
+
+
+def summary(state: State, site: str, now: datetime) -> dict[str, Any]:
+    """Everything the site view shows, in one document (also the stream's `summary`)."""
+    meter_list = meters(state, site, now)
+    acc = accounting(state, site, now)
+    rows = _rows(state, site)
+    newest = max((r.reading.ts for r in rows.values()), default=None)
+    power = acc["power_w"] if acc else _power(rows, list(rows))
+    return {
+        "site": site,
+        "ts": iso(now),
+        "power_w": power,
+        "newest_reading": iso(newest),
+        "age_s": None if newest is None else round((now - newest).total_seconds(), 3),
+        "meters": meter_list,
+        "agents": agents(state, site, now),
+        "accounting": acc,
+    }
+
+
+def fleet(state: State, now: datetime) -> list[dict[str, Any]]:
+    """Every site side by side: intensity, standing, target progress, freshness, health."""
+    out = []
+    for site in site_ids(state):
+        s = summary(state, site, now)
+        acc = s["accounting"]
+        line_status = []
+        intensity = None
+        if acc:
+            for line in acc["lines"]:
+                w = line["windows"].get(line["alert_window"] or Window.ROLLING_1H.value)
+                if w:
+                    line_status.append(w["status"])
+            w = acc["windows"].get(Window.ROLLING_1H.value)
+            intensity = w["value"] if w else None
+        states = [m["state"] for m in s["meters"]]
+        out.append(
+            {
+                "site": site,
+                "power_w": s["power_w"],
+                "today_kgce": acc["today"]["kgce"] if acc else None,
+                "today_kgco2": acc["today"]["kgco2"] if acc else None,
+                "intensity_1h": intensity,
+                "status": _worst(line_status),
+                "lines_above_baseline": line_status.count("above_baseline"),
+                "target_achieved": acc["target"]["achieved"] if acc and acc["target"] else None,
+                "target_required": acc["target"]["required"] if acc and acc["target"] else None,
+                "on_path": acc["target"]["on_path"] if acc and acc["target"] else None,
+                "alerts": len(acc["alerts"]) if acc else 0,
+                "newest_reading": s["newest_reading"],
+                "age_s": s["age_s"],
+                "meters": len(states),
+                "meters_online": states.count("online"),
+                "meters_offline": states.count("offline"),
+            }
+        )
+    return out
