@@ -70,7 +70,7 @@ const Charts = (() => {
       t.textContent = fmt(v * (opts.scale || 1)) + (opts.unit ? "" : "");
     }
     const span = x1 - x0;
-    const tstep = [5, 10, 15, 30, 60, 120, 180, 360].map((mm) => mm * 60000)
+    const tstep = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360].map((mm) => mm * 60000)
       .find((s) => span / s <= Math.max(3, Math.floor((w - m.l) / 90))) || 3600000 * 6;
     for (let t = Math.ceil(x0 / tstep) * tstep; t <= x1; t += tstep) {
       el("line", { x1: X(t), x2: X(t), y1: m.t, y2: h - m.b, class: "grid" }, svg);
@@ -116,6 +116,10 @@ const Charts = (() => {
       el("line", { x1: X(v), x2: X(v), y1: top - 3, y2: top + bar + 3, stroke: "#cbd5e1", "stroke-width": 1, "stroke-dasharray": "2 2" }, svg);
       const t = el("text", { x: X(v) + dx, y: h - 4, "text-anchor": anchor }, svg);
       t.textContent = `${name} ${fmt(v)}`;
+      // Keep the label inside the gauge on narrow screens.
+      const len = t.getComputedTextLength ? t.getComputedTextLength() : 0;
+      if (anchor === "end" && X(v) + dx - len < 0) { t.setAttribute("text-anchor", "start"); t.setAttribute("x", 0); }
+      if (anchor === "start" && X(v) + dx + len > w) { t.setAttribute("text-anchor", "end"); t.setAttribute("x", w); }
     }
     if (value !== null && value !== undefined && isFinite(value)) {
       const x = X(value);

@@ -270,6 +270,11 @@
 
   function renderTrend() {
     const end = Date.now();
+    // The last TREND_HOURS, or less while the data does not reach back that far.
+    const first = Math.min(end, ...ui.trendMeters.map((id) => (ui.trend[id] && ui.trend[id].length ? ui.trend[id][0][0] : end)));
+    const start = Math.max(end - TREND_HOURS * 3600e3, Math.min(first - 60e3, end - 10 * 60e3));
+    const minutes = Math.round((end - start) / 60e3);
+    $("#trend-span").textContent = minutes >= 90 ? `${Math.round(minutes / 60)} h` : `${minutes} min`;
     const series = ui.trendMeters.map((id, i) => ({
       name: id,
       color: Charts.PALETTE[i % Charts.PALETTE.length],
@@ -277,7 +282,7 @@
       fill: i === 0,
       width: i === 0 ? 2.4 : 1.6,
     }));
-    Charts.lineChart($("#trend"), series, { start: end - TREND_HOURS * 3600e3, end, unit: "kW" });
+    Charts.lineChart($("#trend"), series, { start, end, unit: "kW" });
     const legend = $("#trend-legend");
     legend.textContent = "";
     series.forEach((s) => {
