@@ -209,8 +209,14 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
         if spy is not None:
             spy.wait(timeout=60)
         time.sleep(0.5)
+        # How long a SIGTERM takes to end the agent is a figure too (grace is 3 s).
+        stopping = time.monotonic()
         agent.send_signal(signal.SIGTERM)
-        agent.wait(timeout=15)
+        try:
+            agent.wait(timeout=60)
+            stop_seconds: float | None = round(time.monotonic() - stopping, 2)
+        except subprocess.TimeoutExpired:
+            stop_seconds = None  # killed by child() on the way out
     with received.lock:
         rows = list(received.readings)
     window = [r for r in rows if first_tick - 0.5 <= r[0] < first_tick + args.duration - 0.5]
@@ -250,6 +256,7 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
         "jitter_ms_min": round(min(offsets, default=math.nan), 2),
         "read_to_broker_ms_p50": round(percentile(delivery, 50), 1),
         "read_to_broker_ms_p99": round(percentile(delivery, 99), 1),
+        "sigterm_to_exit_s": stop_seconds,
         "workdir": str(work.relative_to(BENCH)),
     }
     if args.profile_agent and (work / "agent.folded").exists():
