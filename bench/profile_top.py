@@ -10,6 +10,14 @@ import re
 from collections import Counter
 from pathlib import Path
 
+# Leaf frames that are a thread waiting, not working: py-spy's idle detection misses them
+# (the event loop in epoll, idle executor workers, threads in Condition.wait).
+_IDLE_LEAVES = (
+    "EpollSelector.select (",
+    "_worker (concurrent/futures/thread.py)",
+    "wait (threading.py)",
+    "select (selectors.py)",
+)
 _SITE = re.compile(r"^(?P<func>.*?) \((?P<file>[^:]*)(?::\d+)?\)$")
 
 
@@ -38,6 +46,8 @@ def main() -> None:
         stack, _, count_text = line.rpartition(" ")
         count = int(count_text)
         frames = [_frame(f) for f in stack.split(";") if f]
+        if frames and frames[-1].startswith(_IDLE_LEAVES):
+            continue
         # py-spy puts the thread name first; idle samples are excluded by default.
         samples += count
         if frames:
@@ -59,7 +69,7 @@ def main() -> None:
                 leaf_area = "pydantic"
                 break
         by_area[leaf_area] += count
-    print(f"samples (non-idle): {samples}\n")
+    print(f"busy samples (idle waits left out): {samples}\n")
     print("own time (leaf frame)")
     for name, count in own.most_common(args.top):
         print(f"{100 * count / samples:6.1f}%  {name}")
