@@ -9,7 +9,19 @@ from collector.livetable import COLUMNS, LatestReadings, Row, render
 
 Q = Quantity
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
-HEADERS = ["site", "agent", "meter", "P kW", "E import kWh", "U1 V", "I1 A", "PF", "Hz", "count", "age s"]
+HEADERS = [
+    "site",
+    "agent",
+    "meter",
+    "P kW",
+    "E import kWh",
+    "U1 V",
+    "I1 A",
+    "PF",
+    "Hz",
+    "count",
+    "age s",
+]
 
 
 def reading(meter: str, seconds: float, **values: float) -> MeterReading:
