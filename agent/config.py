@@ -139,6 +139,16 @@ class OutboxSettings(_Config):
     )
 
 
+class MetricsSettings(_Config):
+    """Prometheus metrics over HTTP: off unless `listen` is given."""
+
+    listen: str | None = Field(
+        default=None,
+        pattern=r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):[0-9]{1,5}$",
+        description="host:port for /metrics, e.g. 127.0.0.1:9108; leave out for none",
+    )
+
+
 def _default_agent_id() -> str:
     name = socket.gethostname().split(".")[0] or "agent"
     try:
@@ -160,6 +170,7 @@ class AgentConfig(_Config):
     status_interval: float = Field(
         default=30.0, ge=1, le=3600, description="seconds between status messages and stats"
     )
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("meters")
     @classmethod

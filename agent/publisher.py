@@ -86,6 +86,11 @@ class Publisher:
         self.published_batches = 0
         self.published_readings = 0
 
+    @property
+    def connected(self) -> bool:
+        """Whether a broker connection is up now (for the metrics)."""
+        return self._connected
+
     def submit(self, reading: MeterReading) -> None:
         self._queue.put_nowait(reading)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent.config import BusKey, load_config
 from agent.logs import fields
+from agent.metrics import AgentMetrics
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
 from agent.poller import MeterPoller
@@ -34,6 +35,7 @@ async def run_agent(config_path: Path) -> None:
     # bus take turns; buses are polled side by side.
     buses: dict[BusKey, Bus] = {}
     health: dict[str, MeterHealth] = {}
+    metrics = AgentMetrics(publisher, outbox, health) if config.metrics.listen else None
 
     def health_changed(meter: str, meter_health: MeterHealth) -> None:
         health[meter] = meter_health
@@ -44,11 +46,12 @@ async def run_agent(config_path: Path) -> None:
         key = meter.modbus.bus_key
         if key not in buses:
             buses[key] = Bus.for_settings(meter.modbus)
+        meter_bus = buses[key] if metrics is None else metrics.timed(buses[key], meter.id)
         pollers.append(
             MeterPoller(
                 meter,
                 setup.profiles[meter.id],
-                buses[key],
+                meter_bus,
                 publisher.submit,
                 on_health=health_changed,
             )
@@ -86,6 +89,8 @@ async def run_agent(config_path: Path) -> None:
 
     stopping: list[asyncio.Task[None]] = []
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
+    if metrics is not None and config.metrics.listen is not None:
+        metrics.start(config.metrics.listen)
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(publisher.run())
@@ -96,6 +101,8 @@ async def run_agent(config_path: Path) -> None:
             raise
         log.info("agent stopped by SIGTERM")
     finally:
+        if metrics is not None:
+            metrics.stop()
         for bus in buses.values():
             bus.close()
         outbox.close()
