@@ -170,13 +170,15 @@ def inserted(vm: VictoriaMetrics) -> int:
     return int(match[1]) if match else 0
 
 
-def stored(vm: VictoriaMetrics, first_ms: int, last_ms: int) -> int:
-    """Values in VM with first_ms <= ts <= last_ms (deduplicated, after a flush)."""
+def stored(vm: VictoriaMetrics, agents: str, first_ms: int, last_ms: int) -> int:
+    """Values of the step's agents in VM with first_ms <= ts <= last_ms (deduplicated)."""
     vm.force_flush()
     window = last_ms - first_ms + 1
     query = urllib.parse.urlencode(
         {
-            "query": f'sum(count_over_time({{__name__=~"reading_.+"}}[{window}ms]))',
+            "query": (
+                f'sum(count_over_time({{__name__=~"reading_.+",agent=~"{agents}"}}[{window}ms]))'
+            ),
             "time": f"{last_ms / 1000:.3f}",
         }
     )
@@ -315,7 +317,7 @@ def run_step(
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
     busy = load.busy()
     time.sleep(1.0)  # the prober sees the last probes
-    count = stored(vm, first_ms, last_ms)
+    count = stored(vm, f"a{rate}-.*", first_ms, last_ms)
     with prober.lock:
         latencies = [
             seen - ts / 1000
@@ -371,7 +373,8 @@ def main() -> None:  # noqa: PLR0915
         broker = Mosquitto(work / "mosquitto", extra_config=["max_queued_messages 1000000"])
         broker.start()
         stack.callback(broker.stop)
-        vm = VictoriaMetrics(work / "vm")
+        # Every agent of every step is new series (3900 each): a fleet, as in production.
+        vm = VictoriaMetrics(work / "vm", extra_args=["-search.maxUniqueTimeseries=10000000"])
         vm.start()
         stack.callback(vm.stop)
         if args.peer == "nodered":
