@@ -163,7 +163,7 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
     )
     [source] = provisioned["datasources"]
     assert source["type"] == "influxdb" and source["jsonData"]["version"] == "Flux"
-    from_environment = "${INFLUX_TOKEN}"
+    from_environment = "${INFLUXDB_TOKEN}"
     assert source["secureJsonData"]["token"] == from_environment
     for name, dashboard in dashboards():
         for panel in dashboard["panels"]:
@@ -223,3 +223,19 @@ def test_every_quantity_and_accounting_field_is_documented(written: Schema) -> N
             for m in _MEASUREMENT.findall(q):
                 by_kind[m] += 1
     assert set(by_kind) == set(written)  # every measurement shown somewhere
+
+
+def test_provisioning_fits_the_compose_stack() -> None:
+    """deploy/compose.yaml mounts deploy/grafana and sets the datasource's variables."""
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    grafana = compose["services"]["grafana"]
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in grafana["volumes"]}
+    mounted = mounts["./grafana"]
+    assert grafana["environment"]["GF_PATHS_PROVISIONING"] == f"{mounted}/provisioning"
+    provider_file = GRAFANA / "provisioning" / "dashboards" / "greengauge.yaml"
+    [provider] = yaml.safe_load(provider_file.read_text())["providers"]
+    assert provider["options"]["path"] == f"{mounted}/dashboards"
+    source_file = GRAFANA / "provisioning" / "datasources" / "influxdb.yaml"
+    source = yaml.safe_load(source_file.read_text())
+    for name in set(re.findall(r"\$\{(\w+)\}", json.dumps(source))):
+        assert name in grafana["environment"], name
