@@ -34,3 +34,22 @@ test: $(STAMP) servers-test lint
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (issue 8), by hand only, never in CI: see bench/README.md for the figures.
+.PHONY: bench-setup bench-agent bench-limits bench-collector bench-peers bench-summary
+bench-setup: $(STAMP) servers-test
+	test -x bench/.venv/bin/py-spy || (python3 -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt)
+	test -x bench/.venv-m4m/bin/modbus4mqtt || (python3 -m venv bench/.venv-m4m && bench/.venv-m4m/bin/pip install -r bench/requirements-modbus4mqtt.txt)
+	cd bench/peers/nodered && npm ci --no-audit --no-fund
+bench-agent: $(STAMP)
+	$(PY) bench/agent_bench.py --meters 10,100,500 --duration 60 --repeat 2
+bench-limits: $(STAMP)
+	$(PY) bench/limits.py --repeat 2
+bench-collector: $(STAMP)
+	$(PY) bench/collector_bench.py --rates 50000,100000,200000,300000,500000,700000
+	$(PY) bench/collector_bench.py --peer nodered --rates 100000,200000,300000,500000
+bench-peers: $(STAMP)
+	$(PY) bench/peer_agent_bench.py --peer modbus4mqtt --meters 10,100
+	$(PY) bench/peer_agent_bench.py --peer nodered --meters 10,100
+bench-summary: $(STAMP)
+	$(PY) bench/summarize.py
