@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The demo plant on loopback: two meter simulators, mosquitto, the agent and the collector
-# (embedded SQLite store), with the live table in the foreground until Ctrl-C.
+# (embedded SQLite store) with its API and dashboard, and the live table in the foreground
+# until Ctrl-C (`run-demo.sh --no-table`: just the dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=.venv/bin
 logs=var/demo/logs
+dashboard=http://127.0.0.1:18080/   # api.listen in configs/demo/collector.yaml
+table=--table
+[ "${1:-}" = "--no-table" ] && table=
 mkdir -p "$logs"
 
 pids=()
@@ -39,4 +43,7 @@ wait_port 15020 sim-sdm630
 wait_port 15021 sim-dtsu666
 wait_port 15022 sim-counters
 start agent "$bin/energy-agent" run --config configs/demo/agent.yaml
-"$bin/energy-collector" run --config configs/demo/collector.yaml --table 2>"$logs/collector.log"
+echo "dashboard: $dashboard   (API: ${dashboard}openapi.json, metrics: ${dashboard}metrics;"
+echo "           agent metrics: http://127.0.0.1:19108/metrics)"
+[ -z "$table" ] && echo "Ctrl-C to stop"
+"$bin/energy-collector" run --config configs/demo/collector.yaml $table 2>"$logs/collector.log"
