@@ -8,7 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from collector.ledger.counters import (
@@ -211,6 +211,16 @@ def meter_history(draw: st.DrawFn) -> tuple[list[Sample], int]:
 
 
 @given(meter_history())
+@example(  # a rise exactly at max_rate x interval, 125.00000000000001 in binary floats
+    (
+        [
+            Sample(T0, 0.0),
+            Sample(T0 + timedelta(minutes=5), 3.3),
+            Sample(T0 + timedelta(minutes=80), 128.3),
+        ],
+        1283,
+    )
+)
 @settings(max_examples=300)
 def test_sum_of_deltas_is_the_true_consumption(history: tuple[list[Sample], int]) -> None:
     samples, true = history

@@ -171,7 +171,9 @@ class _Segment:
 
     def _plausible(self, a: Sample, b: Sample) -> tuple[float, bool] | None:
         """The amount from a to b and whether it wrapped, or None when out of line."""
-        limit = self.spec.limit(a.ts, b.ts)
+        # Readings are decimal figures held in binary floats (128.3 - 3.3 is
+        # 125.00000000000001): a rise exactly at the limit must not read as a jump.
+        limit = self.spec.limit(a.ts, b.ts) * (1 + 1e-12) + 1e-9
         rise = b.value - a.value
         if rise >= -self.spec.tolerance:
             rise = max(rise, 0.0)
