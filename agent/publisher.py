@@ -28,6 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.backoff import Backoff
 from agent.config import AgentConfig
 from agent.logs import fields
+from agent.mqttclient import CheckedClient
 from agent.outbox import Dropped, Entry, Outbox
 from agent.tls import explain, ssl_context
 from agent.wire import (
@@ -157,7 +158,7 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
-        return aiomqtt.Client(
+        return CheckedClient(
             mqtt.host,
             mqtt.port,
             username=mqtt.username,

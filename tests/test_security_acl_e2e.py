@@ -197,9 +197,13 @@ def test_an_agent_cannot_inject_readings_for_another_site(
     letters = dead_letters.read_text().splitlines() if dead_letters.exists() else []
     assert [line for line in letters if "plant-b" in line] == []
     assert "plant-b" not in collector.output()
-    # The posing agent did send its batches (the broker acknowledges and drops them).
-    sent = re.search(r"readings taken.* published=(\d+)", posing.output())
-    assert sent and int(sent.group(1)) > 0, posing.output()[-2000:]
+    # The posing agent tried: the broker refused every batch (PUBACK 0x87), so none left
+    # its outbox as published, and it says why.
+    assert "the broker refused the message: Not authorized (0x87)" in posing.output()
+    taken = re.findall(
+        r"readings taken.* taken=(\d+) published=(\d+) backlog=(\d+)", posing.output()
+    )
+    assert taken and int(taken[-1][0]) > 0 and int(taken[-1][1]) == 0, posing.output()[-2000:]
     outputs = collector.output() + posing.output() + agent.output() + locked_broker.log_tail(400)
     for password in PASSWORDS.values():
         assert password not in outputs
