@@ -106,9 +106,8 @@ def test_every_mounted_file_exists() -> None:
                 missing.append(f"{name}: {source}")
     assert missing == []
     assert grafana == [DEPLOY / "grafana"]
-    if not grafana[0].is_dir():
-        pytest.xfail("deploy/grafana (provisioning, dashboards) is not written yet")
     assert (grafana[0] / "provisioning").is_dir()
+    assert list((grafana[0] / "dashboards").glob("*.json"))
 
 
 def test_the_collector_and_demo_agent_configs_are_valid(tmp_path: Path) -> None:
