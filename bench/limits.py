@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/limits.py [--repeat 3]
 
-- mosquitto: QoS 1 messages per second over loopback, one publisher (mosquitto_pub -l,
-  C, libmosquitto's default window of 20 in flight) and one subscriber (mosquitto_sub
-  -q 1), 100-byte payloads; wall rate and the broker's CPU seconds per 1000 messages.
+- mosquitto: QoS 1 messages per second over loopback, one publisher (bench/qos1_publisher.py:
+  paho-mqtt, 20 in flight, waits for every PUBACK) and one subscriber (mosquitto_sub -q 1),
+  100-byte payloads; wall rate, messages the subscriber got, and the broker's CPU seconds
+  per 1000 messages.
 - VictoriaMetrics: values (fields) per second from one Python writer POSTing large
   line-protocol batches to /api/v2/write over one keep-alive connection, the bodies
   made beforehand; the count is checked against VM's vm_rows_inserted_total. Also the
@@ -18,7 +19,9 @@ import argparse
 import http.client
 import json
 import re
+import resource
 import subprocess
+import sys
 import time
 import urllib.parse
 from contextlib import ExitStack
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    BENCH,
     VAR,
     MachineLoad,
     Mosquitto,
@@ -36,12 +40,14 @@ from common import (
     save_result,
 )
 
-PAYLOAD = "x" * 100
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def mosquitto_qos1(messages: int, work: Path) -> dict[str, Any]:
-    lines = work / "lines.txt"
-    lines.write_text((PAYLOAD + "\n") * messages)
     broker = Mosquitto(work / "mosquitto", extra_config=["max_queued_messages 0"])
     broker.start()
     try:
@@ -58,13 +64,14 @@ def mosquitto_qos1(messages: int, work: Path) -> dict[str, Any]:
         )
         time.sleep(0.5)
         cpu0 = cpu_seconds(pid)
+        children0 = _children_cpu()
         started = time.perf_counter()
-        with lines.open("rb") as stdin:
-            subprocess.run(
-                ["mosquitto_pub", "-p", port, "-q", "1", "-t", "limit", "-l"],
-                stdin=stdin,
-                check=True,
-            )
+        subprocess.run(
+            [sys.executable, str(BENCH / "qos1_publisher.py"), port, str(messages)],
+            check=True,
+            capture_output=True,
+        )
+        publisher_cpu = _children_cpu() - children0
         output, _ = sub.communicate(timeout=600)
         seconds = time.perf_counter() - started
         received = output.count(b".")
@@ -79,6 +86,8 @@ def mosquitto_qos1(messages: int, work: Path) -> dict[str, Any]:
         "msgs_per_s": round(received / seconds),
         "broker_cpu_s_per_1000": round(1000 * cpu / messages, 4),
         "broker_msgs_per_cpu_s": round(messages / cpu) if cpu else None,
+        "publisher": "paho-mqtt (Python), 20 in flight",
+        "publisher_cpu_s": round(publisher_cpu, 2),
         "machine_busy": round(load.busy(), 3),
     }
 
