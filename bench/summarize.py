@@ -34,10 +34,6 @@ def _spread(values: list[float]) -> str:
     return f"{median:,.4g} ({min(values):,.4g}..{max(values):,.4g}, n={len(values)})"
 
 
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
-
-
 def main() -> None:  # noqa: PLR0912, PLR0915
     parser = argparse.ArgumentParser()
     parser.add_argument("--since", default="")
@@ -95,6 +91,11 @@ def main() -> None:  # noqa: PLR0912, PLR0915
     if mosq:
         print(f"mosquitto QoS 1 msg/s       {_spread([r['msgs_per_s'] for r in mosq])}")
         print(f"  broker msgs per CPU s     {_spread([r['broker_msgs_per_cpu_s'] for r in mosq])}")
+    floor = [r for r in limits if r["limit"] == "pymodbus_async_client"]
+    if floor:
+        per_request = _spread([r["cpu_ms_per_request"] for r in floor])
+        print(f"pymodbus async client CPU ms/request {per_request}")
+        print(f"  values per CPU s (39 / 3 req) {_spread([r['values_per_cpu_s'] for r in floor])}")
     if vm:
         print(f"VictoriaMetrics values/s    {_spread([r['values_per_s'] for r in vm])}")
         print(f"  VM values per CPU s       {_spread([r['vm_values_per_cpu_s'] for r in vm])}")
@@ -126,8 +127,12 @@ def main() -> None:  # noqa: PLR0912, PLR0915
             f"agent values/s at N={top} / mosquitto QoS 1 msg/s: {agent_rate / m:.2f} "
             "(a value-per-message design is capped at 1.0)"
         )
-    gg = _median(best.get("greengauge", []))
-    red = _median(best.get("nodered", []))
+    if gg_per_cpu and floor:
+        ceiling = statistics.median(r["values_per_cpu_s"] for r in floor)
+        for n, value in sorted(gg_per_cpu.items()):
+            print(f"agent values per CPU s / pymodbus floor, N={n}: {value / ceiling:.2f}")
+    gg = max(best.get("greengauge", []), default=None)
+    red = max(best.get("nodered", []), default=None)
     if gg is not None and red:
         print(f"collector zero-loss rate GreenGauge / Node-RED: {gg / red:.2f}x")
     if gg is not None and vm:

@@ -1,0 +1,70 @@
+"""The agent's floor: CPU of the pymodbus 3.16 async client alone, per request.
+
+    .venv/bin/python bench/pymodbus_floor.py [--requests 5000]
+
+Starts bench/multisim.py (bench-only SDM630 profile, one port), then reads the agent's
+three blocks (80 + 26 + 16 input registers) of one unit over and over with
+AsyncModbusTcpClient, nothing else: no decoding, no MQTT. This process's CPU seconds
+(time.process_time) per request and per block set give the ceiling in values per CPU
+second that any pymodbus-based agent has for this profile (39 values per block set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from common import BENCH, VAR, bin_path, child, free_port, machine, save_result, wait_port
+from pymodbus.client import AsyncModbusTcpClient
+
+BLOCKS = ((0, 80), (200, 26), (342, 16))
+
+
+async def _reads(port: int, sets: int) -> float:
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, retries=0, reconnect_delay=0)
+    await client.connect()
+    for _ in range(50):  # warm up
+        await client.read_input_registers(0, count=80, device_id=1)
+    started = time.process_time()
+    for _ in range(sets):
+        for address, count in BLOCKS:
+            response = await client.read_input_registers(address, count=count, device_id=1)
+            assert not response.isError()
+    cpu = time.process_time() - started
+    client.close()
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", type=int, default=3000, help="block sets (3 requests each)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+    port = free_port()
+    work = VAR / "floor" / time.strftime("%Y%m%dT%H%M%S")
+    work.mkdir(parents=True)
+    profile = BENCH / "profiles" / "sdm630_full40.yaml"
+    command = [bin_path("python"), str(BENCH / "multisim.py"), "--profile", str(profile)]
+    with child([*command, "--first-port", str(port)], work / "sim.log"):
+        wait_port(port, 30)
+        for _ in range(args.repeat):
+            cpu = asyncio.run(_reads(port, args.sets))
+            requests = 3 * args.sets
+            result = {
+                "limit": "pymodbus_async_client",
+                "machine": machine(),
+                "requests": requests,
+                "cpu_ms_per_request": round(1000 * cpu / requests, 4),
+                "cpu_ms_per_block_set_3_requests": round(1000 * cpu / args.sets, 4),
+                "values_per_cpu_s": round(39 * args.sets / cpu),
+            }
+            print(json.dumps(result))
+            if not args.no_save:
+                save_result("limits", result)
+
+
+if __name__ == "__main__":
+    main()
