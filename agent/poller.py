@@ -107,6 +107,7 @@ class MeterPoller:
         self.state = MeterState.ONLINE
         self.reads = 0
         self.errors: Counter[str] = Counter()
+        self._stopping = False
         self.last_read: datetime | None = None
 
     @property
@@ -122,14 +123,23 @@ class MeterPoller:
         )
 
     async def run(self) -> None:
-        """Read on every tick forever; an offline meter only on ticks after its backoff."""
+        """Read on every tick until stopped; an offline meter only on ticks after its backoff."""
         interval = self.meter.interval
-        while True:
+        while not self._stopping:
             tick = next_tick(max(self._clock.time(), self._retry_at), interval)
             await self._clock.sleep(max(tick - self._clock.time(), 0.0))
             reading = await self.read_once()
-            if reading is not None:
+            if reading is not None and not self._stopping:
                 self._deliver(reading)
+
+    def stop(self) -> None:
+        """End `run` after the read under way, even if a cancel of its task gets lost.
+
+        Python 3.11's asyncio.wait_for, which pymodbus awaits for every request, can
+        swallow a cancel that lands as the reply arrives; a poller relying on the cancel
+        alone would then read on and keep the agent from exiting.
+        """
+        self._stopping = True
 
     async def read_once(self) -> MeterReading | None:
         """One read of every block of the meter; None when nothing could be read."""

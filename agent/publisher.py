@@ -95,12 +95,12 @@ class Publisher:
     def submit(self, reading: MeterReading) -> None:
         self._queue.put_nowait(reading)
 
-    def update_health(self, meters: dict[str, MeterHealth]) -> None:
-        """Each meter's health, as the pollers keep it, for the status message: a meter
+    def update_health(self, meter: str, health: MeterHealth) -> None:
+        """A meter's health, as its poller keeps it, for the status message: a meter
         going offline or coming back publishes a status at once."""
-        before = {meter: health.state for meter, health in self._meters.items()}
-        self._meters = dict(meters)
-        if {meter: health.state for meter, health in meters.items()} != before:
+        before = self._meters.get(meter)
+        self._meters[meter] = health
+        if before is None or before.state is not health.state:
             self._status_changed.set()
 
     # -- readings into the outbox ------------------------------------------------------

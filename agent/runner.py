@@ -39,7 +39,7 @@ async def run_agent(config_path: Path) -> None:
 
     def health_changed(meter: str, meter_health: MeterHealth) -> None:
         health[meter] = meter_health
-        publisher.update_health(health)
+        publisher.update_health(meter, meter_health)
 
     pollers = []
     for meter in config.meters:
@@ -56,8 +56,7 @@ async def run_agent(config_path: Path) -> None:
                 on_health=health_changed,
             )
         )
-        health[meter.id] = pollers[-1].health()
-    publisher.update_health(health)
+        health_changed(meter.id, pollers[-1].health())
     log.info(
         "agent starting",
         extra=fields(
@@ -76,6 +75,8 @@ async def run_agent(config_path: Path) -> None:
     poller_tasks: list[asyncio.Task[None]] = []
 
     async def stop() -> None:
+        for poller in pollers:
+            poller.stop()
         for task in poller_tasks:
             task.cancel()
         await publisher.shutdown(SHUTDOWN_GRACE)

@@ -53,11 +53,17 @@ def test_known_values(
 
 @given(st.floats(width=32, allow_nan=False, allow_infinity=False))
 def test_shortest_float32_is_the_same_float32(raw: float) -> None:
-    short, places = shortest_float32(raw)
+    short = shortest_float32(raw)
     assert float32(short) == raw
     digits = Decimal(repr(short)).normalize().as_tuple()
     assert len(digits.digits) <= 9  # a float32 never needs more
-    assert places == -int(digits.exponent)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_decimals_agree_with_decimal_arithmetic(number: float) -> None:
+    exponent = Decimal(repr(number)).normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    assert decimals(number) == -exponent
 
 
 @given(

@@ -162,7 +162,7 @@ class Bus:
             registers = getattr(response, "registers", None)
             if not isinstance(registers, list):
                 raise ReadError("reply", f"unexpected reply {response}")
-            return [int(r) for r in registers]
+            return registers
 
     async def _keep_silence(self) -> None:
         if self._silence <= 0:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
@@ -26,20 +25,29 @@ _FLOAT32: Final = struct.Struct("<f")
 
 
 def decimals(number: float) -> int:
-    """Digits after the decimal point in the shortest form of `number` (negative for 1e3)."""
-    exponent = Decimal(repr(number)).normalize().as_tuple().exponent
-    assert isinstance(exponent, int), number  # finite numbers only
-    return -exponent
+    """Digits after the decimal point in the shortest form of `number` (negative for 1e3).
+
+    Read off repr(), the shortest round-tripping form, without Decimal: this runs for
+    every value a meter gives.
+    """
+    mantissa, _, exponent = repr(number).partition("e")
+    whole, _, fraction = mantissa.lstrip("-").partition(".")
+    fraction = fraction.rstrip("0")
+    if fraction:
+        places = len(fraction)
+    else:
+        digits = whole.lstrip("0")
+        places = len(digits.rstrip("0")) - len(digits)
+    return places - int(exponent or 0)
 
 
-def shortest_float32(raw: float) -> tuple[float, int]:
-    """The shortest decimal that is the same float32 as `raw`, and its decimals."""
+def shortest_float32(raw: float) -> float:
+    """The shortest decimal that is the same float32 as `raw`."""
     for digits in range(6, 10):
-        text = f"{raw:.{digits}g}"
-        candidate = float(text)
+        candidate = float(f"{raw:.{digits}g}")
         if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == raw:
-            return candidate, decimals(candidate)
-    return raw, decimals(raw)
+            return candidate
+    return raw
 
 
 class Transform(StrEnum):
@@ -82,7 +90,15 @@ class Scaler:
     factor a device reports beside the value (SunSpec sunssf), 0 for most meters.
     """
 
-    __slots__ = ("_added", "_float32", "_offset", "_offset_decimals", "_scale", "_transform")
+    __slots__ = (
+        "_added",
+        "_float32",
+        "_identity",
+        "_offset",
+        "_offset_decimals",
+        "_scale",
+        "_transform",
+    )
 
     def __init__(
         self, dtype: DataType, scale: float, offset: float, transform: Transform | None = None
@@ -94,16 +110,17 @@ class Scaler:
         # Decimals that scale and offset add; integer raw values have none of their own.
         self._added = decimals(scale) if scale != 0 else 0
         self._offset_decimals = decimals(offset) if offset != 0 else -400
+        # Most registers (every SDM630 one) are taken as they come: no arithmetic to round.
+        self._identity = scale == 1 and offset == 0 and transform is None
 
     def __call__(self, raw: float, exponent: int = 0) -> float:
         if not math.isfinite(raw):
             return raw
-        if isinstance(raw, int):
-            raw_decimals = 0
-        elif self._float32:
-            raw, raw_decimals = shortest_float32(raw)
-        else:
-            raw_decimals = decimals(raw)
+        if self._float32:
+            raw = shortest_float32(raw)
+        if self._identity and exponent == 0:
+            return float(raw)
+        raw_decimals = 0 if isinstance(raw, int) else decimals(raw)
         if self._transform is not None:
             # The transforms add or subtract whole numbers: no decimals of their own.
             raw = self._transform(raw)
