@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from pydantic import ValidationError
 
-from agent.wire import ReadingBatch, Topic, TopicError, parse_topic
+from agent.wire import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
+M = TypeVar("M", ReadingBatch, AgentStatus)
+_NAMES = {Topic.READINGS: "reading batch", Topic.STATUS: "agent status"}
 
 
 class Rejected(ValueError):
@@ -23,21 +27,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
-def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
-    """The batch a readings message carries; raise Rejected with the reason otherwise."""
+def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) -> M:
+    """The message of `kind` an agent's topic carries; raise Rejected with the reason."""
     try:
-        site, agent, kind = parse_topic(topic_name)
+        site, agent, found = parse_topic(topic_name)
     except TopicError as exc:
         raise Rejected(str(exc)) from exc
-    if kind is not Topic.READINGS:
-        raise Rejected(f"topic {topic_name!r} does not carry readings")
+    if found is not kind:
+        raise Rejected(f"topic {topic_name!r} is not a {kind.value} topic")
     try:
-        batch = ReadingBatch.model_validate_json(payload)
+        message = model.model_validate_json(payload)
     except ValidationError as exc:
-        raise Rejected(f"invalid reading batch: {_describe(exc)}") from exc
-    if (batch.site, batch.agent) != (site, agent):
+        raise Rejected(f"invalid {_NAMES[kind]}: {_describe(exc)}") from exc
+    if (message.site, message.agent) != (site, agent):
         raise Rejected(
-            f"message says site {batch.site!r} agent {batch.agent!r} "
+            f"message says site {message.site!r} agent {message.agent!r} "
             f"but was published on the topic of site {site!r} agent {agent!r}"
         )
-    return batch
+    return message
+
+
+def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
+    """The batch a readings message carries; raise Rejected with the reason otherwise."""
+    return agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)

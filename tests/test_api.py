@@ -267,7 +267,7 @@ def test_status_messages_are_validated_against_their_topic() -> None:
     ok = AgentStatus(site="s1", agent="gw", state=AgentState.ONLINE, ts=datetime.now(UTC))
     payload = ok.model_dump_json().encode()
     assert agent_status("greengauge/v1/s1/gw/status", payload) == ok
-    with pytest.raises(StatusRejected, match="topic site 's2'"):
+    with pytest.raises(StatusRejected, match="topic of site 's2'"):
         agent_status("greengauge/v1/s2/gw/status", payload)
     with pytest.raises(StatusRejected, match="not a status topic"):
         agent_status("greengauge/v1/s1/gw/readings", payload)

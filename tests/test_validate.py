@@ -137,7 +137,7 @@ def test_reason_not_capped_at_exactly_the_maximum() -> None:
 
 def test_status_topic_does_not_carry_readings() -> None:
     name = "greengauge/v1/plant-1/gw-1/status"
-    assert reason(name, payload()) == f"topic {name!r} does not carry readings"
+    assert reason(name, payload()) == f"topic {name!r} is not a readings topic"
 
 
 @pytest.mark.parametrize(

@@ -12,35 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from pydantic import ValidationError
-
-from agent.wire import AgentStatus, Topic, TopicError, parse_topic
+from agent.wire import AgentStatus, Topic
 from collector.deadletters import DeadLetters
 from collector.ingest import Message
+from collector.validate import Rejected, agent_message
 
-
-class StatusRejected(ValueError):
-    pass
+StatusRejected = Rejected
 
 
 def agent_status(topic: str, payload: bytes) -> AgentStatus:
     """A valid status message of the agent its topic names; StatusRejected with the reason."""
-    try:
-        site, agent, kind = parse_topic(topic)
-    except TopicError as exc:
-        raise StatusRejected(str(exc)) from exc
-    if kind is not Topic.STATUS:
-        raise StatusRejected(f"topic {topic!r} is not a status topic")
-    try:
-        status = AgentStatus.model_validate_json(payload)
-    except ValidationError as exc:
-        raise StatusRejected(f"invalid agent status: {exc}") from exc
-    if (status.site, status.agent) != (site, agent):
-        raise StatusRejected(
-            f"message says site {status.site!r} agent {status.agent!r}, "
-            f"topic site {site!r} agent {agent!r}"
-        )
-    return status
+    return agent_message(topic, payload, Topic.STATUS, AgentStatus)
 
 
 @dataclass(frozen=True, slots=True)
