@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from servers import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -83,3 +84,20 @@ def write_yaml(path: Path, data: dict[str, Any]) -> Path:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
+
+
+SIMULATOR_START = 30.0
+
+
+@contextlib.contextmanager
+def simulated_meters(
+    workdir: Path, profile: str, unit_ids: str, hold: bool = True
+) -> Iterator[tuple[int, Path]]:
+    """`energy-agent simulate` on a free port, ready (its dump written): (port, dump file)."""
+    port = free_port()
+    dump = workdir / f"sim-{profile}-{port}.json"
+    args = ["simulate", "--profile", profile, "--port", str(port), "--unit-ids", unit_ids]
+    args += ["--dump", str(dump), *(["--hold"] if hold else [])]
+    with running("energy-agent", args, workdir / f"sim-{profile}-{port}.log"):
+        wait_for(dump.exists, SIMULATOR_START, f"the {profile} simulator")
+        yield port, dump

@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 import paho.mqtt.publish
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from processes import Program, running, wait_for, write_yaml
-from servers import Mosquitto, free_port
+from processes import running, simulated_meters, wait_for, write_yaml
+from servers import Mosquitto
 
 from agent.wire import Alert, AlertKind, ProductionOutput, alerts_topic, production_topic
 
@@ -32,16 +32,8 @@ TIMEOUT = 40.0
 
 @pytest.fixture
 def meter_port(tmp_path: Path) -> Iterator[int]:
-    port, dump = free_port(), tmp_path / "dump.json"
-    args = ["simulate", "--profile", "schneider_iem3255", "--port", str(port)]
-    program = Program(
-        "energy-agent", [*args, "--unit-ids", str(UNIT), "--dump", str(dump)], tmp_path / "sim.log"
-    )
-    try:
-        wait_for(dump.exists, TIMEOUT, "the simulator")
+    with simulated_meters(tmp_path, "schneider_iem3255", str(UNIT), hold=False) as (port, _):
         yield port
-    finally:
-        program.stop()
 
 
 def configs(tmp_path: Path, port: int, broker: Mosquitto) -> tuple[Path, Path]:

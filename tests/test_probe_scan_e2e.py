@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import BIN, Program, read_json, wait_for
+from processes import BIN, read_json, simulated_meters
 from servers import free_port
 
 from agent.profiles import load_profile
@@ -15,18 +15,8 @@ from agent.profiles import load_profile
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    port, dump = free_port(), tmp_path / "dump.json"
-    args = ["simulate", "--profile", "chint_dtsu666", "--port", str(port)]
-    program = Program(
-        "energy-agent",
-        [*args, "--unit-ids", "4,7", "--hold", "--dump", str(dump)],
-        tmp_path / "sim.log",
-    )
-    try:
-        wait_for(dump.exists, 20, "the simulator")
-        yield port, dump
-    finally:
-        program.stop()
+    with simulated_meters(tmp_path, "chint_dtsu666", "4,7") as started:
+        yield started
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:

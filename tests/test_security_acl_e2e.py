@@ -22,8 +22,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from processes import Program, read_json, running, wait_for, write_yaml
-from servers import Mosquitto, free_port, require_binary
+from processes import read_json, running, simulated_meters, wait_for, write_yaml
+from servers import Mosquitto, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
@@ -70,16 +70,9 @@ def locked_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    dump = tmp_path / "sim.json"
-    args = ["simulate", "--profile", "eastron_sdm630", "--port", str(port), "--unit-ids", "1"]
-    program = Program("energy-agent", [*args, "--hold", "--dump", str(dump)], tmp_path / "sim.log")
-    try:
-        wait_for(dump.exists, TIMEOUT, "the simulator")
+    with simulated_meters(tmp_path, "eastron_sdm630", "1") as (port, dump):
         assert read_json(dump)["values"]["1"]
         yield port
-    finally:
-        program.stop()
 
 
 def agent_yaml(path: Path, site: str, user: str, broker: Mosquitto, sim_port: int) -> Path:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from processes import Program, running, wait_for, write_yaml
-from servers import Mosquitto, free_port, require_binary
+from processes import Program, running, simulated_meters, wait_for, write_yaml
+from servers import Mosquitto, require_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT = 30.0
@@ -62,15 +62,8 @@ def tls_broker(tmp_path: Path, pki: Path) -> Iterator[Mosquitto]:
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[int]:
-    port = free_port()
-    dump = tmp_path / "sim.json"
-    args = ["simulate", "--profile", "chint_dtsu666", "--port", str(port), "--hold"]
-    program = Program("energy-agent", [*args, "--dump", str(dump)], tmp_path / "sim.log")
-    try:
-        wait_for(dump.exists, TIMEOUT, "the simulator")
+    with simulated_meters(tmp_path, "chint_dtsu666", "1") as (port, _):
         yield port
-    finally:
-        program.stop()
 
 
 def tls_url(broker: Mosquitto) -> str:
