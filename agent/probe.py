@@ -73,7 +73,7 @@ async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) ->
             resolved = await resolve_profile(profile, read)
             for block in plan_reads(resolved):
                 try:
-                    registers: list[int] | None = await read(
+                    registers: Sequence[int] | None = await read(
                         block.function, block.address, block.count
                     )
                     error = None

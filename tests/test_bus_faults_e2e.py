@@ -4,6 +4,7 @@ and that a bus in trouble never hangs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,21 +23,22 @@ FAULTS = ["--fault", "2:garbage", "--fault", "3:short", "--fault", "4:drop"]
 FAULTS += ["--fault", "5:exception"]
 
 
-async def exercise(bus: Bus) -> None:
+async def exercise(bus: Bus, garbage: str) -> None:
     profile = load_profile("eastron_sdm630")
     first = plan_reads(profile)[0]
 
-    async def read(unit_id: int) -> list[int]:
+    async def read(unit_id: int) -> Sequence[int]:
         async with bus.session(Unit(unit_id, timeout=0.3, retries=0)) as registers:
             return await registers(Function.INPUT, first.address, first.count)
 
     healthy = await read(1)
     values, problems = first.decode(healthy)
     assert problems == [] and len(values) == len(first.fields)
-    # garbage: the reply is noise, the request times out, the bus goes on
+    # garbage: the reply is noise. Modbus TCP sees at once that it is not a frame (and
+    # reconnects); on a serial line the noise is skipped until the request times out.
     with pytest.raises(ReadError) as caught:
         await read(2)
-    assert caught.value.kind == "timeout"
+    assert caught.value.kind == garbage
     assert first.decode(await read(1))[1] == []
     # short: one register missing; every quantity of the block is dropped by the decoder
     short = await read(3)
@@ -64,7 +66,7 @@ async def test_faults_over_tcp(tmp_path: Path) -> None:
     with simulator(tmp_path, "tcp", "eastron_sdm630", "1-5", FAULTS) as sim:
         bus = Bus.for_settings(ModbusSettings(host="127.0.0.1", port=sim.port))
         try:
-            await exercise(bus)
+            await exercise(bus, garbage="reply")
         finally:
             bus.close()
 
@@ -77,7 +79,7 @@ async def test_faults_on_a_serial_line(tmp_path: Path) -> None:
         settings = ModbusSettings.model_validate({"serial": {"device": str(agent_end)}})
         bus = Bus.for_settings(settings)
         try:
-            await exercise(bus)
+            await exercise(bus, garbage="timeout")
         finally:
             bus.close()
 

@@ -16,23 +16,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ConnectionException, ModbusException
-from pymodbus.framer import FramerType
+from typing import Final, Protocol
 
 from agent.backoff import Backoff
-from agent.config import Framer, ModbusSettings, Parity
+from agent.config import Framer, ModbusSettings
 from agent.logs import fields
 from agent.modbus.errors import ReadError
 from agent.modbus.resolve import ReadRegisters
+from agent.modbus.tcp import ModbusTcp
 from agent.profiles.model import Function
 
 log = logging.getLogger(__name__)
 
-_PARITY = {Parity.NONE: "N", Parity.EVEN: "E", Parity.ODD: "O"}
+_CODES: Final = {function: function.code for function in Function}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +42,23 @@ class Unit:
     retries: int
 
 
-Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+class Link(Protocol):
+    """One connection carrying a bus's requests: Modbus TCP, or RTU framing (pymodbus).
+
+    `read` raises ReadError: "connect" (no connection), "timeout" (no reply), "exception"
+    (the device's exception reply) or "reply" (a reply that is not a valid answer).
+    """
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def connect(self, within: float) -> None: ...
+
+    async def read(
+        self, function: int, address: int, count: int, unit_id: int, within: float
+    ) -> Sequence[int]: ...
+
+    def close(self) -> None: ...
 
 
 class Bus:
@@ -53,13 +67,13 @@ class Bus:
     def __init__(
         self,
         name: str,
-        client: Client,
+        link: Link,
         silence: float = 0.0,
         serial: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
         self.name = name
-        self._client = client
+        self._link = link
         self._silence = silence
         self._serial = serial
         self._lock = asyncio.Lock()
@@ -71,47 +85,32 @@ class Bus:
     @classmethod
     def for_settings(cls, modbus: ModbusSettings) -> Bus:
         """A bus for a meter's settings (the bus key decides which meters share it)."""
-        # The clients' own reconnect and retry loops are off: the bus and the poller decide
-        # when to try again, so a dead meter never blocks the rest for longer than it must.
         if modbus.serial is not None:
-            line = modbus.serial
-            client: Client = AsyncModbusSerialClient(
-                line.device,
-                framer=FramerType.RTU,
-                baudrate=line.baud,
-                bytesize=line.data_bits,
-                parity=_PARITY[line.parity],
-                stopbits=line.stop_bits,
-                timeout=modbus.timeout,
-                retries=0,
-                reconnect_delay=0,
-            )
-            return cls(line.device, client, silence=line.silence, serial=True)
+            from agent.modbus.rtu import RtuLink  # noqa: PLC0415 - pymodbus only for RTU framing
+
+            link = RtuLink.serial(modbus.serial, modbus.timeout)
+            return cls(modbus.serial.device, link, silence=modbus.serial.silence, serial=True)
         assert modbus.host is not None
-        rtu = modbus.framer is Framer.RTU
-        client = AsyncModbusTcpClient(
-            modbus.host,
-            port=modbus.port,
-            framer=FramerType.RTU if rtu else FramerType.SOCKET,
-            timeout=modbus.timeout,
-            retries=0,
-            reconnect_delay=0,
-        )
-        # RTU over TCP reaches a serial line behind a converter: keep its inter-frame gap.
-        return cls(modbus.bus_name, client, silence=0.002 if rtu else 0.0)
+        if modbus.framer is Framer.RTU:
+            from agent.modbus.rtu import RtuLink  # noqa: PLC0415
+
+            link = RtuLink.over_tcp(modbus.host, modbus.port, modbus.timeout)
+            # RTU over TCP reaches a serial line behind a converter: keep its inter-frame gap.
+            return cls(modbus.bus_name, link, silence=0.002)
+        return cls(modbus.bus_name, ModbusTcp(modbus.bus_name, modbus.host, modbus.port))
 
     @contextlib.asynccontextmanager
     async def session(self, unit: Unit) -> AsyncIterator[ReadRegisters]:
         """Hold the bus for a series of reads of one unit."""
         async with self._lock:
 
-            async def read(function: Function, address: int, count: int) -> list[int]:
+            async def read(function: Function, address: int, count: int) -> Sequence[int]:
                 return await self._read(unit, function, address, count)
 
             yield read
 
-    async def _connect(self) -> None:
-        if self._client.connected:
+    async def _connect(self, within: float) -> None:
+        if self._link.connected:
             return
         now = time.monotonic()
         if now < self._connect_after:
@@ -119,58 +118,46 @@ class Bus:
                 "connect",
                 f"no connection to {self.name}, next attempt in {self._connect_after - now:.1f}s",
             )
-        if await self._client.connect():
-            self._backoff.reset()
-            log.info("bus connected", extra=fields(bus=self.name))
-            return
-        delay = self._backoff.next_delay()
-        self._connect_after = time.monotonic() + delay
-        raise ReadError("connect", f"no connection to {self.name}, retry in {delay:.1f}s")
+        try:
+            await self._link.connect(within)
+        except ReadError as exc:
+            delay = self._backoff.next_delay()
+            self._connect_after = time.monotonic() + delay
+            detail = f"no connection to {self.name} ({exc.detail}), retry in {delay:.1f}s"
+            raise ReadError("connect", detail) from exc
+        self._backoff.reset()
+        log.info("bus connected", extra=fields(bus=self.name))
 
-    async def _read(self, unit: Unit, function: Function, address: int, count: int) -> list[int]:
-        await self._connect()
-        # The timeout is the meter's own; the client reads it for each request.
-        self._client.comm_params.timeout_connect = unit.timeout
-        reader = (
-            self._client.read_input_registers
-            if function is Function.INPUT
-            else self._client.read_holding_registers
-        )
+    async def _read(
+        self, unit: Unit, function: Function, address: int, count: int
+    ) -> Sequence[int]:
+        await self._connect(unit.timeout)
+        code = _CODES[function]
         attempt = 0
         while True:
-            await self._keep_silence()
+            if self._silence:
+                await self._keep_silence()
             self.requests += 1
             try:
-                response = await reader(address, count=count, device_id=unit.unit_id)
-            except ConnectionException as exc:
+                registers = await self._link.read(code, address, count, unit.unit_id, unit.timeout)
+            except ReadError as exc:
                 self._quiet_since = time.monotonic()
-                self._client.close()
-                raise ReadError("connect", f"{self.name}: {exc}") from exc
-            except ModbusException as exc:
-                self._quiet_since = time.monotonic()
-                if attempt < unit.retries:
+                if exc.kind == "timeout" and attempt < unit.retries:
                     attempt += 1
                     continue
-                if not self._serial:
+                if exc.kind == "connect" or (exc.kind != "exception" and not self._serial):
                     # A timed-out TCP connection may carry a late reply; start clean next time.
-                    self._client.close()
-                raise ReadError("timeout", f"unit {unit.unit_id} on {self.name}: {exc}") from exc
-            self._quiet_since = time.monotonic()
-            if response.isError():
-                code = getattr(response, "exception_code", None)
-                raise ReadError("exception", f"exception code {code}", code)
-            registers = getattr(response, "registers", None)
-            if not isinstance(registers, list):
-                raise ReadError("reply", f"unexpected reply {response}")
+                    self._link.close()
+                raise
+            if self._silence:
+                self._quiet_since = time.monotonic()
             return registers
 
     async def _keep_silence(self) -> None:
-        if self._silence <= 0:
-            return
         wait = self._quiet_since + self._silence - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
 
     def close(self) -> None:
-        self._client.close()
+        self._link.close()
         log.debug("closed", extra=fields(bus=self.name))

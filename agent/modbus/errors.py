@@ -13,4 +13,5 @@ class ReadError(Exception):
     def __init__(self, kind: str, detail: str, exception_code: int | None = None) -> None:
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
+        self.detail = detail
         self.exception_code = exception_code

@@ -11,7 +11,7 @@ number, the SunSpec marker), so that a scan can suggest which profile fits a dev
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,7 +28,7 @@ from agent.profiles.model import (
 )
 from agent.wire import Quantity
 
-ReadRegisters = Callable[[Function, int, int], Awaitable[list[int]]]
+ReadRegisters = Callable[[Function, int, int], Awaitable[Sequence[int]]]
 """read(function, address, count) -> registers; raises agent.modbus.errors.ReadError."""
 
 SUNSPEC_MARKER: Final = (0x5375, 0x6E53)
@@ -185,7 +185,7 @@ async def _read_value(
 
 async def _read_or_none(
     read: ReadRegisters, function: Function, address: int, count: int
-) -> list[int] | None:
+) -> Sequence[int] | None:
     """The registers, or None when the device refuses them with an exception reply."""
     try:
         return await read(function, address, count)

@@ -1,0 +1,202 @@
+"""Modbus TCP (MBAP framing), reading register tables: the agent's hot path.
+
+pymodbus's client spends about 67 µs of CPU a request on a 2-core gateway-class machine
+(bench/README.md): a transaction manager, a framer, PDU objects, a debug text of every
+PDU whether logged or not, and an `asyncio.wait_for` per request. Reading registers
+needs none of that. A bus holds one request in flight at a time (its lock), so a
+connection here keeps just that request: its transaction id, a future and a timer.
+Serial lines and RTU framing over TCP keep pymodbus (agent.modbus.rtu), whose
+inter-frame timing they need.
+
+Reply checks: the transaction id must be the pending request's (a late reply to a
+request that timed out is dropped), the unit id and function echoed, the byte count
+consistent with the frame. A stream that is not Modbus TCP cannot be resynchronised,
+so it fails the request and closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Final
+
+from agent.logs import fields
+from agent.modbus.errors import ReadError
+
+log = logging.getLogger(__name__)
+
+_REQUEST: Final = struct.Struct(">HHHBBHH")
+"""transaction id, protocol 0, length 6, unit id, function, address, count."""
+_MBAP: Final = struct.Struct(">HHHB")
+"""transaction id, protocol id, length of what follows, unit id."""
+_MAX_LENGTH: Final = 254
+"""A Modbus PDU is at most 253 bytes; the MBAP length counts the unit id too."""
+_REGISTERS: Final = [struct.Struct(f">{n}H") for n in range(126)]
+"""Decoders of 0..125 registers (125: the most one read may ask for)."""
+
+EXCEPTION_NAMES: Final = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+class _Request:
+    __slots__ = ("count", "function", "reply", "tid", "unit_id")
+
+    def __init__(
+        self,
+        tid: int,
+        unit_id: int,
+        function: int,
+        count: int,
+        reply: asyncio.Future[tuple[int, ...]],
+    ) -> None:
+        self.tid = tid
+        self.unit_id = unit_id
+        self.function = function
+        self.count = count
+        self.reply = reply
+
+
+class _Stream(asyncio.Protocol):
+    """The byte stream of one connection, cut into MBAP frames."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.pending: _Request | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        reason = f": {exc}" if exc is not None else ""
+        self._fail(ReadError("connect", f"{self._name} closed the connection{reason}"))
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer + data if self._buffer else data
+        while len(buffer) >= 7:
+            tid, protocol, length, unit_id = _MBAP.unpack_from(buffer)
+            if protocol != 0 or not 2 <= length <= _MAX_LENGTH:
+                self._corrupt(f"protocol id {protocol}, length {length}")
+                return
+            end = 6 + length
+            if len(buffer) < end:
+                break
+            self._frame(tid, unit_id, buffer[7:end])
+            buffer = buffer[end:]
+        self._buffer = buffer
+
+    def _frame(self, tid: int, unit_id: int, pdu: bytes) -> None:
+        request = self.pending
+        if request is None or tid != request.tid:
+            # The answer to a request that already timed out: nobody waits for it.
+            log.debug("late reply dropped", extra=fields(bus=self._name, transaction=tid))
+            return
+        self.pending = None
+        if request.reply.done():
+            return
+        function = pdu[0]
+        if unit_id != request.unit_id:
+            error = ReadError(
+                "reply", f"reply from unit {unit_id} to a request to unit {request.unit_id}"
+            )
+        elif function == request.function | 0x80 and len(pdu) == 2:
+            code = pdu[1]
+            name = EXCEPTION_NAMES.get(code, "unknown")
+            error = ReadError("exception", f"exception code {code} ({name})", code)
+        elif function != request.function:
+            error = ReadError(
+                "reply", f"reply with function {function} to function {request.function}"
+            )
+        elif len(pdu) < 2 or pdu[1] != len(pdu) - 2 or pdu[1] % 2:
+            error = ReadError(
+                "reply", f"byte count {pdu[1] if len(pdu) > 1 else None} in a {len(pdu)}-byte reply"
+            )
+        else:
+            request.reply.set_result(_REGISTERS[pdu[1] // 2].unpack_from(pdu, 2))
+            return
+        request.reply.set_exception(error)
+
+    def _corrupt(self, detail: str) -> None:
+        self._buffer = b""
+        self._fail(
+            ReadError("reply", f"{self._name} sent something that is not Modbus TCP ({detail})")
+        )
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, error: ReadError) -> None:
+        request, self.pending = self.pending, None
+        if request is not None and not request.reply.done():
+            request.reply.set_exception(error)
+
+
+class ModbusTcp:
+    """One Modbus TCP connection that reads register tables, one request at a time."""
+
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self._name = name
+        self._host = host
+        self._port = port
+        self._stream: _Stream | None = None
+        self._tid = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._stream is not None and self._stream.transport is not None
+
+    async def connect(self, within: float) -> None:
+        """Open the connection; ReadError "connect" when it cannot be opened in time."""
+        self.close()
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(within):
+                _, stream = await loop.create_connection(
+                    lambda: _Stream(self._name), self._host, self._port
+                )
+        except (OSError, TimeoutError) as exc:
+            raise ReadError("connect", str(exc) or f"no answer in {within:g}s") from exc
+        self._stream = stream
+
+    async def read(
+        self, function: int, address: int, count: int, unit_id: int, within: float
+    ) -> tuple[int, ...]:
+        """The registers `address`.. of a table (function 3 or 4), or ReadError."""
+        stream = self._stream
+        if stream is None or stream.transport is None:
+            raise ReadError("connect", f"not connected to {self._name}")
+        if stream.pending is not None:
+            raise RuntimeError("one request at a time on a Modbus TCP connection")
+        self._tid = tid = (self._tid + 1) & 0xFFFF
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[tuple[int, ...]] = loop.create_future()
+        stream.pending = _Request(tid, unit_id, function, count, reply)
+        stream.transport.write(_REQUEST.pack(tid, 0, 6, unit_id, function, address, count))
+        timer = loop.call_at(loop.time() + within, self._expire, reply, unit_id, within)
+        try:
+            return await reply
+        finally:
+            timer.cancel()
+            if stream.pending is not None and stream.pending.reply is reply:
+                stream.pending = None
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None and stream.transport is not None:
+            stream.transport.close()
+
+    def _expire(self, reply: asyncio.Future[tuple[int, ...]], unit_id: int, timeout: float) -> None:
+        if not reply.done():
+            detail = f"unit {unit_id} on {self._name}: no reply in {timeout:g}s"
+            reply.set_exception(ReadError("timeout", detail))

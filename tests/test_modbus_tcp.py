@@ -1,0 +1,192 @@
+"""The agent's Modbus TCP client against a scripted server on loopback: every reply a
+device or gateway may send, well-formed or not, and what each becomes."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from agent.modbus.errors import ReadError
+from agent.modbus.tcp import ModbusTcp
+
+Request = tuple[int, int, int, int, int]
+"""transaction id, unit id, function, address, count."""
+Script = Callable[[Request], list[bytes | float]]
+"""The server's answer to a request: byte chunks to send, and pauses (seconds) between."""
+
+
+def frame(tid: int, unit: int, pdu: bytes, protocol: int = 0) -> bytes:
+    return struct.pack(">HHHB", tid, protocol, len(pdu) + 1, unit) + pdu
+
+
+def registers_pdu(function: int, values: list[int]) -> bytes:
+    return struct.pack(f">BB{len(values)}H", function, 2 * len(values), *values)
+
+
+def answer(request: Request) -> bytes:
+    """A correct reply: register i holds address + i."""
+    tid, unit, function, address, count = request
+    return frame(tid, unit, registers_pdu(function, [address + i for i in range(count)]))
+
+
+@asynccontextmanager
+async def server(script: Script) -> AsyncIterator[ModbusTcp]:
+    requests: list[Request] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.readexactly(12)
+                tid, _, _, unit, function, address, count = struct.unpack(">HHHBBHH", data)
+                request = (tid, unit, function, address, count)
+                requests.append(request)
+                for step in script(request):
+                    if isinstance(step, float):
+                        await asyncio.sleep(step)
+                    elif step == b"close":
+                        writer.close()
+                        return
+                    else:
+                        writer.write(step)
+                        await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    listening = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    client = ModbusTcp(f"127.0.0.1:{port}", "127.0.0.1", port)
+    await client.connect(1.0)
+    try:
+        yield client
+    finally:
+        client.close()
+        listening.close()
+
+
+async def failure(client: ModbusTcp, *, unit: int = 1, within: float = 1.0) -> ReadError:
+    with pytest.raises(ReadError) as caught:
+        await client.read(4, 0, 4, unit, within)
+    return caught.value
+
+
+async def test_a_reply_gives_the_registers_of_either_table() -> None:
+    async with server(lambda r: [answer(r)]) as client:
+        assert await client.read(4, 100, 3, 7, 1.0) == (100, 101, 102)
+        assert await client.read(3, 0, 125, 7, 1.0) == tuple(range(125))
+        assert client.connected
+
+
+async def test_a_reply_in_pieces_is_put_together() -> None:
+    def pieces(request: Request) -> list[bytes | float]:
+        reply = answer(request)
+        return [reply[:3], 0.02, reply[3:9], 0.02, reply[9:]]
+
+    async with server(pieces) as client:
+        assert await client.read(4, 10, 40, 1, 1.0) == tuple(range(10, 50))
+        assert await client.read(4, 10, 2, 1, 1.0) == (10, 11)
+
+
+async def test_a_late_reply_is_dropped_and_the_next_request_gets_its_own() -> None:
+    def late_first(request: Request) -> list[bytes | float]:
+        if request[0] == 1:
+            return [0.3, answer(request)]
+        return [answer(request)]
+
+    async with server(late_first) as client:
+        error = await failure(client, within=0.1)
+        assert error.kind == "timeout"
+        assert "unit 1 on 127.0.0.1:" in str(error) and "no reply in 0.1s" in str(error)
+        # The first reply (address 0) arrives now, before the second (address 50).
+        assert await client.read(4, 50, 2, 1, 1.0) == (50, 51)
+
+
+async def test_a_late_reply_and_the_right_one_in_one_segment() -> None:
+    def both(request: Request) -> list[bytes | float]:
+        tid, unit, function, _address, count = request
+        stale = frame((tid - 1) & 0xFFFF, unit, registers_pdu(function, [9] * count))
+        return [stale + answer(request)]
+
+    async with server(both) as client:
+        assert await client.read(4, 5, 2, 1, 1.0) == (5, 6)
+
+
+async def test_an_exception_reply_names_the_code() -> None:
+    async with server(lambda r: [frame(r[0], r[1], bytes([r[2] | 0x80, 2]))]) as client:
+        error = await failure(client)
+        assert (error.kind, error.exception_code) == ("exception", 2)
+        assert "illegal data address" in str(error)
+        assert client.connected
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (lambda r: frame(r[0], r[1] + 1, registers_pdu(r[2], [0] * r[4])), "from unit 2"),
+        (lambda r: frame(r[0], r[1], registers_pdu(3, [0] * r[4])), "function 3 to function 4"),
+        (lambda r: frame(r[0], r[1], bytes([r[2], 8, 0, 1])), "byte count 8 in a 4-byte reply"),
+        (lambda r: frame(r[0], r[1], bytes([r[2], 3, 0, 1, 2])), "byte count 3"),
+    ],
+    ids=["other unit", "other function", "byte count too big", "odd byte count"],
+)
+async def test_a_reply_that_does_not_answer_the_request(
+    reply: Callable[[Request], bytes], expected: str
+) -> None:
+    async with server(lambda r: [reply(r)]) as client:
+        error = await failure(client)
+        assert error.kind == "reply"
+        assert expected in str(error)
+
+
+async def test_fewer_registers_than_asked_are_given_to_the_decoder() -> None:
+    async with server(lambda r: [frame(r[0], r[1], registers_pdu(r[2], [1, 2, 3]))]) as client:
+        assert await client.read(4, 0, 4, 1, 1.0) == (1, 2, 3)
+
+
+async def test_a_stream_that_is_not_modbus_tcp_fails_and_closes() -> None:
+    async with server(lambda r: [bytes(b ^ 0x5A for b in answer(r))]) as client:
+        error = await failure(client)
+        assert error.kind == "reply"
+        assert "not Modbus TCP (protocol id 23130" in str(error)
+        await asyncio.sleep(0.05)
+        assert not client.connected
+        assert (await failure(client)).kind == "connect"
+
+
+async def test_a_connection_closed_by_the_device_fails_the_request() -> None:
+    async with server(lambda r: [b"close"]) as client:
+        error = await failure(client)
+        assert error.kind == "connect"
+        assert "closed the connection" in str(error)
+        assert not client.connected
+        await client.connect(1.0)
+        assert client.connected
+
+
+async def test_no_server_is_a_connect_error() -> None:
+    listening = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    listening.close()
+    await listening.wait_closed()
+    client = ModbusTcp(f"127.0.0.1:{port}", "127.0.0.1", port)
+    with pytest.raises(ReadError) as caught:
+        await client.connect(1.0)
+    assert caught.value.kind == "connect"
+    assert "Connect call failed" in str(caught.value)
+    assert not client.connected
+
+
+async def test_a_cancelled_read_leaves_the_connection_usable() -> None:
+    def slow_first(request: Request) -> list[bytes | float]:
+        return [0.3, answer(request)] if request[0] == 1 else [answer(request)]
+
+    async with server(slow_first) as client:
+        task = asyncio.create_task(client.read(4, 0, 2, 1, 5.0))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await client.read(4, 20, 2, 1, 1.0) == (20, 21)
