@@ -14,6 +14,7 @@ from agent.modbus.decode import (
     ByteOrder,
     DataType,
     DecodeError,
+    Layout,
     RegisterBuffer,
     decode,
     encode,
@@ -488,3 +489,67 @@ def test_empty_register_buffer() -> None:
     assert len(buffer) == 0
     with pytest.raises(DecodeError):
         buffer.value(0, T.UINT16, BO.ABCD)
+
+
+# --- Layout: a block's values in one struct call --------------------------------------------
+
+
+@given(
+    registers=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=40),
+    fields=st.lists(
+        st.tuples(
+            st.integers(0, 39), st.sampled_from(list(DataType)), st.sampled_from(list(ByteOrder))
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_a_layout_reads_what_each_value_alone_reads(
+    registers: list[int], fields: list[tuple[int, DataType, ByteOrder]]
+) -> None:
+    # In offset order without overlaps, as read blocks are; only byte orders may disagree.
+    kept: list[tuple[int, DataType, ByteOrder]] = []
+    for offset, dtype, order in sorted(fields):
+        if offset + WORDS[dtype] <= len(registers) and (
+            not kept or offset >= kept[-1][0] + WORDS[kept[-1][1]]
+        ):
+            kept.append((offset, dtype, order))
+    fields = kept
+    layout = Layout.of(fields)
+    orders = {order for _, dtype, order in fields if WORDS[dtype] > 1}
+    if len(orders) == 1 and not any(WORDS[dtype] == 1 for _, dtype, _ in fields):
+        assert layout is not None
+    if layout is None:
+        return
+    buffer = RegisterBuffer(registers)
+    expected = [buffer.value(offset, dtype, order) for offset, dtype, order in fields]
+    assert all(map(same, layout.unpack(buffer), expected))
+
+
+def test_a_layout_skips_the_registers_between_values() -> None:
+    registers = (
+        [0xFFFF]
+        + reference_registers(230.1, T.FLOAT32, BO.CDAB)
+        + [0xFFFF] * 3
+        + reference_registers(-5, T.INT16, BO.ABCD)
+        + reference_registers(2**40, T.UINT64, BO.CDAB)
+    )
+    fields = [(1, T.FLOAT32, BO.CDAB), (6, T.INT16, BO.ABCD), (7, T.UINT64, BO.CDAB)]
+    layout = Layout.of(fields)
+    assert layout is not None
+    assert layout.unpack(RegisterBuffer(registers)) == pytest.approx((230.1, -5, 2**40))
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ([(2, T.FLOAT32, BO.ABCD), (0, T.FLOAT32, BO.ABCD)], "out of offset order"),
+        ([(0, T.FLOAT32, BO.ABCD), (1, T.UINT16, BO.ABCD)], "overlapping"),
+        ([(0, T.FLOAT32, BO.ABCD), (2, T.FLOAT32, BO.CDAB)], "two byte orders"),
+        ([(0, T.FLOAT32, BO.DCBA), (2, T.UINT16, BO.ABCD)], "a register in another order"),
+    ],
+)
+def test_no_layout_where_one_struct_cannot_read_the_values(
+    fields: list[tuple[int, DataType, ByteOrder]], why: str
+) -> None:
+    assert Layout.of(fields) is None, why

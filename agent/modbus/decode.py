@@ -64,12 +64,18 @@ class DecodeError(ValueError):
 
 
 @cache
-def _codec(dtype: DataType, order: ByteOrder) -> tuple[struct.Struct, bool]:
-    """The struct for one type and order, and whether it reads byte-swapped registers."""
+def _codec(dtype: DataType, order: ByteOrder) -> tuple[struct.Struct, str, bool]:
+    """The struct for one type and order, its endianness, and whether it reads
+    byte-swapped registers."""
     if WORDS[dtype] == 1:
         order = ByteOrder.ABCD
     endian = "<" if order in _LITTLE else ">"
-    return struct.Struct(endian + _FORMAT[dtype]), order in _SWAPPED_BYTES
+    return struct.Struct(endian + _FORMAT[dtype]), endian, order in _SWAPPED_BYTES
+
+
+@cache
+def _words(count: int, endian: str) -> struct.Struct:
+    return struct.Struct(f"{endian}{count}H")
 
 
 class RegisterBuffer:
@@ -81,7 +87,7 @@ class RegisterBuffer:
         self._count = len(registers)
         self._registers = registers
         try:
-            self.sent = struct.pack(f">{self._count}H", *registers)
+            self.sent = _words(self._count, ">").pack(*registers)
         except struct.error as exc:
             raise DecodeError(f"registers must be 16-bit unsigned integers: {exc}") from exc
         self._swapped: bytes | None = None
@@ -91,7 +97,7 @@ class RegisterBuffer:
 
     def swapped(self) -> bytes:
         if self._swapped is None:
-            self._swapped = struct.pack(f"<{self._count}H", *self._registers)
+            self._swapped = _words(self._count, "<").pack(*self._registers)
         return self._swapped
 
     def value(self, offset: int, dtype: DataType, order: ByteOrder) -> int | float:
@@ -101,10 +107,51 @@ class RegisterBuffer:
                 f"{dtype} at register offset {offset} needs {WORDS[dtype]} registers, "
                 f"the response has {self._count}"
             )
-        codec, swapped = _codec(dtype, order)
+        codec, _, swapped = _codec(dtype, order)
         source = self.swapped() if swapped else self.sent
         value: int | float = codec.unpack_from(source, 2 * offset)[0]
         return value
+
+
+class Layout:
+    """Values at fixed offsets of one response, all decoded by a single struct call.
+
+    A meter's read block holds tens of values; one `unpack_from` for all of them costs
+    about what one call per value costs for two.
+    """
+
+    __slots__ = ("_codec", "_swapped")
+
+    def __init__(self, codec: struct.Struct, swapped: bool) -> None:
+        self._codec = codec
+        self._swapped = swapped
+
+    @classmethod
+    def of(cls, values: Sequence[tuple[int, DataType, ByteOrder]]) -> Layout | None:
+        """The layout of (register offset, type, order) values; None when one struct cannot
+        read them: out of offset order, overlapping, or in byte orders that disagree."""
+        arrangements = {_codec(dtype, order)[1:] for _, dtype, order in values if WORDS[dtype] > 1}
+        # A one-register value reads the same through ">" over the registers as sent and
+        # through "<" over the byte-swapped ones, so it fits either of those two.
+        single = any(WORDS[dtype] == 1 for _, dtype, _ in values)
+        if len(arrangements) > 1:
+            return None
+        endian, swapped = arrangements.pop() if arrangements else (">", False)
+        if single and (endian == ">") == swapped:
+            return None
+        layout, position = endian, 0
+        for offset, dtype, _ in values:
+            if offset < position:
+                return None
+            if offset > position:
+                layout += f"{2 * (offset - position)}x"
+            layout += _FORMAT[dtype]
+            position = offset + WORDS[dtype]
+        return cls(struct.Struct(layout), swapped)
+
+    def unpack(self, buffer: RegisterBuffer) -> tuple[int | float, ...]:
+        """The values, in the order given (the buffer must reach the last of them)."""
+        return self._codec.unpack_from(buffer.swapped() if self._swapped else buffer.sent)
 
 
 def decode(registers: Sequence[int], dtype: DataType, order: ByteOrder) -> int | float:
@@ -136,7 +183,7 @@ def encode_string(text: str, words: int, order: ByteOrder) -> list[int]:
 
 def encode(value: int | float, dtype: DataType, order: ByteOrder) -> list[int]:
     """The registers a device sends for `value`: the inverse of decode."""
-    codec, swapped = _codec(dtype, order)
+    codec, _, swapped = _codec(dtype, order)
     try:
         packed = codec.pack(value)
     except (struct.error, OverflowError) as exc:

@@ -13,6 +13,7 @@ and a value outside the register's plausible range.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ from enum import StrEnum
 from itertools import groupby
 from typing import Final
 
-from agent.modbus.decode import WORDS, ByteOrder, DataType, DecodeError, RegisterBuffer
+from agent.modbus.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.wire import Quantity
@@ -88,6 +89,13 @@ class ReadBlock:
     address: int
     count: int
     fields: tuple[FieldPlan, ...]
+    _layout: Layout | None = dataclasses.field(init=False, repr=False, compare=False)
+    """All fields in one struct call, when their offsets and byte orders allow (nearly
+    always); otherwise each field is read on its own."""
+
+    def __post_init__(self) -> None:
+        layout = Layout.of([(f.offset, f.dtype, f.byte_order) for f in self.fields])
+        object.__setattr__(self, "_layout", layout)
 
     def decode(self, registers: Sequence[int]) -> tuple[dict[Quantity, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
@@ -99,38 +107,34 @@ class ReadBlock:
             reason = f"response has {len(registers)} registers, {self.count} were requested"
             return {}, [Problem(f.quantity, f.address, reason) for f in self.fields]
         buffer = RegisterBuffer(registers)
+        if self._layout is not None:
+            raws = self._layout.unpack(buffer)
+        else:
+            raws = tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
         values: dict[Quantity, float] = {}
         problems: list[Problem] = []
-        for field in self.fields:
+        for plan, raw in zip(self.fields, raws, strict=True):
             try:
-                value = self._value(buffer, field)
+                values[plan.quantity] = self._value(buffer, plan, raw)
             except _Dropped as dropped:
-                problems.append(
-                    Problem(field.quantity, field.address, dropped.reason, dropped.kind)
-                )
-                continue
-            values[field.quantity] = value
+                problems.append(Problem(plan.quantity, plan.address, dropped.reason, dropped.kind))
         return values, problems
 
-    def _value(self, buffer: RegisterBuffer, field: FieldPlan) -> float:
-        try:
-            raw = buffer.value(field.offset, field.dtype, field.byte_order)
-        except DecodeError as exc:
-            raise _Dropped(str(exc)) from exc
-        if field.not_available and isinstance(raw, int):
-            pattern = raw & ((1 << (16 * WORDS[field.dtype])) - 1)
-            if pattern in field.not_available:
+    def _value(self, buffer: RegisterBuffer, plan: FieldPlan, raw: int | float) -> float:
+        if plan.not_available and isinstance(raw, int):
+            pattern = raw & ((1 << (16 * WORDS[plan.dtype])) - 1)
+            if pattern in plan.not_available:
                 raise _Dropped(f"not available (0x{pattern:X})", ProblemKind.NOT_AVAILABLE)
         exponent = 0
-        if field.scale_factor is not None:
-            exponent = self._scale_factor(buffer, field.scale_factor)
-        value = field.scaler(raw, exponent)
+        if plan.scale_factor is not None:
+            exponent = self._scale_factor(buffer, plan.scale_factor)
+        value = plan.scaler(raw, exponent)
         if not math.isfinite(value):
             raise _Dropped(f"not a number: {raw}")
-        if field.valid_range is not None and not (
-            field.valid_range[0] <= value <= field.valid_range[1]
+        if plan.valid_range is not None and not (
+            plan.valid_range[0] <= value <= plan.valid_range[1]
         ):
-            low, high = field.valid_range
+            low, high = plan.valid_range
             raise _Dropped(f"{value} is outside [{low}, {high}]", ProblemKind.OUT_OF_RANGE)
         return value
 

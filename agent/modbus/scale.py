@@ -41,11 +41,16 @@ def decimals(number: float) -> int:
     return places - int(exponent or 0)
 
 
+_DIGITS: Final = (".6g", ".7g", ".8g", ".9g")
+"""Significant digits to try: 9 always give back a float32, fewer usually do."""
+
+
 def shortest_float32(raw: float) -> float:
     """The shortest decimal that is the same float32 as `raw`."""
-    for digits in range(6, 10):
-        candidate = float(f"{raw:.{digits}g}")
-        if _FLOAT32.unpack(_FLOAT32.pack(candidate))[0] == raw:
+    bits = _FLOAT32.pack(raw)
+    for digits in _DIGITS:
+        candidate = float(format(raw, digits))
+        if _FLOAT32.pack(candidate) == bits:
             return candidate
     return raw
 
