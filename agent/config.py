@@ -197,10 +197,14 @@ def load_config(path: Path) -> AgentSetup:
     if not config.state_dir.is_absolute():
         config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
     profiles: dict[str, Profile] = {}
+    # Loaded once per name: a gateway's hundreds of meters of one model share one profile.
+    loaded: dict[str, Profile] = {}
     problems: list[str] = []
     for index, meter in enumerate(config.meters):
         try:
-            profiles[meter.id] = load_profile(meter.profile, path.parent)
+            if meter.profile not in loaded:
+                loaded[meter.profile] = load_profile(meter.profile, path.parent)
+            profiles[meter.id] = loaded[meter.profile]
         except ProfileError as exc:
             line = lines.get(("meters", index, "profile"), 1)
             problems += [f"{path}:{line}: meters.{index}.profile: {p}" for p in exc.problems]

@@ -29,7 +29,7 @@ from agent.config import MeterSettings
 from agent.logs import fields
 from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import Problem, ReadBlock, plan_reads, split_block, without_registers
+from agent.modbus.plan import Problem, ReadBlock, shared_plan, split_block, without_registers
 from agent.modbus.resolve import ReadRegisters, resolve_profile
 from agent.profiles import Profile
 from agent.profiles.model import Function
@@ -150,7 +150,7 @@ class MeterPoller:
             try:
                 if self._plan is None:
                     profile = await resolve_profile(self._profile, read)
-                    self._plan = without_registers(plan_reads(profile), self.bad_registers)
+                    self._plan = without_registers(shared_plan(profile), self.bad_registers)
                 ts = datetime.fromtimestamp(self._clock.time(), UTC)
                 failure = await self._read_blocks(read, values)
             except ReadError as exc:

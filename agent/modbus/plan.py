@@ -213,6 +213,21 @@ def plan_reads(profile: Profile) -> tuple[ReadBlock, ...]:
     return tuple(blocks)
 
 
+_SHARED: list[tuple[Profile, tuple[ReadBlock, ...]]] = []
+
+
+def shared_plan(profile: Profile) -> tuple[ReadBlock, ...]:
+    """`plan_reads(profile)`, one plan for every meter whose (resolved) profile is equal:
+    a gateway's hundreds of meters of one model hold one plan, not a copy each. Plans are
+    immutable; there are as many as distinct profiles, a handful."""
+    for known, plan in _SHARED:
+        if known is profile or known == profile:
+            return plan
+    plan = plan_reads(profile)
+    _SHARED.append((profile, plan))
+    return plan
+
+
 def _block(
     profile: Profile, function: Function, start: int, end: int, members: list[RegisterSpec]
 ) -> ReadBlock:
