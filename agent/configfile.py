@@ -121,7 +121,7 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text: {exc.reason}"]) from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
         raise ConfigError([f"{path}:{line}: YAML syntax: {exc.problem}"]) from exc

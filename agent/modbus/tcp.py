@@ -32,6 +32,8 @@ _MBAP: Final = struct.Struct(">HHHB")
 """transaction id, protocol id, length of what follows, unit id."""
 _MAX_LENGTH: Final = 254
 """A Modbus PDU is at most 253 bytes; the MBAP length counts the unit id too."""
+_BUFFER_SIZE: Final = 2048
+"""Room for several whole frames (at most 260 bytes each) and the start of the next."""
 _REGISTERS: Final = [struct.Struct(f">{n}H") for n in range(126)]
 """Decoders of 0..125 registers (125: the most one read may ask for)."""
 
@@ -65,12 +67,19 @@ class _Request:
         self.reply = reply
 
 
-class _Stream(asyncio.Protocol):
-    """The byte stream of one connection, cut into MBAP frames."""
+class _Stream(asyncio.BufferedProtocol):
+    """The byte stream of one connection, cut into MBAP frames.
+
+    Buffered: replies land in this connection's own small buffer. A plain Protocol gets
+    each reply in a fresh bytes object that asyncio allocates at 256 KiB and shrinks:
+    hundreds of connections doing that every second fragment the heap.
+    """
 
     def __init__(self, name: str) -> None:
         self._name = name
-        self._buffer = b""
+        self._buffer = bytearray(_BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
+        self._filled = 0
         self.transport: asyncio.Transport | None = None
         self.pending: _Request | None = None
 
@@ -83,19 +92,26 @@ class _Stream(asyncio.Protocol):
         reason = f": {exc}" if exc is not None else ""
         self._fail(ReadError("connect", f"{self._name} closed the connection{reason}"))
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer + data if self._buffer else data
-        while len(buffer) >= 7:
-            tid, protocol, length, unit_id = _MBAP.unpack_from(buffer)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view[self._filled :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        filled = self._filled + nbytes
+        buffer, start = self._buffer, 0
+        while filled - start >= 7:
+            tid, protocol, length, unit_id = _MBAP.unpack_from(buffer, start)
             if protocol != 0 or not 2 <= length <= _MAX_LENGTH:
                 self._corrupt(f"protocol id {protocol}, length {length}")
                 return
-            end = 6 + length
-            if len(buffer) < end:
+            end = start + 6 + length
+            if filled < end:
                 break
-            self._frame(tid, unit_id, buffer[7:end])
-            buffer = buffer[end:]
-        self._buffer = buffer
+            self._frame(tid, unit_id, bytes(buffer[start + 7 : end]))
+            start = end
+        if start:
+            # What is left is less than a frame (at most 259 bytes): keep it at the front.
+            buffer[: filled - start] = buffer[start:filled]
+        self._filled = filled - start
 
     def _frame(self, tid: int, unit_id: int, pdu: bytes) -> None:
         request = self.pending
@@ -129,7 +145,7 @@ class _Stream(asyncio.Protocol):
         request.reply.set_exception(error)
 
     def _corrupt(self, detail: str) -> None:
-        self._buffer = b""
+        self._filled = 0
         self._fail(
             ReadError("reply", f"{self._name} sent something that is not Modbus TCP ({detail})")
         )
