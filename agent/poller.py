@@ -75,8 +75,8 @@ class MeterBus(Protocol):
     def session(self, unit: Unit) -> AbstractAsyncContextManager[ReadRegisters]: ...
 
 
-HealthSink = Callable[[str, MeterHealth], None]
-"""Told (meter id, health) after every read attempt."""
+StateSink = Callable[[str, MeterState], None]
+"""Told (meter id, new state) when a meter goes offline or comes back."""
 
 
 class MeterPoller:
@@ -88,14 +88,14 @@ class MeterPoller:
         deliver: Callable[[MeterReading], None],
         *,
         clock: Clock | None = None,
-        on_health: HealthSink | None = None,
+        on_state: StateSink | None = None,
     ) -> None:
         self.meter = meter
         self._profile = profile
         self._bus = bus
         self._deliver = deliver
         self._clock: Clock = clock or SystemClock()
-        self._on_health = on_health
+        self._on_state = on_state
         self._unit = Unit(meter.modbus.unit_id, meter.modbus.timeout, meter.modbus.retries)
         self._plan: tuple[ReadBlock, ...] | None = None
         """None until the profile was resolved on this connection."""
@@ -163,8 +163,6 @@ class MeterPoller:
         else:
             self._read_failed(failure)
             reading = None
-        if self._on_health is not None:
-            self._on_health(self.meter.id, self.health())
         return reading
 
     async def _read_blocks(
@@ -263,8 +261,13 @@ class MeterPoller:
         self._retry_at = 0.0
         self._backoff.reset()
         if self.state is MeterState.OFFLINE:
-            self.state = MeterState.ONLINE
+            self._set_state(MeterState.ONLINE)
             log.info("meter online again", extra=fields(meter=self.meter.id, bus=self._bus.name))
+
+    def _set_state(self, state: MeterState) -> None:
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(self.meter.id, state)
 
     def _read_failed(self, error: ReadError | None) -> None:
         self._failures += 1
@@ -283,7 +286,7 @@ class MeterPoller:
             )
         if self._failures >= OFFLINE_AFTER:
             if self.state is MeterState.ONLINE:
-                self.state = MeterState.OFFLINE
+                self._set_state(MeterState.OFFLINE)
                 log.warning(
                     "meter offline",
                     extra=fields(meter=self.meter.id, bus=self._bus.name, reason=reason),

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -36,6 +36,7 @@ from agent.wire import (
     AgentStatus,
     MeterHealth,
     MeterReading,
+    MeterState,
     OutboxHealth,
     ReadingBatch,
     Topic,
@@ -70,7 +71,10 @@ def refused_protocol(exc: aiomqtt.MqttError) -> bool:
 class Publisher:
     """Batches readings into the outbox and forwards the outbox to the broker."""
 
-    def __init__(self, config: AgentConfig, outbox: Outbox) -> None:
+    def __init__(
+        self, config: AgentConfig, outbox: Outbox, meters: Mapping[str, MeterHealth]
+    ) -> None:
+        """`meters`: each meter's health as its poller keeps it, read when a status is built."""
         self._config = config
         self._outbox = outbox
         self._queue: asyncio.Queue[MeterReading] = asyncio.Queue()
@@ -81,7 +85,7 @@ class Publisher:
         self._readings_topic = topic(config.site, config.agent_id, Topic.READINGS)
         self._status_topic = topic(config.site, config.agent_id, Topic.STATUS)
         self._status_changed = asyncio.Event()
-        self._meters: dict[str, MeterHealth] = {}
+        self._meters = meters
         self._protocol = aiomqtt.ProtocolVersion.V5
         self._stats_path = config.state_dir / STATS_FILE
         self.published_batches = 0
@@ -95,13 +99,10 @@ class Publisher:
     def submit(self, reading: MeterReading) -> None:
         self._queue.put_nowait(reading)
 
-    def update_health(self, meter: str, health: MeterHealth) -> None:
-        """A meter's health, as its poller keeps it, for the status message: a meter
-        going offline or coming back publishes a status at once."""
-        before = self._meters.get(meter)
-        self._meters[meter] = health
-        if before is None or before.state is not health.state:
-            self._status_changed.set()
+    def meter_state_changed(self, meter: str, state: MeterState) -> None:
+        """A meter went offline or came back: a status is published at once."""
+        log.debug("meter state changed", extra=fields(meter=meter, state=state.value))
+        self._status_changed.set()
 
     # -- readings into the outbox ------------------------------------------------------
 
@@ -315,7 +316,7 @@ class Publisher:
             state=state,
             ts=datetime.now(UTC),
             outbox=self._health() if state is AgentState.ONLINE else None,
-            meters=self._meters if state is AgentState.ONLINE else {},
+            meters=dict(self._meters) if state is AgentState.ONLINE else {},
         )
         return message.model_dump_json().encode()
 

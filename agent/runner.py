@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +26,24 @@ SHUTDOWN_GRACE = 3.0
 """seconds a stopping agent spends sending what its outbox holds"""
 
 
+class MeterHealthView(Mapping[str, MeterHealth]):
+    """Every meter's health, taken from its poller when asked."""
+
+    def __init__(self, pollers: Mapping[str, MeterPoller]) -> None:
+        self._pollers = pollers
+
+    def __getitem__(self, meter: str) -> MeterHealth:
+        return self._pollers[meter].health()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pollers)
+
+    def __len__(self) -> int:
+        return len(self._pollers)
+
+
 def _metrics(
-    config: AgentConfig, publisher: Publisher, outbox: Outbox, health: dict[str, MeterHealth]
+    config: AgentConfig, publisher: Publisher, outbox: Outbox, health: Mapping[str, MeterHealth]
 ) -> AgentMetrics | None:
     if not config.metrics.listen:
         return None
@@ -44,33 +61,26 @@ async def run_agent(config_path: Path) -> None:
         config.state_dir / OUTBOX_FILE,
         Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age),
     )
-    publisher = Publisher(config, outbox)
+    pollers: dict[str, MeterPoller] = {}
+    # Read when a status or a metrics scrape needs it, not built after every read.
+    health = MeterHealthView(pollers)
+    publisher = Publisher(config, outbox, health)
     # One bus per serial device or TCP host:port: the unit of concurrency. Meters on one
     # bus take turns; buses are polled side by side.
     buses: dict[BusKey, Bus] = {}
-    health: dict[str, MeterHealth] = {}
     metrics = _metrics(config, publisher, outbox, health)
-
-    def health_changed(meter: str, meter_health: MeterHealth) -> None:
-        health[meter] = meter_health
-        publisher.update_health(meter, meter_health)
-
-    pollers = []
     for meter in config.meters:
         key = meter.modbus.bus_key
         if key not in buses:
             buses[key] = Bus.for_settings(meter.modbus)
         meter_bus = buses[key] if metrics is None else metrics.timed(buses[key], meter.id)
-        pollers.append(
-            MeterPoller(
-                meter,
-                setup.profiles[meter.id],
-                meter_bus,
-                publisher.submit,
-                on_health=health_changed,
-            )
+        pollers[meter.id] = MeterPoller(
+            meter,
+            setup.profiles[meter.id],
+            meter_bus,
+            publisher.submit,
+            on_state=publisher.meter_state_changed,
         )
-        health_changed(meter.id, pollers[-1].health())
     log.info(
         "agent starting",
         extra=fields(
@@ -89,7 +99,7 @@ async def run_agent(config_path: Path) -> None:
     poller_tasks: list[asyncio.Task[None]] = []
 
     async def stop() -> None:
-        for poller in pollers:
+        for poller in pollers.values():
             poller.stop()
         for task in poller_tasks:
             task.cancel()
@@ -109,7 +119,7 @@ async def run_agent(config_path: Path) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(publisher.run())
-            for poller in pollers:
+            for poller in pollers.values():
                 poller_tasks.append(tasks.create_task(poller.run()))
     except asyncio.CancelledError:
         if not terminated.is_set():

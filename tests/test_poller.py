@@ -224,12 +224,16 @@ async def test_offline_meter_reports_offline_health() -> None:
     bus.silent = True
     poller = make_poller(bus, clock, lambda r: None)
     seen: list[MeterState] = []
-    poller._on_health = lambda meter, health: seen.append(health.state)
+    poller._on_state = lambda meter, state: seen.append(state)
     for _ in range(OFFLINE_AFTER):
         assert await poller.read_once() is None
-    assert seen == [MeterState.ONLINE] * (OFFLINE_AFTER - 1) + [MeterState.OFFLINE]
+    assert seen == [MeterState.OFFLINE]
+    assert poller.health().state is MeterState.OFFLINE
     assert poller.health().errors == {"timeout": OFFLINE_AFTER}
     assert poller.health().last_read is None
+    bus.silent = False
+    assert await poller.read_once() is not None
+    assert seen == [MeterState.OFFLINE, MeterState.ONLINE]
 
 
 def test_backoff_schedule_doubles_with_jitter_up_to_the_ceiling() -> None:

@@ -32,7 +32,7 @@ _MBAP: Final = struct.Struct(">HHHB")
 """transaction id, protocol id, length of what follows, unit id."""
 _MAX_LENGTH: Final = 254
 """A Modbus PDU is at most 253 bytes; the MBAP length counts the unit id too."""
-_BUFFER_SIZE: Final = 2048
+_BUFFER_SIZE: Final = 1024
 """Room for several whole frames (at most 260 bytes each) and the start of the next."""
 _REGISTERS: Final = [struct.Struct(f">{n}H") for n in range(126)]
 """Decoders of 0..125 registers (125: the most one read may ask for)."""

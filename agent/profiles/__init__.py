@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from agent.configfile import ConfigError, load_model
@@ -16,7 +15,9 @@ class ProfileError(ConfigError):
 
 
 def _builtin_dir() -> Path:
-    return Path(str(resources.files(__package__)))
+    # The profiles are files beside this module (the package is never zipped); not
+    # importlib.resources, which would cost a gateway ~2 MiB of imports for a folder name.
+    return Path(__file__).parent
 
 
 def builtin_names() -> list[str]:
