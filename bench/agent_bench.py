@@ -204,6 +204,8 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
             rss_samples.append(memory_kib(agent.pid)["VmRSS"])
             time.sleep(min(1.0, max(0.0, end - time.time())))
         cpu1 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        # One sample a second, kept for a look at the curve of a long run.
+        (work / "rss-kib.txt").write_text("".join(f"{kib}\n" for kib in rss_samples))
         memory = memory_kib(agent.pid)
         busy = load.busy()
         if spy is not None:
@@ -250,6 +252,13 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
         "agent_rss_start_mib": round(rss_start / 1024, 1),
         "agent_rss_end_mib": round(memory["VmRSS"] / 1024, 1),
         "agent_rss_max_in_window_mib": round(max(rss_samples) / 1024, 1),
+        # Flat or growing: the highest RSS of the window's first and last tenth.
+        "agent_rss_max_first_tenth_mib": round(
+            max(rss_samples[: len(rss_samples) // 10 + 1]) / 1024, 1
+        ),
+        "agent_rss_max_last_tenth_mib": round(
+            max(rss_samples[-(len(rss_samples) // 10 + 1) :]) / 1024, 1
+        ),
         "jitter_ms_p50": round(percentile(offsets, 50), 2),
         "jitter_ms_p99": round(percentile(offsets, 99), 2),
         "jitter_ms_max": round(max(offsets, default=math.nan), 2),
