@@ -88,7 +88,22 @@ def machine() -> dict[str, Any]:
         "loadavg": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
         "python": platform.python_version(),
         "kernel": platform.release(),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The code measured: the checkout's commit, "+changes" when agent/ or collector/
+    differ from it."""
+    root = BENCH.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD")
+    changed = git("status", "--porcelain", "agent", "collector")
+    return f"{head}+changes" if changed else head
 
 
 class MachineLoad:
