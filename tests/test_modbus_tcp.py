@@ -190,3 +190,15 @@ async def test_a_cancelled_read_leaves_the_connection_usable() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await client.read(4, 20, 2, 1, 1.0) == (20, 21)
+
+
+async def test_each_request_times_out_at_its_own_deadline() -> None:
+    # Meters on one connection may have different timeouts: a short one after a long one
+    # must not wait out the long one's timer.
+    async with server(lambda r: [answer(r)] if r[1] == 1 else []) as client:
+        assert await client.read(4, 0, 2, 1, 30.0) == (0, 1)
+        started = asyncio.get_running_loop().time()
+        error = await failure(client, unit=2, within=0.2)
+        assert error.kind == "timeout" and "unit 2" in str(error)
+        assert asyncio.get_running_loop().time() - started < 5.0
+        assert await client.read(4, 7, 1, 1, 30.0) == (7,)

@@ -53,6 +53,11 @@ class FieldPlan:
     valid_range: tuple[float, float] | None = None
 
     @property
+    def plain(self) -> bool:
+        """Nothing to check but that the value is a number (most registers of most meters)."""
+        return not self.not_available and self.scale_factor is None and self.valid_range is None
+
+    @property
     def span(self) -> tuple[int, int]:
         """First register and one past the last that a read must cover for this field,
         its scale factor register included."""
@@ -93,9 +98,12 @@ class ReadBlock:
     """All fields in one struct call, when their offsets and byte orders allow (nearly
     always); otherwise each field is read on its own."""
 
+    _plain: tuple[bool, ...] = dataclasses.field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         layout = Layout.of([(f.offset, f.dtype, f.byte_order) for f in self.fields])
         object.__setattr__(self, "_layout", layout)
+        object.__setattr__(self, "_plain", tuple(f.plain for f in self.fields))
 
     def decode(self, registers: Sequence[int]) -> tuple[dict[Quantity, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
@@ -113,7 +121,12 @@ class ReadBlock:
             raws = tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
         values: dict[Quantity, float] = {}
         problems: list[Problem] = []
-        for plan, raw in zip(self.fields, raws, strict=True):
+        for plan, raw, plain in zip(self.fields, raws, self._plain, strict=True):
+            if plain:
+                value = plan.scaler(raw)
+                if math.isfinite(value):
+                    values[plan.quantity] = value
+                    continue
             try:
                 values[plan.quantity] = self._value(buffer, plan, raw)
             except _Dropped as dropped:

@@ -50,7 +50,7 @@ EXCEPTION_NAMES: Final = {
 
 
 class _Request:
-    __slots__ = ("count", "function", "reply", "tid", "unit_id")
+    __slots__ = ("count", "deadline", "function", "reply", "tid", "unit_id", "within")
 
     def __init__(
         self,
@@ -59,12 +59,16 @@ class _Request:
         function: int,
         count: int,
         reply: asyncio.Future[tuple[int, ...]],
+        within: float,
+        deadline: float,
     ) -> None:
         self.tid = tid
         self.unit_id = unit_id
         self.function = function
         self.count = count
         self.reply = reply
+        self.within = within
+        self.deadline = deadline
 
 
 class _Stream(asyncio.BufferedProtocol):
@@ -167,6 +171,7 @@ class ModbusTcp:
         self._port = port
         self._stream: _Stream | None = None
         self._tid = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def connected(self) -> bool:
@@ -197,22 +202,43 @@ class ModbusTcp:
         self._tid = tid = (self._tid + 1) & 0xFFFF
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[tuple[int, ...]] = loop.create_future()
-        stream.pending = _Request(tid, unit_id, function, count, reply)
+        deadline = loop.time() + within
+        stream.pending = request = _Request(tid, unit_id, function, count, reply, within, deadline)
         stream.transport.write(_REQUEST.pack(tid, 0, 6, unit_id, function, address, count))
-        timer = loop.call_at(loop.time() + within, self._expire, reply, unit_id, within)
+        self._watch(loop, deadline)
         try:
             return await reply
         finally:
-            timer.cancel()
-            if stream.pending is not None and stream.pending.reply is reply:
+            if stream.pending is request:
                 stream.pending = None
 
+    def _watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        # One timer per connection, not one armed and cancelled per request: it stays
+        # armed across requests and, when it fires early for the request now pending,
+        # is armed again for that request's deadline.
+        timer = self._timer
+        if timer is not None and timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        stream = self._stream
+        request = stream.pending if stream is not None else None
+        if request is None or request.reply.done():
+            return
+        if loop.time() < request.deadline:
+            self._timer = loop.call_at(request.deadline, self._check, loop)
+            return
+        detail = f"unit {request.unit_id} on {self._name}: no reply in {request.within:g}s"
+        request.reply.set_exception(ReadError("timeout", detail))
+
     def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         stream, self._stream = self._stream, None
         if stream is not None and stream.transport is not None:
             stream.transport.close()
-
-    def _expire(self, reply: asyncio.Future[tuple[int, ...]], unit_id: int, timeout: float) -> None:
-        if not reply.done():
-            detail = f"unit {unit_id} on {self._name}: no reply in {timeout:g}s"
-            reply.set_exception(ReadError("timeout", detail))
