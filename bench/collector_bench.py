@@ -114,8 +114,9 @@ VALUES_PER_MESSAGE = METERS_PER_AGENT * len(QUANTITIES)
 QUEUE_FULL = paho.MQTT_ERR_QUEUE_SIZE
 # A step's agents are new series in VM, which makes new series searchable ~9 s after their
 # first write (bench/limits.py, vm-visibility "new"), later than new points of known
-# series: a step measures once every agent's probe series has shown, after at least
-# WARMUP and at most MAX_WARMUP seconds.
+# series, and takes them slower meanwhile: a step measures from WARMUP seconds after
+# every agent's probe series has shown (the collector has caught up by then), or after
+# MAX_WARMUP seconds.
 WARMUP = 3
 MAX_WARMUP = 30
 STORED_AGE = "greengauge_collector_reading_stored_age_seconds"
@@ -248,14 +249,18 @@ def age_figures(before: dict[float, float], after: dict[float, float]) -> dict[s
     }
 
 
-def collector_config(path: Path, mqtt_port: int, vm_url: str, api_port: int) -> None:
-    config = {
+def collector_config(
+    path: Path, mqtt_port: int, vm_url: str, api_port: int, write: dict[str, float]
+) -> None:
+    config: dict[str, Any] = {
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-collector"},
         "influxdb": {"url": vm_url, "org": "bench", "bucket": "bench", "token": "bench"},
         "data_dir": str(path.parent / "collector-data"),
         # For /metrics only: the read-to-stored histogram.
         "api": {"listen": f"127.0.0.1:{api_port}"},
     }
+    if write:
+        config["write"] = write
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -357,8 +362,8 @@ def run_step(  # noqa: PLR0915
     second = 0
     # The warm-up registers the step's new series in VM; it is left out of every figure.
     while second < warmup + seconds:
-        if load is None and second >= WARMUP and prober.agents_seen(prefix) == agents:
-            warmup = second
+        if warmup == MAX_WARMUP and prober.agents_seen(prefix) == agents:
+            warmup = min(second + WARMUP, MAX_WARMUP)
         measured = second >= warmup
         if measured and load is None:
             load = MachineLoad()
@@ -446,6 +451,9 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--step", type=int, default=20, help="seconds per rate")
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--max-lag", type=float, default=2.0)
+    parser.add_argument(
+        "--max-delay", type=float, help="the collector's write.max_delay (default: its own)"
+    )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument("--no-save", action="store_true")
@@ -455,6 +463,7 @@ def main() -> None:  # noqa: PLR0915
     run: dict[str, Any] = {
         "bench": "collector",
         "peer": args.peer,
+        "max_delay": args.max_delay,
         "machine": machine(),
         "steps": [],
     }
@@ -473,7 +482,8 @@ def main() -> None:  # noqa: PLR0915
             config = work / "collector.yaml"
             api_port = free_port()
             metrics_url = f"http://127.0.0.1:{api_port}/metrics"
-            collector_config(config, broker.port, vm.url, api_port)
+            write = {} if args.max_delay is None else {"max_delay": args.max_delay}
+            collector_config(config, broker.port, vm.url, api_port, write)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
         collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
         time.sleep(3 if args.peer == "greengauge" else 10)
