@@ -61,9 +61,9 @@ def _noop() -> None:
 def _chunks(received: list[Received], max_values: int) -> list[list[Received]]:
     """Consecutive runs of at most `max_values` values (a bigger message alone)."""
     chunks: list[list[Received]] = []
-    values = max_values
+    values = 0
     for item in received:
-        if values + item.values > max_values:
+        if not chunks or values + item.values > max_values:
             chunks.append([])
             values = 0
         chunks[-1].append(item)
