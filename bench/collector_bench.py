@@ -16,10 +16,22 @@ publisher is bounded: paho-mqtt with at most --inflight unacknowledged messages.
 Per step (--step seconds at one rate) it reports: values published, values queryable in
 VictoriaMetrics afterwards (a count query over the step's timestamps: the loss), how
 long after the last publish the store had them all (the lag), the collector's CPU
-seconds per 1000 values, and read-to-queryable latency: one meter of every agent is a
-probe, and a poller asks VictoriaMetrics every 50 ms (export API, cache off) for probe
-points, so latency = first seen - the reading's ts. A step counts as sustained when
-nothing is lost and the lag after the step is at most --max-lag seconds.
+seconds per 1000 values, and two latencies from the reading's ts (stamped by the feeder
+just before it publishes, so the publisher's bound waits count):
+
+- read -> stored (GreenGauge only): the collector's histogram
+  greengauge_collector_reading_stored_age_seconds, every reading, observed when the store
+  answered the write (HTTP 204), scraped from its /metrics before and after the step;
+  p50/p99 interpolated within buckets, the share within 1.5 s exact. Against InfluxDB
+  2.x, the production store, an acknowledged write is queryable.
+- read -> queryable in VictoriaMetrics: one meter of every agent is a probe, and a
+  poller asks VM every 50 ms (export API, cache off) for probe points, so latency =
+  first seen - the reading's ts. This adds VM's own visibility delay (fresh rows become
+  searchable on a ~1 s flush ticker; bench/limits.py --only vm-visibility measures it).
+
+A step's agents are all new series; the step measures once every probe series has shown
+in VM (warmup_s). A step counts as sustained when nothing is lost and the lag after the
+step is at most --max-lag seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -48,6 +61,7 @@ from common import (
     bin_path,
     child,
     cpu_seconds,
+    free_port,
     machine,
     percentile,
     save_result,
@@ -98,7 +112,14 @@ QUANTITIES = [
 ]
 VALUES_PER_MESSAGE = METERS_PER_AGENT * len(QUANTITIES)
 QUEUE_FULL = paho.MQTT_ERR_QUEUE_SIZE
+# A step's agents are new series in VM, which makes new series searchable ~9 s after their
+# first write (bench/limits.py, vm-visibility "new"), later than new points of known
+# series, and takes them slower meanwhile: a step measures from WARMUP seconds after
+# every agent's probe series has shown (the collector has caught up by then), or after
+# MAX_WARMUP seconds.
 WARMUP = 3
+MAX_WARMUP = 30
+STORED_AGE = "greengauge_collector_reading_stored_age_seconds"
 
 
 class Feed:
@@ -158,6 +179,10 @@ class Prober(threading.Thread):
                             self.seen.setdefault((agent, ts), now)
             self.stopping.wait(0.05)
 
+    def agents_seen(self, prefix: str) -> int:
+        with self.lock:
+            return len({agent for agent, _ in self.seen if agent.startswith(prefix)})
+
 
 def _get(url: str, timeout: float = 30) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
@@ -188,12 +213,54 @@ def stored(vm: VictoriaMetrics, agents: str, first_ms: int, last_ms: int) -> int
     return int(float(result[0]["value"][1])) if result else 0
 
 
-def collector_config(path: Path, mqtt_port: int, vm_url: str) -> None:
-    config = {
+def stored_ages(metrics_url: str | None) -> dict[float, float]:
+    """The collector's read-to-stored histogram: cumulative count per upper bound."""
+    if metrics_url is None:
+        return {}
+    text = _get(metrics_url).decode()
+    pattern = rf'^{STORED_AGE}_bucket{{le="([^"]+)"}} (\S+)$'
+    return {float(m[1]): float(m[2]) for m in re.finditer(pattern, text, re.M)}
+
+
+def age_figures(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """p50/p99 of a histogram's increase (linear within a bucket, as histogram_quantile),
+    and the exact share within 1.5 s (a bucket bound)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or not counts[-1]:
+        return {}
+    total = counts[-1]
+
+    def quantile(q: float) -> float:
+        rank, low, below = q * total, 0.0, 0.0
+        for bound, count in zip(bounds, counts, strict=True):
+            if count >= rank:
+                if math.isinf(bound):
+                    return low
+                return low + (bound - low) * (rank - below) / max(count - below, 1e-9)
+            low, below = bound, count
+        return low
+
+    return {
+        "read_stored_readings": int(total),
+        "read_stored_s_p50": round(quantile(0.5), 3),
+        "read_stored_s_p99": round(quantile(0.99), 3),
+        "read_stored_within_1_5_s": round(counts[bounds.index(1.5)] / total, 4),
+    }
+
+
+def collector_config(
+    path: Path, mqtt_port: int, vm_url: str, api_port: int, write: dict[str, float]
+) -> None:
+    config: dict[str, Any] = {
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-collector"},
         "influxdb": {"url": vm_url, "org": "bench", "bucket": "bench", "token": "bench"},
         "data_dir": str(path.parent / "collector-data"),
+        # For /metrics only: the read-to-stored histogram.
+        "api": {"listen": f"127.0.0.1:{api_port}"},
     }
+    if write:
+        config["write"] = write
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -277,6 +344,7 @@ def run_step(  # noqa: PLR0915
     vm: VictoriaMetrics,
     prober: Prober,
     max_lag: float,
+    metrics_url: str | None,
 ) -> dict[str, Any]:
     agents = max(1, round(rate / VALUES_PER_MESSAGE))
     feeds = [Feed(f"a{rate}-{i:03d}") for i in range(agents)]
@@ -287,13 +355,20 @@ def run_step(  # noqa: PLR0915
     first_ms = last_ms = 0
     load: MachineLoad | None = None
     cpu0: dict[str, float] = {}
-    # The first WARMUP seconds register the step's new series in VM (new series become
-    # searchable later than new points of known ones); they are left out of every figure.
-    for second in range(WARMUP + seconds):
-        measured = second >= WARMUP
+    ages0: dict[float, float] = {}
+    waits: list[float] = []
+    prefix = f"a{rate}-"
+    warmup = MAX_WARMUP
+    second = 0
+    # The warm-up registers the step's new series in VM; it is left out of every figure.
+    while second < warmup + seconds:
+        if warmup == MAX_WARMUP and prober.agents_seen(prefix) == agents:
+            warmup = min(second + WARMUP, MAX_WARMUP)
+        measured = second >= warmup
         if measured and load is None:
             load = MachineLoad()
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            ages0 = stored_ages(metrics_url)
             measure_start = time.time()
         for index, feed in enumerate(feeds):
             due = start + second + index / agents
@@ -312,9 +387,12 @@ def run_step(  # noqa: PLR0915
                 raise RuntimeError(f"publish failed: {info.rc}")
             sent += VALUES_PER_MESSAGE
             if measured:
+                # Stamped before the bound let it go: waits here count in every latency.
+                waits.append(time.time() - ts)
                 first_ms = first_ms or ms
                 last_ms = ms
                 published += VALUES_PER_MESSAGE
+        second += 1
     assert load is not None
     published_at = time.time()
     publish_seconds = published_at - measure_start
@@ -327,6 +405,7 @@ def run_step(  # noqa: PLR0915
         time.sleep(0.05)
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
     busy = load.busy()
+    ages = age_figures(ages0, stored_ages(metrics_url))
     time.sleep(1.0)  # the prober sees the last probes
     count = stored(vm, f"a{rate}-.*", first_ms, last_ms)
     with prober.lock:
@@ -341,10 +420,12 @@ def run_step(  # noqa: PLR0915
     return {
         "rate_target": rate,
         "agents": agents,
+        "warmup_s": warmup,
         "seconds": seconds,
         "values_published": published,
         "publish_rate": round(published / publish_seconds),
         "publisher_late_max_s": round(late, 3),
+        "publish_wait_s_p99": round(percentile(waits, 99), 3),
         "values_stored": count,
         "values_lost": published - count,
         "lag_after_step_s": lag,
@@ -354,10 +435,12 @@ def run_step(  # noqa: PLR0915
         "collector_values_per_cpu_s": round(published / collector_cpu) if collector_cpu else None,
         "vm_cpu_s": round(cpu1["vm"] - cpu0["vm"], 2),
         "mosquitto_cpu_s": round(cpu1["mosquitto"] - cpu0["mosquitto"], 2),
+        "feeder_cpu_s": round(cpu1["feeder"] - cpu0["feeder"], 2),
         "latency_probes": f"{len(latencies)}/{probes_expected}",
         "latency_s_p50": round(percentile(latencies, 50), 3),
         "latency_s_p99": round(percentile(latencies, 99), 3),
         "latency_s_max": round(max(latencies, default=math.nan), 3),
+        **ages,
         "machine_busy": round(busy, 3),
     }
 
@@ -368,6 +451,9 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument("--step", type=int, default=20, help="seconds per rate")
     parser.add_argument("--inflight", type=int, default=200)
     parser.add_argument("--max-lag", type=float, default=2.0)
+    parser.add_argument(
+        "--max-delay", type=float, help="the collector's write.max_delay (default: its own)"
+    )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument("--no-save", action="store_true")
@@ -377,6 +463,7 @@ def main() -> None:  # noqa: PLR0915
     run: dict[str, Any] = {
         "bench": "collector",
         "peer": args.peer,
+        "max_delay": args.max_delay,
         "machine": machine(),
         "steps": [],
     }
@@ -388,11 +475,15 @@ def main() -> None:  # noqa: PLR0915
         vm = VictoriaMetrics(work / "vm", extra_args=["-search.maxUniqueTimeseries=10000000"])
         vm.start()
         stack.callback(vm.stop)
+        metrics_url = None
         if args.peer == "nodered":
             command = nodered_collector(work, broker.port, vm.url)
         else:
             config = work / "collector.yaml"
-            collector_config(config, broker.port, vm.url)
+            api_port = free_port()
+            metrics_url = f"http://127.0.0.1:{api_port}/metrics"
+            write = {} if args.max_delay is None else {"max_delay": args.max_delay}
+            collector_config(config, broker.port, vm.url, api_port, write)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
         collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
         time.sleep(3 if args.peer == "greengauge" else 10)
@@ -409,9 +500,10 @@ def main() -> None:  # noqa: PLR0915
             "collector": collector.pid,
             "vm": vm._process.pid,  # type: ignore[union-attr]
             "mosquitto": broker._process.pid,  # type: ignore[union-attr]
+            "feeder": os.getpid(),  # this process: publisher and prober
         }
         for rate in (int(r) for r in args.rates.split(",")):
-            step = run_step(rate, args.step, client, pids, vm, prober, args.max_lag)
+            step = run_step(rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url)
             print(json.dumps(step), flush=True)
             run["steps"].append(step)
             if collector.poll() is not None:

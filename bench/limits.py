@@ -8,9 +8,11 @@
   per 1000 messages.
 - VictoriaMetrics: values (fields) per second from one Python writer POSTing large
   line-protocol batches to /api/v2/write over one keep-alive connection, the bodies
-  made beforehand; the count is checked against VM's vm_rows_inserted_total. Also the
-  store's own floor for "read to queryable": a point stamped now, written alone, polled
-  with /api/v1/export until it shows (no force_flush).
+  made beforehand; the count is checked against VM's vm_rows_inserted_total.
+- VictoriaMetrics' own write -> queryable time (the floor of any collector's "read to
+  queryable" against it), idle and under a load writer at --visibility-rates values/s:
+  a point stamped now, written alone, polled with /api/v1/export every 10 ms until it
+  shows (no force_flush); to a series VM knows and to a new one, separately.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
+import random
 import re
 import resource
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
-from contextlib import ExitStack
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +135,6 @@ def victoria_writer(batches: int, lines: int, fields: int, work: Path) -> dict[s
         seconds = time.perf_counter() - started
         cpu = cpu_seconds(pid) - cpu0
         inserted = _inserted(vm) - before
-        latencies = _vm_latency(vm, connection, probes=20)
         connection.close()
     finally:
         vm.stop()
@@ -144,36 +149,118 @@ def victoria_writer(batches: int, lines: int, fields: int, work: Path) -> dict[s
         "values_per_s": round(values / seconds),
         "vm_cpu_s_per_1000": round(1000 * cpu / values, 5),
         "vm_values_per_cpu_s": round(values / cpu) if cpu else None,
-        "queryable_ms_p50": round(percentile(latencies, 50)),
-        "queryable_ms_p99": round(percentile(latencies, 99)),
         "machine_busy": round(load.busy(), 3),
     }
 
 
-def _vm_latency(vm: VictoriaMetrics, connection: http.client.HTTPConnection, probes: int) -> list:
-    """Milliseconds from a point's own timestamp to the first export that shows it."""
-    latencies = []
-    for probe in range(probes):
+def _post(connection: http.client.HTTPConnection, body: bytes) -> None:
+    connection.request("POST", "/api/v2/write?precision=ms", body=body)
+    response = connection.getresponse()
+    response.read()
+    if response.status != 204:
+        raise RuntimeError(f"write answered {response.status}")
+
+
+def _load_writer(vm: VictoriaMetrics, rate: int, stop: threading.Event, sent: list[int]) -> None:
+    """Writes `rate` values/s of known series, in 50,000-value POSTs (a collector's batch)."""
+    lines, fields = 1282, 39
+    template = "\n".join(
+        f"load,site=s,agent=a,meter=m{line} "
+        + ",".join(f"q{f}={line + f * 0.5}" for f in range(fields))
+        + " @TS@"
+        for line in range(lines)
+    ).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", vm.port, timeout=60)
+    period = lines * fields / rate
+    due = time.monotonic()
+    while not stop.is_set():
+        _post(connection, template.replace(b"@TS@", str(int(time.time() * 1000)).encode()))
+        sent[0] += lines * fields
+        due += period
+        stop.wait(max(0.0, due - time.monotonic()))
+    connection.close()
+
+
+def _until_seen(connection: http.client.HTTPConnection, match: str, ts: int) -> float:
+    """Milliseconds from ts to the first export (every 10 ms) that shows the point."""
+    query = urllib.parse.urlencode(
+        {"match[]": match, "start": str(ts // 1000 - 1), "end": "4102444800"}
+    )
+    while True:
+        connection.request("GET", f"/api/v1/export?{query}")
+        text = connection.getresponse().read().decode()
+        if any(ts in json.loads(line)["timestamps"] for line in text.splitlines() if line):
+            return time.time() * 1000 - ts
+        if time.time() * 1000 - ts > 30_000:
+            return math.inf
+        time.sleep(0.01)
+
+
+def _probe(vm: VictoriaMetrics, kind: str, seconds: float, found: list[float]) -> None:
+    """Probes one after another for `seconds`: to one known series, or each to a new one."""
+    connection = http.client.HTTPConnection("127.0.0.1", vm.port, timeout=60)
+    started = time.monotonic()
+    probe = 0
+    while time.monotonic() - started < seconds:
+        probe += 1
+        tags, label = ("kind=known", 'kind="known"')
+        if kind == "new":
+            tags, label = (f"kind=new,n={probe}", f'n="{probe}"')
         ts = int(time.time() * 1000)
-        body = f"probe,p=p value={probe} {ts}\n".encode()
-        connection.request("POST", "/api/v2/write?precision=ms", body=body)
-        connection.getresponse().read()
-        query = urllib.parse.urlencode(
-            {"match[]": "probe_value", "start": str(ts // 1000 - 1), "end": "4102444800"}
-        )
-        while True:
-            connection.request("GET", f"/api/v1/export?{query}")
-            text = connection.getresponse().read().decode()
-            seen = [t for line in text.splitlines() if line for t in json.loads(line)["timestamps"]]
-            if ts in seen:
-                latencies.append(time.time() * 1000 - ts)
-                break
-            if time.time() * 1000 - ts > 30_000:
-                latencies.append(float("inf"))
-                break
-            time.sleep(0.01)
-        time.sleep(0.2 + (probe % 7) * 0.09)  # not in step with VM's flush period
-    return latencies
+        _post(connection, f"probe,{tags} value={probe} {ts}".encode())
+        found.append(_until_seen(connection, f"probe_value{{{label}}}", ts))
+        time.sleep(random.uniform(0.1, 0.6))  # not in step with VM's flush ticker
+    connection.close()
+
+
+def vm_visibility(rate: int, seconds: float, work: Path) -> dict[str, Any]:
+    """VictoriaMetrics' own write -> queryable time, idle (rate 0) or under a load writer.
+
+    A probe is one point stamped now and written alone (no force_flush), to a series VM
+    already knows, and in a second thread each to a series new to it (a new label value,
+    as every new meter or agent is); polled via /api/v1/export every 10 ms.
+    """
+    vm = VictoriaMetrics(work / f"vm-visibility-{rate}")
+    vm.start()
+    stop = threading.Event()
+    sent = [0]
+    try:
+        vm.write_lines(f"probe,kind=known value=0 {int(time.time() * 1000)}")
+        if rate:
+            args = (vm, rate, stop, sent)
+            threading.Thread(target=_load_writer, args=args, daemon=True).start()
+        time.sleep(5)  # the known series and the load's series are searchable by now
+        load = MachineLoad()
+        cpu0 = cpu_seconds(vm._process.pid)  # type: ignore[union-attr]
+        sent0, started = sent[0], time.monotonic()
+        latencies: dict[str, list[float]] = {"known": [], "new": []}
+        probers = [
+            threading.Thread(target=_probe, args=(vm, kind, seconds, found))
+            for kind, found in latencies.items()
+        ]
+        for prober in probers:
+            prober.start()
+        for prober in probers:
+            prober.join()
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(vm._process.pid) - cpu0  # type: ignore[union-attr]
+        result: dict[str, Any] = {
+            "limit": "victoria_metrics_visibility",
+            "load_rate_target": rate,
+            "load_rate": round((sent[0] - sent0) / elapsed),
+            "seconds": round(elapsed, 1),
+            "vm_cores": round(cpu / elapsed, 2),
+            "machine_busy": round(load.busy(), 3),
+        }
+        for kind, values in latencies.items():
+            result[f"{kind}_probes"] = len(values)
+            for q in (50, 90, 99):
+                result[f"{kind}_ms_p{q}"] = round(percentile(values, q))
+            result[f"{kind}_ms_max"] = round(max(values))
+    finally:
+        stop.set()
+        vm.stop()
+    return result
 
 
 def main() -> None:
@@ -183,20 +270,32 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--lines", type=int, default=5000)
     parser.add_argument("--fields", type=int, default=39)
+    parser.add_argument("--visibility-rates", default="0,100000,300000,500000")
+    parser.add_argument("--visibility-seconds", type=float, default=40)
+    parser.add_argument(
+        "--only", choices=["mosquitto", "vm-writer", "vm-visibility"], help="one limit only"
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     for index in range(args.repeat):
         work = VAR / "limits" / f"{time.strftime('%Y%m%dT%H%M%S')}-{index}"
         work.mkdir(parents=True)
-        with ExitStack():
-            for result in (
-                mosquitto_qos1(args.messages, work),
-                victoria_writer(args.batches, args.lines, args.fields, work),
-            ):
-                result["machine"] = machine()
-                print(json.dumps(result))
-                if not args.no_save:
-                    save_result("limits", result)
+        limits: list[Callable[[], dict[str, Any]]] = []
+        if args.only in (None, "mosquitto"):
+            limits.append(partial(mosquitto_qos1, args.messages, work))
+        if args.only in (None, "vm-writer"):
+            limits.append(partial(victoria_writer, args.batches, args.lines, args.fields, work))
+        if args.only in (None, "vm-visibility"):
+            limits += [
+                partial(vm_visibility, int(rate), args.visibility_seconds, work)
+                for rate in args.visibility_rates.split(",")
+            ]
+        for limit in limits:
+            result = limit()
+            result["machine"] = machine()
+            print(json.dumps(result), flush=True)
+            if not args.no_save:
+                save_result("limits", result)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,13 @@ class WriteSettings(_Config):
         default=50_000, ge=1, description="flush a write once this many values wait"
     )
     max_delay: float = Field(
-        default=0.2, gt=0, le=60, description="seconds a value may wait for its write"
+        default=0.0,
+        ge=0,
+        le=60,
+        description=(
+            "seconds the oldest waiting value may wait for more to join its write; "
+            "0: written as soon as the writer is free"
+        ),
     )
 
 

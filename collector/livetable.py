@@ -27,17 +27,21 @@ class Row:
 
 class LatestReadings:
     def __init__(self) -> None:
-        self._rows: dict[tuple[str, str, str], Row] = {}
+        # Rows are built when read, not per reading received (thousands a second).
+        self._latest: dict[tuple[str, str, str], MeterReading] = {}
 
     def update(self, batch: ReadingBatch) -> None:
+        latest = self._latest
+        site, agent = batch.site, batch.agent
         for reading in batch.readings:
-            key = (batch.site, batch.agent, reading.meter)
-            known = self._rows.get(key)
-            if known is None or known.reading.ts <= reading.ts:
-                self._rows[key] = Row(batch.site, batch.agent, reading)
+            key = (site, agent, reading.meter)
+            known = latest.get(key)
+            if known is None or known.ts <= reading.ts:
+                latest[key] = reading
 
     def rows(self) -> list[Row]:
-        return [self._rows[key] for key in sorted(self._rows)]
+        latest = self._latest
+        return [Row(key[0], key[1], latest[key]) for key in sorted(latest)]
 
 
 def _cell(reading: MeterReading, quantity: Quantity, factor: float, fmt: str) -> str:

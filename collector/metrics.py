@@ -1,8 +1,9 @@
 """The collector's Prometheus metrics, served at `/metrics` by the API.
 
 Counters and gauges are read from the collector's own counts at scrape time (nothing
-on the message path changes); the store's write latency is measured by wrapping the
-store. Names: `greengauge_collector_*`, `greengauge_api_*`.
+on the message path changes); the store's write latency, and how old readings are when
+the store acknowledges them (read to stored: the data's freshness), are measured by
+wrapping the store. Names: `greengauge_collector_*`, `greengauge_api_*`.
 """
 
 from __future__ import annotations
@@ -23,21 +24,34 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 WRITE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Fine around the issue's target (p99 under 1.5 s), then up to an outage's spool replay.
+STORED_AGE_BUCKETS: Final = (
+    *(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10),
+    *(30, 60, 300, 900, 3600, 6 * 3600, 24 * 3600),
+)
 
 
 class TimedStore:
-    """A store whose every write is timed (success or failure)."""
+    """A store whose every write is timed (success or failure), and the age of every
+    reading it stored observed when the store acknowledged it."""
 
-    def __init__(self, store: Store, histogram: Histogram) -> None:
+    def __init__(self, store: Store, histogram: Histogram, stored_age: Histogram) -> None:
         self._store = store
         self._histogram = histogram
+        self._stored_age = stored_age
 
     def write(self, batches: Sequence[ReadingBatch]) -> int:
         started = time.perf_counter()
         try:
-            return self._store.write(batches)
+            written = self._store.write(batches)
         finally:
             self._histogram.observe(time.perf_counter() - started)
+        now = time.time()
+        observe = self._stored_age.observe
+        for batch in batches:
+            for reading in batch.readings:
+                observe(now - reading.ts.timestamp())
+        return written
 
     def close(self) -> None:
         self._store.close()
@@ -130,6 +144,13 @@ class CollectorMetrics:
             buckets=WRITE_BUCKETS,
             registry=self.registry,
         )
+        self.stored_age = Histogram(
+            "greengauge_collector_reading_stored_age_seconds",
+            "Time from a meter's read (the reading's ts) to the store acknowledging its write "
+            "(replays from the spool included): how fresh the stored data is",
+            buckets=STORED_AGE_BUCKETS,
+            registry=self.registry,
+        )
         self.unauthorized = Counter(
             "greengauge_api_unauthorized",
             "API requests refused: missing or invalid token (401), read-only token (403)",
@@ -140,7 +161,7 @@ class CollectorMetrics:
             self.unauthorized.labels(reason)
 
     def timed(self, store: Store) -> TimedStore:
-        return TimedStore(store, self.write_seconds)
+        return TimedStore(store, self.write_seconds, self.stored_age)
 
     def watch(self, collector: Collector) -> None:
         self.registry.register(_Counts(collector))

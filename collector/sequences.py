@@ -118,11 +118,15 @@ def load(path: Path) -> SequenceTracker:
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:
+    save_text(tracker.to_json(), path)
+
+
+def save_text(text: str, path: Path) -> None:
     """Replace the file atomically: a crash leaves the old state or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
     with temporary.open("w", encoding="utf-8") as file:
-        file.write(tracker.to_json())
+        file.write(text)
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(path)

@@ -1,11 +1,14 @@
 """Batches validated readings into store writes, and acknowledges them once durable.
 
-A write is flushed by size or age. When the store cannot take it (unreachable,
-overloaded), the messages go to the local spool on disk instead, and so does every
-message after them until the spool has been replayed to the store, oldest first: a
-message is acknowledged to the broker only once it is in the store, in the spool, or
-in the dead letters. A batch the store refuses as invalid goes to the dead letters
-with the store's reason, and the others of the same write are still stored.
+A write is sent once `max_values` wait or the oldest waiting message has waited
+`max_delay` (0: as soon as the writer is free, so the previous write's duration is the
+batching window and batches grow with the load by themselves), in writes of at most
+`max_values` values, each acknowledged as soon as it is durable. When the store cannot
+take it (unreachable, overloaded), the messages go to the local spool on disk instead,
+and so does every message after them until the spool has been replayed to the store,
+oldest first: a message is acknowledged to the broker only once it is in the store, in
+the spool, or in the dead letters. A batch the store refuses as invalid goes to the dead
+letters with the store's reason, and the others of the same write are still stored.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from agent.logs import fields
 from agent.wire import ReadingBatch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
-from collector.sequences import SequenceTracker, save
+from collector.sequences import SequenceTracker, save_text
 from collector.spool import Spool, Spooled
 from collector.stores import Store, StoreError, StoreRejected
 
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 # Spooled messages replayed per turn of the writer, so new messages keep being
 # spooled and acknowledged while a long spool drains.
 REPLAY_CHUNKS_PER_TURN: Final = 4
+# How often an idle writer looks at the spool (its retries have their own backoff).
+REPLAY_CHECK_INTERVAL: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,19 @@ class Received:
 
 def _noop() -> None:
     pass
+
+
+def _chunks(received: list[Received], max_values: int) -> list[list[Received]]:
+    """Consecutive runs of at most `max_values` values (a bigger message alone)."""
+    chunks: list[list[Received]] = []
+    values = 0
+    for item in received:
+        if not chunks or values + item.values > max_values:
+            chunks.append([])
+            values = 0
+        chunks[-1].append(item)
+        values += item.values
+    return chunks
 
 
 class BatchWriter:
@@ -71,6 +89,8 @@ class BatchWriter:
         self._sequences_file = sequences_file
         self._pending: list[Received] = []
         self._pending_values = 0
+        self._oldest = 0.0  # when the oldest pending message arrived (monotonic)
+        self._waiting = asyncio.Event()
         self._full = asyncio.Event()
         self._replay_backoff = Backoff(start=0.2, ceiling=10.0)
         self._replay_at = 0.0
@@ -83,6 +103,9 @@ class BatchWriter:
         self, topic: str, payload: bytes, batch: ReadingBatch, ack: Callable[[], None] = _noop
     ) -> None:
         values = sum(len(r.values) for r in batch.readings)
+        if not self._pending:
+            self._oldest = time.monotonic()
+            self._waiting.set()
         self._pending.append(Received(topic, payload, batch, values, ack))
         self._pending_values += values
         if self._pending_values >= self._settings.max_values:
@@ -98,32 +121,44 @@ class BatchWriter:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self._settings.max_delay)
+            await self._due()
             await self.flush()
             await self.replay()
+
+    async def _due(self) -> None:
+        """Return once pending messages are due for a write, or a spool replay is."""
+        with contextlib.suppress(TimeoutError):
+            # Idle, the spool's retries still need their turns.
+            await asyncio.wait_for(self._waiting.wait(), REPLAY_CHECK_INTERVAL)
+        linger = self._oldest + self._settings.max_delay - time.monotonic()
+        if self._pending and linger > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), linger)
 
     async def flush(self) -> None:
         """Make everything pending durable (store, spool or dead letters), then ack it."""
         self._full.clear()
-        if not self._pending:
-            return
+        self._waiting.clear()
         taken, self._pending, self._pending_values = self._pending, [], 0
+        for chunk in _chunks(taken, self._settings.max_values):
+            await self._make_durable(chunk)
+            await self._settle(chunk)
+
+    async def _make_durable(self, taken: list[Received]) -> None:
         if self._spool.depth:
             # The spool is replayed first, so newer messages queue behind it, in order.
             self._to_spool(taken)
-        else:
-            try:
-                await self._write(taken)
-            except StoreRejected as exc:
-                await self._one_by_one(taken, exc.reason)
-            except StoreError as exc:
-                log.warning(
-                    "store unavailable: spooling to disk",
-                    extra=fields(reason=str(exc), spool=str(self._spool.path)),
-                )
-                self._to_spool(taken)
-        self._settle(taken)
+            return
+        try:
+            await self._write(taken)
+        except StoreRejected as exc:
+            await self._one_by_one(taken, exc.reason)
+        except StoreError as exc:
+            log.warning(
+                "store unavailable: spooling to disk",
+                extra=fields(reason=str(exc), spool=str(self._spool.path)),
+            )
+            self._to_spool(taken)
 
     async def _write(self, received: Sequence[Received]) -> None:
         started = time.perf_counter()
@@ -156,7 +191,7 @@ class BatchWriter:
         if self._spool_started is None:
             self._spool_started = time.monotonic()
 
-    def _settle(self, durable: Sequence[Received]) -> None:
+    async def _settle(self, durable: Sequence[Received]) -> None:
         """Track the sequence numbers of durable messages, then acknowledge them, in order."""
         repeats: Counter[tuple[str, str]] = Counter()
         for received in durable:
@@ -180,8 +215,9 @@ class BatchWriter:
                 "sequence repeats: batches delivered again",
                 extra=fields(site=site, agent=agent, batches=count),
             )
-        # Saved before the acks: a restart then never reports gaps for acked batches.
-        save(self._sequences, self._sequences_file)
+        # Saved before the acks: a restart then never reports gaps for acked batches. The
+        # fsync runs off the event loop, which meanwhile keeps receiving.
+        await asyncio.to_thread(save_text, self._sequences.to_json(), self._sequences_file)
         for received in durable:
             received.ack()
 

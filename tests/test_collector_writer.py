@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ class FakeStore:
         self.up = True
         self.refuse: set[int] = set()
         self.batches: list[int] = []
+        self.writes: list[list[int]] = []
 
     def write(self, batches: Sequence[ReadingBatch]) -> int:
         if not self.up:
@@ -27,6 +30,7 @@ class FakeStore:
         if any(b.seq in self.refuse for b in batches):
             raise StoreRejected("HTTP 400: bad line")
         self.batches += [b.seq for b in batches]
+        self.writes.append([b.seq for b in batches])
         return sum(len(r.values) for b in batches for r in b.readings)
 
     def close(self) -> None:
@@ -42,11 +46,13 @@ def batch(seq: int) -> ReadingBatch:
     return ReadingBatch(site="s", agent="a", seq=seq, readings=[reading])
 
 
-def make(tmp_path: Path, store: FakeStore) -> tuple[BatchWriter, list[int], Spool]:
+def make(
+    tmp_path: Path, store: FakeStore, settings: WriteSettings | None = None
+) -> tuple[BatchWriter, list[int], Spool]:
     spool = Spool(tmp_path / "spool.sqlite")
     writer = BatchWriter(
         store,
-        WriteSettings(max_values=3),
+        settings or WriteSettings(max_values=3),
         DeadLetters(tmp_path / "dead.jsonl"),
         spool,
         SequenceTracker(),
@@ -109,3 +115,62 @@ async def test_a_refused_batch_goes_to_the_dead_letters_and_the_rest_is_stored(
     assert store.batches == [0, 2]
     assert acked == [0, 1, 2]
     assert "HTTP 400: bad line" in (tmp_path / "dead.jsonl").read_text()
+
+
+async def test_a_flush_writes_at_most_max_values_at_once_and_acks_each_write(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    writer, acked, _ = make(tmp_path, store)
+    acked_at_writes: list[list[int]] = []
+    store_write = store.write
+
+    def write(batches: Sequence[ReadingBatch]) -> int:
+        acked_at_writes.append(list(acked))
+        return store_write(batches)
+
+    store.write = write  # type: ignore[method-assign]
+    for seq in range(7):
+        add(writer, acked, seq)
+    await writer.flush()
+    assert store.writes == [[0, 1, 2], [3, 4, 5], [6]]
+    # Each write is acknowledged once stored, not after the last one.
+    assert acked_at_writes == [[], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+    assert acked == list(range(7))
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, "condition not met in time"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
+async def test_without_max_delay_a_message_is_written_as_soon_as_the_writer_is_free(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    writer, acked, _ = make(tmp_path, store, WriteSettings(max_values=100))
+    task = asyncio.create_task(writer.run())
+    try:
+        add(writer, acked, 0)
+        await wait_until(lambda: acked == [0])
+        assert store.writes == [[0]]
+    finally:
+        task.cancel()
+
+
+async def test_max_delay_lets_messages_join_the_oldest_ones_write(tmp_path: Path) -> None:
+    store = FakeStore()
+    writer, acked, _ = make(tmp_path, store, WriteSettings(max_values=100, max_delay=0.5))
+    task = asyncio.create_task(writer.run())
+    try:
+        add(writer, acked, 0)
+        await asyncio.sleep(0.1)
+        add(writer, acked, 1)
+        waited = await wait_until(lambda: acked == [0, 1])
+        assert store.writes == [[0, 1]]
+        assert waited >= 0.2  # the oldest waited its max_delay (0.5 s from the first add)
+    finally:
+        task.cancel()

@@ -169,6 +169,10 @@ def test_collector_metrics(tmp_path: Path, mosquitto: Mosquitto) -> None:
         assert value(s, "greengauge_collector_spool_depth") == 0
         assert (value(s, "greengauge_collector_write_seconds_count") or 0) >= 1
         assert (value(s, "greengauge_collector_write_seconds_sum") or 0) > 0
+        # Two readings stored, each observed once, fresh: read to stored well under 10 s.
+        age = "greengauge_collector_reading_stored_age_seconds"
+        assert value(s, f"{age}_count") == 2
+        assert value(s, f"{age}_bucket", le="10.0") == 2
         collector.assert_running()
     entries = [
         json.loads(x) for x in (tmp_path / "data" / "dead-letters.jsonl").read_text().splitlines()

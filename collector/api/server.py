@@ -55,7 +55,7 @@ class Api:
     def __init__(
         self, collector: Collector, config: CollectorConfig, metrics: CollectorMetrics
     ) -> None:
-        assert config.api is not None
+        assert config.api is not None and collector.latest is not None
         self.settings: ApiSettings = config.api
         self.collector = collector
         self.state = figures.State(

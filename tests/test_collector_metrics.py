@@ -1,0 +1,77 @@
+"""The collector's read-to-stored histogram: the age of every reading the store took."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.wire import MeterReading, Quantity, ReadingBatch
+from collector.metrics import CollectorMetrics
+from collector.stores import StoreError
+
+AGE = "greengauge_collector_reading_stored_age_seconds"
+
+
+class Store:
+    def __init__(self) -> None:
+        self.up = True
+
+    def write(self, batches: Sequence[ReadingBatch]) -> int:
+        if not self.up:
+            raise StoreError("connection refused")
+        return sum(len(r.values) for b in batches for r in b.readings)
+
+    def close(self) -> None:
+        pass
+
+
+def readings(*ages: float) -> ReadingBatch:
+    now = datetime.now(UTC)
+    return ReadingBatch(
+        site="s",
+        agent="a",
+        seq=0,
+        readings=[
+            MeterReading(
+                meter=f"m{i}",
+                ts=now - timedelta(seconds=age),
+                values={Quantity.POWER_ACTIVE: 1.0, Quantity.FREQUENCY: 50.0},
+            )
+            for i, age in enumerate(ages)
+        ],
+    )
+
+
+def buckets(metrics: CollectorMetrics) -> dict[str, float]:
+    text = metrics.render().decode()
+    return {
+        s.labels.get("le", s.name): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == AGE
+        for s in family.samples
+        if s.name in (f"{AGE}_bucket", f"{AGE}_count")
+    }
+
+
+def test_every_stored_reading_is_observed_with_its_age_at_the_acknowledgement() -> None:
+    metrics = CollectorMetrics()
+    store = metrics.timed(Store())
+    assert store.write([readings(0.0, 0.3), readings(120.0)]) == 6
+    seen = buckets(metrics)
+    assert seen[f"{AGE}_count"] == 3  # per reading, not per value or per write
+    assert seen["0.25"] == 1
+    assert seen["0.5"] == 2
+    assert seen["60.0"] == 2
+    assert seen["300.0"] == 3
+
+
+def test_a_failed_write_observes_no_age() -> None:
+    metrics = CollectorMetrics()
+    backend = Store()
+    backend.up = False
+    with pytest.raises(StoreError):
+        metrics.timed(backend).write([readings(0.0)])
+    assert buckets(metrics)[f"{AGE}_count"] == 0
