@@ -150,6 +150,10 @@ def pipeline_factory(
         pipeline = Pipeline(tmp_path, mosquitto, victoria_metrics, simulator, outbox)
         made.append(pipeline)
         pipeline.start_collector()
+        # Until the collector's first subscription the broker keeps no session for it, and
+        # a batch published then reaches nobody (MQTT): seq 0 went missing when a busy
+        # machine started the collector more slowly than the agent.
+        wait_for(lambda: "msg=subscribed" in pipeline.logs("collector"), 30, "the collector")
         pipeline.start_agent()
         return pipeline
 
