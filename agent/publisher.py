@@ -14,11 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import aiomqtt
@@ -27,6 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.config import AgentConfig
+from agent.files import write_atomically
 from agent.logs import fields
 from agent.mqttclient import CheckedClient
 from agent.outbox import Dropped, Entry, Outbox
@@ -361,7 +360,7 @@ class Publisher:
                 dropped_readings=stats["dropped_readings"],
             ),
         )
-        _write_atomically(self._stats_path, json.dumps(stats, indent=2) + "\n")
+        write_atomically(self._stats_path, json.dumps(stats, indent=2) + "\n")
 
     async def _report_forever(self) -> None:
         while True:
@@ -406,13 +405,3 @@ async def _until_one_fails(*coroutines: Coroutine[Any, Any, None]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with temporary.open("w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)

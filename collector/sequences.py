@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from agent.files import write_atomically
 
 # Beyond this many disjoint ranges per agent the oldest gaps are given up as lost:
 # memory and the state file stay bounded whatever an agent sends.
@@ -118,15 +119,4 @@ def load(path: Path) -> SequenceTracker:
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:
-    save_text(tracker.to_json(), path)
-
-
-def save_text(text: str, path: Path) -> None:
-    """Replace the file atomically: a crash leaves the old state or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with temporary.open("w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    temporary.replace(path)
+    write_atomically(path, tracker.to_json())

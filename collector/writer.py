@@ -26,11 +26,12 @@ from typing import Final
 from pydantic import ValidationError
 
 from agent.backoff import Backoff
+from agent.files import write_atomically
 from agent.logs import fields
 from agent.wire import ReadingBatch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
-from collector.sequences import SequenceTracker, save_text
+from collector.sequences import SequenceTracker
 from collector.spool import Spool, Spooled
 from collector.stores import Store, StoreError, StoreRejected
 
@@ -217,7 +218,7 @@ class BatchWriter:
             )
         # Saved before the acks: a restart then never reports gaps for acked batches. The
         # fsync runs off the event loop, which meanwhile keeps receiving.
-        await asyncio.to_thread(save_text, self._sequences.to_json(), self._sequences_file)
+        await asyncio.to_thread(write_atomically, self._sequences_file, self._sequences.to_json())
         for received in durable:
             received.ack()
 

@@ -17,6 +17,7 @@ COLLECTOR_MAY_USE_FROM_AGENT = {
     "agent.backoff",
     "agent.tls",
     "agent.secrets",
+    "agent.files",
 }
 IO_LIBRARIES = {
     "asyncio",
