@@ -52,9 +52,9 @@ from common import (
     memory_kib,
     percentile,
     save_result,
+    subscriber,
     wait_port,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 
 PROFILE = BENCH / "profiles" / "sdm630_full40.yaml"
 QUANTITIES = 39
@@ -71,9 +71,9 @@ class Received:
 
 
 def subscribe(port: int, received: Received) -> paho.Client:
-    def on_message(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+    def on_message(payload: bytes) -> None:
         arrived = time.time()
-        batch = json.loads(message.payload)
+        batch = json.loads(payload)
         rows = [
             (datetime.fromisoformat(r["ts"]).timestamp(), len(r["values"]), arrived)
             for r in batch["readings"]
@@ -82,15 +82,7 @@ def subscribe(port: int, received: Received) -> paho.Client:
             received.messages += 1
             received.readings += rows
 
-    def on_connect(client: paho.Client, *_: Any) -> None:
-        client.subscribe("greengauge/v1/+/+/readings", qos=1)
-
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{port}")
-    client.on_message = on_message
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
+    return subscriber(port, "greengauge/v1/+/+/readings", f"bench-sub-{port}", on_message)
 
 
 def agent_config(path: Path, n: int, per_bus: int, first_port: int, mqtt_port: int) -> None:

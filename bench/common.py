@@ -15,10 +15,13 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -182,3 +185,23 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def subscriber(
+    port: int, topic: str, client_id: str, on_message: Callable[[bytes], None]
+) -> paho.Client:
+    """A QoS 1 subscriber on the loopback broker, calling `on_message(payload)` from
+    paho's thread; it subscribes again after a reconnect."""
+
+    def received(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
+        on_message(message.payload)
+
+    def on_connect(client: paho.Client, *_: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    client.on_message = received
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client

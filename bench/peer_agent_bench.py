@@ -43,11 +43,11 @@ from common import (
     machine,
     memory_kib,
     save_result,
+    subscriber,
     tree_cpu,
     tree_pids,
     wait_port,
 )
-from paho.mqtt.enums import CallbackAPIVersion
 
 PROFILE = BENCH / "profiles" / "sdm630_full40.yaml"
 M4M = BENCH / ".venv-m4m" / "bin" / "modbus4mqtt"
@@ -68,21 +68,13 @@ class Counts:
 
 
 def subscribe(port: int, topic: str, counts: Counts, json_values: bool) -> paho.Client:
-    def on_message(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
-        values = len(json.loads(message.payload)) if json_values else 1
+    def on_message(payload: bytes) -> None:
+        values = len(json.loads(payload)) if json_values else 1
         with counts.lock:
             counts.values += values
             counts.messages += 1
 
-    def on_connect(client: paho.Client, *_: Any) -> None:
-        client.subscribe(topic, qos=1)
-
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-peer-sub")
-    client.on_message = on_message
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    return client
+    return subscriber(port, topic, "bench-peer-sub", on_message)
 
 
 def modbus4mqtt(stack: ExitStack, work: Path, n: int, first_port: int, mqtt_port: int) -> list:
