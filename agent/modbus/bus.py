@@ -146,7 +146,9 @@ class Bus:
                     attempt += 1
                     continue
                 if exc.kind == "connect" or (exc.kind != "exception" and not self._serial):
-                    # A timed-out TCP connection may carry a late reply; start clean next time.
+                    # A TCP connection that timed out may be half-open (a gateway that
+                    # restarted), and RTU over TCP has no transaction id to tell a late reply
+                    # from the next one: start clean next time.
                     self._link.close()
                 raise
             if self._silence:

@@ -50,14 +50,13 @@ EXCEPTION_NAMES: Final = {
 
 
 class _Request:
-    __slots__ = ("count", "deadline", "function", "reply", "tid", "unit_id", "within")
+    __slots__ = ("deadline", "function", "reply", "tid", "unit_id", "within")
 
     def __init__(
         self,
         tid: int,
         unit_id: int,
         function: int,
-        count: int,
         reply: asyncio.Future[tuple[int, ...]],
         within: float,
         deadline: float,
@@ -65,7 +64,6 @@ class _Request:
         self.tid = tid
         self.unit_id = unit_id
         self.function = function
-        self.count = count
         self.reply = reply
         self.within = within
         self.deadline = deadline
@@ -75,8 +73,9 @@ class _Stream(asyncio.BufferedProtocol):
     """The byte stream of one connection, cut into MBAP frames.
 
     Buffered: replies land in this connection's own small buffer. A plain Protocol gets
-    each reply in a fresh bytes object that asyncio allocates at 256 KiB and shrinks:
-    hundreds of connections doing that every second fragment the heap.
+    each reply in a fresh bytes object that asyncio allocates at 256 KiB and shrinks, a
+    large allocation per reply for 10 to 260 bytes (no RSS change was measurable at 500
+    meters; it is the simpler path for a fixed-size frame anyway).
     """
 
     def __init__(self, name: str) -> None:
@@ -203,7 +202,7 @@ class ModbusTcp:
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[tuple[int, ...]] = loop.create_future()
         deadline = loop.time() + within
-        stream.pending = request = _Request(tid, unit_id, function, count, reply, within, deadline)
+        stream.pending = request = _Request(tid, unit_id, function, reply, within, deadline)
         stream.transport.write(_REQUEST.pack(tid, 0, 6, unit_id, function, address, count))
         self._watch(loop, deadline)
         try:
