@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,10 @@ class DeadLetters:
         self.path = path
         self.count = 0
 
-    def add(self, topic: str, payload: bytes, reason: str) -> None:
+    def add(
+        self, topic: str, payload: bytes, reason: str, ack: Callable[[], None] | None = None
+    ) -> None:
+        """Keep the message with its reason; `ack` is called once the entry is durable."""
         entry: dict[str, str] = {
             "received": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "topic": topic,
@@ -40,6 +44,8 @@ class DeadLetters:
             file.flush()
             os.fsync(file.fileno())
         self.count += 1
+        if ack is not None:
+            ack()
         log.warning(
             "message dead-lettered",
             extra=fields(topic=topic, reason=reason, bytes=len(payload), file=str(self.path)),

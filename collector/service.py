@@ -97,8 +97,7 @@ class Collector:
         try:
             batch = reading_batch(topic, payload)
         except Rejected as exc:
-            self.dead_letters.add(topic, payload, str(exc))
-            ack()
+            self.dead_letters.add(topic, payload, str(exc), ack)
             return
         self.writer.add(topic, payload, batch, ack)
         if self.latest is not None:

@@ -62,7 +62,8 @@ class LiveAccounting:
         try:
             self.record(message.topic, message.payload)
         except MesRejected as exc:
-            self._dead_letters.add(message.topic, message.payload, str(exc))
+            self._dead_letters.add(message.topic, message.payload, str(exc), message.ack)
+            return
         message.ack()
 
     def record(self, topic: str, payload: bytes) -> None:

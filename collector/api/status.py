@@ -50,7 +50,8 @@ class AgentStatuses:
             self.update(agent_status(message.topic, message.payload))
         except StatusRejected as exc:
             self.rejected += 1
-            dead_letters.add(message.topic, message.payload, str(exc))
+            dead_letters.add(message.topic, message.payload, str(exc), message.ack)
+            return
         message.ack()
 
     def of_site(self, site: str) -> list[AgentStatus]:
