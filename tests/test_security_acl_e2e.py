@@ -145,7 +145,7 @@ def mqtt_session(
         client.tls_set(ca_certs=str(ca_file))
     client.on_connect = lambda _c, _u, _f, code, _p: session.connack.append(int(code.value))
     client.on_publish = lambda _c, _u, _mid, code, _p: session.pubacks.append(int(code.value))
-    client.on_message = lambda _c, _u, m: session.received.append((m.topic, m.payload))
+    client.on_message = lambda _c, _u, m: session.received.append((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", port, clean_start=clean if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY)
     client.loop_start()
     try:
