@@ -43,10 +43,8 @@ def test_check_names_file_line_and_field_of_every_error(tmp_path: Path) -> None:
     result = agent("check", "--config", str(config))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith(f"energy-agent: {config}:1: site: invalid id 'a b'")
-    assert (
-        lines[1] == f"{config}:2: mqtt.url: 'http://broker': the scheme must be mqtt:// or mqtts://"
-    )
+    assert lines[0].startswith(f"energy-agent: {config}:1: site: invalid id (' ' at character 2)")
+    assert lines[1] == f"{config}:2: mqtt.url: the scheme must be mqtt:// or mqtts://"
     assert (
         lines[2] == f"{config}:7: meters.0.intervall: unknown field (misspelt, or not valid here)"
     )

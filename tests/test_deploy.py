@@ -171,10 +171,14 @@ def test_healthcheck_script(tmp_path: Path) -> None:
     script = DEPLOY / "healthcheck.py"
     stats = tmp_path / "stats.json"
 
+    errors: list[str] = []
+
     def health(**env: str) -> int:
-        return subprocess.run(
-            ["python3", str(script)], env=env, capture_output=True, check=False
-        ).returncode
+        done = subprocess.run(
+            ["python3", str(script)], env=env, capture_output=True, text=True, check=False
+        )
+        errors.append(done.stderr)
+        return done.returncode
 
     assert health() == 0
     assert health(GREENGAUGE_HEALTH_FILE=str(stats)) == 1
@@ -182,6 +186,9 @@ def test_healthcheck_script(tmp_path: Path) -> None:
     assert health(GREENGAUGE_HEALTH_FILE=str(stats)) == 0
     assert health(GREENGAUGE_HEALTH_FILE=str(stats), GREENGAUGE_HEALTH_MAX_AGE="-1") == 1
     assert health(GREENGAUGE_HEALTH_URL=f"http://127.0.0.1:{free_port()}/healthz") == 1
+    secret = "hc-secret-0f3e"  # noqa: S105 - a test secret
+    assert health(GREENGAUGE_HEALTH_URL=f"http://u:{secret}@127.0.0.1:{free_port()}/") == 1
+    assert "health: GREENGAUGE_HEALTH_URL: " in errors[-1] and secret not in errors[-1]
 
 
 def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
