@@ -245,3 +245,30 @@ def test_the_compose_broker_config_runs_in_a_real_mosquitto(tmp_path: Path) -> N
         assert _connack(broker.port, broker.ca_file, "collector", password) == 0x87
     finally:
         broker.stop()
+
+
+def test_each_listener_has_its_own_users() -> None:
+    """mosquitto.conf and entrypoint.sh agree: the gateways' listener (8883) ties client
+    ids to user names and reads passwd, the collector's (8884) reads a file that
+    entrypoint.sh fills with the collector alone (the e2e tests run these files)."""
+    conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
+    assert "per_listener_settings true" in conf.splitlines()
+    blocks = {
+        block.split("\n", 1)[0]: block.splitlines() for block in conf.split("\nlistener ")[1:]
+    }
+    assert set(blocks) == {"8883", "8884"}
+    assert "use_username_as_clientid true" in blocks["8883"]
+    assert "use_username_as_clientid true" not in blocks["8884"]
+    for port, passwd in (("8883", "passwd"), ("8884", "passwd-collector")):
+        assert f"password_file /mosquitto/data/{passwd}" in blocks[port]
+        assert "allow_anonymous false" in blocks[port]
+    entrypoint = (DEPLOY / "mosquitto/entrypoint.sh").read_text()
+    assert "collector=/mosquitto/data/passwd-collector" in entrypoint
+    users = re.findall(r"^add_user (\S+) (\S+)", entrypoint, re.MULTILINE)
+    assert users == [
+        ('"$collector.new"', "collector"),
+        ('"$passwd.new"', "mes"),
+        ('"$passwd.new"', "demo-plant/gw-demo"),
+    ]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["mosquitto"]["ports"] == ["${MQTT_TLS_PORT:-8883}:8883"]
