@@ -133,6 +133,18 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any
     return builder.build(node, ()), builder.lines
 
 
+# A value this long may be a secret pasted into the wrong field: no message repeats it.
+_SHOWN_VALUE_MAX = 7
+
+
+def _without_value(message: str, value: object) -> str:
+    """The message without the field's value in it: every error is worded from here."""
+    if isinstance(value, str) and len(value) > _SHOWN_VALUE_MAX:
+        for shown in (repr(value), value):
+            message = message.replace(shown, "(the value)")
+    return message
+
+
 def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int]) -> list[str]:
     """One line per pydantic error, pointing at the nearest line the file has for its field."""
     problems = []
@@ -142,7 +154,7 @@ def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int])
         while known and known not in lines:
             known = known[:-1]
         line = lines.get(known, 1)
-        message = item["msg"].removeprefix("Value error, ")
+        message = _without_value(item["msg"].removeprefix("Value error, "), item["input"])
         if item["type"] == "extra_forbidden":
             message = "unknown field (misspelt, or not valid here)"
         problems.append(f"{name}:{line}: {_dotted(loc)}: {message}")

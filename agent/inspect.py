@@ -41,6 +41,13 @@ def check_report(path: Path) -> str:
         f"{path}: OK\nsite {config.site}, agent {config.agent_id}, "
         f"broker {broker_summary(config.mqtt)}\n"
     )
+    if ":" in config.site + config.agent_id:
+        # The ids are valid on the wire; only the broker's user for them cannot be made.
+        header += (
+            "note: site or agent_id holds ':', which cannot be in a mosquitto user name "
+            "(its password file is USER:HASH): deploy/mosquitto/add-agent.sh refuses it; "
+            "give this gateway ids without ':' or a broker user made another way\n"
+        )
     return header + "\n" + table
 
 

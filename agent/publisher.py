@@ -29,6 +29,7 @@ from agent.files import write_atomically
 from agent.logs import fields
 from agent.mqttclient import CheckedClient
 from agent.outbox import Dropped, Entry, Outbox
+from agent.secrets import redact_url
 from agent.tls import explain, ssl_context
 from agent.wire import (
     AgentState,
@@ -183,7 +184,7 @@ class Publisher:
 
     async def _connect_forever(self) -> None:
         backoff = Backoff()
-        broker = self._config.mqtt.url
+        broker = redact_url(self._config.mqtt.url)
         while True:
             try:
                 async with self._client() as client:

@@ -15,6 +15,7 @@ from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
 from agent.poller import MeterPoller
 from agent.publisher import OUTBOX_FILE, Publisher
+from agent.secrets import redact_url
 from agent.wire import MeterHealth
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ async def run_agent(config_path: Path) -> None:
             agent=config.agent_id,
             meters=len(pollers),
             buses=len(buses),
-            broker=config.mqtt.url,
+            broker=redact_url(config.mqtt.url),
         ),
     )
     # SIGTERM (systemd, docker stop): the pollers stop, the publisher commits what it

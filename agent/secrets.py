@@ -2,6 +2,7 @@
 
 Secret fields are `SecretStr` (pydantic prints them as `**********`); `redacted` also
 masks any field whose name says it holds a secret, in case one is a plain string.
+`redact_url` is how both programs show any URL (check output, logs, errors).
 """
 
 from __future__ import annotations
@@ -17,6 +18,26 @@ from agent.wire import BrokerSettings
 
 MASK: Final = "********"
 _SECRET_NAME = re.compile(r"(password|passwd|token|secret|api_key)s?$", re.IGNORECASE)
+# A query parameter whose name says it holds a secret (?token=..., &password=...).
+_SECRET_PARAM = re.compile(
+    r"([?&;][^=&;#]*(?:password|passwd|token|secret|key|auth|signature)[^=&;#]*=)[^&;#]*",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """The URL as logs and output may show it: credentials masked, the rest kept.
+
+    Everything between `//` and the last `@` (user:password, or a token as user name,
+    even one holding '/', '?' or '#') and the value of every query parameter whose name
+    says it holds a secret become MASK. Never raises, whatever the text.
+    """
+    scheme, sep, rest = url.partition("//")
+    if not sep:
+        scheme, rest = "", url
+    if "@" in rest:
+        rest = MASK + rest[rest.rindex("@") :]
+    return scheme + sep + _SECRET_PARAM.sub(lambda m: m.group(1) + MASK, rest)
 
 
 def redacted(value: Any, name: str = "") -> Any:
@@ -41,7 +62,7 @@ def redacted(value: Any, name: str = "") -> Any:
 
 def broker_summary(mqtt: BrokerSettings) -> str:
     """The broker as `check` shows it: URL, user, whether a password is set, TLS files."""
-    text = mqtt.url
+    text = redact_url(mqtt.url)
     if mqtt.username:
         text += f" as {mqtt.username}"
     if mqtt.password is not None:

@@ -30,15 +30,23 @@ TOPIC_ROOT: Final = "greengauge/v1"
 
 # Backslashes are refused too: InfluxDB 2 does not unescape them in tag values.
 _ID_RE = re.compile(r"^[^/+#\\\s\x00-\x1f\x7f]{1,64}$")
+_ID_RULE: Final = "1 to 64 characters, no '/', '+', '#', '\\', whitespace or control characters"
+_BAD_ID_CHAR = re.compile(r"[/+#\\\s\x00-\x1f\x7f]")
 
 
 def check_id(value: str) -> str:
-    """Reject ids that would break the topic layout (MQTT wildcards, separators, spaces)."""
+    """Reject ids that would break the topic layout (MQTT wildcards, separators, spaces).
+
+    The reason names what is wrong but never the value: a secret pasted into an id field
+    would otherwise end up in error messages and logs.
+    """
     if not _ID_RE.fullmatch(value):
-        raise ValueError(
-            f"invalid id {value!r}: 1 to 64 characters, no '/', '+', '#', '\\', "
-            "whitespace or control characters"
-        )
+        bad = _BAD_ID_CHAR.search(value)
+        if bad is not None:
+            what = f"{bad.group()!r} at character {bad.start() + 1}"
+        else:
+            what = f"{len(value)} characters" if value else "empty"
+        raise ValueError(f"invalid id ({what}): {_ID_RULE}")
     return value
 
 
@@ -272,19 +280,24 @@ class BrokerSettings(BaseModel):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        parsed = urlsplit(value)
-        if parsed.scheme not in ("mqtt", "mqtts"):
-            raise ValueError(f"{value!r}: the scheme must be mqtt:// or mqtts://")
-        if not parsed.hostname:
-            raise ValueError(f"{value!r}: no host name")
-        if parsed.username or parsed.password:
-            raise ValueError("put credentials in username / password, not in the URL")
+        # The reasons never quote the URL: it may hold a password pasted into it.
         try:
+            parsed = urlsplit(value)
             port = parsed.port
-        except ValueError as exc:
-            raise ValueError(f"{value!r}: {exc}") from exc
+        except ValueError:
+            raise ValueError(
+                "not a URL of the form mqtt://host[:port] (the port must be 1 to 65535)"
+            ) from None
+        if parsed.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("the scheme must be mqtt:// or mqtts://")
+        if "@" in parsed.netloc:
+            raise ValueError("put credentials in username / password, not in the URL")
+        if not parsed.hostname:
+            raise ValueError("no host name")
+        if parsed.query or parsed.fragment:
+            raise ValueError("a broker URL has no query or fragment ('?', '#')")
         if port == 0:
-            raise ValueError(f"{value!r}: port 0 is not a broker port")
+            raise ValueError("port 0 is not a broker port")
         return value
 
     @property

@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.logs import fields
+from agent.secrets import redact_url
 from agent.tls import explain, ssl_context
 from agent.wire import BrokerSettings
 from collector.acks import OrderedAcks
@@ -128,14 +129,15 @@ class Ingest:
                 if code in _PROTOCOL_REFUSED and self._protocol is MQTTProtocolVersion.MQTTv5:
                     self._protocol = MQTTProtocolVersion.MQTTv311
                     log.info(
-                        "broker refused MQTT 5, using 3.1.1", extra=fields(broker=self._mqtt.url)
+                        "broker refused MQTT 5, using 3.1.1",
+                        extra=fields(broker=redact_url(self._mqtt.url)),
                     )
                     continue
                 delay = backoff.next_delay()
                 log.warning(
                     "broker connection lost",
                     extra=fields(
-                        broker=self._mqtt.url,
+                        broker=redact_url(self._mqtt.url),
                         reason=explain(str(exc), self._mqtt),
                         retry_in=f"{delay:.1f}s",
                     ),
@@ -195,7 +197,7 @@ class Ingest:
             log.info(
                 "subscribed",
                 extra=fields(
-                    broker=mqtt.url,
+                    broker=redact_url(mqtt.url),
                     mqtt="5" if properties is not None else "3.1.1",
                     client_id=self._client_id,
                 ),

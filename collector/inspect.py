@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from agent.configfile import ConfigError
-from agent.secrets import broker_summary, redacted, tls_problems
+from agent.secrets import broker_summary, redact_url, redacted, tls_problems
 from collector.config import CollectorConfig, load_config
 
 # Sections the summary lines describe; any other section is shown as data, secrets masked.
@@ -37,7 +37,7 @@ def _store(config: CollectorConfig) -> str:
     if influx is None:
         return f"embedded SQLite {config.data_dir / 'readings.sqlite'}"
     token = "token set" if influx.token.get_secret_value() else "token EMPTY"
-    return f"InfluxDB {influx.url} org {influx.org} bucket {influx.bucket} ({token})"
+    return f"InfluxDB {redact_url(influx.url)} org {influx.org} bucket {influx.bucket} ({token})"
 
 
 def _accounting(config: CollectorConfig) -> str:

@@ -153,11 +153,12 @@ class CollectorMetrics:
         )
         self.unauthorized = Counter(
             "greengauge_api_unauthorized",
-            "API requests refused: missing or invalid token (401), read-only token (403)",
+            "API requests refused: missing or invalid token (401), read-only token (403), "
+            "host name not allowed (400), write from another origin (403)",
             ["reason"],
             registry=self.registry,
         )
-        for reason in ("missing", "invalid", "read_only"):
+        for reason in ("missing", "invalid", "read_only", "host", "origin"):
             self.unauthorized.labels(reason)
 
     def timed(self, store: Store) -> TimedStore:

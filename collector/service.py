@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from agent.logs import fields
+from agent.secrets import redact_url
 from agent.wire import BrokerSettings, Topic, subscription
 from collector import sequences
 from collector.accounting.live import accounting_for
@@ -135,8 +136,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     log.info(
         "collector starting",
         extra=fields(
-            broker=config.mqtt.url,
-            store=config.influxdb.url if config.influxdb else "embedded sqlite",
+            broker=redact_url(config.mqtt.url),
+            store=redact_url(config.influxdb.url) if config.influxdb else "embedded sqlite",
             data_dir=str(config.data_dir),
             spooled=collector.spool.depth,
         ),

@@ -21,7 +21,8 @@ def main() -> int:
             with urllib.request.urlopen(url, timeout=4) as response:  # noqa: S310 - our URL
                 return 0 if response.status == 200 else 1
         except OSError as exc:
-            print(f"health: {url}: {exc}", file=sys.stderr)
+            # Named, not shown: the URL may hold credentials.
+            print(f"health: GREENGAUGE_HEALTH_URL: {exc}", file=sys.stderr)
             return 1
     path = os.environ.get("GREENGAUGE_HEALTH_FILE")
     if path:

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Final
 import pytest
 
 HOST: Final = "127.0.0.1"
+DEPLOY: Final = Path(__file__).resolve().parent.parent / "deploy"
 START_TIMEOUT: Final = 10.0
 STOP_TIMEOUT: Final = 10.0
 _POLL_INTERVAL: Final = 0.01
@@ -257,6 +258,93 @@ class Mosquitto(_Server):
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(filter(None, (_tail(self.log_file, lines), super().log_tail(lines))))
+
+
+class DeployedMosquitto(Mosquitto):
+    """The compose stack's broker: deploy/mosquitto/mosquitto.conf and acl as shipped.
+
+    Paths are moved into the work folder and the two listeners onto free loopback ports:
+    `port` is the gateways' and MES's (8883 in compose), `collector_port` the collector's
+    (8884). TLS uses a test PKI made by deploy/pki/make-test-pki.sh (`ca_file`). Gateways
+    get their users from deploy/mosquitto/add-agent.sh (`add_agent`); the password files
+    are assembled as deploy/mosquitto/entrypoint.sh does.
+    """
+
+    def __init__(self, workdir: Path, collector_password: str) -> None:
+        super().__init__(workdir)
+        self.collector_password = collector_password
+        self.collector_port = free_port()
+        self.config_dir = workdir / "config"
+        self.certs = workdir / "certs"
+        self.config_dir.mkdir(exist_ok=True)
+        shutil.copy(DEPLOY / "mosquitto/acl", self.config_dir / "acl")
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://{HOST}:{self.port}"
+
+    @property
+    def collector_url(self) -> str:
+        return f"mqtts://{HOST}:{self.collector_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.certs / "ca.pem"
+
+    def add_agent(self, site: str, agent: str, password: str) -> subprocess.CompletedProcess[str]:
+        """Run add-agent.sh SITE AGENT with the password on stdin (takes effect at start)."""
+        return subprocess.run(
+            [str(DEPLOY / "mosquitto/add-agent.sh"), site, agent],
+            input=password + "\n",
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"MOSQUITTO_DIR": str(self.config_dir), "PATH": ":".join(_EXTRA_BIN_DIRS)},
+        )
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(exist_ok=True)
+        if not self.ca_file.exists():
+            subprocess.run(
+                [str(DEPLOY / "pki/make-test-pki.sh"), str(self.certs)],
+                check=True,
+                capture_output=True,
+            )
+        gateways = self.config_dir / "passwd"
+        passwd = self.data_dir / "passwd"
+        passwd.write_bytes(gateways.read_bytes() if gateways.exists() else b"")
+        subprocess.run(
+            [
+                require_binary("mosquitto_passwd"),
+                "-c",
+                "-b",
+                str(self.data_dir / "passwd-collector"),
+                "collector",
+                self.collector_password,
+            ],
+            check=True,
+        )
+        conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
+        for shipped, here in (
+            ("/mosquitto/config/greengauge/", self.config_dir),
+            ("/mosquitto/data/", self.data_dir),
+            ("/mosquitto/certs/", self.certs),
+        ):
+            conf = conf.replace(shipped, f"{here}/")
+        for shipped_port, port in ((8883, self.port), (8884, self.collector_port)):
+            assert f"\nlistener {shipped_port}\n" in conf
+            conf = conf.replace(f"\nlistener {shipped_port}\n", f"\nlistener {port} {HOST}\n")
+        conf += f"user {getpass.getuser()}\nlog_dest file {self.log_file}\n"
+        self.config_file.write_text(conf)
+
+    def _ready(self) -> bool:
+        try:
+            for port in (self.port, self.collector_port):
+                with socket.create_connection((HOST, port), timeout=1):
+                    pass
+        except OSError:
+            return False
+        return True
 
 
 class VictoriaMetrics(_Server):

@@ -29,6 +29,20 @@ def test_check_accepts_the_shipped_configs(config: str, monkeypatch: pytest.Monk
     assert "s3cret-value" not in result.stdout + result.stderr
 
 
+def test_check_says_when_the_ids_cannot_make_a_broker_user(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    body = (
+        "mqtt: {url: mqtt://broker}\n"
+        "meters: [{id: m1, profile: eastron_sdm630, modbus: {host: 10.0.0.1}}]\n"
+    )
+    config.write_text("site: plant:a\nagent_id: gw-01\n" + body)
+    result = agent("check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "note: site or agent_id holds ':', which cannot be in a mosquitto user" in result.stdout
+    config.write_text("site: plant.a\nagent_id: gw.01\n" + body)
+    assert "note:" not in agent("check", "--config", str(config)).stdout
+
+
 def test_check_names_file_line_and_field_of_every_error(tmp_path: Path) -> None:
     config = tmp_path / "agent.yaml"
     config.write_text(
@@ -43,10 +57,8 @@ def test_check_names_file_line_and_field_of_every_error(tmp_path: Path) -> None:
     result = agent("check", "--config", str(config))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert lines[0].startswith(f"energy-agent: {config}:1: site: invalid id 'a b'")
-    assert (
-        lines[1] == f"{config}:2: mqtt.url: 'http://broker': the scheme must be mqtt:// or mqtts://"
-    )
+    assert lines[0].startswith(f"energy-agent: {config}:1: site: invalid id (' ' at character 2)")
+    assert lines[1] == f"{config}:2: mqtt.url: the scheme must be mqtt:// or mqtts://"
     assert (
         lines[2] == f"{config}:7: meters.0.intervall: unknown field (misspelt, or not valid here)"
     )

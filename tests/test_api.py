@@ -139,7 +139,14 @@ def make_rig(tmp_path: Path, settings: ApiSettings) -> Rig:
         refresh,
     )
     return Rig(
-        TestClient(create_app(ctx)), ctx, accounting, latest, statuses, store, dead_letters, now
+        TestClient(create_app(ctx), base_url=f"http://{settings.listen}"),
+        ctx,
+        accounting,
+        latest,
+        statuses,
+        store,
+        dead_letters,
+        now,
     )
 
 
@@ -206,9 +213,140 @@ def test_open_on_loopback_without_tokens(tmp_path: Path, monkeypatch: pytest.Mon
     r = make_rig(tmp_path, ApiSettings())
     try:
         assert r.client.get("/api/v1/fleet").status_code == 200
+        assert r.client.get("/openapi.json").status_code == 200
     finally:
         r.accounting.close()
         r.store.close()
+
+
+@pytest.fixture
+def open_rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    """No tokens, on loopback: the operator's own machine, and the browser on it."""
+    monkeypatch.delenv("GREENGAUGE_API_READ_TOKEN", raising=False)
+    monkeypatch.delenv("GREENGAUGE_API_WRITE_TOKEN", raising=False)
+    r = make_rig(tmp_path, ApiSettings())
+    try:
+        yield r
+    finally:
+        r.client.close()
+        r.accounting.close()
+        r.store.close()
+
+
+def mes_output(rig: Rig) -> bytes:
+    end = rig.now.replace(second=0)
+    return json.dumps(
+        {
+            "kind": "output",
+            "site": SITE,
+            "line": "l1",
+            "start": (end - timedelta(minutes=5)).isoformat(),
+            "end": end.isoformat(),
+            "quantity": 5.0,
+            "unit": "pieces",
+        }
+    ).encode()
+
+
+def mes_outputs(rig: Rig) -> int:
+    return int(rig.accounting.db.query("SELECT count(*) FROM mes_output")[0][0])
+
+
+def refusals(rig: Rig, reason: str) -> float:
+    value = rig.ctx.metrics.unauthorized.labels(reason)._value.get()
+    return float(value)
+
+
+def test_open_api_refuses_cross_site_writes(open_rig: Rig) -> None:
+    """A web page elsewhere cannot write production figures through the operator's
+    browser: a foreign Origin gets 403, a form-like content type 415; nothing recorded."""
+    url = f"/api/v1/sites/{SITE}/production"
+    body = mes_output(open_rig)
+    json_type = {"Content-Type": "application/json"}
+    foreign = [
+        {"Origin": "http://evil.example", "Content-Type": "text/plain"},
+        {"Origin": "http://evil.example", **json_type},
+        {"Origin": "http://127.0.0.1:9999", **json_type},  # another port: another origin
+        {"Origin": "null", **json_type},  # sandboxed frame, file:
+        {"Sec-Fetch-Site": "cross-site", **json_type},
+    ]
+    for headers in foreign:
+        answer = open_rig.client.post(url, content=body, headers=headers)
+        assert answer.status_code == 403, headers
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "", "text/json"):
+        headers = {"Origin": "http://127.0.0.1:8080", "Content-Type": content_type}
+        assert open_rig.client.post(url, content=body, headers=headers).status_code == 415
+    assert mes_outputs(open_rig) == 0
+    assert refusals(open_rig, "origin") == len(foreign)
+    # The dashboard's own origin, and a non-browser client (no Origin), may write.
+    same = {"Origin": "http://127.0.0.1:8080", "Content-Type": "application/json; charset=utf-8"}
+    assert open_rig.client.post(url, content=body, headers=same).status_code == 202
+    assert open_rig.client.post(url, content=body, headers=json_type).status_code == 202
+    assert mes_outputs(open_rig) == 1
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8080", "127.0.0.2:8080", "[", ""])
+def test_open_api_refuses_other_host_names(open_rig: Rig, host: str) -> None:
+    """DNS rebinding: a page on evil.example, resolved to 127.0.0.1, asks with its own
+    Host: 400 for reads, writes and the schema alike, counted."""
+    headers = {"Host": host}
+    for path in ("/api/v1/fleet", "/openapi.json", "/", "/metrics"):
+        answer = open_rig.client.get(path, headers=headers)
+        assert answer.status_code == 400, path
+        assert host not in answer.text or not host
+    answer = open_rig.client.post(
+        f"/api/v1/sites/{SITE}/production",
+        content=mes_output(open_rig),
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert mes_outputs(open_rig) == 0
+    assert refusals(open_rig, "host") == 5
+    for name in ("localhost:8080", "127.0.0.1", "[::1]:8080", "LOCALHOST"):
+        assert open_rig.client.get("/api/v1/fleet", headers={"Host": name}).status_code == 200
+
+
+def test_allowed_hosts_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GREENGAUGE_API_READ_TOKEN", raising=False)
+    monkeypatch.delenv("GREENGAUGE_API_WRITE_TOKEN", raising=False)
+    loopback = frozenset({"localhost", "127.0.0.1", "::1"})
+    assert ApiSettings().hosts == loopback
+    assert ApiSettings(listen="127.0.0.5:80").hosts == loopback | {"127.0.0.5"}
+    assert ApiSettings(listen="[::1]:80").hosts == loopback
+    chosen = ApiSettings(allowed_hosts=["Collector.Plant.example", "10.0.0.5", "[fd00::5]"])
+    assert chosen.hosts == frozenset({"collector.plant.example", "10.0.0.5", "fd00::5"})
+    # On every address the API needs tokens, and answers to any name by default.
+    wide = ApiSettings.model_validate({"listen": "0.0.0.0:8080", "read_token": READ})
+    assert wide.hosts is None
+    with pytest.raises(ValidationError, match="DNS rebinding"):
+        ApiSettings(allowed_hosts=["*"])
+    for bad in ("http://collector", "collector:8080", "cafe:8080", "a/b", "", "a b", "[x]"):
+        with pytest.raises(ValidationError, match="without scheme or port"):
+            ApiSettings(allowed_hosts=[bad])
+    r = make_rig(tmp_path, chosen)
+    try:
+        fleet = "/api/v1/fleet"
+        assert (
+            r.client.get(fleet, headers={"Host": "collector.plant.example:8080"}).status_code == 200
+        )
+        assert r.client.get(fleet, headers={"Host": "localhost"}).status_code == 400
+    finally:
+        r.client.close()
+        r.accounting.close()
+        r.store.close()
+
+
+def test_with_tokens_a_write_needs_json_not_an_origin(rig: Rig) -> None:
+    """A token is not sent by a browser on its own: a write with the write token is let in
+    from any origin, but still only as JSON."""
+    url = f"/api/v1/sites/{SITE}/production"
+    auth = {"Authorization": f"Bearer {WRITE}", "Origin": "http://mes.example"}
+    body = mes_output(rig)
+    assert rig.client.post(url, content=body, headers=auth).status_code == 415
+    answer = rig.client.post(
+        url, content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert answer.status_code == 202
 
 
 def test_sites_meters_health_latest(rig: Rig) -> None:
@@ -294,7 +432,7 @@ def _energy(rig: Rig, minutes: int = 10) -> None:
 def post(rig: Rig, body: dict[str, Any], token: str = WRITE) -> Any:
     return rig.client.post(
         f"/api/v1/sites/{SITE}/production",
-        headers={"Authorization": f"Bearer {token}"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         content=json.dumps(body).encode(),
     )
 
@@ -451,7 +589,10 @@ def test_slow_subscriber_is_dropped_not_waited_for(rig: Rig) -> None:
 
 
 def test_openapi_schema(rig: Rig) -> None:
-    schema = rig.client.get("/openapi.json").json()
+    assert rig.client.get("/openapi.json").status_code == 401  # the read token is needed
+    for path in ("/docs", "/redoc"):
+        assert rig.client.get(path, headers={"Authorization": f"Bearer {READ}"}).status_code == 404
+    schema = rig.get("/openapi.json")
     paths = schema["paths"]
     for path in (
         "/api/v1/sites",

@@ -32,7 +32,7 @@ WRITE = "e2e-write-token-0123456789"
 AUTH = {"Authorization": f"Bearer {READ}"}
 
 
-def config(tmp_path: Path, broker: Mosquitto, port: int) -> Path:
+def config(tmp_path: Path, broker: Mosquitto, port: int, tokens: bool = True) -> Path:
     line = {
         "id": "line-1",
         "product": "brackets",
@@ -56,9 +56,12 @@ def config(tmp_path: Path, broker: Mosquitto, port: int) -> Path:
             "write": {"max_delay": 0.05},
             "api": {
                 "listen": f"127.0.0.1:{port}",
-                "read_token": "${TEST_API_READ}",
-                "write_token": "${TEST_API_WRITE}",
                 "summary_interval": 0.5,
+                **(
+                    {"read_token": "${TEST_API_READ}", "write_token": "${TEST_API_WRITE}"}
+                    if tokens
+                    else {}
+                ),
             },
             "accounting": {
                 "interval": 0.2,
@@ -182,7 +185,8 @@ def test_api_beside_the_ingest(
         assert 'greengauge_api_unauthorized_total{reason="read_only"} 1.0' in metrics
         assert "greengauge_collector_messages_total 3.0" in metrics
         assert "greengauge_collector_write_seconds_count" in metrics
-        openapi = httpx.get(f"{base}/openapi.json").json()
+        assert httpx.get(f"{base}/openapi.json").status_code == 401
+        openapi = httpx.get(f"{base}/openapi.json", headers=AUTH).json()
         assert "/api/v1/stream" in openapi["paths"]
         collector.assert_running()
     assert READ not in collector.output() and WRITE not in collector.output()
@@ -194,3 +198,54 @@ def _up(base: str) -> bool:
         return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_open_api_keeps_other_web_pages_out(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No tokens, on loopback: a page on another site, in the operator's browser, cannot
+    write production figures (a form-like text/plain POST, or JSON with its Origin), nor
+    read through a rebound DNS name; the dashboard's own origin can write."""
+    monkeypatch.delenv("GREENGAUGE_API_READ_TOKEN", raising=False)
+    monkeypatch.delenv("GREENGAUGE_API_WRITE_TOKEN", raising=False)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    url = f"{base}/api/v1/sites/{SITE}/production"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    body = json.dumps(
+        {
+            "kind": "output",
+            "site": SITE,
+            "line": "line-1",
+            "start": (now - timedelta(minutes=2)).isoformat(),
+            "end": now.isoformat(),
+            "quantity": 2,
+            "unit": "pieces",
+        }
+    )
+    evil = "http://evil.example"
+    args = ["run", "--config", str(config(tmp_path, mosquitto, port, tokens=False))]
+    with running("energy-collector", args, tmp_path / "collector.log") as collector:
+        wait_for(lambda: _up(base), 20, "the API to answer")
+        plain = {"Origin": evil, "Content-Type": "text/plain"}
+        assert httpx.post(url, content=body, headers=plain).status_code == 403
+        as_json = {"Origin": evil, "Content-Type": "application/json"}
+        assert httpx.post(url, content=body, headers=as_json).status_code == 403
+        own = {"Origin": base, "Content-Type": "text/plain"}
+        assert httpx.post(url, content=body, headers=own).status_code == 415
+        rebound = {"Host": f"evil.example:{port}"}
+        assert httpx.get(f"{base}/api/v1/fleet", headers=rebound).status_code == 400
+        assert httpx.get(f"{base}/openapi.json", headers=rebound).status_code == 400
+
+        def output() -> object:
+            lines = httpx.get(f"{base}/api/v1/sites/{SITE}/lines").json()
+            return lines[0]["windows"]["rolling_1h"]["output"]
+
+        assert not output()  # nothing recorded
+        own = {"Origin": base, "Content-Type": "application/json"}
+        assert httpx.post(url, content=body, headers=own).status_code == 202
+        assert wait_for(output, 10, "the output recorded") == 2
+        metrics = httpx.get(f"{base}/metrics").text
+        assert 'greengauge_api_unauthorized_total{reason="origin"} 2.0' in metrics
+        assert 'greengauge_api_unauthorized_total{reason="host"} 2.0' in metrics
+        collector.assert_running()

@@ -115,7 +115,7 @@ def test_bad_meter_id(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("id: hall-2", "id: hall/2"))
     problem = the_problem(path)
     assert problem.startswith(f"{path}:10: meters.1.id: ")
-    assert "invalid id 'hall/2'" in problem
+    assert "invalid id ('/' at character 5)" in problem
 
 
 def test_unknown_key_typo(tmp_path: Path) -> None:

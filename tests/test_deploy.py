@@ -10,11 +10,9 @@ systemd unit passes `systemd-analyze verify`.
 
 from __future__ import annotations
 
-import getpass
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 from processes import wait_for
-from servers import free_port, require_binary
+from servers import DeployedMosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -120,17 +118,17 @@ def test_the_collector_and_demo_agent_configs_are_valid(tmp_path: Path) -> None:
             patch.setenv(key, value)
         collector = load_collector(ROOT / "configs/collector.central.example.yaml")
         agent = load_agent(DEPLOY / "demo-agent.yaml").config
-    assert collector.mqtt.url == "mqtts://mosquitto:8883"
+    assert collector.mqtt.url == "mqtts://mosquitto:8884"
     assert collector.influxdb is not None
     assert collector.influxdb.url == "http://influxdb:8086"
     assert collector.data_dir == Path("/var/lib/greengauge")
     assert (agent.site, agent.agent_id, agent.mqtt.username) == (
         "demo-plant",
         "gw-demo",
-        "demo-plant.gw-demo",
+        "demo-plant/gw-demo",
     )
     acl = (DEPLOY / "mosquitto/acl").read_text()
-    assert "user demo-plant.gw-demo\ntopic write greengauge/v1/demo-plant/gw-demo/#" in acl
+    assert "user demo-plant/gw-demo\ntopic write greengauge/v1/demo-plant/gw-demo/#" in acl
 
 
 def _dockerfile() -> list[str]:
@@ -173,10 +171,14 @@ def test_healthcheck_script(tmp_path: Path) -> None:
     script = DEPLOY / "healthcheck.py"
     stats = tmp_path / "stats.json"
 
+    errors: list[str] = []
+
     def health(**env: str) -> int:
-        return subprocess.run(
-            ["python3", str(script)], env=env, capture_output=True, check=False
-        ).returncode
+        done = subprocess.run(
+            ["python3", str(script)], env=env, capture_output=True, text=True, check=False
+        )
+        errors.append(done.stderr)
+        return done.returncode
 
     assert health() == 0
     assert health(GREENGAUGE_HEALTH_FILE=str(stats)) == 1
@@ -184,6 +186,9 @@ def test_healthcheck_script(tmp_path: Path) -> None:
     assert health(GREENGAUGE_HEALTH_FILE=str(stats)) == 0
     assert health(GREENGAUGE_HEALTH_FILE=str(stats), GREENGAUGE_HEALTH_MAX_AGE="-1") == 1
     assert health(GREENGAUGE_HEALTH_URL=f"http://127.0.0.1:{free_port()}/healthz") == 1
+    secret = "hc-secret-0f3e"  # noqa: S105 - a test secret
+    assert health(GREENGAUGE_HEALTH_URL=f"http://u:{secret}@127.0.0.1:{free_port()}/") == 1
+    assert "health: GREENGAUGE_HEALTH_URL: " in errors[-1] and secret not in errors[-1]
 
 
 def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
@@ -211,54 +216,59 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
 
 
-def test_the_compose_broker_config_runs_in_a_real_mosquitto(tmp_path: Path) -> None:
-    """mosquitto.conf and acl as compose mounts them, paths moved into a temp folder."""
-    mosquitto = require_binary("mosquitto")
-    subprocess.run(
-        [str(DEPLOY / "pki/make-test-pki.sh"), str(tmp_path / "certs")],
-        check=True,
-        capture_output=True,
-    )
-    subprocess.run(
-        [
-            require_binary("mosquitto_passwd"),
-            "-c",
-            "-b",
-            str(tmp_path / "passwd"),
-            "collector",
-            "pw",
-        ],
-        check=True,
-    )
-    port = free_port()
-    conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
-    conf = conf.replace("/mosquitto/config/greengauge/", f"{DEPLOY}/mosquitto/")
-    conf = conf.replace("/mosquitto/data/", f"{tmp_path}/").replace(
-        "/mosquitto/certs/", f"{tmp_path}/certs/"
-    )
-    conf = conf.replace("listener 8883", f"listener {port} 127.0.0.1")
-    conf += f"user {getpass.getuser()}\nlog_dest file {tmp_path}/log\n"
-    (tmp_path / "mosquitto.conf").write_text(conf)
-    broker = subprocess.Popen([mosquitto, "-c", str(tmp_path / "mosquitto.conf")])
+def _connack(url_port: int, ca_file: Path, user: str, password: str) -> int:
+    """Connect over TLS and return the CONNACK's reason code (0: accepted)."""
+    connected: list[int] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id="deploy-test")
+    client.username_pw_set(user, password)
+    client.tls_set(ca_certs=str(ca_file))
+    client.on_connect = lambda _c, _u, _f, code, _p: connected.append(int(code.value))
+    client.connect("127.0.0.1", url_port)
+    client.loop_start()
     try:
-        connected: list[int] = []
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id="deploy-test")
-        client.username_pw_set("collector", "pw")
-        client.tls_set(ca_certs=str(tmp_path / "certs/ca.pem"))
-        client.on_connect = lambda _c, _u, _f, code, _p: connected.append(int(code.value))
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.connect("127.0.0.1", port)
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, (tmp_path / "log").read_text()
-                time.sleep(0.05)
-        client.loop_start()
         wait_for(lambda: connected, 10, "CONNACK over TLS")
+    finally:
         client.disconnect()
         client.loop_stop()
-        assert connected == [0]
+    return connected[0]
+
+
+def test_the_compose_broker_config_runs_in_a_real_mosquitto(tmp_path: Path) -> None:
+    """mosquitto.conf and acl as compose mounts them (servers.DeployedMosquitto): the
+    collector logs in on its own listener, and its password is not valid on the gateways'."""
+    password = "pw-compose-test"  # noqa: S105 - a test broker's
+    broker = DeployedMosquitto(tmp_path, password)
+    broker.start()
+    try:
+        assert _connack(broker.collector_port, broker.ca_file, "collector", password) == 0
+        # Not authorised (0x87; 5 in MQTT 3.1.1, which paho reports as 0x87).
+        assert _connack(broker.port, broker.ca_file, "collector", password) == 0x87
     finally:
-        broker.terminate()
-        broker.wait(timeout=10)
+        broker.stop()
+
+
+def test_each_listener_has_its_own_users() -> None:
+    """mosquitto.conf and entrypoint.sh agree: the gateways' listener (8883) ties client
+    ids to user names and reads passwd, the collector's (8884) reads a file that
+    entrypoint.sh fills with the collector alone (the e2e tests run these files)."""
+    conf = (DEPLOY / "mosquitto/mosquitto.conf").read_text()
+    assert "per_listener_settings true" in conf.splitlines()
+    blocks = {
+        block.split("\n", 1)[0]: block.splitlines() for block in conf.split("\nlistener ")[1:]
+    }
+    assert set(blocks) == {"8883", "8884"}
+    assert "use_username_as_clientid true" in blocks["8883"]
+    assert "use_username_as_clientid true" not in blocks["8884"]
+    for port, passwd in (("8883", "passwd"), ("8884", "passwd-collector")):
+        assert f"password_file /mosquitto/data/{passwd}" in blocks[port]
+        assert "allow_anonymous false" in blocks[port]
+    entrypoint = (DEPLOY / "mosquitto/entrypoint.sh").read_text()
+    assert "collector=/mosquitto/data/passwd-collector" in entrypoint
+    users = re.findall(r"^add_user (\S+) (\S+)", entrypoint, re.MULTILINE)
+    assert users == [
+        ('"$collector.new"', "collector"),
+        ('"$passwd.new"', "mes"),
+        ('"$passwd.new"', "demo-plant/gw-demo"),
+    ]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert compose["services"]["mosquitto"]["ports"] == ["${MQTT_TLS_PORT:-8883}:8883"]

@@ -5,6 +5,7 @@ line and site with benchmark standing and target progress, alerts, history of a
 quantity. Live: /api/v1/stream (server-sent events: `reading`, `summary`, `alert`).
 Write: production output or value added from the MES, validated exactly as the MES's
 MQTT messages are (collector.accounting.live). /metrics for Prometheus.
+Access (host names, tokens, where writes come from): collector.api.auth.
 """
 
 from __future__ import annotations
@@ -73,14 +74,16 @@ _PRODUCTION_SCHEMA: Final = TypeAdapter(ProductionOutput | ValueAdded).json_sche
 
 
 def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per function
+    guard = Guard(ctx.settings, ctx.metrics.refused)
     app = FastAPI(
         title="GreenGauge collector API",
         version="1",
         description="Sites, meters, readings, energy and carbon accounting, alerts; live.",
         docs_url=None,  # Swagger UI would load from a CDN: the schema is at /openapi.json
         redoc_url=None,
+        openapi_url=None,  # served below, behind the read token
+        dependencies=[Depends(guard.host)],
     )
-    guard = Guard(ctx.settings, ctx.metrics.refused)
     read = [Depends(guard.read)]
     write = [Depends(guard.write)]
     state = ctx.state
@@ -245,6 +248,10 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         return {"recorded": json.loads(body)}
 
     # --- operations --------------------------------------------------------------------------
+
+    @app.get("/openapi.json", dependencies=read, include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
 
     @app.get("/metrics", dependencies=read, include_in_schema=False)
     async def metrics() -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from typing import Final, NoReturn, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -18,6 +17,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from agent.logs import fields
+from agent.secrets import redact_url
 from agent.wire import ReadingBatch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.lineprotocol import Point, batch_lines, point_lines, value_count
@@ -30,18 +30,6 @@ _MAX_REASON_CHARS: Final = 1000
 # The client annotates write_precision as WritePrecision, yet the members of that
 # generated "enum" are plain strings; the cast only settles the annotation.
 _PRECISION_MS: Final = cast(WritePrecision, WritePrecision.MS)
-
-
-def redact_url(url: str) -> str:
-    """The URL without any user:password part, fit for logs and reprs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"  # IPv6 literal
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    return urlunsplit(parts._replace(netloc=f"***@{netloc}"))
 
 
 class InfluxStore:

@@ -4,8 +4,9 @@
 #   deploy/mosquitto/add-agent.sh SITE AGENT            # generates a password, prints it once
 #   deploy/mosquitto/add-agent.sh SITE AGENT < file     # reads the password from stdin
 #
-# The user is SITE.AGENT; its ACL block lets it publish only under
-# greengauge/v1/SITE/AGENT/. Writes (in $MOSQUITTO_DIR, default this folder):
+# The user is SITE/AGENT ('/' is in no id, so no two gateways share a user); its ACL
+# block lets it publish only under greengauge/v1/SITE/AGENT/. Writes (in $MOSQUITTO_DIR,
+# default this folder):
 #   passwd   hashed passwords (mosquitto_passwd); never committed
 #   acl      the block, appended unless the user already has one
 # Then restart the broker (compose: `docker compose restart mosquitto`), and put the
@@ -20,14 +21,20 @@ site=$1
 agent=$2
 for id in "$site" "$agent"; do
     case $id in
-        "" | *[!A-Za-z0-9_.:-]*)
-            echo "$0: '$id': use letters, digits, '_', '.', ':' or '-' only" >&2
+        *:*)
+            # mosquitto's password file is USER:HASH, so ':' cannot be in a user name.
+            echo "$0: '$id': ':' cannot be in a broker user name; use letters, digits," \
+                "'_', '.' or '-' only" >&2
+            exit 2
+            ;;
+        "" | *[!A-Za-z0-9_.-]*)
+            echo "$0: '$id': use letters, digits, '_', '.' or '-' only" >&2
             exit 2
             ;;
     esac
 done
 dir=${MOSQUITTO_DIR:-$(dirname "$0")}
-user="$site.$agent"
+user="$site/$agent"
 passwd_tool=$(command -v mosquitto_passwd || true)
 if [ -z "$passwd_tool" ]; then
     echo "$0: mosquitto_passwd not found (apt-get install mosquitto)" >&2
@@ -50,7 +57,7 @@ umask 077
 touch "$dir/passwd"
 "$passwd_tool" -b "$dir/passwd" "$user" "$password"
 
-if ! grep -qx "user $user" "$dir/acl"; then
+if ! grep -qxF "user $user" "$dir/acl"; then
     printf '\nuser %s\ntopic write greengauge/v1/%s/%s/#\n' "$user" "$site" "$agent" >> "$dir/acl"
 fi
 

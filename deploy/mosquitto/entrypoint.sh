@@ -7,19 +7,25 @@ set -eu
 conf=/mosquitto/config/greengauge
 umask 077
 
+# Two password files, one per listener (mosquitto.conf): gateways and the MES on 8883,
+# the collector alone on 8884, so no gateway password opens the collector's listener.
 passwd=/mosquitto/data/passwd
+collector=/mosquitto/data/passwd-collector
 : > "$passwd.new"
+: > "$collector.new"
 if [ -f "$conf/passwd" ]; then
     cat "$conf/passwd" >> "$passwd.new"   # gateways' hashed passwords (add-agent.sh)
 fi
-add_user() {  # add_user USER PASSWORD: hashed into the file; the empty password skips
-    [ -z "$2" ] || mosquitto_passwd -b "$passwd.new" "$1" "$2"
+add_user() {  # add_user FILE USER PASSWORD: hashed into FILE; the empty password skips
+    [ -z "$3" ] || mosquitto_passwd -b "$1" "$2" "$3"
 }
-add_user collector "${MQTT_COLLECTOR_PASSWORD:?MQTT_COLLECTOR_PASSWORD is not set (deploy/.env)}"
-add_user mes "${MQTT_MES_PASSWORD:-}"
-add_user demo-plant.gw-demo "${MQTT_DEMO_AGENT_PASSWORD:-}"
+add_user "$collector.new" collector \
+    "${MQTT_COLLECTOR_PASSWORD:?MQTT_COLLECTOR_PASSWORD is not set (deploy/.env)}"
+add_user "$passwd.new" mes "${MQTT_MES_PASSWORD:-}"
+add_user "$passwd.new" demo-plant/gw-demo "${MQTT_DEMO_AGENT_PASSWORD:-}"
 unset MQTT_COLLECTOR_PASSWORD MQTT_MES_PASSWORD MQTT_DEMO_AGENT_PASSWORD
 mv "$passwd.new" "$passwd"
+mv "$collector.new" "$collector"
 
 mkdir -p /mosquitto/certs
 for file in ca.pem broker.pem broker.key; do
