@@ -36,6 +36,7 @@ from agent.backoff import Backoff
 from agent.files import DiskFault
 from agent.logs import fields
 from collector.config import DeadLetterSettings
+from collector.ingest import Message
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +235,22 @@ class DeadLetters:
                 source.replace(rotated(self.path, index + 1))
         _fsync_folder(self.path.parent)
         self._size = 0
+
+    def size_limited(
+        self, deliver: Callable[[Message], None], max_payload: int
+    ) -> Callable[[Message], None]:
+        """`deliver`, but a payload over `max_payload` bytes is dead-lettered instead: the
+        broker's max_packet_size should stop it first, but not every broker sets one."""
+
+        def receive(message: Message) -> None:
+            size = len(message.payload)
+            if size > max_payload:
+                reason = f"payload of {size} bytes is over the limit of {max_payload} bytes"
+                self.add(message.topic, message.payload, reason, message.ack)
+            else:
+                deliver(message)
+
+        return receive
 
     def _schedule(self, delay: float) -> None:
         """Retry from the event loop when there is one; without, the next add retries."""

@@ -141,7 +141,7 @@ def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAc
             config.mqtt,
             f"{client_id(config.mqtt)}-mes",
             MES_SUBSCRIPTION,
-            live.receive,
+            dead_letters.size_limited(live.receive, config.ingest.max_payload),
             config.ingest.receive_maximum,
         )
     )
