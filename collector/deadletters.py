@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,18 +42,23 @@ log = logging.getLogger(__name__)
 
 # A reason quotes what was wrong, sometimes with the input: kept readable, not unbounded.
 MAX_REASON: Final = 2000
+# Recent entries remembered (topic and sha256, about 150 bytes each) to keep a message the
+# broker delivers again once: one whose entry was durable but whose ack was lost in a crash.
+SEEN: Final = 20_000
 _TAIL_BLOCK: Final = 64 * 1024
 
 
-def entry_line(topic: str, payload: bytes, reason: str, received: datetime, prefix: int) -> bytes:
-    """One dead letter as a JSON line. Pure."""
+def entry_line(
+    topic: str, payload: bytes, reason: str, received: datetime, prefix: int, digest: str = ""
+) -> bytes:
+    """One dead letter as a JSON line (`digest`: the payload's sha256 if known). Pure."""
     kept = payload[:prefix]
     entry: dict[str, str | int | bool] = {
         "received": received.isoformat(timespec="milliseconds"),
         "topic": topic[:MAX_REASON],
         "reason": reason[:MAX_REASON],
         "size": len(payload),
-        "sha256": hashlib.sha256(payload).hexdigest(),
+        "sha256": digest or hashlib.sha256(payload).hexdigest(),
         "truncated": len(kept) < len(payload),
     }
     try:
@@ -78,6 +83,18 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def recent_keys(files: Sequence[Path]) -> list[tuple[str, str]]:
+    """(topic, sha256) of the entries in `files` (oldest file first); bad lines skipped."""
+    keys: list[tuple[str, str]] = []
+    for file in files:
+        with file.open("rb") as lines:
+            for line in lines:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    entry = json.loads(line)
+                    keys.append((str(entry["topic"]), str(entry["sha256"])))
+    return keys[-SEEN:]
 
 
 def repair(path: Path) -> int:
@@ -133,6 +150,10 @@ class DeadLetters:
                 extra=fields(file=str(path), bytes=self.repaired_bytes),
             )
         self._size = path.stat().st_size if path.exists() else 0
+        self.repeats = 0  # messages delivered again whose entry was already written
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict.fromkeys(
+            recent_keys(files_of(path, min(2, self.settings.max_files))[::-1])
+        )
         self._waiting: deque[_Waiting] = deque()
         self._backoff = Backoff(start=0.2, ceiling=10.0)
         self._retry_at = 0.0
@@ -146,15 +167,31 @@ class DeadLetters:
     def add(
         self, topic: str, payload: bytes, reason: str, ack: Callable[[], None] | None = None
     ) -> None:
-        """Keep the message with its reason; `ack` is called once the entry is durable."""
-        line = entry_line(topic, payload, reason, datetime.now(UTC), self.settings.payload_prefix)
-        if len(payload) > self.settings.payload_prefix:
-            self.truncated += 1
-        self._waiting.append(_Waiting(line, ack))
-        log.warning(
-            "message dead-lettered",
-            extra=fields(topic=topic[:200], reason=reason[:200], bytes=len(payload)),
-        )
+        """Keep the message with its reason; `ack` is called once the entry is durable.
+
+        The same topic and payload again (the broker delivering a message again after a
+        crash lost its ack) is kept once: acknowledged once the first entry is durable.
+        """
+        digest = hashlib.sha256(payload).hexdigest()
+        key = (topic[:MAX_REASON], digest)
+        if key in self._seen:
+            self.repeats += 1
+            self._seen.move_to_end(key)
+            self._waiting.append(_Waiting(b"", ack))
+        else:
+            self._seen[key] = None
+            if len(self._seen) > SEEN:
+                self._seen.popitem(last=False)
+            line = entry_line(
+                topic, payload, reason, datetime.now(UTC), self.settings.payload_prefix, digest
+            )
+            if len(payload) > self.settings.payload_prefix:
+                self.truncated += 1
+            self._waiting.append(_Waiting(line, ack))
+            log.warning(
+                "message dead-lettered",
+                extra=fields(topic=topic[:200], reason=reason[:200], bytes=len(payload)),
+            )
         if time.monotonic() >= self._retry_at:
             self.write_waiting()
 
@@ -175,7 +212,8 @@ class DeadLetters:
                 return
             for _ in part:
                 waiting = self._waiting.popleft()
-                self.count += 1
+                if waiting.line:
+                    self.count += 1
                 if waiting.ack is not None:
                     waiting.ack()
         self._backoff.reset()
@@ -195,6 +233,8 @@ class DeadLetters:
 
     def _append(self, lines: Sequence[bytes]) -> None:
         data = b"".join(lines)
+        if not data:  # repeats only
+            return
         if self._size and self._size + len(data) > self.settings.max_file_bytes:
             self._rotate()
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)

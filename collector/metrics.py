@@ -100,6 +100,11 @@ class _Counts(PromCollector):
             "Oldest dead-letter files deleted by rotation (max_files reached)",
             value=dead.files_deleted,
         )
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letter_repeats",
+            "Messages delivered again whose dead letter was already written (kept once)",
+            value=dead.repeats,
+        )
         yield GaugeMetricFamily(
             "greengauge_collector_dead_letters_pending",
             "Dead letters waiting for the disk (their messages not acknowledged)",

@@ -199,10 +199,11 @@ class BatchWriter:
         except StoreRejected as exc:
             return await self._one_by_one(taken, exc.reason)
         except StoreError as exc:
-            log.warning(
-                "store unavailable: spooling to disk",
-                extra=fields(reason=str(exc), spool=str(self._spool.path)),
-            )
+            if not self.disk.failing:  # else said once already, and retried
+                log.warning(
+                    "store unavailable: spooling to disk",
+                    extra=fields(reason=str(exc), spool=str(self._spool.path)),
+                )
             self._to_spool(taken, [])
         return taken
 

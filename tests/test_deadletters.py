@@ -4,6 +4,7 @@ while the disk is full or read-only, on a real small filesystem."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -59,7 +60,9 @@ def test_a_huge_reason_is_bounded() -> None:
     assert len(entry_line(TOPIC, b"", "r" * 1_000_000, WHEN, 10)) < 3000
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     sizes=st.lists(st.integers(0, 40_000), min_size=1, max_size=60),
     prefix=st.integers(0, 8192),
@@ -73,7 +76,12 @@ def test_rotation_bounds_the_bytes_on_disk_and_keeps_whole_lines_newest_last(
     dead = DeadLetters(path, limits)
     acked: list[int] = []
     for index, size in enumerate(sizes):
-        dead.add(TOPIC, bytes([65 + index % 26]) * size, f"#{index}", lambda i=index: acked.append(i))
+        dead.add(
+            TOPIC,
+            f"{index:04}".encode() + bytes([65 + index % 26]) * size,
+            f"#{index}",
+            functools.partial(acked.append, index),
+        )
     assert acked == list(range(len(sizes)))
     files = files_of(path, max_files)
     assert 1 <= len(files) <= max_files
@@ -81,8 +89,10 @@ def test_rotation_bounds_the_bytes_on_disk_and_keeps_whole_lines_newest_last(
     assert sum(f.stat().st_size for f in files) <= max_files * limits.max_file_bytes
     kept = entries(path, max_files)
     # What rotation kept is the newest entries, in order, each bounded by the prefix.
-    assert [e["reason"] for e in kept] == [f"#{i}" for i in range(len(sizes) - len(kept), len(sizes))]
-    assert all(e["size"] == sizes[int(str(e["reason"])[1:])] for e in kept)
+    assert [e["reason"] for e in kept] == [
+        f"#{i}" for i in range(len(sizes) - len(kept), len(sizes))
+    ]
+    assert all(e["size"] == sizes[int(str(e["reason"])[1:])] + 4 for e in kept)
     assert all(len(str(e.get("payload", ""))) <= prefix for e in kept)
     assert dead.count == len(sizes)
 
@@ -96,7 +106,7 @@ def test_a_partial_last_line_is_cut_off_on_open_counted_and_logged(
     dead = DeadLetters(path)
     assert dead.repaired_bytes == len(b'{"received": "2026-01-0')
     assert "partial line" in caplog.text
-    dead.add(TOPIC, b"{}", "second")
+    dead.add(TOPIC, b"[]", "second")
     assert [e["reason"] for e in entries(path)] == ["first", "second"]
 
 
@@ -119,7 +129,12 @@ def test_a_full_disk_holds_the_entries_back_unacknowledged_until_space_returns(
         acked: list[int] = []
         caplog.set_level(logging.WARNING)
         for index in range(1, 50):
-            dead.add(TOPIC, b"y" * 4000, f"r{index}", lambda i=index: acked.append(i))
+            dead.add(
+                TOPIC,
+                b"y" * 4000 + bytes([index]),
+                f"r{index}",
+                functools.partial(acked.append, index),
+            )
             dead.write_waiting()  # what the backoff's timer does
         assert acked == [] and dead.pending == 49
         assert dead.fault.condition == "disk full" and dead.fault.failures >= 49
@@ -171,3 +186,15 @@ def test_a_payload_over_the_limit_is_dead_lettered_not_delivered(tmp_path: Path)
     (entry,) = entries(dead.path)
     assert entry["size"] == 1025 and "over the limit of 1024 bytes" in str(entry["reason"])
     assert dead.truncated == 1
+
+
+def test_a_message_delivered_again_after_a_crash_is_kept_once_and_acked(tmp_path: Path) -> None:
+    path = tmp_path / "dead-letters.jsonl"
+    DeadLetters(path).add(TOPIC, b"garbage", "not JSON")  # durable, then the ack was lost
+    again = DeadLetters(path)  # the restarted collector
+    acked: list[str] = []
+    again.add(TOPIC, b"garbage", "not JSON", lambda: acked.append("again"))
+    again.add("other/topic", b"garbage", "not JSON", lambda: acked.append("other"))
+    assert acked == ["again", "other"]
+    assert [e["topic"] for e in entries(path)] == [TOPIC, "other/topic"]
+    assert (again.repeats, again.count) == (1, 1)
