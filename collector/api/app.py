@@ -25,6 +25,7 @@ from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.api import figures
 from collector.api.auth import Guard
+from collector.api.bodies import read_body
 from collector.api.history import History, HistoryError
 from collector.api.history import Query as HistoryQuery
 from collector.api.live import LiveHub
@@ -233,9 +234,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         live = ctx.live
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, f"at most {MAX_BODY} bytes")
+        body = await read_body(request, MAX_BODY)
         topic = f"{TOPIC_ROOT}/{site}/production"
         try:
             await off_loop(live.record, topic, body)
