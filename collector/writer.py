@@ -298,18 +298,19 @@ class BatchWriter:
             chunk = self._spool.oldest(self._settings.max_values)
             started = time.perf_counter()
             reason = "store unreachable while replaying one by one"
+            written = -1
             try:
-                written, batches = -1, self._parse(chunk)
+                batches = self._parse(chunk)
+                if batches is not None:
+                    try:
+                        written = await asyncio.to_thread(self._store.write, batches)
+                        self._spool.remove_through(chunk[-1].id)
+                    except StoreRejected:
+                        batches = None
                 if batches is None:
                     written = await self._replay_one_by_one(chunk)
-                else:
-                    written = await asyncio.to_thread(self._store.write, batches)
-                    self._spool.remove_through(chunk[-1].id)
-            except StoreRejected:
-                written = await self._replay_one_by_one(chunk)
-            except StoreError as exc:
-                reason = str(exc)
-            except SpoolError as exc:  # the store has them: replayed again, harmlessly
+            except (StoreError, SpoolError) as exc:
+                # A spool that cannot forget what the store has: replayed again, harmlessly.
                 reason = str(exc)
             if written < 0:
                 delay = self._replay_backoff.next_delay()
