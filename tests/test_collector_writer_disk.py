@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from disks import fill, small_filesystem
-from test_collector_writer import FakeStore, add, batch
+from test_collector_writer import FakeStore, add
 
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
