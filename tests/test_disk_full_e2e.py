@@ -25,7 +25,8 @@ import pytest
 from disks import fill, small_filesystem
 from paho.mqtt.enums import CallbackAPIVersion
 from processes import BIN, Program, wait_for, write_yaml
-from servers import Mosquitto
+from servers import Mosquitto, free_port
+from test_metrics_e2e import scrape, value
 
 from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.deadletters import files_of
@@ -35,6 +36,7 @@ TOPIC = f"greengauge/v1/{SITE}/{AGENT}/readings"
 START = datetime(2026, 1, 1, tzinfo=UTC)
 TIMEOUT = 60.0
 DISK = 2 * 1024 * 1024
+FAULT = "greengauge_collector_disk_fault"
 
 
 def payload(index: int) -> bytes:
@@ -111,12 +113,15 @@ def start_collector(config: Path, log: Path) -> Program:
 def test_a_full_disk_holds_messages_back_and_the_collector_resumes_by_itself(
     tmp_path: Path, mosquitto: Mosquitto, publisher: paho.Client
 ) -> None:
+    api_port = free_port()
+    metrics = f"http://127.0.0.1:{api_port}/metrics"
     with small_filesystem(tmp_path / "data", DISK) as data:
         config = write_yaml(
             tmp_path / "collector.yaml",
             {
                 "mqtt": {"url": mosquitto.url, "client_id": "collector-disk-full"},
                 "data_dir": str(data),
+                "api": {"listen": f"127.0.0.1:{api_port}"},
             },
         )
         database, dead_letters = data / "readings.sqlite", data / "dead-letters.jsonl"
@@ -140,6 +145,12 @@ def test_a_full_disk_holds_messages_back_and_the_collector_resumes_by_itself(
                 "held dead letters",
             )
             collector.assert_running()
+            full = scrape(metrics)
+            faults = {f: value(full, FAULT, file=f) for f in ("spool", "dead letters")}
+            assert 1 in faults.values(), faults
+            assert (
+                value(full, "greengauge_collector_disk_write_failures_total", file="spool") or 0
+            ) > 0
             held_stored = set(stored(database))
             assert not valid(range(30, 130)) <= held_stored, "everything stored on a full disk?"
             filler.unlink()
@@ -148,6 +159,11 @@ def test_a_full_disk_holds_messages_back_and_the_collector_resumes_by_itself(
             )
             wait_for(lambda: "writable again" in collector.output(), TIMEOUT, "the resumed line")
             collector.assert_running()
+            after = scrape(metrics)
+            assert (
+                value(after, FAULT, file="spool") == value(after, FAULT, file="dead letters") == 0
+            )
+            assert value(after, "greengauge_collector_dead_letters_pending") == 0
             output = collector.output()
             failures = [line for line in output.splitlines() if 'msg="cannot write' in line]
             # One line per file and condition, not one per message (the spool's and the
