@@ -246,6 +246,7 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
+        used = 0
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
                 target = targets[(site, series)]
@@ -255,7 +256,8 @@ class Accounting:
                     self.db.add_minutes(conn, site, rows)
                 if state is not None:
                     self.db.save_state(conn, site, series, state)
-                self.readings_used += len(new)
+                used += len(new)
+        self.readings_used += used  # once committed: a rolled-back pass is done again
 
     # --- minutes to the store ----------------------------------------------------------------
 
