@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +22,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import TypeAdapter
 
+from agent.files import condition
 from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.api import figures
@@ -240,6 +242,8 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             await off_loop(live.record, topic, body)
         except MesRejected as exc:
             raise HTTPException(422, str(exc)) from None
+        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
         await ctx.refresh(site)
         return {"recorded": json.loads(body)}
 
