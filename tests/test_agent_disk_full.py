@@ -5,8 +5,10 @@ The outbox and stats file live on a real small tmpfs that the test fills."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +18,7 @@ from disks import fill, small_filesystem
 
 from agent import publisher as publisher_module
 from agent.config import AgentConfig
+from agent.files import DiskFault, condition
 from agent.outbox import Outbox, OutboxError
 from agent.publisher import Publisher
 from agent.wire import MeterReading, Quantity, ReadingBatch
@@ -122,3 +125,37 @@ def test_a_read_only_state_dir_is_one_line_at_start(tmp_path: Path) -> None:
         pytest.raises(OutboxError, match="cannot open the outbox"),
     ):
         Outbox(folder / "outbox.sqlite")
+
+
+@pytest.mark.parametrize(
+    ("error", "name"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "disk full"),
+        (OSError(errno.EROFS, "Read-only file system"), "read-only filesystem"),
+        (OSError(errno.EACCES, "Permission denied"), "permission denied"),
+        (sqlite3.OperationalError("database or disk is full"), "disk full"),
+        (sqlite3.OperationalError("attempt to write a readonly database"), "read-only filesystem"),
+        (sqlite3.OperationalError("disk I/O error"), "disk I/O error"),
+    ],
+)
+def test_a_write_failure_is_named_the_same_for_every_message(error: Exception, name: str) -> None:
+    assert condition(error) == name
+
+
+def test_a_disk_fault_logs_once_per_condition_and_once_when_it_clears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fault = DiskFault("outbox", tmp_path / "outbox.sqlite")
+    caplog.set_level(logging.INFO)
+    for _ in range(100):
+        fault.failed(OSError(errno.ENOSPC, "No space left on device"))
+    fault.failed(OSError(errno.EROFS, "Read-only file system"))
+    fault.ok()
+    fault.ok()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "cannot write: holding back, retrying",
+        "cannot write: holding back, retrying",
+        "writable again: resuming",
+    ]
+    assert fault.failures == 101 and not fault.failing
