@@ -157,7 +157,7 @@ class DeadLetters:
         self._waiting: deque[_Waiting] = deque()
         self._backoff = Backoff(start=0.2, ceiling=10.0)
         self._retry_at = 0.0
-        self._retry: asyncio.TimerHandle | None = None
+        self._retry: asyncio.Handle | None = None  # the next write, when scheduled
 
     @property
     def pending(self) -> int:
@@ -193,7 +193,19 @@ class DeadLetters:
                 extra=fields(topic=topic[:200], reason=reason[:200], bytes=len(payload)),
             )
         if time.monotonic() >= self._retry_at:
+            self._write_soon()
+
+    def _write_soon(self) -> None:
+        """On the event loop, write once the messages that arrived with this one were added:
+        a flood of bad messages then costs one fsync per turn of the loop, not per message.
+        Without a loop (tools, tests), write now."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
             self.write_waiting()
+            return
+        if self._retry is None:
+            self._retry = loop.call_soon(self.write_waiting)
 
     def write_waiting(self) -> None:
         """Write what waits, oldest first, acknowledging each part once it is durable."""

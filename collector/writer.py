@@ -379,6 +379,7 @@ class BatchWriter:
                 self._handed[item.id] = True
 
             self._dead_letters.add(item.topic, item.payload, reason, durable)
+            self._dead_letters.write_waiting()  # now: the replay goes on only once it is
         if not self._handed[item.id]:
             return False
         del self._handed[item.id]

@@ -3,11 +3,13 @@ while the disk is full or read-only, on a real small filesystem."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
 import json
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,8 +161,6 @@ def test_a_read_only_disk_holds_the_entries_back(tmp_path: Path) -> None:
 
 
 async def test_the_retry_runs_by_itself_on_the_event_loop(tmp_path: Path) -> None:
-    import asyncio  # noqa: PLC0415
-
     with small_filesystem(tmp_path / "disk", 128 * 1024) as disk:
         dead = DeadLetters(disk / "dead-letters.jsonl")
         filler = fill(disk)
@@ -198,3 +198,24 @@ def test_a_message_delivered_again_after_a_crash_is_kept_once_and_acked(tmp_path
     assert acked == ["again", "other"]
     assert [e["topic"] for e in entries(path)] == [TOPIC, "other/topic"]
     assert (again.repeats, again.count) == (1, 1)
+
+
+async def test_a_flood_in_one_turn_of_the_event_loop_is_one_write_and_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counted(descriptor: int) -> None:
+        syncs.append(descriptor)
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    dead = DeadLetters(tmp_path / "dead-letters.jsonl")
+    acked: list[int] = []
+    for index in range(500):
+        dead.add(TOPIC, f"bad {index}".encode(), "r", functools.partial(acked.append, index))
+    assert acked == []  # not durable yet: written once the loop turns
+    await asyncio.sleep(0)
+    assert acked == list(range(500)) and len(syncs) == 1
+    assert len(entries(dead.path)) == 500
