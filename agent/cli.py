@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from agent.config import ModbusSettings
 from agent.configfile import ConfigError
 from agent.logs import setup_logging
+from agent.outbox import OutboxError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"energy-agent: {exc}", file=sys.stderr)
         return 2
     except ValueError as exc:
+        print(f"energy-agent: {exc}", file=sys.stderr)
+        return 2
+    except OutboxError as exc:  # state_dir unwritable at start: one line, not a traceback
         print(f"energy-agent: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -25,10 +25,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.backoff import Backoff
 from agent.config import AgentConfig
-from agent.files import write_atomically
+from agent.files import DiskFault, write_atomically
 from agent.logs import fields
 from agent.mqttclient import CheckedClient
-from agent.outbox import Dropped, Entry, Outbox
+from agent.outbox import Dropped, Entry, Outbox, OutboxError
 from agent.secrets import redact_url
 from agent.tls import explain, ssl_context
 from agent.wire import (
@@ -57,6 +57,9 @@ BATCH_LINGER: Final = 0.1
 DRAIN_WINDOW: Final = 10
 PUBLISH_TIMEOUT: Final = 15.0
 STATS_FILE: Final = "stats.json"
+# Readings kept in memory while the outbox cannot be written (disk full, read-only):
+# beyond this, the oldest are dropped, counted and logged.
+MAX_UNSAVED_READINGS: Final = 20_000
 OUTBOX_FILE: Final = "outbox.sqlite"
 
 # CONNACK answers that mean "this broker does not speak MQTT 5": 3.1.1's
@@ -93,6 +96,12 @@ class Publisher:
         self._stats_path = config.state_dir / STATS_FILE
         self.published_batches = 0
         self.published_readings = 0
+        # Batches of readings the outbox could not take yet, oldest first.
+        self._unsaved: list[list[MeterReading]] = []
+        self._unsaved_backoff = Backoff(start=0.2, ceiling=10.0)
+        self.unsaved_dropped = 0
+        self.outbox_disk = DiskFault("outbox", outbox.path)
+        self.stats_disk = DiskFault("stats", self._stats_path)
 
     @property
     def connected(self) -> bool:
@@ -152,7 +161,42 @@ class Publisher:
                 while len(self._held) < MAX_READINGS_PER_BATCH and not self._queue.empty():
                     self._held.append(self._queue.get_nowait())
                 readings, self._held = self._held, []
-                self._commit(readings)
+                self._unsaved.append(readings)
+                while (error := self._save_unsaved()) is not None:
+                    delay = self._unsaved_backoff.next_delay()
+                    self.outbox_disk.failed(error, delay)
+                    await asyncio.sleep(delay)
+                    self._take_queued()
+                self._unsaved_backoff.reset()
+
+    def _save_unsaved(self) -> BaseException | None:
+        """Commit the batches waiting for the outbox, oldest first; the error if it cannot."""
+        while self._unsaved:
+            try:
+                self._commit(self._unsaved[0])
+            except OutboxError as exc:
+                return exc.__cause__ or exc
+            self._unsaved.pop(0)
+        self.outbox_disk.ok()
+        return None
+
+    def _take_queued(self) -> None:
+        """While the outbox cannot be written: the readings that came meanwhile join the
+        waiting batches, and beyond MAX_UNSAVED_READINGS the oldest are dropped, counted."""
+        while not self._queue.empty():
+            readings = [self._queue.get_nowait()]
+            while len(readings) < MAX_READINGS_PER_BATCH and not self._queue.empty():
+                readings.append(self._queue.get_nowait())
+            self._unsaved.append(readings)
+        dropped = 0
+        while sum(len(b) for b in self._unsaved) > MAX_UNSAVED_READINGS:
+            dropped += len(self._unsaved.pop(0))
+        if dropped:
+            self.unsaved_dropped += dropped
+            log.warning(
+                "outbox cannot be written: oldest readings in memory dropped",
+                extra=fields(readings=dropped, dropped_total=self.unsaved_dropped),
+            )
 
     def _commit_queued(self) -> None:
         """On shutdown: whatever readings are still in memory go to the outbox."""
@@ -160,7 +204,16 @@ class Publisher:
         while not self._queue.empty():
             readings.append(self._queue.get_nowait())
         for start in range(0, len(readings), MAX_READINGS_PER_BATCH):
-            self._commit(readings[start : start + MAX_READINGS_PER_BATCH])
+            self._unsaved.append(readings[start : start + MAX_READINGS_PER_BATCH])
+        error = self._save_unsaved()
+        if error is not None:
+            lost = sum(len(b) for b in self._unsaved)
+            log.error(
+                "outbox cannot be written: readings in memory lost at shutdown",
+                extra=fields(readings=lost, path=str(self._outbox.path), error=str(error)),
+            )
+            self.unsaved_dropped += lost
+            self._unsaved = []
 
     # -- the outbox to the broker ------------------------------------------------------
 
@@ -241,7 +294,14 @@ class Publisher:
         # batch the broker's responsibility and may leave the outbox.
         await client.publish(self._readings_topic, entry.payload, qos=1)
         self._sent.set()
-        if self._outbox.remove(entry.seq):
+        try:
+            removed = self._outbox.remove(entry.seq)
+        except OutboxError as exc:
+            # The broker has it; left in the outbox, it is sent again later (a repeat the
+            # collector recognises by its sequence number).
+            self.outbox_disk.failed(exc.__cause__ or exc)
+            return
+        if removed:
             self.published_batches += 1
             self.published_readings += entry.readings
 
@@ -345,6 +405,7 @@ class Publisher:
             "dropped_readings": outbox.dropped_readings,
             "published_batches": self.published_batches,
             "published_readings": self.published_readings,
+            "dropped_unsaved_readings": self.unsaved_dropped,
             "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
 
@@ -361,12 +422,20 @@ class Publisher:
                 dropped_readings=stats["dropped_readings"],
             ),
         )
-        write_atomically(self._stats_path, json.dumps(stats, indent=2) + "\n")
+        try:
+            write_atomically(self._stats_path, json.dumps(stats, indent=2) + "\n")
+        except OSError as exc:
+            self.stats_disk.failed(exc, self._config.status_interval)
+        else:
+            self.stats_disk.ok()
 
     async def _report_forever(self) -> None:
         while True:
             await asyncio.sleep(self._config.status_interval)
-            self._report_dropped(self._outbox.prune())
+            try:
+                self._report_dropped(self._outbox.prune())
+            except OutboxError as exc:
+                self.outbox_disk.failed(exc.__cause__ or exc)
             self.report()
 
     async def shutdown(self, grace: float) -> None:

@@ -9,12 +9,14 @@ a subscriber may see an alert twice: its `id` tells them apart.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.files import DiskFault
 from agent.logs import fields
 from agent.tls import ssl_context
 from agent.wire import Alert, AlertKind, BrokerSettings, alerts_topic
@@ -44,6 +46,7 @@ class AlertsPublisher:
 
     def __init__(self, mqtt: BrokerSettings, client_id: str, db: AccountingDB) -> None:
         self._db = db
+        self.disk = DiskFault("alerts", db.path)
         self._mqtt = mqtt
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> alert id
@@ -75,8 +78,14 @@ class AlertsPublisher:
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: Any, _p: Any = None) -> None:
         with self._lock:
             alert_id = self._inflight.pop(mid, None)
-        if alert_id is not None:
+        if alert_id is None:
+            return
+        try:
             self._db.mark_published(alert_id)
+        except sqlite3.Error as exc:  # disk full or read-only: published again later, harmless
+            self.disk.failed(exc)
+        else:
+            self.disk.ok()
 
     def publish_alert(self, site: str, alert_id: int) -> None:
         for row in self._db.alerts(site=site, unpublished=True):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.configfile import ConfigError
+from agent.files import check_writable, condition
 from agent.logs import setup_logging
 from collector.config import CollectorConfig, load_config
 
@@ -87,6 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "report":
         return _report(config, args)
+    try:
+        check_writable(config.data_dir)
+    except OSError as exc:
+        reason = f"{condition(exc)} ({exc.strerror or exc})"
+        print(
+            f"energy-collector: data_dir {config.data_dir} is not writable: {reason}",
+            file=sys.stderr,
+        )
+        return 2
     from collector.service import run_collector  # noqa: PLC0415 - keep `--help` fast
 
     with contextlib.suppress(KeyboardInterrupt):

@@ -40,11 +40,31 @@ class WriteSettings(_Config):
 
 
 class IngestSettings(_Config):
+    max_payload: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description=(
+            "bytes: a larger message is dead-lettered (reason, size, hash and a prefix); "
+            "keep the broker's max_packet_size just above it (deploy/mosquitto)"
+        ),
+    )
     receive_maximum: int = Field(
         default=100,
         ge=1,
         le=65535,
         description="MQTT 5: messages the broker may send before the collector acknowledges",
+    )
+
+
+class DeadLetterSettings(_Config):
+    payload_prefix: int = Field(
+        default=4096, ge=0, le=1_048_576, description="bytes of each payload kept, at most"
+    )
+    max_file_bytes: int = Field(
+        default=10_000_000, ge=65_536, description="dead-letters.jsonl rotates at this size"
+    )
+    max_files: int = Field(
+        default=5, ge=1, le=100, description="files kept, rotated ones included (oldest go)"
     )
 
 
@@ -59,6 +79,7 @@ class CollectorConfig(_Config):
     )
     write: WriteSettings = WriteSettings()
     ingest: IngestSettings = IngestSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
     accounting: AccountingConfig | None = Field(
         default=None, description="the plant model; leave out to store readings only"
     )

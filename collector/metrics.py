@@ -84,6 +84,52 @@ class _Counts(PromCollector):
             "Messages dead-lettered (invalid, or refused by the store) since start",
             value=c.dead_letters.count,
         )
+        dead = c.dead_letters
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letter_bytes",
+            "Bytes written to the dead-letter files since start",
+            value=dead.bytes_written,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letters_truncated",
+            "Dead letters whose payload was kept as a prefix only (size and sha256 in full)",
+            value=dead.truncated,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letter_files_deleted",
+            "Oldest dead-letter files deleted by rotation (max_files reached)",
+            value=dead.files_deleted,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letter_repeats",
+            "Messages delivered again whose dead letter was already written (kept once)",
+            value=dead.repeats,
+        )
+        yield GaugeMetricFamily(
+            "greengauge_collector_dead_letters_pending",
+            "Dead letters waiting for the disk (their messages not acknowledged)",
+            value=dead.pending,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_dead_letter_repaired_bytes",
+            "Bytes of a partial last line cut off the dead-letter file at start",
+            value=dead.repaired_bytes,
+        )
+        failing = GaugeMetricFamily(
+            "greengauge_collector_disk_fault",
+            "1 while a file cannot be written (disk full, read-only); messages are held back",
+            labels=["file"],
+        )
+        failures = CounterMetricFamily(
+            "greengauge_collector_disk_write_failures",
+            "Failed writes of a file (disk full, read-only), each retried",
+            labels=["file"],
+        )
+        for fault in c.disk_faults:
+            failing.add_metric([fault.name], 1.0 if fault.failing else 0.0)
+            failures.add_metric([fault.name], fault.failures)
+        yield failing
+        yield failures
         agents = c.sequences.agents.values()
         yield CounterMetricFamily(
             "greengauge_collector_sequence_gaps",

@@ -61,7 +61,7 @@ class Collector:
     def __init__(self, config: CollectorConfig, store: Store, table: bool = False) -> None:
         self._config = config
         data_dir = config.data_dir
-        self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE)
+        self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE, config.dead_letters)
         self.spool = Spool(data_dir / SPOOL_FILE)
         self.sequences = sequences.load(data_dir / SEQUENCES_FILE)
         self.writer = BatchWriter(
@@ -72,6 +72,7 @@ class Collector:
             self.sequences,
             data_dir / SEQUENCES_FILE,
         )
+        self.disk_faults = [self.dead_letters.fault, self.writer.disk, self.writer.sequences_disk]
         # Kept only for its readers, the terminal table and the API: per reading, it is a
         # measurable share of the collector's CPU at hundreds of thousands of values a second.
         self.latest = LatestReadings() if table or config.api is not None else None
@@ -83,11 +84,13 @@ class Collector:
             config.mqtt,
             client_id(config.mqtt),
             subscription(Topic.READINGS),
-            self.receive,
+            self.dead_letters.size_limited(self.receive, config.ingest.max_payload),
             config.ingest.receive_maximum,
         )
         # Energy and carbon accounting (issue 5): None without a plant model.
         self.accounting = accounting_for(config, self.dead_letters)
+        if self.accounting is not None:
+            self.disk_faults.append(self.accounting.accounting.disk)
 
     def receive(self, message: Message) -> None:
         self.handle(message.topic, message.payload, message.ack)

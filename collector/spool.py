@@ -7,6 +7,7 @@ data_dir. Messages are replayed to the database oldest first when it answers aga
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,7 +68,8 @@ class Spool:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise SpoolError(f"cannot write to the spool {self.path}: {exc}") from exc
         self._depth += len(messages)
 

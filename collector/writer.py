@@ -19,20 +19,20 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
 from pydantic import ValidationError
 
 from agent.backoff import Backoff
-from agent.files import write_atomically
+from agent.files import DiskFault, write_atomically
 from agent.logs import fields
 from agent.wire import ReadingBatch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker
-from collector.spool import Spool, Spooled
+from collector.spool import Spool, Spooled, SpoolError
 from collector.stores import Store, StoreError, StoreRejected
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,16 @@ class Received:
 
 def _noop() -> None:
     pass
+
+
+class _Held(Exception):
+    """Messages `left` could not be made durable (the spool cannot be written)."""
+
+    def __init__(self, durable: list[Received], left: list[Received], error: SpoolError) -> None:
+        super().__init__(str(error))
+        self.durable = durable
+        self.left = left
+        self.error = error
 
 
 def _chunks(received: list[Received], max_values: int) -> list[list[Received]]:
@@ -95,6 +105,13 @@ class BatchWriter:
         self._full = asyncio.Event()
         self._replay_backoff = Backoff(start=0.2, ceiling=10.0)
         self._replay_at = 0.0
+        # The spool's disk full or read-only: pending messages wait (unacknowledged).
+        self.disk = DiskFault("spool", spool.path)
+        self.sequences_disk = DiskFault("sequences", sequences_file)
+        self._retry_backoff = Backoff(start=0.2, ceiling=10.0)
+        self._retry_at = 0.0
+        # Spooled messages handed to the dead letters: id -> durable there yet.
+        self._handed: dict[int, bool] = {}
         # A spool left by an earlier run is replayed like one of this run.
         self._spool_started: float | None = time.monotonic() if spool.depth else None
         self.values_written = 0
@@ -131,35 +148,64 @@ class BatchWriter:
         with contextlib.suppress(TimeoutError):
             # Idle, the spool's retries still need their turns.
             await asyncio.wait_for(self._waiting.wait(), REPLAY_CHECK_INTERVAL)
+        held_back = self._retry_at - time.monotonic()
+        if held_back > 0:
+            await asyncio.sleep(held_back)
+            return
         linger = self._oldest + self._settings.max_delay - time.monotonic()
         if self._pending and linger > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), linger)
 
     async def flush(self) -> None:
-        """Make everything pending durable (store, spool or dead letters), then ack it."""
+        """Make everything pending durable (store, spool or dead letters), then ack it.
+
+        What cannot be made durable now (the spool's disk is full or read-only) goes back
+        to the front of the queue, unacknowledged, and is tried again after a backoff.
+        """
         self._full.clear()
         self._waiting.clear()
         taken, self._pending, self._pending_values = self._pending, [], 0
-        for chunk in _chunks(taken, self._settings.max_values):
-            await self._make_durable(chunk)
-            await self._settle(chunk)
+        chunks = _chunks(taken, self._settings.max_values)
+        for index, chunk in enumerate(chunks):
+            try:
+                durable = await self._make_durable(chunk)
+            except _Held as held:
+                await self._settle(held.durable)
+                rest = [r for later in chunks[index + 1 :] for r in later]
+                self._hold_back(held.left + rest, held.error)
+                return
+            await self._settle(durable)
+        if self.disk.failing:
+            self._retry_backoff.reset()
+            self.disk.ok()
 
-    async def _make_durable(self, taken: list[Received]) -> None:
+    def _hold_back(self, held: list[Received], error: SpoolError) -> None:
+        self._pending = held + self._pending
+        self._pending_values = sum(r.values for r in self._pending)
+        delay = self._retry_backoff.next_delay()
+        self._retry_at = time.monotonic() + delay
+        self.disk.failed(error.__cause__ or error, delay)
+        self._waiting.set()
+
+    async def _make_durable(self, taken: list[Received]) -> list[Received]:
+        """The messages now durable (store, spool, or handed to the dead letters)."""
         if self._spool.depth:
             # The spool is replayed first, so newer messages queue behind it, in order.
-            self._to_spool(taken)
-            return
+            self._to_spool(taken, [])
+            return taken
         try:
             await self._write(taken)
         except StoreRejected as exc:
-            await self._one_by_one(taken, exc.reason)
+            return await self._one_by_one(taken, exc.reason)
         except StoreError as exc:
-            log.warning(
-                "store unavailable: spooling to disk",
-                extra=fields(reason=str(exc), spool=str(self._spool.path)),
-            )
-            self._to_spool(taken)
+            if not self.disk.failing:  # else said once already, and retried
+                log.warning(
+                    "store unavailable: spooling to disk",
+                    extra=fields(reason=str(exc), spool=str(self._spool.path)),
+                )
+            self._to_spool(taken, [])
+        return taken
 
     async def _write(self, received: Sequence[Received]) -> None:
         started = time.perf_counter()
@@ -171,29 +217,42 @@ class BatchWriter:
             extra=fields(values=written, ms=f"{(time.perf_counter() - started) * 1000:.1f}"),
         )
 
-    async def _one_by_one(self, taken: list[Received], reason: str) -> None:
+    async def _one_by_one(self, taken: list[Received], reason: str) -> list[Received]:
         """One bad message must not take the good ones with it: write them one by one."""
         if len(taken) == 1:
-            self._dead_letters.add(taken[0].topic, taken[0].payload, f"store refused: {reason}")
-            return
+            return [self._to_dead_letters(taken[0], f"store refused: {reason}")]
+        durable: list[Received] = []
         for index, received in enumerate(taken):
             try:
                 await self._write([received])
             except StoreRejected as exc:
-                self._dead_letters.add(
-                    received.topic, received.payload, f"store refused: {exc.reason}"
-                )
+                durable.append(self._to_dead_letters(received, f"store refused: {exc.reason}"))
+                continue
             except StoreError:
-                self._to_spool(taken[index:])
-                return
+                self._to_spool(taken[index:], durable)
+                return durable + taken[index:]
+            durable.append(received)
+        return durable
 
-    def _to_spool(self, received: Sequence[Received]) -> None:
-        self._spool.append([(r.topic, r.payload, r.values) for r in received])
+    def _to_dead_letters(self, received: Received, reason: str) -> Received:
+        """Hand the message and its ack to the dead letters, which ack once it is durable
+        there; what is left is settled (its sequence number seen) without an ack."""
+        self._dead_letters.add(received.topic, received.payload, reason, received.ack)
+        return replace(received, ack=_noop)
+
+    def _to_spool(self, received: list[Received], durable: list[Received]) -> None:
+        """Spool `received`; raise _Held (with the `durable` ones) when the spool cannot."""
+        try:
+            self._spool.append([(r.topic, r.payload, r.values) for r in received])
+        except SpoolError as exc:
+            raise _Held(durable, received, exc) from exc
         if self._spool_started is None:
             self._spool_started = time.monotonic()
 
     async def _settle(self, durable: Sequence[Received]) -> None:
         """Track the sequence numbers of durable messages, then acknowledge them, in order."""
+        if not durable:
+            return
         repeats: Counter[tuple[str, str]] = Counter()
         for received in durable:
             batch = received.batch
@@ -217,8 +276,17 @@ class BatchWriter:
                 extra=fields(site=site, agent=agent, batches=count),
             )
         # Saved before the acks: a restart then never reports gaps for acked batches. The
-        # fsync runs off the event loop, which meanwhile keeps receiving.
-        await asyncio.to_thread(write_atomically, self._sequences_file, self._sequences.to_json())
+        # fsync runs off the event loop, which meanwhile keeps receiving. The messages are
+        # durable already: a disk that cannot take this file costs at most false gap
+        # reports after a restart, so they are acknowledged anyway.
+        try:
+            await asyncio.to_thread(
+                write_atomically, self._sequences_file, self._sequences.to_json()
+            )
+        except OSError as exc:
+            self.sequences_disk.failed(exc)
+        else:
+            self.sequences_disk.ok()
         for received in durable:
             received.ack()
 
@@ -230,18 +298,25 @@ class BatchWriter:
             chunk = self._spool.oldest(self._settings.max_values)
             started = time.perf_counter()
             reason = "store unreachable while replaying one by one"
+            written = -1
             try:
-                written = await asyncio.to_thread(self._store.write, self._parse(chunk))
-            except StoreRejected:
-                written = await self._replay_one_by_one(chunk)
-            except StoreError as exc:
-                written = -1
+                batches = self._parse(chunk)
+                if batches is not None:
+                    try:
+                        written = await asyncio.to_thread(self._store.write, batches)
+                        self._spool.remove_through(chunk[-1].id)
+                    except StoreRejected:
+                        batches = None
+                if batches is None:
+                    written = await self._replay_one_by_one(chunk)
+            except (StoreError, SpoolError) as exc:
+                # A spool that cannot forget what the store has: replayed again, harmlessly.
                 reason = str(exc)
             if written < 0:
                 delay = self._replay_backoff.next_delay()
                 self._replay_at = time.monotonic() + delay
                 log.info(
-                    "store still unavailable",
+                    "spool replay paused",
                     extra=fields(
                         reason=reason, spooled=self._spool.depth, retry_in=f"{delay:.1f}s"
                     ),
@@ -249,7 +324,6 @@ class BatchWriter:
                 return
             self.values_written += written
             self.writes += 1
-            self._spool.remove_through(chunk[-1].id)
             self._replay_backoff.reset()
             log.debug(
                 "replayed from spool",
@@ -266,24 +340,47 @@ class BatchWriter:
                 )
                 self._spool_started = None
 
-    def _parse(self, chunk: Sequence[Spooled]) -> list[ReadingBatch]:
-        batches: list[ReadingBatch] = []
-        for item in chunk:
-            try:
-                batches.append(ReadingBatch.model_validate_json(item.payload))
-            except ValidationError as exc:  # validated before it was spooled: never expected
-                self._dead_letters.add(item.topic, item.payload, f"spooled message invalid: {exc}")
-        return batches
+    @staticmethod
+    def _parse(chunk: Sequence[Spooled]) -> list[ReadingBatch] | None:
+        """The chunk's batches, or None when one is invalid (then replayed one by one)."""
+        try:
+            return [ReadingBatch.model_validate_json(item.payload) for item in chunk]
+        except ValidationError:  # validated before it was spooled: never expected
+            return None
 
     async def _replay_one_by_one(self, chunk: Sequence[Spooled]) -> int:
-        """A refused chunk: store the good messages, dead-letter the bad; -1 if unreachable."""
+        """A refused chunk: store the good messages, dead-letter the bad; -1 if unreachable,
+        or while a dead letter is not durable yet (it stays in the spool until it is)."""
         written = 0
         for item in chunk:
             try:
-                written += await asyncio.to_thread(self._store.write, self._parse([item]))
-            except StoreRejected as exc:
-                self._dead_letters.add(item.topic, item.payload, f"store refused: {exc.reason}")
-            except StoreError:
+                batch = ReadingBatch.model_validate_json(item.payload)
+            except ValidationError as exc:
+                refused: str | None = f"spooled message invalid: {exc}"
+            else:
+                try:
+                    written += await asyncio.to_thread(self._store.write, [batch])
+                    refused = None
+                except StoreRejected as exc:
+                    refused = f"store refused: {exc.reason}"
+                except StoreError:
+                    return -1
+            if refused is not None and not self._spooled_dead_letter(item, refused):
                 return -1
             self._spool.remove_through(item.id)
         return written
+
+    def _spooled_dead_letter(self, item: Spooled, reason: str) -> bool:
+        """Dead-letter a spooled message once; whether the entry is durable yet."""
+        if item.id not in self._handed:
+            self._handed[item.id] = False
+
+            def durable() -> None:
+                self._handed[item.id] = True
+
+            self._dead_letters.add(item.topic, item.payload, reason, durable)
+            self._dead_letters.write_waiting()  # now: the replay goes on only once it is
+        if not self._handed[item.id]:
+            return False
+        del self._handed[item.id]
+        return True

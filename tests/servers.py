@@ -242,6 +242,8 @@ class Mosquitto(_Server):
             # Started as root, mosquitto would switch to user "mosquitto", which cannot
             # write to this folder; naming the current user keeps it as it is.
             f"user {getpass.getuser()}",
+            # As deploy/mosquitto/mosquitto.conf: just above the collector's max_payload.
+            "max_packet_size 1049600",
             *self.extra_config,
         ]
         self.config_file.write_text("\n".join(lines) + "\n")

@@ -113,7 +113,9 @@ async def test_a_refused_batch_goes_to_the_dead_letters_and_the_rest_is_stored(
         add(writer, acked, seq)
     await writer.flush()
     assert store.batches == [0, 2]
-    assert acked == [0, 1, 2]
+    # The dead letters ack theirs as soon as durable; the broker still gets the PUBACKs
+    # in order (collector.acks.OrderedAcks).
+    assert sorted(acked) == [0, 1, 2]
     assert "HTTP 400: bad line" in (tmp_path / "dead.jsonl").read_text()
 
 

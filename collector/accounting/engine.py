@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
+from agent.files import DiskFault
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
 from collector.accounting.db import FILE, AccountingDB, CounterState, MinuteRow, from_ms, ms
@@ -170,6 +172,7 @@ class Accounting:
     ) -> None:
         self.config = config
         self.db = AccountingDB(data_dir / FILE)
+        self.disk = DiskFault("accounting", data_dir / FILE)
         self._store = store
         self._sink = sink
         self._clock = clock
@@ -199,15 +202,25 @@ class Accounting:
         next_intensity = time.monotonic() + self.config.intensity_interval
         while True:
             await asyncio.sleep(self.config.interval)
-            await self.step()
-            if time.monotonic() >= next_intensity:
-                next_intensity = time.monotonic() + self.config.intensity_interval
-                await asyncio.to_thread(self.evaluate)
+            try:
+                await self.step()
+                if time.monotonic() >= next_intensity:
+                    next_intensity = time.monotonic() + self.config.intensity_interval
+                    await asyncio.to_thread(self.evaluate)
+            except sqlite3.Error as exc:  # disk full or read-only: tried again next step
+                self.disk.failed(exc, self.config.interval)
+            else:
+                self.disk.ok()
 
     async def step(self) -> None:
         taken, self._queue = self._queue, []
         if taken:
-            await asyncio.to_thread(self.process, taken)
+            try:
+                await asyncio.to_thread(self.process, taken)
+            except sqlite3.Error:
+                # Rolled back as a whole: accounted again, in order, once it can be written.
+                self._queue = taken + self._queue
+                raise
         await asyncio.to_thread(self.flush)
 
     def close(self) -> None:
@@ -233,6 +246,7 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
+        used = 0
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
                 target = targets[(site, series)]
@@ -242,7 +256,8 @@ class Accounting:
                     self.db.add_minutes(conn, site, rows)
                 if state is not None:
                     self.db.save_state(conn, site, series, state)
-                self.readings_used += len(new)
+                used += len(new)
+        self.readings_used += used  # once committed: a rolled-back pass is done again
 
     # --- minutes to the store ----------------------------------------------------------------
 

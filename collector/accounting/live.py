@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from collections import deque
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
 
+from agent.backoff import Backoff
 from agent.logs import fields
 from agent.wire import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
 from collector.accounting.db import MinuteRow, ms
@@ -43,6 +46,8 @@ class LiveAccounting:
     def __init__(self, accounting: Accounting, dead_letters: DeadLetters) -> None:
         self.accounting = accounting
         self._dead_letters = dead_letters
+        self._waiting: deque[Message] = deque()
+        self._backoff = Backoff(start=0.2, ceiling=10.0)
         self._mes: Ingest | None = None
 
     def subscribe(self, mes: Ingest) -> None:
@@ -59,12 +64,29 @@ class LiveAccounting:
                 tasks.create_task(self._mes.run())
 
     def receive(self, message: Message) -> None:
-        try:
-            self.record(message.topic, message.payload)
-        except MesRejected as exc:
-            self._dead_letters.add(message.topic, message.payload, str(exc), message.ack)
-            return
-        message.ack()
+        self._waiting.append(message)
+        if len(self._waiting) == 1:
+            self._record_waiting()
+
+    def _record_waiting(self) -> None:
+        """Record the MES messages in order; on a full or read-only disk, the first waits
+        (unacknowledged, later ones behind it: a period sent again replaces the older one)
+        and is retried after a backoff."""
+        while self._waiting:
+            message = self._waiting[0]
+            try:
+                self.record(message.topic, message.payload)
+            except MesRejected as exc:
+                self._dead_letters.add(message.topic, message.payload, str(exc), message.ack)
+            except sqlite3.Error as exc:
+                delay = self._backoff.next_delay()
+                self.accounting.disk.failed(exc, delay)
+                asyncio.get_running_loop().call_later(delay, self._record_waiting)
+                return
+            else:
+                message.ack()
+            self._waiting.popleft()
+        self._backoff.reset()
 
     def record(self, topic: str, payload: bytes) -> None:
         """Record one MES message; MesRejected with the reason when it cannot be used."""
@@ -141,7 +163,7 @@ def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAc
             config.mqtt,
             f"{client_id(config.mqtt)}-mes",
             MES_SUBSCRIPTION,
-            live.receive,
+            dead_letters.size_limited(live.receive, config.ingest.max_payload),
             config.ingest.receive_maximum,
         )
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,10 +23,12 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import TypeAdapter
 
+from agent.files import condition
 from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.api import figures
 from collector.api.auth import Guard
+from collector.api.bodies import read_body
 from collector.api.history import History, HistoryError
 from collector.api.history import Query as HistoryQuery
 from collector.api.live import LiveHub
@@ -236,14 +239,14 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         live = ctx.live
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            raise HTTPException(413, f"at most {MAX_BODY} bytes")
+        body = await read_body(request, MAX_BODY)
         topic = f"{TOPIC_ROOT}/{site}/production"
         try:
             await off_loop(live.record, topic, body)
         except MesRejected as exc:
             raise HTTPException(422, str(exc)) from None
+        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
         await ctx.refresh(site)
         return {"recorded": json.loads(body)}
 

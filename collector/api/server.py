@@ -80,7 +80,10 @@ class Api:
             config.mqtt,
             f"{client_id(config.mqtt)}-status",
             subscription(Topic.STATUS),
-            lambda message: collector.statuses.receive(message, collector.dead_letters),
+            collector.dead_letters.size_limited(
+                lambda message: collector.statuses.receive(message, collector.dead_letters),
+                config.ingest.max_payload,
+            ),
             config.ingest.receive_maximum,
         )
         self.server = _Server(
