@@ -267,15 +267,18 @@ async def test_refused_registers_are_found_reported_once_and_left_out(
     }
     assert first.values == expected
     assert second.values == expected
-    assert poller.bad_registers == {(Function.INPUT, 4): "illegal data address (exception 2)"}
-    # the second read asks for nothing refused, in no more requests than needed
+    assert poller.excluded == {(Function.INPUT, 4)}
+    # the second read asks for nothing refused, in no more requests than needed: the
+    # registers either side of the refused one in one read each
     assert all(not set(range(a, a + c)) & {4, 5} for a, c in bus.requests)
-    assert len(bus.requests) == 4
-    lines = [r for r in caplog.records if r.getMessage() == "register refused, no longer read"]
+    assert bus.requests == [(0, 4), (6, 2), (70, 2), (100, 2)]
+    lines = [r for r in caplog.records if r.getMessage() == "register refused, left out"]
     assert len(lines) == 1
     kv: dict[str, Any] = lines[0].kv  # type: ignore[attr-defined]
     assert kv["meter"] == "m1" and kv["register"] == 4 and "illegal data address" in kv["reason"]
+    assert kv["retry_in"] == 10.0  # one interval, then doubling
     assert poller.health().errors == {"illegal_address": 1}
+    assert poller.health().excluded == 1
 
 
 async def test_bad_values_and_exception_replies_drop_only_their_quantities(
