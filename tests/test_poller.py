@@ -83,8 +83,13 @@ class FakeBus:
         self.latency = latency
         self.values = {a: 200.0 + a for a in (0, 2, 4, 6, 70, 100)}
         self.refused: set[int] = set()
+        self.flaky: set[int] = set()
+        """Refused on every other request that touches them."""
+        self.longest = 125
+        """Longer reads get exception 3 (a device that takes fewer registers per read)."""
         self.exception_at: dict[int, int] = {}
         self.silent = False
+        self.flaked = False
         self.requests: list[tuple[int, int]] = []
 
     async def _read(self, function: Function, address: int, count: int) -> list[int]:
@@ -97,6 +102,12 @@ class FakeBus:
         span = set(range(address, address + count))
         if span & self.refused:
             raise ReadError("exception", "exception code 2", 2)
+        if span & self.flaky:
+            self.flaked = not self.flaked
+            if self.flaked:
+                raise ReadError("exception", "exception code 2", 2)
+        if count > self.longest:
+            raise ReadError("exception", "exception code 3", 3)
         for start, code in self.exception_at.items():
             if start in span:
                 raise ReadError("exception", f"exception code {code}", code)
@@ -306,3 +317,120 @@ async def test_bad_values_and_exception_replies_drop_only_their_quantities(
     # one line per value when it starts failing, not one per read
     assert sorted(d["register"] for d in dropped) == [2, 6, 70]
     assert all(d["meter"] == "m1" and d["reason"] for d in dropped)
+
+
+ALL_VALUES = {
+    q: 200.0 + a
+    for q, a in [
+        (Quantity.VOLTAGE_L1, 0),
+        (Quantity.VOLTAGE_L2, 2),
+        (Quantity.VOLTAGE_L3, 4),
+        (Quantity.CURRENT_L1, 6),
+        (Quantity.FREQUENCY, 70),
+        (Quantity.POWER_ACTIVE, 100),
+    ]
+}
+MINIMUM = [(0, 8), (70, 2), (100, 2)]
+"""The fewest reads of PROFILE (max_gap 0)."""
+
+
+async def test_a_register_refused_half_the_time_comes_back_and_the_reads_merge_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The issue: a meter answering "illegal data address" for a register every other
+    # time lost it for good (and the split reads with it) until the agent restarted.
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.flaky = {4}
+    poller = make_poller(bus, clock, lambda r: None, interval=10.0)
+    flaky_reads = 60
+    with caplog.at_level(logging.INFO):
+        for _ in range(flaky_reads):
+            assert await poller.read_once() is not None
+            clock.now += 10.0
+        bus.flaky = set()
+        healed = clock.now
+        last: MeterReading | None = None
+        while clock.now <= healed + BACKOFF_CEILING + 10.0:
+            bus.requests.clear()
+            last = await poller.read_once()
+            clock.now += 10.0
+    assert last is not None and last.values == ALL_VALUES
+    assert bus.requests == MINIMUM
+    assert poller.excluded == frozenset()
+    assert poller.health().excluded == 0
+    left_out = [r for r in caplog.records if r.getMessage() == "register refused, left out"]
+    back = [r for r in caplog.records if r.getMessage() == "register answered again"]
+    # one line per episode, and episodes are backed off: nowhere near one per read
+    assert 1 <= len(left_out) <= 8 and len(back) == len(left_out)
+    assert all(r.kv["register"] == 4 for r in left_out + back)  # type: ignore[attr-defined]
+    assert poller.health().errors == {"illegal_address": len(left_out)}
+
+
+async def test_refused_registers_are_asked_for_on_a_backoff_and_merge_back() -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.refused = {4}
+    poller = make_poller(bus, clock, lambda r: None, interval=10.0)
+    asked: list[float] = []
+    for _ in range(100):
+        bus.requests.clear()
+        reading = await poller.read_once()
+        assert reading is not None and Quantity.VOLTAGE_L3 not in reading.values
+        if any(a <= 4 < a + c for a, c in bus.requests):
+            asked.append(clock.now)
+        clock.now += 10.0
+    # asked again after 10, 20, 40, ... s, then every BACKOFF_CEILING
+    gaps = [b - a for a, b in itertools.pairwise(asked)]
+    assert gaps[:5] == [10.0, 20.0, 40.0, 80.0, 160.0]
+    assert all(gap == BACKOFF_CEILING for gap in gaps[5:]) and len(gaps) > 5
+    # in between, the block is read without it in two requests (not the bisection's pieces)
+    bus.requests.clear()
+    await poller.read_once()
+    assert bus.requests == [(0, 4), (6, 2), (70, 2), (100, 2)]
+    bus.refused = set()
+    clock.now += BACKOFF_CEILING
+    bus.requests.clear()
+    reading = await poller.read_once()
+    assert reading is not None and reading.values == ALL_VALUES
+    assert bus.requests == MINIMUM
+
+
+async def test_a_device_that_takes_fewer_registers_per_read_gets_smaller_reads() -> None:
+    # Exception 3: the profile's block is longer than this unit takes.
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.longest = 4
+    poller = make_poller(bus, clock, lambda r: None, interval=10.0)
+    for _ in range(3):
+        bus.requests.clear()
+        reading = await poller.read_once()
+        assert reading is not None and reading.values == ALL_VALUES
+        clock.now += 10.0
+    assert bus.requests == [(0, 4), (4, 4), (70, 2), (100, 2)]
+    assert poller.excluded == frozenset()
+    bus.longest = 125  # a firmware update
+    clock.now += BACKOFF_CEILING
+    bus.requests.clear()
+    assert await poller.read_once() is not None
+    assert bus.requests == MINIMUM
+
+
+@pytest.mark.parametrize("code", [4, 5, 6, 10, 11])
+async def test_other_exception_replies_drop_their_block_for_that_read_only(code: int) -> None:
+    # Device failure, acknowledge, busy, gateway path / target: transient, nothing kept.
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.exception_at = {0: code, 70: code}
+    poller = make_poller(bus, clock, lambda r: None, interval=10.0)
+    for _ in range(3):
+        reading = await poller.read_once()
+        assert reading is not None and reading.values == {Quantity.POWER_ACTIVE: 300.0}
+        clock.now += 10.0
+    bus.exception_at = {}
+    bus.requests.clear()
+    reading = await poller.read_once()
+    assert reading is not None and reading.values == ALL_VALUES
+    assert bus.requests == MINIMUM
+    assert poller.health().errors == {"exception": 6}
+    assert poller.health().excluded == 0

@@ -22,8 +22,8 @@ from agent.modbus.refusals import (
     Outcome,
     Retry,
     Split,
-    due,
     read_block,
+    reads,
     settle,
 )
 from agent.profiles.model import Function
@@ -156,13 +156,13 @@ def check_backoff(plan: Sequence[ReadBlock], polls: list[Poll]) -> None:
     for record in polls:
         for index, before in record.before.items():
             after = record.after[index]
-            if before is not None and not due(before, record.time):
+            whole = reads(plan[index], before, record.time) == (plan[index],)
+            if before is not None and not whole:
                 asked = {r for a, c in record.requests for r in range(a, a + c)}
                 for f in plan[index].fields:
                     if f.address in before.excluded:
                         assert not asked & set(range(*f.span))
                 assert after is not None and after.retry_at == before.retry_at
-            whole = before is None or due(before, record.time)
             if after is not None and after is not before and whole:
                 assert after.retry_at == record.time + RETRY.delay(after.retries)
 
@@ -193,13 +193,13 @@ def check_settled(
 
 def check_steady(plan: Sequence[ReadBlock], final_polls: list[Poll]) -> None:
     # A device that stays as it is is asked to refuse between two requests for a whole
-    # block at most once (a merged read over a gap it does not bridge, or the whole block
-    # on probation), and while it refuses the whole block the waits double.
+    # block at most once (a merged read over a gap it does not bridge), and while it
+    # refuses the whole block the waits double.
     for index in range(len(plan)):
         between = 0
         for record in final_polls:
             before, after = record.before[index], record.after[index]
-            if before is None or due(before, record.time):
+            if reads(plan[index], before, record.time) == (plan[index],):
                 between = 0
                 if before is not None and record.refusals[index]:
                     assert after is not None and after.retries == before.retries + 1

@@ -11,8 +11,8 @@ converter that glitches), so nothing is left out for good. A block of the minima
 that had to be split is read in parts, without the refused fields, until its retry time;
 then the whole block is asked for again. Answered whole, it is read in one request again
 and every field comes back; it stays on probation for as long again (read whole, but a
-refusal does not reset its backoff), so a device that refuses every other read backs off
-instead of splitting and merging on every tick. Refused again, the block is split anew
+refusal then counts as one at the retry time), so a device that refuses every other read
+backs off instead of splitting and merging on every tick. Refused again, the block is split anew
 and the wait doubles, up to a ceiling. A register is thus asked for again within the
 ceiling after the device answers it, and never more often than the backoff allows.
 """
@@ -132,17 +132,20 @@ def settle(
 ) -> Split | None:
     """The block's state after a poll at `now` that was not cut short."""
     bad = frozenset(address for address, _ in outcome.bad)
-    if split is not None and not due(split, now):
+    if outcome.refused and (split is None or due(split, now) or split.parts == (block,)):
+        # The whole block refused (at first, at its retry time, or on probation): wait longer.
+        retries = 0 if split is None else split.retries + 1
+        return Split(_compact(block, outcome, bad), bad, retries, now + retry.delay(retries))
+    if split is None:
+        return None
+    if not due(split, now):
         if not outcome.refused:
             return split
         # A part refused between retries: its answered halves stand in for it. Not merged
         # into longer reads, which the device may refuse too: that waits for the retry.
         return Split(outcome.kept, split.excluded | bad, split.retries, split.retry_at)
-    if outcome.refused:
-        retries = 0 if split is None else split.retries + 1
-        return Split(_compact(block, outcome, bad), bad, retries, now + retry.delay(retries))
-    if split is None or split.parts == (block,):
-        return None  # never split, or read whole for a full wait: clean
+    if split.parts == (block,):
+        return None  # read whole for a full wait: clean
     # Answered whole: read whole again, on probation for as long as it last waited.
     return Split((block,), frozenset(), split.retries, now + retry.delay(split.retries))
 
