@@ -182,8 +182,10 @@ def check_settled(
     # A block the device answers whole is read in one request again.
     for index, block in enumerate(plan):
         if final.answers(block.address, block.count):
-            assert all(r.refusals[index] == 0 for r in late)
-            assert all(r.after[index] is None or r.after[index].parts == (block,) for r in late)
+            for record in late:
+                state = record.after[index]
+                assert record.refusals[index] == 0
+                assert state is None or state.parts == (block,)
             # ... and clean (no probation) once a full wait has passed too.
             assert index not in splits
     if all(final.answers(b.address, b.count) for b in plan):
