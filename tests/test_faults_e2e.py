@@ -1,7 +1,8 @@
 """Faults on a real serial line (socat pty pair + simulator), with a healthy TCP meter
 beside it: the agent keeps every other meter on schedule, drops only the bad values,
-finds the registers a meter refuses, marks the silent meter offline in its status (as
-the broker delivers it), and brings it back on its own when the fault heals."""
+finds the registers a meter refuses (and reads them again once it answers them), marks
+the silent meter offline in its status (as the broker delivers it), and brings it back
+on its own when the fault heals."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 import pytest
 from modbus_plant import listening, serial_line, simulator, ticks, wait_until
 from processes import running, write_yaml
-from servers import Mosquitto
+from servers import Mosquitto, free_port
+from test_metrics_e2e import Samples, scrape, value
 
+from agent.modbus.plan import plan_reads
 from agent.profiles import load_profile
 
 pytestmark = pytest.mark.e2e
@@ -125,7 +128,7 @@ def test_a_bad_meter_does_not_hold_up_the_others_and_recovers(
     # bus-3: everything but the refused register, found once and not asked for again
     assert all(by_address[refused] not in r["values"] for r in heard.of("bus-3"))
     assert all(len(r["values"]) == len(profile.registers) - 1 for r in heard.of("bus-3"))
-    refusals = re.findall(r'msg="register refused, no longer read".*', output)
+    refusals = re.findall(r'msg="register refused, left out".*', output)
     assert len(refusals) == 1, refusals
     assert "meter=bus-3" in refusals[0] and f"register={refused} " in refusals[0]
     # bus-4: the NaN value dropped (logged once, counted) while the fault was on, the rest kept
@@ -141,7 +144,103 @@ def test_a_bad_meter_does_not_hold_up_the_others_and_recovers(
     health = final["meters"]
     assert health["bus-2"]["errors"]["timeout"] >= 3
     assert health["bus-3"]["errors"] == {"illegal_address": 1}
+    assert health["bus-3"]["excluded"] == 1  # asked for again on a backoff, still refused
     assert health["bus-4"]["errors"]["bad_value"] == len(nan_readings)
     assert health["bus-1"]["errors"] == {} and health["tcp-9"]["errors"] == {}
     assert 'msg="meter offline" meter=bus-2' in output
     assert 'msg="meter online again" meter=bus-2' in output
+
+
+def test_refused_registers_come_back_and_the_reads_merge_again(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """The issue: one transient "illegal data address" left registers out until a restart.
+    Now the agent asks for them again on a backoff: when the simulator's fault is switched
+    off they come back, and the requests per read (counted by the agent's metrics) return
+    to the fewest the profile needs."""
+    profile = load_profile("eastron_sdm630")
+    minimum = len(plan_reads(profile))
+    by_address = {r.address: r.quantity.value for r in profile.registers}
+    refused = 342
+    metrics_port = free_port()
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    fault = ["--fault", f"5:exception={refused}-{refused + 1}"]
+    with simulator(tmp_path, "tcp", "eastron_sdm630", "5", fault) as sim:
+        config = write_yaml(
+            tmp_path / "agent.yaml",
+            {
+                "site": SITE,
+                "agent_id": AGENT,
+                "mqtt": {"url": mosquitto.url},
+                "status_interval": 1,
+                "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+                "meters": [
+                    {
+                        "id": "m5",
+                        "profile": "eastron_sdm630",
+                        "modbus": {"host": "127.0.0.1", "port": sim.port, "unit_id": 5},
+                        "interval": INTERVAL,
+                    }
+                ],
+            },
+        )
+
+        def excluded() -> int | None:
+            status = heard.last_status()
+            if status is None or "m5" not in status["meters"]:
+                return None
+            count: int = status["meters"]["m5"]["excluded"]
+            return count
+
+        with (
+            listening(mosquitto, SITE, AGENT) as heard,
+            running(
+                "energy-agent", ["run", "--config", str(config)], tmp_path / "agent.log"
+            ) as agent,
+        ):
+            wait_until(lambda: excluded() == 1, TIMEOUT, "one register excluded in the status")
+            assert value(scrape(url), "greengauge_agent_meter_excluded_registers", meter="m5") == 1
+            refusing = len(heard.of("m5"))
+            sim.program.process.send_signal(signal.SIGUSR1)
+            wait_until(lambda: "faults off" in sim.program.output(), 10, "the faults off")
+            # Generous: the backoff is a few seconds after a fault this short.
+            wait_until(
+                lambda: any(by_address[refused] in r["values"] for r in heard.of("m5")),
+                TIMEOUT,
+                "the refused register read again",
+            )
+            wait_until(lambda: excluded() == 0, TIMEOUT, "nothing excluded in the status")
+
+            def requests_per_read() -> float | None:
+                before = scrape(url)
+                wait_until(
+                    lambda: reads(scrape(url)) >= reads(before) + 4, TIMEOUT, "four more reads"
+                )
+                after = scrape(url)
+                made = requests(after) - requests(before)
+                done = reads(after) - reads(before)
+                # a scrape may land inside a read: take a window whose counts line up
+                return made / done if made % done == 0 else None
+
+            per_read = wait_until(requests_per_read, TIMEOUT, "whole reads in the metrics")
+            assert per_read == minimum
+            agent.assert_running()
+            output = agent.output()
+            readings = heard.of("m5")
+
+    assert refusing >= 1
+    # Every reading had every other value; the refused one was left out, then came back.
+    assert all(len(r["values"]) >= len(profile.registers) - 1 for r in readings)
+    assert len(readings[-1]["values"]) == len(profile.registers)
+    left_out = re.findall(r'msg="register refused, left out".*', output)
+    back = re.findall(r'msg="register answered again".*', output)
+    assert len(left_out) == 1 and f"register={refused} " in left_out[0], left_out
+    assert len(back) == 1 and f"register={refused} " in back[0], back
+
+
+def reads(samples: Samples) -> float:
+    return value(samples, "greengauge_agent_meter_reads_total", meter="m5") or 0.0
+
+
+def requests(samples: Samples) -> float:
+    return value(samples, "greengauge_agent_meter_requests_total", meter="m5") or 0.0
