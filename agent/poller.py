@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -113,6 +113,9 @@ class MeterPoller:
         self._unit = Unit(meter.modbus.unit_id, meter.modbus.timeout, meter.modbus.retries)
         self._resolve = True
         """Resolve the profile on the device before the next read (a new connection)."""
+        self._resolve_at: float | None = None
+        """When to resolve again a profile whose resolution met exception replies."""
+        self._resolve_tries = 0
         self._plan: tuple[ReadBlock, ...] = ()
         """The fewest reads of every register; `_splits` says how each is read now."""
         self._splits: dict[int, Split] = {}
@@ -172,8 +175,10 @@ class MeterPoller:
         ts = None
         async with self._bus.session(self._unit) as read:
             try:
-                if self._resolve:
-                    self._replan(shared_plan(await resolve_profile(self._profile, read)))
+                if self._resolve or (
+                    self._resolve_at is not None and self._clock.time() >= self._resolve_at
+                ):
+                    await self._resolve_profile(read)
                 now = self._clock.time()
                 ts = datetime.fromtimestamp(now, UTC)
                 failure = await self._read_blocks(read, now, values)
@@ -189,13 +194,42 @@ class MeterPoller:
             reading = None
         return reading
 
-    def _replan(self, plan: tuple[ReadBlock, ...]) -> None:
-        # The same device again keeps what it refused (asked for again on schedule); a
-        # plan that differs has other blocks, so their splits no longer apply.
+    async def _resolve_profile(self, read: ReadRegisters) -> None:
+        """Settle the profile's addresses on the device, and plan its reads.
+
+        A candidate address the device refuses is passed over, so a refusal that was
+        transient (busy, booting) may have settled on the wrong one: such a resolution
+        is done again on the refusals' backoff until one meets no exception reply. Most
+        profiles resolve without a read and are never done again.
+        """
+        refusals = 0
+
+        async def watched(function: Function, address: int, count: int) -> Sequence[int]:
+            nonlocal refusals
+            try:
+                return await read(function, address, count)
+            except ReadError as exc:
+                refusals += exc.kind == "exception"
+                raise
+
+        plan = shared_plan(await resolve_profile(self._profile, watched))
         if plan != self._plan:
+            if self._plan:
+                log.info(
+                    "registers resolved anew",
+                    extra=fields(meter=self.meter.id, reads=len(plan)),
+                )
+            # The blocks differ, so what they refused no longer applies. The same plan
+            # (the same device again) keeps it: refused registers are asked on schedule.
             self._splits.clear()
             self._plan = plan
         self._resolve = False
+        if refusals:
+            self._resolve_at = self._clock.time() + self._retry.delay(self._resolve_tries)
+            self._resolve_tries += 1
+        else:
+            self._resolve_at = None
+            self._resolve_tries = 0
 
     async def _read_blocks(
         self, read: ReadRegisters, now: float, values: dict[Quantity, float]

@@ -434,3 +434,59 @@ async def test_other_exception_replies_drop_their_block_for_that_read_only(code:
     assert bus.requests == MINIMUM
     assert poller.health().errors == {"exception": 6}
     assert poller.health().excluded == 0
+
+
+async def test_a_resolution_that_met_a_refusal_is_done_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Firmware variants: energy at 20 on this unit, 10 on others (which read 0 here). A
+    # busy reply to the probe of 20 settled on 10 for good, and the meter read 0 kWh.
+    profile = Profile.model_validate(
+        {
+            **PROFILE.model_dump(include={"model", "manufacturer", "description", "sources"}),
+            "function": "input",
+            "max_gap": 0,
+            "registers": [
+                {
+                    "quantity": "voltage_l1",
+                    "address": 0,
+                    "type": "float32",
+                    "unit": "V",
+                    "source": "t",
+                },
+                {
+                    "quantity": "energy_active_import",
+                    "address": 10,
+                    "alternatives": [20],
+                    "type": "float32",
+                    "unit": "kWh",
+                    "source": "t",
+                },
+            ],
+        }
+    )
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.values = {0: 230.0, 20: 1234.5}
+    bus.exception_at = {20: 6}  # server device busy
+    meter = MeterSettings.model_validate(
+        {"id": "m1", "profile": "fake", "modbus": {"host": "h", "unit_id": 7}, "interval": 10}
+    )
+    poller = MeterPoller(meter, profile, bus, lambda r: None, clock=clock)
+    first = await poller.read_once()
+    assert first is not None and first.values[Quantity.ENERGY_ACTIVE_IMPORT] == 0.0
+    bus.exception_at = {}
+    energy: list[float] = []
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            clock.now += 10.0
+            reading = await poller.read_once()
+            assert reading is not None
+            energy.append(reading.values[Quantity.ENERGY_ACTIVE_IMPORT])
+    assert energy == [1234.5] * 3
+    assert [r.getMessage() for r in caplog.records] == ["registers resolved anew"]
+    # settled without a refusal: not resolved again
+    bus.requests.clear()
+    clock.now += BACKOFF_CEILING
+    await poller.read_once()
+    assert bus.requests == [(0, 2), (20, 2)]
