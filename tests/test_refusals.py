@@ -208,3 +208,34 @@ def check_steady(plan: Sequence[ReadBlock], final_polls: list[Poll]) -> None:
             elif record.refusals[index]:
                 between += 1
                 assert between <= 1
+
+
+@given(
+    st.lists(st.integers(0, 60), min_size=1, max_size=20, unique=True).map(
+        lambda xs: [2 * x for x in sorted(xs)]
+    ),
+    st.data(),
+)
+def test_bisection_finds_exactly_the_refused_registers(
+    addresses: list[int], data: st.DataObject
+) -> None:
+    refused_fields = data.draw(st.sets(st.sampled_from(addresses)))
+    device = Device(frozenset(a + w for a in refused_fields for w in (0, 1)))
+    plan = plan_reads(profile(addresses, max_gap=0 if len(addresses) % 2 else 10))
+    splits: dict[int, Split] = {}
+    record = poll(plan, splits, device, 0.0)
+    assert record.fields_read == set(addresses) - refused_fields
+    assert {a for s in splits.values() for a in s.excluded} == refused_fields
+    for index, block in enumerate(plan):
+        in_block = {f.address for f in block.fields}
+        bad = len(refused_fields & in_block)
+        # bisection costs at most two reads per bad register per level
+        assert record.refusals[index] <= 2 * bad * max(1, len(in_block).bit_length()) + 1
+        # and the next poll reads the rest in as many reads as there are runs between them
+        if index in splits:
+            for part in splits[index].parts:
+                check_block(part)
+            assert len(splits[index].parts) <= bad + 1
+    again = poll(plan, splits, device, 0.5)
+    assert again.fields_read == record.fields_read
+    assert sum(again.refusals.values()) == 0
