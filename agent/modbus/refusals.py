@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from agent.backoff import doubled
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import ReadBlock, split_block, without_registers
 from agent.modbus.resolve import ReadRegisters
@@ -46,8 +47,7 @@ class Retry:
     ceiling: float
 
     def delay(self, retries: int) -> float:
-        # The exponent is capped: 2.0 ** 1100 overflows, and the ceiling is hit long before.
-        return min(self.start * 2.0 ** min(retries, 64), self.ceiling)
+        return doubled(self.start, self.ceiling, retries)
 
 
 @dataclass(frozen=True, slots=True)
