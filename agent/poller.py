@@ -45,7 +45,7 @@ from agent.modbus.resolve import ReadRegisters, resolve_profile
 from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
-from agent.schedule import next_tick
+from agent.schedule import last_tick, next_tick
 from agent.wire import MeterHealth, MeterReading, MeterState, Quantity
 
 log = logging.getLogger(__name__)
@@ -235,9 +235,12 @@ class MeterPoller:
         self, read: ReadRegisters, now: float, values: dict[Quantity, float]
     ) -> ReadError | None:
         """Read the plan into `values`; the error that cut the read short, if any."""
+        # Refusals are scheduled in ticks: a read that starts a little after its tick
+        # must not find a retry one interval later not yet due.
+        tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
-            outcome = await read_block(block, split, now, read)
+            outcome = await read_block(block, split, tick, read)
             for part, registers in outcome.replies:
                 decoded, problems = part.decode(registers)
                 values.update(decoded)
@@ -249,12 +252,12 @@ class MeterPoller:
             if outcome.failure is not None:
                 # No answer: a silent meter would cost a timeout per block, so stop here.
                 return outcome.failure
-            after = settle(block, split, outcome, now, self._retry)
+            after = settle(block, split, outcome, tick, self._retry)
             if after is None:
                 self._splits.pop(index, None)
             else:
                 self._splits[index] = after
-            self._report_refusals(block, split, after, outcome, now)
+            self._report_refusals(block, split, after, outcome, tick)
         return None
 
     def _report_refusals(
