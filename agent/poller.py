@@ -176,7 +176,7 @@ class MeterPoller:
         async with self._bus.session(self._unit) as read:
             try:
                 if self._resolve or (
-                    self._resolve_at is not None and self._clock.time() >= self._resolve_at
+                    self._resolve_at is not None and self._tick() >= self._resolve_at
                 ):
                     await self._resolve_profile(read)
                 now = self._clock.time()
@@ -193,6 +193,11 @@ class MeterPoller:
             self._read_failed(failure)
             reading = None
         return reading
+
+    def _tick(self) -> float:
+        # Retries are scheduled in ticks: a read that starts a little after its tick must
+        # not find a retry one interval later not yet due.
+        return last_tick(self._clock.time(), self.meter.interval)
 
     async def _resolve_profile(self, read: ReadRegisters) -> None:
         """Settle the profile's addresses on the device, and plan its reads.
@@ -225,7 +230,7 @@ class MeterPoller:
             self._plan = plan
         self._resolve = False
         if refusals:
-            self._resolve_at = self._clock.time() + self._retry.delay(self._resolve_tries)
+            self._resolve_at = self._tick() + self._retry.delay(self._resolve_tries)
             self._resolve_tries += 1
         else:
             self._resolve_at = None
@@ -235,8 +240,6 @@ class MeterPoller:
         self, read: ReadRegisters, now: float, values: dict[Quantity, float]
     ) -> ReadError | None:
         """Read the plan into `values`; the error that cut the read short, if any."""
-        # Refusals are scheduled in ticks: a read that starts a little after its tick
-        # must not find a retry one interval later not yet due.
         tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
