@@ -496,3 +496,22 @@ async def test_a_resolution_that_met_a_refusal_is_done_again(
     clock.now += BACKOFF_CEILING
     await poller.read_once()
     assert bus.requests == [(0, 2), (20, 2)]
+
+
+async def test_a_busy_reply_at_the_retry_is_no_news(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.refused = {4}
+    poller = make_poller(bus, clock, lambda r: None, interval=10.0)
+    await poller.read_once()
+    clock.now += 10.0  # the retry: the device is busy
+    bus.exception_at = {0: 6}
+    with caplog.at_level(logging.INFO):
+        await poller.read_once()
+    assert poller.excluded == {(Function.INPUT, 4)}
+    assert not [r for r in caplog.records if r.getMessage() == "register answered again"]
+    bus.exception_at = {}
+    bus.requests.clear()
+    clock.now += 10.0  # not yet asked again: read without it
+    await poller.read_once()
+    assert bus.requests == [(0, 4), (6, 2), (70, 2), (100, 2)]

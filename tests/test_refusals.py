@@ -45,10 +45,12 @@ def run(coroutine: Coroutine[Any, Any, Outcome]) -> Outcome:
 @dataclass(frozen=True)
 class Device:
     """Refuses a read that touches `refused` (exception 2) or is longer than `longest`
-    registers (exception 3, a device that takes fewer per read than its profile says)."""
+    registers (exception 3, a device that takes fewer per read than its profile says);
+    is busy (exception 6) for reads that touch `busy`."""
 
     refused: frozenset[int] = frozenset()
     longest: int = 125
+    busy: frozenset[int] = frozenset()
 
     def answers(self, address: int, count: int) -> bool:
         return count <= self.longest and not set(range(address, address + count)) & self.refused
@@ -77,12 +79,14 @@ def poll(plan: Sequence[ReadBlock], splits: dict[int, Split], device: Device, no
         if not device.answers(address, count):
             code = device.code(address, count)
             raise ReadError("exception", f"exception code {code}", code)
+        if set(range(address, address + count)) & device.busy:
+            raise ReadError("exception", "exception code 6", 6)
         return [0] * count
 
     for index, block in enumerate(plan):
         before = splits.get(index)
         outcome = run(read_block(block, before, now, read))
-        assert outcome.failure is None and not outcome.failed
+        assert outcome.failure is None
         for part, _ in outcome.replies:
             check_block(part)
             record.fields_read |= {f.address for f in part.fields}
@@ -111,17 +115,18 @@ addresses = st.lists(st.integers(0, 40), min_size=1, max_size=14, unique=True).m
 
 
 @st.composite
-def devices(draw: st.DrawFn, plan_span: int = 82) -> Device:
+def devices(draw: st.DrawFn, busy: bool = False, plan_span: int = 82) -> Device:
     refused = draw(st.frozensets(st.integers(0, plan_span), max_size=4))
     longest = draw(st.sampled_from([125, 125, 8, 4]))
-    return Device(refused, longest)
+    sometimes_busy = st.frozensets(st.integers(0, plan_span), max_size=1 if busy else 0)
+    return Device(refused, longest, draw(sometimes_busy))
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     addresses,
     st.sampled_from([0, 10]),
-    st.lists(st.tuples(devices(), st.integers(1, 12)), min_size=1, max_size=6),
+    st.lists(st.tuples(devices(busy=True), st.integers(1, 12)), min_size=1, max_size=6),
     devices(),
 )
 def test_any_history_of_refusals_settles_on_what_the_device_answers(

@@ -131,23 +131,41 @@ def settle(
     block: ReadBlock, split: Split | None, outcome: Outcome, now: float, retry: Retry
 ) -> Split | None:
     """The block's state after a poll at `now` that was not cut short."""
-    bad = frozenset(address for address, _ in outcome.bad)
-    if outcome.refused and (split is None or due(split, now) or split.parts == (block,)):
-        # The whole block refused (at first, at its retry time, or on probation): wait longer.
-        retries = 0 if split is None else split.retries + 1
-        return Split(_compact(block, outcome, bad), bad, retries, now + retry.delay(retries))
     if split is None:
-        return None
-    if not due(split, now):
-        if not outcome.refused:
-            return split
-        # A part refused between retries: its answered halves stand in for it. Not merged
-        # into longer reads, which the device may refuse too: that waits for the retry.
-        return Split(outcome.kept, split.excluded | bad, split.retries, split.retry_at)
+        return _split(block, outcome, 0, now, retry) if outcome.refused else None
+    if due(split, now):
+        return _retried(block, split, outcome, now, retry)
+    if not outcome.refused:
+        return split
+    if split.parts == (block,):
+        # Refused on probation: as if at the retry time, so the wait grows.
+        return _split(block, outcome, split.retries + 1, now, retry)
+    # A part refused between retries: its answered halves stand in for it. Not merged
+    # into longer reads, which the device may refuse too: that waits for the retry.
+    bad = frozenset(address for address, _ in outcome.bad)
+    return Split(outcome.kept, split.excluded | bad, split.retries, split.retry_at)
+
+
+def _retried(
+    block: ReadBlock, split: Split, outcome: Outcome, now: float, retry: Retry
+) -> Split | None:
+    """The state after the whole block was asked for again."""
+    if outcome.refused:
+        return _split(block, outcome, split.retries + 1, now, retry)
+    if outcome.failed:
+        # Neither answered nor refused (busy, device failure): no news, ask again later.
+        retries = split.retries + 1
+        return Split(split.parts, split.excluded, retries, now + retry.delay(retries))
     if split.parts == (block,):
         return None  # read whole for a full wait: clean
     # Answered whole: read whole again, on probation for as long as it last waited.
     return Split((block,), frozenset(), split.retries, now + retry.delay(split.retries))
+
+
+def _split(block: ReadBlock, outcome: Outcome, retries: int, now: float, retry: Retry) -> Split:
+    """The whole block refused: read without what was refused alone until the next retry."""
+    bad = frozenset(address for address, _ in outcome.bad)
+    return Split(_compact(block, outcome, bad), bad, retries, now + retry.delay(retries))
 
 
 def _compact(block: ReadBlock, outcome: Outcome, bad: frozenset[int]) -> tuple[ReadBlock, ...]:
