@@ -12,9 +12,10 @@ that had to be split is read in parts, without the refused fields, until its ret
 then the whole block is asked for again. Answered whole, it is read in one request again
 and every field comes back; it stays on probation for as long again (read whole, but a
 refusal then counts as one at the retry time), so a device that refuses every other read
-backs off instead of splitting and merging on every tick. Refused again, the block is split anew
-and the wait doubles, up to a ceiling. A register is thus asked for again within the
-ceiling after the device answers it, and never more often than the backoff allows.
+backs off instead of splitting and merging on every tick. Refused again, the block is
+split anew and the wait doubles, up to a ceiling. So a register is asked for again within
+the ceiling of the device answering it, and never before its retry time. A busy or
+failing reply at the retry time is no news: the block stays split and the wait doubles.
 """
 
 from __future__ import annotations
