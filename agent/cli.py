@@ -64,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="UNIT:MODE",
-        help="play a fault for a unit id: timeout, drop, garbage, short, nan, or "
-        "exception=LOW-HIGH (registers refused); repeatable; SIGUSR1 toggles them",
+        help="play a fault for a unit id: timeout, drop, garbage, short, nan, "
+        "exception[=LOW-HIGH] (registers refused) or flaky[=LOW-HIGH] (every other read "
+        "refused); repeatable; SIGUSR1 toggles them",
     )
     simulate.add_argument(
         "--faults-off", action="store_true", help="start with the faults off (SIGUSR1: on)"

@@ -1,9 +1,11 @@
 """The agent's Prometheus metrics at http://{metrics.listen}/metrics (off by default).
 
 Poll latency is measured per meter by timing each bus session (the read of all of a
-meter's blocks, once its bus is free); everything else is read at scrape time from what
-the agent keeps anyway: each meter's health (reads, errors by kind, online), the outbox
-(depth, dropped batches) and the broker connection. Names: `greengauge_agent_*`.
+meter's blocks, once its bus is free), and the session's Modbus requests are counted (so
+requests per read show a plan split around refused registers); everything else is read
+at scrape time from what the agent keeps anyway: each meter's health (reads, errors by
+kind, online, registers left out), the outbox (depth, dropped batches) and the broker
+connection. Names: `greengauge_agent_*`.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agent.logs import fields
 from agent.modbus.bus import Unit
 from agent.modbus.resolve import ReadRegisters
+from agent.profiles.model import Function
 from agent.wire import MeterHealth, MeterState
 
 if TYPE_CHECKING:
@@ -42,11 +45,12 @@ def split_listen(value: str) -> tuple[str, int]:
 
 
 class TimedBus:
-    """A meter's view of its bus that times each of its sessions."""
+    """A meter's view of its bus that times each of its sessions and counts its requests."""
 
-    def __init__(self, bus: MeterBus, histogram: Histogram) -> None:
+    def __init__(self, bus: MeterBus, histogram: Histogram, requests: Counter) -> None:
         self._bus = bus
         self._histogram = histogram
+        self._requests = requests
 
     @property
     def name(self) -> str:
@@ -55,9 +59,14 @@ class TimedBus:
     @contextlib.asynccontextmanager
     async def session(self, unit: Unit) -> AsyncIterator[ReadRegisters]:
         async with self._bus.session(unit) as read:
+
+            async def counted(function: Function, address: int, count: int) -> Sequence[int]:
+                self._requests.inc()
+                return await read(function, address, count)
+
             started = time.perf_counter()
             try:
-                yield read
+                yield counted
             finally:
                 self._histogram.observe(time.perf_counter() - started)
 
@@ -84,14 +93,21 @@ class _State(Collector):
         online = GaugeMetricFamily(
             "greengauge_agent_meter_online", "1 while the meter answers", labels=["meter"]
         )
+        excluded = GaugeMetricFamily(
+            "greengauge_agent_meter_excluded_registers",
+            "Registers left out of reads now because the meter refuses them",
+            labels=["meter"],
+        )
         for meter, health in sorted(self._health.items()):
             reads.add_metric([meter], health.reads)
             online.add_metric([meter], 1.0 if health.state is MeterState.ONLINE else 0.0)
+            excluded.add_metric([meter], health.excluded)
             for kind, count in sorted(health.errors.items()):
                 errors.add_metric([meter, kind], count)
         yield errors
         yield reads
         yield online
+        yield excluded
         outbox = self._outbox
         yield GaugeMetricFamily(
             "greengauge_agent_outbox_depth",
@@ -135,11 +151,17 @@ class AgentMetrics:
             buckets=POLL_BUCKETS,
             registry=self.registry,
         )
+        self._requests = Counter(
+            "greengauge_agent_meter_requests",
+            "Modbus requests made to read the meter (bisections of refused reads included)",
+            ["meter"],
+            registry=self.registry,
+        )
         self.registry.register(_State(publisher, outbox, health))
         self._server: WSGIServer | None = None
 
     def timed(self, bus: MeterBus, meter: str) -> TimedBus:
-        return TimedBus(bus, self._poll.labels(meter))
+        return TimedBus(bus, self._poll.labels(meter), self._requests.labels(meter))
 
     def start(self, listen: str) -> None:
         host, port = split_listen(listen)

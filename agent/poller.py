@@ -1,9 +1,11 @@
 """Polls one meter on its wall-clock ticks, keeps its health, and hands each reading on.
 
 - A read holds the meter's bus for all its blocks and is stamped with the time it began.
-- A block the device refuses with "illegal data address" is bisected by its fields until
-  the registers the device lacks are found; those are reported once, remembered, and left
-  out of every later read, and the rest goes on being read.
+- A block the device refuses (exception 2 or 3) is bisected by its fields until the
+  registers it refuses are found; those are reported once and left out, the rest goes on
+  being read, and the whole block is asked for again on a backoff
+  (agent.modbus.refusals): registers come back, and the reads merge back into the
+  fewest, once the device answers them again.
 - A value that cannot be decoded (wrong byte count, NaN, infinity) is dropped and counted;
   the other values of the read are still delivered. So are the values of the other blocks
   when one block gets an exception reply.
@@ -19,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -29,25 +31,37 @@ from agent.config import MeterSettings
 from agent.logs import fields
 from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import Problem, ReadBlock, shared_plan, split_block, without_registers
+from agent.modbus.plan import Problem, ReadBlock, shared_plan
+from agent.modbus.refusals import (
+    ILLEGAL_DATA_ADDRESS,
+    ILLEGAL_DATA_VALUE,
+    Outcome,
+    Retry,
+    Split,
+    read_block,
+    settle,
+)
 from agent.modbus.resolve import ReadRegisters, resolve_profile
+from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
-from agent.schedule import next_tick
+from agent.schedule import last_tick, next_tick
 from agent.wire import MeterHealth, MeterReading, MeterState, Quantity
 
 log = logging.getLogger(__name__)
 
-ILLEGAL_DATA_ADDRESS: Final = 2
 OFFLINE_AFTER: Final = 3
 """Consecutive reads that gave nothing before a meter is reported offline."""
 BACKOFF_CEILING: Final = 300.0
-"""Longest pause, in seconds, between two probes of an offline meter."""
+"""Longest pause, in seconds, between two probes of an offline meter, and between two
+requests for registers a meter refuses."""
 
 # Error kinds counted in MeterHealth.errors, besides ReadError kinds ("timeout", "connect",
 # "exception", ...).
 BAD_VALUE: Final = "bad_value"
 ILLEGAL_ADDRESS: Final = "illegal_address"
+ILLEGAL_VALUE: Final = "illegal_value"
+_REFUSAL_KINDS: Final = {ILLEGAL_DATA_ADDRESS: ILLEGAL_ADDRESS, ILLEGAL_DATA_VALUE: ILLEGAL_VALUE}
 
 
 class Clock(Protocol):
@@ -97,9 +111,16 @@ class MeterPoller:
         self._clock: Clock = clock or SystemClock()
         self._on_state = on_state
         self._unit = Unit(meter.modbus.unit_id, meter.modbus.timeout, meter.modbus.retries)
-        self._plan: tuple[ReadBlock, ...] | None = None
-        """None until the profile was resolved on this connection."""
-        self.bad_registers: dict[tuple[Function, int], str] = {}
+        self._resolve = True
+        """Resolve the profile on the device before the next read (a new connection)."""
+        self._resolve_at: float | None = None
+        """When to resolve again a profile whose resolution met exception replies."""
+        self._resolve_tries = 0
+        self._plan: tuple[ReadBlock, ...] = ()
+        """The fewest reads of every register; `_splits` says how each is read now."""
+        self._splits: dict[int, Split] = {}
+        """Blocks of `_plan` (by index) the device refused whole; most meters have none."""
+        self._retry = Retry(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
         self._failing_values: set[tuple[int, str]] = set()
         self._backoff = Backoff(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
         self._retry_at = 0.0
@@ -111,8 +132,13 @@ class MeterPoller:
         self.last_read: datetime | None = None
 
     @property
-    def plan(self) -> tuple[ReadBlock, ...] | None:
-        return self._plan
+    def excluded(self) -> frozenset[tuple[Function, int]]:
+        """(table, address) of the registers left out because the meter refuses them."""
+        return frozenset(
+            (self._plan[index].function, address)
+            for index, split in self._splits.items()
+            for address in split.excluded
+        )
 
     def health(self) -> MeterHealth:
         return MeterHealth(
@@ -120,6 +146,7 @@ class MeterPoller:
             last_read=self.last_read,
             reads=self.reads,
             errors=dict(self.errors),
+            excluded=sum(len(split.excluded) for split in self._splits.values()),
         )
 
     async def run(self) -> None:
@@ -148,11 +175,13 @@ class MeterPoller:
         ts = None
         async with self._bus.session(self._unit) as read:
             try:
-                if self._plan is None:
-                    profile = await resolve_profile(self._profile, read)
-                    self._plan = without_registers(shared_plan(profile), self.bad_registers)
-                ts = datetime.fromtimestamp(self._clock.time(), UTC)
-                failure = await self._read_blocks(read, values)
+                if self._resolve or (
+                    self._resolve_at is not None and self._tick() >= self._resolve_at
+                ):
+                    await self._resolve_profile(read)
+                now = self._clock.time()
+                ts = datetime.fromtimestamp(now, UTC)
+                failure = await self._read_blocks(read, now, values)
             except ReadError as exc:
                 failure = exc
         if failure is not None:
@@ -165,61 +194,113 @@ class MeterPoller:
             reading = None
         return reading
 
+    def _tick(self) -> float:
+        # Retries are scheduled in ticks: a read that starts a little after its tick must
+        # not find a retry one interval later not yet due.
+        return last_tick(self._clock.time(), self.meter.interval)
+
+    async def _resolve_profile(self, read: ReadRegisters) -> None:
+        """Settle the profile's addresses on the device, and plan its reads.
+
+        A candidate address the device refuses is passed over, so a refusal that was
+        transient (busy, booting) may have settled on the wrong one: such a resolution
+        is done again on the refusals' backoff until one meets no exception reply. Most
+        profiles resolve without a read and are never done again.
+        """
+        refusals = 0
+
+        async def watched(function: Function, address: int, count: int) -> Sequence[int]:
+            nonlocal refusals
+            try:
+                return await read(function, address, count)
+            except ReadError as exc:
+                refusals += exc.kind == "exception"
+                raise
+
+        plan = shared_plan(await resolve_profile(self._profile, watched))
+        if plan != self._plan:
+            if self._plan:
+                log.info(
+                    "registers resolved anew",
+                    extra=fields(meter=self.meter.id, reads=len(plan)),
+                )
+            # The blocks differ, so what they refused no longer applies. The same plan
+            # (the same device again) keeps it: refused registers are asked on schedule.
+            self._splits.clear()
+            self._plan = plan
+        self._resolve = False
+        if refusals:
+            self._resolve_at = self._tick() + self._retry.delay(self._resolve_tries)
+            self._resolve_tries += 1
+        else:
+            self._resolve_at = None
+            self._resolve_tries = 0
+
     async def _read_blocks(
-        self, read: ReadRegisters, values: dict[Quantity, float]
+        self, read: ReadRegisters, now: float, values: dict[Quantity, float]
     ) -> ReadError | None:
         """Read the plan into `values`; the error that cut the read short, if any."""
-        assert self._plan is not None
-        queue = list(self._plan)
-        done: list[ReadBlock] = []
-        split = False
-        failure: ReadError | None = None
-        while queue:
-            block = queue.pop(0)
-            try:
-                registers = await read(block.function, block.address, block.count)
-            except ReadError as exc:
-                if exc.exception_code == ILLEGAL_DATA_ADDRESS:
-                    split = True
-                    parts = split_block(block)
-                    if parts is None:
-                        self._bad_register(block, exc)
-                    else:
-                        queue[0:0] = parts
-                    continue
-                done.append(block)
-                if exc.kind == "exception":
-                    # The device answered, but not this block: its quantities are dropped.
-                    self.errors[exc.kind] += 1
-                    self._dropped(block, f"{exc}")
-                    continue
+        tick = last_tick(now, self.meter.interval)
+        for index, block in enumerate(self._plan):
+            split = self._splits.get(index)
+            outcome = await read_block(block, split, tick, read)
+            for part, registers in outcome.replies:
+                decoded, problems = part.decode(registers)
+                values.update(decoded)
+                self._value_problems(part, decoded, problems)
+            for part, error in outcome.failed:
+                # The device answered, but not this read: its quantities are dropped.
+                self.errors[error.kind] += 1
+                self._dropped(part, f"{error}")
+            if outcome.failure is not None:
                 # No answer: a silent meter would cost a timeout per block, so stop here.
-                done += queue
-                failure = exc
-                break
-            done.append(block)
-            decoded, problems = block.decode(registers)
-            values.update(decoded)
-            self._value_problems(block, decoded, problems)
-        if split:
-            self._plan = tuple(done)
-        return failure
+                return outcome.failure
+            after = settle(block, split, outcome, tick, self._retry)
+            if after is None:
+                self._splits.pop(index, None)
+            else:
+                self._splits[index] = after
+            self._report_refusals(block, split, after, outcome, tick)
+        return None
 
-    def _bad_register(self, block: ReadBlock, error: ReadError) -> None:
-        field = block.fields[0]
-        reason = f"illegal data address (exception {error.exception_code})"
-        self.bad_registers[(block.function, field.address)] = reason
-        self.errors[ILLEGAL_ADDRESS] += 1
-        log.warning(
-            "register refused, no longer read",
-            extra=fields(
-                meter=self.meter.id,
-                register=field.address,
-                table=block.function.value,
-                quantity=field.quantity.value,
-                reason=reason,
-            ),
-        )
+    def _report_refusals(
+        self,
+        block: ReadBlock,
+        before: Split | None,
+        after: Split | None,
+        outcome: Outcome,
+        now: float,
+    ) -> None:
+        """One line when a register is left out, one when it is read again."""
+        was = before.excluded if before is not None else frozenset()
+        now_excluded = after.excluded if after is not None else frozenset()
+        by_address = {f.address: f for f in block.fields}
+        for address, code in outcome.bad:
+            if address in was:
+                continue
+            self.errors[_REFUSAL_KINDS[code]] += 1
+            assert after is not None  # a refusal leaves the block split
+            log.warning(
+                "register refused, left out",
+                extra=fields(
+                    meter=self.meter.id,
+                    register=address,
+                    table=block.function.value,
+                    quantity=by_address[address].quantity.value,
+                    reason=f"exception {code} ({EXCEPTION_NAMES[code]})",
+                    retry_in=round(after.retry_at - now, 3),
+                ),
+            )
+        for address in sorted(was - now_excluded):
+            log.info(
+                "register answered again",
+                extra=fields(
+                    meter=self.meter.id,
+                    register=address,
+                    table=block.function.value,
+                    quantity=by_address[address].quantity.value,
+                ),
+            )
 
     def _value_problems(
         self, block: ReadBlock, decoded: dict[Quantity, float], problems: list[Problem]
@@ -292,5 +373,5 @@ class MeterPoller:
                     extra=fields(meter=self.meter.id, bus=self._bus.name, reason=reason),
                 )
             # Resolved again when it answers: it may be another device now.
-            self._plan = None
+            self._resolve = True
             self._retry_at = self._clock.time() + self._backoff.next_delay()

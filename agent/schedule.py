@@ -11,3 +11,10 @@ def next_tick(now: float, interval: float) -> float:
     tick = math.floor(now / interval + 1) * interval
     # Float division can land a hair below `now` for huge epochs; step on in that case.
     return tick if tick > now else tick + interval
+
+
+def last_tick(now: float, interval: float) -> float:
+    """The last multiple of `interval` (in epoch seconds) at or before `now`: the tick a
+    read that began at `now` belongs to."""
+    tick = math.floor(now / interval) * interval
+    return tick if tick <= now else tick - interval

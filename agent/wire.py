@@ -204,6 +204,12 @@ class MeterHealth(_WireModel):
     errors: dict[str, int] = Field(
         default_factory=dict, description="failed reads and dropped values since start, by kind"
     )
+    excluded: int = Field(
+        default=0,
+        ge=0,
+        description="registers left out of reads now because the meter refuses them "
+        "(asked for again on a backoff)",
+    )
 
 
 class OutboxHealth(_WireModel):

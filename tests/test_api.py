@@ -360,7 +360,9 @@ def test_sites_meters_health_latest(rig: Rig) -> None:
             ts=rig.now,
             meters={
                 "incomer": MeterHealth(state=MeterState.ONLINE, reads=5, errors={}),
-                "m1": MeterHealth(state=MeterState.ONLINE, reads=5, errors={"timeout": 2}),
+                "m1": MeterHealth(
+                    state=MeterState.ONLINE, reads=5, errors={"timeout": 2}, excluded=1
+                ),
                 "m2": MeterHealth(state=MeterState.OFFLINE, reads=1, errors={"timeout": 9}),
             },
             outbox=OutboxHealth(depth=7, dropped=1),
@@ -371,6 +373,7 @@ def test_sites_meters_health_latest(rig: Rig) -> None:
     health = rig.get(f"/api/v1/sites/{SITE}/meters")
     by_id = {m["id"]: m for m in health["meters"]}
     assert by_id["m1"]["state"] == "online" and by_id["m1"]["errors"] == {"timeout": 2}
+    assert by_id["m1"]["excluded"] == 1 and by_id["m2"]["excluded"] == 0
     assert by_id["m2"]["state"] == "offline" and by_id["m2"]["error_count"] == 9
     assert by_id["incomer"]["power_w"] == 50_000.0 and by_id["incomer"]["agent"] == "gw"
     assert health["agents"] == [

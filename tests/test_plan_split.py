@@ -1,11 +1,9 @@
-"""Splitting a read the device refused: bisection by fields, and plans without bad registers."""
+"""Splitting a read the device refused: halves by fields, and plans without bad registers
+(the bisection over time: test_refusals)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
 from agent.modbus.plan import (
@@ -76,48 +74,6 @@ def test_split_halves_the_fields() -> None:
 def test_a_single_field_cannot_split() -> None:
     (block,) = plan_reads(profile([7]))
     assert split_block(block) is None
-
-
-def bisect(block: ReadBlock, refused: set[int]) -> tuple[list[ReadBlock], list[int]]:
-    """What the poller does: (blocks read, addresses found bad), for a device that refuses
-    any read touching `refused`."""
-    good: list[ReadBlock] = []
-    bad: list[int] = []
-    queue = [block]
-    while queue:
-        current = queue.pop(0)
-        if not covers(current) & refused:
-            good.append(current)
-            continue
-        parts = split_block(current)
-        if parts is None:
-            bad.append(current.fields[0].address)
-        else:
-            queue[0:0] = parts
-    return good, bad
-
-
-@given(
-    st.lists(st.integers(0, 60), min_size=1, max_size=20, unique=True).map(
-        lambda xs: [2 * x for x in sorted(xs)]
-    ),
-    st.data(),
-)
-def test_bisection_finds_exactly_the_refused_registers(
-    addresses: list[int], data: st.DataObject
-) -> None:
-    refused_fields = data.draw(st.sets(st.sampled_from(addresses)))
-    refused = {a + w for a in refused_fields for w in (0, 1)}
-    for block in plan_reads(profile(addresses, max_gap=0 if len(addresses) % 2 else 10)):
-        good, bad = bisect(block, refused)
-        in_block = {f.address for f in block.fields}
-        assert set(bad) == refused_fields & in_block
-        read = {f.address for b in good for f in b.fields}
-        assert read == in_block - refused_fields
-        for part in good:
-            check_block(part)
-        # bisection costs at most two reads per bad register per level
-        assert len(good) <= 2 * len(bad) * max(1, len(in_block).bit_length()) + 1
 
 
 def test_without_registers_cuts_blocks_around_bad_ones() -> None:

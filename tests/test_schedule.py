@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from agent.schedule import next_tick
+from agent.schedule import last_tick, next_tick
 
 EPOCH_2023 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 EPOCH_2100 = 4_102_444_800.0  # 2100-01-01T00:00:00Z
@@ -146,3 +146,14 @@ def test_same_result_anywhere_between_two_ticks(now: float, interval: float) -> 
     halfway = tick - interval / 2
     if halfway > now:
         assert next_tick(halfway, interval) == pytest.approx(tick, abs=4 * math.ulp(tick))
+
+
+@given(now=epochs, interval=any_intervals, late=st.floats(min_value=0, max_value=0.9))
+def test_a_read_belongs_to_the_tick_it_was_started_for(
+    now: float, interval: float, late: float
+) -> None:
+    tick = next_tick(now, interval)
+    started = tick + late * interval  # however late the read began within its interval
+    slack = 4 * math.ulp(started)
+    assert last_tick(started, interval) == pytest.approx(tick, abs=slack)
+    assert last_tick(started, interval) <= started

@@ -17,6 +17,7 @@ from agent.simulator.faults import Fault, FaultInjector, FaultMode, parse_fault
         ("4:nan=0-1", Fault(4, FaultMode.NAN, 0, 1)),
         ("3:exception=0x3000-0x3010", Fault(3, FaultMode.EXCEPTION, 0x3000, 0x3010)),
         ("3:exception", Fault(3, FaultMode.EXCEPTION)),
+        ("3:flaky=342-343", Fault(3, FaultMode.FLAKY, 342, 343)),
         (" 7:short ", Fault(7, FaultMode.SHORT)),
     ],
 )
@@ -30,7 +31,7 @@ def test_parse(text: str, fault: Fault) -> None:
         ("timeout", "UNIT:MODE"),
         ("0:timeout", "outside 1..247"),
         ("2:slow", "unknown mode 'slow'"),
-        ("2:timeout=1-2", "only exception and nan"),
+        ("2:timeout=1-2", "only exception, flaky and nan"),
         ("3:exception=9-2", "run upwards"),
         ("3:exception=x-y", "must be numbers"),
     ],
@@ -64,3 +65,14 @@ def test_injector_decisions_and_toggle() -> None:
     injector.trace_pdu(True, reply(2, [1, 2]))
     assert injector.trace_packet(True, b"frame") == b"frame"
     assert injector.describe() == ["2:timeout", "3:exception=0x000a-0x000b", "4:short"]
+
+
+def test_a_flaky_fault_refuses_every_other_read_of_its_range() -> None:
+    injector = FaultInjector([parse_fault("3:flaky=10-11")], [3])
+    decisions = [injector.refuses(3, 8, 4) for _ in range(4)]
+    assert decisions == [True, False, True, False]
+    assert not injector.refuses(3, 12, 2)  # outside: always answered, and not counted
+    assert injector.refuses(3, 10, 1)
+    injector.toggle()
+    assert not any(injector.refuses(3, 10, 2) for _ in range(3))
+    assert injector.describe() == ["3:flaky=0x000a-0x000b"]

@@ -254,8 +254,9 @@ def _block(
 
 # Splitting refused reads. A device answers a block it cannot serve whole with exception
 # 2 (illegal data address): a register of the profile this unit lacks, or an unmapped gap
-# it does not answer. The poller bisects such a block by its fields until every part is
-# either read or a single field the device refuses on its own; those are bad registers.
+# it does not answer. Such a block is bisected by its fields until every part is either
+# read or a single field the device refuses on its own (agent.modbus.refusals, which
+# also asks for the whole block again later).
 
 
 def sub_block(block: ReadBlock, fields: Sequence[FieldPlan]) -> ReadBlock:

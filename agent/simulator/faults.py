@@ -5,8 +5,10 @@
     UNIT:garbage              answers with corrupted bytes (noise; a bad CRC on RTU)
     UNIT:short                answers one register fewer than asked (wrong byte count)
     UNIT:nan[=LOW-HIGH]       float registers (in LOW..HIGH) read NaN (a meter booting)
-    UNIT:exception=LOW-HIGH   refuses reads touching registers LOW..HIGH (both included,
+    UNIT:exception[=LOW-HIGH] refuses reads touching registers LOW..HIGH (both included,
                               decimal or 0x hex) with exception 2, illegal data address
+    UNIT:flaky[=LOW-HIGH]     refuses every other read touching them (a meter busy half
+                              the time that says so with exception 2)
 
 Faults are switched off and on again with SIGUSR1 (`--faults-off` starts with them off),
 so a test shows a meter failing and recovering without restarting the simulator.
@@ -36,6 +38,7 @@ class FaultMode(StrEnum):
     SHORT = "short"
     NAN = "nan"
     EXCEPTION = "exception"
+    FLAKY = "flaky"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +47,13 @@ class Fault:
     mode: FaultMode
     low: int = 0
     high: int = 0xFFFF
-    """Registers an exception or nan fault touches, both included."""
+    """Registers a ranged fault (exception, flaky, nan) touches, both included."""
 
     def touches(self, address: int, count: int) -> bool:
         return address <= self.high and self.low < address + count
 
 
-_RANGED: Final = {FaultMode.EXCEPTION, FaultMode.NAN}
+_RANGED: Final = {FaultMode.EXCEPTION, FaultMode.FLAKY, FaultMode.NAN}
 _FAULT: Final = re.compile(r"(\d+):([a-z]+)(?:=(\w+)-(\w+))?")
 
 
@@ -71,7 +74,7 @@ def parse_fault(text: str) -> Fault:
         raise ValueError(f"fault {text!r}: unknown mode {match[2]!r} (one of {modes})") from None
     if mode not in _RANGED:
         if match[3] is not None:
-            raise ValueError(f"fault {text!r}: only exception and nan take a register range")
+            raise ValueError(f"fault {text!r}: only exception, flaky and nan take a register range")
         return Fault(unit_id, mode)
     if match[3] is None:
         return Fault(unit_id, mode)
@@ -104,6 +107,7 @@ class FaultInjector:
         self._silence_others = silence_others
         self.active = active
         self._replies: Counter[int] = Counter()
+        self._flaky_reads: Counter[int] = Counter()
         self._mute_next = False
         self._garble_next = False
 
@@ -129,11 +133,14 @@ class FaultInjector:
         return any(f.mode is mode for f in self._modes(unit_id))
 
     def refuses(self, unit_id: int, address: int, count: int) -> bool:
-        """Whether a read of `count` registers at `address` touches a refused range."""
-        return any(
-            f.mode is FaultMode.EXCEPTION and f.touches(address, count)
-            for f in self._modes(unit_id)
-        )
+        """Whether a read of `count` registers at `address` is refused (asked once per read:
+        a flaky fault refuses every other read that touches its range)."""
+        touched = {f.mode for f in self._modes(unit_id) if f.touches(address, count)}
+        if FaultMode.FLAKY in touched:
+            self._flaky_reads[unit_id] += 1
+            if self._flaky_reads[unit_id] % 2:
+                return True
+        return FaultMode.EXCEPTION in touched
 
     def nan(self, unit_id: int, address: int, count: int) -> bool:
         """Whether the register(s) at `address` read NaN now."""

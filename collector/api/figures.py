@@ -111,6 +111,7 @@ def meters(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
                 "reads": h.reads if h else None,
                 "errors": dict(h.errors) if h else {},
                 "error_count": sum(h.errors.values()) if h else 0,
+                "excluded": h.excluded if h else 0,
                 "carrier": m.carrier.value if m else None,
                 "role": m.role.value if m else None,
                 "line": m.line if m else None,
