@@ -22,6 +22,10 @@ from agent.files import write_atomically
 # Beyond this many disjoint ranges per agent the oldest gaps are given up as lost:
 # memory and the state file stay bounded whatever an agent sends.
 MAX_RANGES: Final = 1000
+# A seq this far from every seq seen of its agent is not a gap but a new numbering (an
+# agent that lost its state, or a hostile one): counting it as missing batches would
+# report up to 2**64 of them.
+DEFAULT_MAX_JUMP: Final = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,8 @@ class Seen:
     """seqs skipped over by this one (a new gap)"""
     filled: bool = False
     """it arrived late, into an earlier gap"""
+    epoch: bool = False
+    """it was too far from every earlier seq: they are forgotten, it starts anew"""
 
 
 @dataclass(slots=True)
@@ -44,16 +50,22 @@ class AgentSeqs:
     """seqs skipped over when they opened, whether later filled or not"""
     filled: int = 0
     given_up: int = 0
+    epochs: int = 0
 
     def missing(self) -> int:
         """Seqs inside gaps now: lost, unless a backlog still brings them."""
         return sum(b[0] - a[1] - 1 for a, b in zip(self.ranges, self.ranges[1:], strict=False))
 
-    def see(self, seq: int) -> Seen:
+    def see(self, seq: int, max_jump: int = DEFAULT_MAX_JUMP) -> Seen:
         ranges = self.ranges
         if not ranges:
             ranges.append([seq, seq])
             return Seen()
+        if seq > ranges[-1][1] + max_jump or seq < ranges[0][0] - max_jump:
+            self.given_up += self.missing()
+            self.epochs += 1
+            ranges[:] = [[seq, seq]]
+            return Seen(epoch=True)
         index = bisect.bisect_right(ranges, seq, key=lambda r: r[0]) - 1
         if index >= 0 and ranges[index][0] <= seq <= ranges[index][1]:
             self.repeats += 1
@@ -80,11 +92,12 @@ class AgentSeqs:
 
 
 class SequenceTracker:
-    def __init__(self) -> None:
+    def __init__(self, max_jump: int = DEFAULT_MAX_JUMP) -> None:
         self.agents: dict[tuple[str, str], AgentSeqs] = {}
+        self.max_jump = max_jump
 
     def see(self, site: str, agent: str, seq: int) -> Seen:
-        return self.agents.setdefault((site, agent), AgentSeqs()).see(seq)
+        return self.agents.setdefault((site, agent), AgentSeqs()).see(seq, self.max_jump)
 
     @property
     def repeats(self) -> int:
@@ -103,19 +116,19 @@ class SequenceTracker:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> SequenceTracker:
-        tracker = cls()
+    def from_json(cls, text: str, max_jump: int = DEFAULT_MAX_JUMP) -> SequenceTracker:
+        tracker = cls(max_jump)
         for item in json.loads(text):
             ranges = [[int(low), int(high)] for low, high in item["ranges"]]
             tracker.agents[(item["site"], item["agent"])] = AgentSeqs(ranges=sorted(ranges))
         return tracker
 
 
-def load(path: Path) -> SequenceTracker:
+def load(path: Path, max_jump: int = DEFAULT_MAX_JUMP) -> SequenceTracker:
     try:
-        return SequenceTracker.from_json(path.read_text(encoding="utf-8"))
+        return SequenceTracker.from_json(path.read_text(encoding="utf-8"), max_jump)
     except FileNotFoundError:
-        return SequenceTracker()
+        return SequenceTracker(max_jump)
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:

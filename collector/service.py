@@ -7,23 +7,23 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent.logs import fields
-from agent.wire import BrokerSettings, Topic, subscription
+from agent.wire import BrokerSettings, ReadingBatch, Topic, subscription
 from collector import sequences
 from collector.accounting.live import accounting_for
 from collector.api.live import LiveHub
 from collector.api.status import AgentStatuses
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
+from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
 from collector.spool import Spool
 from collector.stores import Store
-from collector.validate import Rejected, reading_batch
+from collector.validate import DEFAULT_MAX_AGE, Window, reading_batch
 from collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,6 @@ DEAD_LETTERS_FILE = "dead-letters.jsonl"
 EMBEDDED_STORE_FILE = "readings.sqlite"
 SPOOL_FILE = "spool.sqlite"
 SEQUENCES_FILE = "sequences.json"
-
-
-def _noop() -> None:
-    pass
 
 
 def open_store(config: CollectorConfig) -> Store:
@@ -56,13 +52,23 @@ def client_id(mqtt: BrokerSettings) -> str:
     return mqtt.client_id or f"greengauge-collector-{socket.gethostname()}"
 
 
+def accepted_window(config: CollectorConfig) -> Window:
+    """The times accepted: not older than `max_age_days` (10 years by default)."""
+    ingest = config.ingest
+    max_age = DEFAULT_MAX_AGE if ingest.max_age_days is None else timedelta(ingest.max_age_days)
+    return Window(max_age, timedelta(seconds=ingest.max_future_seconds))
+
+
 class Collector:
     def __init__(self, config: CollectorConfig, store: Store, table: bool = False) -> None:
         self._config = config
         data_dir = config.data_dir
+        ingest = config.ingest
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE)
+        self.guard = Guard(self.dead_letters)
+        self.window = accepted_window(config)
         self.spool = Spool(data_dir / SPOOL_FILE)
-        self.sequences = sequences.load(data_dir / SEQUENCES_FILE)
+        self.sequences = sequences.load(data_dir / SEQUENCES_FILE, ingest.max_seq_jump)
         self.writer = BatchWriter(
             store,
             config.write,
@@ -73,38 +79,59 @@ class Collector:
         )
         # Kept only for its readers, the terminal table and the API: per reading, it is a
         # measurable share of the collector's CPU at hundreds of thousands of values a second.
-        self.latest = LatestReadings() if table or config.api is not None else None
+        self.latest = (
+            LatestReadings(ingest.meters_per_agent, ingest.latest_meters)
+            if table or config.api is not None
+            else None
+        )
         self.messages = 0
         # The API's view (issue 6): agents' status messages, the live event stream.
-        self.statuses = AgentStatuses()
+        self.statuses = AgentStatuses(self.window, ingest.agents, ingest.meters_per_agent)
         self.hub = LiveHub()
         self.ingest = Ingest(
             config.mqtt,
             client_id(config.mqtt),
             subscription(Topic.READINGS),
             self.receive,
-            config.ingest.receive_maximum,
+            ingest.receive_maximum,
+            ingest.ack_overdue_seconds,
         )
         # Energy and carbon accounting (issue 5): None without a plant model.
-        self.accounting = accounting_for(config, self.dead_letters)
+        self.accounting = accounting_for(config, self.guard, self.window)
+        self.ingests = [self.ingest]
+        """every subscription (the API adds the status one), for the metrics"""
+        if self.accounting is not None and self.accounting.mes is not None:
+            self.ingests.append(self.accounting.mes)
 
     def receive(self, message: Message) -> None:
-        self.handle(message.topic, message.payload, message.ack)
+        """One message: dead-lettered now, or batched for the store; acked once durable.
 
-    def handle(self, topic: str, payload: bytes, ack: Callable[[], None] = _noop) -> None:
-        """One message: dead-lettered now, or batched for the store; `ack` once durable."""
+        Whatever goes wrong with it is the guard's: it never escapes to the subscription,
+        where it would leave the message unacknowledged and hold back every later ack."""
         self.messages += 1
-        try:
-            batch = reading_batch(topic, payload)
-        except Rejected as exc:
-            self.dead_letters.add(topic, payload, str(exc), ack)
-            return
-        self.writer.add(topic, payload, batch, ack)
+        batch = self.guard.run("readings", message, lambda: self._use(message))
+        if batch is not None:
+            # Last, so that nothing can fail once the writer holds the ack.
+            message.progress.stage = "store"
+            self.writer.add(message.topic, message.payload, batch, message.ack)
+
+    def _use(self, message: Message) -> ReadingBatch:
+        """Validate a reading batch and show it (table, stream, accounting); raise if not."""
+        progress = message.progress
+        progress.stage = "parse"
+        batch = reading_batch(message.topic, message.payload)
+        progress.stage = "validate"
+        self.window.check_batch(batch, datetime.now(UTC))
         if self.latest is not None:
+            self.latest.admit(batch)
+            progress.stage = "latest table"
             self.latest.update(batch)
+        progress.stage = "live stream"
         self.hub.readings(batch)
         if self.accounting is not None:
+            progress.stage = "accounting"
             self.accounting.feed(batch)
+        return batch
 
     async def subscribe_forever(self) -> None:
         await self.ingest.run()

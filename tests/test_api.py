@@ -34,6 +34,7 @@ from collector.api.live import Event, LiveHub
 from collector.api.settings import ApiSettings
 from collector.api.status import AgentStatuses, StatusRejected, agent_status
 from collector.deadletters import DeadLetters
+from collector.guard import Guard
 from collector.livetable import LatestReadings
 from collector.metrics import CollectorMetrics
 from collector.plant import AccountingConfig
@@ -133,7 +134,7 @@ def make_rig(tmp_path: Path, settings: ApiSettings) -> Rig:
         state,
         hub,
         SqliteHistory(tmp_path / "readings.sqlite"),
-        LiveAccounting(accounting, dead_letters),
+        LiveAccounting(accounting, Guard(dead_letters)),
         CollectorMetrics(),
         settings,
         refresh,

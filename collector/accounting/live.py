@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
@@ -20,11 +20,13 @@ from agent.logs import fields
 from agent.wire import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
 from collector.accounting.db import MinuteRow, ms
 from collector.accounting.engine import MINUTE, Accounting, output_series
-from collector.deadletters import DeadLetters
+from collector.acks import Progress
+from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
 from collector.stores import PointStore
+from collector.validate import DEFAULT_WINDOW, Rejected, Window, unique_keys
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
@@ -35,19 +37,22 @@ _MES = TypeAdapter(ProductionOutput | ValueAdded)
 MES_SUBSCRIPTION = f"{TOPIC_ROOT}/+/production"
 
 
-class MesRejected(ValueError):
+class MesRejected(Rejected):
     pass
 
 
 class LiveAccounting:
-    def __init__(self, accounting: Accounting, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, accounting: Accounting, guard: Guard, window: Window = DEFAULT_WINDOW
+    ) -> None:
         self.accounting = accounting
-        self._dead_letters = dead_letters
-        self._mes: Ingest | None = None
+        self._guard = guard
+        self._window = window
+        self.mes: Ingest | None = None
 
     def subscribe(self, mes: Ingest) -> None:
         """Take the MES's production messages from this subscription (QoS 1, manual acks)."""
-        self._mes = mes
+        self.mes = mes
 
     def feed(self, batch: ReadingBatch) -> None:
         self.accounting.feed(batch)
@@ -55,27 +60,38 @@ class LiveAccounting:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.accounting.run())
-            if self._mes is not None:
-                tasks.create_task(self._mes.run())
+            if self.mes is not None:
+                tasks.create_task(self.mes.run())
 
     def receive(self, message: Message) -> None:
-        try:
-            self.record(message.topic, message.payload)
-        except MesRejected as exc:
-            self._dead_letters.add(message.topic, message.payload, str(exc), message.ack)
-            return
-        message.ack()
+        def use() -> bool:
+            self.record(message.topic, message.payload, message.progress)
+            return True
 
-    def record(self, topic: str, payload: bytes) -> None:
+        if self._guard.run("production", message, use):
+            message.ack()
+
+    def record(self, topic: str, payload: bytes, progress: Progress | None = None) -> None:
         """Record one MES message; MesRejected with the reason when it cannot be used."""
+        progress = progress or Progress()
+        progress.stage = "parse"
         parts = topic.split("/")
         if len(parts) != 4 or parts[3] != "production":
             raise MesRejected(f"topic {topic!r} is not {TOPIC_ROOT}/{{site}}/production")
         try:
             site_id = check_id(parts[2])
             message = _MES.validate_json(payload)
+            unique_keys(payload, "production message")
         except (ValueError, ValidationError) as exc:
             raise MesRejected(f"invalid production message: {exc}") from exc
+        progress.stage = "validate"
+        now = datetime.now(UTC)
+        if isinstance(message, ValueAdded):
+            month = datetime.strptime(message.month, "%Y-%m").replace(tzinfo=UTC)
+            self._window.check(month, now, "month")
+        else:
+            self._window.check(message.start, now, "start")
+            self._window.check(message.end, now, "end")
         if message.site != site_id:
             raise MesRejected(f"message says site {message.site!r}, topic site {site_id!r}")
         config = self.accounting.config.site(site_id)
@@ -83,6 +99,7 @@ class LiveAccounting:
             raise MesRejected(f"site {site_id!r} is not in the plant model")
         db = self.accounting.db
         if isinstance(message, ValueAdded):
+            progress.stage = "accounting"
             db.set_value_added(site_id, message.month, message.cny)
             log.info("value added recorded", extra=fields(site=site_id, month=message.month))
             return
@@ -98,6 +115,7 @@ class LiveAccounting:
         if not message.end > message.start or message.end - message.start > timedelta(days=31):
             raise MesRejected("the period must end after it starts and last at most 31 days")
         series = output_series(line.id)
+        progress.stage = "accounting"
         with db.transaction() as conn:
             old = db.replace_mes_output(
                 conn, site_id, line.id, ms(message.start), ms(message.end), message.quantity
@@ -119,7 +137,7 @@ class LiveAccounting:
         self.accounting.close()
 
 
-def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAccounting | None:
+def accounting_for(config: CollectorConfig, guard: Guard, window: Window) -> LiveAccounting | None:
     """The live accounting of a collector, or None without a plant model in its config."""
     if config.accounting is None:
         return None
@@ -135,7 +153,7 @@ def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAc
     publisher.start()
     accounting.on_close(publisher.stop)
     accounting.on_close(store.close)
-    live = LiveAccounting(accounting, dead_letters)
+    live = LiveAccounting(accounting, guard, window)
     live.subscribe(
         Ingest(
             config.mqtt,
@@ -143,6 +161,7 @@ def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAc
             MES_SUBSCRIPTION,
             live.receive,
             config.ingest.receive_maximum,
+            config.ingest.ack_overdue_seconds,
         )
     )
     return live

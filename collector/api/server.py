@@ -80,9 +80,11 @@ class Api:
             config.mqtt,
             f"{client_id(config.mqtt)}-status",
             subscription(Topic.STATUS),
-            lambda message: collector.statuses.receive(message, collector.dead_letters),
+            lambda message: collector.statuses.receive(message, collector.guard),
             config.ingest.receive_maximum,
+            config.ingest.ack_overdue_seconds,
         )
+        collector.ingests.append(self.status_ingest)
         self.server = _Server(
             uvicorn.Config(
                 self.app,
