@@ -85,13 +85,10 @@ class LiveAccounting:
         except (ValueError, ValidationError) as exc:
             raise MesRejected(f"invalid production message: {exc}") from exc
         progress.stage = "validate"
-        now = datetime.now(UTC)
-        if isinstance(message, ValueAdded):
-            month = datetime.strptime(message.month, "%Y-%m").replace(tzinfo=UTC)
-            self._window.check(month, now, "month")
-        else:
-            self._window.check(message.start, now, "start")
-            self._window.check(message.end, now, "end")
+        try:
+            self._check_times(message)
+        except Rejected as exc:
+            raise MesRejected(str(exc)) from None
         if message.site != site_id:
             raise MesRejected(f"message says site {message.site!r}, topic site {site_id!r}")
         config = self.accounting.config.site(site_id)
@@ -132,6 +129,15 @@ class LiveAccounting:
             "production output recorded",
             extra=fields(site=site_id, line=line.id, quantity=message.quantity, replaced=old),
         )
+
+    def _check_times(self, message: ProductionOutput | ValueAdded) -> None:
+        now = datetime.now(UTC)
+        if isinstance(message, ValueAdded):
+            month = datetime.strptime(message.month, "%Y-%m").replace(tzinfo=UTC)
+            self._window.check(month, now, "month")
+        else:
+            self._window.check(message.start, now, "start")
+            self._window.check(message.end, now, "end")
 
     def close(self) -> None:
         self.accounting.close()
