@@ -11,6 +11,7 @@ from agent.wire import BrokerSettings
 from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
 from collector.sequences import DEFAULT_MAX_JUMP
+from collector.validate import DEFAULT_MAX_AGE
 
 
 class _Config(BaseModel):
@@ -47,14 +48,14 @@ class IngestSettings(_Config):
         le=65535,
         description="MQTT 5: messages the broker may send before the collector acknowledges",
     )
-    max_age_days: float | None = Field(
-        default=None,
+    max_age_days: float = Field(
+        default=DEFAULT_MAX_AGE.days,
         gt=0,
         le=36500,
         description=(
-            "oldest reading, agent status or production period accepted, in days "
-            "(default 3650); set it to the store's retention: the store would drop older "
-            "points silently, the collector dead-letters them instead"
+            "oldest reading, agent status or production period accepted, in days; set it "
+            "to the store's retention: the store would drop older points silently, the "
+            "collector dead-letters them instead"
         ),
     )
     max_future_seconds: float = Field(

@@ -23,7 +23,7 @@ from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
 from collector.spool import Spool
 from collector.stores import Store
-from collector.validate import DEFAULT_MAX_AGE, Window, reading_batch
+from collector.validate import Window, reading_batch
 from collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,8 @@ def client_id(mqtt: BrokerSettings) -> str:
 
 
 def accepted_window(config: CollectorConfig) -> Window:
-    """The times accepted: not older than `max_age_days` (10 years by default)."""
     ingest = config.ingest
-    max_age = DEFAULT_MAX_AGE if ingest.max_age_days is None else timedelta(ingest.max_age_days)
-    return Window(max_age, timedelta(seconds=ingest.max_future_seconds))
+    return Window(timedelta(days=ingest.max_age_days), timedelta(seconds=ingest.max_future_seconds))
 
 
 class Collector:
