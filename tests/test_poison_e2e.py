@@ -13,7 +13,10 @@ nothing again.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +24,12 @@ from typing import Any
 
 import httpx
 import paho.mqtt.publish
+import pytest
 from processes import Program, running, wait_for, write_yaml
 from servers import Mosquitto, VictoriaMetrics, free_port
+
+from agent.wire import BrokerSettings
+from collector.ingest import Ingest, Message
 
 SITE, AGENT = "plant-poison", "gw-1"
 RECEIVE_MAXIMUM = 5
@@ -228,3 +235,31 @@ def test_poison_on_every_topic_is_dead_lettered_and_ingest_goes_on(
         )
         again.assert_running()
     assert len(dead_letters(data)) == expected["dead"]
+
+
+async def test_a_message_holding_the_acks_is_logged_with_its_topic_and_stage(
+    mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    held: list[Message] = []
+
+    def deliver(message: Message) -> None:
+        message.progress.stage = "store"  # and never acknowledged, as a wedged write would
+        held.append(message)
+
+    settings = BrokerSettings(url=mosquitto.url)
+    ingest = Ingest(settings, "collector-watchdog", "greengauge/v1/+/+/readings", deliver, 5, 0.4)
+    task = asyncio.create_task(ingest.run())
+    try:
+        await asyncio.to_thread(wait_for, lambda: ingest.connected, TIMEOUT, "the subscription")
+        topic = f"greengauge/v1/{SITE}/{AGENT}/readings"
+        paho.mqtt.publish.single(topic, b"{}", qos=1, port=mosquitto.port)
+        await asyncio.to_thread(wait_for, lambda: ingest.overdue, TIMEOUT, "the overdue ack")
+        await asyncio.sleep(1.0)  # named once, not on every check
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    [record] = [r for r in caplog.records if r.getMessage().startswith("acknowledgement overdue")]
+    assert record.levelno == logging.ERROR
+    assert (record.kv["topic"], record.kv["stage"]) == (topic, "store")  # type: ignore[attr-defined]
+    assert ingest.overdue == 1 and len(held) == 1
