@@ -13,6 +13,11 @@ from agent.wire import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
 DEFAULT_MAX_AGE: Final = timedelta(days=3650)
+MAX_VALUE: Final = 1e18
+"""Largest magnitude of a reading's value: far beyond any meter (1e18 W, kWh, m3...),
+and far enough below float overflow that sums, differences and kgce of any number of
+them stay finite. Checked here, not in the wire model, so that an agent never fails
+to build a reading; the collector refuses the batch with the reason."""
 M = TypeVar("M", ReadingBatch, AgentStatus)
 _NAMES = {Topic.READINGS: "reading batch", Topic.STATUS: "agent status"}
 
@@ -109,4 +114,12 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
 
 def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
     """The batch a readings message carries; raise Rejected with the reason otherwise."""
-    return agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
+    batch = agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
+    for index, reading in enumerate(batch.readings):
+        for quantity, value in reading.values.items():
+            if abs(value) > MAX_VALUE:
+                raise Rejected(
+                    f"readings[{index}] (meter {reading.meter!r}) {quantity.value} {value:g} "
+                    f"is beyond ±{MAX_VALUE:g}"
+                )
+    return batch

@@ -318,7 +318,7 @@ def test_a_time_that_overflows_in_utc_is_dead_lettered_and_ingest_goes_on(tmp_pa
             "readings[0] (meter 'm1') ts 1969-12-31T23:59:59+00:00 is more than 3650 days old",
         ),
         (now_iso(11 * 365 * 86400), "days old"),
-        (now_iso(-301), "ahead of the collector's clock"),
+        (now_iso(-3600), "ahead of the collector's clock"),
     ],
 )
 def test_readings_outside_the_window_are_dead_lettered_not_counted_stored(
@@ -565,3 +565,12 @@ def test_agent_statuses_are_bounded(tmp_path: Path) -> None:
         statuses.receive(acks.message(f"greengauge/v1/{SITE}/{agent}/status", payload), guard)
     assert list(statuses.agents) == [(SITE, "b"), (SITE, "c")]
     assert statuses.evicted == 1
+
+
+def test_values_that_would_overflow_sums_are_refused(tmp_path: Path) -> None:
+    payload = readings().replace(b'"power_active": 1.5', b'"power_active": 1.7e308')
+    with collector(tmp_path) as c:
+        feed(c, [(READINGS, payload), (READINGS, readings(2, "fine"))])
+        [reason] = dead_reasons(c.dead_letters)
+        assert reason == "readings[0] (meter 'm1') power_active 1.7e+308 is beyond ±1e+18"
+        assert {m for _, _, m, _ in stored(c)} == {"fine"}
