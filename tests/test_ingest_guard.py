@@ -457,6 +457,11 @@ def test_a_fault_recording_production_dead_letters_it(
     [
         (status(ts=OVERFLOWS), "ts: Value error, 0001-01-01T00:00:00+01:00 is out of range"),
         (status(ts=now_iso(-3600)), "status ts"),
+        (
+            status(meters={"m1": {"state": "online", "last_read": "1969-12-31T23:59:59Z"}}),
+            "meters.m1.last_read 1969-12-31T23:59:59+00:00 is more than 3650 days old",
+        ),
+        (status(outbox={"depth": 1, "oldest": "2999-01-01T00:00:00Z"}), "outbox.oldest 2999"),
         (twice(status(), "state", "offline"), "key 'state' appears more than once"),
         (status(outbox={"depth": 2**63}), "outbox.depth: Input should be less than or equal"),
         (

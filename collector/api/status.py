@@ -63,6 +63,11 @@ class AgentStatuses:
         """Raise StatusRejected for a status that must not be kept."""
         # A time far ahead would pin this status: no later one would ever replace it.
         self._window.check(status.ts, now, "status ts")
+        for meter, health in status.meters.items():
+            if health.last_read is not None:
+                self._window.check(health.last_read, now, f"meters.{meter}.last_read")
+        if status.outbox is not None and status.outbox.oldest is not None:
+            self._window.check(status.outbox.oldest, now, "outbox.oldest")
         if len(status.meters) > self._meters_per_agent:
             raise StatusRejected(
                 f"status names {len(status.meters)} meters, more than one agent may "
