@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 from test_api import SITE as PLANT_SITE
 from test_api import plant
 
@@ -36,6 +37,7 @@ from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
 from collector.ingest import Message
+from collector.metrics import CollectorMetrics
 from collector.service import EMBEDDED_STORE_FILE, Collector
 from collector.stores.sqlite import SqliteStore
 
@@ -579,3 +581,27 @@ def test_values_that_would_overflow_sums_are_refused(tmp_path: Path) -> None:
         [reason] = dead_reasons(c.dead_letters)
         assert reason == "readings[0] (meter 'm1') power_active 1.7e+308 is beyond ±1e+18"
         assert {m for _, _, m, _ in stored(c)} == {"fine"}
+
+
+def test_failures_rejections_and_evictions_are_in_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with collector(tmp_path, meters_per_agent=5, latest_meters=2) as c:
+        metrics = CollectorMetrics()
+        metrics.watch(c)
+        feed(c, [(READINGS, readings(n, f"m{n}")) for n in range(3)])
+        feed(c, [(READINGS, readings(3, ts=OVERFLOWS))])
+        monkeypatch.setattr(c.hub, "readings", broken)
+        feed(c, [(READINGS, readings(4))])
+        text = metrics.render().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    failed = ("greengauge_collector_messages_failed_total", (("stage", "live stream"),))
+    assert samples[(failed[0], (*failed[1], ("topic", "readings")))] == 1
+    assert samples[("greengauge_collector_messages_rejected_total", (("topic", "readings"),))] == 1
+    assert samples[("greengauge_collector_latest_evicted_total", ())] == 1
+    assert samples[("greengauge_collector_latest_meters", ())] == 2
+    assert samples[("greengauge_collector_ack_overdue_total", ())] == 0
