@@ -11,7 +11,6 @@ from agent.wire import BrokerSettings
 from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
 from collector.sequences import DEFAULT_MAX_JUMP
-from collector.validate import DEFAULT_MAX_AGE
 
 
 class _Config(BaseModel):
@@ -48,14 +47,14 @@ class IngestSettings(_Config):
         le=65535,
         description="MQTT 5: messages the broker may send before the collector acknowledges",
     )
-    max_age_days: float = Field(
-        default=DEFAULT_MAX_AGE.days,
+    max_age_days: float | None = Field(
+        default=None,
         gt=0,
         le=36500,
         description=(
-            "oldest reading, agent status or production period accepted, in days; set it "
-            "to the store's retention: the store would drop older points silently, the "
-            "collector dead-letters them instead"
+            "oldest reading, agent status or production period accepted, in days; default: "
+            "the InfluxDB bucket's retention when it states one, else 3650 (the store would "
+            "drop older points silently: the collector dead-letters them instead)"
         ),
     )
     max_future_seconds: float = Field(

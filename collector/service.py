@@ -22,8 +22,8 @@ from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
 from collector.spool import Spool
-from collector.stores import Store
-from collector.validate import Window, reading_batch
+from collector.stores import RetentionStore, Store
+from collector.validate import DEFAULT_MAX_AGE, Window, reading_batch
 from collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -52,19 +52,35 @@ def client_id(mqtt: BrokerSettings) -> str:
     return mqtt.client_id or f"greengauge-collector-{socket.gethostname()}"
 
 
-def accepted_window(config: CollectorConfig) -> Window:
+def accepted_window(config: CollectorConfig, retention: timedelta | None) -> Window:
+    """Not older than configured, else than the store keeps, else 10 years."""
     ingest = config.ingest
-    return Window(timedelta(days=ingest.max_age_days), timedelta(seconds=ingest.max_future_seconds))
+    if ingest.max_age_days is not None:
+        max_age = timedelta(days=ingest.max_age_days)
+    else:
+        max_age = retention or DEFAULT_MAX_AGE
+    return Window(max_age, timedelta(seconds=ingest.max_future_seconds))
+
+
+def store_retention(store: Store) -> timedelta | None:
+    """How long the store keeps points, if it can say (a blocking call: once, at start)."""
+    return store.retention() if isinstance(store, RetentionStore) else None
 
 
 class Collector:
-    def __init__(self, config: CollectorConfig, store: Store, table: bool = False) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        store: Store,
+        table: bool = False,
+        retention: timedelta | None = None,
+    ) -> None:
         self._config = config
         data_dir = config.data_dir
         ingest = config.ingest
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE)
         self.guard = Guard(self.dead_letters)
-        self.window = accepted_window(config)
+        self.window = accepted_window(config, retention)
         self.spool = Spool(data_dir / SPOOL_FILE)
         self.sequences = sequences.load(data_dir / SEQUENCES_FILE, ingest.max_seq_jump)
         self.writer = BatchWriter(
@@ -154,8 +170,10 @@ class Collector:
 
 async def run_collector(config: CollectorConfig, table: bool) -> None:
     metrics = CollectorMetrics()
-    store = metrics.timed(open_store(config))
-    collector = Collector(config, store, table)
+    raw_store = open_store(config)
+    retention = await asyncio.to_thread(store_retention, raw_store)
+    store = metrics.timed(raw_store)
+    collector = Collector(config, store, table, retention)
     metrics.watch(collector)
     log.info(
         "collector starting",
@@ -164,6 +182,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             store=config.influxdb.url if config.influxdb else "embedded sqlite",
             data_dir=str(config.data_dir),
             spooled=collector.spool.depth,
+            accepted_days=collector.window.max_age.days,
         ),
     )
     # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and

@@ -122,12 +122,14 @@ def dead_reasons(dead_letters: DeadLetters) -> list[str]:
 
 
 @contextmanager
-def collector(directory: Path, **ingest: Any) -> Iterator[Collector]:
+def collector(
+    directory: Path, retention: timedelta | None = None, **ingest: Any
+) -> Iterator[Collector]:
     config = CollectorConfig.model_validate(
         {"mqtt": {"url": "mqtt://127.0.0.1:1"}, "data_dir": str(directory), "ingest": ingest}
     )
     store = SqliteStore(directory / EMBEDDED_STORE_FILE)
-    c = Collector(config, store, table=True)
+    c = Collector(config, store, table=True, retention=retention)
     try:
         yield c
     finally:
@@ -350,6 +352,18 @@ def test_the_window_is_configurable(tmp_path: Path) -> None:
         feed(c, [(READINGS, readings(3, ts=now_iso(-5)))])
         assert c.dead_letters.count == 2
         assert len(stored(c)) == 1
+
+
+def test_the_stores_retention_is_the_default_window_and_the_config_overrides_it(
+    tmp_path: Path,
+) -> None:
+    month = timedelta(days=30)
+    with collector(tmp_path / "a", retention=month) as c:
+        feed(c, [(READINGS, readings(1, ts=now_iso(31 * 86400)))])
+        assert "more than 30 days old" in dead_reasons(c.dead_letters)[0]
+    with collector(tmp_path / "b", retention=month, max_age_days=60) as c:
+        feed(c, [(READINGS, readings(1, ts=now_iso(31 * 86400)))])
+        assert c.dead_letters.count == 0 and len(stored(c)) == 1
 
 
 @pytest.mark.parametrize(
