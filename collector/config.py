@@ -82,12 +82,18 @@ class IngestSettings(_Config):
     latest_meters: int = Field(
         default=50_000,
         ge=1,
-        description="latest readings kept for the API in all (least recently updated evicted)",
+        description=(
+            "latest readings kept for the API in all, and meters named by the agent "
+            "statuses kept (least recently updated evicted)"
+        ),
     )
     agents: int = Field(
         default=10_000,
         ge=1,
-        description="agent statuses kept for the API (least recently updated evicted)",
+        description=(
+            "agents whose status and batch sequence numbers are kept (least recently "
+            "updated forgotten)"
+        ),
     )
 
 

@@ -158,6 +158,12 @@ class _Counts(PromCollector):
             value=sum(a.epochs for a in agents),
         )
         yield CounterMetricFamily(
+            "greengauge_collector_sequence_agents_forgotten",
+            "Agents whose sequence numbers were forgotten (least recently seen) to stay within "
+            "ingest.agents",
+            value=c.sequences.forgotten,
+        )
+        yield CounterMetricFamily(
             "greengauge_collector_agent_statuses_evicted",
             "Agent statuses forgotten, least recently updated first, to stay within the bound",
             value=c.statuses.evicted,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -92,12 +93,27 @@ class AgentSeqs:
 
 
 class SequenceTracker:
-    def __init__(self, max_jump: int = DEFAULT_MAX_JUMP) -> None:
-        self.agents: dict[tuple[str, str], AgentSeqs] = {}
+    """Every agent's seqs; at most `max_agents` agents, the least recently seen forgotten
+    (it starts afresh if it comes back), so invented agent ids cannot exhaust memory."""
+
+    def __init__(self, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000) -> None:
+        # Least recently seen first, in memory and in the state file.
+        self.agents: OrderedDict[tuple[str, str], AgentSeqs] = OrderedDict()
         self.max_jump = max_jump
+        self.max_agents = max_agents
+        self.forgotten = 0
 
     def see(self, site: str, agent: str, seq: int) -> Seen:
-        return self.agents.setdefault((site, agent), AgentSeqs()).see(seq, self.max_jump)
+        key = (site, agent)
+        seqs = self.agents.get(key)
+        if seqs is None:
+            seqs = self.agents[key] = AgentSeqs()
+            if len(self.agents) > self.max_agents:
+                self.agents.popitem(last=False)
+                self.forgotten += 1
+        else:
+            self.agents.move_to_end(key)
+        return seqs.see(seq, self.max_jump)
 
     @property
     def repeats(self) -> int:
@@ -111,24 +127,27 @@ class SequenceTracker:
         return json.dumps(
             [
                 {"site": site, "agent": agent, "ranges": seqs.ranges}
-                for (site, agent), seqs in sorted(self.agents.items())
+                for (site, agent), seqs in self.agents.items()
             ]
         )
 
     @classmethod
-    def from_json(cls, text: str, max_jump: int = DEFAULT_MAX_JUMP) -> SequenceTracker:
-        tracker = cls(max_jump)
-        for item in json.loads(text):
+    def from_json(
+        cls, text: str, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000
+    ) -> SequenceTracker:
+        tracker = cls(max_jump, max_agents)
+        for item in json.loads(text)[-max_agents:]:
             ranges = [[int(low), int(high)] for low, high in item["ranges"]]
             tracker.agents[(item["site"], item["agent"])] = AgentSeqs(ranges=sorted(ranges))
         return tracker
 
 
-def load(path: Path, max_jump: int = DEFAULT_MAX_JUMP) -> SequenceTracker:
+def load(path: Path, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000) -> SequenceTracker:
     try:
-        return SequenceTracker.from_json(path.read_text(encoding="utf-8"), max_jump)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return SequenceTracker(max_jump)
+        return SequenceTracker(max_jump, max_agents)
+    return SequenceTracker.from_json(text, max_jump, max_agents)
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:

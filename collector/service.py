@@ -82,7 +82,9 @@ class Collector:
         self.guard = Guard(self.dead_letters)
         self.window = accepted_window(config, retention)
         self.spool = Spool(data_dir / SPOOL_FILE)
-        self.sequences = sequences.load(data_dir / SEQUENCES_FILE, ingest.max_seq_jump)
+        self.sequences = sequences.load(
+            data_dir / SEQUENCES_FILE, ingest.max_seq_jump, ingest.agents
+        )
         self.writer = BatchWriter(
             store,
             config.write,
@@ -100,7 +102,9 @@ class Collector:
         )
         self.messages = 0
         # The API's view (issue 6): agents' status messages, the live event stream.
-        self.statuses = AgentStatuses(self.window, ingest.agents, ingest.meters_per_agent)
+        self.statuses = AgentStatuses(
+            self.window, ingest.agents, ingest.meters_per_agent, ingest.latest_meters
+        )
         self.hub = LiveHub()
         self.ingest = Ingest(
             config.mqtt,

@@ -84,3 +84,15 @@ def test_a_seq_beyond_the_jump_limit_starts_a_new_epoch_either_way() -> None:
     assert tracker.see("s", "a", 7) == Seen(epoch=True)  # an agent numbering from scratch
     assert tracker.missing == 0 and seqs.epochs == 2
     assert tracker.see("s", "a", 7 + 100).gap == 99  # within the limit: a gap as before
+
+
+def test_at_most_max_agents_are_tracked_the_least_recently_seen_forgotten(tmp_path: Path) -> None:
+    tracker = SequenceTracker(max_agents=2)
+    for agent in ("a", "b", "a", "c"):
+        tracker.see("s", agent, 0)
+    assert list(tracker.agents) == [("s", "a"), ("s", "c")]
+    assert tracker.forgotten == 1
+    path = tmp_path / "sequences.json"
+    sequences.save(tracker, path)
+    restarted = sequences.load(path, max_agents=1)
+    assert list(restarted.agents) == [("s", "c")]  # the most recently seen survive

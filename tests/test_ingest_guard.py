@@ -586,6 +586,13 @@ def test_agent_statuses_are_bounded(tmp_path: Path) -> None:
         statuses.receive(acks.message(f"greengauge/v1/{SITE}/{agent}/status", payload), guard)
     assert list(statuses.agents) == [(SITE, "b"), (SITE, "c")]
     assert statuses.evicted == 1
+    # Bounded by the meters they name too: a few agents with many meters each.
+    statuses = AgentStatuses(max_agents=100, meters_per_agent=3, max_meters=5)
+    for agent in ("a", "b", "c"):
+        payload = status(agent=agent, meters={f"m{i}": {"state": "online"} for i in range(3)})
+        statuses.receive(acks.message(f"greengauge/v1/{SITE}/{agent}/status", payload), guard)
+    assert list(statuses.agents) == [(SITE, "c")]
+    assert statuses.evicted == 2
 
 
 def test_values_that_would_overflow_sums_are_refused(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ reading batch (topic and body must agree, its time inside the accepted window, n
 meters than one agent may have) and kept, the newest per agent, or dead-lettered with
 the reason. The broker keeps the last one retained, so a restarted collector knows every
 agent's state at once, and an agent that vanished shows `offline` (its last will). At
-most `max_agents` are kept: the least recently updated is evicted (and counted).
+most `max_agents` are kept, naming at most `max_meters` meters in all: the least recently
+updated is evicted (and counted).
 """
 
 from __future__ import annotations
@@ -41,23 +42,32 @@ class AgentStatuses:
         window: Window = DEFAULT_WINDOW,
         max_agents: int = 10_000,
         meters_per_agent: int = 1000,
+        max_meters: int = 50_000,
     ) -> None:
         self.agents: OrderedDict[tuple[str, str], AgentStatus] = OrderedDict()
         self._window = window
         self._max_agents = max_agents
         self._meters_per_agent = meters_per_agent
+        self._max_meters = max_meters
+        self._meters = 0  # meters named by the statuses kept, in all
         self.rejected = 0
         self.evicted = 0
 
     def update(self, status: AgentStatus) -> None:
         key = (status.site, status.agent)
         known = self.agents.get(key)
-        if known is None or known.ts <= status.ts:
-            self.agents[key] = status
-            self.agents.move_to_end(key)
-            if len(self.agents) > self._max_agents:
-                self.agents.popitem(last=False)
-                self.evicted += 1
+        if known is not None and known.ts > status.ts:
+            return
+        self._meters += len(status.meters) - (len(known.meters) if known is not None else 0)
+        self.agents[key] = status
+        self.agents.move_to_end(key)
+        # Both bounds: many agents, or agents naming many meters each.
+        while len(self.agents) > 1 and (
+            len(self.agents) > self._max_agents or self._meters > self._max_meters
+        ):
+            _, evicted = self.agents.popitem(last=False)
+            self._meters -= len(evicted.meters)
+            self.evicted += 1
 
     def check(self, status: AgentStatus, now: datetime) -> None:
         """Raise StatusRejected for a status that must not be kept."""
