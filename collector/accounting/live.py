@@ -1,10 +1,11 @@
 """Wires the accounting into a running collector: its store, the alerts publisher, the MES.
 
-`accounting_for(config, dead_letters)` gives None when the config has no plant model,
+`accounting_for(config, guard, window)` gives None when the config has no plant model,
 else a `LiveAccounting` whose `feed` takes every validated reading batch and whose `run`
 is one more task of the collector: the accounting passes, and a subscription to the
 MES's production topics (output per line, value added per month), whose messages are
-validated and either recorded or dead-lettered with the reason, then acknowledged.
+validated (times inside the accepted window, no key twice) and either recorded or
+dead-lettered by the guard with the reason, then acknowledged.
 """
 
 from __future__ import annotations
