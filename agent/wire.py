@@ -148,7 +148,13 @@ def _utc_millis(value: datetime) -> str:
 
 def _to_utc(value: datetime) -> datetime:
     # Milliseconds are the wire's precision; truncating here keeps a model equal to its round trip.
-    return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        # "0001-01-01T00:00:00+01:00" is valid ISO 8601 but before year 1 in UTC: a
+        # ValueError makes it a validation error naming the field, not a crash.
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
+    return utc.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 Timestamp = Annotated[
@@ -159,6 +165,18 @@ Timestamp = Annotated[
 """A timezone-aware instant; naive times are refused because a plant's clock zone is unknowable."""
 
 Value = Annotated[float, Field(allow_inf_nan=False)]
+
+MAX_SEQ: Final = 2**64 - 1
+"""Sequence numbers are 64-bit unsigned: bigger ones would only break gap arithmetic."""
+MAX_COUNT: Final = 2**63 - 1
+"""Counts in status messages fit a signed 64-bit integer (SQLite, Prometheus, JSON readers)."""
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+MAX_ERROR_KINDS: Final = 64
+"""Kinds of error one meter's health may name: the agent has a handful."""
+MAX_QUANTITY: Final = 1e12
+"""Largest production output one MES report may carry: sums over years stay exact enough."""
+MAX_CNY: Final = 1e15
+"""Largest monthly value added (CNY): far above any plant, far below float overflow."""
 
 
 class _WireModel(BaseModel):
@@ -180,7 +198,9 @@ class ReadingBatch(_WireModel):
     site: Id
     agent: Id
     seq: int = Field(
-        ge=0, description="per-agent sequence number, one more than the previous message"
+        ge=0,
+        le=MAX_SEQ,
+        description="per-agent sequence number, one more than the previous message",
     )
     readings: list[MeterReading] = Field(min_length=1)
 
@@ -200,9 +220,11 @@ class MeterHealth(_WireModel):
 
     state: MeterState
     last_read: Timestamp | None = Field(default=None, description="last read that gave values")
-    reads: int = Field(default=0, ge=0, description="reads that gave values since start")
-    errors: dict[str, int] = Field(
-        default_factory=dict, description="failed reads and dropped values since start, by kind"
+    reads: Count = Field(default=0, description="reads that gave values since start")
+    errors: dict[Annotated[str, Field(max_length=64)], Count] = Field(
+        default_factory=dict,
+        max_length=MAX_ERROR_KINDS,
+        description="failed reads and dropped values since start, by kind",
     )
     excluded: int = Field(
         default=0,
@@ -215,12 +237,12 @@ class MeterHealth(_WireModel):
 class OutboxHealth(_WireModel):
     """The agent's store-and-forward backlog."""
 
-    depth: int = Field(ge=0, description="batches waiting to be acknowledged by the broker")
+    depth: Count = Field(description="batches waiting to be acknowledged by the broker")
     oldest: Timestamp | None = Field(
         default=None, description="when the oldest waiting batch was made"
     )
-    dropped: int = Field(
-        default=0, ge=0, description="oldest batches dropped because the outbox was full"
+    dropped: Count = Field(
+        default=0, description="oldest batches dropped because the outbox was full"
     )
 
 
@@ -300,8 +322,8 @@ class BrokerSettings(BaseModel):
             raise ValueError("put credentials in username / password, not in the URL")
         if not parsed.hostname:
             raise ValueError("no host name")
-        if parsed.query or parsed.fragment:
-            raise ValueError("a broker URL has no query or fragment ('?', '#')")
+        if parsed.query or parsed.fragment or parsed.path not in ("", "/"):
+            raise ValueError("a broker URL has no path, query or fragment ('/', '?', '#')")
         if port == 0:
             raise ValueError("port 0 is not a broker port")
         return value
@@ -364,7 +386,7 @@ class ProductionOutput(_WireModel):
     line: Id
     start: Timestamp
     end: Timestamp
-    quantity: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    quantity: Annotated[float, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False)]
     unit: str = Field(min_length=1, description="must be the line's configured output unit")
 
 
@@ -374,5 +396,5 @@ class ValueAdded(_WireModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     kind: Literal["value_added"] = "value_added"
     site: Id
-    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")
-    cny: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+    month: str = Field(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    cny: Annotated[float, Field(gt=0, le=MAX_CNY, allow_inf_nan=False)]

@@ -10,6 +10,7 @@ from agent.configfile import load_model
 from agent.wire import BrokerSettings
 from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
+from collector.sequences import DEFAULT_MAX_JUMP
 
 
 class _Config(BaseModel):
@@ -53,6 +54,54 @@ class IngestSettings(_Config):
         ge=1,
         le=65535,
         description="MQTT 5: messages the broker may send before the collector acknowledges",
+    )
+    max_age_days: float | None = Field(
+        default=None,
+        gt=0,
+        le=36500,
+        description=(
+            "oldest reading, agent status or production period accepted, in days; default: "
+            "the InfluxDB bucket's retention when it states one, else 3650 (the store would "
+            "drop older points silently: the collector dead-letters them instead)"
+        ),
+    )
+    max_future_seconds: float = Field(
+        default=300,
+        ge=0,
+        le=7 * 86400,
+        description="how far ahead of the collector's clock a timestamp may be",
+    )
+    max_seq_jump: int = Field(
+        default=DEFAULT_MAX_JUMP,
+        ge=1,
+        description="a batch seq this far from an agent's highest starts a new epoch (logged)",
+    )
+    ack_overdue_seconds: float = Field(
+        default=60,
+        gt=0,
+        le=86400,
+        description="log an error when one message holds back the acknowledgements this long",
+    )
+    meters_per_agent: int = Field(
+        default=1000,
+        ge=1,
+        description="distinct meter ids one agent may report (more: dead-lettered)",
+    )
+    latest_meters: int = Field(
+        default=50_000,
+        ge=1,
+        description=(
+            "latest readings kept for the API in all, and meters named by the agent "
+            "statuses kept (least recently updated evicted)"
+        ),
+    )
+    agents: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "agents whose status and batch sequence numbers are kept (least recently "
+            "updated forgotten)"
+        ),
     )
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import paho.mqtt.client as paho
@@ -35,7 +36,7 @@ from agent.logs import fields
 from agent.secrets import redact_url
 from agent.tls import explain, ssl_context
 from agent.wire import BrokerSettings
-from collector.acks import OrderedAcks
+from collector.acks import OrderedAcks, Progress
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class Message:
     payload: bytes
     ack: Callable[[], None]
     """call once the message is durable (stored, spooled or dead-lettered)"""
+    progress: Progress = field(default_factory=Progress)
+    """the stage its handling reached, named in the log if its ack is overdue"""
 
 
 class _Connection:
@@ -89,14 +92,18 @@ class Ingest:
         topic: str,
         deliver: Callable[[Message], None],
         receive_maximum: int = 100,
+        ack_overdue: float = 60.0,
     ) -> None:
         self._mqtt = mqtt
         self._client_id = client_id
         self._topic = topic
         self._deliver = deliver
         self._receive_maximum = receive_maximum
+        self._ack_overdue = ack_overdue
         self._protocol = MQTTProtocolVersion.MQTTv5
         self.connected = False
+        self.overdue = 0
+        """messages whose acknowledgement waited longer than `ack_overdue` seconds"""
 
     def _new_client(self) -> paho.Client:
         mqtt = self._mqtt
@@ -202,7 +209,11 @@ class Ingest:
                     client_id=self._client_id,
                 ),
             )
-            reason = await connection.lost
+            watchdog = asyncio.create_task(self._watch(connection))
+            try:
+                reason = await connection.lost
+            finally:
+                watchdog.cancel()
             raise IngestError(f"disconnected: {reason}")
         finally:
             self.connected = False
@@ -210,14 +221,35 @@ class Ingest:
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
 
+    async def _watch(self, connection: _Connection) -> None:
+        """Log every message that holds the acknowledgements back longer than the bound.
+
+        Only logged: a message waiting for a slow store write or the spool is held
+        rightly, and acknowledging it anyway could lose it."""
+        bound = self._ack_overdue
+        while True:
+            await asyncio.sleep(min(bound / 4, 5.0))
+            for held in connection.acks.overdue(time.monotonic(), bound):
+                self.overdue += 1
+                log.error(
+                    "acknowledgement overdue: later messages are held back",
+                    extra=fields(
+                        topic=held.topic,
+                        stage=held.progress.stage,
+                        seconds=f"{time.monotonic() - held.since:.1f}",
+                        waiting=connection.acks.waiting,
+                    ),
+                )
+
     def _received(
         self, connection: _Connection, mid: int, qos: int, topic: str, payload: bytes
     ) -> None:
         if qos == 0:  # nothing to acknowledge
             self._deliver(Message(topic, payload, _nothing))
             return
-        ticket = connection.acks.received(mid)
-        self._deliver(Message(topic, payload, lambda: connection.ack(ticket)))
+        progress = Progress()
+        ticket = connection.acks.received(mid, topic, progress, time.monotonic())
+        self._deliver(Message(topic, payload, lambda: connection.ack(ticket), progress))
 
 
 def _settle(future: asyncio.Future[Any], value: Any, _flag: bool) -> None:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from agent.wire import MeterReading, Quantity, ReadingBatch
+from collector.validate import Rejected
+
+# A meter of an agent at its limit that has not been read for this long (by the agent's
+# own clock) makes room for a new id: a renamed or replaced meter needs no restart.
+FORGET_AFTER: Final = timedelta(days=1)
 
 COLUMNS: tuple[tuple[str, Quantity, float, str], ...] = (
     ("P kW", Quantity.POWER_ACTIVE, 1e-3, "{:>9.2f}"),
@@ -26,18 +33,67 @@ class Row:
 
 
 class LatestReadings:
-    def __init__(self) -> None:
+    """The newest reading of each meter, bounded: at most `per_agent` meters of one agent
+    (`admit` refuses a batch with more) and `total` in all (the least recently updated is
+    evicted, and counted), so a gateway inventing meter ids cannot exhaust memory."""
+
+    def __init__(self, per_agent: int = 1000, total: int = 50_000) -> None:
         # Rows are built when read, not per reading received (thousands a second).
-        self._latest: dict[tuple[str, str, str], MeterReading] = {}
+        # Both orders are least recently updated first.
+        self._latest: OrderedDict[tuple[str, str, str], MeterReading] = OrderedDict()
+        self._agents: dict[tuple[str, str], OrderedDict[str, None]] = {}
+        self.per_agent = per_agent
+        self.total = total
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def admit(self, batch: ReadingBatch) -> None:
+        """Raise Rejected when the batch brings more new meter ids than its agent may add."""
+        meters = self._agents.get((batch.site, batch.agent), OrderedDict())
+        new = list(dict.fromkeys(r.meter for r in batch.readings if r.meter not in meters))
+        room = self.per_agent - len(meters)
+        if len(new) <= room:
+            return
+        cutoff = max(r.ts for r in batch.readings) - FORGET_AFTER
+        for meter in meters:  # least recently updated first: idle ones make room
+            if room >= len(new) or self._latest[(batch.site, batch.agent, meter)].ts >= cutoff:
+                break
+            room += 1
+        if len(new) > room:
+            raise Rejected(
+                f"agent {batch.agent!r} of site {batch.site!r} reports {len(meters)} meters "
+                f"already, the most one agent may (ingest.meters_per_agent {self.per_agent}): "
+                f"new meter id {new[max(room, 0)]!r} refused"
+            )
 
     def update(self, batch: ReadingBatch) -> None:
         latest = self._latest
         site, agent = batch.site, batch.agent
+        meters = self._agents.setdefault((site, agent), OrderedDict())
         for reading in batch.readings:
             key = (site, agent, reading.meter)
             known = latest.get(key)
-            if known is None or known.ts <= reading.ts:
+            if known is None:
                 latest[key] = reading
+                meters[reading.meter] = None
+                if len(meters) > self.per_agent:
+                    self._evict((site, agent, next(iter(meters))))
+                if len(latest) > self.total:
+                    self._evict(next(iter(latest)))
+            elif known.ts <= reading.ts:
+                latest[key] = reading
+                latest.move_to_end(key)
+                meters.move_to_end(reading.meter)
+
+    def _evict(self, key: tuple[str, str, str]) -> None:
+        del self._latest[key]
+        meters = self._agents[key[:2]]
+        del meters[key[2]]
+        if not meters:
+            del self._agents[key[:2]]
+        self.evicted += 1
 
     def rows(self) -> list[Row]:
         latest = self._latest

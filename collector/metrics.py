@@ -171,6 +171,60 @@ class _Counts(PromCollector):
             "Agent status messages dead-lettered",
             value=c.statuses.rejected,
         )
+        rejected = CounterMetricFamily(
+            "greengauge_collector_messages_rejected",
+            "Messages dead-lettered as invalid, by topic (readings, status, production)",
+            labels=["topic"],
+        )
+        for kind, count in sorted(c.guard.rejected.items()):
+            rejected.add_metric([kind], count)
+        yield rejected
+        failed = CounterMetricFamily(
+            "greengauge_collector_messages_failed",
+            "Messages whose handling raised (a collector fault), dead-lettered, by topic "
+            "and the stage reached",
+            labels=["topic", "stage"],
+        )
+        for (kind, stage), count in sorted(c.guard.failed.items()):
+            failed.add_metric([kind, stage], count)
+        yield failed
+        yield CounterMetricFamily(
+            "greengauge_collector_store_faults",
+            "Store writes that raised an unforeseen error (then written message by message)",
+            value=c.writer.store_faults,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_ack_overdue",
+            "Messages that held back the acknowledgements longer than ack_overdue_seconds",
+            value=sum(i.overdue for i in c.ingests),
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_sequence_epochs",
+            "Agents' seq numbering restarted (a seq beyond max_seq_jump from every earlier one)",
+            value=sum(a.epochs for a in agents),
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_sequence_agents_forgotten",
+            "Agents whose sequence numbers were forgotten (least recently seen) to stay within "
+            "ingest.agents",
+            value=c.sequences.forgotten,
+        )
+        yield CounterMetricFamily(
+            "greengauge_collector_agent_statuses_evicted",
+            "Agent statuses forgotten, least recently updated first, to stay within the bound",
+            value=c.statuses.evicted,
+        )
+        if c.latest is not None:
+            yield GaugeMetricFamily(
+                "greengauge_collector_latest_meters",
+                "Meters in the latest-readings table",
+                value=len(c.latest),
+            )
+            yield CounterMetricFamily(
+                "greengauge_collector_latest_evicted",
+                "Meters evicted from the latest-readings table, least recently updated first",
+                value=c.latest.evicted,
+            )
         if c.accounting is not None:
             yield CounterMetricFamily(
                 "greengauge_accounting_readings_used",

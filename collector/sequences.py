@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -22,6 +23,10 @@ from agent.files import write_atomically
 # Beyond this many disjoint ranges per agent the oldest gaps are given up as lost:
 # memory and the state file stay bounded whatever an agent sends.
 MAX_RANGES: Final = 1000
+# A seq this far from every seq seen of its agent is not a gap but a new numbering (an
+# agent that lost its state, or a hostile one): counting it as missing batches would
+# report up to 2**64 of them.
+DEFAULT_MAX_JUMP: Final = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,8 @@ class Seen:
     """seqs skipped over by this one (a new gap)"""
     filled: bool = False
     """it arrived late, into an earlier gap"""
+    epoch: bool = False
+    """it was too far from every earlier seq: they are forgotten, it starts anew"""
 
 
 @dataclass(slots=True)
@@ -44,16 +51,22 @@ class AgentSeqs:
     """seqs skipped over when they opened, whether later filled or not"""
     filled: int = 0
     given_up: int = 0
+    epochs: int = 0
 
     def missing(self) -> int:
         """Seqs inside gaps now: lost, unless a backlog still brings them."""
         return sum(b[0] - a[1] - 1 for a, b in zip(self.ranges, self.ranges[1:], strict=False))
 
-    def see(self, seq: int) -> Seen:
+    def see(self, seq: int, max_jump: int = DEFAULT_MAX_JUMP) -> Seen:
         ranges = self.ranges
         if not ranges:
             ranges.append([seq, seq])
             return Seen()
+        if seq > ranges[-1][1] + max_jump or seq < ranges[0][0] - max_jump:
+            self.given_up += self.missing()
+            self.epochs += 1
+            ranges[:] = [[seq, seq]]
+            return Seen(epoch=True)
         index = bisect.bisect_right(ranges, seq, key=lambda r: r[0]) - 1
         if index >= 0 and ranges[index][0] <= seq <= ranges[index][1]:
             self.repeats += 1
@@ -80,11 +93,27 @@ class AgentSeqs:
 
 
 class SequenceTracker:
-    def __init__(self) -> None:
-        self.agents: dict[tuple[str, str], AgentSeqs] = {}
+    """Every agent's seqs; at most `max_agents` agents, the least recently seen forgotten
+    (it starts afresh if it comes back), so invented agent ids cannot exhaust memory."""
+
+    def __init__(self, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000) -> None:
+        # Least recently seen first, in memory and in the state file.
+        self.agents: OrderedDict[tuple[str, str], AgentSeqs] = OrderedDict()
+        self.max_jump = max_jump
+        self.max_agents = max_agents
+        self.forgotten = 0
 
     def see(self, site: str, agent: str, seq: int) -> Seen:
-        return self.agents.setdefault((site, agent), AgentSeqs()).see(seq)
+        key = (site, agent)
+        seqs = self.agents.get(key)
+        if seqs is None:
+            seqs = self.agents[key] = AgentSeqs()
+            if len(self.agents) > self.max_agents:
+                self.agents.popitem(last=False)
+                self.forgotten += 1
+        else:
+            self.agents.move_to_end(key)
+        return seqs.see(seq, self.max_jump)
 
     @property
     def repeats(self) -> int:
@@ -98,24 +127,27 @@ class SequenceTracker:
         return json.dumps(
             [
                 {"site": site, "agent": agent, "ranges": seqs.ranges}
-                for (site, agent), seqs in sorted(self.agents.items())
+                for (site, agent), seqs in self.agents.items()
             ]
         )
 
     @classmethod
-    def from_json(cls, text: str) -> SequenceTracker:
-        tracker = cls()
-        for item in json.loads(text):
+    def from_json(
+        cls, text: str, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000
+    ) -> SequenceTracker:
+        tracker = cls(max_jump, max_agents)
+        for item in json.loads(text)[-max_agents:]:
             ranges = [[int(low), int(high)] for low, high in item["ranges"]]
             tracker.agents[(item["site"], item["agent"])] = AgentSeqs(ranges=sorted(ranges))
         return tracker
 
 
-def load(path: Path) -> SequenceTracker:
+def load(path: Path, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000) -> SequenceTracker:
     try:
-        return SequenceTracker.from_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return SequenceTracker()
+        return SequenceTracker(max_jump, max_agents)
+    return SequenceTracker.from_json(text, max_jump, max_agents)
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:

@@ -7,24 +7,24 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agent.logs import fields
 from agent.secrets import redact_url
-from agent.wire import BrokerSettings, Topic, subscription
+from agent.wire import BrokerSettings, ReadingBatch, Topic, subscription
 from collector import sequences
 from collector.accounting.live import accounting_for
 from collector.api.live import LiveHub
 from collector.api.status import AgentStatuses
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
+from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
 from collector.spool import Spool
-from collector.stores import Store
-from collector.validate import Rejected, reading_batch
+from collector.stores import RetentionStore, Store
+from collector.validate import DEFAULT_MAX_AGE, Window, reading_batch
 from collector.writer import BatchWriter
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ DEAD_LETTERS_FILE = "dead-letters.jsonl"
 EMBEDDED_STORE_FILE = "readings.sqlite"
 SPOOL_FILE = "spool.sqlite"
 SEQUENCES_FILE = "sequences.json"
-
-
-def _noop() -> None:
-    pass
 
 
 def open_store(config: CollectorConfig) -> Store:
@@ -57,13 +53,39 @@ def client_id(mqtt: BrokerSettings) -> str:
     return mqtt.client_id or f"greengauge-collector-{socket.gethostname()}"
 
 
+def accepted_window(config: CollectorConfig, retention: timedelta | None) -> Window:
+    """Not older than configured, else than the store keeps, else 10 years."""
+    ingest = config.ingest
+    if ingest.max_age_days is not None:
+        max_age = timedelta(days=ingest.max_age_days)
+    else:
+        max_age = retention or DEFAULT_MAX_AGE
+    return Window(max_age, timedelta(seconds=ingest.max_future_seconds))
+
+
+def store_retention(store: Store) -> timedelta | None:
+    """How long the store keeps points, if it can say (a blocking call: once, at start)."""
+    return store.retention() if isinstance(store, RetentionStore) else None
+
+
 class Collector:
-    def __init__(self, config: CollectorConfig, store: Store, table: bool = False) -> None:
+    def __init__(
+        self,
+        config: CollectorConfig,
+        store: Store,
+        table: bool = False,
+        retention: timedelta | None = None,
+    ) -> None:
         self._config = config
         data_dir = config.data_dir
+        ingest = config.ingest
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE, config.dead_letters)
+        self.guard = Guard(self.dead_letters)
+        self.window = accepted_window(config, retention)
         self.spool = Spool(data_dir / SPOOL_FILE)
-        self.sequences = sequences.load(data_dir / SEQUENCES_FILE)
+        self.sequences = sequences.load(
+            data_dir / SEQUENCES_FILE, ingest.max_seq_jump, ingest.agents
+        )
         self.writer = BatchWriter(
             store,
             config.write,
@@ -75,40 +97,63 @@ class Collector:
         self.disk_faults = [self.dead_letters.fault, self.writer.disk, self.writer.sequences_disk]
         # Kept only for its readers, the terminal table and the API: per reading, it is a
         # measurable share of the collector's CPU at hundreds of thousands of values a second.
-        self.latest = LatestReadings() if table or config.api is not None else None
+        self.latest = (
+            LatestReadings(ingest.meters_per_agent, ingest.latest_meters)
+            if table or config.api is not None
+            else None
+        )
         self.messages = 0
         # The API's view (issue 6): agents' status messages, the live event stream.
-        self.statuses = AgentStatuses()
+        self.statuses = AgentStatuses(
+            self.window, ingest.agents, ingest.meters_per_agent, ingest.latest_meters
+        )
         self.hub = LiveHub()
         self.ingest = Ingest(
             config.mqtt,
             client_id(config.mqtt),
             subscription(Topic.READINGS),
-            self.dead_letters.size_limited(self.receive, config.ingest.max_payload),
-            config.ingest.receive_maximum,
+            self.dead_letters.size_limited(self.receive, ingest.max_payload),
+            ingest.receive_maximum,
+            ingest.ack_overdue_seconds,
         )
         # Energy and carbon accounting (issue 5): None without a plant model.
-        self.accounting = accounting_for(config, self.dead_letters)
+        self.accounting = accounting_for(config, self.guard, self.window)
+        self.ingests = [self.ingest]
+        """every subscription (the API adds the status one), for the metrics"""
         if self.accounting is not None:
             self.disk_faults.append(self.accounting.accounting.disk)
+            if self.accounting.mes is not None:
+                self.ingests.append(self.accounting.mes)
 
     def receive(self, message: Message) -> None:
-        self.handle(message.topic, message.payload, message.ack)
+        """One message: dead-lettered now, or batched for the store; acked once durable.
 
-    def handle(self, topic: str, payload: bytes, ack: Callable[[], None] = _noop) -> None:
-        """One message: dead-lettered now, or batched for the store; `ack` once durable."""
+        Whatever goes wrong with it is the guard's: it never escapes to the subscription,
+        where it would leave the message unacknowledged and hold back every later ack."""
         self.messages += 1
-        try:
-            batch = reading_batch(topic, payload)
-        except Rejected as exc:
-            self.dead_letters.add(topic, payload, str(exc), ack)
-            return
-        self.writer.add(topic, payload, batch, ack)
+        batch = self.guard.run("readings", message, lambda: self._use(message))
+        if batch is not None:
+            # Last, so that nothing can fail once the writer holds the ack.
+            message.progress.stage = "store"
+            self.writer.add(message.topic, message.payload, batch, message.ack)
+
+    def _use(self, message: Message) -> ReadingBatch:
+        """Validate a reading batch and show it (table, stream, accounting); raise if not."""
+        progress = message.progress
+        progress.stage = "parse"
+        batch = reading_batch(message.topic, message.payload)
+        progress.stage = "validate"
+        self.window.check_batch(batch, datetime.now(UTC))
         if self.latest is not None:
+            self.latest.admit(batch)
+            progress.stage = "latest table"
             self.latest.update(batch)
+        progress.stage = "live stream"
         self.hub.readings(batch)
         if self.accounting is not None:
+            progress.stage = "accounting"
             self.accounting.feed(batch)
+        return batch
 
     async def subscribe_forever(self) -> None:
         await self.ingest.run()
@@ -133,8 +178,10 @@ class Collector:
 
 async def run_collector(config: CollectorConfig, table: bool) -> None:
     metrics = CollectorMetrics()
-    store = metrics.timed(open_store(config))
-    collector = Collector(config, store, table)
+    raw_store = open_store(config)
+    retention = await asyncio.to_thread(store_retention, raw_store)
+    store = metrics.timed(raw_store)
+    collector = Collector(config, store, table, retention)
     metrics.watch(collector)
     log.info(
         "collector starting",
@@ -143,6 +190,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             store=redact_url(config.influxdb.url) if config.influxdb else "embedded sqlite",
             data_dir=str(config.data_dir),
             spooled=collector.spool.depth,
+            accepted_days=collector.window.max_age.days,
         ),
     )
     # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
 from agent.wire import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
+DEFAULT_MAX_AGE: Final = timedelta(days=3650)
+MAX_VALUE: Final = 1e18
+"""Largest magnitude of a reading's value: far beyond any meter (1e18 W, kWh, m3...),
+and far enough below float overflow that sums, differences and kgce of any number of
+them stay finite. Checked here, not in the wire model, so that an agent never fails
+to build a reading; the collector refuses the batch with the reason."""
 M = TypeVar("M", ReadingBatch, AgentStatus)
 _NAMES = {Topic.READINGS: "reading batch", Topic.STATUS: "agent status"}
 
@@ -27,6 +36,61 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):  # the usual case, at C speed
+        return found
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise Rejected(f"key {key!r} appears more than once in one object")
+        seen.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means a repeat")
+
+
+def unique_keys(payload: bytes | str, what: str) -> None:
+    """Raise Rejected when a JSON object repeats a key.
+
+    Parsers keep one of the values silently (pydantic the last), so a message could say
+    two things and be read as one: it is refused. Run on payloads already validated,
+    so that the pydantic's reasons come first for everything else."""
+    try:
+        json.loads(payload, object_pairs_hook=_unique)
+    except (ValueError, RecursionError) as exc:  # Rejected is a ValueError
+        raise Rejected(f"invalid {what}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The times a message may carry: what the store keeps, and not ahead of the clock.
+
+    A store answers a write of points it will not keep (before 1970, past its retention,
+    far ahead) as a success and drops them: such readings are refused here, with the
+    reason, instead of being counted as stored."""
+
+    max_age: timedelta = DEFAULT_MAX_AGE
+    max_future: timedelta = timedelta(minutes=5)
+
+    def check(self, ts: datetime, now: datetime, what: str) -> None:
+        if ts < now - self.max_age:
+            raise Rejected(
+                f"{what} {ts.isoformat()} is more than {self.max_age.days} days old "
+                "(the store keeps no older data)"
+            )
+        if ts > now + self.max_future:
+            raise Rejected(
+                f"{what} {ts.isoformat()} is more than {self.max_future.total_seconds():g} s "
+                f"ahead of the collector's clock ({now.isoformat()})"
+            )
+
+    def check_batch(self, batch: ReadingBatch, now: datetime) -> None:
+        for index, reading in enumerate(batch.readings):
+            self.check(reading.ts, now, f"readings[{index}] (meter {reading.meter!r}) ts")
+
+
+DEFAULT_WINDOW: Final = Window()
+
+
 def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) -> M:
     """The message of `kind` an agent's topic carries; raise Rejected with the reason."""
     try:
@@ -39,6 +103,7 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
         message = model.model_validate_json(payload)
     except ValidationError as exc:
         raise Rejected(f"invalid {_NAMES[kind]}: {_describe(exc)}") from exc
+    unique_keys(payload, _NAMES[kind])
     if (message.site, message.agent) != (site, agent):
         raise Rejected(
             f"message says site {message.site!r} agent {message.agent!r} "
@@ -49,4 +114,12 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
 
 def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
     """The batch a readings message carries; raise Rejected with the reason otherwise."""
-    return agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
+    batch = agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
+    for index, reading in enumerate(batch.readings):
+        for quantity, value in reading.values.items():
+            if abs(value) > MAX_VALUE:
+                raise Rejected(
+                    f"readings[{index}] (meter {reading.meter!r}) {quantity.value} {value:g} "
+                    f"is beyond ±{MAX_VALUE:g}"
+                )
+    return batch

@@ -116,6 +116,7 @@ class BatchWriter:
         self._spool_started: float | None = time.monotonic() if spool.depth else None
         self.values_written = 0
         self.writes = 0
+        self.store_faults = 0
 
     def add(
         self, topic: str, payload: bytes, batch: ReadingBatch, ack: Callable[[], None] = _noop
@@ -209,13 +210,26 @@ class BatchWriter:
 
     async def _write(self, received: Sequence[Received]) -> None:
         started = time.perf_counter()
-        written = await asyncio.to_thread(self._store.write, [r.batch for r in received])
+        written = await self._store_write([r.batch for r in received])
         self.values_written += written
         self.writes += 1
         log.debug(
             "stored",
             extra=fields(values=written, ms=f"{(time.perf_counter() - started) * 1000:.1f}"),
         )
+
+    async def _store_write(self, batches: list[ReadingBatch]) -> int:
+        """The store's write, where an error it does not foresee counts as a refusal: the
+        messages are then written one by one and only the failing ones dead-lettered,
+        instead of the exception stopping the writer (and, at the restart, again)."""
+        try:
+            return await asyncio.to_thread(self._store.write, batches)
+        except (StoreError, StoreRejected):
+            raise
+        except Exception as exc:
+            self.store_faults += 1
+            log.exception("store write failed unexpectedly", extra=fields(batches=len(batches)))
+            raise StoreRejected(f"{type(exc).__name__}: {exc}") from exc
 
     async def _one_by_one(self, taken: list[Received], reason: str) -> list[Received]:
         """One bad message must not take the good ones with it: write them one by one."""
@@ -259,6 +273,16 @@ class BatchWriter:
             seen = self._sequences.see(batch.site, batch.agent, batch.seq)
             if seen.repeat:
                 repeats[(batch.site, batch.agent)] += 1
+            elif seen.epoch:
+                log.warning(
+                    "sequence restarted: seq far from every earlier one, counting anew",
+                    extra=fields(
+                        site=batch.site,
+                        agent=batch.agent,
+                        seq=batch.seq,
+                        max_jump=self._sequences.max_jump,
+                    ),
+                )
             elif seen.gap:
                 log.warning(
                     "sequence gap: batches not received (yet)",
@@ -303,7 +327,7 @@ class BatchWriter:
                 batches = self._parse(chunk)
                 if batches is not None:
                     try:
-                        written = await asyncio.to_thread(self._store.write, batches)
+                        written = await self._store_write(batches)
                         self._spool.remove_through(chunk[-1].id)
                     except StoreRejected:
                         batches = None
@@ -359,7 +383,7 @@ class BatchWriter:
                 refused: str | None = f"spooled message invalid: {exc}"
             else:
                 try:
-                    written += await asyncio.to_thread(self._store.write, [batch])
+                    written += await self._store_write([batch])
                     refused = None
                 except StoreRejected as exc:
                     refused = f"store refused: {exc.reason}"

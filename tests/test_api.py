@@ -34,6 +34,7 @@ from collector.api.live import Event, LiveHub
 from collector.api.settings import ApiSettings
 from collector.api.status import AgentStatuses, StatusRejected, agent_status
 from collector.deadletters import DeadLetters
+from collector.guard import Guard
 from collector.livetable import LatestReadings
 from collector.metrics import CollectorMetrics
 from collector.plant import AccountingConfig
@@ -133,7 +134,7 @@ def make_rig(tmp_path: Path, settings: ApiSettings) -> Rig:
         state,
         hub,
         SqliteHistory(tmp_path / "readings.sqlite"),
-        LiveAccounting(accounting, dead_letters),
+        LiveAccounting(accounting, Guard(dead_letters)),
         CollectorMetrics(),
         settings,
         refresh,
@@ -491,12 +492,28 @@ def test_accounting_figures_standing_and_production_write(rig: Rig) -> None:
         ({"quantity": -1}, "greater than or equal to 0"),
         ({"start": "2026-01-01T00:00:00"}, "timezone"),
         ({"extra": 1}, "Extra inputs are not permitted"),
+        # Valid ISO 8601 that overflows in UTC: was an OverflowError, answered 500.
+        ({"start": "0001-01-01T00:00:00+01:00"}, "is out of range in UTC"),
+        ({"start": "1969-12-31T23:00:00Z"}, "start 1969-12-31T23:00:00+00:00 is more than"),
+        ({"end": "2999-01-01T00:00:00Z"}, "ahead of the collector's clock"),
+        ({"quantity": 1e300}, "less than or equal to 1000000000000"),
     ],
 )
 def test_production_write_is_validated(rig: Rig, change: dict[str, Any], reason: str) -> None:
     answer = post(rig, {**output(rig, "l1", 5.0), **change})
     assert answer.status_code == 422
     assert reason in answer.json()["detail"]
+
+
+def test_production_write_with_a_key_twice_is_refused(rig: Rig) -> None:
+    body = json.dumps(output(rig, "l1", 5.0)).replace('"quantity"', '"quantity": 9e9, "quantity"')
+    answer = rig.client.post(
+        f"/api/v1/sites/{SITE}/production",
+        headers={"Authorization": f"Bearer {WRITE}", "Content-Type": "application/json"},
+        content=body.encode(),
+    )
+    assert answer.status_code == 422
+    assert "key 'quantity' appears more than once" in answer.json()["detail"]
 
 
 def test_production_write_needs_the_write_token(rig: Rig) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from collector import sequences
-from collector.sequences import MAX_RANGES, AgentSeqs, SequenceTracker
+from collector.sequences import MAX_RANGES, AgentSeqs, Seen, SequenceTracker
 
 
 def see_all(seqs: AgentSeqs, values: list[int]) -> None:
@@ -69,3 +69,30 @@ def test_state_survives_a_restart_without_false_gaps(tmp_path: Path) -> None:
     assert restarted.see("site", "other", 41).gap == 0
     assert restarted.missing == 2  # 3 and 4
     assert sequences.load(tmp_path / "absent.json").agents == {}
+
+
+def test_a_seq_beyond_the_jump_limit_starts_a_new_epoch_either_way() -> None:
+    tracker = SequenceTracker(max_jump=100)
+    for seq in (0, 1, 5):
+        tracker.see("s", "a", seq)
+    assert tracker.missing == 3
+    assert tracker.see("s", "a", 10**19) == Seen(epoch=True)
+    assert tracker.missing == 0  # not 10**19 batches missing
+    seqs = tracker.agents[("s", "a")]
+    assert (seqs.epochs, seqs.given_up) == (1, 3)
+    assert tracker.see("s", "a", 10**19 + 2).gap == 1
+    assert tracker.see("s", "a", 7) == Seen(epoch=True)  # an agent numbering from scratch
+    assert tracker.missing == 0 and seqs.epochs == 2
+    assert tracker.see("s", "a", 7 + 100).gap == 99  # within the limit: a gap as before
+
+
+def test_at_most_max_agents_are_tracked_the_least_recently_seen_forgotten(tmp_path: Path) -> None:
+    tracker = SequenceTracker(max_agents=2)
+    for agent in ("a", "b", "a", "c"):
+        tracker.see("s", agent, 0)
+    assert list(tracker.agents) == [("s", "a"), ("s", "c")]
+    assert tracker.forgotten == 1
+    path = tmp_path / "sequences.json"
+    sequences.save(tracker, path)
+    restarted = sequences.load(path, max_agents=1)
+    assert list(restarted.agents) == [("s", "c")]  # the most recently seen survive

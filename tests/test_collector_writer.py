@@ -21,6 +21,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.up = True
         self.refuse: set[int] = set()
+        self.crash: set[int] = set()
         self.batches: list[int] = []
         self.writes: list[list[int]] = []
 
@@ -29,6 +30,8 @@ class FakeStore:
             raise StoreError("connection refused")
         if any(b.seq in self.refuse for b in batches):
             raise StoreRejected("HTTP 400: bad line")
+        if any(b.seq in self.crash for b in batches):
+            raise OverflowError("a bug the store did not foresee")
         self.batches += [b.seq for b in batches]
         self.writes.append([b.seq for b in batches])
         return sum(len(r.values) for b in batches for r in b.readings)
@@ -117,6 +120,31 @@ async def test_a_refused_batch_goes_to_the_dead_letters_and_the_rest_is_stored(
     # in order (collector.acks.OrderedAcks).
     assert sorted(acked) == [0, 1, 2]
     assert "HTTP 400: bad line" in (tmp_path / "dead.jsonl").read_text()
+
+
+async def test_an_unforeseen_store_error_dead_letters_only_that_batch_live_or_replayed(
+    tmp_path: Path,
+) -> None:
+    store = FakeStore()
+    store.crash = {1, 4}
+    writer, acked, spool = make(tmp_path, store)
+    for seq in range(3):
+        add(writer, acked, seq)
+    await writer.flush()  # the writer goes on: no exception out of it
+    assert store.batches == [0, 2]
+    # The dead letter acks its message itself, once durable (OrderedAcks keeps the order).
+    assert sorted(acked) == [0, 1, 2]
+    store.up = False
+    for seq in range(3, 6):
+        add(writer, acked, seq)
+    await writer.flush()
+    assert spool.depth == 3
+    store.up = True
+    await writer.replay()
+    assert store.batches == [0, 2, 3, 5] and spool.depth == 0
+    reasons = (tmp_path / "dead.jsonl").read_text()
+    assert reasons.count("OverflowError: a bug the store did not foresee") == 2
+    assert writer.store_faults >= 2
 
 
 async def test_a_flush_writes_at_most_max_values_at_once_and_acks_each_write(

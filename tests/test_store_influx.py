@@ -198,6 +198,7 @@ class StubInflux(BaseHTTPRequestHandler):
     status: ClassVar[int] = 204
     message: ClassVar[str] = ""
     requests: ClassVar[list[dict[str, Any]]] = []
+    buckets: ClassVar[dict[str, Any]] = {"buckets": []}
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -210,6 +211,15 @@ class StubInflux(BaseHTTPRequestHandler):
         self.end_headers()
         if self.status != 204:
             self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self.requests.append({"path": self.path, "headers": dict(self.headers), "body": b""})
+        payload = json.dumps(self.buckets).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -304,3 +314,29 @@ def test_token_never_shows(stub: Stub, caplog: pytest.LogCaptureFixture) -> None
     influx = store_for(stub.url)
     influx.write(sample_batches())
     assert TOKEN not in caplog.text
+
+
+def bucket(every_seconds: int) -> dict[str, Any]:
+    rules = [{"type": "expire", "everySeconds": every_seconds}]
+    return {"buckets": [{"name": "energy", "retentionRules": rules}]}
+
+
+@pytest.mark.parametrize(
+    ("answer", "retention"),
+    [
+        (bucket(30 * 86400), timedelta(days=30)),
+        (bucket(0), None),  # kept forever
+        ({"buckets": []}, None),  # no such bucket (the write will say so)
+    ],
+)
+def test_the_buckets_retention_is_read_from_the_server(
+    stub: Stub, answer: dict[str, Any], retention: timedelta | None
+) -> None:
+    stub.handler.buckets = answer
+    assert store_for(stub.url).retention() == retention
+    [request] = stub.requests
+    assert request["path"].startswith("/api/v2/buckets?") and "name=energy" in request["path"]
+
+
+def test_victoria_metrics_states_no_retention(store: InfluxStore) -> None:
+    assert store.retention() is None

@@ -1,10 +1,11 @@
 """Wires the accounting into a running collector: its store, the alerts publisher, the MES.
 
-`accounting_for(config, dead_letters)` gives None when the config has no plant model,
+`accounting_for(config, guard, window)` gives None when the config has no plant model,
 else a `LiveAccounting` whose `feed` takes every validated reading batch and whose `run`
 is one more task of the collector: the accounting passes, and a subscription to the
 MES's production topics (output per line, value added per month), whose messages are
-validated and either recorded or dead-lettered with the reason, then acknowledged.
+validated (times inside the accepted window, no key twice) and either recorded or
+dead-lettered by the guard with the reason, then acknowledged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import deque
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import TypeAdapter, ValidationError
@@ -23,11 +24,13 @@ from agent.logs import fields
 from agent.wire import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
 from collector.accounting.db import MinuteRow, ms
 from collector.accounting.engine import MINUTE, Accounting, output_series
-from collector.deadletters import DeadLetters
+from collector.acks import Progress
+from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
 from collector.stores import PointStore
+from collector.validate import DEFAULT_WINDOW, Rejected, Window, unique_keys
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
@@ -38,21 +41,24 @@ _MES = TypeAdapter(ProductionOutput | ValueAdded)
 MES_SUBSCRIPTION = f"{TOPIC_ROOT}/+/production"
 
 
-class MesRejected(ValueError):
+class MesRejected(Rejected):
     pass
 
 
 class LiveAccounting:
-    def __init__(self, accounting: Accounting, dead_letters: DeadLetters) -> None:
+    def __init__(
+        self, accounting: Accounting, guard: Guard, window: Window = DEFAULT_WINDOW
+    ) -> None:
         self.accounting = accounting
-        self._dead_letters = dead_letters
+        self._guard = guard
+        self._window = window
         self._waiting: deque[Message] = deque()
         self._backoff = Backoff(start=0.2, ceiling=10.0)
-        self._mes: Ingest | None = None
+        self.mes: Ingest | None = None
 
     def subscribe(self, mes: Ingest) -> None:
         """Take the MES's production messages from this subscription (QoS 1, manual acks)."""
-        self._mes = mes
+        self.mes = mes
 
     def feed(self, batch: ReadingBatch) -> None:
         self.accounting.feed(batch)
@@ -60,8 +66,8 @@ class LiveAccounting:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self.accounting.run())
-            if self._mes is not None:
-                tasks.create_task(self._mes.run())
+            if self.mes is not None:
+                tasks.create_task(self.mes.run())
 
     def receive(self, message: Message) -> None:
         self._waiting.append(message)
@@ -74,30 +80,40 @@ class LiveAccounting:
         and is retried after a backoff."""
         while self._waiting:
             message = self._waiting[0]
+
+            def use(message: Message = message) -> bool:
+                self.record(message.topic, message.payload, message.progress)
+                return True
+
             try:
-                self.record(message.topic, message.payload)
-            except MesRejected as exc:
-                self._dead_letters.add(message.topic, message.payload, str(exc), message.ack)
-            except sqlite3.Error as exc:
+                if self._guard.run("production", message, use, transient=sqlite3.OperationalError):
+                    message.ack()
+            except sqlite3.OperationalError as exc:
                 delay = self._backoff.next_delay()
                 self.accounting.disk.failed(exc, delay)
                 asyncio.get_running_loop().call_later(delay, self._record_waiting)
                 return
-            else:
-                message.ack()
             self._waiting.popleft()
         self._backoff.reset()
 
-    def record(self, topic: str, payload: bytes) -> None:
+    def record(self, topic: str, payload: bytes, progress: Progress | None = None) -> None:
         """Record one MES message; MesRejected with the reason when it cannot be used."""
+        progress = progress or Progress()
+        progress.stage = "parse"
         parts = topic.split("/")
         if len(parts) != 4 or parts[3] != "production":
             raise MesRejected(f"topic {topic!r} is not {TOPIC_ROOT}/{{site}}/production")
         try:
             site_id = check_id(parts[2])
             message = _MES.validate_json(payload)
+            unique_keys(payload, "production message")
         except (ValueError, ValidationError) as exc:
             raise MesRejected(f"invalid production message: {exc}") from exc
+        progress.stage = "validate"
+        try:
+            self._check_times(message)
+        except Rejected as exc:
+            raise MesRejected(str(exc)) from None
         if message.site != site_id:
             raise MesRejected(f"message says site {message.site!r}, topic site {site_id!r}")
         config = self.accounting.config.site(site_id)
@@ -105,6 +121,7 @@ class LiveAccounting:
             raise MesRejected(f"site {site_id!r} is not in the plant model")
         db = self.accounting.db
         if isinstance(message, ValueAdded):
+            progress.stage = "accounting"
             db.set_value_added(site_id, message.month, message.cny)
             log.info("value added recorded", extra=fields(site=site_id, month=message.month))
             return
@@ -120,6 +137,7 @@ class LiveAccounting:
         if not message.end > message.start or message.end - message.start > timedelta(days=31):
             raise MesRejected("the period must end after it starts and last at most 31 days")
         series = output_series(line.id)
+        progress.stage = "accounting"
         with db.transaction() as conn:
             old = db.replace_mes_output(
                 conn, site_id, line.id, ms(message.start), ms(message.end), message.quantity
@@ -137,11 +155,20 @@ class LiveAccounting:
             extra=fields(site=site_id, line=line.id, quantity=message.quantity, replaced=old),
         )
 
+    def _check_times(self, message: ProductionOutput | ValueAdded) -> None:
+        now = datetime.now(UTC)
+        if isinstance(message, ValueAdded):
+            month = datetime.strptime(message.month, "%Y-%m").replace(tzinfo=UTC)
+            self._window.check(month, now, "month")
+        else:
+            self._window.check(message.start, now, "start")
+            self._window.check(message.end, now, "end")
+
     def close(self) -> None:
         self.accounting.close()
 
 
-def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAccounting | None:
+def accounting_for(config: CollectorConfig, guard: Guard, window: Window) -> LiveAccounting | None:
     """The live accounting of a collector, or None without a plant model in its config."""
     if config.accounting is None:
         return None
@@ -157,14 +184,15 @@ def accounting_for(config: CollectorConfig, dead_letters: DeadLetters) -> LiveAc
     publisher.start()
     accounting.on_close(publisher.stop)
     accounting.on_close(store.close)
-    live = LiveAccounting(accounting, dead_letters)
+    live = LiveAccounting(accounting, guard, window)
     live.subscribe(
         Ingest(
             config.mqtt,
             f"{client_id(config.mqtt)}-mes",
             MES_SUBSCRIPTION,
-            dead_letters.size_limited(live.receive, config.ingest.max_payload),
+            guard.dead_letters.size_limited(live.receive, config.ingest.max_payload),
             config.ingest.receive_maximum,
+            config.ingest.ack_overdue_seconds,
         )
     )
     return live

@@ -81,11 +81,13 @@ class Api:
             f"{client_id(config.mqtt)}-status",
             subscription(Topic.STATUS),
             collector.dead_letters.size_limited(
-                lambda message: collector.statuses.receive(message, collector.dead_letters),
+                lambda message: collector.statuses.receive(message, collector.guard),
                 config.ingest.max_payload,
             ),
             config.ingest.receive_maximum,
+            config.ingest.ack_overdue_seconds,
         )
+        collector.ingests.append(self.status_ingest)
         self.server = _Server(
             uvicorn.Config(
                 self.app,

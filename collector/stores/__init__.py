@@ -7,6 +7,7 @@ runs off its event loop, one at a time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from agent.wire import ReadingBatch
@@ -47,3 +48,12 @@ class PointStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RetentionStore(Protocol):
+    """A store that can say how long it keeps points (it drops older ones silently)."""
+
+    def retention(self) -> timedelta | None:
+        """The retention, or None when it keeps points forever or cannot say."""
+        ...

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Final, NoReturn, cast
 
 import urllib3
@@ -105,6 +106,21 @@ class InfluxStore:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StoreError(f"cannot reach {self._url}: {exc}") from exc
         return len(points)
+
+    def retention(self) -> timedelta | None:
+        """The bucket's retention as the server states it (GET /api/v2/buckets); None when
+        it keeps points forever or does not say (VictoriaMetrics has no such endpoint)."""
+        try:
+            bucket = self._client.buckets_api().find_bucket_by_name(self._bucket)  # type: ignore[no-untyped-call]
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            log.info(
+                "store retention unknown",
+                extra=fields(store=self._url, bucket=self._bucket, reason=str(exc)[:200]),
+            )
+            return None
+        rules = (bucket.retention_rules or []) if bucket is not None else []
+        seconds = max((rule.every_seconds or 0 for rule in rules), default=0)
+        return timedelta(seconds=seconds) if seconds > 0 else None
 
     def _raise_for_status(self, exc: ApiException) -> NoReturn:
         status: int = exc.status or 0
