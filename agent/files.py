@@ -1,9 +1,11 @@
-"""Small state files (counters, sequence ranges) replaced atomically. Shared by the agent
-and the collector: infrastructure, no domain."""
+"""Small files: state (counters, sequence ranges) replaced atomically, and files read with a
+size limit. Shared by the agent and the collector: infrastructure, no domain."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 
@@ -16,3 +18,28 @@ def write_atomically(path: Path, text: str) -> None:
         file.flush()
         os.fsync(file.fileno())
     temporary.replace(path)
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Files given to the tools (configs, secrets, state) may be anything: a FIFO would block
+    the open and /dev/zero never ends, so neither is read, and no more than `limit` + 1
+    bytes are. Raises OSError, its strerror the reason (for a refusal too).
+    """
+    # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
+    return data
+
+
+def _size(limit: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit} bytes"
