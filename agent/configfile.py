@@ -155,28 +155,19 @@ class _Builder:
         return value
 
     def _construct(self, node: yaml.Node, loc: Loc) -> Any:
-        line = node.start_mark.line + 1
+        where = f"{self.name}:{node.start_mark.line + 1}: {_dotted(loc)}"
+        kind = node.tag.rpartition(":")[2]
         if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
-            raise ConfigError(
-                [
-                    f"{self.name}:{line}: {_dotted(loc)}: a number longer than "
-                    f"{MAX_NUMBER_CHARS} characters"
-                ]
-            )
+            raise ConfigError([f"{where}: a number longer than {MAX_NUMBER_CHARS} characters"])
         try:
             return self._loader.construct_object(node)
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError([f"{self.name}:{line}: {problem} (tag {node.tag})"]) from exc
+            raise ConfigError([f"{where}: {problem} (tag {node.tag})"]) from exc
         except (ValueError, OverflowError) as exc:
             # The constructors' own checks: a date like 2024-02-30, an int past Python's
             # digit limit.
-            raise ConfigError(
-                [
-                    f"{self.name}:{line}: {_dotted(loc)}: not a valid {node.tag.rpartition(':')[2]}: "
-                    f"{exc}"
-                ]
-            ) from exc
+            raise ConfigError([f"{where}: not a valid {kind}: {exc}"]) from exc
 
 
 def _dotted(loc: Loc) -> str:
