@@ -179,15 +179,29 @@ def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any
     text = read_text(path, MAX_FILE_BYTES)
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        raise ConfigError([f"{path}:{line}: YAML syntax: {exc.problem}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: YAML syntax: {exc}"]) from exc
+        raise ConfigError([f"{path}:{_syntax_error(exc, text)}"]) from exc
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
-        raise ConfigError([f"{path}: the file is empty"])
+        raise ConfigError([f"{path}:1: the file is empty"])
     builder = _Builder(str(path), os.environ if environ is None else environ)
     return builder.build(node, ()), builder.lines
+
+
+def _syntax_error(exc: yaml.YAMLError, text: str) -> str:
+    """`LINE: YAML syntax: reason` on one line (PyYAML's own text takes two or three)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        context = exc.context or ""
+        if context and exc.context_mark and exc.context_mark.line + 1 != line:
+            context += f" (line {exc.context_mark.line + 1})"
+        problem = ", ".join(part for part in (context, exc.problem or "") if part)
+        return f"{line}: YAML syntax: {problem}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        # It says "position N", an offset in characters: no one finds that in an editor.
+        line = text.count("\n", 0, exc.position) + 1
+        return f"{line}: YAML syntax: character #x{exc.character:04x}: {exc.reason}"
+    return f"1: YAML syntax: {' '.join(str(exc).split())}"
 
 
 def read_text(path: Path, limit: int) -> str:

@@ -30,12 +30,24 @@ def read_limited(path: Path, limit: int) -> bytes:
     # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        _refuse_unless_regular(os.fstat(fd), path, limit)
         data = file.read(limit + 1)
     if len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
     return data
+
+
+def require_regular(path: Path, limit: int) -> None:
+    """OSError unless `path` is a regular file of at most `limit` bytes: for a file that a
+    library opens itself (OpenSSL), which would block on a FIFO or never finish /dev/zero."""
+    _refuse_unless_regular(path.stat(), path, limit)
+
+
+def _refuse_unless_regular(status: os.stat_result, path: Path, limit: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    if status.st_size > limit:
+        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
 
 
 def _size(limit: int) -> str:

@@ -283,7 +283,7 @@ def test_yaml_syntax_error_names_its_line(tmp_path: Path, text: str, line: int) 
 @pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n"])
 def test_empty_file(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)
-    assert the_problem(path) == f"{path}: the file is empty"
+    assert the_problem(path) == f"{path}:1: the file is empty"
 
 
 def test_a_scalar_instead_of_a_mapping(tmp_path: Path) -> None:
