@@ -48,8 +48,14 @@ class ConfigError(Exception):
     """A config file that cannot be used; each problem is one line `file:line: field: reason`."""
 
     def __init__(self, problems: list[str]) -> None:
+        # One line each whatever a key, a name or a path in the file holds ("a\nb", NUL).
+        problems = [p if p.isprintable() else _printable(p) for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) -> str:
@@ -107,7 +113,7 @@ class _Builder:
         self._built.add(id(node))
         self._open.add(id(node))
         try:
-            return self._build(node, loc, line, where)
+            return self._build(node, loc, line, where, aliased)
         finally:
             self._open.discard(id(node))
 
@@ -124,7 +130,7 @@ class _Builder:
                     [f"{where}: {field}: aliases expand to more than {MAX_ALIAS_VALUES} values"]
                 )
 
-    def _build(self, node: yaml.Node, loc: Loc, line: int, where: str) -> Any:
+    def _build(self, node: yaml.Node, loc: Loc, line: int, where: str, aliased: bool) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -145,7 +151,9 @@ class _Builder:
                     raise ConfigError([f"{key_where}: a key must be a plain value, not {key!r}"])
                 if key in result:
                     raise ConfigError([f"{key_where}: key {key!r} appears twice"])
-                result[key] = self.build(value_node, (*loc, key), key_line)
+                # Inside an alias every key's own line is the anchor's: the use is `line`.
+                used_at = line if aliased else key_line
+                result[key] = self.build(value_node, (*loc, key), used_at)
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*loc, i), line) for i, item in enumerate(node.value)]

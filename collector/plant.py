@@ -414,7 +414,8 @@ class SiteConfig(_Model):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: a key naming a folder of the zone database ('America'), or too long.
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
