@@ -41,6 +41,9 @@ MAX_DEPTH = 64
 MAX_ALIAS_VALUES = 100_000
 # Longer numbers are no setting, and sexagesimal ints (1:2:3) cost quadratic time to build.
 MAX_NUMBER_CHARS = 100
+# YAML's line breaks, as libyaml counts lines.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_PLAIN_KEY = re.compile(r"[\w-]+")
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
@@ -103,8 +106,8 @@ class _Builder:
         self._alias_values = 0
 
     def build(self, node: yaml.Node, loc: Loc, used_at: int = 1) -> Any:
-        """`used_at`: the line this value is written at, as far as it is known (the line
-        of its key): an aliased node's own marks are its anchor's, elsewhere."""
+        """`used_at`: the line of the value's key, or of the list holding it; used for an
+        aliased node, whose own marks are its anchor's, elsewhere in the file."""
         aliased = id(node) in self._built
         line = used_at if aliased else node.start_mark.line + 1
         self.lines[loc] = line
@@ -172,14 +175,23 @@ class _Builder:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             raise ConfigError([f"{where}: {problem} (tag {node.tag})"]) from exc
-        except (ValueError, OverflowError) as exc:
-            # The constructors' own checks: a date like 2024-02-30, an int past Python's
-            # digit limit.
-            raise ConfigError([f"{where}: not a valid {kind}: {exc}"]) from exc
+        except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+            # An explicit tag hands its constructor a value it does not fit (`!!int ''` is
+            # an IndexError, `!!bool x` a KeyError), and a date may not exist (2024-02-30):
+            # only that reason is shown, the others would show the value.
+            reason = f": {exc}" if kind == "timestamp" and isinstance(exc, ValueError) else ""
+            raise ConfigError([f"{where}: not a valid {kind}{reason}"]) from exc
 
 
 def _dotted(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    # A key that is empty, or holds a space or a dot, is quoted: `meters.0.' x'`.
+    return (
+        ".".join(
+            str(part) if isinstance(part, int) or _PLAIN_KEY.fullmatch(part) else repr(part)
+            for part in loc
+        )
+        or "(top level)"
+    )
 
 
 def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any, dict[Loc, int]]:
@@ -199,7 +211,8 @@ def _syntax_error(exc: yaml.YAMLError, text: str) -> str:
     """`LINE: YAML syntax: reason` on one line (PyYAML's own text takes two or three)."""
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
+        # At the end of a file with no final newline libyaml's mark is one line past it.
+        line = min(mark.line + 1, _line_of(text, len(text))) if mark else 1
         context = exc.context or ""
         if context and exc.context_mark and exc.context_mark.line + 1 != line:
             context += f" (line {exc.context_mark.line + 1})"
@@ -207,9 +220,13 @@ def _syntax_error(exc: yaml.YAMLError, text: str) -> str:
         return f"{line}: YAML syntax: {problem}"
     if isinstance(exc, yaml.reader.ReaderError):
         # It says "position N", an offset in characters: no one finds that in an editor.
-        line = text.count("\n", 0, exc.position) + 1
+        line = _line_of(text, exc.position)
         return f"{line}: YAML syntax: character #x{exc.character:04x}: {exc.reason}"
     return f"1: YAML syntax: {' '.join(str(exc).split())}"
+
+
+def _line_of(text: str, position: int) -> int:
+    return len(_LINE_BREAK.findall(text, 0, position)) + 1
 
 
 def read_text(path: Path, limit: int) -> str:
@@ -225,15 +242,22 @@ def read_text(path: Path, limit: int) -> str:
         raise ConfigError([f"{path}:{line}: not UTF-8 text: {exc.reason}"]) from exc
 
 
+def _in_file(loc: Loc, lines: Mapping[Loc, int]) -> Loc:
+    """The longest path of `loc` that the file has. Pydantic puts a union member's name in
+    a loc (`output.OutputFromMeter.meter`): a step the file does not have is skipped."""
+    known: Loc = ()
+    for part in loc:
+        if (*known, part) in lines:
+            known = (*known, part)
+    return known
+
+
 def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int]) -> list[str]:
     """One line per pydantic error, pointing at the nearest line the file has for its field."""
     problems = []
     for item in error.errors(include_url=False):
         loc: Loc = tuple(item["loc"])
-        known = loc
-        while known and known not in lines:
-            known = known[:-1]
-        line = lines.get(known, 1)
+        line = lines.get(_in_file(loc, lines), 1)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown field (misspelt, or not valid here)"

@@ -224,6 +224,24 @@ def test_a_number_of_the_longest_length_is_a_number(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("!!int", "int"),
+        ("!!int _", "int"),
+        ("!!int x", "int"),
+        ("!!float _", "float"),
+        ("!!bool x", "bool"),
+        ("!!timestamp x", "timestamp"),
+    ],
+)
+def test_a_value_its_explicit_tag_does_not_fit_is_refused_at_its_line(
+    tmp_path: Path, value: str, kind: str
+) -> None:
+    path = write(tmp_path / "c.yaml", f"site: s\nport: {value}\n")
+    assert the_problem(load_yaml, path) == f"{path}:2: port: not a valid {kind}"
+
+
+@pytest.mark.parametrize(
     ("value", "reason"),
     [
         ("2024-02-30", "not a valid timestamp: day is out of range for month"),
@@ -284,7 +302,7 @@ def test_yaml_structure_errors_are_one_line(tmp_path: Path, text: str, problem: 
 def test_keys_and_names_with_line_breaks_stay_on_one_line(tmp_path: Path) -> None:
     path = write(tmp_path / "agent.yaml", AGENT + '"bad\\nkey\\u2028x": 1\n')
     assert the_problem(load_config, path) == (
-        f"{path}:10: bad\\nkey\\u2028x: unknown field (misspelt, or not valid here)"
+        f"{path}:10: 'bad\\nkey\\u2028x': unknown field (misspelt, or not valid here)"
     )
 
 
