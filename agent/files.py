@@ -1,12 +1,25 @@
-"""Small files: state (counters, sequence ranges) replaced atomically, and files read with a
-size limit. Shared by the agent and the collector: infrastructure, no domain."""
+"""Small files: state (counters, sequence ranges) replaced atomically, files read with a
+size limit, state databases set aside when corrupt. Shared by the agent and the
+collector: infrastructure, no domain."""
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import sqlite3
 import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final, TypeVar
+
+from agent.logs import fields
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# SQLite's "database disk image is malformed" and "file is not a database".
+_CORRUPT: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -63,3 +76,30 @@ def _size(limit: int) -> str:
         if limit >= size and limit % size == 0:
             return f"{limit // size} {unit}"
     return f"{limit} bytes"
+
+
+def open_state(path: Path, open_: Callable[[], T], what: str) -> T:
+    """`open_()` a state database at `path`; if its file is corrupt, set the file aside
+    (with its -wal and -shm) as `NAME.bad-<UTC time>` and open a new one in its place.
+
+    A corrupt outbox or spool would otherwise stop the tool at every start; its content
+    stays on disk beside the new file for whoever can recover it, and an error says where.
+    """
+    try:
+        return open_()
+    except Exception as exc:
+        cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+        if getattr(cause, "sqlite_errorcode", None) not in _CORRUPT:
+            raise
+        reason = str(cause)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.replace(aside.with_name(aside.name + suffix))
+    log.error(
+        f"{what} file corrupt: set aside, starting a new one",
+        extra=fields(file=str(path), moved_to=str(aside), reason=reason),
+    )
+    return open_()

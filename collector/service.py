@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from agent.files import open_state
 from agent.logs import fields
 from agent.wire import BrokerSettings, Topic, subscription
 from collector import sequences
@@ -48,7 +49,8 @@ def open_store(config: CollectorConfig) -> Store:
         )
     from collector.stores.sqlite import SqliteStore  # noqa: PLC0415
 
-    return SqliteStore(config.data_dir / EMBEDDED_STORE_FILE)
+    path = config.data_dir / EMBEDDED_STORE_FILE
+    return open_state(path, lambda: SqliteStore(path), "embedded store")
 
 
 def client_id(mqtt: BrokerSettings) -> str:
@@ -61,7 +63,8 @@ class Collector:
         self._config = config
         data_dir = config.data_dir
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE)
-        self.spool = Spool(data_dir / SPOOL_FILE)
+        spool = data_dir / SPOOL_FILE
+        self.spool = open_state(spool, lambda: Spool(spool), "spool")
         self.sequences = sequences.load(data_dir / SEQUENCES_FILE)
         self.writer = BatchWriter(
             store,

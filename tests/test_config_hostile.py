@@ -1,8 +1,9 @@
 """Hostile files cannot hang or crash the tools: each is one line `FILE:LINE: field: reason`.
 
-Config files, meter profiles, `${file:...}` secrets, the hourly grid factor CSV, TLS files
-and the collector's sequence state. The bounds are asserted by the message that refuses a
-file, never by timing: a file that still expanded or recursed would hang or fail the test.
+Config files, meter profiles, `${file:...}` secrets, the hourly grid factor CSV, TLS files,
+the collector's sequence state, and the state databases (outbox, spool, stores). The bounds
+are asserted by the message that refuses a file, never by timing: a file that still
+expanded or recursed would hang or fail the test.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import BIN
+from processes import BIN, running, wait_for
 from pydantic import ValidationError
 from test_accounting_config import accounting
 from test_accounting_hourly import write_config as write_hourly_config
@@ -31,10 +32,15 @@ from agent.configfile import (
     ConfigError,
     load_yaml,
 )
+from agent.files import open_state
+from agent.outbox import Outbox, OutboxError
 from agent.secrets import tls_problems
 from agent.wire import BrokerSettings
 from collector import sequences
+from collector.accounting.db import AccountingDB
 from collector.config import load_config as load_collector_config
+from collector.spool import Spool
+from collector.stores.sqlite import SqliteStore
 
 AGENT = """\
 site: plant-1
@@ -506,3 +512,70 @@ def test_check_refuses_each_hostile_file_in_one_line(
         assert "Traceback" not in result.stderr, (case, result.stderr[-2000:])
         [line] = result.stderr.splitlines()
         assert re.match(rf"{program}: {re.escape(str(path))}:{expected}", line), (case, line)
+
+
+# --- state databases ----------------------------------------------------------------------
+
+STATE_DATABASES: dict[str, Callable[[Path], Any]] = {
+    "outbox": Outbox,
+    "spool": Spool,
+    "embedded store": SqliteStore,
+    "accounting": AccountingDB,
+}
+CORRUPT_DATABASES = {
+    "not a database": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40,
+    # A real SQLite header whose first page claims a size SQLite refuses: malformed.
+    "malformed": b"SQLite format 3\x00" + b"\xff" * 4096,
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPT_DATABASES)
+@pytest.mark.parametrize("what", STATE_DATABASES)
+def test_a_corrupt_state_database_is_set_aside_and_a_new_one_opened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, what: str, corruption: str
+) -> None:
+    path = write(tmp_path / "state.sqlite", CORRUPT_DATABASES[corruption])
+    write(tmp_path / "state.sqlite-wal", b"wal")
+    opener = STATE_DATABASES[what]
+    with caplog.at_level(logging.ERROR, logger="agent.files"):
+        database = open_state(path, lambda: opener(path), what)
+    database.close()
+    [aside] = tmp_path.glob("state.sqlite.bad-*Z")
+    assert aside.read_bytes() == CORRUPT_DATABASES[corruption]
+    # The WAL moves along, unless SQLite removed it closing the failed connection.
+    wal = aside.with_name(aside.name + "-wal")
+    assert wal.read_bytes() == b"wal" if wal.exists() else what == "embedded store"
+    [record] = caplog.records
+    assert record.getMessage() == f"{what} file corrupt: set aside, starting a new one"
+    assert record.kv == {  # type: ignore[attr-defined]
+        "file": str(path),
+        "moved_to": str(aside),
+        "reason": record.kv["reason"],  # type: ignore[attr-defined]
+    }
+    # the new file is a working database of its kind
+    opener(path).close()
+
+
+def test_a_state_database_that_cannot_be_opened_for_another_reason_is_not_set_aside(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "outbox.sqlite"
+    folder.mkdir()
+    with pytest.raises(OutboxError):
+        open_state(folder, lambda: Outbox(folder), "outbox")
+    assert list(tmp_path.iterdir()) == [folder]
+
+
+def test_the_agent_runs_on_past_a_corrupt_outbox(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    write(state / "outbox.sqlite", CORRUPT_DATABASES["not a database"])
+    config = write(
+        tmp_path / "agent.yaml",
+        AGENT.replace("mqtt://broker.local", "mqtt://127.0.0.1:9") + "state_dir: state\n",
+    )
+    with running("energy-agent", ["run", "--config", str(config)], tmp_path / "agent.log") as agent:
+        wait_for(lambda: "agent starting" in agent.output(), 30, "the agent to start")
+        agent.assert_running()
+    assert "outbox file corrupt: set aside, starting a new one" in agent.output()
+    assert len(list(state.glob("outbox.sqlite.bad-*Z"))) == 1
