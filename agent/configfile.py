@@ -162,6 +162,9 @@ class _Builder:
             return [self.build(item, (*loc, i), line) for i, item in enumerate(node.value)]
         value = self._construct(node, loc)
         if isinstance(value, str):
+            if "\0" in value:
+                # No setting holds one, and a path with one is a ValueError at first use.
+                raise ConfigError([f"{where}: {_dotted(loc)}: a value cannot hold a NUL character"])
             return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base)
         return value
 

@@ -40,7 +40,6 @@ def read_limited(path: Path, limit: int) -> bytes:
     the open and /dev/zero never ends, so neither is read, and no more than `limit` + 1
     bytes are. Raises OSError, its strerror the reason (for a refusal too).
     """
-    _refuse_nul(path)
     # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as file:
@@ -54,14 +53,7 @@ def read_limited(path: Path, limit: int) -> bytes:
 def require_regular(path: Path, limit: int) -> None:
     """OSError unless `path` is a regular file of at most `limit` bytes: for a file that a
     library opens itself (OpenSSL), which would block on a FIFO or never finish /dev/zero."""
-    _refuse_nul(path)
     _refuse_unless_regular(path.stat(), path, limit)
-
-
-def _refuse_nul(path: Path) -> None:
-    # The OS would refuse it with ValueError, which callers handling OSError would miss.
-    if "\0" in str(path):
-        raise OSError(errno.EINVAL, "a file name cannot hold a NUL character", str(path))
 
 
 def _refuse_unless_regular(status: os.stat_result, path: Path, limit: int) -> None:

@@ -342,11 +342,19 @@ def test_a_run_of_unclosed_substitutions_is_expanded_in_linear_time(tmp_path: Pa
     assert data == {"a": run, "b": run[5:] + " and b"}
 
 
-def test_a_file_name_with_nul_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path / "c.yaml", 'site: s\npassword: "${file:a\\0b}"\n')
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ('password: "${file:a\\0b}"', "password"),  # os.open: ValueError, not OSError
+        ('data_dir: "a\\0b"', "data_dir"),  # Path.resolve: a ValueError traceback
+        ('meters:\n  - profile: "x\\0y.yaml"', "meters.0.profile"),
+    ],
+)
+def test_a_nul_character_in_a_value_is_refused(tmp_path: Path, text: str, field: str) -> None:
+    path = write(tmp_path / "c.yaml", f"site: s\n{text}\n")
+    line = 3 if field.startswith("meters") else 2
     assert the_problem(load_yaml, path) == (
-        f"{path}:2: password: cannot read secret file {tmp_path}/a\\x00b: "
-        "a file name cannot hold a NUL character"
+        f"{path}:{line}: {field}: a value cannot hold a NUL character"
     )
 
 
@@ -358,7 +366,7 @@ def test_a_hostile_profile_file_is_refused_at_the_meter_using_it(tmp_path: Path)
     assert problem.endswith(f"aliases expand to more than {MAX_ALIAS_VALUES} values")
 
 
-@pytest.mark.parametrize("name", ["a" * 5000, "x\\0y", "../../etc/passwd"])
+@pytest.mark.parametrize("name", ["a" * 5000, "../../etc/passwd"])
 def test_any_text_as_a_profile_name_is_an_unknown_profile(tmp_path: Path, name: str) -> None:
     path = write(tmp_path / "agent.yaml", AGENT.replace("eastron_sdm630", f'"{name}"'))
     problem = the_problem(load_config, path)
