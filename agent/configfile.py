@@ -178,7 +178,7 @@ class _Builder:
         except yaml.YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc)
             raise ConfigError([f"{where}: {problem} (tag {node.tag})"]) from exc
-        except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
             # An explicit tag hands its constructor a value it does not fit (`!!int ''` is
             # an IndexError, `!!bool x` a KeyError), and a date may not exist (2024-02-30):
             # only that reason is shown, the others would show the value.
