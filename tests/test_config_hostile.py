@@ -37,6 +37,7 @@ from agent.outbox import Outbox, OutboxError
 from agent.secrets import tls_problems
 from agent.wire import BrokerSettings
 from collector import sequences
+from collector.accounting.db import FILE as ACCOUNTING_FILE
 from collector.accounting.db import AccountingDB
 from collector.config import load_config as load_collector_config
 from collector.spool import Spool
@@ -587,3 +588,21 @@ def test_the_agent_runs_on_past_a_corrupt_outbox(tmp_path: Path) -> None:
         agent.assert_running()
     assert "outbox file corrupt: set aside, starting a new one" in agent.output()
     assert len(list(state.glob("outbox.sqlite.bad-*Z"))) == 1
+
+
+def test_report_on_a_corrupt_accounting_file_is_one_line(tmp_path: Path) -> None:
+    config = write_hourly_config(tmp_path, "2026-11-24T02:00:00Z,0.3\n")
+    (tmp_path / "data").mkdir()
+    database = write(tmp_path / "data" / ACCOUNTING_FILE, CORRUPT_DATABASES["not a database"])
+    args = ["report", "--config", str(config), "--site", "s1", "--month", "2026-11"]
+    result = subprocess.run(
+        [str(BIN / "energy-collector"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (f"energy-collector: cannot open {database}: file is not a database\n")
+    # a report only reads: the file stays where it is
+    assert database.read_bytes() == CORRUPT_DATABASES["not a database"]
