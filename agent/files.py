@@ -84,14 +84,22 @@ def open_state(path: Path, open_: Callable[[], T], what: str) -> T:
         if getattr(cause, "sqlite_errorcode", None) not in _CORRUPT:
             raise
         reason = str(cause)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    aside = path.with_name(f"{path.name}.bad-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        source = path.with_name(path.name + suffix)
-        if source.exists():
-            source.replace(aside.with_name(aside.name + suffix))
+    aside = set_aside(path, "-wal", "-shm")
     log.error(
         f"{what} file corrupt: set aside, starting a new one",
         extra=fields(file=str(path), moved_to=str(aside), reason=reason),
     )
     return open_()
+
+
+def set_aside(path: Path, *companions: str) -> Path:
+    """Move a state file that cannot be used, and its companion files (NAME + suffix), to
+    `NAME.bad-<UTC time>` beside it: kept for whoever can recover it, out of the way of a
+    new one. Returns the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    for suffix in ("", *companions):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.replace(aside.with_name(aside.name + suffix))
+    return aside

@@ -23,7 +23,7 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agent.files import read_limited, write_atomically
+from agent.files import read_limited, set_aside, write_atomically
 from agent.logs import fields
 
 log = logging.getLogger(__name__)
@@ -153,14 +153,13 @@ def load(path: Path) -> SequenceTracker:
         return SequenceTracker()
     except (OSError, ValueError) as exc:
         reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
-        aside = path.with_name(path.name + ".bad")
         try:
-            path.replace(aside)
+            moved_to = str(set_aside(path))
         except OSError as move:
-            aside = Path(f"(not moved: {move.strerror or move})")
+            moved_to = f"(not moved: {move.strerror or move})"
         log.warning(
             "sequence state unusable, starting without it: gaps before now are not reported",
-            extra=fields(file=str(path), reason=reason, moved_to=str(aside)),
+            extra=fields(file=str(path), reason=reason, moved_to=moved_to),
         )
         return SequenceTracker()
 

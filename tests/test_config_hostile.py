@@ -451,11 +451,12 @@ def test_an_unusable_sequence_state_is_moved_aside_with_a_warning(
         tracker = sequences.load(path)
     assert tracker.agents == {}
     assert not path.exists()
-    assert (tmp_path / "sequences.json.bad").read_bytes() == content.replace(b"}, ]", b"}]")
+    [aside] = tmp_path.glob("sequences.json.bad-*Z")
+    assert aside.read_bytes() == content.replace(b"}, ]", b"}]")
     [record] = caplog.records
     assert record.getMessage().startswith("sequence state unusable")
     assert record.kv["file"] == str(path)  # type: ignore[attr-defined]
-    assert record.kv["moved_to"] == str(tmp_path / "sequences.json.bad")  # type: ignore[attr-defined]
+    assert record.kv["moved_to"] == str(aside)  # type: ignore[attr-defined]
     assert record.kv["reason"]  # type: ignore[attr-defined]
     # and the tracker works on: the next save writes a good file
     tracker.see("s", "a", 3)
@@ -467,7 +468,8 @@ def test_a_fifo_as_the_sequence_state_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "sequences.json"
     os.mkfifo(path)
     assert sequences.load(path).agents == {}
-    assert (tmp_path / "sequences.json.bad").is_fifo()
+    [aside] = tmp_path.glob("sequences.json.bad-*Z")
+    assert aside.is_fifo()
 
 
 # --- through the real commands ------------------------------------------------------------
