@@ -108,9 +108,16 @@ def test_the_alias_counter_allows_exactly_its_bound(tmp_path: Path) -> None:
     )
 
 
-def test_an_anchor_reused_per_meter_loads_and_errors_name_the_line_of_use(
-    tmp_path: Path,
-) -> None:
+def test_an_anchor_reused_a_thousand_times_loads(tmp_path: Path) -> None:
+    # 1,000 uses of a 50-value mapping: 51,000 alias values, within the bound.
+    anchor = "{" + ", ".join(f"k{i}: {i}" for i in range(50)) + "}"
+    text = f"bus: &bus {anchor}\nmeters:\n" + "  - *bus\n" * 1000
+    data, lines = load_yaml(write(tmp_path / "c.yaml", text))
+    assert data["meters"] == [data["bus"]] * 1000
+    assert lines[("meters", 999, "k49")] == 3  # the line of the list using it
+
+
+def test_errors_in_an_aliased_value_name_the_line_of_each_use(tmp_path: Path) -> None:
     meters = "".join(
         f"  - id: m{i}\n    profile: eastron_sdm630\n    modbus: *bus\n" for i in range(1, 4)
     )
