@@ -5,6 +5,10 @@ Shared by the agent and the collector for their own config models; it knows no d
 `${file:PATH}` by the content of a file (a secret mounted by Docker, systemd credentials,
 Kubernetes), its trailing newline removed, PATH relative to the config file's folder; so
 secrets stay out of config files.
+
+A file is anything a user or an attacker can write, so reading one is bounded: its size,
+how deep it nests, how much its YAML aliases expand to and how long a number may be;
+beyond a bound it is a config error like any other, naming the line.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from agent.files import read_limited
+
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 
@@ -25,14 +31,34 @@ Loc = tuple[str | int, ...]
 # expanded again (a secret may contain "${").
 _ENV_RE = re.compile(r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
 MAX_SECRET_FILE_BYTES = 64 * 1024
+# Generous for the largest plant model; a gateway still composes it in well under a second.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+# Configs nest a few levels; Python's own recursion limit is ~1000 frames.
+MAX_DEPTH = 64
+# Values that aliases add (a value reached through an alias counts each time): an anchor
+# reused for every meter stays far below, a "billion laughs" file is refused before it
+# grows. The composer shares aliased nodes, so only the builder can expand them.
+MAX_ALIAS_VALUES = 100_000
+# Longer numbers are no setting, and sexagesimal ints (1:2:3) cost quadratic time to build.
+MAX_NUMBER_CHARS = 100
+# YAML's line breaks, as libyaml counts lines.
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+_PLAIN_KEY = re.compile(r"[\w-]+")
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 
 class ConfigError(Exception):
     """A config file that cannot be used; each problem is one line `file:line: field: reason`."""
 
     def __init__(self, problems: list[str]) -> None:
+        # One line each whatever a key, a name or a path in the file holds ("a\nb", NUL).
+        problems = [p if p.isprintable() else _printable(p) for p in problems]
         super().__init__("\n".join(problems))
         self.problems = problems
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) -> str:
@@ -50,19 +76,20 @@ def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) 
         # The error names the file, never its content: it is a secret.
         path = base / name.strip()
         try:
-            with path.open("rb") as file:
-                data = file.read(MAX_SECRET_FILE_BYTES + 1)
+            data = read_limited(path, MAX_SECRET_FILE_BYTES)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise ConfigError([f"{where}: cannot read secret file {path}: {reason}"]) from None
-        if len(data) > MAX_SECRET_FILE_BYTES:
-            raise ConfigError([f"{where}: secret file {path} is larger than 64 KiB"])
         try:
             return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise ConfigError([f"{where}: secret file {path} is not UTF-8 text"]) from None
 
-    return _ENV_RE.sub(substitute, value)
+    # Up to the last "}" only: then every "${" has a "}" ahead, each match attempt ends at
+    # the next one or fails at once, and the pass is linear (over a tail of "${" with no
+    # "}", the regex rescans to the end from each: quadratic, hours for a large file).
+    end = value.rfind("}") + 1
+    return _ENV_RE.sub(substitute, value[:end]) + value[end:]
 
 
 class _Builder:
@@ -74,61 +101,111 @@ class _Builder:
         self.base = Path(name).parent
         self.lines: dict[Loc, int] = {}
         self._loader = yaml.SafeLoader("")
+        self._built: set[int] = set()
+        self._open: set[int] = set()
+        self._alias_values = 0
 
-    def build(self, node: yaml.Node, loc: Loc) -> Any:
-        line = node.start_mark.line + 1
+    def build(self, node: yaml.Node, loc: Loc, used_at: int = 1) -> Any:
+        """`used_at`: the line of the value's key, or of the list holding it; used for an
+        aliased node, whose own marks are its anchor's, elsewhere in the file."""
+        aliased = id(node) in self._built
+        line = used_at if aliased else node.start_mark.line + 1
         self.lines[loc] = line
         where = f"{self.name}:{line}"
+        self._check_bounds(node, loc, where, aliased)
+        self._built.add(id(node))
+        self._open.add(id(node))
+        try:
+            return self._build(node, loc, line, where, aliased)
+        finally:
+            self._open.discard(id(node))
+
+    def _check_bounds(self, node: yaml.Node, loc: Loc, where: str, aliased: bool) -> None:
+        field = _dotted(loc)
+        if id(node) in self._open:
+            raise ConfigError([f"{where}: {field}: an alias refers to a value that contains it"])
+        if len(loc) > MAX_DEPTH:
+            raise ConfigError([f"{where}: {field}: nested deeper than {MAX_DEPTH} levels"])
+        if aliased:
+            self._alias_values += 1
+            if self._alias_values > MAX_ALIAS_VALUES:
+                raise ConfigError(
+                    [f"{where}: {field}: aliases expand to more than {MAX_ALIAS_VALUES} values"]
+                )
+
+    def _build(self, node: yaml.Node, loc: Loc, line: int, where: str, aliased: bool) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key_where = f"{self.name}:{key_node.start_mark.line + 1}"
+                key_line = key_node.start_mark.line + 1
+                key_where = f"{self.name}:{key_line}"
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     raise ConfigError([f"{key_where}: YAML merge keys ('<<') are not supported"])
-                key = self._construct(key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    # Not constructed: that would expand whatever aliases it holds.
+                    raise ConfigError(
+                        [
+                            f"{key_where}: {_dotted(loc)}: a key must be a plain value, not a "
+                            f"{'list' if isinstance(key_node, yaml.SequenceNode) else 'mapping'}"
+                        ]
+                    )
+                key = self._construct(key_node, loc)
                 if not isinstance(key, str | int):
                     raise ConfigError([f"{key_where}: a key must be a plain value, not {key!r}"])
                 if key in result:
                     raise ConfigError([f"{key_where}: key {key!r} appears twice"])
-                result[key] = self.build(value_node, (*loc, key))
+                # Inside an alias every key's own line is the anchor's: the use is `line`.
+                used_at = line if aliased else key_line
+                result[key] = self.build(value_node, (*loc, key), used_at)
             return result
         if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        value = self._construct(node)
+            return [self.build(item, (*loc, i), line) for i, item in enumerate(node.value)]
+        value = self._construct(node, loc)
         if isinstance(value, str):
+            if "\0" in value:
+                # No setting holds one, and a path with one is a ValueError at first use.
+                raise ConfigError([f"{where}: {_dotted(loc)}: a value cannot hold a NUL character"])
             return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base)
         return value
 
-    def _construct(self, node: yaml.Node) -> Any:
+    def _construct(self, node: yaml.Node, loc: Loc) -> Any:
+        where = f"{self.name}:{node.start_mark.line + 1}: {_dotted(loc)}"
+        kind = node.tag.rpartition(":")[2]
+        if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+            raise ConfigError([f"{where}: a number longer than {MAX_NUMBER_CHARS} characters"])
         try:
             return self._loader.construct_object(node)
         except yaml.YAMLError as exc:
-            line = node.start_mark.line + 1
             problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError([f"{self.name}:{line}: {problem} (tag {node.tag})"]) from exc
+            raise ConfigError([f"{where}: {problem} (tag {node.tag})"]) from exc
+        except (ValueError, IndexError, KeyError, AttributeError) as exc:
+            # An explicit tag hands its constructor a value it does not fit (`!!int ''` is
+            # an IndexError, `!!bool x` a KeyError), and a date may not exist (2024-02-30):
+            # only that reason is shown, the others would show the value.
+            reason = f": {exc}" if kind == "timestamp" and isinstance(exc, ValueError) else ""
+            raise ConfigError([f"{where}: not a valid {kind}{reason}"]) from exc
 
 
 def _dotted(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    # A key that is empty, or holds a space or a dot, is quoted: `meters.0.' x'`.
+    return (
+        ".".join(
+            str(part) if isinstance(part, int) or _PLAIN_KEY.fullmatch(part) else repr(part)
+            for part in loc
+        )
+        or "(top level)"
+    )
 
 
 def load_yaml(path: Path, environ: Mapping[str, str] | None = None) -> tuple[Any, dict[Loc, int]]:
     """Plain data from a YAML file and the line where each path starts."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text: {exc.reason}"]) from exc
+    text = read_text(path, MAX_FILE_BYTES)
     try:
         node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        raise ConfigError([f"{path}:{line}: YAML syntax: {exc.problem}"]) from exc
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: YAML syntax: {exc}"]) from exc
+        raise ConfigError([f"{path}:{_syntax_error(exc, text)}"]) from exc
     if node is None or (isinstance(node, yaml.ScalarNode) and node.value == ""):
-        raise ConfigError([f"{path}: the file is empty"])
+        raise ConfigError([f"{path}:1: the file is empty"])
     builder = _Builder(str(path), os.environ if environ is None else environ)
     return builder.build(node, ()), builder.lines
 
@@ -145,15 +222,57 @@ def _without_value(message: str, value: object) -> str:
     return message
 
 
+def _syntax_error(exc: yaml.YAMLError, text: str) -> str:
+    """`LINE: YAML syntax: reason` on one line (PyYAML's own text takes two or three)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        # At the end of a file with no final newline libyaml's mark is one line past it.
+        line = min(mark.line + 1, _line_of(text, len(text))) if mark else 1
+        context = exc.context or ""
+        if context and exc.context_mark and exc.context_mark.line + 1 != line:
+            context += f" (line {exc.context_mark.line + 1})"
+        problem = ", ".join(part for part in (context, exc.problem or "") if part)
+        return f"{line}: YAML syntax: {problem}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        # It says "position N", an offset in characters: no one finds that in an editor.
+        line = _line_of(text, exc.position)
+        return f"{line}: YAML syntax: character #x{exc.character:04x}: {exc.reason}"
+    return f"1: YAML syntax: {' '.join(str(exc).split())}"
+
+
+def _line_of(text: str, position: int) -> int:
+    return len(_LINE_BREAK.findall(text, 0, position)) + 1
+
+
+def read_text(path: Path, limit: int) -> str:
+    """A UTF-8 text file of at most `limit` bytes; ConfigError (naming the line) if not."""
+    try:
+        data = read_limited(path, limit)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([f"{path}:{line}: not UTF-8 text: {exc.reason}"]) from exc
+
+
+def _in_file(loc: Loc, lines: Mapping[Loc, int]) -> Loc:
+    """The longest path of `loc` that the file has. Pydantic puts a union member's name in
+    a loc (`output.OutputFromMeter.meter`): a step the file does not have is skipped."""
+    known: Loc = ()
+    for part in loc:
+        if (*known, part) in lines:
+            known = (*known, part)
+    return known
+
+
 def describe_errors(error: ValidationError, name: str, lines: Mapping[Loc, int]) -> list[str]:
     """One line per pydantic error, pointing at the nearest line the file has for its field."""
     problems = []
     for item in error.errors(include_url=False):
         loc: Loc = tuple(item["loc"])
-        known = loc
-        while known and known not in lines:
-            known = known[:-1]
-        line = lines.get(known, 1)
+        line = lines.get(_in_file(loc, lines), 1)
         message = _without_value(item["msg"].removeprefix("Value error, "), item["input"])
         if item["type"] == "extra_forbidden":
             message = "unknown field (misspelt, or not valid here)"

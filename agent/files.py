@@ -1,5 +1,6 @@
-"""Small state files (counters, sequence ranges) replaced atomically, and one log line per
-disk fault. Shared by the agent and the collector: infrastructure, no domain."""
+"""Small files: state (counters, sequence ranges) replaced atomically, files read with a
+size limit, state databases set aside when corrupt, and one log line per disk fault.
+Shared by the agent and the collector: infrastructure, no domain."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import contextlib
 import errno
 import logging
 import os
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final, TypeVar
 
 from agent.logs import fields
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# SQLite's "database disk image is malformed" and "file is not a database".
+_CORRUPT: Final = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 # What an operator should read for the errors a full or read-only disk gives.
 _CONDITIONS = {
@@ -107,3 +116,75 @@ def check_writable(folder: Path) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes.
+
+    Files given to the tools (configs, secrets, state) may be anything: a FIFO would block
+    the open and /dev/zero never ends, so neither is read, and no more than `limit` + 1
+    bytes are. Raises OSError, its strerror the reason (for a refusal too).
+    """
+    # O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        _refuse_unless_regular(os.fstat(fd), path, limit)
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
+    return data
+
+
+def require_regular(path: Path, limit: int) -> None:
+    """OSError unless `path` is a regular file of at most `limit` bytes: for a file that a
+    library opens itself (OpenSSL), which would block on a FIFO or never finish /dev/zero."""
+    _refuse_unless_regular(path.stat(), path, limit)
+
+
+def _refuse_unless_regular(status: os.stat_result, path: Path, limit: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    if status.st_size > limit:
+        raise OSError(errno.EFBIG, f"larger than {_size(limit)}", str(path))
+
+
+def _size(limit: int) -> str:
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit}"
+    return f"{limit} bytes"
+
+
+def open_state(path: Path, open_: Callable[[], T], what: str) -> T:
+    """`open_()` a state database at `path`; if its file is corrupt, set the file aside
+    (with its -wal and -shm) as `NAME.bad-<UTC time>` and open a new one in its place.
+
+    A corrupt outbox or spool would otherwise stop the tool at every start; its content
+    stays on disk beside the new file for whoever can recover it, and an error says where.
+    """
+    try:
+        return open_()
+    except Exception as exc:
+        cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+        if getattr(cause, "sqlite_errorcode", None) not in _CORRUPT:
+            raise
+        reason = str(cause)
+    aside = set_aside(path, "-wal", "-shm")
+    log.error(
+        f"{what} file corrupt: set aside, starting a new one",
+        extra=fields(file=str(path), moved_to=str(aside), reason=reason),
+    )
+    return open_()
+
+
+def set_aside(path: Path, *companions: str) -> Path:
+    """Move a state file that cannot be used, and its companion files (NAME + suffix), to
+    `NAME.bad-<UTC time>` beside it: kept for whoever can recover it, out of the way of a
+    new one. Returns the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.bad-{stamp}")
+    for suffix in ("", *companions):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.replace(aside.with_name(aside.name + suffix))
+    return aside

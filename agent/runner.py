@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import AgentConfig, BusKey, load_config
+from agent.files import open_state
 from agent.logs import fields
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
@@ -58,10 +59,9 @@ async def run_agent(config_path: Path) -> None:
     setup = load_config(config_path)
     config = setup.config
     limits = config.outbox
-    outbox = Outbox(
-        config.state_dir / OUTBOX_FILE,
-        Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age),
-    )
+    path = config.state_dir / OUTBOX_FILE
+    sizes = Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age)
+    outbox = open_state(path, lambda: Outbox(path, sizes), "outbox")
     pollers: dict[str, MeterPoller] = {}
     # Read when a status or a metrics scrape needs it, not built after every read.
     health = MeterHealthView(pollers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,7 +56,11 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"energy-collector: no accounting database at {path}", file=sys.stderr)
         return 2
-    db = AccountingDB(path)
+    try:
+        db = AccountingDB(path)
+    except sqlite3.Error as exc:  # not set aside as `run` does: a report only reads
+        print(f"energy-collector: cannot open {path}: {exc}", file=sys.stderr)
+        return 2
     try:
         report = build(config.accounting, db, args.site, args.month)
         print(render(report, args.format))

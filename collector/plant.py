@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.configfile import MAX_FILE_BYTES, ConfigError, read_text
 from agent.wire import Id, Quantity
 from collector.ledger import data
 from collector.ledger.conversion import (
@@ -290,9 +291,9 @@ class HourlyGridFactor(_Model):
         base = (info.context or {}).get("config_dir")
         path = self.file if self.file.is_absolute() or base is None else Path(base) / self.file
         try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+            text = read_text(path, MAX_FILE_BYTES)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         self._by_hour = parse_hourly_factors(text, str(path))
         return self
 
@@ -413,7 +414,8 @@ class SiteConfig(_Model):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: a key naming a folder of the zone database ('America'), or too long.
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 

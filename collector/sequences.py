@@ -6,19 +6,28 @@ agent, the ranges of seqs stored so far: a seq already in a range is a repeat (a
 re-delivery, harmless), a seq above the highest one seen opens a gap, and a seq inside
 a gap fills it (a late backlog batch). Whatever stays in a gap is lost, e.g. batches an
 agent's full outbox dropped. Pure; `load` and `save` keep it in a JSON file so that a
-restarted collector does not report false gaps.
+restarted collector does not report false gaps. A state file that cannot be used (corrupt,
+hostile, not a file) is moved aside with a warning: the collector starts with no ranges,
+which costs at most gaps it cannot report, never a start-up.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from agent.files import write_atomically
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from agent.files import read_limited, set_aside, write_atomically
+from agent.logs import fields
+
+log = logging.getLogger(__name__)
 
 # Beyond this many disjoint ranges per agent the oldest gaps are given up as lost:
 # memory and the state file stay bounded whatever an agent sends.
@@ -27,6 +36,8 @@ MAX_RANGES: Final = 1000
 # agent that lost its state, or a hostile one): counting it as missing batches would
 # report up to 2**64 of them.
 DEFAULT_MAX_JUMP: Final = 10_000_000
+# ~25 bytes a range: MAX_RANGES for a few thousand agents.
+MAX_STATE_BYTES: Final = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,21 +144,57 @@ class SequenceTracker:
 
     @classmethod
     def from_json(
-        cls, text: str, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000
+        cls, text: str | bytes, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000
     ) -> SequenceTracker:
+        """ValueError saying what is wrong unless it is what `to_json` writes; of the agents
+        in it (least recently seen first) the `max_agents` last are kept."""
         tracker = cls(max_jump, max_agents)
-        for item in json.loads(text)[-max_agents:]:
-            ranges = [[int(low), int(high)] for low, high in item["ranges"]]
-            tracker.agents[(item["site"], item["agent"])] = AgentSeqs(ranges=sorted(ranges))
+        try:
+            state = _STATE.validate_json(text)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            raise ValueError(f"{where}: {first['msg']}") from None
+        for number, item in enumerate(state[-max_agents:]):
+            ranges = sorted([low, high] for low, high in item.ranges)
+            if (item.site, item.agent) in tracker.agents:
+                raise ValueError(f"{number}: agent {item.site}/{item.agent} appears twice")
+            if any(low > high for low, high in ranges) or any(
+                a[1] >= b[0] for a, b in itertools.pairwise(ranges)
+            ):
+                raise ValueError(f"{number}.ranges: not disjoint [low, high] ranges")
+            tracker.agents[(item.site, item.agent)] = AgentSeqs(ranges=ranges)
         return tracker
+
+
+class _AgentState(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    site: str
+    agent: str
+    ranges: list[tuple[int, int]] = Field(max_length=MAX_RANGES)
+
+
+_STATE = TypeAdapter(list[_AgentState])
 
 
 def load(path: Path, max_jump: int = DEFAULT_MAX_JUMP, max_agents: int = 10_000) -> SequenceTracker:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, MAX_STATE_BYTES)
+        return SequenceTracker.from_json(text, max_jump, max_agents)
     except FileNotFoundError:
         return SequenceTracker(max_jump, max_agents)
-    return SequenceTracker.from_json(text, max_jump, max_agents)
+    except (OSError, ValueError) as exc:
+        reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        try:
+            moved_to = str(set_aside(path))
+        except OSError as move:
+            moved_to = f"(not moved: {move.strerror or move})"
+        log.warning(
+            "sequence state unusable, starting without it: gaps before now are not reported",
+            extra=fields(file=str(path), reason=reason, moved_to=moved_to),
+        )
+        return SequenceTracker(max_jump, max_agents)
 
 
 def save(tracker: SequenceTracker, path: Path) -> None:

@@ -9,6 +9,7 @@ import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
+from agent.files import open_state
 from agent.logs import fields
 from agent.secrets import redact_url
 from agent.wire import BrokerSettings, ReadingBatch, Topic, subscription
@@ -45,7 +46,8 @@ def open_store(config: CollectorConfig) -> Store:
         )
     from collector.stores.sqlite import SqliteStore  # noqa: PLC0415
 
-    return SqliteStore(config.data_dir / EMBEDDED_STORE_FILE)
+    path = config.data_dir / EMBEDDED_STORE_FILE
+    return open_state(path, lambda: SqliteStore(path), "embedded store")
 
 
 def client_id(mqtt: BrokerSettings) -> str:
@@ -82,7 +84,8 @@ class Collector:
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE, config.dead_letters)
         self.guard = Guard(self.dead_letters)
         self.window = accepted_window(config, retention)
-        self.spool = Spool(data_dir / SPOOL_FILE)
+        spool = data_dir / SPOOL_FILE
+        self.spool = open_state(spool, lambda: Spool(spool), "spool")
         self.sequences = sequences.load(
             data_dir / SEQUENCES_FILE, ingest.max_seq_jump, ingest.agents
         )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from collector import sequences
 from collector.sequences import MAX_RANGES, AgentSeqs, Seen, SequenceTracker
@@ -96,3 +100,41 @@ def test_at_most_max_agents_are_tracked_the_least_recently_seen_forgotten(tmp_pa
     sequences.save(tracker, path)
     restarted = sequences.load(path, max_agents=1)
     assert list(restarted.agents) == [("s", "c")]  # the most recently seen survive
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["site", "agent", "ranges", "x"]), inner, max_size=4)
+    ),
+    max_leaves=16,
+)
+
+
+@given(st.one_of(json_values.map(json.dumps), st.binary(max_size=64)))
+def test_any_state_text_is_a_tracker_or_a_value_error(text: str | bytes) -> None:
+    try:
+        tracker = SequenceTracker.from_json(text)
+    except ValueError:
+        return
+    # what loads is what to_json would write: the same ranges come back
+    assert SequenceTracker.from_json(tracker.to_json()).agents == tracker.agents
+
+
+@given(
+    st.dictionaries(
+        st.tuples(st.text(max_size=3), st.text(max_size=3)),
+        st.lists(st.integers(0, 10_000), max_size=50),
+        max_size=4,
+    )
+)
+def test_the_state_round_trips(seen: dict[tuple[str, str], list[int]]) -> None:
+    tracker = SequenceTracker()
+    for (site, agent), seqs in seen.items():
+        for seq in seqs:
+            tracker.see(site, agent, seq)
+    restored = SequenceTracker.from_json(tracker.to_json())
+    assert {k: v.ranges for k, v in restored.agents.items()} == {
+        k: v.ranges for k, v in tracker.agents.items()
+    }

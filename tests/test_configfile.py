@@ -283,7 +283,7 @@ def test_yaml_syntax_error_names_its_line(tmp_path: Path, text: str, line: int) 
 @pytest.mark.parametrize("text", ["", "\n\n", "# nothing but a comment\n"])
 def test_empty_file(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, text)
-    assert the_problem(path) == f"{path}: the file is empty"
+    assert the_problem(path) == f"{path}:1: the file is empty"
 
 
 def test_a_scalar_instead_of_a_mapping(tmp_path: Path) -> None:
@@ -302,10 +302,11 @@ def test_a_folder_instead_of_a_file(tmp_path: Path) -> None:
     assert the_problem(tmp_path).startswith(f"{tmp_path}: cannot read: ")
 
 
-def test_not_utf8(tmp_path: Path) -> None:
+def test_not_utf8_names_the_line(tmp_path: Path) -> None:
+    # Python's own message says "position 22": a byte offset nobody can find in an editor.
     path = tmp_path / "latin1.yaml"
-    path.write_bytes("site: Düsseldorf\n".encode("latin-1"))
-    assert the_problem(path).startswith(f"{path}: not UTF-8 text")
+    path.write_bytes("site: s\nmqtt:\n  url: Düsseldorf\n".encode("latin-1"))
+    assert the_problem(path) == f"{path}:3: not UTF-8 text: invalid start byte"
 
 
 # --- ${ENV} expansion ---------------------------------------------------------------------

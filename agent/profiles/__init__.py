@@ -32,14 +32,15 @@ def load_profile(name_or_path: str, config_dir: Path | None = None) -> Profile:
         if not path.is_absolute() and config_dir is not None:
             path = config_dir / path
     else:
-        path = _builtin_dir() / f"{name_or_path}.yaml"
-        if not path.is_file():
+        # Looked up among the names, not on disk: any text is a name ('../x', 5,000 letters).
+        if name_or_path not in builtin_names():
             raise ProfileError(
                 [
                     f"unknown profile {name_or_path!r}: built-in profiles are "
                     f"{', '.join(builtin_names())}, or give a path to a .yaml file"
                 ]
             )
+        path = _builtin_dir() / f"{name_or_path}.yaml"
     try:
         profile, _ = load_model(path, Profile)
     except ConfigError as exc:

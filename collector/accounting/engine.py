@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
-from agent.files import DiskFault
+from agent.files import DiskFault, open_state
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
 from collector.accounting.db import FILE, AccountingDB, CounterState, MinuteRow, from_ms, ms
@@ -171,7 +171,7 @@ class Accounting:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.config = config
-        self.db = AccountingDB(data_dir / FILE)
+        self.db = open_state(data_dir / FILE, lambda: AccountingDB(data_dir / FILE), "accounting")
         self.disk = DiskFault("accounting", data_dir / FILE)
         self._store = store
         self._sink = sink
