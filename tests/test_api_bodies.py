@@ -74,7 +74,8 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_body(server: str
     host, port = server.removeprefix("http://").split(":")
     request = (
         f"POST /api/v1/sites/{SITE}/production HTTP/1.1\r\nHost: {host}\r\n"
-        f"Authorization: Bearer {WRITE}\r\nContent-Length: {BODY}\r\n\r\n"
+        f"Authorization: Bearer {WRITE}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {BODY}\r\n\r\n"
     )
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request.encode())  # and not one byte of the body
@@ -87,7 +88,7 @@ def test_a_body_within_the_limit_still_reaches_the_validation(server: str) -> No
     response = httpx.post(
         f"{server}/api/v1/sites/{SITE}/production",
         content=iter([b"{", b"}"]),
-        headers={"Authorization": f"Bearer {WRITE}"},
+        headers={"Authorization": f"Bearer {WRITE}", "Content-Type": "application/json"},
         timeout=30,
     )
     assert response.status_code == 422, response.text
