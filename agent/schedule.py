@@ -16,5 +16,11 @@ def next_tick(now: float, interval: float) -> float:
 def last_tick(now: float, interval: float) -> float:
     """The last multiple of `interval` (in epoch seconds) at or before `now`: the tick a
     read that began at `now` belongs to."""
-    tick = math.floor(now / interval) * interval
-    return tick if tick <= now else tick - interval
+    count = math.floor(now / interval)
+    # Float division can land a hair on either side of a whole multiple: the tick itself
+    # (computed as count * interval, as next_tick does) decides.
+    if (count + 1) * interval <= now:
+        count += 1
+    elif count * interval > now:
+        count -= 1
+    return count * interval
