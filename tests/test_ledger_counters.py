@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import example, given, settings
@@ -50,27 +51,30 @@ def test_rollover_at_99999_9() -> None:
     assert r.total == pytest.approx(130.0)
 
 
-def test_rollover_without_max_rate_only_when_less_than_half_a_turn() -> None:
-    r = deltas(hourly(99990.0, 10.0), CounterSpec(modulus=100000.0))
-    assert r.total == pytest.approx(20.0)  # 100000 - 99990 + 10
-    # 40000 -> 10 would be 60010 through a wrap: not believed without max_rate, and
-    # not a reset either (it does not read 0): the interval is unknown.
-    r = deltas(hourly(40000.0, 10.0, 11.0), CounterSpec(modulus=100000.0))
-    assert issues(r) == [Issue.DISCONTINUITY]
-    assert r.total == pytest.approx(1.0)
+def test_a_modulus_without_max_rate_is_refused() -> None:
+    # Without a rate any fall passes for a wrap: 600010 -> 0 would be 399,990 m3.
+    with pytest.raises(ValueError, match="modulus needs max_rate"):
+        CounterSpec(modulus=1_000_000.0)
 
 
 def test_reset_to_zero_counts_what_was_counted_since() -> None:
-    # 1200 -> 1250 (50), reset, reads 20 an hour later: at least 20 after the reset,
-    # the part between 1250 and the reset is not measured; then 20 -> 70 (50).
+    # 1200 -> 1250 (50), reset, reads 20 an hour later: the part between 1250 and the
+    # reset is not measured; the hour's use is estimated from the rates either side
+    # (50 kWh/h before, 50 after: 50 kWh, marked estimated, more than the 20 it shows);
+    # then 20 -> 70 (50).
     r = deltas(hourly(1200.0, 1250.0, 20.0, 70.0), FIVE_DIGIT)
-    assert [a.value for a in r.amounts] == pytest.approx([50.0, 20.0, 50.0])
+    assert [a.value for a in r.amounts] == pytest.approx([50.0, 50.0, 50.0])
     assert [a.quality for a in r.amounts] == [
         Quality.MEASURED,
-        Quality.LOWER_BOUND,
+        Quality.ESTIMATED,
         Quality.MEASURED,
     ]
     assert issues(r) == [Issue.RESET]
+    assert r.findings[0].estimate == pytest.approx(50.0)
+    # with no measured neighbour, at least what it shows since: 20, a lower bound
+    r = deltas(hourly(1250.0, 20.0, 3000.0, 3001.0), FIVE_DIGIT)
+    reset = next(a for a in r.amounts if a.start == T0)
+    assert (reset.value, reset.quality) == (20.0, Quality.LOWER_BOUND)
 
 
 def test_meter_swapped_mid_day_with_the_record() -> None:
@@ -101,12 +105,11 @@ def test_meter_swapped_without_the_final_reading_is_a_lower_bound() -> None:
 
 
 def test_meter_swapped_without_a_record_is_reported_not_guessed() -> None:
-    # 5100 -> 3000 -> 3100: a fall to a level no reset explains (3000 > 500 kW x 1 h).
-    r = deltas(hourly(5000.0, 5100.0, 3000.0, 3100.0), FIVE_DIGIT)
-    assert [a.value for a in r.amounts] == pytest.approx([100.0, 100.0])
-    assert issues(r) == [Issue.DISCONTINUITY]
-    (unknown,) = r.unknown
-    assert (unknown.start, unknown.end) == (T0 + H, T0 + 2 * H)
+    # 5100 -> 3000 -> (nothing measured after): the fall is reported, not estimated
+    r = deltas(hourly(5100.0, 3000.0, 9000.0, 9001.0), FIVE_DIGIT)
+    assert Issue.DISCONTINUITY in issues(r)
+    (unknown,) = [f for f in r.unknown if f.issue is Issue.DISCONTINUITY]
+    assert (unknown.start, unknown.end) == (T0, T0 + H)
 
 
 def test_a_missing_hour_is_measured_and_apportioned() -> None:
@@ -140,11 +143,17 @@ def test_conflicting_readings_at_one_time_keep_the_lower() -> None:
 
 
 def test_an_implausible_jump_that_stays_is_excluded_and_reported() -> None:
-    # 500 kW for one hour is at most 500 kWh; 1000 -> 9000 is 8000: excluded.
+    # 500 kW for one hour is at most 500 kWh; 1000 -> 9000 is 8000: a jump. The hour's
+    # use is estimated from the rates either side (100 kWh/h, 100 kWh/h): 100, so
+    # 8000 - 100 = 7900 is excluded. Total 100 + 100 (estimated) + 100 = 300.
     r = deltas(hourly(900.0, 1000.0, 9000.0, 9100.0), FIVE_DIGIT)
-    assert [a.value for a in r.amounts] == pytest.approx([100.0, 100.0])
+    assert [a.value for a in r.amounts] == pytest.approx([100.0, 100.0, 100.0])
+    assert r.amounts[1].quality is Quality.ESTIMATED
     assert issues(r) == [Issue.JUMP]
-    assert r.excluded == pytest.approx(8000.0)
+    assert r.excluded == pytest.approx(7900.0)
+    (jump,) = r.findings
+    assert jump.estimate == pytest.approx(100.0)
+    assert "7900 excluded" in jump.detail and "estimated at 100" in jump.detail
 
 
 def test_a_single_corrupt_reading_loses_nothing() -> None:
@@ -163,6 +172,110 @@ def test_an_out_of_line_last_reading_waits_for_the_next() -> None:
     r = deltas(hourly(900.0, 1000.0, 9000.0), FIVE_DIGIT)
     assert r.total == pytest.approx(100.0)
     assert issues(r) == [Issue.UNRESOLVED]
+
+
+# --- the issue's worked examples (minute readings) ---------------------------------------
+
+M = timedelta(minutes=1)
+GAS = CounterSpec(modulus=1_000_000.0, max_rate=600.0)  # gas-main: G400, at most 600 m3/h
+
+
+def minutely(*values: float) -> list[Sample]:
+    return [Sample(T0 + i * M, v) for i, v in enumerate(values)]
+
+
+def test_a_zero_read_on_a_counter_above_half_the_modulus_is_a_glitch() -> None:
+    # 600000, 600010, 0, 600030, 600040 one minute apart: 600010 -> 0 would be a wrap of
+    # 1,000,000 - 600,010 + 0 = 399,990 m3 in a minute, far above 600 m3/h x 1/60 h
+    # = 10 m3: not a wrap. 600010 -> 600030 (20 m3 in 2 min) fits: the 0 is a glitch.
+    # Total 10 + 20 + 10 = 40 m3 (it was 1,000,040 with no rate).
+    r = deltas(minutely(600000.0, 600010.0, 0.0, 600030.0, 600040.0), GAS)
+    assert r.total == pytest.approx(40.0, rel=1e-3)
+    assert issues(r) == [Issue.GLITCH]
+    (glitch,) = r.findings
+    assert (glitch.start, glitch.after) == (T0 + 2 * M, 0.0)
+    assert "reading 0 out of line" in glitch.detail
+
+
+def test_a_real_rollover_near_the_modulus_is_accepted() -> None:
+    # 999990 -> 999998 -> 5 -> 12: the wrap is 1,000,000 - 999,998 + 5 = 7 m3 in a
+    # minute, within 10 m3: accepted. Total 8 + 7 + 7 = 22 m3.
+    r = deltas(minutely(999990.0, 999998.0, 5.0, 12.0), GAS)
+    assert [a.value for a in r.amounts] == pytest.approx([8.0, 7.0, 7.0], rel=1e-3)
+    assert issues(r) == [Issue.ROLLOVER]
+
+
+def test_a_recorded_swap_gives_the_energy_across_it() -> None:
+    # Old meter 123400.0 at 10:00, 123450.0 at 11:00, taken out at 11:30 reading
+    # 123456.7; new meter fitted at 11:30 reading 0.3, reads 40.3 at 12:00, 140.3 at 13:00.
+    # 10-11: 50; 11-12: (123456.7 - 123450.0) + (40.3 - 0.3) = 6.7 + 40.0 = 46.7;
+    # 12-13: 100. Total 196.7 kWh, all measured.
+    t = T0.replace(hour=10)
+    samples = [
+        Sample(t, 123400.0),
+        Sample(t + H, 123450.0),
+        Sample(t + 2 * H, 40.3),
+        Sample(t + 3 * H, 140.3),
+    ]
+    swap = Replacement(t + 1.5 * H, new_initial=0.3, old_final=123456.7, by="J. Wang")
+    r = deltas(samples, CounterSpec(modulus=1_000_000.0, max_rate=500.0), [swap])
+    assert [a.value for a in r.amounts] == pytest.approx([50.0, 46.7, 100.0], rel=1e-3)
+    assert r.total == pytest.approx(196.7, rel=1e-3)
+    assert all(a.quality is Quality.MEASURED for a in r.amounts)
+    (f,) = r.findings
+    assert f.issue is Issue.REPLACEMENT and "J. Wang" in f.detail
+    # the same readings without the record: a fall to 40.3, a reset, not 123,410 created
+    r = deltas(samples, CounterSpec(modulus=1_000_000.0, max_rate=500.0))
+    assert issues(r) == [Issue.RESET]
+    assert r.total <= 3 * 500.0
+
+
+def test_a_swap_record_that_does_not_fit_is_not_bridged() -> None:
+    # old final 9000 would mean 9000 - 5100 = 3900 kWh in 1 h on a 500 kW meter
+    t = T0.replace(hour=10)
+    samples = [Sample(t, 5000.0), Sample(t + H, 5100.0), Sample(t + 2 * H, 52.0)]
+    swap = Replacement(t + 1.5 * H, new_initial=12.0, old_final=9000.0)
+    r = deltas(samples, FIVE_DIGIT, [swap])
+    assert r.total == pytest.approx(100.0)
+    (f,) = r.unknown
+    assert f.issue is Issue.REPLACEMENT and "does not fit" in f.detail
+
+
+def test_a_jump_that_stays_excludes_only_the_jump() -> None:
+    # 1 kWh a minute, then +5000 in the 4th minute and stays (a register re-scaled or
+    # a corrupt write): 3 -> 5004 is 5001 in a minute, more than 120 kW x 1/60 h = 2.
+    # The minute's use is estimated at the neighbours' rate, 1 kWh (60 kWh/h before and
+    # after x 1/60 h); excluded 5001 - 1 = 5000. Total 3 + 1 (estimated) + 2 = 6 kWh, the
+    # real use, not 5 (the minute lost with the jump) nor 5006.
+    r = deltas(minutely(0.0, 1.0, 2.0, 3.0, 5004.0, 5005.0, 5006.0), CounterSpec(max_rate=120.0))
+    assert r.total == pytest.approx(6.0, rel=1e-3)
+    assert r.excluded == pytest.approx(5000.0, rel=1e-3)
+    estimated = [a for a in r.amounts if a.quality is Quality.ESTIMATED]
+    assert [(a.start, a.end, round(a.value, 9)) for a in estimated] == [
+        (T0 + 3 * M, T0 + 4 * M, 1.0)
+    ]
+    (jump,) = r.findings
+    assert jump.issue is Issue.JUMP and jump.estimate == pytest.approx(1.0)
+
+
+def test_a_jump_over_a_long_interval_keeps_that_intervals_use() -> None:
+    # 200 kW for 60 hours is 12,000 kWh. Readings hourly; between hours 30 and 31 the
+    # register gains 5000 more than it counted. Before the fix the hour's 200 kWh went
+    # with the jump (11,800); now it is estimated from 200 kWh/h either side: 12,000.
+    values = [200.0 * h + (5000.0 if h >= 31 else 0.0) for h in range(61)]
+    r = deltas(hourly(*values), CounterSpec(max_rate=400.0))
+    assert r.total == pytest.approx(12_000.0, rel=1e-3)
+    assert r.excluded == pytest.approx(5000.0, rel=1e-3)
+
+
+def test_a_fall_that_stays_is_estimated_and_asks_for_the_swap() -> None:
+    # 5100 -> 3000: not a rollover (no modulus), not a reset (3000 > 500 kWh in an hour):
+    # the hour's use is estimated from 100 kWh/h either side.
+    r = deltas(hourly(5000.0, 5100.0, 3000.0, 3100.0), FIVE_DIGIT)
+    assert [a.value for a in r.amounts] == pytest.approx([100.0, 100.0, 100.0])
+    (f,) = r.findings
+    assert f.issue is Issue.DISCONTINUITY and f.estimate == pytest.approx(100.0)
+    assert "energy-collector swap" in f.detail
 
 
 def test_jitter_within_tolerance_is_not_a_reset() -> None:
@@ -265,3 +378,51 @@ def test_bucketing_keeps_the_total(history: tuple[list[Sample], int], step: time
     buckets = allocate(deltas(samples, SPEC).amounts, step)
     assert math.isclose(math.fsum(b.value for b in buckets), true / 10, abs_tol=1e-6)
     assert all(0 < b.covered <= 1 for b in buckets)
+
+
+@st.composite
+def hostile_history(draw: st.DrawFn) -> tuple[list[Sample], list[Replacement]]:
+    """Any readings a broken, swapped, reset or wrapping meter might send, in any order,
+    with any swap records (right or wrong)."""
+    values = st.one_of(
+        st.just(0.0),
+        st.floats(0.0, 99_999.9, allow_nan=False),
+        st.integers(0, 999_999).map(lambda v: v / 10),
+    )
+    times = st.integers(0, 600).map(lambda m: T0 + timedelta(minutes=m))
+    samples = draw(st.lists(st.builds(Sample, times, values), max_size=40))
+    swaps = draw(
+        st.lists(
+            st.builds(
+                Replacement,
+                times,
+                st.floats(0.0, 99_999.9),
+                st.none() | st.floats(0.0, 99_999.9),
+            ),
+            max_size=3,
+            unique_by=lambda r: r.ts,
+        )
+    )
+    return samples, swaps
+
+
+@given(hostile_history())
+@settings(max_examples=500)
+def test_no_sequence_creates_energy_or_goes_negative(
+    history: tuple[list[Sample], list[Replacement]],
+) -> None:
+    samples, swaps = history
+    r = deltas(samples, SPEC, swaps)
+    ordered = sorted(r.amounts, key=lambda a: (a.start, a.end))
+    for a in ordered:
+        # each amount within what the meter can count over its interval, never negative
+        hours = (a.end - a.start).total_seconds() / 3600
+        assert 0.0 <= a.value <= RATE * hours * (1 + 1e-9) + 1e-6, a
+    for x, y in pairwise(ordered):
+        assert x.end <= y.start  # no interval counted twice
+    if samples:
+        span = (max(s.ts for s in samples) - min(s.ts for s in samples)).total_seconds() / 3600
+        assert r.total <= RATE * span * (1 + 1e-9) + 1e-6
+    for f in r.findings:
+        assert f.excluded is None or f.excluded >= 0.0
+        assert f.estimate is None or f.estimate >= 0.0

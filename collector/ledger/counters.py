@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
+from typing import Final
 
 from collector.ledger.series import Amount, Quality
 
@@ -31,16 +32,25 @@ class Sample:
     value: float
 
 
+MODULUS_NEEDS_RATE: Final = (
+    "a counter with a modulus needs max_rate (the most it can count per hour): without it "
+    "a zero read or a meter swap is taken for a rollover worth most of a turn"
+)
+
+
 @dataclass(frozen=True)
 class CounterSpec:
     """What is known about a counter, for telling rollover, reset and glitch apart.
 
     modulus: the value at which the counter wraps to zero: 100000.0 for a register whose
-        last value is 99999.9. None: the counter does not wrap (float registers).
+        last value is 99999.9. None: the counter does not wrap (float registers). Needs
+        max_rate: a fall is a rollover only when the rise through the wrap fits what the
+        meter can count in the interval, and without a rate any zero read or meter swap
+        would pass for a wrap worth most of a turn (energy created from nothing).
     max_rate: the most the meter can count per hour (the meter's or circuit's maximum
         power in kW for a kWh counter, maximum flow in m3/h for a gas meter). A rise above
         max_rate x interval is implausible and excluded. None: rises are never doubted,
-        and a decrease that is not a rollover counts as a reset only when it reads 0.
+        and a decrease counts as a reset only when it reads 0.
     tolerance: decreases up to this much are read as no change (jitter of a re-scaled
         register), never as a reset.
     """
@@ -56,6 +66,8 @@ class CounterSpec:
             raise ValueError("max_rate must be positive")
         if self.tolerance < 0:
             raise ValueError("tolerance must not be negative")
+        if self.modulus is not None and self.max_rate is None:
+            raise ValueError(MODULUS_NEEDS_RATE)
 
     def limit(self, start: datetime, end: datetime) -> float:
         """The largest plausible amount between two times."""
@@ -63,31 +75,45 @@ class CounterSpec:
             return math.inf
         return self.max_rate * (end - start).total_seconds() / 3600.0
 
+    def fits(self, amount: float, start: datetime, end: datetime) -> bool:
+        """0 <= amount <= limit; readings are decimal figures held in binary floats
+        (128.3 - 3.3 is 125.00000000000001): an amount exactly at the limit fits."""
+        return 0.0 <= amount <= self.limit(start, end) * (1 + 1e-12) + 1e-9
+
 
 @dataclass(frozen=True)
 class Replacement:
-    """A meter swap from the maintenance record: readings at or after `ts` are the new
-    meter's, whose counter read `new_initial` when fitted. `old_final`, when recorded, is
-    the old meter's last reading; without it the energy between the old meter's last
-    reading and the swap is not measured (reported)."""
+    """A meter swap or counter reset from the maintenance record: readings at or after
+    `ts` are the new counter's, which read `new_initial` when fitted. `old_final`, when
+    recorded, is the old counter's last reading; without it the energy between the old
+    counter's last reading and the swap is not measured (reported). `by`: who recorded it."""
 
     ts: datetime
     new_initial: float
     old_final: float | None = None
+    by: str = ""
+
+    def __post_init__(self) -> None:
+        for name, value in (("new_initial", self.new_initial), ("old_final", self.old_final)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite reading, not negative: {value}")
 
 
 class Issue(StrEnum):
     ROLLOVER = "rollover"
     """The counter wrapped at its modulus; the amount is measured."""
     RESET = "reset"
-    """The counter restarted at zero; the amount before the reset is not measured."""
+    """The counter restarted at zero; the amount before the reset is not measured: the
+    interval's use is estimated from the neighbouring rates, at least what it shows."""
     REPLACEMENT = "replacement"
     """A recorded meter swap, bridged between the two counters."""
     DISCONTINUITY = "discontinuity"
     """The counter fell (not a rollover, not a plausible reset): a new meter or a
-    reprogrammed register; the amount over the interval is unknown."""
+    reprogrammed register; the interval's use is estimated from the neighbouring rates
+    (unknown without them)."""
     JUMP = "jump"
-    """The counter rose more than max_rate allows, and stayed there: excluded."""
+    """The counter rose more than max_rate allows, and stayed there: the step is
+    excluded, the interval's use estimated from the neighbouring rates."""
     GLITCH = "glitch"
     """A single reading out of line with both neighbours: not used, nothing lost."""
     CONFLICT = "conflict"
@@ -110,6 +136,9 @@ class Finding:
     excluded: float | None
     """An amount left out of the totals (a jump), 0.0 when nothing was, None if unknown."""
     detail: str
+    estimate: float | None = None
+    """The amount put in the totals for the interval, marked ESTIMATED, in place of one
+    the counter cannot tell (a jump, a fall, a reset); None: no estimate."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +186,16 @@ def _order(samples: Iterable[Sample], findings: list[Finding]) -> list[Sample]:
     return out
 
 
+@dataclass(frozen=True)
+class _Hole:
+    """An interval whose amount the counter cannot tell: it changed level (JUMP,
+    DISCONTINUITY, RESET) between `a` and `b`."""
+
+    issue: Issue
+    a: Sample
+    b: Sample
+
+
 class _Segment:
     """Walks one meter's readings (one physical counter) in time order."""
 
@@ -165,24 +204,23 @@ class _Segment:
         self.max_gap = max_gap
         self.amounts: list[Amount] = []
         self.findings: list[Finding] = []
+        self.holes: list[_Hole] = []
         self.first: Sample | None = None
         self.good: Sample | None = None
         self.pending: Sample | None = None
 
     def _plausible(self, a: Sample, b: Sample) -> tuple[float, bool] | None:
         """The amount from a to b and whether it wrapped, or None when out of line."""
-        # Readings are decimal figures held in binary floats (128.3 - 3.3 is
-        # 125.00000000000001): a rise exactly at the limit must not read as a jump.
-        limit = self.spec.limit(a.ts, b.ts) * (1 + 1e-12) + 1e-9
         rise = b.value - a.value
         if rise >= -self.spec.tolerance:
             rise = max(rise, 0.0)
-            return (rise, False) if rise <= limit else None
+            return (rise, False) if self.spec.fits(rise, a.ts, b.ts) else None
         modulus = self.spec.modulus
         if modulus is not None:
+            # A fall is a wrap only when the rise through it is what the meter can count
+            # in the interval (a CounterSpec with a modulus always has max_rate).
             wrapped = modulus - a.value + b.value
-            bounded = self.spec.max_rate is not None or wrapped < modulus / 2
-            if 0 <= wrapped <= limit and bounded:
+            if self.spec.fits(wrapped, a.ts, b.ts):
                 return wrapped, True
         return None
 
@@ -197,7 +235,7 @@ class _Segment:
                     a.value,
                     b.value,
                     0.0,
-                    f"wrapped at {self.spec.modulus}",
+                    f"wrapped at {self.spec.modulus:g}",
                 )
             )
         if self.max_gap is not None and b.ts - a.ts > self.max_gap:
@@ -215,48 +253,74 @@ class _Segment:
 
     def _step(self, good: Sample, new: Sample) -> None:
         """The counter moved from good to a new level and stayed there."""
-        limit = self.spec.limit(good.ts, new.ts)
         if new.value > good.value:
-            step = new.value - good.value
-            self.findings.append(
-                Finding(
-                    Issue.JUMP,
-                    good.ts,
-                    new.ts,
-                    good.value,
-                    new.value,
-                    step,
-                    f"rose {step:g} in {new.ts - good.ts}, more than max_rate allows ({limit:g}); "
-                    "excluded",
-                )
+            issue = Issue.JUMP
+        elif new.value == 0 or (
+            self.spec.max_rate is not None and self.spec.fits(new.value, good.ts, new.ts)
+        ):
+            issue = Issue.RESET
+        else:
+            issue = Issue.DISCONTINUITY
+        self.holes.append(_Hole(issue, good, new))
+
+    def _neighbour_rate(self, hole: _Hole) -> tuple[float | None, str]:
+        """The mean rate (per hour) of the measured intervals just before and just after
+        a hole, and which of them it comes from."""
+        rates: list[float] = []
+        names: list[str] = []
+        for amount, name in (
+            (next((x for x in self.amounts if x.end == hole.a.ts), None), "before"),
+            (next((x for x in self.amounts if x.start == hole.b.ts), None), "after"),
+        ):
+            if amount is not None and amount.quality is Quality.MEASURED:
+                rates.append(amount.value / ((amount.end - amount.start).total_seconds() / 3600))
+                names.append(name)
+        if not rates:
+            return None, "no measured interval next to it"
+        return math.fsum(rates) / len(rates), "the rate " + " and ".join(names)
+
+    def _fill(self, hole: _Hole) -> None:
+        """The interval's use from the neighbouring rates (marked ESTIMATED), and the
+        finding saying what was excluded and estimated, and why."""
+        a, b = hole.a, hole.b
+        rate, basis = self._neighbour_rate(hole)
+        hours = (b.ts - a.ts).total_seconds() / 3600
+        # each neighbour's rate is within max_rate, so is their mean: the estimate fits
+        estimate = None if rate is None else rate * hours
+        span = f"{a.ts.isoformat()} .. {b.ts.isoformat()}"
+        if hole.issue is Issue.JUMP:
+            step = b.value - a.value
+            limit = self.spec.limit(a.ts, b.ts)
+            use = estimate if estimate is not None else 0.0
+            excluded: float | None = step - use
+            detail = (
+                f"rose {step:g} in {b.ts - a.ts}, more than max_rate allows ({limit:g}): "
+                f"{step - use:g} excluded as a jump"
             )
-        elif new.value == 0 or (self.spec.max_rate is not None and new.value <= limit):
-            # Restarted at zero: what it shows now was counted after the reset.
-            self.amounts.append(Amount(good.ts, new.ts, new.value, Quality.LOWER_BOUND))
-            self.findings.append(
-                Finding(
-                    Issue.RESET,
-                    good.ts,
-                    new.ts,
-                    good.value,
-                    new.value,
-                    0.0,
-                    "counter reset to zero; the amount before the reset is not measured",
-                )
+        elif hole.issue is Issue.RESET:
+            # what it shows now was counted after the reset: at least that much
+            if estimate is None or estimate < b.value:
+                self.amounts.append(Amount(a.ts, b.ts, b.value, Quality.LOWER_BOUND))
+                estimate = None
+            excluded = 0.0
+            detail = (
+                f"counter reset ({a.value:g} -> {b.value:g}): the amount before the reset "
+                f"is not measured; at least {b.value:g}"
             )
         else:
-            self.findings.append(
-                Finding(
-                    Issue.DISCONTINUITY,
-                    good.ts,
-                    new.ts,
-                    good.value,
-                    new.value,
-                    None,
-                    "counter fell, not a rollover nor a reset (a new meter?); the amount in "
-                    "this interval is unknown: record the swap to bridge it",
-                )
+            excluded = 0.0 if estimate is not None else None
+            detail = (
+                f"counter fell {a.value:g} -> {b.value:g}, not a rollover nor a reset (a new "
+                "meter?): record the swap (energy-collector swap) to bridge it"
             )
+        if estimate is not None:
+            self.amounts.append(Amount(a.ts, b.ts, estimate, Quality.ESTIMATED))
+            detail += f"; use over {span} estimated at {estimate:g} from {basis}"
+        elif hole.issue is not Issue.RESET:
+            detail += f"; use over {span} not estimated ({basis})"
+        self.findings.append(
+            Finding(hole.issue, a.ts, b.ts, a.value, b.value, excluded, detail, estimate)
+        )
 
     def feed(self, s: Sample) -> None:
         if self.good is None:
@@ -274,8 +338,8 @@ class _Segment:
                         self.good.value,
                         p.value,
                         0.0,
-                        f"reading {p.value} out of line with {self.good.value} before and "
-                        f"{s.value} after; not used",
+                        f"reading {p.value:g} out of line with {self.good.value:g} before and "
+                        f"{s.value:g} after; not used",
                     )
                 )
                 self.pending = None
@@ -300,6 +364,9 @@ class _Segment:
             self.good = s
 
     def close(self) -> None:
+        # after the walk, so that a hole sees the measured interval on either side of it
+        for hole in self.holes:
+            self._fill(hole)
         if self.pending is not None and self.good is not None:
             p = self.pending
             self.findings.append(
@@ -382,8 +449,14 @@ def _bridge(
     if swap.old_final is not None:
         before = swap.old_final - last.value
         if before < 0 and spec.modulus is not None:
-            before += spec.modulus
-    if after < 0 or (before is not None and before < 0):
+            before += spec.modulus  # the old register wrapped before it was taken out
+    bridged = after + (before or 0.0)
+    who = f" (recorded by {swap.by})" if swap.by else ""
+    if (
+        after < 0
+        or (before is not None and before < 0)
+        or not spec.fits(bridged, last.ts, first.ts)
+    ):
         findings.append(
             Finding(
                 Issue.REPLACEMENT,
@@ -392,22 +465,25 @@ def _bridge(
                 last.value,
                 first.value,
                 None,
-                f"the swap record ({swap.old_final} -> {swap.new_initial}) does not fit the "
-                "readings; not bridged",
+                f"the swap record at {swap.ts.isoformat()}{who} (old meter's final reading "
+                f"{swap.old_final}, new meter's first {swap.new_initial:g}) does not fit the "
+                f"readings {last.value:g} before and {first.value:g} after"
+                + ("" if spec.max_rate is None else f" at up to {spec.max_rate:g} per hour")
+                + "; not bridged",
             )
         )
         return
     if before is None:
         amounts.append(Amount(last.ts, first.ts, after, Quality.LOWER_BOUND))
         detail = (
-            f"new meter from {swap.new_initial}; the old meter's final reading is not "
-            "recorded, so the amount between its last reading and the swap is not measured"
+            f"new meter from {swap.new_initial:g}{who}: {after:g}; the old meter's final reading "
+            "is not recorded, so the amount between its last reading and the swap is not measured"
         )
     else:
-        amounts.append(Amount(last.ts, first.ts, before + after))
+        amounts.append(Amount(last.ts, first.ts, bridged))
         detail = (
-            f"old meter {last.value} -> {swap.old_final}, "
-            f"new meter {swap.new_initial} -> {first.value}"
+            f"meter swap{who}: old meter {last.value:g} -> {swap.old_final:g}, "
+            f"new meter {swap.new_initial:g} -> {first.value:g}: {bridged:g}"
         )
     findings.append(
         Finding(Issue.REPLACEMENT, last.ts, first.ts, last.value, first.value, 0.0, detail)
