@@ -20,6 +20,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -40,6 +41,7 @@ from collector.ledger.conversion import (
     MissingCoefficient,
     coefficient,
 )
+from collector.ledger.counters import MODULUS_NEEDS_RATE
 from collector.ledger.factors import EnergyLimit, GridFactor, NdrcLevel
 from collector.ledger.intensity import Shift, Window
 from collector.ledger.tou import Period, Season, TouCalendar
@@ -105,11 +107,39 @@ class Role(StrEnum):
 
 
 class CounterSettings(_Model):
-    modulus: float | None = Field(default=None, gt=0, description="the counter wraps here")
+    modulus: float | None = Field(
+        default=None, gt=0, description="the counter wraps here; needs max_rate"
+    )
     max_rate: float | None = Field(
         default=None, gt=0, description="most the meter can count per hour (kW for kWh)"
     )
     tolerance: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _rate_for_modulus(self) -> CounterSettings:
+        # Refused rather than guessed from recent use: a rate learnt from the data is one
+        # the data can fool (a first week of light load, a meter swapped on day one), and
+        # an auditor can check a configured figure against the meter's nameplate.
+        if self.modulus is not None and self.max_rate is None:
+            raise ValueError(
+                f"{MODULUS_NEEDS_RATE}; give max_rate from the meter's nameplate "
+                "(kW for a kWh counter, m3/h for a gas meter)"
+            )
+        return self
+
+
+class SwapConfig(_Model):
+    """A meter swap or counter reset from the maintenance record (also recorded with
+    `energy-collector swap` or POST /api/v1/sites/{site}/swaps)."""
+
+    at: AwareDatetime = Field(description="when the new counter was fitted (with a zone)")
+    old_final: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="the old counter's last reading"
+    )
+    new_initial: float = Field(
+        ge=0, allow_inf_nan=False, description="the new counter's reading when fitted"
+    )
+    by: str = Field(min_length=1, max_length=200, description="who recorded it")
 
 
 class MeterConfig(_Model):
@@ -128,6 +158,9 @@ class MeterConfig(_Model):
         default=1.0, gt=0, description="meter quantity x scale = amount in the carrier's unit"
     )
     counter: CounterSettings = CounterSettings()
+    swaps: tuple[SwapConfig, ...] = Field(
+        default=(), description="meter swaps and resets, as read off the meters"
+    )
     plus: tuple[Id, ...] = Field(default=(), description="virtual meter: sum of these")
     minus: tuple[Id, ...] = Field(default=(), description="virtual meter: minus these")
 
@@ -153,6 +186,11 @@ class MeterConfig(_Model):
             raise ValueError("a virtual meter needs `plus` meters (minus alone is negative)")
         if self.virtual and self.quantity is not None:
             raise ValueError("a virtual meter has no quantity of its own")
+        if self.virtual and self.swaps:
+            raise ValueError("a virtual meter has no counter to swap")
+        times = [x.at for x in self.swaps]
+        if len(set(times)) != len(times):
+            raise ValueError("two swaps at the same time")
         q = self.source_quantity
         if q is _POWER and self.carrier is not Carrier.ELECTRICITY:
             raise ValueError("power integration is for electricity only")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from collector.ledger.alerts import AlarmState, AlertEvent, Phase
-from collector.ledger.counters import Sample
+from collector.ledger.counters import Finding, Issue, Replacement, Sample
 from collector.ledger.series import EPOCH
 from collector.stores.lineprotocol import epoch_millis
 
@@ -42,6 +42,21 @@ _SCHEMA: Final = (
         dirty INTEGER NOT NULL,            -- 1: not yet written to the store as it is now
         PRIMARY KEY (site, series, minute)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS minute_dirty ON minute (dirty, minute) WHERE dirty = 1",
+    """CREATE TABLE IF NOT EXISTS counter_swap (
+        site TEXT NOT NULL, meter TEXT NOT NULL,
+        ts INTEGER NOT NULL,               -- the new counter's readings from here on
+        old_final REAL, new_initial REAL NOT NULL,  -- as read off the meters (unscaled)
+        by TEXT NOT NULL, recorded INTEGER NOT NULL,
+        PRIMARY KEY (site, meter, ts)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS counter_finding (
+        site TEXT NOT NULL, series TEXT NOT NULL, issue TEXT NOT NULL,
+        start INTEGER NOT NULL, end INTEGER NOT NULL,
+        before REAL NOT NULL, after REAL NOT NULL,
+        excluded REAL,                     -- left out of the totals; NULL: unknown
+        estimate REAL,                     -- put in the totals, marked estimated
+        counted REAL NOT NULL,             -- what the totals hold for [start, end)
+        detail TEXT NOT NULL,
+        PRIMARY KEY (site, series, start, end, issue)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS mes_output (
         site TEXT NOT NULL, line TEXT NOT NULL,
         start INTEGER NOT NULL, end INTEGER NOT NULL, quantity REAL NOT NULL,
@@ -73,6 +88,17 @@ _TOTALS: Final = (
 )
 
 
+_FINDING: Final = (
+    "SELECT series, issue, start, end, before, after, excluded, estimate, detail, counted "
+    "FROM counter_finding WHERE site = ?"
+)
+
+
+def _finding_row(r: Sequence[Any]) -> FindingRow:
+    finding = Finding(Issue(r[1]), from_ms(r[2]), from_ms(r[3]), r[4], r[5], r[6], r[8], r[7])
+    return FindingRow(r[0], finding, r[9])
+
+
 def ms(ts: datetime) -> int:
     return epoch_millis(ts)
 
@@ -87,6 +113,16 @@ def from_ms(value: int) -> datetime:
 class CounterState:
     good: Sample
     pending: tuple[Sample, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FindingRow:
+    """A counter finding as kept for the report: what the totals hold for the interval
+    (`counted`), what was left out and what was estimated, and why."""
+
+    series: str
+    finding: Finding
+    counted: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +207,77 @@ class AccountingDB:
             "VALUES (?, ?, ?, ?, ?)",
             (site, series, ms(state.good.ts), state.good.value, pending),
         )
+
+    @staticmethod
+    def swaps(conn: sqlite3.Connection, site: str, meter: str) -> list[Replacement]:
+        """A meter's recorded swaps, oldest first (readings as read off the meters)."""
+        rows = conn.execute(
+            "SELECT ts, new_initial, old_final, by FROM counter_swap "
+            "WHERE site = ? AND meter = ? ORDER BY ts",
+            (site, meter),
+        ).fetchall()
+        return [Replacement(from_ms(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    @staticmethod
+    def add_swap(
+        conn: sqlite3.Connection, site: str, meter: str, swap: Replacement, recorded: datetime
+    ) -> None:
+        conn.execute(
+            "INSERT INTO counter_swap (site, meter, ts, old_final, new_initial, by, recorded) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (site, meter, ms(swap.ts), swap.old_final, swap.new_initial, swap.by, ms(recorded)),
+        )
+
+    @staticmethod
+    def put_findings(conn: sqlite3.Connection, site: str, rows: Sequence[FindingRow]) -> None:
+        """Keep findings for the report; one of the same interval and kind replaces it."""
+        conn.executemany(
+            "INSERT OR REPLACE INTO counter_finding (site, series, issue, start, end, before, "
+            "after, excluded, estimate, counted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    site,
+                    r.series,
+                    r.finding.issue.value,
+                    ms(r.finding.start),
+                    ms(r.finding.end),
+                    r.finding.before,
+                    r.finding.after,
+                    r.finding.excluded,
+                    r.finding.estimate,
+                    r.counted,
+                    r.finding.detail,
+                )
+                for r in rows
+            ],
+        )
+
+    @staticmethod
+    def drop_finding(conn: sqlite3.Connection, site: str, row: FindingRow) -> None:
+        conn.execute(
+            "DELETE FROM counter_finding WHERE site = ? AND series = ? AND issue = ? "
+            "AND start = ? AND end = ?",
+            (site, row.series, row.finding.issue.value, ms(row.finding.start), ms(row.finding.end)),
+        )
+
+    @staticmethod
+    def findings_across(
+        conn: sqlite3.Connection, site: str, series: str, issues: Sequence[Issue], at: datetime
+    ) -> list[FindingRow]:
+        """Findings of a series over intervals [start, end) with start < at <= end."""
+        marks = ",".join("?" * len(issues))
+        rows = conn.execute(
+            _FINDING + f" AND series = ? AND issue IN ({marks}) AND start < ? AND end >= ?",
+            (site, series, *(i.value for i in issues), ms(at), ms(at)),
+        ).fetchall()
+        return [_finding_row(r) for r in rows]
+
+    def findings(self, site: str, start_ms: int, end_ms: int) -> list[FindingRow]:
+        """The findings of a site over [start, end), oldest first."""
+        rows = self.query(
+            _FINDING + " AND end > ? AND start < ? ORDER BY start, series", (site, start_ms, end_ms)
+        )
+        return [_finding_row(r) for r in rows]
 
     @staticmethod
     def add_minutes(conn: sqlite3.Connection, site: str, rows: Sequence[MinuteRow]) -> None:

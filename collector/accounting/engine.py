@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
 import time
 from collections import defaultdict
@@ -28,12 +29,28 @@ from typing import Final, Protocol
 from agent.files import DiskFault, open_state
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
-from collector.accounting.db import FILE, AccountingDB, CounterState, MinuteRow, from_ms, ms
+from collector.accounting.db import (
+    FILE,
+    AccountingDB,
+    CounterState,
+    FindingRow,
+    MinuteRow,
+    from_ms,
+    ms,
+)
 from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
 from collector.ledger.carbon import fuel
 from collector.ledger.conversion import to_kgce
-from collector.ledger.counters import CounterSpec, Issue, Sample, deltas, integrate_power
+from collector.ledger.counters import (
+    CounterSpec,
+    Finding,
+    Issue,
+    Replacement,
+    Sample,
+    deltas,
+    integrate_power,
+)
 from collector.ledger.factors import NdrcLevel
 from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
 from collector.ledger.series import Amount, allocate
@@ -184,6 +201,23 @@ class Accounting:
         self._store_down = False
         self._closers: list[Callable[[], None]] = []
         self.readings_used = 0
+        self._record_configured_swaps()
+
+    def _record_configured_swaps(self) -> None:
+        """The plant model's swaps into the accounting database (once each)."""
+        from collector.accounting.swaps import SwapRejected, record_swap  # noqa: PLC0415
+
+        for site in self.config.sites:
+            for meter in site.meters:
+                for x in meter.swaps:
+                    swap = Replacement(x.at, x.new_initial, x.old_final, x.by)
+                    try:
+                        record_swap(self.db, self.config, site.id, meter.id, swap, self._clock())
+                    except SwapRejected as exc:
+                        log.error(
+                            "configured meter swap not applied",
+                            extra=fields(site=site.id, meter=meter.id, reason=str(exc)),
+                        )
 
     def set_sink(self, sink: AlertSink) -> None:
         self._sink = sink
@@ -237,6 +271,7 @@ class Accounting:
     def process(self, batches: Sequence[ReadingBatch]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
+        meters: dict[tuple[str, str], str] = {}
         for batch in batches:
             plan = self._targets[batch.site]
             for reading in batch.readings:
@@ -246,14 +281,18 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
+                        meters[key] = reading.meter
         used = 0
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
                 target = targets[(site, series)]
                 state = self.db.load_state(conn, site, series)
-                rows, state = advance(state, new, target)
+                swaps = self.db.swaps(conn, site, meters[(site, series)])
+                rows, state, kept = advance(state, new, target, swaps)
                 if rows:
                     self.db.add_minutes(conn, site, rows)
+                if kept:
+                    self.db.put_findings(conn, site, kept)
                 if state is not None:
                     self.db.save_state(conn, site, series, state)
                 used += len(new)
@@ -398,24 +437,42 @@ class Accounting:
                 self._sink.publish_alert(site.id, alert_id)
 
 
+RECORDED: Final = (
+    Issue.GLITCH,
+    Issue.CONFLICT,
+    Issue.JUMP,
+    Issue.RESET,
+    Issue.DISCONTINUITY,
+    Issue.REPLACEMENT,
+)
+"""Findings kept in the accounting database for the report: every reading not used,
+amount excluded or estimated, and every swap bridged."""
+
+
 def advance(
-    state: CounterState | None, new: Sequence[Sample], target: Target
-) -> tuple[list[MinuteRow], CounterState | None]:
-    """Minute rows for new readings of one series, and the series' next state. Pure."""
+    state: CounterState | None,
+    new: Sequence[Sample],
+    target: Target,
+    swaps: Sequence[Replacement] = (),
+) -> tuple[list[MinuteRow], CounterState | None, list[FindingRow]]:
+    """Minute rows for new readings of one series, its next state and the findings to
+    keep. `swaps`: the meter's recorded swaps (readings as read off the meter). Pure."""
     ordered = sorted(new, key=lambda s: (s.ts, s.value))
     if not ordered:
-        return [], state
+        return [], state, []
     if state is None:
         state = CounterState(ordered[0], ())
         ordered = ordered[1:]
     fresh = [s for s in ordered if s.ts > state.good.ts]
     if not fresh:
-        return [], state  # nothing after what is already accounted (a re-delivery)
+        return [], state, []  # nothing after what is already accounted (a re-delivery)
     every = [state.good, *state.pending, *fresh]
     if target.integrate:
         result = integrate_power(every, POWER_MAX_GAP)
     else:
-        result = deltas(every, target.spec, max_gap=MAX_GAP)
+        # a swap at or before the last reading used was bridged when it was recorded
+        ahead = [scaled(x, target.scale) for x in swaps if x.ts > state.good.ts]
+        result = deltas(every, target.spec, ahead, max_gap=MAX_GAP)
     last: dict[datetime, Sample] = {}
     for s in sorted(every, key=lambda s: (s.ts, s.value), reverse=True):
         last[s.ts] = s  # the lowest value of a time wins, as in deltas
@@ -433,7 +490,27 @@ def advance(
             f"counter {f.issue.value}",
             extra=fields(series=target.series, start=f.start.isoformat(), detail=f.detail),
         )
-    rows = [
+    kept = [
+        FindingRow(target.series, f, counted(result.amounts, f))
+        for f in result.findings
+        if f.issue in RECORDED
+    ]
+    return minute_rows(result.amounts, target), state, kept
+
+
+def scaled(swap: Replacement, scale: float) -> Replacement:
+    """A swap's readings in the series' unit (readings x the meter's scale)."""
+    old = None if swap.old_final is None else swap.old_final * scale
+    return Replacement(swap.ts, swap.new_initial * scale, old, swap.by)
+
+
+def counted(amounts: Sequence[Amount], f: Finding) -> float:
+    """What the totals hold for a finding's interval."""
+    return math.fsum(a.value for a in amounts if a.start == f.start and a.end == f.end)
+
+
+def minute_rows(amounts: Sequence[Amount], target: Target) -> list[MinuteRow]:
+    return [
         MinuteRow(
             target.series,
             ms(b.start),
@@ -442,9 +519,8 @@ def advance(
             b.value * target.kgco2_at(b.start),
             int(b.quality),
         )
-        for b in allocate(result.amounts, MINUTE)
+        for b in allocate(amounts, MINUTE)
     ]
-    return rows, state
 
 
 def meter_totals(
