@@ -8,6 +8,7 @@ import contextlib
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.configfile import ConfigError
@@ -42,7 +43,77 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM, in the site's time zone")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
     report.add_argument("--plot", type=Path, help="also draw intensity per day to this PNG")
+    swap = commands.add_parser(
+        "swap",
+        help="record a meter swap or counter reset (kept in the accounting database)",
+        description="Record a meter swap or counter reset: the energy across it is computed "
+        "from the old meter's final reading and the new one's first. Readings as shown on "
+        "the meters (before any `scale`).",
+    )
+    swap.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
+    swap.add_argument("--site", required=True)
+    swap.add_argument("--meter", required=True)
+    swap.add_argument(
+        "--at", required=True, help="when the new meter was fitted, ISO 8601 with a zone"
+    )
+    swap.add_argument(
+        "--old-final",
+        type=float,
+        help="the old meter's final reading (leave out if not read: the energy between its "
+        "last reading and the swap is then not measured)",
+    )
+    swap.add_argument(
+        "--new-initial", type=float, required=True, help="the new meter's reading when fitted"
+    )
+    swap.add_argument("--by", required=True, help="who records it")
     return parser
+
+
+def _swap(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from collector.accounting.db import FILE, AccountingDB  # noqa: PLC0415
+    from collector.accounting.swaps import SwapRejected, record_swap  # noqa: PLC0415
+    from collector.plant import SwapConfig  # noqa: PLC0415
+
+    if config.accounting is None:
+        print("energy-collector: the config has no `accounting` section", file=sys.stderr)
+        return 2
+    try:
+        given = SwapConfig.model_validate(
+            {
+                "at": args.at,
+                "old_final": args.old_final,
+                "new_initial": args.new_initial,
+                "by": args.by,
+            }
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"--{'-'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"energy-collector: {problems.replace('_', '-')}", file=sys.stderr)
+        return 2
+    path = config.data_dir / FILE
+    try:
+        db = AccountingDB(path)
+    except sqlite3.Error as exc:
+        print(f"energy-collector: cannot open {path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        notes = record_swap(
+            db, config.accounting, args.site, args.meter, given.replacement(), datetime.now(UTC)
+        )
+    except SwapRejected as exc:
+        print(f"energy-collector: {exc}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"energy-collector: cannot record it in {path}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    print(f"recorded: meter {args.meter} swapped at {given.at.isoformat()} by {given.by}")
+    for note in notes:
+        print(f"  {note}")
+    return 0
 
 
 def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
@@ -91,8 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
-    if args.command == "report":
-        return _report(config, args)
+    offline = {"report": _report, "swap": _swap}  # work on the accounting file alone
+    if args.command in offline:
+        return offline[args.command](config, args)
     try:
         check_writable(config.data_dir)
     except OSError as exc:

@@ -41,7 +41,7 @@ from collector.ledger.conversion import (
     MissingCoefficient,
     coefficient,
 )
-from collector.ledger.counters import MODULUS_NEEDS_RATE
+from collector.ledger.counters import MODULUS_NEEDS_RATE, Replacement
 from collector.ledger.factors import EnergyLimit, GridFactor, NdrcLevel
 from collector.ledger.intensity import Shift, Window
 from collector.ledger.tou import Period, Season, TouCalendar
@@ -140,6 +140,15 @@ class SwapConfig(_Model):
         ge=0, allow_inf_nan=False, description="the new counter's reading when fitted"
     )
     by: str = Field(min_length=1, max_length=200, description="who recorded it")
+
+    def replacement(self) -> Replacement:
+        return Replacement(self.at, self.new_initial, self.old_final, self.by)
+
+
+class SwapRecord(SwapConfig):
+    """A swap recorded through the API: the meter it is for, and the swap."""
+
+    meter: Id
 
 
 class MeterConfig(_Model):

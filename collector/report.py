@@ -164,6 +164,7 @@ def build(config: AccountingConfig, db: AccountingDB, site_id: str, month: str) 
         "lines": lines,
         "factors": factors,
         "demand": _demand(db, site, a, b),
+        "counters": _counters(db, site, a, b),
     }
     va = db.value_added(site.id, month) or site.value_added.get(month)
     if va:
@@ -282,6 +283,23 @@ def _line(
             "source": indicator.source,
         }
     return out
+
+
+def _counters(db: AccountingDB, site: SiteConfig, a: int, b: int) -> list[dict[str, Any]]:
+    """Every reading not used, amount excluded or estimated and swap bridged, and why."""
+    return [
+        {
+            "series": r.series,
+            "issue": r.finding.issue.value,
+            "from": r.finding.start.astimezone(site.tz).isoformat(),
+            "to": r.finding.end.astimezone(site.tz).isoformat(),
+            "counted": r.counted,
+            "excluded": r.finding.excluded,
+            "estimated": r.finding.estimate,
+            "reason": r.finding.detail,
+        }
+        for r in db.findings(site.id, a, b)
+    ]
 
 
 def _demand(db: AccountingDB, site: SiteConfig, a: int, b: int) -> list[dict[str, Any]]:
@@ -499,6 +517,19 @@ def render_table(report: dict[str, Any]) -> str:
             ],
         ),
     ]
+    if report["counters"]:
+        parts += [
+            "",
+            "Counter readings not used, amounts excluded or estimated (estimated: in the totals)",
+            _table(
+                ["series", "issue", "from", "counted", "excluded", "estimated", "reason"],
+                [
+                    [c["series"], c["issue"], c["from"], c["counted"], c["excluded"]]
+                    + [c["estimated"], c["reason"]]
+                    for c in report["counters"]
+                ],
+            ),
+        ]
     if "tou" in report:
         tou = report["tou"]
         parts += [
@@ -576,6 +607,9 @@ def render_csv(report: dict[str, Any]) -> str:
             ]
         )
         writer.writerow(["line", x["line"], "status", x["status"], "", x["benchmark"]["source"]])
+    for c in report["counters"]:
+        for q in ("counted", "excluded", "estimated"):
+            writer.writerow(["counter", c["series"], f"{c['issue']} {q}", c[q], "", c["reason"]])
     for d in report["demand"]:
         writer.writerow(
             ["demand", d["meter"], "max_kw", d["kw"], "kW", "15-min average, 1-min sliding"]

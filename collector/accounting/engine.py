@@ -210,9 +210,10 @@ class Accounting:
         for site in self.config.sites:
             for meter in site.meters:
                 for x in meter.swaps:
-                    swap = Replacement(x.at, x.new_initial, x.old_final, x.by)
                     try:
-                        record_swap(self.db, self.config, site.id, meter.id, swap, self._clock())
+                        record_swap(
+                            self.db, self.config, site.id, meter.id, x.replacement(), self._clock()
+                        )
                     except SwapRejected as exc:
                         log.error(
                             "configured meter swap not applied",

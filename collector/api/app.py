@@ -4,7 +4,8 @@ Reads: sites, meters with health, latest readings, energy / kgce / CO2 / intensi
 line and site with benchmark standing and target progress, alerts, history of a
 quantity. Live: /api/v1/stream (server-sent events: `reading`, `summary`, `alert`).
 Write: production output or value added from the MES, validated exactly as the MES's
-MQTT messages are (collector.accounting.live). /metrics for Prometheus.
+MQTT messages are (collector.accounting.live); meter swaps (collector.accounting.swaps).
+/metrics for Prometheus.
 Access (host names, tokens, where writes come from): collector.api.auth.
 """
 
@@ -21,11 +22,12 @@ from typing import Annotated, Any, Final
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from agent.files import condition
 from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
 from collector.accounting.live import LiveAccounting, MesRejected
+from collector.accounting.swaps import SwapRejected, record_swap
 from collector.api import figures
 from collector.api.auth import Guard
 from collector.api.bodies import read_body
@@ -34,6 +36,8 @@ from collector.api.history import Query as HistoryQuery
 from collector.api.live import LiveHub
 from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
+from collector.plant import SwapRecord
+from collector.validate import unique_keys
 
 MAX_BODY: Final = 64 * 1024
 DEFAULT_SPAN: Final = timedelta(hours=3)
@@ -71,6 +75,7 @@ def _site(ctx: ApiContext, site: str) -> str:
     return site
 
 
+_SWAP_SCHEMA: Final = SwapRecord.model_json_schema(ref_template="#/components/schemas/{model}")
 _PRODUCTION_SCHEMA: Final = TypeAdapter(ProductionOutput | ValueAdded).json_schema(
     mode="serialization", ref_template="#/components/schemas/{model}"
 )
@@ -249,6 +254,51 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
         await ctx.refresh(site)
         return {"recorded": json.loads(body)}
+
+    @app.post(
+        "/api/v1/sites/{site}/swaps",
+        dependencies=write,
+        tags=["write"],
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _SWAP_SCHEMA}},
+            }
+        },
+    )
+    async def swaps(site: str, request: Request) -> dict[str, Any]:
+        """Record a meter swap or counter reset: the meter, when the new counter was
+        fitted, the old one's final reading and the new one's first (as shown on the
+        meters), who records it. Kept in the accounting database; the energy across the
+        swap is bridged from these readings, also for readings already accounted."""
+        live = ctx.live
+        if live is None:
+            raise HTTPException(404, "this collector has no plant model (accounting)")
+        _site(ctx, site)
+        body = await read_body(request, MAX_BODY)
+        try:
+            record = SwapRecord.model_validate_json(body)
+            unique_keys(body, "swap")
+        except (ValueError, ValidationError) as exc:
+            raise HTTPException(422, f"invalid swap: {exc}") from None
+        accounting = live.accounting
+        try:
+            notes = await off_loop(
+                record_swap,
+                accounting.db,
+                accounting.config,
+                site,
+                record.meter,
+                record.replacement(),
+                ctx.clock(),
+            )
+        except SwapRejected as exc:
+            raise HTTPException(422, str(exc)) from None
+        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
+        await ctx.refresh(site)
+        return {"recorded": json.loads(record.model_dump_json()), "changes": notes}
 
     # --- operations --------------------------------------------------------------------------
 
