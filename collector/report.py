@@ -524,7 +524,7 @@ def render_table(report: dict[str, Any]) -> str:
             _table(
                 ["series", "issue", "from", "counted", "excluded", "estimated", "reason"],
                 [
-                    [c["series"], c["issue"], c["from"], c["counted"], c["excluded"]]
+                    [c[k] for k in ("series", "issue", "from", "counted", "excluded")]
                     + [c["estimated"], c["reason"]]
                     for c in report["counters"]
                 ],
