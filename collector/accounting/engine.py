@@ -471,8 +471,10 @@ def advance(
     if target.integrate:
         result = integrate_power(every, POWER_MAX_GAP)
     else:
-        # a swap at or before the last reading used was bridged when it was recorded
-        ahead = [scaled(x, target.scale) for x in swaps if x.ts > state.good.ts]
+        # a swap at or before the last reading used was bridged when it was recorded; one
+        # after the newest reading is bridged once the new counter's readings come
+        newest = max(s.ts for s in every)
+        ahead = [scaled(x, target.scale) for x in swaps if state.good.ts < x.ts <= newest]
         result = deltas(every, target.spec, ahead, max_gap=MAX_GAP)
     last: dict[datetime, Sample] = {}
     for s in sorted(every, key=lambda s: (s.ts, s.value), reverse=True):
