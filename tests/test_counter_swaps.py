@@ -187,12 +187,10 @@ def test_a_swap_that_does_not_fit_is_refused_and_not_stored(
 
 
 def test_a_modulus_without_max_rate_is_a_config_error_naming_the_line(tmp_path: Path) -> None:
-    data = {
-        "mqtt": {"url": "mqtt://localhost:1883"},
-        "data_dir": str(tmp_path),
-        "accounting": plant(),
-    }
-    data["accounting"]["sites"][0]["meters"][1]["counter"] = {"modulus": 1000000}
+    accounting = plant()
+    accounting["sites"][0]["meters"][1]["counter"] = {"modulus": 1000000}
+    data = {"mqtt": {"url": "mqtt://localhost:1883"}, "data_dir": str(tmp_path)}
+    data["accounting"] = accounting
     path = write_yaml(tmp_path / "c.yaml", data)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
