@@ -5,7 +5,8 @@ The real world adds: rollover (a register that shows 99999.9 goes to 0.0), a res
 zero, a meter replaced by one whose counter starts elsewhere, missing readings, readings
 that arrive out of order or twice, and single corrupt readings. This module turns a
 meter's readings into amounts without creating or losing energy: every reading it does
-not use, and every interval whose amount it cannot know, is reported as a `Finding`.
+not use, every amount it excludes or estimates, and every interval whose amount it
+cannot know, is reported as a `Finding` with the amount and the reason.
 
 Power integration (trapezoid) is the fallback where a meter has no counter; its amounts
 are ESTIMATED.
@@ -392,8 +393,11 @@ def deltas(
     """The amounts a counter measured between consecutive readings.
 
     Readings may come in any order and more than once: the result depends only on the
-    set of readings. Amounts are MEASURED, or LOWER_BOUND after a reset or an unrecorded
-    part of a swap; out-of-line readings and unknown intervals are in `findings`.
+    set of readings. Amounts are MEASURED; ESTIMATED over an interval where the counter
+    changed level (jump, fall, reset: from the neighbouring rates); LOWER_BOUND after a
+    reset without neighbours or an unrecorded part of a swap. No amount is above what
+    max_rate allows over its interval. Out-of-line readings, exclusions, estimates and
+    unknown intervals are in `findings`.
     `max_gap`: readings further apart are reported (GAP) but still measured.
     """
     spec = spec or CounterSpec()
