@@ -40,7 +40,7 @@ from collector.ledger.conversion import (
     MissingCoefficient,
     coefficient,
 )
-from collector.ledger.factors import EnergyLimit, GridFactor, NdrcLevel
+from collector.ledger.factors import Confidence, EnergyLimit, GridFactor, NdrcLevel
 from collector.ledger.intensity import Shift, Window
 from collector.ledger.tou import Period, Season, TouCalendar
 
@@ -210,6 +210,8 @@ class Judged(_Model):
     benchmark: float
     baseline: float
     source: str
+    confidence: Confidence
+    """H / M / L from the data file; `configured` for a custom benchmark."""
     kind: Literal["ndrc", "energy_limit", "custom"]
     grades: tuple[float | None, ...] = ()
 
@@ -573,6 +575,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
                 benchmark=level.benchmark,
                 baseline=level.baseline,
                 source=level.source,
+                confidence=level.confidence,
                 kind="ndrc",
             )
         if ref.energy_limit is not None:
@@ -583,6 +586,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
                 benchmark=limit.grades[0],
                 baseline=limit.grades[2],
                 source=limit.source,
+                confidence=limit.confidence,
                 kind="energy_limit",
                 grades=limit.grades,
             )
@@ -596,6 +600,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
         benchmark=custom.benchmark,
         baseline=custom.baseline,
         source=custom.source,
+        confidence=Confidence.CONFIGURED,
         kind="custom",
     )
 
