@@ -399,6 +399,14 @@ def _targets(
             continue
         configured = f"{kind}_reduction" in targets.model_fields_set
         source = "configured" if configured else default.source
+        if not configured and (targets.base_year, targets.target_year) != (
+            defaults.base_year,
+            defaults.target_year,
+        ):
+            source += (
+                f" (a reduction for {defaults.base_year}-{defaults.target_year}; "
+                "the years here are configured)"
+            )
         confidence = Confidence.CONFIGURED if configured else default.confidence
         t = Target(targets.base_year, base, targets.target_year, reduction, source)
         p = progress(t, year, current)
