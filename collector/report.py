@@ -100,10 +100,6 @@ def month_bounds(month: str, site: SiteConfig) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -367,7 +363,7 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
             "leading": indicator.leading,
             "position": None
             if value is None
-            else _finite(position(value, indicator.baseline, indicator.leading)),
+            else position(value, indicator.baseline, indicator.leading),
             "source": indicator.source,
             "confidence": Confidence.CONFIGURED.value,
         }
@@ -1091,9 +1087,20 @@ def render_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity (not JSON) as null, the way the table prints them as '-'."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False)
+        return json.dumps(_json_safe(report), indent=2, ensure_ascii=False, allow_nan=False)
     if fmt == "csv":
         return render_csv(report)
     return render_table(report)
