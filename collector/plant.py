@@ -42,7 +42,7 @@ from collector.ledger.conversion import (
     coefficient,
 )
 from collector.ledger.counters import MODULUS_NEEDS_RATE, Replacement
-from collector.ledger.factors import EnergyLimit, GridFactor, NdrcLevel
+from collector.ledger.factors import Confidence, EnergyLimit, GridFactor, NdrcLevel
 from collector.ledger.intensity import Shift, Window
 from collector.ledger.tou import Period, Season, TouCalendar
 
@@ -257,6 +257,8 @@ class Judged(_Model):
     benchmark: float
     baseline: float
     source: str
+    confidence: Confidence
+    """H / M / L from the data file; `configured` for a custom benchmark."""
     kind: Literal["ndrc", "energy_limit", "custom"]
     grades: tuple[float | None, ...] = ()
 
@@ -620,6 +622,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
                 benchmark=level.benchmark,
                 baseline=level.baseline,
                 source=level.source,
+                confidence=level.confidence,
                 kind="ndrc",
             )
         if ref.energy_limit is not None:
@@ -630,6 +633,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
                 benchmark=limit.grades[0],
                 baseline=limit.grades[2],
                 source=limit.source,
+                confidence=limit.confidence,
                 kind="energy_limit",
                 grades=limit.grades,
             )
@@ -643,6 +647,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
         benchmark=custom.benchmark,
         baseline=custom.baseline,
         source=custom.source,
+        confidence=Confidence.CONFIGURED,
         kind="custom",
     )
 

@@ -4,7 +4,16 @@ Energy by meter and carrier, kgce and CO2 (location-based, and market-based when
 configured), output and intensity per line judged against its benchmark, progress
 against the reduction targets, maximum demand per electricity meter (15-minute average,
 1-minute sliding), the TOU split and its cost per unit of output when a calendar is
-configured. Every figure names the coefficient or factor behind it and its source.
+configured, and how every meter's, line's and the site's figure is known (data
+quality). Every coefficient, factor and benchmark is printed with its source and
+confidence.
+
+Rounding (ROUNDING_RULE): `build` returns unrounded figures, and every total in it is
+the exact sum (math.fsum) of the parts listed with it; this is what the JSON carries.
+The table and the CSV round each figure once, for display only (`amount_text`,
+`ratio_text`): amounts to a fixed number of decimals, never to significant digits, so a
+printed total differs from the sum of its printed parts by at most half a unit of the
+last decimal per figure.
 """
 
 from __future__ import annotations
@@ -13,35 +22,63 @@ import csv
 import io
 import json
 import math
-from datetime import datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, from_ms, ms
-from collector.accounting.engine import (
-    line_totals,
-    meter_factors,
-    meter_totals,
-    standing,
-)
+from collector.accounting.engine import line_totals, meter_factors, output_series, standing
 from collector.ledger import data
 from collector.ledger.benchmarks import position
 from collector.ledger.carbon import market_based
 from collector.ledger.conversion import coefficient
 from collector.ledger.demand import max_demand
+from collector.ledger.factors import Confidence
 from collector.ledger.intensity import Window
 from collector.ledger.series import Amount, Quality
-from collector.ledger.targets import Target, progress, project
+from collector.ledger.targets import Target, progress, project, projectable
 from collector.ledger.tou import split
 from collector.plant import (
     AccountingConfig,
     Carrier,
+    MeterConfig,
+    OutputFromMeter,
     SiteConfig,
     _coal_key,
     co2_route,
     min_output,
     resolve_benchmark,
 )
+
+DECIMALS: Final = 3
+"""Decimals of every additive figure printed (kWh, m3, t, kgce, kgCO2, output, CNY, kW)."""
+SIGNIFICANT: Final = 6
+"""Significant digits of every printed ratio (intensity, share, per-unit cost)."""
+ROUNDING_RULE: Final = (
+    "JSON carries unrounded figures, and every total in it is the exact sum of the parts "
+    "listed with it. The table and the CSV round each figure once, for display: amounts "
+    f"to {DECIMALS} decimals, ratios to {SIGNIFICANT} significant digits; a total is "
+    "rounded from the unrounded sum, so it differs from the sum of its printed parts by at "
+    "most half a unit of the last decimal per figure."
+)
+QUALITY_KEY: Final = {
+    Quality.MEASURED: "measured",
+    Quality.APPORTIONED: "spread_over_gap",
+    Quality.LOWER_BOUND: "lower_bound",
+    Quality.ESTIMATED: "estimated",
+}
+"""How each part of a figure is known, by what was done (not the engine's class name)."""
+QUALITY_MEANING: Final = {
+    Quality.MEASURED: "the difference of two counter readings around the minute",
+    Quality.APPORTIONED: (
+        "a counter difference across a gap in the readings longer than a minute, shared "
+        "out over the gap pro rata by time (interpolated)"
+    ),
+    Quality.LOWER_BOUND: "a counter reset or meter swap left part of the interval unmeasured",
+    Quality.ESTIMATED: "integrated from power readings (the meter has no energy counter)",
+}
 
 
 class ReportError(ValueError):
@@ -58,126 +95,176 @@ def month_bounds(month: str, site: SiteConfig) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _r(value: float | None, digits: int = 6) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(f"{value:.{digits}g}")
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
 
 
-def build(config: AccountingConfig, db: AccountingDB, site_id: str, month: str) -> dict[str, Any]:
+class _Month:
+    """What the report reads: one site's accounting database over one month."""
+
+    def __init__(
+        self,
+        config: AccountingConfig,
+        db: AccountingDB,
+        site: SiteConfig,
+        month: str,
+        now: datetime,
+    ) -> None:
+        self.config, self.db, self.site = config, db, site
+        self.start, self.end = month_bounds(month, site)
+        self.a, self.b = ms(self.start), ms(self.end)
+        # Minutes a complete record would hold: the month, or up to now for this month.
+        until = min(self.b, ms(now) // 60_000 * 60_000)
+        self.expected = max(0, (until - self.a) // 60_000)
+
+    def parts(self, meter: MeterConfig) -> list[tuple[str, float]]:
+        """The series a meter's figure is made of, with their signs."""
+        if not meter.virtual:
+            return [(meter.id, 1.0)]
+        return [(x, 1.0) for x in meter.plus] + [(x, -1.0) for x in meter.minus]
+
+    def quality(
+        self, parts: Sequence[tuple[str, float]], column: str, also: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """How a figure made of `parts` (series, sign) is known: its `column` (amount or
+        kgce) per quality, summing to the figure; completeness over `also` too (a line's
+        output counter)."""
+        index = {"amount": 3, "kgce": 4, "kgco2": 5}[column]
+        values: dict[Quality, list[float]] = {q: [] for q in Quality}
+        series = sorted({s for s, _ in parts})
+        for row in self.db.by_quality(self.site.id, series, self.a, self.b):
+            for name, sign in parts:
+                if name == row[0]:
+                    values[Quality(row[1])].append(sign * float(row[index]))
+        covered, measured = self.db.covered_minutes(self.site.id, [*series, *also], self.a, self.b)
+        by = {q: math.fsum(v) for q, v in values.items()}
+        figure = math.fsum(by.values())
+        return {
+            "expected_minutes": self.expected,
+            "minutes_with_data": covered,
+            "measured_minutes": measured,
+            "completeness": _ratio(measured, self.expected),
+            "estimated_share": _ratio(by[Quality.APPORTIONED] + by[Quality.ESTIMATED], figure),
+            "by_quality": {QUALITY_KEY[q]: by[q] for q in Quality},
+            "unit_of": column,
+        }
+
+
+def build(
+    config: AccountingConfig,
+    db: AccountingDB,
+    site_id: str,
+    month: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The month's figures, unrounded; `now` bounds the minutes expected of this month."""
     site = config.site(site_id)
     if site is None:
         raise ReportError(
             f"site {site_id!r} is not in the plant model: {[s.id for s in config.sites]}"
         )
-    start, end = month_bounds(month, site)
-    a, b = ms(start), ms(end)
-    table = data.coal_table()
-    settings = config.conversion_settings
-    factors: dict[str, Any] = {}
-    meters: list[dict[str, Any]] = []
-    by_carrier: dict[str, dict[str, float]] = {}
-    for m in site.meters:
-        amount, kgce, kgco2, quality = meter_totals(db, config, site.id, m, a, b)
-        meters.append(
-            {
-                "meter": m.id,
-                "carrier": m.carrier.value,
-                "role": m.role.value,
-                "line": m.line,
-                "virtual": m.virtual,
-                "formula": " + ".join(m.plus) + "".join(f" - {x}" for x in m.minus) or None,
-                "amount": _r(amount),
-                "unit": m.unit,
-                "kgce": _r(kgce),
-                "kgco2": _r(kgco2),
-                "quality": None if quality is None else Quality(quality).name.lower(),
-                "estimated": m.estimated,
-            }
-        )
-        if m.role.value == "boundary":
-            c = by_carrier.setdefault(m.carrier.value, {"amount": 0.0, "kgce": 0.0, "kgco2": 0.0})
-            c["amount"] += amount
-            c["kgce"] += kgce
-            c["kgco2"] += kgco2
-        if m.carrier.value not in factors:
-            coef = coefficient(_coal_key(m.carrier), table, settings)
-            kgce_per, co2_per = meter_factors(config, site, m)
-            route, _, name = co2_route(site, m.carrier)
-            factors[m.carrier.value] = {
-                "kgce_per_unit": kgce_per,
-                "unit": m.unit,
-                "coefficient": f"{coef.value:g} kgce/{coef.per} ({coef.how})",
-                "coefficient_source": coef.source,
-                "coefficient_confidence": coef.confidence.value,
-                "kgco2_per_unit": co2_per,
-                "co2_basis": name if route != "fuel" else f"fuel factor {name}",
-                "co2_source": _co2_source(site, m.carrier, route, name),
-            }
-    carriers = [
+    m = _Month(config, db, site, month, now or datetime.now(UTC))
+    meters = [_meter(m, x) for x in site.meters]
+    by_id = {x["meter"]: x for x in meters}
+    boundary = [by_id[x.id] for x in site.boundary_meters()]
+    carriers: list[dict[str, Any]] = [
         {
-            "carrier": k,
-            "amount": _r(v["amount"]),
-            "unit": _unit(k),
-            "kgce": _r(v["kgce"]),
-            "kgco2": _r(v["kgco2"]),
+            "carrier": c.value,
+            "meters": [x["meter"] for x in boundary if x["carrier"] == c.value],
+            "amount": math.fsum(x["amount"] for x in boundary if x["carrier"] == c.value),
+            "unit": _unit(c.value),
+            "kgce": math.fsum(x["kgce"] for x in boundary if x["carrier"] == c.value),
+            "kgco2": math.fsum(x["kgco2"] for x in boundary if x["carrier"] == c.value),
         }
-        for k, v in sorted(by_carrier.items())
+        for c in sorted({Carrier(x["carrier"]) for x in boundary}, key=lambda c: c.value)
     ]
-    site_kgce = sum(v["kgce"] for v in by_carrier.values())
-    site_co2 = sum(v["kgco2"] for v in by_carrier.values())
-    electricity_kwh = by_carrier.get("electricity", {}).get("amount", 0.0)
+    site_kgce = math.fsum(c["kgce"] for c in carriers)
+    site_co2 = math.fsum(c["kgco2"] for c in carriers)
+    electricity = next((c for c in carriers if c["carrier"] == "electricity"), None)
+    electricity_kwh = electricity["amount"] if electricity else 0.0
+    grid = site.grid_factor.resolve()
     co2: dict[str, Any] = {
-        "location_based_kgco2": _r(site_co2),
-        "grid_factor": site.grid_factor.resolve().label,
+        "location_based_kgco2": site_co2,
+        "grid_factor": grid.label,
+        "grid_factor_source": grid.source,
+        "grid_factor_confidence": grid.confidence.value,
     }
     if site.hourly_grid_factor is not None:
         co2["hourly_grid_factor"] = (
             f"{site.hourly_grid_factor.source} ({site.hourly_grid_factor.file}); "
             "the static factor for hours it does not cover"
         )
-    if site.market_based is not None and electricity_kwh > 0:
+        co2["hourly_grid_factor_confidence"] = Confidence.CONFIGURED.value
+    if site.market_based is not None and electricity is not None and electricity_kwh > 0:
         residual = site.market_based.residual.resolve()
         mb = market_based(electricity_kwh, residual, green_share=site.market_based.green_share)
-        co2["market_based_kgco2"] = _r(
-            site_co2 - by_carrier["electricity"]["kgco2"] + mb.emission.kg_co2
-        )
+        co2["market_based_kgco2"] = site_co2 - electricity["kgco2"] + mb.emission.kg_co2
         co2["market_based_basis"] = mb.emission.basis
         co2["market_based_source"] = mb.emission.source
-    lines = [_line(db, config, site, x.id, start, end) for x in site.lines]
-    output_total = sum(x["output"] or 0.0 for x in lines)
+        co2["market_based_confidence"] = residual.confidence.value
+    lines = [_line(m, x.id, by_id) for x in site.lines]
+    site_parts = [p for x in site.boundary_meters() for p in m.parts(x)]
     report: dict[str, Any] = {
         "site": site.id,
         "month": month,
         "timezone": site.timezone,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
+        "from": m.start.isoformat(),
+        "to": m.end.isoformat(),
         "conversion_basis": config.conversion.basis.value,
+        "rounding": ROUNDING_RULE,
         "totals": {
-            "kgce": _r(site_kgce),
-            "kgco2": _r(site_co2),
-            "electricity_kwh": _r(electricity_kwh),
+            "kgce": site_kgce,
+            "kgco2": site_co2,
+            "electricity_kwh": electricity_kwh,
+            "data_quality": m.quality(site_parts, "kgce"),
         },
         "carriers": carriers,
         "meters": meters,
         "co2": co2,
         "lines": lines,
-        "factors": factors,
-        "demand": _demand(db, site, a, b),
-        "counters": _counters(db, site, a, b),
+        "factors": _factors(config, site),
+        "demand": _demand(db, site, m.a, m.b),
+        "quality_meaning": {QUALITY_KEY[q]: QUALITY_MEANING[q] for q in Quality},
+        "counters": _counters(db, site, m.a, m.b),
     }
     va = db.value_added(site.id, month) or site.value_added.get(month)
     if va:
         report["value_added"] = {
             "cny": va,
-            "kgce_per_10k_cny": _r(site_kgce / (va / 10_000)),
-            "kgco2_per_10k_cny": _r(site_co2 / (va / 10_000)),
+            "kgce_per_10k_cny": site_kgce / (va / 10_000),
+            "kgco2_per_10k_cny": site_co2 / (va / 10_000),
         }
     if site.tou is not None:
-        report["tou"] = _tou(
-            db, site, a, b, output_total if len({x.output_unit for x in site.lines}) == 1 else 0.0
-        )
+        output = math.fsum(x["output"] for x in lines)
+        same_unit = len({x.output_unit for x in site.lines}) == 1
+        report["tou"] = _tou(db, site, m.a, m.b, output if same_unit else 0.0)
     return report
+
+
+def _meter(m: _Month, meter: MeterConfig) -> dict[str, Any]:
+    # A virtual meter is the signed sum of its parts' rows, as the engine computes it.
+    amount: list[float] = []
+    kgce: list[float] = []
+    kgco2: list[float] = []
+    for series, sign in m.parts(meter):
+        a, ce, co2, _ = m.db.totals(m.site.id, [series], m.a, m.b)
+        amount.append(sign * a)
+        kgce.append(sign * ce)
+        kgco2.append(sign * co2)
+    return {
+        "meter": meter.id,
+        "carrier": meter.carrier.value,
+        "role": meter.role.value,
+        "line": meter.line,
+        "virtual": meter.virtual,
+        "formula": " + ".join(meter.plus) + "".join(f" - {x}" for x in meter.minus) or None,
+        "amount": math.fsum(amount),
+        "unit": meter.unit,
+        "kgce": math.fsum(kgce),
+        "kgco2": math.fsum(kgco2),
+        "estimated": meter.estimated,
+        "data_quality": m.quality(m.parts(meter), "amount"),
+    }
 
 
 def _unit(carrier: str) -> str:
@@ -186,42 +273,68 @@ def _unit(carrier: str) -> str:
     return CARRIERS[Carrier(carrier)][0]
 
 
-def _co2_source(site: SiteConfig, carrier: Carrier, route: str, name: str) -> str:
-    if route == "grid":
-        return site.grid_factor.resolve().source
-    if route == "fuel":
-        return data.fuel_factors().fuels[name].source
-    return name
+def _factors(config: AccountingConfig, site: SiteConfig) -> dict[str, Any]:
+    """Per carrier of the site's meters: the coal coefficient and the CO2 factor, each with
+    its source and confidence."""
+    table = data.coal_table()
+    out: dict[str, Any] = {}
+    for meter in site.meters:
+        if meter.carrier.value in out:
+            continue
+        coef = coefficient(_coal_key(meter.carrier), table, config.conversion_settings)
+        kgce_per, co2_per = meter_factors(config, site, meter)
+        route, _, name = co2_route(site, meter.carrier)
+        if route == "grid":
+            grid = site.grid_factor.resolve()
+            source, confidence = grid.source, grid.confidence.value
+        elif route == "fuel":
+            fuel = data.fuel_factors().fuels[name]
+            source, confidence = fuel.source, fuel.confidence.value
+        else:
+            source, confidence = name, Confidence.CONFIGURED.value
+        out[meter.carrier.value] = {
+            "kgce_per_unit": kgce_per,
+            "unit": meter.unit,
+            "coefficient": f"{coef.value:g} kgce/{coef.per} ({coef.how})",
+            "coefficient_source": coef.source,
+            "coefficient_confidence": coef.confidence.value,
+            "kgco2_per_unit": co2_per,
+            "co2_basis": name if route != "fuel" else f"fuel factor {name}",
+            "co2_source": source,
+            "co2_confidence": confidence,
+        }
+    return out
 
 
-def _line(
-    db: AccountingDB,
-    config: AccountingConfig,
-    site: SiteConfig,
-    line_id: str,
-    start: datetime,
-    end: datetime,
-) -> dict[str, Any]:
+def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    site = m.site
     line = site.line(line_id)
     judged = resolve_benchmark(line)
-    kgce, kgco2, kwh, output, quality = line_totals(db, config, site, line_id, ms(start), ms(end))
+    own = [meters[x.id] for x in site.line_meters(line_id)]
+    kgce = math.fsum(x["kgce"] for x in own)
+    kgco2 = math.fsum(x["kgco2"] for x in own)
+    kwh = math.fsum(x["amount"] for x in own if x["carrier"] == "electricity")
+    output = m.db.totals(site.id, [output_series(line_id)], m.a, m.b)[0]
     enough = output >= min_output(line)[Window.MONTH_TO_DATE]
     num = {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[judged.numerator]
     value = num / output if enough else None
+    parts = [p for x in site.line_meters(line_id) for p in m.parts(x)]
+    counted = [output_series(line_id)] if isinstance(line.output, OutputFromMeter) else []
     out: dict[str, Any] = {
         "line": line.id,
         "product": line.product,
-        "output": _r(output),
+        "meters": [x["meter"] for x in own],
+        "output": output,
         "output_unit": line.output_unit,
         "output_source": "MES"
-        if getattr(line.output, "mes", False)
-        else f"meter {getattr(line.output, 'meter', '')}",
-        "kgce": _r(kgce),
-        "kgco2": _r(kgco2),
-        "electricity_kwh": _r(kwh),
-        "kgce_per_unit": _r(kgce / output) if enough else None,
-        "kgco2_per_unit": _r(kgco2 / output) if enough else None,
-        "intensity": _r(value),
+        if not isinstance(line.output, OutputFromMeter)
+        else f"meter {line.output.meter}",
+        "kgce": kgce,
+        "kgco2": kgco2,
+        "electricity_kwh": kwh,
+        "kgce_per_unit": kgce / output if enough else None,
+        "kgco2_per_unit": kgco2 / output if enough else None,
+        "intensity": value,
         "intensity_unit": judged.unit,
         "status": standing(value, judged),
         "benchmark": {
@@ -230,47 +343,13 @@ def _line(
             "baseline": judged.baseline,
             "grades": list(judged.grades) or None,
             "source": judged.source,
+            "confidence": judged.confidence.value,
         },
-        "quality": None if quality is None else Quality(quality).name.lower(),
+        "data_quality": m.quality(parts, "kgce", counted),
+        "targets": _targets(
+            m, line.id, kgce / output if enough else None, kgco2 / output if enough else None
+        ),
     }
-    targets = site.targets
-    goals = []
-    for kind, bases, reduction, current in (
-        (
-            "energy",
-            targets.base_energy_intensity,
-            targets.energy_reduction,
-            kgce / output if enough else None,
-        ),
-        (
-            "co2",
-            targets.base_co2_intensity,
-            targets.co2_reduction,
-            kgco2 / output if enough else None,
-        ),
-    ):
-        base = bases.get(line.id)
-        if base is None or current is None:
-            continue
-        t = Target(targets.base_year, base, targets.target_year, reduction, "configured")
-        p = progress(t, start.year, current)
-        # At the rate from the base year to this month's intensity, where the target year lands.
-        ahead = project(t, {start.year: current}) if start.year > t.base_year else None
-        goals.append(
-            {
-                "projected_target_year_intensity": _r(ahead.projected) if ahead else None,
-                "on_track": ahead.on_track if ahead else None,
-                "kind": kind,
-                "base_year": t.base_year,
-                "base_intensity": base,
-                "target_year": t.target_year,
-                "reduction_required": reduction,
-                "reduction_achieved": _r(p.achieved),
-                "target_intensity": _r(p.target_intensity),
-                "on_path": p.on_path,
-            }
-        )
-    out["targets"] = goals
     indicator = line.green_factory
     if indicator is not None:
         out["green_factory"] = {
@@ -279,10 +358,72 @@ def _line(
             "leading": indicator.leading,
             "position": None
             if value is None
-            else _r(position(value, indicator.baseline, indicator.leading)),
+            else position(value, indicator.baseline, indicator.leading),
             "source": indicator.source,
+            "confidence": Confidence.CONFIGURED.value,
         }
     return out
+
+
+def _targets(
+    m: _Month, line_id: str, energy: float | None, co2: float | None
+) -> list[dict[str, Any]]:
+    """Progress of a line against its reduction targets; this month's intensity taken as
+    the year's. A projection only forward, up to the target year; past it, only whether
+    the target intensity is reached."""
+    targets = m.site.targets
+    defaults = data.target_defaults()
+    year = m.start.year
+    goals = []
+    for kind, bases, reduction, current, default in (
+        (
+            "energy",
+            targets.base_energy_intensity,
+            targets.energy_reduction,
+            energy,
+            defaults.energy,
+        ),
+        ("co2", targets.base_co2_intensity, targets.co2_reduction, co2, defaults.co2),
+    ):
+        base = bases.get(line_id)
+        if base is None or current is None:
+            continue
+        configured = f"{kind}_reduction" in targets.model_fields_set
+        source = "configured" if configured else default.source
+        if not configured and (targets.base_year, targets.target_year) != (
+            defaults.base_year,
+            defaults.target_year,
+        ):
+            source += (
+                f" (a reduction for {defaults.base_year}-{defaults.target_year}; "
+                "the years here are configured)"
+            )
+        confidence = Confidence.CONFIGURED if configured else default.confidence
+        t = Target(targets.base_year, base, targets.target_year, reduction, source)
+        p = progress(t, year, current)
+        ahead = project(t, {year: current}) if projectable(t, year) else None
+        goals.append(
+            {
+                "kind": kind,
+                "year": year,
+                "intensity": current,
+                "base_year": t.base_year,
+                "base_intensity": base,
+                "target_year": t.target_year,
+                "reduction_required": reduction,
+                "reduction_source": source,
+                "reduction_confidence": confidence.value,
+                "reduction_achieved": p.achieved,
+                "target_intensity": p.target_intensity,
+                "path_intensity": t.path(year) if year <= t.target_year else None,
+                "on_path": p.on_path,
+                "target_reached": p.reached,
+                "projected_target_year_intensity": ahead.projected if ahead else None,
+                "annual_rate": ahead.annual_rate if ahead else None,
+                "on_track": ahead.on_track if ahead else None,
+            }
+        )
+    return goals
 
 
 def _counters(db: AccountingDB, site: SiteConfig, a: int, b: int) -> list[dict[str, Any]]:
@@ -316,7 +457,7 @@ def _demand(db: AccountingDB, site: SiteConfig, a: int, b: int) -> list[dict[str
         rows.append(
             {
                 "meter": m.id,
-                "kw": _r(d.kw),
+                "kw": d.kw,
                 "window_start": d.window_start.astimezone(site.tz).isoformat(),
                 "windows": d.windows,
                 "incomplete_windows": d.incomplete,
@@ -335,21 +476,23 @@ def _tou(db: AccountingDB, site: SiteConfig, a: int, b: int, output: float) -> d
                 for r in db.series_minutes(site.id, m.id, a, b)
             ]
     cost = split(amounts, site.tou.calendar(), site.tz)
+    cny = math.fsum(x.cny for x in cost.lines)
     return {
         "source": site.tou.source,
+        "confidence": Confidence.CONFIGURED.value,
         "periods": [
             {
                 "season": x.season,
                 "period": x.period.value,
-                "kwh": _r(x.kwh),
+                "kwh": x.kwh,
                 "price": x.price,
-                "cny": _r(x.cny),
+                "cny": x.cny,
             }
             for x in cost.lines
         ],
-        "kwh": _r(cost.kwh),
-        "cny": _r(cost.cny),
-        "cny_per_unit": _r(cost.per_unit(output, 1.0)) if output else None,
+        "kwh": math.fsum(x.kwh for x in cost.lines),
+        "cny": cny,
+        "cny_per_unit": cny / output if output else None,
     }
 
 
@@ -375,25 +518,50 @@ def daily(
     return out
 
 
-# --- rendering ---------------------------------------------------------------------------------
+# --- rendering: the only place figures are rounded ------------------------------------------
 
 
-def _fmt(value: Any) -> str:
+def _plain(value: Decimal, grouped: bool) -> str:
+    """A decimal without exponent and without zeros after its last significant digit."""
+    text = format(value, ",f" if grouped else "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def amount_text(value: float | None, grouped: bool = True) -> str:
+    """An additive figure to DECIMALS decimals (a total and its parts alike)."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    text = f"{value:,.{DECIMALS}f}" if grouped else f"{value:.{DECIMALS}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+
+
+def ratio_text(value: float | None, grouped: bool = True) -> str:
+    """A ratio to SIGNIFICANT significant digits, without a false trailing `.0`."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    return _plain(Decimal(f"{value:.{SIGNIFICANT}g}"), grouped)
+
+
+def share_text(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else ratio_text(100 * value) + " %"
+
+
+def given_text(value: float | None, grouped: bool = True) -> str:
+    """A figure as given in a data file or the configuration: exactly, not rounded."""
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
-    return str(value)
+    return _plain(Decimal(repr(float(value))), grouped)
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[_fmt(c) for c in row] for row in rows]
+def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
-        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
-    for r in cells:
+    for r in rows:
         lines.append(
             "  ".join(
                 c.rjust(w) if i else c.ljust(w)
@@ -403,223 +571,575 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_table(report: dict[str, Any]) -> str:
-    totals, co2 = report["totals"], report["co2"]
-    parts = [
+def _sourced(source: str, confidence: str) -> str:
+    return f"source: {source} [confidence {confidence}]"
+
+
+Section = Callable[[dict[str, Any]], list[str]]
+"""A part of the table: the report in, printed lines out."""
+
+
+def _head(report: dict[str, Any]) -> list[str]:
+    return [
         f"Energy and carbon report: site {report['site']}, {report['month']} "
         f"({report['from']} .. {report['to']}, {report['timezone']})",
         f"Coal-equivalent basis: {report['conversion_basis']}",
+        f"Rounding: {report['rounding']}",
+    ]
+
+
+def _carriers(report: dict[str, Any]) -> list[str]:
+    totals, co2 = report["totals"], report["co2"]
+    parts = [
         "",
         "Energy by carrier (boundary meters)",
         _table(
-            ["carrier", "amount", "unit", "kgce", "kgCO2"],
+            ["carrier", "meters", "amount", "unit", "kgce", "kgCO2"],
             [
-                [c["carrier"], c["amount"], c["unit"], c["kgce"], c["kgco2"]]
+                [
+                    c["carrier"],
+                    " + ".join(c["meters"]),
+                    amount_text(c["amount"]),
+                    c["unit"],
+                    amount_text(c["kgce"]),
+                    amount_text(c["kgco2"]),
+                ]
                 for c in report["carriers"]
             ],
         ),
-        f"Site total: {_fmt(totals['kgce'])} kgce, {_fmt(totals['kgco2'])} kgCO2 "
-        f"(location-based, {co2['grid_factor']})",
+        f"Site total: {amount_text(totals['kgce'])} kgce, {amount_text(totals['kgco2'])} kgCO2 "
+        f"(location-based, {co2['grid_factor']}; "
+        f"{_sourced(co2['grid_factor_source'], co2['grid_factor_confidence'])})",
     ]
-    if "market_based_kgco2" in report["co2"]:
+    if "hourly_grid_factor" in co2:
         parts.append(
-            f"Market-based: {_fmt(co2['market_based_kgco2'])} kgCO2 ({co2['market_based_basis']})"
+            f"Hourly grid factor: {co2['hourly_grid_factor']} "
+            f"[confidence {co2['hourly_grid_factor_confidence']}]"
         )
-    parts += [
+    if "market_based_kgco2" in co2:
+        parts.append(
+            f"Market-based: {amount_text(co2['market_based_kgco2'])} kgCO2 "
+            f"({co2['market_based_basis']}; "
+            f"{_sourced(co2['market_based_source'], co2['market_based_confidence'])})"
+        )
+    return parts
+
+
+def _meters(report: dict[str, Any]) -> list[str]:
+    return [
         "",
         "Meters",
         _table(
-            ["meter", "carrier", "role", "line", "amount", "unit", "kgce", "kgCO2", "quality"],
+            ["meter", "carrier", "role", "line", "amount", "unit", "kgce", "kgCO2"],
             [
                 [
                     m["meter"]
                     + (f" = {m['formula']}" if m["formula"] else "")
-                    + (" (estimated)" if m["estimated"] else ""),
+                    + (" (estimated from power)" if m["estimated"] else ""),
                     m["carrier"],
                     m["role"],
-                    m["line"],
-                    m["amount"],
+                    m["line"] or "-",
+                    amount_text(m["amount"]),
                     m["unit"],
-                    m["kgce"],
-                    m["kgco2"],
-                    m["quality"],
+                    amount_text(m["kgce"]),
+                    amount_text(m["kgco2"]),
                 ]
                 for m in report["meters"]
             ],
         ),
+    ]
+
+
+def _lines(report: dict[str, Any]) -> list[str]:
+    parts = [
         "",
         "Lines",
         _table(
-            [
-                "line",
-                "product",
-                "output",
-                "unit",
-                "kgce",
-                "kgCO2",
-                "intensity",
-                "per",
-                "status",
-                "benchmark",
-                "baseline",
-            ],
+            ["line", "product", "output", "unit", "kgce", "kgCO2", "intensity", "per", "status"],
             [
                 [
                     x["line"],
                     x["product"],
-                    x["output"],
+                    amount_text(x["output"]),
                     x["output_unit"],
-                    x["kgce"],
-                    x["kgco2"],
-                    x["intensity"],
+                    amount_text(x["kgce"]),
+                    amount_text(x["kgco2"]),
+                    ratio_text(x["intensity"]),
                     x["intensity_unit"],
                     x["status"],
-                    x["benchmark"]["benchmark"],
-                    x["benchmark"]["baseline"],
                 ]
                 for x in report["lines"]
             ],
         ),
     ]
     for x in report["lines"]:
+        b = x["benchmark"]
         parts.append(
-            f"  {x['line']}: judged against {x['benchmark']['name']} "
-            f"(source: {x['benchmark']['source']}); output from {x['output_source']}"
+            f"  {x['line']}: meters {' + '.join(x['meters']) or '-'}; output from "
+            f"{x['output_source']}; judged against {b['name']}: benchmark "
+            f"{given_text(b['benchmark'])}, baseline {given_text(b['baseline'])} "
+            f"{x['intensity_unit']} ({_sourced(b['source'], b['confidence'])})"
         )
-        for t in x["targets"]:
-            parts.append(
-                f"  {x['line']} {t['kind']} target: -{t['reduction_required']:.1%} by "
-                f"{t['target_year']} vs {t['base_year']} ({t['base_intensity']}); "
-                f"achieved {t['reduction_achieved']:.1%}, "
-                f"{'on' if t['on_path'] else 'OFF'} path"
-                + (
-                    f"; at this rate {t['projected_target_year_intensity']} in "
-                    f"{t['target_year']} ({'on' if t['on_track'] else 'OFF'} track)"
-                    if t["projected_target_year_intensity"] is not None
-                    else ""
-                )
-            )
+        parts += [_target_text(x["line"], t) for t in x["targets"]]
         gf = x.get("green_factory")
         if gf is not None and gf["position"] is not None:
             parts.append(
-                f"  {x['line']} {gf['standard']}: {gf['position']:.0%} of the way from the "
-                f"baseline value {gf['baseline']} to the leading value {gf['leading']} "
-                f"({gf['source']})"
+                f"  {x['line']} {gf['standard']}: {share_text(gf['position'])} of the way from "
+                f"the baseline value {given_text(gf['baseline'])} to the leading value "
+                f"{given_text(gf['leading'])} ({_sourced(gf['source'], gf['confidence'])})"
             )
-    parts += [
+    return parts
+
+
+def _target_text(line: str, t: dict[str, Any]) -> str:
+    head = (
+        f"  {line} {t['kind']} target: -{share_text(t['reduction_required'])} by "
+        f"{t['target_year']} vs {t['base_year']} (base {given_text(t['base_intensity'])}, "
+        f"target {ratio_text(t['target_intensity'])}; "
+        f"{_sourced(t['reduction_source'], t['reduction_confidence'])}); "
+        f"{t['year']} so far {ratio_text(t['intensity'])}, achieved "
+        f"{share_text(t['reduction_achieved'])}"
+    )
+    if t["on_path"] is None:
+        reached = "reached" if t["target_reached"] else "NOT reached"
+        return f"{head}; the target year {t['target_year']} has passed: target {reached}"
+    path = (
+        f"; {'on' if t['on_path'] else 'OFF'} path ({ratio_text(t['path_intensity'])} "
+        f"in {t['year']})"
+    )
+    if t["projected_target_year_intensity"] is None:
+        return head + path
+    return (
+        f"{head}{path}; at this rate {ratio_text(t['projected_target_year_intensity'])} in "
+        f"{t['target_year']} ({'on' if t['on_track'] else 'OFF'} track)"
+    )
+
+
+def _quality_row(name: str, unit: str, q: dict[str, Any]) -> list[str]:
+    by = q["by_quality"]
+    return [
+        name,
+        unit,
+        share_text(q["completeness"]),
+        share_text(q["estimated_share"]),
+        *(amount_text(by[k]) for k in QUALITY_KEY.values()),
+        f"{q['minutes_with_data']:,}",
+    ]
+
+
+def _quality(report: dict[str, Any]) -> list[str]:
+    rows = [
+        _quality_row(f"meter {m['meter']}", m["unit"], m["data_quality"]) for m in report["meters"]
+    ]
+    rows += [_quality_row(f"line {x['line']}", "kgce", x["data_quality"]) for x in report["lines"]]
+    rows.append(_quality_row(f"site {report['site']}", "kgce", report["totals"]["data_quality"]))
+    expected = report["totals"]["data_quality"]["expected_minutes"]
+    parts = [
+        "",
+        f"Data quality (of {expected:,} minutes expected; complete: every minute of the figure "
+        "measured by counter readings; estimated share: the part of the figure spread over gaps "
+        "or estimated; then the figure split by how each part is known)",
+        _table(
+            [
+                "figure",
+                "unit",
+                "complete",
+                "estimated share",
+                *(k.replace("_", " ") for k in QUALITY_KEY.values()),
+                "minutes with data",
+            ],
+            rows,
+        ),
+    ]
+    parts += [f"  {k.replace('_', ' ')}: {v}" for k, v in report["quality_meaning"].items()]
+    return parts
+
+
+def _demand_section(report: dict[str, Any]) -> list[str]:
+    return [
         "",
         "Maximum demand (15-min average, 1-min sliding)",
         _table(
             ["meter", "kW", "window start", "complete windows"],
             [
-                [d["meter"], d["kw"], d.get("window_start"), d.get("windows")]
+                [
+                    d["meter"],
+                    amount_text(d["kw"]),
+                    d.get("window_start") or "-",
+                    str(d.get("windows", "-")),
+                ]
                 for d in report["demand"]
             ],
         ),
     ]
-    if report["counters"]:
-        parts += [
-            "",
-            "Counter readings not used, amounts excluded or estimated (estimated: in the totals)",
-            _table(
-                ["series", "issue", "from", "counted", "excluded", "estimated", "reason"],
+
+
+def _counters_section(report: dict[str, Any]) -> list[str]:
+    if not report["counters"]:
+        return []
+    return [
+        "",
+        "Counter readings not used, amounts excluded or estimated (estimated: in the totals)",
+        _table(
+            ["series", "issue", "from", "counted", "excluded", "estimated", "reason"],
+            [
+                [c["series"], c["issue"], c["from"]]
+                + [amount_text(c[k]) for k in ("counted", "excluded", "estimated")]
+                + [c["reason"]]
+                for c in report["counters"]
+            ],
+        ),
+    ]
+
+
+def _tou_section(report: dict[str, Any]) -> list[str]:
+    if "tou" not in report:
+        return []
+    tou = report["tou"]
+    return [
+        "",
+        f"Time of use (boundary electricity; prices: {_sourced(tou['source'], tou['confidence'])})",
+        _table(
+            ["season", "period", "kWh", "CNY/kWh", "CNY"],
+            [
                 [
-                    [c[k] for k in ("series", "issue", "from", "counted", "excluded")]
-                    + [c["estimated"], c["reason"]]
-                    for c in report["counters"]
-                ],
-            ),
-        ]
-    if "tou" in report:
-        tou = report["tou"]
-        parts += [
-            "",
-            f"Time of use (boundary electricity; prices: {tou['source']})",
-            _table(
-                ["season", "period", "kWh", "CNY/kWh", "CNY"],
-                [
-                    [p["season"], p["period"], p["kwh"], p["price"], p["cny"]]
-                    for p in tou["periods"]
-                ],
-            ),
-            f"Total {_fmt(tou['cny'])} CNY; per unit of output {_fmt(tou['cny_per_unit'])} CNY",
-        ]
-    if "value_added" in report:
-        va = report["value_added"]
-        parts.append(
-            f"\nValue added {_fmt(va['cny'])} CNY: {_fmt(va['kgce_per_10k_cny'])} kgce and "
-            f"{_fmt(va['kgco2_per_10k_cny'])} kgCO2 per 10,000 CNY"
-        )
-    parts += ["", "Coefficients and factors used"]
+                    p["season"],
+                    p["period"],
+                    amount_text(p["kwh"]),
+                    given_text(p["price"]),
+                    amount_text(p["cny"]),
+                ]
+                for p in tou["periods"]
+            ],
+        ),
+        f"Total {amount_text(tou['kwh'])} kWh, {amount_text(tou['cny'])} CNY; per unit of output "
+        f"{ratio_text(tou['cny_per_unit'])} CNY",
+    ]
+
+
+def _value_added(report: dict[str, Any]) -> list[str]:
+    if "value_added" not in report:
+        return []
+    va = report["value_added"]
+    return [
+        "",
+        f"Value added {given_text(va['cny'])} CNY: {ratio_text(va['kgce_per_10k_cny'])} kgce and "
+        f"{ratio_text(va['kgco2_per_10k_cny'])} kgCO2 per 10,000 CNY",
+    ]
+
+
+def _factors_section(report: dict[str, Any]) -> list[str]:
+    parts = ["", "Coefficients and factors used"]
     for carrier, f in report["factors"].items():
         parts.append(
-            f"  {carrier}: {f['coefficient']}; source {f['coefficient_source']} "
-            f"[{f['coefficient_confidence']}]"
+            f"  {carrier}: {f['coefficient']}; "
+            f"{_sourced(f['coefficient_source'], f['coefficient_confidence'])}"
         )
         parts.append(
-            f"  {carrier}: {f['kgco2_per_unit']:g} kgCO2/{f['unit']} ({f['co2_basis']}); "
-            f"source {f['co2_source']}"
+            f"  {carrier}: {given_text(f['kgco2_per_unit'])} kgCO2/{f['unit']} ({f['co2_basis']}); "
+            f"{_sourced(f['co2_source'], f['co2_confidence'])}"
         )
-    return "\n".join(parts)
+    return parts
+
+
+TABLE_SECTIONS: Final[list[Section]] = [
+    _head,
+    _carriers,
+    _meters,
+    _lines,
+    _quality,
+    _demand_section,
+    _counters_section,
+    _tou_section,
+    _value_added,
+    _factors_section,
+]
+"""The table, in order; a new part of the report is one more function here."""
+
+
+def render_table(report: dict[str, Any]) -> str:
+    return "\n".join(line for section in TABLE_SECTIONS for line in section(report))
+
+
+CsvRow = tuple[str, str, str, str, str, str, str]
+"""section, name, quantity, value (as printed), unit, source, confidence."""
+CSV_HEADER: Final = ("section", "name", "quantity", "value", "unit", "source", "confidence")
+
+
+def _csv_totals(report: dict[str, Any]) -> list[CsvRow]:
+    t = report["totals"]
+    basis = "sum of the carriers"
+    return [
+        ("site", report["site"], "kgce", amount_text(t["kgce"], False), "kgce", basis, ""),
+        ("site", report["site"], "kgco2", amount_text(t["kgco2"], False), "kgCO2", basis, ""),
+    ]
+
+
+def _csv_carriers(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for c in report["carriers"]:
+        meters = "sum of " + " + ".join(c["meters"])
+        rows += [
+            (
+                "carrier",
+                c["carrier"],
+                "amount",
+                amount_text(c["amount"], False),
+                c["unit"],
+                meters,
+                "",
+            ),
+            ("carrier", c["carrier"], "kgce", amount_text(c["kgce"], False), "kgce", meters, ""),
+            ("carrier", c["carrier"], "kgco2", amount_text(c["kgco2"], False), "kgCO2", meters, ""),
+        ]
+    return rows
+
+
+def _csv_quality(section: str, name: str, q: dict[str, Any], unit: str) -> list[CsvRow]:
+    rows: list[CsvRow] = [
+        (
+            section,
+            name,
+            "completeness",
+            ratio_text(q["completeness"], False),
+            "",
+            "measured minutes / expected minutes",
+            "",
+        ),
+        (
+            section,
+            name,
+            "estimated_share",
+            ratio_text(q["estimated_share"], False),
+            "",
+            "(spread over gaps + estimated) / figure",
+            "",
+        ),
+    ]
+    rows += [
+        (section, name, k, amount_text(v, False), unit, f"part of the figure: {k}", "")
+        for k, v in q["by_quality"].items()
+    ]
+    return rows
+
+
+def _csv_meters(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for m in report["meters"]:
+        for q, unit in (("amount", m["unit"]), ("kgce", "kgce"), ("kgco2", "kgCO2")):
+            rows.append(
+                ("meter", m["meter"], q, amount_text(m[q], False), unit, m["formula"] or "", "")
+            )
+        rows += _csv_quality("meter", m["meter"], m["data_quality"], m["unit"])
+    return rows
+
+
+def _csv_lines(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for x in report["lines"]:
+        b = x["benchmark"]
+        meters = "sum of " + " + ".join(x["meters"])
+        rows += [
+            (
+                "line",
+                x["line"],
+                "output",
+                amount_text(x["output"], False),
+                x["output_unit"],
+                x["output_source"],
+                "",
+            ),
+            ("line", x["line"], "kgce", amount_text(x["kgce"], False), "kgce", meters, ""),
+            ("line", x["line"], "kgco2", amount_text(x["kgco2"], False), "kgCO2", meters, ""),
+            (
+                "line",
+                x["line"],
+                "intensity",
+                ratio_text(x["intensity"], False),
+                x["intensity_unit"],
+                b["name"],
+                "",
+            ),
+            ("line", x["line"], "status", x["status"], "", b["name"], ""),
+            (
+                "line",
+                x["line"],
+                "benchmark",
+                given_text(b["benchmark"], False),
+                x["intensity_unit"],
+                b["source"],
+                b["confidence"],
+            ),
+            (
+                "line",
+                x["line"],
+                "baseline",
+                given_text(b["baseline"], False),
+                x["intensity_unit"],
+                b["source"],
+                b["confidence"],
+            ),
+        ]
+        for t in x["targets"]:
+            src, conf = t["reduction_source"], t["reduction_confidence"]
+            name = f"{x['line']} {t['kind']} target"
+            rows += [
+                (
+                    "target",
+                    name,
+                    "reduction_required",
+                    given_text(t["reduction_required"], False),
+                    "",
+                    src,
+                    conf,
+                ),
+                (
+                    "target",
+                    name,
+                    "reduction_achieved",
+                    ratio_text(t["reduction_achieved"], False),
+                    "",
+                    "",
+                    "",
+                ),
+                (
+                    "target",
+                    name,
+                    "on_path",
+                    _flag(t["on_path"]),
+                    "",
+                    f"path to {t['target_year']}",
+                    "",
+                ),
+                ("target", name, "target_reached", _flag(t["target_reached"]), "", "", ""),
+                (
+                    "target",
+                    name,
+                    "projected_target_year_intensity",
+                    ratio_text(t["projected_target_year_intensity"], False),
+                    x["intensity_unit"],
+                    f"at the rate since {t['base_year']}",
+                    "",
+                ),
+            ]
+        rows += _csv_quality("line", x["line"], x["data_quality"], "kgce")
+    return rows
+
+
+def _flag(value: bool | None) -> str:
+    return "-" if value is None else str(value).lower()
+
+
+def _csv_site_quality(report: dict[str, Any]) -> list[CsvRow]:
+    return _csv_quality("site", report["site"], report["totals"]["data_quality"], "kgce")
+
+
+def _csv_demand(report: dict[str, Any]) -> list[CsvRow]:
+    return [
+        (
+            "demand",
+            d["meter"],
+            "max_kw",
+            amount_text(d["kw"], False),
+            "kW",
+            "15-min average, 1-min sliding",
+            "",
+        )
+        for d in report["demand"]
+    ]
+
+
+def _csv_factors(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for carrier, f in report["factors"].items():
+        rows += [
+            (
+                "factor",
+                carrier,
+                "kgce_per_unit",
+                given_text(f["kgce_per_unit"], False),
+                f"kgce/{f['unit']}",
+                f["coefficient_source"],
+                f["coefficient_confidence"],
+            ),
+            (
+                "factor",
+                carrier,
+                "kgco2_per_unit",
+                given_text(f["kgco2_per_unit"], False),
+                f"kgCO2/{f['unit']}",
+                f["co2_source"],
+                f["co2_confidence"],
+            ),
+        ]
+    return rows
+
+
+def _csv_counters(report: dict[str, Any]) -> list[CsvRow]:
+    return [
+        ("counter", c["series"], f"{c['issue']} {q}", amount_text(c[q], False), "", c["reason"], "")
+        for c in report["counters"]
+        for q in ("counted", "excluded", "estimated")
+    ]
+
+
+def _csv_tou(report: dict[str, Any]) -> list[CsvRow]:
+    if "tou" not in report:
+        return []
+    tou = report["tou"]
+    src, conf = tou["source"], tou["confidence"]
+    rows: list[CsvRow] = [
+        ("tou", f"{p['season']} {p['period']}", q, text, unit, src, conf)
+        for p in tou["periods"]
+        for q, text, unit in (
+            ("kwh", amount_text(p["kwh"], False), "kWh"),
+            ("cny", amount_text(p["cny"], False), "CNY"),
+        )
+    ]
+    rows += [
+        ("tou", "total", "kwh", amount_text(tou["kwh"], False), "kWh", "sum of the periods", ""),
+        ("tou", "total", "cny", amount_text(tou["cny"], False), "CNY", "sum of the periods", ""),
+    ]
+    return rows
+
+
+CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
+    _csv_totals,
+    _csv_carriers,
+    _csv_meters,
+    _csv_lines,
+    _csv_site_quality,
+    _csv_demand,
+    _csv_counters,
+    _csv_tou,
+    _csv_factors,
+]
+"""The CSV rows, in order; a new part of the report is one more function here."""
 
 
 def render_csv(report: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["section", "name", "quantity", "value", "unit", "source"])
-    for c in report["carriers"]:
-        writer.writerow(["carrier", c["carrier"], "amount", c["amount"], c["unit"], ""])
-        writer.writerow(
-            [
-                "carrier",
-                c["carrier"],
-                "kgce",
-                c["kgce"],
-                "kgce",
-                report["factors"][c["carrier"]]["coefficient"],
-            ]
-        )
-        writer.writerow(
-            [
-                "carrier",
-                c["carrier"],
-                "kgco2",
-                c["kgco2"],
-                "kgCO2",
-                report["factors"][c["carrier"]]["co2_basis"],
-            ]
-        )
-    for m in report["meters"]:
-        for q, unit in (("amount", m["unit"]), ("kgce", "kgce"), ("kgco2", "kgCO2")):
-            writer.writerow(["meter", m["meter"], q, m[q], unit, m["formula"] or ""])
-    for x in report["lines"]:
-        writer.writerow(
-            ["line", x["line"], "output", x["output"], x["output_unit"], x["output_source"]]
-        )
-        writer.writerow(
-            [
-                "line",
-                x["line"],
-                "intensity",
-                x["intensity"],
-                x["intensity_unit"],
-                x["benchmark"]["name"],
-            ]
-        )
-        writer.writerow(["line", x["line"], "status", x["status"], "", x["benchmark"]["source"]])
-    for c in report["counters"]:
-        for q in ("counted", "excluded", "estimated"):
-            writer.writerow(["counter", c["series"], f"{c['issue']} {q}", c[q], "", c["reason"]])
-    for d in report["demand"]:
-        writer.writerow(
-            ["demand", d["meter"], "max_kw", d["kw"], "kW", "15-min average, 1-min sliding"]
-        )
+    writer.writerow(CSV_HEADER)
+    for section in CSV_SECTIONS:
+        writer.writerows(section(report))
     return buffer.getvalue()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity (not JSON) as null, the way the table prints them as '-'."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False)
+        return json.dumps(_json_safe(report), indent=2, ensure_ascii=False, allow_nan=False)
     if fmt == "csv":
         return render_csv(report)
     return render_table(report)

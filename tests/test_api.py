@@ -474,7 +474,11 @@ def test_accounting_figures_standing_and_production_write(rig: Rig) -> None:
     assert acc["today"]["kgce"] == pytest.approx(40 * 0.1229)
     assert acc["today"]["kgco2"] > 0
     target = lines["l1"]["target"]
-    assert target["base_intensity"] == 0.05 and target["on_path"] is False
+    assert target["base_intensity"] == 0.05 and target["reached"] is False
+    # after the default target year 2025 there is no path to be on
+    past = datetime.now(UTC).year > 2025
+    assert target["on_path"] is (None if past else False)
+    assert (target["path_intensity"] is None) is past
     assert target["achieved"] == pytest.approx(1 - 0.1229 / 0.05)
     # The same period again replaces it: l1 now leading.
     assert post(rig, output(rig, "l1", 1_000_000.0)).status_code == 202

@@ -42,6 +42,54 @@ def test_progress_and_projection() -> None:
     assert project(t, {2023: 450.0}).on_track  # 450 x (0.9^(1/3))^2 = 418.0
 
 
+def test_no_path_and_no_projection_after_the_target_year() -> None:
+    t = Target(2020, 500.0, 2025, 0.135)
+    # 2026 is after 2025: there is no path to be on (the old code extended it: 500 x
+    # 0.865^(6/5) = 420.9 and judged 430 "off path"), only the target 432.5, reached by 430.
+    p = progress(t, 2026, 430.0)
+    assert p.on_path is None and p.reached
+    assert not progress(t, 2026, 440.0).reached
+    with pytest.raises(ValueError, match="after the target year"):
+        t.path(2026)
+    # the old projection stepped back a year from 2026 to 2025; now 2026 is not used
+    with pytest.raises(ValueError, match="not after the target year 2025"):
+        project(t, {2026: 430.0})
+    # years after the target are ignored; 2024 is projected forward one year:
+    # rate (450/500)^(1/4) - 1 = -2.599 %; 2025: 450 x 0.97400 = 438.30
+    assert project(t, {2024: 450.0, 2026: 300.0}).projected == pytest.approx(438.30, rel=REL)
+
+
+@given(
+    base_year=st.integers(1990, 2040),
+    span=st.integers(1, 20),
+    ahead=st.integers(1, 40),
+    base=st.floats(0.01, 1e6),
+    ratio=st.floats(0.05, 3.0),
+    reduction=st.floats(0.01, 0.9),
+)
+def test_projection_only_forward_to_the_target_year(
+    base_year: int, span: int, ahead: int, base: float, ratio: float, reduction: float
+) -> None:
+    t = Target(base_year, base, base_year + span, reduction)
+    year = base_year + ahead
+    observed = base * ratio
+    if year > t.target_year:
+        with pytest.raises(ValueError):
+            project(t, {year: observed})
+        assert progress(t, year, observed).on_path is None
+        return
+    p = project(t, {year: observed})
+    # forward: the rate applied (target year - year) >= 0 times, so the projection moves
+    # from the observed value in the direction of the rate, never back past the base
+    if p.annual_rate < 0:
+        assert p.projected <= observed * (1 + 1e-9)
+    else:
+        assert p.projected >= observed * (1 - 1e-9)
+    expected = observed * (observed / base) ** ((t.target_year - year) / ahead)
+    assert p.projected == pytest.approx(expected, rel=1e-9)
+    assert progress(t, year, observed).on_path is not None
+
+
 def test_year_end_at_the_current_rate() -> None:
     # end of September (0.75 of the year): 300 000 kgce for 6 000 000 CNY
     # -> 400 000 kgce, 8 000 000 CNY, 0.05 kgce/CNY (500 per 10 000 CNY)

@@ -87,6 +87,19 @@ _TOTALS: Final = (
     "WHERE site = ? AND series IN (?) AND minute >= ? AND minute < ?"
 )
 
+_BY_QUALITY: Final = (
+    "SELECT series, quality, count(*), total(amount), total(kgce), total(kgco2) FROM minute "
+    "WHERE site = ? AND series IN (?) AND minute >= ? AND minute < ? "
+    "GROUP BY series, quality ORDER BY series, quality"
+)
+# Minutes where every series has a row (HAVING count = the number of series), and of those
+# the ones where the worst quality is MEASURED (0).
+_COVERED: Final = (
+    "SELECT count(*), total(worst = 0) FROM (SELECT max(quality) AS worst FROM minute "
+    "WHERE site = ? AND series IN (?) AND minute >= ? AND minute < ? "
+    "GROUP BY minute HAVING count(*) = ?)"
+)
+
 
 _FINDING: Final = (
     "SELECT series, issue, start, end, before, after, excluded, estimate, detail, counted "
@@ -343,6 +356,34 @@ class AccountingDB:
             float(kgco2),
             None if quality is None else int(quality),
         )
+
+    def by_quality(
+        self, site: str, series: Sequence[str], start_ms: int, end_ms: int
+    ) -> list[tuple[str, int, int, float, float, float]]:
+        """Per series and quality over [start, end): minutes, amount, kgce, kgCO2."""
+        if not series:
+            return []
+        marks = ",".join("?" * len(series))
+        rows = self.query(
+            _BY_QUALITY.replace("(?)", f"({marks})"), (site, *series, start_ms, end_ms)
+        )
+        return [
+            (str(r[0]), int(r[1]), int(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in rows
+        ]
+
+    def covered_minutes(
+        self, site: str, series: Sequence[str], start_ms: int, end_ms: int
+    ) -> tuple[int, int]:
+        """Minutes of [start, end) where every one of the series has a row, and where every
+        one of them is also MEASURED (a counter difference over exactly that interval)."""
+        if not series:
+            return 0, 0
+        names = sorted(set(series))
+        marks = ",".join("?" * len(names))
+        ((covered, measured),) = self.query(
+            _COVERED.replace("(?)", f"({marks})"), (site, *names, start_ms, end_ms, len(names))
+        )
+        return int(covered), int(measured)
 
     def series_minutes(self, site: str, series: str, start_ms: int, end_ms: int) -> list[MinuteRow]:
         rows = self.query(

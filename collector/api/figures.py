@@ -187,8 +187,9 @@ def _progress(base: float | None, settings: Any, ytd: float | None, now: datetim
         "target_intensity": p.target_intensity,
         "required": p.required,
         "achieved": p.achieved,
-        "path_intensity": target.path(now.year),
+        "path_intensity": target.path(now.year) if now.year <= target.target_year else None,
         "on_path": p.on_path,
+        "reached": p.reached,
         "ytd_intensity": ytd,
     }
 

@@ -2,7 +2,10 @@
 
 A target is an intensity reduction (e.g. -13.5 % kgce per 10,000 CNY of value added by
 2025 vs 2020). Progress compares a year's intensity with the base; the projection
-extends the compound annual rate observed since the base year to the target year.
+extends the compound annual rate observed since the base year forward to the target
+year. The steady path runs from the base year to the target year and no further: a
+year after the target year is judged against the target intensity only (reached or
+not), never "on path" nor projected (that would run backwards).
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ class Target:
         return self.base_intensity * (1 - self.reduction)
 
     def path(self, year: int) -> float:
-        """The intensity a steady compound reduction would reach in `year`."""
+        """The intensity a steady compound reduction would reach in `year` (up to the
+        target year: past it there is no path, only the target)."""
+        if year > self.target_year:
+            raise ValueError(f"{year} is after the target year {self.target_year}: no path")
         span = self.target_year - self.base_year
         factor: float = (1 - self.reduction) ** ((year - self.base_year) / span)
         return self.base_intensity * factor
@@ -56,19 +62,23 @@ class Progress:
     achieved: float
     """Reduction reached vs the base year (0.10 = -10 %; negative = a rise)."""
     required: float
-    on_path: bool
-    """At or below the steady path for this year."""
+    on_path: bool | None
+    """At or below the steady path for this year; None after the target year."""
     target_intensity: float
+    reached: bool
+    """At or below the target intensity."""
 
 
 def progress(target: Target, year: int, intensity: float) -> Progress:
+    judged = year <= target.target_year
     return Progress(
         year,
         intensity,
         1 - intensity / target.base_intensity,
         target.reduction,
-        intensity <= target.path(year) * (1 + 1e-9),
+        intensity <= target.path(year) * (1 + 1e-9) if judged else None,
         target.target_intensity,
+        intensity <= target.target_intensity * (1 + 1e-9),
     )
 
 
@@ -82,11 +92,21 @@ class Projection:
     on_track: bool
 
 
+def projectable(target: Target, year: int) -> bool:
+    """Whether a year's intensity can be projected forward: after the base year, and not
+    after the target year."""
+    return target.base_year < year <= target.target_year
+
+
 def project(target: Target, observed: Mapping[int, float]) -> Projection:
-    """Extend the compound rate from the base year to the latest observed year."""
-    years = [y for y in observed if y > target.base_year]
+    """Extend the compound rate from the base year to the latest observed year up to the
+    target year, forward to the target year (years after it are not used)."""
+    years = [y for y in observed if projectable(target, y)]
     if not years:
-        raise ValueError("need an observed year after the base year")
+        raise ValueError(
+            f"need an observed year after the base year {target.base_year} "
+            f"and not after the target year {target.target_year}"
+        )
     latest = max(years)
     value = observed[latest]
     if not value > 0:

@@ -73,7 +73,13 @@
 
   // --- formatting -------------------------------------------------------------------------
   const fmt = Charts.fmt;
-  function power(w) {
+// After the target year there is no path to be on: only whether the target is reached.
+function pathText(t) {
+  if (t.on_path === null) return t.reached ? "target year passed, target reached" : "target year passed, target not reached";
+  return t.on_path ? "on path" : "behind path";
+}
+
+function power(w) {
     if (w === null || w === undefined) return ["–", ""];
     const a = Math.abs(w);
     if (a >= 1e6) return [fmt(w / 1e6, 2), "MW"];
@@ -192,7 +198,7 @@
       const target = line.target
         ? h("div", { class: "target", text:
             `Target ${line.target.target_year}: −${(line.target.required * 100).toFixed(1)} % vs ${line.target.base_year} · ` +
-            `achieved ${(line.target.achieved * 100).toFixed(1)} % · ${line.target.on_path ? "on path" : "behind path"}` })
+            `achieved ${(line.target.achieved * 100).toFixed(1)} % · ${pathText(line.target)}` })
         : null;
       const card = h("article", { class: "line-card", "data-line": line.id, "data-status": status },
         h("div", { class: "line-head" },
