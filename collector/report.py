@@ -37,7 +37,7 @@ from collector.ledger.conversion import coefficient
 from collector.ledger.demand import max_demand
 from collector.ledger.factors import Confidence
 from collector.ledger.intensity import Window
-from collector.ledger.series import Amount, Quality
+from collector.ledger.series import Amount, Quality, reaches
 from collector.ledger.targets import Target, progress, project, projectable
 from collector.ledger.tou import split
 from collector.plant import (
@@ -315,7 +315,7 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
     kgco2 = math.fsum(x["kgco2"] for x in own)
     kwh = math.fsum(x["amount"] for x in own if x["carrier"] == "electricity")
     output = m.db.totals(site.id, [output_series(line_id)], m.a, m.b)[0]
-    enough = output >= min_output(line)[Window.MONTH_TO_DATE]
+    enough = reaches(output, min_output(line)[Window.MONTH_TO_DATE])
     num = {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[judged.numerator]
     value = num / output if enough else None
     parts = [p for x in site.line_meters(line_id) for p in m.parts(x)]
@@ -512,7 +512,7 @@ def daily(
             nxt = (day + timedelta(days=1, hours=2)).replace(hour=0)
             kgce, kgco2, kwh, output, _ = line_totals(db, config, site, line.id, ms(day), ms(nxt))
             num = {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[judged.numerator]
-            series.append((day, num / output if output >= min_output(line)[Window.TODAY] else None))
+            series.append((day, num / output if reaches(output, min_output(line)[Window.TODAY]) else None))
             day = nxt
         out[line.id] = series
     return out

@@ -286,6 +286,20 @@ def test_windows_and_insufficient_output() -> None:
     assert (stop.status, stop.value, stop.numerator) == (Status.INSUFFICIENT_OUTPUT, None, 1000.0)
 
 
+def test_output_shared_out_over_minutes_still_reaches_its_minimum() -> None:
+    # One piece shared out over three minutes as 0.2 + 0.7 + 0.1 sums back in float to
+    # 0.9999999999999999, which must still meet a minimum output of 1 piece.
+    day = datetime(2024, 3, 5, 9, tzinfo=CST)
+    minute = timedelta(minutes=1)
+    pieces = [
+        Amount(day + i * minute, day + (i + 1) * minute, v) for i, v in enumerate([0.2, 0.7, 0.1])
+    ]
+    assert sum(p.value for p in pieces) < 1.0  # the float sum the engine sees
+    energy = [Amount(day, day + 3 * minute, 7.0)]
+    r = intensity(energy, pieces, day, day + 3 * minute, 1.0)
+    assert (r.status, r.value) == (Status.OK, pytest.approx(7.0))
+
+
 def test_night_shift_crosses_midnight() -> None:
     now = datetime(2024, 3, 5, 3, 0, tzinfo=CST)
     shift, start = current_shift(now, CST, SHIFTS)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
-from collector.ledger.series import Amount, Quality, total, worst
+from collector.ledger.series import Amount, Quality, reaches, total, worst
 
 
 class Window(StrEnum):
@@ -102,7 +102,7 @@ def intensity(
     nums = list(numerator)
     num = total(nums, start, end)
     out = total(output, start, end)
-    ok = out >= min_output
+    ok = reaches(out, min_output)
     return Intensity(
         start,
         end,

@@ -110,3 +110,14 @@ def worst(amounts: Iterable[Amount], start: datetime, end: datetime) -> Quality 
     """The worst quality among amounts that overlap [start, end); None when none do."""
     qualities = [a.quality for a in amounts if a.start < end and a.end > start]
     return max(qualities) if qualities else None
+
+
+# Amounts shared out pro rata over minutes sum back with float error (0.40745 + 0.59255
+# gives 0.9999999999999999): a minimum is met within this relative tolerance, or one
+# piece of output reported for two minutes would read as "insufficient output".
+_SUM_TOLERANCE = 1e-9
+
+
+def reaches(amount: float, minimum: float) -> bool:
+    """Whether a summed amount reaches `minimum`, the float error of the sum forgiven."""
+    return amount >= minimum * (1 - _SUM_TOLERANCE)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from enum import StrEnum
 
-from collector.ledger.series import Amount
+from collector.ledger.series import Amount, reaches
 
 DAY_MINUTES = 24 * 60
 
@@ -121,7 +121,7 @@ class TouCost:
 
     def per_unit(self, output: float, min_output: float) -> float | None:
         """Cost per unit of output; None when output is below min_output."""
-        return self.cny / output if output >= min_output > 0 else None
+        return self.cny / output if min_output > 0 and reaches(output, min_output) else None
 
 
 def split(amounts: Iterable[Amount], calendar: TouCalendar, tz: tzinfo) -> TouCost:
