@@ -297,7 +297,8 @@ def test_output_shared_out_over_minutes_still_reaches_its_minimum() -> None:
     assert sum(p.value for p in pieces) < 1.0  # the float sum the engine sees
     energy = [Amount(day, day + 3 * minute, 7.0)]
     r = intensity(energy, pieces, day, day + 3 * minute, 1.0)
-    assert (r.status, r.value) == (Status.OK, pytest.approx(7.0))
+    assert r.status is Status.OK
+    assert r.value == pytest.approx(7.0)
 
 
 def test_night_shift_crosses_midnight() -> None:
