@@ -1126,20 +1126,20 @@ def render_csv(report: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinity (not JSON) as null, the way the table prints them as '-'."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_json_safe(report), indent=2, ensure_ascii=False, allow_nan=False)
+        return json.dumps(json_safe(report), indent=2, ensure_ascii=False, allow_nan=False)
     if fmt == "csv":
         return render_csv(report)
     return render_table(report)

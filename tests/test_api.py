@@ -487,6 +487,36 @@ def test_accounting_figures_standing_and_production_write(rig: Rig) -> None:
     assert lines["l1"]["windows"]["rolling_1h"]["output"] == pytest.approx(1_000_000.0)
 
 
+def test_a_months_report_with_its_data_quality(rig: Rig) -> None:
+    # 10 minutes on 15 October 2026: the incomer rises 4 kWh a minute, 40 kWh in all, every
+    # minute measured: 10 of October's 44,640 minutes complete, nothing estimated.
+    start = datetime(2026, 10, 15, 2, 0, tzinfo=UTC)
+    rig.feed(
+        *[
+            batch(i, start + timedelta(minutes=i), incomer=(100.0 + 4 * i, 240_000.0))
+            for i in range(11)
+        ]
+    )
+    got = rig.get(f"/api/v1/sites/{SITE}/report", month="2026-10")
+    [incomer] = [m for m in got["meters"] if m["meter"] == "incomer"]
+    assert incomer["amount"] == pytest.approx(40.0)
+    quality = incomer["data_quality"]
+    assert (quality["expected_minutes"], quality["measured_minutes"]) == (31 * 24 * 60, 10)
+    assert quality["by_quality"]["measured"] == pytest.approx(40.0)
+    assert quality["estimated_share"] == 0.0
+    # 40 kWh x 0.1229 kgce/kWh = 4.916 kgce, the exact sum of the one carrier
+    assert got["totals"]["kgce"] == pytest.approx(4.916)
+    assert got["totals"]["kgce"] == sum(c["kgce"] for c in got["carriers"])
+    headers = {"Authorization": f"Bearer {READ}"}
+    path = f"/api/v1/sites/{SITE}/report"
+    csv_answer = rig.client.get(path, params={"month": "2026-10", "format": "csv"}, headers=headers)
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    assert "site,s1,kgce,4.916,kgce,sum of the carriers," in csv_answer.text
+    bad = rig.client.get(path, params={"month": "2026-13"}, headers=headers)
+    assert bad.status_code == 422 and "YYYY-MM" in bad.json()["detail"]
+    assert rig.client.get(path, params={"month": "2026-10"}).status_code == 401
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -625,6 +655,7 @@ def test_openapi_schema(rig: Rig) -> None:
         "/api/v1/sites/{site}/meters",
         "/api/v1/sites/{site}/latest",
         "/api/v1/sites/{site}/accounting",
+        "/api/v1/sites/{site}/report",
         "/api/v1/sites/{site}/history",
         "/api/v1/alerts",
         "/api/v1/stream",

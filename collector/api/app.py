@@ -26,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from agent.files import condition
 from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
+from collector import report
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.accounting.swaps import SwapRejected, record_swap
 from collector.api import figures
@@ -166,6 +167,27 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if acc is None:
             raise HTTPException(404, f"site {site!r} has no plant model (accounting)")
         return acc  # type: ignore[no-any-return]
+
+    @app.get("/api/v1/sites/{site}/report", dependencies=read, tags=["read"], response_model=None)
+    async def site_report(
+        site: str,
+        month: Annotated[str, Query(description="YYYY-MM, in the site's time zone")],
+        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+    ) -> dict[str, Any] | Response:
+        """The month's report, as `energy-collector report` makes it: unrounded figures
+        whose totals are exact sums, with the data quality of every meter, line and the
+        site and the source and confidence of every factor (CSV: rounded for display)."""
+        _site(ctx, site)
+        acc = state.accounting
+        if acc is None:
+            raise HTTPException(404, f"site {site!r} has no plant model (accounting)")
+        try:
+            built = await off_loop(report.build, acc.config, acc.db, site, month, ctx.clock())
+        except report.ReportError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if format == "csv":
+            return Response(report.render_csv(built), media_type="text/csv; charset=utf-8")
+        return report.json_safe(built)  # type: ignore[no-any-return]
 
     @app.get("/api/v1/alerts", dependencies=read, tags=["read"])
     async def alerts(
