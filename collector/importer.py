@@ -537,6 +537,8 @@ async def run(config: CollectorConfig, options: Options, out: TextIO, progress: 
             refusals.close()
     job.summary.notes += notes
     if accounting is not None:
-        job.summary.notes.append(f"accounting: {accounting.readings_used} readings used")
+        job.summary.notes.append(
+            f"accounting: fed {accounting.readings_used} readings of its meters"
+        )
     print(job.summary.render(), file=out)
     return code or (1 if job.summary.refused else 0)
