@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import sqlite3
 import sys
@@ -81,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     imp.add_argument(
         "--timezone", help="zone of times without an offset, e.g. Asia/Shanghai (else refused)"
+    )
+    imp.add_argument(
+        "--encoding", default="utf-8-sig", help="of the files, e.g. gbk (default: UTF-8)"
     )
     imp.add_argument("--refusals", type=Path, help="write every refused row to this file")
     imp.add_argument("--show", type=int, default=20, help="refused rows listed in the summary (20)")
@@ -183,12 +187,18 @@ def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
                 zone = ZoneInfo(args.timezone)
             except (KeyError, ValueError, OSError):  # not found, not a key, too long
                 raise ValueError(f"--timezone: unknown zone {args.timezone!r}") from None
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise ValueError(f"--encoding: unknown encoding {args.encoding!r}") from None
         if args.show < 0:
             raise ValueError("--show: not negative")
         for path in args.files:
             if not path.is_file():
                 raise ValueError(f"{path}: not a file")
-        options = Options(args.files, args.site, args.agent, zone, args.refusals, args.show)
+        options = Options(
+            args.files, args.site, args.agent, zone, args.encoding, args.refusals, args.show
+        )
         return asyncio.run(run(config, options, sys.stdout, sys.stderr))
     except (ValueError, OSError, StoreError) as exc:  # HeaderError is a ValueError
         print(f"energy-collector: {exc}", file=sys.stderr)

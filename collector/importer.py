@@ -44,6 +44,8 @@ WIDE_COLUMN: Final = re.compile(
     r"^(?P<meter>[^/\[\]]+)/(?P<quantity>[^/\[\]]+)\[(?P<unit>[^\]]*)\]$"
 )
 """A wide layout's value column: `meter/quantity[unit]`."""
+_NOT_UTF8: Final = re.compile("[\udc80-\udcff]")
+"""What errors="surrogateescape" makes of bytes that are not UTF-8."""
 _NUMBER: Final = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 CONVERTIBLE: Final[dict[str, dict[str, float]]] = {
@@ -188,9 +190,8 @@ class Layout:
         """The values of one row; RowError for its first wrong cell."""
         if len(cells) != self.width:
             raise RowError("columns", None, f"{len(cells)} columns, the header has {self.width}")
-        for cell in cells:
-            if any("\udc80" <= c <= "\udcff" for c in cell):  # surrogateescape'd bytes
-                raise RowError("encoding", None, "bytes that are not UTF-8")
+        if _NOT_UTF8.search("".join(cells)):
+            raise RowError("encoding", None, "bytes that are not UTF-8 (see --encoding)")
         try:
             ts = parse_time(cells[self.time], zone)
             window.check(ts, now, "time")
@@ -236,6 +237,8 @@ def layout(header: list[str]) -> Layout:
     """The layout a header names; HeaderError naming the first column that fits none."""
     names = [h.strip() for h in header]
     lowered = [n.lower() for n in names]
+    if _NOT_UTF8.search("".join(names)):
+        raise HeaderError("bytes that are not UTF-8 (another encoding: see --encoding)")
     if "time" not in lowered:
         raise HeaderError(
             "no 'time' column: the header must be time,meter,quantity,value,unit "
@@ -288,7 +291,7 @@ def read(
     records). HeaderError if the first record is not a header of either layout.
 
     `text`: lines as from a file opened with newline="" (and errors="surrogateescape":
-    bytes that are not UTF-8 refuse their row)."""
+    bytes not of the encoding refuse their row)."""
     reader = csv.reader(text, strict=False)
     found: Layout | None = None
     end = 0
@@ -409,6 +412,8 @@ class Options:
     site: str
     agent: str
     zone: ZoneInfo | None
+    encoding: str = "utf-8-sig"
+    """of the files (utf-8-sig: UTF-8, with or without a byte order mark)"""
     refusals: Path | None = None
     """every refusal, one a line (the summary shows the first `shown`)"""
     shown: int = 20
@@ -447,7 +452,8 @@ class _Import:
 
     async def file(self, path: Path, window: Window, now: datetime) -> None:
         name = str(path)
-        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as text:
+        encoding = self.options.encoding
+        with path.open(newline="", encoding=encoding, errors="surrogateescape") as text:
             for item in read(text, name, self.options.zone, window, now):
                 self.summary.rows += 1
                 refused = item if isinstance(item, Refusal) else self.chunk.add(item, name)

@@ -204,6 +204,7 @@ def test_refused_rows_are_listed_by_line_and_the_others_stored(tmp_path: Path) -
         (("--timezone", "Mars/Base"), "time,m1/power_active[W]\n", "unknown zone 'Mars/Base'"),
         (("--agent", "a b"), "time,m1/power_active[W]\n", "--agent: invalid id"),
         (("--show", "-1"), "time,m1/power_active[W]\n", "--show: not negative"),
+        (("--encoding", "klingon"), "time,m1/power_active[W]\n", "unknown encoding 'klingon'"),
     ],
 )
 def test_a_usage_error_exits_2_and_stores_nothing(
@@ -216,6 +217,17 @@ def test_a_usage_error_exits_2_and_stores_nothing(
     assert message in done.stderr
     database = tmp_path / "data" / "readings.sqlite"
     assert not database.exists() or readings(tmp_path) == []
+
+
+def test_a_file_in_another_encoding_is_read_with_encoding(tmp_path: Path) -> None:
+    csv = tmp_path / "gbk.csv"
+    csv.write_bytes(f"time,进线/power_active[kW]\n{DAY.isoformat()},1.5\n".encode("gbk"))
+    yaml = config(tmp_path)
+    done = import_(yaml, csv)
+    assert done.returncode == 2
+    assert f"{csv}:1: bytes that are not UTF-8 (another encoding: see --encoding)" in done.stderr
+    assert import_(yaml, "--encoding", "gbk", csv).returncode == 0
+    assert [(r[2], r[5]) for r in readings(tmp_path)] == [("进线", 1500.0)]
 
 
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:
