@@ -200,7 +200,8 @@ def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
             args.files, args.site, args.agent, zone, args.encoding, args.refusals, args.show
         )
         return asyncio.run(run(config, options, sys.stdout, sys.stderr))
-    except (ValueError, OSError, StoreError) as exc:  # HeaderError is a ValueError
+    # HeaderError is a ValueError; sqlite3.Error: the accounting database cannot be opened
+    except (ValueError, OSError, StoreError, sqlite3.Error) as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
 

@@ -459,7 +459,7 @@ class _Import:
                 refused = item if isinstance(item, Refusal) else self.chunk.add(item, name)
                 if refused is not None:
                     self.refuse(refused)
-                elif self.chunk.count >= self.options.chunk_values:
+                elif max(self.chunk.count, len(self.chunk.lines)) >= self.options.chunk_values:
                     await self.store_chunk(name)
                 self._show_progress(name)
         await self.store_chunk(name)
@@ -480,7 +480,7 @@ class _Import:
             return
         except StoreError as exc:
             raise Aborted(
-                f"the store failed ({exc}): {name} up to line {chunk.lines[0] - 1} is imported"
+                f"the store failed ({exc}): {name} from line {chunk.lines[0]} on is not imported"
             ) from exc
         summary = self.summary
         summary.stored += written
@@ -495,7 +495,7 @@ class _Import:
             except sqlite3.Error as exc:
                 raise Aborted(
                     f"the accounting database failed ({exc}): {name} up to line "
-                    f"{chunk.lines[-1]} is stored, from line {chunk.lines[0]} not accounted"
+                    f"{chunk.lines[-1]} is stored, from line {chunk.lines[0]} on not accounted"
                 ) from exc
 
     def _show_progress(self, name: str) -> None:
@@ -533,7 +533,8 @@ async def run(config: CollectorConfig, options: Options, out: TextIO, progress: 
         for path in options.files:
             await job.file(path, window, datetime.now(UTC))
     except Aborted as exc:
-        print(f"energy-collector: {exc}; importing again stores nothing twice", file=progress)
+        notes.append(f"stopped: {exc}; importing again stores nothing twice")
+        print(f"energy-collector: {notes[-1]}", file=progress)
         code = 2
     finally:
         if accounting is not None:

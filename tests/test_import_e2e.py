@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from processes import BIN, write_yaml
-from servers import VictoriaMetrics
+from servers import VictoriaMetrics, free_port
 
 from collector.accounting.db import AccountingDB
 
@@ -228,6 +228,15 @@ def test_a_file_in_another_encoding_is_read_with_encoding(tmp_path: Path) -> Non
     assert f"{csv}:1: bytes that are not UTF-8 (another encoding: see --encoding)" in done.stderr
     assert import_(yaml, "--encoding", "gbk", csv).returncode == 0
     assert [(r[2], r[5]) for r in readings(tmp_path)] == [("进线", 1500.0)]
+
+
+def test_a_store_down_stops_the_import_with_exit_2_saying_where(tmp_path: Path) -> None:
+    csv = tmp_path / "s.csv"
+    csv.write_text(f"time,m1/power_active[W]\n{DAY.isoformat()},1\n")
+    done = import_(config(tmp_path, f"http://127.0.0.1:{free_port()}"), csv)
+    assert done.returncode == 2
+    assert f"{csv} from line 2 on is not imported" in done.stderr
+    assert "importing again stores nothing twice" in done.stderr
 
 
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:
