@@ -48,20 +48,20 @@ _NOT_UTF8: Final = re.compile("[\udc80-\udcff]")
 """What errors="surrogateescape" makes of bytes that are not UTF-8."""
 _NUMBER: Final = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
-CONVERTIBLE: Final[dict[str, dict[str, float]]] = {
-    "kWh": {"Wh": 1e-3, "MWh": 1e3, "GWh": 1e6},
-    "kvarh": {"varh": 1e-3, "Mvarh": 1e3},
-    "W": {"kW": 1e3, "MW": 1e6},
-    "var": {"kvar": 1e3, "Mvar": 1e6},
-    "VA": {"kVA": 1e3, "MVA": 1e6},
-    "V": {"kV": 1e3},
-    "A": {"kA": 1e3},
-    "m3": {"m³": 1.0, "L": 1e-3},
-    "t": {"kg": 1e-3},
-    "1": {"": 1.0},
+CONVERTIBLE: Final[dict[str, dict[str, int]]] = {
+    "kWh": {"Wh": -3, "MWh": 3, "GWh": 6},
+    "kvarh": {"varh": -3, "Mvarh": 3},
+    "W": {"kW": 3, "MW": 6},
+    "var": {"kvar": 3, "Mvar": 6},
+    "VA": {"kVA": 3, "MVA": 6},
+    "V": {"kV": 3},
+    "A": {"kA": 3},
+    "m3": {"m³": 0, "L": -3},
+    "t": {"kg": -3},
+    "1": {"": 0},
 }
-"""Units a file may give instead of the canonical one (agent.wire.UNITS): factor to it.
-Case matters (mW is not MW)."""
+"""Units a file may give instead of the canonical one (agent.wire.UNITS), with the power
+of ten that converts to it. Case matters (mW is not MW)."""
 
 _ID: Final = TypeAdapter(Id)
 _TIME: Final = TypeAdapter(Timestamp)
@@ -99,17 +99,17 @@ class Row:
     values: tuple[tuple[str, datetime, Quantity, float], ...]
 
 
-def unit_factor(quantity: Quantity, unit: str) -> float:
-    """What a value in `unit` is multiplied by to be in the quantity's canonical unit."""
+def unit_exponent(quantity: Quantity, unit: str) -> int:
+    """The power of ten that converts a value in `unit` to the quantity's canonical unit."""
     canonical = UNITS[quantity]
     if unit == canonical:
-        return 1.0
-    factor = CONVERTIBLE.get(canonical, {}).get(unit)
-    if factor is None:
+        return 0
+    exponent = CONVERTIBLE.get(canonical, {}).get(unit)
+    if exponent is None:
         others = ", ".join(repr(u) for u in CONVERTIBLE.get(canonical, {}))
         also = f" or one convertible to it ({others})" if others else ""
         raise ValueError(f"unit {unit!r}: {quantity.value} is in {canonical!r}{also}")
-    return factor
+    return exponent
 
 
 def quantity_of(name: str) -> Quantity:
@@ -144,12 +144,15 @@ def parse_time(text: str, zone: ZoneInfo | None) -> datetime:
     return utc
 
 
-def parse_value(text: str, factor: float) -> float:
+def parse_value(text: str, exponent: int) -> float:
+    """A number, times 10**exponent: multiplied or divided by a power of ten that a float
+    holds exactly, so that 1234567 Wh is 1234.567 kWh to the last bit, as a meter says."""
     cell = text.strip()
     if not _NUMBER.fullmatch(cell):
         hint = " (the decimal point is '.')" if "," in cell else ""
         raise ValueError(f"{text!r} is not a number{hint}")
-    value = float(cell) * factor
+    scale = float(10 ** abs(exponent))
+    value = float(cell) * scale if exponent >= 0 else float(cell) / scale
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is beyond a float")
     return value
@@ -171,7 +174,7 @@ class Column:
     name: str
     meter: str
     quantity: Quantity
-    factor: float
+    exponent: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,16 +220,16 @@ class Layout:
         except ValueError as exc:
             raise RowError("quantity", "quantity", str(exc)) from None
         try:
-            factor = unit_factor(quantity, cells[at["unit"]].strip())
+            exponent = unit_exponent(quantity, cells[at["unit"]].strip())
         except ValueError as exc:
             raise RowError("unit", "unit", str(exc)) from None
-        column = Column("value", meter, quantity, factor)
+        column = Column("value", meter, quantity, exponent)
         return meter, ts, quantity, self._value(cells[at["value"]], column)
 
     @staticmethod
     def _value(text: str, column: Column) -> float:
         try:
-            value = parse_value(text, column.factor)
+            value = parse_value(text, column.exponent)
             check_value(value, f"{column.meter} {column.quantity.value}")
         except ValueError as exc:
             raise RowError("value", column.name, str(exc)) from None
@@ -270,7 +273,7 @@ def layout(header: list[str]) -> Layout:
         try:
             meter = _meter(match["meter"])
             quantity = quantity_of(match["quantity"])
-            factor = unit_factor(quantity, match["unit"].strip())
+            exponent = unit_exponent(quantity, match["unit"].strip())
         except ValueError as exc:
             raise HeaderError(f"{where}: {exc}") from None
         if (meter, quantity) in seen:
@@ -278,7 +281,7 @@ def layout(header: list[str]) -> Layout:
                 f"{where}: the same meter and quantity as column {seen[meter, quantity]}"
             )
         seen[meter, quantity] = index + 1
-        columns.append((index, Column(name, meter, quantity, factor)))
+        columns.append((index, Column(name, meter, quantity, exponent)))
     if not columns:
         raise HeaderError("no value columns after 'time'")
     return Layout(len(names), time, wide=tuple(columns))

@@ -26,7 +26,7 @@ from collector.importer import (
     Row,
     layout,
     read,
-    unit_factor,
+    unit_exponent,
 )
 from collector.validate import MAX_VALUE, Window
 
@@ -168,9 +168,9 @@ def test_convertible_units_are_converted_to_the_canonical_one() -> None:
     assert isinstance(row, Row) and row.values[0][3] == 1.5
     for canonical, others in CONVERTIBLE.items():
         quantity = next(q for q, u in UNITS.items() if u == canonical)
-        assert unit_factor(quantity, canonical) == 1.0
-        for unit, factor in others.items():
-            assert unit_factor(quantity, unit) == factor
+        assert unit_exponent(quantity, canonical) == 0
+        for unit, exponent in others.items():
+            assert unit_exponent(quantity, unit) == exponent
 
 
 @pytest.mark.parametrize(
