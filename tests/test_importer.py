@@ -323,3 +323,12 @@ def test_a_chunk_refuses_another_value_for_the_same_point_and_keeps_the_same_one
         ("m1", {Quantity.ENERGY_ACTIVE_IMPORT: 1.0}),
         ("m2", {Quantity.POWER_ACTIVE: 2000.0}),
     ]
+
+
+def test_line_numbers_are_where_a_record_starts_in_the_file() -> None:
+    text = LONG + '\n2026-11-01T00:00Z,"multi\nline",power_active,1,W\n\r\n\nbad\n'
+    found = items(text)
+    assert [(x.line, x.kind) for x in found if isinstance(x, Refusal)] == [
+        (3, "meter"),
+        (7, "columns"),
+    ]
