@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import sqlite3
 import sys
@@ -66,6 +67,28 @@ def _parser() -> argparse.ArgumentParser:
         "--new-initial", type=float, required=True, help="the new meter's reading when fitted"
     )
     swap.add_argument("--by", required=True, help="who records it")
+    imp = commands.add_parser(
+        "import",
+        help="load readings from CSV files into the store and the accounting",
+        description="Load readings from CSV files (README: 'Importing history'): validated "
+        "as live readings, stored (a value already stored is kept once) and accounted. "
+        "Exit status: 0 every row imported, 1 some rows refused (the others imported), "
+        "2 a usage, config, file or store error.",
+    )
+    imp.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
+    imp.add_argument("--site", required=True)
+    imp.add_argument(
+        "--agent", default="import", help="agent id the readings are stored under (import)"
+    )
+    imp.add_argument(
+        "--timezone", help="zone of times without an offset, e.g. Asia/Shanghai (else refused)"
+    )
+    imp.add_argument(
+        "--encoding", default="utf-8-sig", help="of the files, e.g. gbk (default: UTF-8)"
+    )
+    imp.add_argument("--refusals", type=Path, help="write every refused row to this file")
+    imp.add_argument("--show", type=int, default=20, help="refused rows listed in the summary (20)")
+    imp.add_argument("files", type=Path, nargs="+", metavar="FILE")
     return parser
 
 
@@ -145,6 +168,44 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo  # noqa: PLC0415
+
+    from agent.wire import check_id  # noqa: PLC0415
+    from collector.importer import Options, run  # noqa: PLC0415
+    from collector.stores import StoreError  # noqa: PLC0415
+
+    try:
+        for option in ("site", "agent"):
+            try:
+                check_id(getattr(args, option))
+            except ValueError as exc:
+                raise ValueError(f"--{option}: {exc}") from None
+        zone = None
+        if args.timezone is not None:
+            try:
+                zone = ZoneInfo(args.timezone)
+            except (KeyError, ValueError, OSError):  # not found, not a key, too long
+                raise ValueError(f"--timezone: unknown zone {args.timezone!r}") from None
+        try:
+            codecs.lookup(args.encoding)
+        except LookupError:
+            raise ValueError(f"--encoding: unknown encoding {args.encoding!r}") from None
+        if args.show < 0:
+            raise ValueError("--show: not negative")
+        for path in args.files:
+            if not path.is_file():
+                raise ValueError(f"{path}: not a file")
+        options = Options(
+            args.files, args.site, args.agent, zone, args.encoding, args.refusals, args.show
+        )
+        return asyncio.run(run(config, options, sys.stdout, sys.stderr))
+    # HeaderError is a ValueError; sqlite3.Error: the accounting database cannot be opened
+    except (ValueError, OSError, StoreError, sqlite3.Error) as exc:
+        print(f"energy-collector: {exc}", file=sys.stderr)
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_level)
@@ -162,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
-    offline = {"report": _report, "swap": _swap}  # work on the accounting file alone
+    # Not the collector's service: they work on the data_dir's files alone.
+    offline = {"report": _report, "swap": _swap, "import": _import}
     if args.command in offline:
         return offline[args.command](config, args)
     try:

@@ -117,9 +117,11 @@ def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
     batch = agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
     for index, reading in enumerate(batch.readings):
         for quantity, value in reading.values.items():
-            if abs(value) > MAX_VALUE:
-                raise Rejected(
-                    f"readings[{index}] (meter {reading.meter!r}) {quantity.value} {value:g} "
-                    f"is beyond ±{MAX_VALUE:g}"
-                )
+            check_value(value, f"readings[{index}] (meter {reading.meter!r}) {quantity.value}")
     return batch
+
+
+def check_value(value: float, what: str) -> None:
+    """Raise Rejected when a reading's value is beyond MAX_VALUE (live and imported)."""
+    if abs(value) > MAX_VALUE:
+        raise Rejected(f"{what} {value:g} is beyond ±{MAX_VALUE:g}")
