@@ -512,7 +512,8 @@ def daily(
             nxt = (day + timedelta(days=1, hours=2)).replace(hour=0)
             kgce, kgco2, kwh, output, _ = line_totals(db, config, site, line.id, ms(day), ms(nxt))
             num = {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[judged.numerator]
-            series.append((day, num / output if reaches(output, min_output(line)[Window.TODAY]) else None))
+            enough = reaches(output, min_output(line)[Window.TODAY])
+            series.append((day, num / output if enough else None))
             day = nxt
         out[line.id] = series
     return out
