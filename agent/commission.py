@@ -188,10 +188,6 @@ class MeterResult:
     values: list[ValueResult]
 
     @property
-    def refused(self) -> int:
-        return sum(v.refused is not None for v in self.values)
-
-    @property
     def ok(self) -> bool:
         return self.failure is None and bool(self.values) and not any(v.failed for v in self.values)
 
