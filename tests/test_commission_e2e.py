@@ -16,7 +16,9 @@ import pytest
 from modbus_plant import Simulator, simulator
 from paho.mqtt.enums import CallbackAPIVersion
 from processes import BIN, write_yaml
-from servers import Mosquitto
+from servers import Mosquitto, free_port
+
+pytestmark = pytest.mark.e2e
 
 PROFILE = "chint_dtsu666"
 GOOD, DEAD, REFUSING, NOT_A_NUMBER = 4, 5, 6, 7
@@ -197,3 +199,17 @@ def test_a_bad_config_is_a_config_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"{path}:" in result.stderr and "meters.0.profile" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_meter_with_nothing_listening_fails_with_the_connection_error(tmp_path: Path) -> None:
+    port = free_port()
+    path = config(tmp_path, "mqtt://127.0.0.1:1", port, {"incomer": GOOD, "feeder": NOT_A_NUMBER})
+    result = commission(path)
+    assert result.returncode == 1
+    results = overview(result.stdout)
+    assert results["incomer"].startswith(f"connect: no connection to 127.0.0.1:{port}")
+    # The second meter on that bus fails at once instead of costing another connect.
+    assert results["feeder"].startswith(f"connect: no connection to 127.0.0.1:{port}")
+    assert result.stdout.rstrip().endswith(
+        "meters: 0 ok, 2 failed; values read: 0; registers refused: 0; decode errors: 0"
+    )
