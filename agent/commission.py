@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.config import BusKey, ModbusSettings, load_config
+from agent.config import BusKey, Framer, ModbusSettings, load_config
 from agent.modbus.bus import Bus, Unit
 from agent.modbus.decode import WORDS
 from agent.modbus.errors import ReadError
@@ -219,7 +219,8 @@ def transport(modbus: ModbusSettings) -> str:
         line = modbus.serial
         framing = f"{line.data_bits}{line.parity.value[0].upper()}{line.stop_bits}"
         return f"rtu {line.device} {line.baud} {framing}"
-    return f"{modbus.framer.value} {modbus.bus_name}"
+    framing = "tcp" if modbus.framer is Framer.TCP else "rtu-over-tcp"
+    return f"{framing} {modbus.bus_name}"
 
 
 @dataclass(frozen=True, slots=True)

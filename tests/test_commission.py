@@ -12,8 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_poller import PROFILE, FakeBus, FakeClock
 
-from agent.commission import Commissioning, MeterResult, RecordingBus, ValueResult, value_results
-from agent.config import MeterSettings
+from agent.commission import (
+    Commissioning,
+    MeterResult,
+    RecordingBus,
+    ValueResult,
+    transport,
+    value_results,
+)
+from agent.config import MeterSettings, ModbusSettings
 from agent.poller import MeterPoller
 from agent.profiles.model import Function
 from agent.wire import MeterReading, Quantity
@@ -145,3 +152,15 @@ def test_every_quantity_is_shown_once_as_the_poller_delivered_it(
             assert value.note
     assert meter.ok == (poller.last_failure is None and len(delivered) == len(meter.values) > 0)
     assert (meter.result == "ok") == meter.ok
+
+
+def test_the_transport_is_shown_as_the_meter_is_wired() -> None:
+    def shown(modbus: dict[str, object]) -> str:
+        return transport(ModbusSettings.model_validate(modbus))
+
+    assert shown({"host": "192.0.2.1"}) == "tcp 192.0.2.1:502"
+    assert (
+        shown({"host": "192.0.2.1", "port": 4001, "framer": "rtu"}) == "rtu-over-tcp 192.0.2.1:4001"
+    )
+    serial = {"device": "/dev/ttyUSB0", "baud": 19200, "parity": "even", "stop_bits": 1}
+    assert shown({"serial": serial}) == "rtu /dev/ttyUSB0 19200 8E1"

@@ -155,7 +155,8 @@ EOF
 echo "building the greengauge $version wheel"
 "$python" -m pip wheel --quiet --no-deps "${isolation[@]}" "${index[@]}" \
   --wheel-dir "$bundle/wheels" "$work/src" || {
-  echo "$prog: building the greengauge wheel failed" >&2
+  echo "$prog: building the greengauge wheel failed; see pip's message above (with" \
+    "--no-index, setuptools >= 68 and wheel must be installed or in --find-links)" >&2
   exit 1
 }
 project_wheel=$(find "$bundle/wheels" -name 'greengauge-*.whl' | head -n 1)
