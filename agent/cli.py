@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
 
+    test = commands.add_parser(
+        "test",
+        help="read every configured meter once and show the values, publishing nothing "
+        "(exit 1 if a meter or register failed)",
+    )
+    test.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
+
     probe = commands.add_parser("probe", help="read one meter once and show every register")
     _modbus_arguments(probe)
     probe.add_argument("--unit-id", type=int, default=1, help="Modbus unit id (default 1)")
@@ -157,6 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.inspect import check_report  # noqa: PLC0415
 
             print(check_report(args.config))
+        elif args.command == "test":
+            from agent.commission import commission  # noqa: PLC0415
+
+            tested = asyncio.run(commission(args.config))
+            print(tested.report())
+            return 0 if tested.ok else 1
         elif args.command in ("probe", "scan"):
             from agent.modbus.errors import ReadError  # noqa: PLC0415
 

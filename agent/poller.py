@@ -130,6 +130,13 @@ class MeterPoller:
         self.errors: Counter[str] = Counter()
         self._stopping = False
         self.last_read: datetime | None = None
+        self.last_failure: ReadError | None = None
+        """What cut the last read short (no answer, or a profile the device lacks)."""
+
+    @property
+    def plan(self) -> tuple[ReadBlock, ...]:
+        """The reads of every register, as resolved on the device (empty before a read)."""
+        return self._plan
 
     @property
     def excluded(self) -> frozenset[tuple[Function, int]]:
@@ -184,6 +191,7 @@ class MeterPoller:
                 failure = await self._read_blocks(read, now, values)
             except ReadError as exc:
                 failure = exc
+        self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
         if values and ts is not None:

@@ -1,0 +1,198 @@
+"""The offline install: deploy/offline/make-bundle.sh builds a bundle for this machine's
+platform (from the package index pip is set up with: ~15 s, ~48 MB here), and the
+bundle's install.sh installs it into a fresh virtual environment with no index at all,
+after which the installed `energy-agent test` reads a simulated meter. The scripts'
+arguments and install.sh's refusals (another Python, damaged wheels) are checked too.
+Bundles for other platforms (manylinux_2_36_aarch64) are built by hand, not here: see
+deploy/GATEWAY.md, "Offline install"."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from processes import simulated_meters, write_yaml
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+MAKE_BUNDLE = ROOT / "deploy" / "offline" / "make-bundle.sh"
+INSTALL = ROOT / "deploy" / "offline" / "install.sh"
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def run(
+    *args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def offline_env() -> dict[str, str]:
+    """A gateway's environment: no pip config, find-links or index; no checkout on the path."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+    return env | {"PIP_CONFIG_FILE": os.devnull}
+
+
+@pytest.mark.parametrize("script", [MAKE_BUNDLE, INSTALL])
+def test_the_scripts_are_valid_bash_and_explain_themselves(script: Path) -> None:
+    assert run("bash", "-n", script).returncode == 0
+    helped = run(script, "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus"], "unknown argument --bogus"),
+        (["--platform"], "--platform needs a value"),
+        (["--platform", "--no-index"], "--platform needs a value"),
+        (["--platform", "Linux ARM"], "give a wheel platform tag"),
+        (["--platform", "manylinux_2_5_x86_64"], "older than any wheel's"),
+        (["--python-version", "3"], "give major.minor"),
+        (["--python-version", "2.7"], "give major.minor"),
+        (["--out", "bundle.zip"], "the bundle is a .tar.gz"),
+        (["--out", "/nonexistent/b.tar.gz"], "no such directory /nonexistent"),
+        (["--find-links", "/nonexistent"], "--find-links /nonexistent: no such directory"),
+        (["--python", "no-such-python3"], "--python no-such-python3: not found"),
+    ],
+)
+def test_make_bundle_refuses_bad_arguments(args: list[str], message: str) -> None:
+    result = run(MAKE_BUNDLE, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stderr.startswith("make-bundle.sh: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--prefix"], "--prefix needs a value"),
+        (["--bogus"], "unknown argument --bogus"),
+        ([], "is not an unpacked GreenGauge bundle"),  # run from the checkout
+    ],
+)
+def test_install_refuses_bad_arguments(args: list[str], message: str) -> None:
+    result = run(INSTALL, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle for this machine, built once for the module, as an integrator builds one."""
+    folder = tmp_path_factory.mktemp("bundle")
+    before = sorted(p.name for p in ROOT.iterdir())
+    out = folder / "greengauge.tar.gz"
+    built = run(MAKE_BUNDLE, "--python", sys.executable, "--out", out)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert f"wrote {out}" in built.stdout
+    assert sorted(p.name for p in ROOT.iterdir()) == before  # no build/ or egg-info left
+    return out
+
+
+@pytest.fixture
+def unpacked(bundle: Path, tmp_path: Path) -> Iterator[Path]:
+    with tarfile.open(bundle) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    (top,) = (tmp_path / "unpacked").iterdir()
+    yield top
+    shutil.rmtree(tmp_path / "unpacked")
+
+
+def test_the_bundle_holds_the_agent_its_wheels_and_what_install_needs(unpacked: Path) -> None:
+    described = dict(line.split("=", 1) for line in (unpacked / "BUNDLE").read_text().splitlines())
+    assert described["GREENGAUGE_VERSION"] == "0.1.0"
+    assert described["PYTHON_VERSION"] == PYTHON_VERSION
+    assert unpacked.name == f"greengauge-offline-0.1.0-{described['PLATFORM']}-py311"
+    wheels = {p.name.split("-")[0].lower() for p in (unpacked / "wheels").glob("*.whl")}
+    assert {"greengauge", "pip", "pymodbus", "pydantic", "pydantic_core", "paho_mqtt"} <= wheels
+    sums = (unpacked / "SHA256SUMS").read_text().splitlines()
+    assert len(sums) == len(list((unpacked / "wheels").glob("*.whl")))
+    assert os.access(unpacked / "install.sh", os.X_OK)
+    unit = unpacked / "systemd" / "energy-agent.service"
+    assert unit.read_bytes() == (ROOT / "deploy/systemd/energy-agent.service").read_bytes()
+    assert (unpacked / "configs" / "agent.example.yaml").exists()
+
+
+def test_the_bundle_installs_without_an_index_and_the_agent_reads_a_meter(
+    unpacked: Path, tmp_path: Path
+) -> None:
+    prefix, units = tmp_path / "opt", tmp_path / "units"
+    installed = run(
+        unpacked / "install.sh",
+        "--prefix",
+        prefix,
+        "--unit-dir",
+        units,
+        "--python",
+        sys.executable,
+        env=offline_env(),
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert (units / "energy-agent.service").exists()
+    where = run(
+        prefix / "bin" / "python",
+        "-c",
+        "import agent; print(agent.__file__)",
+        env=offline_env(),
+        cwd=tmp_path,  # not the checkout, whose agent/ `python -c` would find first
+    )
+    assert where.stdout.startswith(str(prefix)), where  # the bundle's agent, not the checkout's
+    assert (prefix / "bin" / "pip").exists()  # pip came from the bundle, for upgrades
+    with simulated_meters(tmp_path, "eastron_sdm630", "1") as (port, _):
+        config = write_yaml(
+            tmp_path / "agent.yaml",
+            {
+                "site": "plant-a",
+                "mqtt": {"url": "mqtt://127.0.0.1:1"},
+                "meters": [
+                    {
+                        "id": "incomer",
+                        "profile": "eastron_sdm630",
+                        "modbus": {"host": "127.0.0.1", "port": port},
+                    }
+                ],
+            },
+        )
+        tested = run(prefix / "bin" / "energy-agent", "test", "--config", config, env=offline_env())
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "meters: 1 ok, 0 failed" in tested.stdout
+
+
+def test_install_refuses_a_bundle_for_another_python(unpacked: Path, tmp_path: Path) -> None:
+    described = unpacked / "BUNDLE"
+    described.write_text(described.read_text().replace(PYTHON_VERSION, "3.99"))
+    result = run(unpacked / "install.sh", "--prefix", tmp_path / "opt", "--no-systemd")
+    assert result.returncode == 2
+    assert "this bundle is for Python 3.99" in result.stderr
+    assert not (tmp_path / "opt").exists()
+
+
+def test_install_refuses_damaged_wheels(unpacked: Path, tmp_path: Path) -> None:
+    (wheel,) = (unpacked / "wheels").glob("pymodbus-*.whl")
+    wheel.write_bytes(wheel.read_bytes()[:1000])  # a copy cut short
+    result = run(
+        unpacked / "install.sh",
+        "--prefix",
+        tmp_path / "opt",
+        "--no-systemd",
+        "--python",
+        sys.executable,
+    )
+    assert result.returncode == 2
+    assert "wheels damaged or missing" in result.stderr
+    assert not (tmp_path / "opt").exists()
