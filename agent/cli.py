@@ -32,8 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll the configured meters and publish readings")
     run.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
 
-    simulate = commands.add_parser("simulate", help="serve simulated meters over Modbus TCP or RTU")
+    simulate = commands.add_parser(
+        "simulate", help="serve simulated meters over Modbus TCP or RTU, or DL/T 645"
+    )
     simulate.add_argument("--profile", required=True, help="built-in profile name or profile file")
+    simulate.add_argument(
+        "--protocol",
+        choices=["modbus", "dlt645"],
+        default="modbus",
+        help="dlt645: DL/T 645-2007 on --serial or TCP, unit id N at address N in 12 digits",
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=5020)
     simulate.add_argument(
@@ -143,6 +151,29 @@ async def _probe(args: argparse.Namespace) -> str:
     return await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
 
 
+async def _simulate_dlt645(args: argparse.Namespace) -> None:
+    from agent.config import SerialSettings  # noqa: PLC0415
+    from agent.dlt645.profile import load_dlt645_profile  # noqa: PLC0415
+    from agent.simulator.dlt645 import serve_dlt645  # noqa: PLC0415
+    from agent.simulator.server import parse_unit_ids  # noqa: PLC0415
+
+    if args.fault or args.framer != "tcp":
+        raise ValueError("--fault and --framer are for Modbus, not with --protocol dlt645")
+    line = None
+    if args.serial:
+        line = SerialSettings.model_validate(
+            {
+                "device": args.serial,
+                "baud": args.baud,
+                "parity": args.parity,
+                "stop_bits": args.stop_bits,
+            }
+        )
+    profile = load_dlt645_profile(args.profile, Path.cwd())
+    unit_ids = parse_unit_ids(args.unit_ids)
+    await serve_dlt645(profile, args.host, args.port, unit_ids, args.hold, args.dump, serial=line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     services = ("run", "simulate")
@@ -173,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.inspect import config_schema  # noqa: PLC0415
 
             print(config_schema())
+        elif args.command == "simulate" and args.protocol == "dlt645":
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_simulate_dlt645(args))
         elif args.command == "simulate":
             from agent.profiles import load_profile  # noqa: PLC0415
             from agent.simulator.faults import parse_fault  # noqa: PLC0415
