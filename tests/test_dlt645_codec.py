@@ -31,6 +31,7 @@ from agent.dlt645.codec import (
     FrameParser,
     address_field,
     address_text,
+    bcd_limit,
     check_reply,
     decode_bcd,
     encode_bcd,
@@ -230,10 +231,21 @@ def test_any_bytes_give_frames_or_named_errors(data: bytes) -> None:
     assert parser.pending <= len(data)
 
 
-@given(st.integers(0, 10**8 - 1), st.integers(0, 4), st.booleans(), st.booleans())
-def test_bcd_round_trip(number: int, decimals: int, signed: bool, negative: bool) -> None:
+def test_signed_values_use_the_top_digit_up_to_7() -> None:
+    # Power factor 1.000 and power 79.9999 kW: the top digit is not the sign's.
+    assert encode_bcd(1.0, 2, 3, signed=True) == bytes.fromhex("00 10")
+    assert encode_bcd(-79.9999, 3, 4, signed=True) == bytes.fromhex("99 99 F9")
+    assert decode_bcd(bytes.fromhex("99 99 F9"), 4, signed=True) == pytest.approx(-79.9999)
+    with pytest.raises(ValueError, match="does not fit 3 BCD bytes"):
+        encode_bcd(80.0, 3, 4, signed=True)
+
+
+@given(st.integers(1, 5), st.data(), st.integers(0, 4), st.booleans(), st.booleans())
+def test_bcd_round_trip(
+    size: int, data: st.DataObject, decimals: int, signed: bool, negative: bool
+) -> None:
+    number = data.draw(st.integers(0, bcd_limit(size, signed) - 1))
     value = number / 10**decimals * (-1 if negative and signed else 1)
-    size = 5 if signed else 4
     assert decode_bcd(encode_bcd(value, size, decimals, signed), decimals, signed) == (
         pytest.approx(value, abs=0.5 / 10**decimals)
     )

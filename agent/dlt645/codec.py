@@ -289,12 +289,18 @@ def decode_bcd(raw: bytes, decimals: int, signed: bool) -> float:
     return -value if negative else value
 
 
+def bcd_limit(size: int, signed: bool) -> int:
+    """The first whole number `size` BCD bytes cannot hold: with a sign bit, the top digit
+    has three bits left (0..7)."""
+    top = 8 if signed else 10
+    return top * int(10 ** (size * 2 - 1))
+
+
 def encode_bcd(value: float, size: int, decimals: int, signed: bool) -> bytes:
     """The inverse of decode_bcd, rounded to the format's decimals (for the simulator)."""
     number = round(abs(value) * 10**decimals)
-    digits = size * 2 - (1 if signed else 0)
-    if number >= 10**digits:
-        raise ValueError(f"{value} does not fit {digits} digits with {decimals} decimals")
+    if number >= bcd_limit(size, signed):
+        raise ValueError(f"{value} does not fit {size} BCD bytes with {decimals} decimals")
     raw = bytearray(bytes.fromhex(f"{number:0{size * 2}d}"))
     if signed and value < 0 and number:
         raw[0] |= 0x80

@@ -30,6 +30,7 @@ from agent.dlt645.codec import (
     FrameError,
     FrameParser,
     address_field,
+    bcd_limit,
     decode_bcd,
     encode_bcd,
 )
@@ -53,8 +54,7 @@ def unit_address(unit_id: int) -> str:
 
 def _fits(spec: ValueSpec, value: float) -> float:
     """The value the format can carry: clipped to its digits (a real meter's display)."""
-    digits = spec.size * 2 - int(spec.signed)
-    largest = float(10**digits - 1) / float(10**spec.decimals)
+    largest = float(bcd_limit(spec.size, spec.signed) - 1) / float(10**spec.decimals)
     low = -largest if spec.signed else 0.0
     return min(max(value, low), largest)
 
