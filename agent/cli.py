@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.config import ModbusSettings
+from agent.config import ModbusSettings, SerialSettings
 from agent.configfile import ConfigError
 from agent.logs import setup_logging
 from agent.outbox import OutboxError
@@ -98,7 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     _modbus_arguments(scan, timeout=0.3)
     scan.add_argument("--unit-ids", default="1-247", help="e.g. 1-247 (default) or 1,3,10-20")
 
-    commands.add_parser("profiles", help="list the built-in meter profiles")
+    address = commands.add_parser(
+        "dlt645-address",
+        help="read the address of the only DL/T 645 meter on a line (broadcast read address)",
+    )
+    where = address.add_argument_group("where the meter is (give --host and --port, or --serial)")
+    where.add_argument("--host", help="TCP transparent gateway")
+    where.add_argument("--port", type=int)
+    where.add_argument("--serial", metavar="DEVICE", help="serial line, e.g. /dev/ttyUSB0")
+    where.add_argument("--baud", type=int, default=2400, help="default 2400")
+    where.add_argument("--parity", choices=["none", "even", "odd"], default="even")
+    where.add_argument("--stop-bits", type=int, choices=[1, 2], default=1)
+    where.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+
+    profiles = commands.add_parser("profiles", help="list the built-in meter profiles")
+    profiles.add_argument("--protocol", choices=["modbus", "dlt645"], default="modbus")
     commands.add_parser("schema", help="print the JSON schema of the config file")
     return parser
 
@@ -151,24 +165,67 @@ async def _probe(args: argparse.Namespace) -> str:
     return await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
 
 
+def _serial_line(args: argparse.Namespace) -> SerialSettings | None:
+    if not args.serial:
+        return None
+    data = {
+        "device": args.serial,
+        "baud": args.baud,
+        "parity": args.parity,
+        "stop_bits": args.stop_bits,
+    }
+    try:
+        return SerialSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise ValueError(f"serial options: {problems}") from exc
+
+
+async def _dlt645_address(args: argparse.Namespace) -> str:
+    from agent.dlt645.transport import Dlt645Bus  # noqa: PLC0415
+
+    line = _serial_line(args)
+    if (line is None) == (args.host is None) or (args.host is not None and args.port is None):
+        raise ValueError("give --serial, or --host and --port (a TCP gateway)")
+    bus = Dlt645Bus.for_line(line, args.host, args.port)
+    try:
+        return await bus.read_address(args.timeout)
+    finally:
+        bus.close()
+
+
+def _is_dlt645(args: argparse.Namespace) -> bool:
+    return args.command == "dlt645-address" or getattr(args, "protocol", None) == "dlt645"
+
+
+def _dlt645_command(args: argparse.Namespace) -> int:
+    """dlt645-address, and profiles and simulate with --protocol dlt645."""
+    from agent.modbus.errors import ReadError  # noqa: PLC0415
+
+    if args.command == "profiles":
+        from agent.dlt645.profile import profiles_report  # noqa: PLC0415
+
+        print(profiles_report())
+    elif args.command == "simulate":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_simulate_dlt645(args))
+    else:
+        try:
+            print(asyncio.run(_dlt645_address(args)))
+        except ReadError as exc:
+            print(f"energy-agent: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
 async def _simulate_dlt645(args: argparse.Namespace) -> None:
-    from agent.config import SerialSettings  # noqa: PLC0415
     from agent.dlt645.profile import load_dlt645_profile  # noqa: PLC0415
     from agent.simulator.dlt645 import serve_dlt645  # noqa: PLC0415
     from agent.simulator.server import parse_unit_ids  # noqa: PLC0415
 
     if args.fault or args.framer != "tcp":
         raise ValueError("--fault and --framer are for Modbus, not with --protocol dlt645")
-    line = None
-    if args.serial:
-        line = SerialSettings.model_validate(
-            {
-                "device": args.serial,
-                "baud": args.baud,
-                "parity": args.parity,
-                "stop_bits": args.stop_bits,
-            }
-        )
+    line = _serial_line(args)
     profile = load_dlt645_profile(args.profile, Path.cwd())
     unit_ids = parse_unit_ids(args.unit_ids)
     await serve_dlt645(profile, args.host, args.port, unit_ids, args.hold, args.dump, serial=line)
@@ -196,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ReadError as exc:
                 print(f"energy-agent: {exc}", file=sys.stderr)
                 return 1
+        elif _is_dlt645(args):
+            return _dlt645_command(args)
         elif args.command == "profiles":
             from agent.inspect import profiles_report  # noqa: PLC0415
 
@@ -204,9 +263,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.inspect import config_schema  # noqa: PLC0415
 
             print(config_schema())
-        elif args.command == "simulate" and args.protocol == "dlt645":
-            with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_simulate_dlt645(args))
         elif args.command == "simulate":
             from agent.profiles import load_profile  # noqa: PLC0415
             from agent.simulator.faults import parse_fault  # noqa: PLC0415

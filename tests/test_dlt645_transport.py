@@ -5,6 +5,7 @@ reply from a scripted gateway, each failing the request with an error that names
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 from modbus_plant import serial_line, simulator
+from processes import BIN
 
 from agent.config import Dlt645Settings
 from agent.dlt645.codec import (
@@ -23,7 +25,7 @@ from agent.dlt645.codec import (
     address_field,
     decode_bcd,
 )
-from agent.dlt645.profile import load_dlt645_profile
+from agent.dlt645.profile import builtin_names, load_dlt645_profile
 from agent.dlt645.transport import Dlt645Bus
 from agent.modbus.errors import ReadError
 
@@ -189,3 +191,39 @@ async def test_truncated_frame_names_it() -> None:
 async def test_silence_is_a_timeout() -> None:
     with pytest.raises(ReadError, match=f"meter {METER} on 127.0.0.1:[0-9]+: no reply in 0.3s"):
         await read_energy(lambda r: b"", within=0.3)
+
+
+# --- the command-line tools -----------------------------------------------------------------
+
+
+def energy_agent(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "energy-agent"), *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@pytest.mark.e2e
+def test_address_discovery_tool_on_a_gateway(tmp_path: Path) -> None:
+    with simulator(tmp_path, "one", PROFILE, "42", ["--protocol", "dlt645"]) as sim:
+        found = energy_agent("dlt645-address", "--host", "127.0.0.1", "--port", str(sim.port))
+        assert (found.returncode, found.stdout.strip()) == (0, "000000000042"), found.stderr
+    with simulator(tmp_path, "two", PROFILE, "1-2", ["--protocol", "dlt645"]) as sim:
+        silent = energy_agent(
+            "dlt645-address", "--host", "127.0.0.1", "--port", str(sim.port), "--timeout", "0.3"
+        )
+        assert silent.returncode == 1
+        assert "timeout: meter AAAAAAAAAAAA on 127.0.0.1" in silent.stderr
+
+
+def test_check_and_profiles_show_dlt645_meters(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "site: s\nagent_id: a\nmqtt: {url: mqtt://localhost}\nmeters:\n"
+        "  - {id: m, profile: chint_dtsu666_dlt645,"
+        " dlt645: {address: '000012345678', host: gw.local, port: 8899}}\n"
+    )
+    checked = energy_agent("check", "--config", str(config))
+    assert checked.returncode == 0, checked.stderr
+    assert "chint_dtsu666_dlt645" in checked.stdout and "000012345678" in checked.stdout
+    listed = energy_agent("profiles", "--protocol", "dlt645")
+    assert [line.split()[0] for line in listed.stdout.splitlines()[2:]] == builtin_names()

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.configfile import ConfigError, load_model
 from agent.profiles import ProfileError
+from agent.tables import format_table
 from agent.wire import UNITS, Quantity
 
 _FORMAT: Final = re.compile(r"(X+)(?:\.(X+))?")
@@ -127,3 +128,12 @@ def load_dlt645_profile(name_or_path: str, config_dir: Path | None = None) -> Dl
     except ConfigError as exc:
         raise ProfileError(exc.problems) from exc
     return profile
+
+
+def profiles_report() -> str:
+    """The built-in DL/T 645 profiles, for `energy-agent profiles --protocol dlt645`."""
+    rows: list[list[object]] = []
+    for name in builtin_names():
+        profile = load_dlt645_profile(name)
+        rows.append([name, profile.manufacturer, len(profile.read_values), profile.description])
+    return format_table(["profile", "manufacturer", "quantities", "description"], rows)

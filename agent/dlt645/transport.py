@@ -254,13 +254,23 @@ class Dlt645Bus:
 
     @classmethod
     def for_settings(cls, settings: Dlt645Settings) -> Dlt645Bus:
-        if settings.serial is not None:
-            link = Dlt645Link(settings.bus_name, serial_opener(settings.serial), settings.wake_up)
-            return cls(settings.bus_name, link, settings.serial.silence, serial_line=True)
-        assert settings.host is not None and settings.port is not None
-        opener = tcp_opener(settings.host, settings.port)
-        link = Dlt645Link(settings.bus_name, opener, settings.wake_up)
-        return cls(settings.bus_name, link, GATEWAY_SILENCE)
+        return cls.for_line(settings.serial, settings.host, settings.port, settings.wake_up)
+
+    @classmethod
+    def for_line(
+        cls,
+        line: SerialSettings | None,
+        host: str | None = None,
+        port: int | None = None,
+        wake_up: bool = True,
+    ) -> Dlt645Bus:
+        """A bus on a serial `line`, or through the gateway at host:port."""
+        if line is not None:
+            link = Dlt645Link(line.device, serial_opener(line), wake_up)
+            return cls(line.device, link, line.silence, serial_line=True)
+        assert host is not None and port is not None
+        name = f"{host}:{port}"
+        return cls(name, Dlt645Link(name, tcp_opener(host, port), wake_up), GATEWAY_SILENCE)
 
     @contextlib.asynccontextmanager
     async def session(self, meter: Dlt645Settings) -> AsyncIterator[ReadIdentifier]:
