@@ -253,3 +253,16 @@ def test_bcd_round_trip(
 
 def test_controls_used() -> None:
     assert (READ_DATA, READ_ADDRESS) == (0x11, 0x13)
+
+
+@given(
+    st.builds(Frame, addresses, st.integers(0, 255), st.binary(max_size=20)),
+    st.builds(Frame, addresses, st.integers(0, 255), st.binary(max_size=20)),
+)
+def test_checking_any_reply_gives_data_or_a_named_error(request: Frame, reply: Frame) -> None:
+    try:
+        data = check_reply(request, reply)
+    except FrameError as exc:
+        assert exc.kind and str(exc)
+    else:
+        assert isinstance(data, bytes)
