@@ -61,6 +61,7 @@ def _dlt645_poller(
     setup: AgentSetup,
     buses: dict[BusKey, Dlt645Bus],
     publisher: Publisher,
+    metrics: AgentMetrics | None,
 ) -> PollerBase:
     """A DL/T 645 meter's poller, on the bus of its line (made here if it is the first)."""
     # Only configs with DL/T 645 meters load its code.
@@ -71,10 +72,11 @@ def _dlt645_poller(
     key = meter.dlt645.bus_key
     if key not in buses:
         buses[key] = Dlt645Bus.for_settings(meter.dlt645)
+    bus = buses[key] if metrics is None else metrics.timed_dlt645(buses[key], meter.id)
     return Dlt645Poller(
         meter,
         setup.dlt645_profiles[meter.id],
-        buses[key],
+        bus,
         publisher.submit,
         on_state=publisher.meter_state_changed,
     )
@@ -93,7 +95,7 @@ def _make_pollers(
     dlt645_buses: dict[BusKey, Dlt645Bus] = {}
     for meter in setup.config.meters:
         if meter.dlt645 is not None:
-            pollers[meter.id] = _dlt645_poller(meter, setup, dlt645_buses, publisher)
+            pollers[meter.id] = _dlt645_poller(meter, setup, dlt645_buses, publisher, metrics)
             continue
         assert meter.modbus is not None
         key = meter.modbus.bus_key

@@ -4,13 +4,14 @@ line (a socat pty pair) and a meter behind a TCP transparent gateway, all simula
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modbus_plant import listening, serial_line, simulator, wait_until
 from processes import running, write_yaml
-from servers import Mosquitto
+from servers import Mosquitto, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +59,7 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
         for meter in meters:
             meter["interval"] = INTERVAL
         expected = {"line-1": serial.dump["1"], "line-2": serial.dump["2"], "gw-5": gw.dump["5"]}
+        metrics = f"127.0.0.1:{free_port()}"
         config = write_yaml(
             tmp_path / "agent.yaml",
             {
@@ -65,6 +67,7 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
                 "agent_id": AGENT,
                 "mqtt": {"url": mosquitto.url},
                 "status_interval": 1,
+                "metrics": {"listen": metrics},
                 "meters": meters,
             },
         )
@@ -85,6 +88,8 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
                 "the dead meter offline in the status",
             )
             agent.assert_running()
+            with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=5) as page:
+                scraped = page.read().decode()
     for meter_id, served in expected.items():
         readings = heard.of(meter_id)
         for reading in readings:
@@ -95,6 +100,13 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
     assert all(status["meters"][m]["state"] == "online" for m in expected)
     dead = status["meters"]["dead-9"]
     assert dead["reads"] == 0 and dead["errors"].get("timeout", 0) >= 3
+    # One request per data identifier, counted per meter.
+    requests = {
+        line.split("{")[1].split('"')[1]: float(line.split()[-1])
+        for line in scraped.splitlines()
+        if line.startswith("greengauge_agent_meter_requests_total{")
+    }
+    assert requests["line-1"] >= 4 * 19 and requests["gw-5"] >= 4 * 9, requests
     log = agent.output()
     assert "buses=2" in log, log[-2000:]
     assert "meter offline" in log and "address=000000000009" in log
