@@ -213,8 +213,7 @@ def test_frames_round_trip(sent: list[Frame], wake_up: bool) -> None:
 def test_resynchronises_after_garbage_whatever_the_chunks(
     frame: Frame, garbage: bytes, chunk: int
 ) -> None:
-    # The garbage must not run into the frame's own header to count as "before" it.
-    stream = garbage + b"\x16" * 12 + frame.encode()
+    stream = garbage + frame.encode()
     parser = FrameParser()
     items: list[Frame | FrameError] = []
     for i in range(0, len(stream), chunk):

@@ -153,17 +153,17 @@ class FrameParser:
                 garbage = bytes(buffer[:skipped]).rstrip(b"\xfe")
                 del buffer[:skipped]
                 if garbage.strip(b"\xfe"):
-                    shown = _hex(garbage[:16]) + (" ..." if len(garbage) > 16 else "")
-                    out.append(
-                        FrameError(
-                            "garbage", f"{len(garbage)} bytes that are not a frame skipped: {shown}"
-                        )
-                    )
-            if len(buffer) < HEADER:
-                break
+                    out.append(_garbage(garbage))
+            if len(buffer) < HEADER or len(buffer) < OVERHEAD + buffer[9]:
+                later = _later_frame(buffer)
+                if later is None:
+                    break
+                # What looked like the start of a long frame was noise: a whole frame
+                # follows it, so the frame is not held back waiting for bytes never sent.
+                out.append(_garbage(bytes(buffer[:later])))
+                del buffer[:later]
+                continue
             size = OVERHEAD + buffer[9]
-            if len(buffer) < size:
-                break
             raw = bytes(buffer[:size])
             checksum = sum(raw[:-2]) & 0xFF
             if raw[-2] != checksum:
@@ -212,6 +212,27 @@ def _skip_to_header(buffer: bytearray) -> int:
         if len(buffer) - index < 8 or buffer[index + 7] == START:
             return index
         index += 1
+
+
+def _garbage(data: bytes) -> FrameError:
+    shown = _hex(data[:16]) + (" ..." if len(data) > 16 else "")
+    return FrameError("garbage", f"{len(data)} bytes that are not a frame skipped: {shown}")
+
+
+def _later_frame(buffer: bytearray) -> int | None:
+    """Where a complete, valid frame starts after the first byte, if one does."""
+    index = buffer.find(START, 1)
+    while index >= 0:
+        end = index + OVERHEAD + (buffer[index + 9] if len(buffer) > index + 9 else 0)
+        if (
+            len(buffer) >= max(end, index + HEADER)
+            and buffer[index + 7] == START
+            and buffer[end - 1] == END
+            and buffer[end - 2] == sum(buffer[index : end - 2]) & 0xFF
+        ):
+            return index
+        index = buffer.find(START, index + 1)
+    return None
 
 
 def _hex(data: bytes) -> str:

@@ -132,9 +132,11 @@ class SerialPort:
 
     def discard(self) -> None:
         """Drop what arrived since the last request (a late reply, noise)."""
-        with contextlib.suppress(BlockingIOError, OSError):
-            while os.read(self._fd, _CHUNK):
-                pass
+        with contextlib.suppress(OSError):
+            # Bounded: a line that never stops talking is not waited out here.
+            for _ in range(16):
+                if not os.read(self._fd, _CHUNK):
+                    break
 
     def close(self) -> None:
         self._device.close()
@@ -188,7 +190,11 @@ class Dlt645Link:
             port.discard()
         parser = FrameParser()
         skipped: FrameError | None = None
-        port.write(request.encode(self._wake_up))
+        try:
+            port.write(request.encode(self._wake_up))
+        except OSError as exc:
+            self.close()
+            raise ReadError("connect", f"{self.name}: {exc}") from exc
         try:
             async with asyncio.timeout(within):
                 while True:
