@@ -159,6 +159,14 @@ def test_garbage_before_the_preamble_is_named_and_the_frame_still_read() -> None
     assert items[1] == read_address_request()
 
 
+def test_a_false_header_does_not_hold_the_frame_back() -> None:
+    # Noise that looks like a header announcing 255 data bytes, then a whole frame.
+    noise = bytes.fromhex("68 00 00 00 00 00 00 68 91 FF")
+    items = FrameParser().feed(noise + bytes.fromhex(METER_398192000337_ENERGY))
+    assert isinstance(items[0], FrameError) and items[0].kind == "garbage"
+    assert items[1:] == [frame_of(METER_398192000337_ENERGY)]
+
+
 def test_wake_up_bytes_are_not_garbage() -> None:
     assert FrameParser().feed(bytes.fromhex(BROADCAST_READ_ADDRESS)) == [read_address_request()]
 
