@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.config import ModbusSettings
+from agent.config import ModbusSettings, SerialSettings
 from agent.configfile import ConfigError
 from agent.logs import setup_logging
 from agent.outbox import OutboxError
@@ -32,8 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll the configured meters and publish readings")
     run.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
 
-    simulate = commands.add_parser("simulate", help="serve simulated meters over Modbus TCP or RTU")
+    simulate = commands.add_parser(
+        "simulate", help="serve simulated meters over Modbus TCP or RTU, or DL/T 645"
+    )
     simulate.add_argument("--profile", required=True, help="built-in profile name or profile file")
+    simulate.add_argument(
+        "--protocol",
+        choices=["modbus", "dlt645"],
+        default="modbus",
+        help="dlt645: DL/T 645-2007 on --serial or TCP, unit id N at address N in 12 digits",
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=5020)
     simulate.add_argument(
@@ -97,7 +105,21 @@ def _parser() -> argparse.ArgumentParser:
     _modbus_arguments(scan, timeout=0.3)
     scan.add_argument("--unit-ids", default="1-247", help="e.g. 1-247 (default) or 1,3,10-20")
 
-    commands.add_parser("profiles", help="list the built-in meter profiles")
+    address = commands.add_parser(
+        "dlt645-address",
+        help="read the address of the only DL/T 645 meter on a line (broadcast read address)",
+    )
+    where = address.add_argument_group("where the meter is (give --host and --port, or --serial)")
+    where.add_argument("--host", help="TCP transparent gateway")
+    where.add_argument("--port", type=int)
+    where.add_argument("--serial", metavar="DEVICE", help="serial line, e.g. /dev/ttyUSB0")
+    where.add_argument("--baud", type=int, default=2400, help="default 2400")
+    where.add_argument("--parity", choices=["none", "even", "odd"], default="even")
+    where.add_argument("--stop-bits", type=int, choices=[1, 2], default=1)
+    where.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
+
+    profiles = commands.add_parser("profiles", help="list the built-in meter profiles")
+    profiles.add_argument("--protocol", choices=["modbus", "dlt645"], default="modbus")
     commands.add_parser("schema", help="print the JSON schema of the config file")
     return parser
 
@@ -150,6 +172,72 @@ async def _probe(args: argparse.Namespace) -> str:
     return await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
 
 
+def _serial_line(args: argparse.Namespace) -> SerialSettings | None:
+    if not args.serial:
+        return None
+    data = {
+        "device": args.serial,
+        "baud": args.baud,
+        "parity": args.parity,
+        "stop_bits": args.stop_bits,
+    }
+    try:
+        return SerialSettings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise ValueError(f"serial options: {problems}") from exc
+
+
+async def _dlt645_address(args: argparse.Namespace) -> str:
+    from agent.dlt645.transport import Dlt645Bus  # noqa: PLC0415
+
+    line = _serial_line(args)
+    if (line is None) == (args.host is None) or (args.host is not None and args.port is None):
+        raise ValueError("give --serial, or --host and --port (a TCP gateway)")
+    bus = Dlt645Bus.for_line(line, args.host, args.port)
+    try:
+        return await bus.read_address(args.timeout)
+    finally:
+        bus.close()
+
+
+def _is_dlt645(args: argparse.Namespace) -> bool:
+    return args.command == "dlt645-address" or getattr(args, "protocol", None) == "dlt645"
+
+
+def _dlt645_command(args: argparse.Namespace) -> int:
+    """dlt645-address, and profiles and simulate with --protocol dlt645."""
+    from agent.modbus.errors import ReadError  # noqa: PLC0415
+
+    if args.command == "profiles":
+        from agent.dlt645.profile import profiles_report  # noqa: PLC0415
+
+        print(profiles_report())
+    elif args.command == "simulate":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_simulate_dlt645(args))
+    else:
+        try:
+            print(asyncio.run(_dlt645_address(args)))
+        except ReadError as exc:
+            print(f"energy-agent: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _simulate_dlt645(args: argparse.Namespace) -> None:
+    from agent.dlt645.profile import load_dlt645_profile  # noqa: PLC0415
+    from agent.simulator.dlt645 import serve_dlt645  # noqa: PLC0415
+    from agent.simulator.server import parse_unit_ids  # noqa: PLC0415
+
+    if args.fault or args.framer != "tcp":
+        raise ValueError("--fault and --framer are for Modbus, not with --protocol dlt645")
+    line = _serial_line(args)
+    profile = load_dlt645_profile(args.profile, Path.cwd())
+    unit_ids = parse_unit_ids(args.unit_ids)
+    await serve_dlt645(profile, args.host, args.port, unit_ids, args.hold, args.dump, serial=line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     services = ("run", "simulate")
@@ -178,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ReadError as exc:
                 print(f"energy-agent: {exc}", file=sys.stderr)
                 return 1
+        elif _is_dlt645(args):
+            return _dlt645_command(args)
         elif args.command == "profiles":
             from agent.inspect import profiles_report  # noqa: PLC0415
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import posixpath
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agent.configfile import ConfigError, load_model
 from agent.profiles import Profile, ProfileError, load_profile
+
+if TYPE_CHECKING:
+    from agent.dlt645.profile import Dlt645Profile
 from agent.wire import BrokerSettings, Id, check_id
 
 
@@ -92,10 +95,7 @@ class ModbusSettings(_Config):
 
     @property
     def bus_key(self) -> BusKey:
-        if self.serial is not None:
-            return ("serial", posixpath.normpath(self.serial.device))
-        assert self.host is not None
-        return ("tcp", self.host.lower(), str(self.port))
+        return _bus_key(self.serial, self.host, self.port)
 
     @property
     def bus_name(self) -> str:
@@ -113,11 +113,71 @@ ModbusTcpSettings = ModbusSettings
 """The name of the TCP-only settings before serial lines; kept for imports."""
 
 
+class Dlt645Settings(_Config):
+    """A DL/T 645-2007 meter: its address, on a `serial` line or behind a TCP transparent
+    gateway (`host` + `port`). Meters on one line take turns, as Modbus meters do."""
+
+    address: str = Field(
+        pattern=r"^[0-9]{12}$",
+        description="the 12-digit meter address on its nameplate (energy-agent dlt645-address "
+        "reads it from the only meter on a line)",
+    )
+    host: str | None = Field(default=None, min_length=1, description="TCP transparent gateway")
+    port: int | None = Field(default=None, ge=1, le=65535, description="the gateway's port")
+    serial: SerialSettings | None = Field(
+        default=None, description="most DL/T 645 meters ship at baud 2400, parity even"
+    )
+    timeout: float = Field(default=1.0, gt=0, le=60, description="seconds per request")
+    retries: int = Field(
+        default=0, ge=0, le=10, description="requests repeated after a timeout before giving up"
+    )
+    wake_up: bool = Field(default=True, description="send FE FE FE FE before each request")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> Self:
+        if (self.host is None) == (self.serial is None):
+            raise ValueError("give either host and port (a TCP gateway) or serial, not both")
+        if self.host is not None and self.port is None:
+            raise ValueError("port: a TCP gateway needs its port")
+        if self.serial is not None and self.port is not None:
+            raise ValueError("port: only for host, not with serial")
+        return self
+
+    @property
+    def bus_key(self) -> BusKey:
+        return _bus_key(self.serial, self.host, self.port)
+
+    @property
+    def bus_name(self) -> str:
+        return self.serial.device if self.serial is not None else f"{self.host}:{self.port}"
+
+
+def _bus_key(serial: SerialSettings | None, host: str | None, port: int | None) -> BusKey:
+    if serial is not None:
+        return ("serial", posixpath.normpath(serial.device))
+    assert host is not None
+    return ("tcp", host.lower(), str(port))
+
+
 class MeterSettings(_Config):
     id: Id
     profile: str = Field(min_length=1, description="built-in profile name or a profile file")
-    modbus: ModbusSettings
+    modbus: ModbusSettings | None = Field(default=None, description="a Modbus meter")
+    dlt645: Dlt645Settings | None = Field(default=None, description="a DL/T 645-2007 meter")
     interval: float = Field(default=1.0, ge=0.1, le=86400, description="seconds between reads")
+
+    @model_validator(mode="after")
+    def _one_protocol(self) -> Self:
+        if (self.modbus is None) == (self.dlt645 is None):
+            raise ValueError("give either modbus or dlt645: how the meter is reached")
+        return self
+
+    @property
+    def link(self) -> ModbusSettings | Dlt645Settings:
+        """The meter's protocol settings, whichever it speaks."""
+        link = self.modbus or self.dlt645
+        assert link is not None  # one of them, by _one_protocol
+        return link
 
 
 class OutboxSettings(_Config):
@@ -188,7 +248,9 @@ class AgentSetup:
 
     config: AgentConfig
     profiles: dict[str, Profile]
-    """meter id -> its profile"""
+    """meter id -> its profile (Modbus meters)"""
+    dlt645_profiles: dict[str, Dlt645Profile] = field(default_factory=dict)
+    """meter id -> its profile (DL/T 645 meters)"""
 
 
 def load_config(path: Path) -> AgentSetup:
@@ -197,11 +259,20 @@ def load_config(path: Path) -> AgentSetup:
     if not config.state_dir.is_absolute():
         config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
     profiles: dict[str, Profile] = {}
+    dlt645_profiles: dict[str, Dlt645Profile] = {}
     # Loaded once per name: a gateway's hundreds of meters of one model share one profile.
     loaded: dict[str, Profile] = {}
+    loaded_645: dict[str, Dlt645Profile] = {}
     problems: list[str] = []
     for index, meter in enumerate(config.meters):
         try:
+            if meter.dlt645 is not None:
+                from agent.dlt645.profile import load_dlt645_profile  # noqa: PLC0415
+
+                if meter.profile not in loaded_645:
+                    loaded_645[meter.profile] = load_dlt645_profile(meter.profile, path.parent)
+                dlt645_profiles[meter.id] = loaded_645[meter.profile]
+                continue
             if meter.profile not in loaded:
                 loaded[meter.profile] = load_profile(meter.profile, path.parent)
             profiles[meter.id] = loaded[meter.profile]
@@ -209,36 +280,56 @@ def load_config(path: Path) -> AgentSetup:
             line = lines.get(("meters", index, "profile"), 1)
             problems += [f"{path}:{line}: meters.{index}.profile: {p}" for p in exc.problems]
     for index, problem in bus_conflicts(config.meters):
-        loc = ("meters", index, "modbus")
+        section = "modbus" if config.meters[index].modbus is not None else "dlt645"
+        loc = ("meters", index, section)
         line = lines.get((*loc, "serial"), lines.get(loc, 1))
-        problems.append(f"{path}:{line}: meters.{index}.modbus: {problem}")
+        problems.append(f"{path}:{line}: meters.{index}.{section}: {problem}")
     if problems:
         raise ConfigError(problems)
-    return AgentSetup(config, profiles)
+    return AgentSetup(config, profiles, dlt645_profiles)
 
 
 def bus_conflicts(meters: Sequence[MeterSettings]) -> list[tuple[int, str]]:
     """(meter index, problem) for each meter that shares a bus with an earlier meter but
-    sets it up differently (baud, parity, ... of one serial device; the framer of one host)."""
+    sets it up differently (baud, parity, ... of one serial device; the framer of one host;
+    the protocol: a line speaks one)."""
     first: dict[BusKey, int] = {}
     problems: list[tuple[int, str]] = []
     for index, meter in enumerate(meters):
-        modbus = meter.modbus
-        key = modbus.bus_key
+        key = meter.link.bus_key
         if key not in first:
             first[key] = index
-        else:
-            other = meters[first[key]]
-            if other.modbus.bus_settings() != modbus.bus_settings():
-                problems.append(
-                    (
-                        index,
-                        f"meter {meter.id!r} and meter {other.id!r} (meters.{first[key]}) share "
-                        f"{modbus.bus_name} but set it up differently: "
-                        f"{_difference(other.modbus, modbus)}; meters on one bus must agree",
-                    )
+            continue
+        other = meters[first[key]]
+        difference = _setup_difference(other, meter)
+        if difference is not None:
+            problems.append(
+                (
+                    index,
+                    f"meter {meter.id!r} and meter {other.id!r} (meters.{first[key]}) share "
+                    f"{meter.link.bus_name} but set it up differently: {difference}",
                 )
+            )
     return problems
+
+
+def _setup_difference(one: MeterSettings, two: MeterSettings) -> str | None:
+    if one.modbus is not None and two.modbus is not None:
+        if one.modbus.bus_settings() == two.modbus.bus_settings():
+            return None
+        return f"{_difference(one.modbus, two.modbus)}; meters on one bus must agree"
+    if one.dlt645 is not None and two.dlt645 is not None:
+        a, b = one.dlt645.serial, two.dlt645.serial
+        if a is None or b is None or a == b:
+            return None
+        left, right = a.model_dump(), b.model_dump()
+        differences = ", ".join(f"{k} {left[k]} vs {right[k]}" for k in left if left[k] != right[k])
+        return f"{differences}; meters on one bus must agree"
+    return f"protocol {_protocol(one)} vs {_protocol(two)}; a line speaks one protocol"
+
+
+def _protocol(meter: MeterSettings) -> str:
+    return "Modbus" if meter.modbus is not None else "DL/T 645"
 
 
 def _difference(one: ModbusSettings, two: ModbusSettings) -> str:

@@ -5,12 +5,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig, AgentSetup, MeterSettings, load_config
 from agent.configfile import ConfigError
 from agent.modbus.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
 from agent.secrets import broker_summary, tls_problems
 from agent.tables import format_table
+
+
+def _dlt645_row(meter: MeterSettings, setup: AgentSetup) -> list[object]:
+    """A DL/T 645 meter: its address in the unit column, one request per value."""
+    assert meter.dlt645 is not None
+    values = len(setup.dlt645_profiles[meter.id].read_values)
+    profile = setup.dlt645_profiles[meter.id].model
+    return [
+        meter.id,
+        profile,
+        meter.dlt645.bus_name,
+        meter.dlt645.address,
+        meter.interval,
+        values,
+        values,
+    ]
 
 
 def check_report(path: Path) -> str:
@@ -20,8 +36,12 @@ def check_report(path: Path) -> str:
     problems = tls_problems(config.mqtt, str(path))
     if problems:
         raise ConfigError(problems)
-    rows = []
+    rows: list[list[object]] = []
     for meter in config.meters:
+        if meter.dlt645 is not None:
+            rows.append(_dlt645_row(meter, setup))
+            continue
+        assert meter.modbus is not None
         profile = setup.profiles[meter.id]
         rows.append(
             [
@@ -52,7 +72,7 @@ def check_report(path: Path) -> str:
 
 
 def profiles_report() -> str:
-    rows = []
+    rows: list[list[object]] = []
     for name in builtin_names():
         profile = load_profile(name)
         rows.append(

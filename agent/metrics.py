@@ -28,6 +28,9 @@ from agent.profiles.model import Function
 from agent.wire import MeterHealth, MeterState
 
 if TYPE_CHECKING:
+    from agent.config import Dlt645Settings
+    from agent.dlt645.poller import Dlt645MeterBus
+    from agent.dlt645.transport import ReadIdentifier
     from agent.outbox import Outbox
     from agent.poller import MeterBus
     from agent.publisher import Publisher
@@ -63,6 +66,33 @@ class TimedBus:
             async def counted(function: Function, address: int, count: int) -> Sequence[int]:
                 self._requests.inc()
                 return await read(function, address, count)
+
+            started = time.perf_counter()
+            try:
+                yield counted
+            finally:
+                self._histogram.observe(time.perf_counter() - started)
+
+
+class TimedDlt645Bus:
+    """TimedBus for a DL/T 645 meter: a request is one data identifier."""
+
+    def __init__(self, bus: Dlt645MeterBus, histogram: Histogram, requests: Counter) -> None:
+        self._bus = bus
+        self._histogram = histogram
+        self._requests = requests
+
+    @property
+    def name(self) -> str:
+        return self._bus.name
+
+    @contextlib.asynccontextmanager
+    async def session(self, meter: Dlt645Settings) -> AsyncIterator[ReadIdentifier]:
+        async with self._bus.session(meter) as read:
+
+            async def counted(identifier: int) -> bytes:
+                self._requests.inc()
+                return await read(identifier)
 
             started = time.perf_counter()
             try:
@@ -153,7 +183,8 @@ class AgentMetrics:
         )
         self._requests = Counter(
             "greengauge_agent_meter_requests",
-            "Modbus requests made to read the meter (bisections of refused reads included)",
+            "Requests made to read the meter (Modbus: bisections of refused reads included; "
+            "DL/T 645: one per data identifier)",
             ["meter"],
             registry=self.registry,
         )
@@ -162,6 +193,9 @@ class AgentMetrics:
 
     def timed(self, bus: MeterBus, meter: str) -> TimedBus:
         return TimedBus(bus, self._poll.labels(meter), self._requests.labels(meter))
+
+    def timed_dlt645(self, bus: Dlt645MeterBus, meter: str) -> TimedDlt645Bus:
+        return TimedDlt645Bus(bus, self._poll.labels(meter), self._requests.labels(meter))
 
     def start(self, listen: str) -> None:
         host, port = split_listen(listen)

@@ -93,35 +93,25 @@ StateSink = Callable[[str, MeterState], None]
 """Told (meter id, new state) when a meter goes offline or comes back."""
 
 
-class MeterPoller:
+class PollerBase:
+    """What every meter's poller shares, whatever protocol it speaks: reads on the
+    meter's ticks, its health, and offline detection with backoff (DL/T 645 meters:
+    agent.dlt645.poller)."""
+
     def __init__(
         self,
         meter: MeterSettings,
-        profile: Profile,
-        bus: MeterBus,
+        bus_name: str,
         deliver: Callable[[MeterReading], None],
         *,
         clock: Clock | None = None,
         on_state: StateSink | None = None,
     ) -> None:
         self.meter = meter
-        self._profile = profile
-        self._bus = bus
+        self._bus_name = bus_name
         self._deliver = deliver
         self._clock: Clock = clock or SystemClock()
         self._on_state = on_state
-        self._unit = Unit(meter.modbus.unit_id, meter.modbus.timeout, meter.modbus.retries)
-        self._resolve = True
-        """Resolve the profile on the device before the next read (a new connection)."""
-        self._resolve_at: float | None = None
-        """When to resolve again a profile whose resolution met exception replies."""
-        self._resolve_tries = 0
-        self._plan: tuple[ReadBlock, ...] = ()
-        """The fewest reads of every register; `_splits` says how each is read now."""
-        self._splits: dict[int, Split] = {}
-        """Blocks of `_plan` (by index) the device refused whole; most meters have none."""
-        self._retry = Retry(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
-        self._failing_values: set[tuple[int, str]] = set()
         self._backoff = Backoff(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
         self._retry_at = 0.0
         self._failures = 0
@@ -138,23 +128,18 @@ class MeterPoller:
         """The reads of every register, as resolved on the device (empty before a read)."""
         return self._plan
 
-    @property
-    def excluded(self) -> frozenset[tuple[Function, int]]:
-        """(table, address) of the registers left out because the meter refuses them."""
-        return frozenset(
-            (self._plan[index].function, address)
-            for index, split in self._splits.items()
-            for address in split.excluded
-        )
-
     def health(self) -> MeterHealth:
         return MeterHealth(
             state=self.state,
             last_read=self.last_read,
             reads=self.reads,
             errors=dict(self.errors),
-            excluded=sum(len(split.excluded) for split in self._splits.values()),
+            excluded=self._excluded_count(),
         )
+
+    def _excluded_count(self) -> int:
+        """Values left out because the meter refuses them."""
+        return 0
 
     async def run(self) -> None:
         """Read on every tick until stopped; an offline meter only on ticks after its backoff."""
@@ -174,6 +159,113 @@ class MeterPoller:
         alone would then read on and keep the agent from exiting.
         """
         self._stopping = True
+
+    async def read_once(self) -> MeterReading | None:
+        """One read of every value of the meter; None when nothing could be read."""
+        raise NotImplementedError
+
+    def _tick(self) -> float:
+        # Retries are scheduled in ticks: a read that starts a little after its tick must
+        # not find a retry one interval later not yet due.
+        return last_tick(self._clock.time(), self.meter.interval)
+
+    def _where(self) -> dict[str, object]:
+        """Where the meter is on its bus, for log lines."""
+        return {}
+
+    def _lost(self) -> None:
+        """Told on every failed read of an offline meter."""
+
+    def _answered(self, ts: datetime) -> None:
+        self.reads += 1
+        self.last_read = ts
+        self._failures = 0
+        self._retry_at = 0.0
+        self._backoff.reset()
+        if self.state is MeterState.OFFLINE:
+            self._set_state(MeterState.ONLINE)
+            log.info("meter online again", extra=fields(meter=self.meter.id, bus=self._bus_name))
+
+    def _set_state(self, state: MeterState) -> None:
+        self.state = state
+        if self._on_state is not None:
+            self._on_state(self.meter.id, state)
+
+    def _read_failed(self, error: ReadError | None) -> None:
+        self._failures += 1
+        reason = str(error) if error is not None else "no value could be read"
+        if self._failures == 1:
+            # One line when a meter starts failing, not one per tick while it stays down.
+            log.warning(
+                "meter read failed",
+                extra=fields(
+                    meter=self.meter.id,
+                    bus=self._bus_name,
+                    **self._where(),
+                    kind=error.kind if error is not None else "no_values",
+                    reason=reason,
+                ),
+            )
+        if self._failures >= OFFLINE_AFTER:
+            if self.state is MeterState.ONLINE:
+                self._set_state(MeterState.OFFLINE)
+                log.warning(
+                    "meter offline",
+                    extra=fields(meter=self.meter.id, bus=self._bus_name, reason=reason),
+                )
+            self._lost()
+            self._retry_at = self._clock.time() + self._backoff.next_delay()
+
+
+class MeterPoller(PollerBase):
+    """A Modbus meter's poller."""
+
+    def __init__(
+        self,
+        meter: MeterSettings,
+        profile: Profile,
+        bus: MeterBus,
+        deliver: Callable[[MeterReading], None],
+        *,
+        clock: Clock | None = None,
+        on_state: StateSink | None = None,
+    ) -> None:
+        super().__init__(meter, bus.name, deliver, clock=clock, on_state=on_state)
+        modbus = meter.modbus
+        assert modbus is not None  # a Modbus meter
+        self._profile = profile
+        self._bus = bus
+        self._unit = Unit(modbus.unit_id, modbus.timeout, modbus.retries)
+        self._resolve = True
+        """Resolve the profile on the device before the next read (a new connection)."""
+        self._resolve_at: float | None = None
+        """When to resolve again a profile whose resolution met exception replies."""
+        self._resolve_tries = 0
+        self._plan: tuple[ReadBlock, ...] = ()
+        """The fewest reads of every register; `_splits` says how each is read now."""
+        self._splits: dict[int, Split] = {}
+        """Blocks of `_plan` (by index) the device refused whole; most meters have none."""
+        self._retry = Retry(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
+        self._failing_values: set[tuple[int, str]] = set()
+
+    @property
+    def excluded(self) -> frozenset[tuple[Function, int]]:
+        """(table, address) of the registers left out because the meter refuses them."""
+        return frozenset(
+            (self._plan[index].function, address)
+            for index, split in self._splits.items()
+            for address in split.excluded
+        )
+
+    def _excluded_count(self) -> int:
+        return sum(len(split.excluded) for split in self._splits.values())
+
+    def _where(self) -> dict[str, object]:
+        return {"unit_id": self._unit.unit_id}
+
+    def _lost(self) -> None:
+        # Resolved again when it answers: it may be another device now.
+        self._resolve = True
 
     async def read_once(self) -> MeterReading | None:
         """One read of every block of the meter; None when nothing could be read."""
@@ -201,11 +293,6 @@ class MeterPoller:
             self._read_failed(failure)
             reading = None
         return reading
-
-    def _tick(self) -> float:
-        # Retries are scheduled in ticks: a read that starts a little after its tick must
-        # not find a retry one interval later not yet due.
-        return last_tick(self._clock.time(), self.meter.interval)
 
     async def _resolve_profile(self, read: ReadRegisters) -> None:
         """Settle the profile's addresses on the device, and plan its reads.
@@ -342,44 +429,3 @@ class MeterPoller:
                 meter=self.meter.id, quantity=quantity.value, register=address, reason=reason
             ),
         )
-
-    def _answered(self, ts: datetime) -> None:
-        self.reads += 1
-        self.last_read = ts
-        self._failures = 0
-        self._retry_at = 0.0
-        self._backoff.reset()
-        if self.state is MeterState.OFFLINE:
-            self._set_state(MeterState.ONLINE)
-            log.info("meter online again", extra=fields(meter=self.meter.id, bus=self._bus.name))
-
-    def _set_state(self, state: MeterState) -> None:
-        self.state = state
-        if self._on_state is not None:
-            self._on_state(self.meter.id, state)
-
-    def _read_failed(self, error: ReadError | None) -> None:
-        self._failures += 1
-        reason = str(error) if error is not None else "no value could be read"
-        if self._failures == 1:
-            # One line when a meter starts failing, not one per tick while it stays down.
-            log.warning(
-                "meter read failed",
-                extra=fields(
-                    meter=self.meter.id,
-                    bus=self._bus.name,
-                    unit_id=self._unit.unit_id,
-                    kind=error.kind if error is not None else "no_values",
-                    reason=reason,
-                ),
-            )
-        if self._failures >= OFFLINE_AFTER:
-            if self.state is MeterState.ONLINE:
-                self._set_state(MeterState.OFFLINE)
-                log.warning(
-                    "meter offline",
-                    extra=fields(meter=self.meter.id, bus=self._bus.name, reason=reason),
-                )
-            # Resolved again when it answers: it may be another device now.
-            self._resolve = True
-            self._retry_at = self._clock.time() + self._backoff.next_delay()

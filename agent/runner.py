@@ -9,17 +9,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.config import AgentConfig, BusKey, load_config
+from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
 from agent.files import open_state
 from agent.logs import fields
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
-from agent.poller import MeterPoller
+from agent.poller import MeterPoller, PollerBase
 from agent.publisher import OUTBOX_FILE, Publisher
 from agent.secrets import redact_url
 from agent.wire import MeterHealth
 
 if TYPE_CHECKING:
+    from agent.dlt645.transport import Dlt645Bus
     from agent.metrics import AgentMetrics
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ SHUTDOWN_GRACE = 3.0
 class MeterHealthView(Mapping[str, MeterHealth]):
     """Every meter's health, taken from its poller when asked."""
 
-    def __init__(self, pollers: Mapping[str, MeterPoller]) -> None:
+    def __init__(self, pollers: Mapping[str, PollerBase]) -> None:
         self._pollers = pollers
 
     def __getitem__(self, meter: str) -> MeterHealth:
@@ -55,22 +56,48 @@ def _metrics(
     return AgentMetrics(publisher, outbox, health)
 
 
-async def run_agent(config_path: Path) -> None:
-    setup = load_config(config_path)
-    config = setup.config
-    limits = config.outbox
-    path = config.state_dir / OUTBOX_FILE
-    sizes = Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age)
-    outbox = open_state(path, lambda: Outbox(path, sizes), "outbox")
-    pollers: dict[str, MeterPoller] = {}
-    # Read when a status or a metrics scrape needs it, not built after every read.
-    health = MeterHealthView(pollers)
-    publisher = Publisher(config, outbox, health)
+def _dlt645_poller(
+    meter: MeterSettings,
+    setup: AgentSetup,
+    buses: dict[BusKey, Dlt645Bus],
+    publisher: Publisher,
+    metrics: AgentMetrics | None,
+) -> PollerBase:
+    """A DL/T 645 meter's poller, on the bus of its line (made here if it is the first)."""
+    # Only configs with DL/T 645 meters load its code.
+    from agent.dlt645.poller import Dlt645Poller  # noqa: PLC0415
+    from agent.dlt645.transport import Dlt645Bus  # noqa: PLC0415
+
+    assert meter.dlt645 is not None
+    key = meter.dlt645.bus_key
+    if key not in buses:
+        buses[key] = Dlt645Bus.for_settings(meter.dlt645)
+    bus = buses[key] if metrics is None else metrics.timed_dlt645(buses[key], meter.id)
+    return Dlt645Poller(
+        meter,
+        setup.dlt645_profiles[meter.id],
+        bus,
+        publisher.submit,
+        on_state=publisher.meter_state_changed,
+    )
+
+
+def _make_pollers(
+    setup: AgentSetup,
+    publisher: Publisher,
+    metrics: AgentMetrics | None,
+    pollers: dict[str, PollerBase],
+) -> list[Bus | Dlt645Bus]:
+    """A poller for every meter, into `pollers`; the buses they share."""
     # One bus per serial device or TCP host:port: the unit of concurrency. Meters on one
     # bus take turns; buses are polled side by side.
     buses: dict[BusKey, Bus] = {}
-    metrics = _metrics(config, publisher, outbox, health)
-    for meter in config.meters:
+    dlt645_buses: dict[BusKey, Dlt645Bus] = {}
+    for meter in setup.config.meters:
+        if meter.dlt645 is not None:
+            pollers[meter.id] = _dlt645_poller(meter, setup, dlt645_buses, publisher, metrics)
+            continue
+        assert meter.modbus is not None
         key = meter.modbus.bus_key
         if key not in buses:
             buses[key] = Bus.for_settings(meter.modbus)
@@ -82,6 +109,22 @@ async def run_agent(config_path: Path) -> None:
             publisher.submit,
             on_state=publisher.meter_state_changed,
         )
+    return [*buses.values(), *dlt645_buses.values()]
+
+
+async def run_agent(config_path: Path) -> None:
+    setup = load_config(config_path)
+    config = setup.config
+    limits = config.outbox
+    path = config.state_dir / OUTBOX_FILE
+    sizes = Limits(limits.max_batches, round(limits.max_megabytes * 1024 * 1024), limits.max_age)
+    outbox = open_state(path, lambda: Outbox(path, sizes), "outbox")
+    pollers: dict[str, PollerBase] = {}
+    # Read when a status or a metrics scrape needs it, not built after every read.
+    health = MeterHealthView(pollers)
+    publisher = Publisher(config, outbox, health)
+    metrics = _metrics(config, publisher, outbox, health)
+    buses = _make_pollers(setup, publisher, metrics, pollers)
     log.info(
         "agent starting",
         extra=fields(
@@ -129,6 +172,6 @@ async def run_agent(config_path: Path) -> None:
     finally:
         if metrics is not None:
             metrics.stop()
-        for bus in buses.values():
+        for bus in buses:
             bus.close()
         outbox.close()

@@ -38,6 +38,7 @@ PURE_MODULES = [
     "agent/wire.py",
     "agent/modbus/decode.py",
     "agent/modbus/plan.py",
+    "agent/dlt645/codec.py",
     "agent/schedule.py",
     "agent/profiles/model.py",
     "agent/simulator/values.py",

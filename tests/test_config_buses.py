@@ -32,6 +32,7 @@ def test_the_tcp_form_is_unchanged(tmp_path: Path) -> None:
         )
     )
     modbus = setup.config.meters[0].modbus
+    assert modbus is not None
     assert (modbus.host, modbus.port, modbus.unit_id, modbus.framer) == (
         "10.0.0.5",
         502,
@@ -60,6 +61,7 @@ def test_serial_meters_share_their_line(tmp_path: Path) -> None:
 """
     config = load_config(load(tmp_path, meters)).config
     a, b, c = (m.modbus for m in config.meters)
+    assert a is not None and b is not None and c is not None
     assert a.bus_key == b.bus_key == ("serial", "/dev/ttyUSB0")
     assert a.serial is not None and a.serial.parity is Parity.EVEN and a.retries == 2
     # 3.5 characters of 11 bits at 19200 baud

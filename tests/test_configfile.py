@@ -64,6 +64,7 @@ def test_valid_config_loads_with_its_profiles(tmp_path: Path) -> None:
     assert config.mqtt.host == "broker.local"
     assert config.mqtt.port == 1883
     main, hall = config.meters
+    assert main.modbus is not None and hall.modbus is not None
     assert (main.id, main.interval, main.modbus.port, main.modbus.unit_id) == ("main", 1.0, 502, 1)
     assert main.modbus.timeout == 1.0
     assert (hall.id, hall.interval, hall.modbus.port, hall.modbus.unit_id) == (
