@@ -304,13 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         faults_active=not args.faults_off,
                     )
                 )
-    except ConfigError as exc:
-        print(f"energy-agent: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"energy-agent: {exc}", file=sys.stderr)
-        return 2
-    except OutboxError as exc:  # state_dir unwritable at start: one line, not a traceback
+    # ConfigError and ValueError: a bad config or argument; OutboxError: state_dir
+    # unwritable at start. One line each, not a traceback.
+    except (ConfigError, ValueError, OutboxError) as exc:
         print(f"energy-agent: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -123,11 +123,6 @@ class PollerBase:
         self.last_failure: ReadError | None = None
         """What cut the last read short (no answer, or a profile the device lacks)."""
 
-    @property
-    def plan(self) -> tuple[ReadBlock, ...]:
-        """The reads of every register, as resolved on the device (empty before a read)."""
-        return self._plan
-
     def health(self) -> MeterHealth:
         return MeterHealth(
             state=self.state,
@@ -247,6 +242,11 @@ class MeterPoller(PollerBase):
         """Blocks of `_plan` (by index) the device refused whole; most meters have none."""
         self._retry = Retry(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
         self._failing_values: set[tuple[int, str]] = set()
+
+    @property
+    def plan(self) -> tuple[ReadBlock, ...]:
+        """The reads of every register, as resolved on the device (empty before a read)."""
+        return self._plan
 
     @property
     def excluded(self) -> frozenset[tuple[Function, int]]:
