@@ -69,13 +69,13 @@ class Bus:
         name: str,
         link: Link,
         silence: float = 0.0,
-        serial: bool = False,
+        reconnect_to_resync: bool = False,
         backoff: Backoff | None = None,
     ) -> None:
         self.name = name
         self._link = link
         self._silence = silence
-        self._serial = serial
+        self._reconnect_to_resync = reconnect_to_resync
         self._lock = asyncio.Lock()
         self._backoff = backoff or Backoff(start=0.5, ceiling=30.0)
         self._connect_after = 0.0
@@ -89,14 +89,16 @@ class Bus:
             from agent.modbus.rtu import RtuLink  # noqa: PLC0415 - pymodbus only for RTU framing
 
             link = RtuLink.serial(modbus.serial, modbus.timeout)
-            return cls(modbus.serial.device, link, silence=modbus.serial.silence, serial=True)
+            return cls(modbus.serial.device, link, silence=modbus.serial.silence)
         assert modbus.host is not None
         if modbus.framer is Framer.RTU:
             from agent.modbus.rtu import RtuLink  # noqa: PLC0415
 
             link = RtuLink.over_tcp(modbus.host, modbus.port, modbus.timeout)
             # RTU over TCP reaches a serial line behind a converter: keep its inter-frame gap.
-            return cls(modbus.bus_name, link, silence=0.002)
+            # Its replies carry no transaction id: after a missing or bad reply, only a new
+            # connection guarantees that a late reply is not taken for the next one.
+            return cls(modbus.bus_name, link, silence=0.002, reconnect_to_resync=True)
         return cls(modbus.bus_name, ModbusTcp(modbus.bus_name, modbus.host, modbus.port))
 
     @contextlib.asynccontextmanager
@@ -145,10 +147,11 @@ class Bus:
                 if exc.kind == "timeout" and attempt < unit.retries:
                     attempt += 1
                     continue
-                if exc.kind == "connect" or (exc.kind != "exception" and not self._serial):
-                    # A TCP connection that timed out may be half-open (a gateway that
-                    # restarted), and RTU over TCP has no transaction id to tell a late reply
-                    # from the next one: start clean next time.
+                if exc.kind == "connect" or (exc.kind != "exception" and self._reconnect_to_resync):
+                    # Modbus TCP keeps its connection through timeouts: one dead unit behind
+                    # a shared gateway must not reconnect everyone, and transaction ids drop
+                    # its late replies. A gateway that restarted answers the next request
+                    # with a reset, which fails it as "connect".
                     self._link.close()
                 raise
             if self._silence:

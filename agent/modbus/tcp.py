@@ -152,8 +152,11 @@ class _Stream(asyncio.BufferedProtocol):
         self._fail(
             ReadError("reply", f"{self._name} sent something that is not Modbus TCP ({detail})")
         )
-        if self.transport is not None:
-            self.transport.close()
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            # Not connected from now on (connection_lost comes a loop turn later): the
+            # next read reconnects instead of writing to the closing transport.
+            transport.close()
 
     def _fail(self, error: ReadError) -> None:
         request, self.pending = self.pending, None
