@@ -13,8 +13,10 @@ import pytest
 
 from agent.modbus.bus import Bus, Unit
 from agent.modbus.errors import ReadError
+from agent.modbus.plan import plan_reads
 from agent.modbus.tcp import ModbusTcp
-from agent.profiles.model import Function
+from agent.profiles.model import Function, Profile
+from agent.wire import Quantity
 
 Request = tuple[int, int, int, int, int]
 """transaction id, unit id, function, address, count."""
@@ -246,3 +248,43 @@ async def test_a_dead_unit_behind_a_gateway_keeps_the_connection_for_the_others(
             bus.close()
         assert missed == 0
         assert served.connections == 1
+
+
+@pytest.mark.parametrize("order", ["BADC", "DCBA"])
+async def test_a_device_that_byte_swaps_16_bit_registers_is_read_right(order: str) -> None:
+    # Every single-register type honours the swap: int16, uint16, and the scale factor.
+    profile = Profile.model_validate(
+        {
+            "model": "swapped",
+            "manufacturer": "tests",
+            "description": "16-bit registers sent little-endian",
+            "sources": {"t": "t"},
+            "function": "holding",
+            "byte_order": order,
+            "registers": [
+                {"quantity": "power_active", "address": 0, "type": "int16", "unit": "W",
+                 "scale_factor": 2, "source": "t"},
+                {"quantity": "voltage_l1", "address": 1, "type": "uint16", "unit": "V",
+                 "scale": 0.01, "source": "t"},
+            ],
+        }
+    )  # fmt: skip
+    # -1234, 54321 and the scale factor 1, each register's two bytes swapped.
+    served = [0x2EFB, 0x31D4, 0x0100]
+    (block,) = plan_reads(profile)
+
+    def reply(request: Request) -> list[bytes | float]:
+        tid, unit, function, address, count = request
+        return [frame(tid, unit, registers_pdu(function, served[address : address + count]))]
+
+    async with gateway(reply) as served_by:
+        name = f"127.0.0.1:{served_by.port}"
+        bus = Bus(name, ModbusTcp(name, "127.0.0.1", served_by.port))
+        try:
+            async with bus.session(Unit(1, 1.0, retries=0)) as read:
+                registers = await read(block.function, block.address, block.count)
+        finally:
+            bus.close()
+    values, problems = block.decode(registers)
+    assert problems == []
+    assert values == {Quantity.POWER_ACTIVE: -12340.0, Quantity.VOLTAGE_L1: pytest.approx(543.21)}
