@@ -5,6 +5,7 @@ socat pty pair, and a scripted RTU-over-TCP server whose units answer late."""
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -116,3 +117,58 @@ async def test_serial_line_waits_each_units_own_timeout(tmp_path: Path) -> None:
             assert isinstance(result, list)
         finally:
             bus.close()
+
+
+@asynccontextmanager
+async def rtu_on_a_line(end: Path, delays: dict[int, float | None]) -> AsyncIterator[None]:
+    """The device end of a pty pair: units answering after their delay (None: never)."""
+    fd = os.open(end, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    loop = asyncio.get_running_loop()
+    pending = bytearray()
+    replies: set[asyncio.Task[None]] = set()
+
+    async def answer(unit_id: int, function: int, address: int, count: int) -> None:
+        delay = delays.get(unit_id)
+        if delay is None:
+            return
+        await asyncio.sleep(delay)
+        values = registers_of(unit_id, address, count)
+        frame = struct.pack(f">BBB{count}H", unit_id, function, 2 * count, *values)
+        os.write(fd, frame + FramerRTU.compute_CRC(frame).to_bytes(2, "big"))
+
+    def readable() -> None:
+        pending.extend(os.read(fd, 256))
+        while len(pending) >= 8:
+            unit_id, function, address, count = struct.unpack(">BBHH", pending[:6])
+            del pending[:8]
+            task = asyncio.create_task(answer(unit_id, function, address, count))
+            replies.add(task)
+            task.add_done_callback(replies.discard)
+
+    loop.add_reader(fd, readable)
+    try:
+        yield
+    finally:
+        loop.remove_reader(fd)
+        for task in replies:
+            task.cancel()
+        os.close(fd)
+
+
+async def test_a_late_reply_on_a_serial_line_is_not_the_next_answer(tmp_path: Path) -> None:
+    # RTU replies carry no transaction id: after a timeout the line stays quiet for that
+    # timeout, so a reply up to twice the timeout late comes while no request waits.
+    with serial_line(tmp_path) as (device_end, agent_end):
+        async with rtu_on_a_line(device_end, {1: 0.0, 2: 0.3}):
+            settings = ModbusSettings.model_validate({"serial": {"device": str(agent_end)}})
+            bus = Bus.for_settings(settings)
+            try:
+                result, seconds = await timed_read(bus, Unit(2, timeout=0.2, retries=0))
+                assert result == "timeout" and seconds < 0.35, seconds
+                # Unit 2's reply to address 0 comes 0.1 s later: not this read's answer.
+                result, _ = await timed_read(bus, Unit(2, timeout=1.0, retries=0), address=40)
+                assert result == registers_of(2, 40, 2)
+                result, _ = await timed_read(bus, Unit(1, timeout=1.0, retries=0), address=60)
+                assert result == registers_of(1, 60, 2)
+            finally:
+                bus.close()
