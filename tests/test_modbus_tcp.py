@@ -4,6 +4,7 @@ device or gateway may send, well-formed or not, and what each becomes."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ import pytest
 from agent.modbus.bus import Bus, Unit
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import plan_reads
-from agent.modbus.tcp import ModbusTcp
+from agent.modbus.tcp import UNACKED_LIMIT, ModbusTcp
 from agent.profiles.model import Function, Profile
 from agent.wire import Quantity
 
@@ -288,3 +289,14 @@ async def test_a_device_that_byte_swaps_16_bit_registers_is_read_right(order: st
     values, problems = block.decode(registers)
     assert problems == []
     assert values == {Quantity.POWER_ACTIVE: -12340.0, Quantity.VOLTAGE_L1: pytest.approx(543.21)}
+
+
+async def test_a_gateway_that_vanishes_silently_is_given_up_by_the_kernel() -> None:
+    # Timeouts keep the connection, so the kernel must end one whose peer stopped
+    # acknowledging (no reset ever comes): after UNACKED_LIMIT, not ~15 minutes.
+    async with server(lambda r: [answer(r)]) as client:
+        stream = client._stream
+        assert stream is not None and stream.transport is not None
+        sock = stream.transport.get_extra_info("socket")
+        limit = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+        assert limit == int(UNACKED_LIMIT * 1000)
