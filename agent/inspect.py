@@ -68,6 +68,9 @@ def check_report(path: Path) -> str:
             "(its password file is USER:HASH): deploy/mosquitto/add-agent.sh refuses it; "
             "give this gateway ids without ':' or a broker user made another way\n"
         )
+    profiles = {profile.model: profile for profile in setup.profiles.values()}
+    for model, profile in sorted(profiles.items()):
+        header += "".join(f"note: profile {model}: {note}\n" for note in profile.byte_order_notes())
     return header + "\n" + table
 
 

@@ -93,6 +93,8 @@ class Publisher:
         self._status_changed = asyncio.Event()
         self._meters = meters
         self._protocol = aiomqtt.ProtocolVersion.V5
+        # When the current broker connection began, in every status of it and its last will.
+        self._connected_at = datetime.now(UTC)
         self._stats_path = config.state_dir / STATS_FILE
         self.published_batches = 0
         self.published_readings = 0
@@ -219,6 +221,7 @@ class Publisher:
 
     def _client(self) -> aiomqtt.Client:
         mqtt = self._config.mqtt
+        self._connected_at = datetime.now(UTC)
         return CheckedClient(
             mqtt.host,
             mqtt.port,
@@ -380,6 +383,7 @@ class Publisher:
             agent=self._config.agent_id,
             state=state,
             ts=datetime.now(UTC),
+            connected=self._connected_at,
             outbox=self._health() if state is AgentState.ONLINE else None,
             meters=dict(self._meters) if state is AgentState.ONLINE else {},
         )

@@ -248,7 +248,10 @@ class OutboxHealth(_WireModel):
 
 class AgentStatus(_WireModel):
     """Retained on the status topic: the birth message on connect, the last will when lost,
-    and updates while online with each meter's health and the outbox backlog."""
+    and updates while online with each meter's health and the outbox backlog.
+
+    The last will is made when the connection opens, so its `ts` is older than the updates
+    sent after it; `connected` says which connection a status belongs to (see `newer`)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     site: Id
@@ -257,6 +260,22 @@ class AgentStatus(_WireModel):
     ts: Timestamp
     meters: dict[Id, MeterHealth] = Field(default_factory=dict)
     outbox: OutboxHealth | None = None
+    connected: Timestamp | None = Field(
+        default=None,
+        description="when the agent's broker connection began: the same in every status of "
+        "one connection, its last will included (absent from agents before it was added)",
+    )
+
+    def newer(self, other: AgentStatus) -> bool:
+        """Whether this status is later than `other` from the same agent: a later connection
+        is; within one connection, the end (offline: the last will) is later than any
+        update, whatever its ts; otherwise the later ts is."""
+        return self._order() > other._order()
+
+    def _order(self) -> tuple[datetime, bool, datetime]:
+        # Without `connected` (an older agent) each status counts as its own connection,
+        # so the order is by ts alone, as before.
+        return (self.connected or self.ts, self.state is AgentState.OFFLINE, self.ts)
 
 
 class Topic(StrEnum):

@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.backoff import Backoff
 from agent.logs import fields
 from agent.secrets import redact_url
-from agent.tls import explain, ssl_context
+from agent.tls import SocketErrors, explain, ssl_context
 from agent.wire import BrokerSettings
 from collector.acks import OrderedAcks, Progress
 
@@ -75,6 +75,20 @@ class _Connection:
         loop = asyncio.get_running_loop()
         self.connack: asyncio.Future[int] = loop.create_future()
         self.lost: asyncio.Future[str] = loop.create_future()
+        self.socket_errors = SocketErrors(client)
+
+    async def connack_code(self) -> int:
+        """The CONNACK's reason code; IngestError when none comes in time."""
+        # A broker may drop the connection instead of answering (a TLS alert: no client
+        # certificate): that is the reason, not the missing CONNACK.
+        await asyncio.wait(
+            (self.connack, self.lost), timeout=CONNECT_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if self.connack.done():
+            return self.connack.result()
+        if self.lost.done():
+            raise IngestError(self.socket_errors.closed_before_connack(self.lost.result()))
+        raise IngestError("no CONNACK from the broker")
 
     def ack(self, ticket: int) -> None:
         for mid in self.acks.done(ticket):
@@ -193,10 +207,7 @@ class Ingest:
         await asyncio.to_thread(client.connect, mqtt.host, mqtt.port, **connect_args)
         client.loop_start()
         try:
-            try:
-                code = await asyncio.wait_for(asyncio.shield(connection.connack), CONNECT_TIMEOUT)
-            except TimeoutError:
-                raise IngestError("no CONNACK from the broker") from None
+            code = await connection.connack_code()
             if code != 0:
                 raise IngestError(f"broker refused the connection (reason code {code})", code)
             self.connected = True

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from processes import BIN
 
-from agent.profiles import builtin_names
+from agent.profiles import builtin_names, load_profile
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -90,3 +90,35 @@ def test_schema_is_the_config_json_schema() -> None:
     schema = json.loads(result.stdout)
     assert {"site", "mqtt", "meters"} <= set(schema["required"])
     assert "agent_id" in schema["properties"]
+
+
+def test_check_notes_a_byte_order_that_says_nothing(tmp_path: Path) -> None:
+    # CDAB swaps registers: on a 16-bit value it changes nothing, and the integrator who
+    # wrote it probably meant BADC (a device that swaps the bytes of every register).
+    (tmp_path / "swapped.yaml").write_text(
+        "model: swapped\nmanufacturer: tests\ndescription: tests\nsources: {t: t}\n"
+        "function: holding\nbyte_order: CDAB\nregisters:\n"
+        "  - {quantity: power_active, address: 0, type: int16, unit: W, source: t}\n"
+        "  - {quantity: voltage_l1, address: 1, type: uint16, unit: V, source: t,"
+        " byte_order: CDAB}\n"
+        "  - {quantity: voltage_l2, address: 2, type: uint16, unit: V, source: t,"
+        " byte_order: BADC}\n"
+    )
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "site: plant\nagent_id: gw-01\nmqtt: {url: mqtt://broker}\n"
+        "meters: [{id: m1, profile: swapped.yaml, modbus: {host: 10.0.0.1}}]\n"
+    )
+    result = agent("check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert notes == [
+        "note: profile swapped: registers.1 (voltage_l1): byte_order CDAB swaps registers, "
+        "and its uint16 has one: it is read as ABCD (BADC or DCBA swap its two bytes)",
+        "note: profile swapped: byte_order CDAB swaps registers, and no value it applies to "
+        "has more than one: they are read as ABCD (BADC or DCBA swap their two bytes)",
+    ]
+    # The built-in profiles say nothing meaningless.
+    assert {name: load_profile(name).byte_order_notes() for name in builtin_names()} == {
+        name: [] for name in builtin_names()
+    }

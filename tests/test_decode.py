@@ -57,7 +57,7 @@ def _words(data: bytes) -> list[int]:
 def reference_registers(value: float, dtype: DataType, order: ByteOrder) -> list[int]:
     """The registers for `value`, from the big-endian bytes A B C D ... and the order's name."""
     data = struct.pack(">" + STRUCT_FORMAT[dtype], value)
-    if len(data) == 2 or order is BO.ABCD:
+    if order is BO.ABCD:
         return _words(data)
     if order is BO.DCBA:  # every byte reversed
         return _words(data[::-1])
@@ -123,13 +123,15 @@ HAND_VECTORS: list[tuple[DataType, ByteOrder, int | float, list[int]]] = [
     (T.FLOAT64, BO.BADC, -2.5, [0x04C0, 0x0000, 0x0000, 0x0000]),
     (T.FLOAT64, BO.DCBA, -2.5, [0x0000, 0x0000, 0x0000, 0x04C0]),
 ]
-# 16-bit values are big-endian registers whatever the order says.
-for _order in ByteOrder:
+# 16-bit values: one register, so only the byte swap (BADC, DCBA) changes them.
+for _order, _swapped in [(BO.ABCD, False), (BO.CDAB, False), (BO.BADC, True), (BO.DCBA, True)]:
     HAND_VECTORS += [
-        (T.INT16, _order, -2, [0xFFFE]),
-        (T.INT16, _order, 0x1234, [0x1234]),
-        (T.UINT16, _order, 0x1234, [0x1234]),
-        (T.UINT16, _order, 0xFF00, [0xFF00]),
+        (T.INT16, _order, -2, [0xFEFF if _swapped else 0xFFFE]),
+        (T.INT16, _order, 0x1234, [0x3412 if _swapped else 0x1234]),
+        (T.INT16, _order, -1234, [0x2EFB if _swapped else 0xFB2E]),
+        (T.UINT16, _order, 0x1234, [0x3412 if _swapped else 0x1234]),
+        (T.UINT16, _order, 0xFF00, [0x00FF if _swapped else 0xFF00]),
+        (T.UINT16, _order, 54321, [0x31D4 if _swapped else 0xD431]),
     ]
 
 
@@ -338,24 +340,25 @@ def test_negative_zero_keeps_its_sign() -> None:
     assert math.copysign(1.0, decode([0x8000, 0x0000], T.FLOAT32, BO.ABCD)) == -1.0
 
 
-# --- 16-bit types ignore the byte order ---------------------------------------------------
+# --- 16-bit types: BADC and DCBA swap the bytes ------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [T.INT16, T.UINT16])
-@given(registers=st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=1))
-def test_16_bit_types_ignore_byte_order(dtype: DataType, registers: list[int]) -> None:
-    values = {decode(registers, dtype, order) for order in ByteOrder}
-    assert len(values) == 1
-    value = values.pop()
-    assert value == struct.unpack(">" + STRUCT_FORMAT[dtype], registers[0].to_bytes(2, "big"))[0]
-    for order in ByteOrder:
-        assert encode(value, dtype, order) == registers
+@given(register=st.integers(0, 0xFFFF))
+def test_16_bit_types_swap_bytes_in_badc_and_dcba(dtype: DataType, register: int) -> None:
+    as_sent = struct.unpack(">" + STRUCT_FORMAT[dtype], register.to_bytes(2, "big"))[0]
+    swapped = struct.unpack("<" + STRUCT_FORMAT[dtype], register.to_bytes(2, "big"))[0]
+    expected = {BO.ABCD: as_sent, BO.CDAB: as_sent, BO.BADC: swapped, BO.DCBA: swapped}
+    for order, value in expected.items():
+        assert decode([register], dtype, order) == value, order
+        assert encode(value, dtype, order) == [register], order
 
 
-def test_uint16_is_not_byte_swapped_by_badc_or_dcba() -> None:
-    assert decode([0x1234], T.UINT16, BO.BADC) == 0x1234
-    assert decode([0x1234], T.UINT16, BO.DCBA) == 0x1234
-    assert decode([0x1234], T.UINT16, BO.CDAB) == 0x1234
+def test_a_device_that_byte_swaps_16_bit_values() -> None:
+    # The audit's device: -1234 and 54321 were published as 12027 and 12756.
+    for order in (BO.BADC, BO.DCBA):
+        assert decode([0x2EFB], T.INT16, order) == -1234
+        assert decode([0x31D4], T.UINT16, order) == 54321
 
 
 # --- properties ---------------------------------------------------------------------------
@@ -404,7 +407,7 @@ def test_decode_matches_struct_for_any_registers(
         st.lists(st.integers(0, 0xFFFF), min_size=WORDS[dtype], max_size=WORDS[dtype])
     )
     # Undo the order by hand to get the big-endian bytes A B C D ...
-    if WORDS[dtype] == 1 or order is BO.ABCD:
+    if order is BO.ABCD:
         abcd = b"".join(r.to_bytes(2, "big") for r in registers)
     elif order is BO.CDAB:
         abcd = b"".join(r.to_bytes(2, "big") for r in reversed(registers))
@@ -434,7 +437,8 @@ def test_register_buffer_values_at_offsets() -> None:
     assert buffer.value(1, T.FLOAT32, BO.CDAB) == pytest.approx(230.1, abs=1e-4)
     assert buffer.value(3, T.UINT32, BO.BADC) == 0xDEADBEEF
     assert buffer.value(5, T.INT64, BO.DCBA) == -(10**15)
-    assert buffer.value(9, T.UINT16, BO.DCBA) == 0xABCD
+    assert buffer.value(9, T.UINT16, BO.CDAB) == 0xABCD
+    assert buffer.value(9, T.UINT16, BO.DCBA) == 0xCDAB
 
 
 @given(
@@ -517,7 +521,8 @@ def test_a_layout_reads_what_each_value_alone_reads(
     fields = kept
     layout = Layout.of(fields)
     orders = {order for _, dtype, order in fields if WORDS[dtype] > 1}
-    if len(orders) == 1 and not any(WORDS[dtype] == 1 for _, dtype, _ in fields):
+    swaps = {order in (BO.BADC, BO.DCBA) for _, dtype, order in fields if WORDS[dtype] == 1}
+    if len(orders) <= 1 and len(swaps) <= 1 and (not orders or not swaps):
         assert layout is not None
     if layout is None:
         return
@@ -540,6 +545,22 @@ def test_a_layout_skips_the_registers_between_values() -> None:
     assert layout.unpack(RegisterBuffer(registers)) == pytest.approx((230.1, -5, 2**40))
 
 
+@pytest.mark.parametrize("order", list(ByteOrder))
+def test_a_layout_reads_16_bit_registers_in_the_blocks_order(order: ByteOrder) -> None:
+    fields = [(0, T.INT16, order), (1, T.FLOAT32, order), (3, T.UINT16, order)]
+    registers = (
+        reference_registers(-1234, T.INT16, order)
+        + reference_registers(-1.5, T.FLOAT32, order)
+        + reference_registers(54321, T.UINT16, order)
+    )
+    layout = Layout.of(fields)
+    assert layout is not None
+    assert layout.unpack(RegisterBuffer(registers)) == (-1234, -1.5, 54321)
+    only_16_bit = Layout.of([fields[0], fields[2]])
+    assert only_16_bit is not None
+    assert only_16_bit.unpack(RegisterBuffer(registers)) == (-1234, 54321)
+
+
 @pytest.mark.parametrize(
     ("fields", "why"),
     [
@@ -547,6 +568,8 @@ def test_a_layout_skips_the_registers_between_values() -> None:
         ([(0, T.FLOAT32, BO.ABCD), (1, T.UINT16, BO.ABCD)], "overlapping"),
         ([(0, T.FLOAT32, BO.ABCD), (2, T.FLOAT32, BO.CDAB)], "two byte orders"),
         ([(0, T.FLOAT32, BO.DCBA), (2, T.UINT16, BO.ABCD)], "a register in another order"),
+        ([(0, T.FLOAT32, BO.ABCD), (2, T.UINT16, BO.BADC)], "a byte-swapped register"),
+        ([(0, T.INT16, BO.CDAB), (1, T.UINT16, BO.DCBA)], "registers swapped and not"),
     ],
 )
 def test_no_layout_where_one_struct_cannot_read_the_values(

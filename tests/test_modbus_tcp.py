@@ -4,14 +4,20 @@ device or gateway may send, well-formed or not, and what each becomes."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import pytest
 
+from agent.modbus.bus import Bus, Unit
 from agent.modbus.errors import ReadError
-from agent.modbus.tcp import ModbusTcp
+from agent.modbus.plan import plan_reads
+from agent.modbus.tcp import UNACKED_LIMIT, ModbusTcp
+from agent.profiles.model import Function, Profile
+from agent.wire import Quantity
 
 Request = tuple[int, int, int, int, int]
 """transaction id, unit id, function, address, count."""
@@ -33,18 +39,25 @@ def answer(request: Request) -> bytes:
     return frame(tid, unit, registers_pdu(function, [address + i for i in range(count)]))
 
 
+@dataclass
+class Gateway:
+    port: int
+    connections: int = 0
+    """TCP connections accepted so far"""
+
+
 @asynccontextmanager
-async def server(script: Script) -> AsyncIterator[ModbusTcp]:
-    requests: list[Request] = []
+async def gateway(script: Script) -> AsyncIterator[Gateway]:
+    """A scripted Modbus TCP server on loopback that counts the connections it accepts."""
+    served = Gateway(0)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.connections += 1
         try:
             while True:
                 data = await reader.readexactly(12)
                 tid, _, _, unit, function, address, count = struct.unpack(">HHHBBHH", data)
-                request = (tid, unit, function, address, count)
-                requests.append(request)
-                for step in script(request):
+                for step in script((tid, unit, function, address, count)):
                     if isinstance(step, float):
                         await asyncio.sleep(step)
                     elif step == b"close":
@@ -57,14 +70,22 @@ async def server(script: Script) -> AsyncIterator[ModbusTcp]:
             writer.close()
 
     listening = await asyncio.start_server(handle, "127.0.0.1", 0)
-    port = listening.sockets[0].getsockname()[1]
-    client = ModbusTcp(f"127.0.0.1:{port}", "127.0.0.1", port)
-    await client.connect(1.0)
+    served.port = listening.sockets[0].getsockname()[1]
     try:
-        yield client
+        yield served
     finally:
-        client.close()
         listening.close()
+
+
+@asynccontextmanager
+async def server(script: Script) -> AsyncIterator[ModbusTcp]:
+    async with gateway(script) as served:
+        client = ModbusTcp(f"127.0.0.1:{served.port}", "127.0.0.1", served.port)
+        await client.connect(1.0)
+        try:
+            yield client
+        finally:
+            client.close()
 
 
 async def failure(client: ModbusTcp, *, unit: int = 1, within: float = 1.0) -> ReadError:
@@ -202,3 +223,80 @@ async def test_each_request_times_out_at_its_own_deadline() -> None:
         assert error.kind == "timeout" and "unit 2" in str(error)
         assert asyncio.get_running_loop().time() - started < 5.0
         assert await client.read(4, 7, 1, 1, 30.0) == (7,)
+
+
+async def test_a_dead_unit_behind_a_gateway_keeps_the_connection_for_the_others() -> None:
+    # Transaction ids tell a late reply from the next one, so a unit that never answers
+    # costs its own timeouts only: no reconnect, and the healthy units read every tick.
+    dead, healthy = 9, [1, 2, 3, 4]
+    async with gateway(lambda r: [] if r[1] == dead else [0.01, answer(r)]) as served:
+        name = f"127.0.0.1:{served.port}"
+        bus = Bus(name, ModbusTcp(name, "127.0.0.1", served.port))
+        missed = 0
+        try:
+            for _ in range(8):
+                for unit_id in [dead, *healthy]:
+                    timeout = 0.05 if unit_id == dead else 1.0
+                    async with bus.session(Unit(unit_id, timeout, retries=0)) as read:
+                        try:
+                            assert await read(Function.INPUT, 10, 2) == (10, 11)
+                        except ReadError as exc:
+                            assert (unit_id, exc.kind) == (dead, "timeout")
+                        else:
+                            continue
+                    missed += unit_id != dead
+        finally:
+            bus.close()
+        assert missed == 0
+        assert served.connections == 1
+
+
+@pytest.mark.parametrize("order", ["BADC", "DCBA"])
+async def test_a_device_that_byte_swaps_16_bit_registers_is_read_right(order: str) -> None:
+    # Every single-register type honours the swap: int16, uint16, and the scale factor.
+    profile = Profile.model_validate(
+        {
+            "model": "swapped",
+            "manufacturer": "tests",
+            "description": "16-bit registers sent little-endian",
+            "sources": {"t": "t"},
+            "function": "holding",
+            "byte_order": order,
+            "registers": [
+                {"quantity": "power_active", "address": 0, "type": "int16", "unit": "W",
+                 "scale_factor": 2, "source": "t"},
+                {"quantity": "voltage_l1", "address": 1, "type": "uint16", "unit": "V",
+                 "scale": 0.01, "source": "t"},
+            ],
+        }
+    )  # fmt: skip
+    # -1234, 54321 and the scale factor 1, each register's two bytes swapped.
+    served = [0x2EFB, 0x31D4, 0x0100]
+    (block,) = plan_reads(profile)
+
+    def reply(request: Request) -> list[bytes | float]:
+        tid, unit, function, address, count = request
+        return [frame(tid, unit, registers_pdu(function, served[address : address + count]))]
+
+    async with gateway(reply) as served_by:
+        name = f"127.0.0.1:{served_by.port}"
+        bus = Bus(name, ModbusTcp(name, "127.0.0.1", served_by.port))
+        try:
+            async with bus.session(Unit(1, 1.0, retries=0)) as read:
+                registers = await read(block.function, block.address, block.count)
+        finally:
+            bus.close()
+    values, problems = block.decode(registers)
+    assert problems == []
+    assert values == {Quantity.POWER_ACTIVE: -12340.0, Quantity.VOLTAGE_L1: pytest.approx(543.21)}
+
+
+async def test_a_gateway_that_vanishes_silently_is_given_up_by_the_kernel() -> None:
+    # Timeouts keep the connection, so the kernel must end one whose peer stopped
+    # acknowledging (no reset ever comes): after UNACKED_LIMIT, not ~15 minutes.
+    async with server(lambda r: [answer(r)]) as client:
+        stream = client._stream
+        assert stream is not None and stream.transport is not None
+        sock = stream.transport.get_extra_info("socket")
+        limit = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+        assert limit == int(UNACKED_LIMIT * 1000)

@@ -5,6 +5,11 @@ and most gateways serialise anyway); different buses are independent, so the age
 them concurrently. A meter holds its bus for one whole read (`Bus.session`), so its
 blocks are read back to back and the read has one time.
 
+A late reply (to a request that timed out) must never be taken for the next request's:
+Modbus TCP drops it by its transaction id; RTU has none, so RTU over TCP reconnects
+after a timeout and a serial line stays quiet for the timed-out request's timeout
+before the next request (pymodbus drops a reply that comes while no request waits).
+
 A bus reconnects on demand, with exponential backoff and jitter between failed
 connection attempts: while it waits, reads fail at once with kind "connect" instead of
 each costing a connect timeout.
@@ -18,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Final, Protocol
 
 from agent.backoff import Backoff
@@ -40,6 +46,17 @@ class Unit:
     unit_id: int
     timeout: float
     retries: int
+
+
+class Resync(Enum):
+    """How a bus keeps a late reply from being taken for the next request's answer."""
+
+    TRANSACTION_ID = "transaction id"
+    """Modbus TCP: a reply names its request; the link drops late ones."""
+    RECONNECT = "reconnect"
+    """RTU over TCP: a new connection after a missing or bad reply."""
+    SETTLE = "settle"
+    """A serial line: quiet for the timed-out request's timeout before the next one."""
 
 
 class Link(Protocol):
@@ -69,13 +86,16 @@ class Bus:
         name: str,
         link: Link,
         silence: float = 0.0,
-        serial: bool = False,
+        resync: Resync = Resync.TRANSACTION_ID,
         backoff: Backoff | None = None,
     ) -> None:
         self.name = name
         self._link = link
         self._silence = silence
-        self._serial = serial
+        self._resync = resync
+        # Whether requests wait for the line to be quiet: for the gap between frames, or
+        # after a timeout on a serial line (even one configured with no gap).
+        self._paced = silence > 0 or resync is Resync.SETTLE
         self._lock = asyncio.Lock()
         self._backoff = backoff or Backoff(start=0.5, ceiling=30.0)
         self._connect_after = 0.0
@@ -89,14 +109,16 @@ class Bus:
             from agent.modbus.rtu import RtuLink  # noqa: PLC0415 - pymodbus only for RTU framing
 
             link = RtuLink.serial(modbus.serial, modbus.timeout)
-            return cls(modbus.serial.device, link, silence=modbus.serial.silence, serial=True)
+            return cls(
+                modbus.serial.device, link, silence=modbus.serial.silence, resync=Resync.SETTLE
+            )
         assert modbus.host is not None
         if modbus.framer is Framer.RTU:
             from agent.modbus.rtu import RtuLink  # noqa: PLC0415
 
             link = RtuLink.over_tcp(modbus.host, modbus.port, modbus.timeout)
             # RTU over TCP reaches a serial line behind a converter: keep its inter-frame gap.
-            return cls(modbus.bus_name, link, silence=0.002)
+            return cls(modbus.bus_name, link, silence=0.002, resync=Resync.RECONNECT)
         return cls(modbus.bus_name, ModbusTcp(modbus.bus_name, modbus.host, modbus.port))
 
     @contextlib.asynccontextmanager
@@ -135,23 +157,30 @@ class Bus:
         code = _CODES[function]
         attempt = 0
         while True:
-            if self._silence:
+            if self._paced:
                 await self._keep_silence()
             self.requests += 1
             try:
                 registers = await self._link.read(code, address, count, unit.unit_id, unit.timeout)
             except ReadError as exc:
                 self._quiet_since = time.monotonic()
+                if exc.kind == "timeout" and self._resync is Resync.SETTLE:
+                    # A reply later than twice its timeout can still be mistaken; no device
+                    # configured with that timeout should answer so late.
+                    self._quiet_since += unit.timeout
                 if exc.kind == "timeout" and attempt < unit.retries:
                     attempt += 1
                     continue
-                if exc.kind == "connect" or (exc.kind != "exception" and not self._serial):
-                    # A TCP connection that timed out may be half-open (a gateway that
-                    # restarted), and RTU over TCP has no transaction id to tell a late reply
-                    # from the next one: start clean next time.
+                if exc.kind == "connect" or (
+                    exc.kind != "exception" and self._resync is Resync.RECONNECT
+                ):
+                    # Modbus TCP keeps its connection through timeouts: one dead unit behind
+                    # a shared gateway must not reconnect everyone, and transaction ids drop
+                    # its late replies. A gateway that restarted answers the next request
+                    # with a reset, which fails it as "connect".
                     self._link.close()
                 raise
-            if self._silence:
+            if self._paced:
                 self._quiet_since = time.monotonic()
             return registers
 

@@ -9,8 +9,10 @@ the bytes swapped within each register:
     BADC  big-endian over the byte-swapped registers
     CDAB  little-endian over the byte-swapped registers (the usual "word swap")
 
-Single-register values are big-endian, as the Modbus specification defines registers.
-Text (identification registers: model names, serial numbers) is two characters a
+A single-register value has one word, so only the swap of bytes within it applies:
+BADC and DCBA read its two bytes swapped (a device that sends every register
+little-endian), ABCD and CDAB as sent (big-endian, as the Modbus specification defines
+registers). Text (identification registers: model names, serial numbers) is two characters a
 register, the first in the high byte (ABCD) or, byte-swapped, in the low byte (BADC).
 """
 
@@ -67,10 +69,13 @@ class DecodeError(ValueError):
 def _codec(dtype: DataType, order: ByteOrder) -> tuple[struct.Struct, str, bool]:
     """The struct for one type and order, its endianness, and whether it reads
     byte-swapped registers."""
-    if WORDS[dtype] == 1:
-        order = ByteOrder.ABCD
     endian = "<" if order in _LITTLE else ">"
     return struct.Struct(endian + _FORMAT[dtype]), endian, order in _SWAPPED_BYTES
+
+
+def _bytes_swapped(endian: str, swapped: bool) -> bool:
+    """Whether a one-register value read in this arrangement comes out byte-swapped."""
+    return (endian == "<") != swapped
 
 
 @cache
@@ -131,14 +136,22 @@ class Layout:
         """The layout of (register offset, type, order) values; None when one struct cannot
         read them: out of offset order, overlapping, or in byte orders that disagree."""
         arrangements = {_codec(dtype, order)[1:] for _, dtype, order in values if WORDS[dtype] > 1}
-        # A one-register value reads the same through ">" over the registers as sent and
-        # through "<" over the byte-swapped ones, so it fits either of those two.
-        single = any(WORDS[dtype] == 1 for _, dtype, _ in values)
-        if len(arrangements) > 1:
+        # A one-register value fits two arrangements: read as sent through ">" over the
+        # registers as sent or "<" over the byte-swapped ones, and byte-swapped through the
+        # other two.
+        singles = {
+            _bytes_swapped(*_codec(dtype, order)[1:])
+            for _, dtype, order in values
+            if WORDS[dtype] == 1
+        }
+        if len(arrangements) > 1 or len(singles) > 1:
             return None
-        endian, swapped = arrangements.pop() if arrangements else (">", False)
-        if single and (endian == ">") == swapped:
-            return None
+        if not arrangements:
+            endian, swapped = ">", bool(singles) and singles.pop()
+        else:
+            endian, swapped = arrangements.pop()
+            if singles and singles.pop() != _bytes_swapped(endian, swapped):
+                return None
         layout, position = endian, 0
         for offset, dtype, _ in values:
             if offset < position:

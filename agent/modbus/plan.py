@@ -48,6 +48,8 @@ class FieldPlan:
     address: int
     scale_factor: int | None = None
     """Address of the int16 power-of-ten register (SunSpec sunssf), read in the same block."""
+    scale_factor_order: ByteOrder = ByteOrder.ABCD
+    """The scale factor register's byte order: the profile's, as it may serve several values."""
     not_available: frozenset[int] = frozenset()
     """Bit patterns of the raw value that mean the meter has no value."""
     valid_range: tuple[float, float] | None = None
@@ -140,7 +142,7 @@ class ReadBlock:
                 raise _Dropped(f"not available (0x{pattern:X})", ProblemKind.NOT_AVAILABLE)
         exponent = 0
         if plan.scale_factor is not None:
-            exponent = self._scale_factor(buffer, plan.scale_factor)
+            exponent = self._scale_factor(buffer, plan.scale_factor, plan.scale_factor_order)
         value = plan.scaler(raw, exponent)
         if not math.isfinite(value):
             raise _Dropped(f"not a number: {raw}")
@@ -151,11 +153,11 @@ class ReadBlock:
             raise _Dropped(f"{value} is outside [{low}, {high}]", ProblemKind.OUT_OF_RANGE)
         return value
 
-    def _scale_factor(self, buffer: RegisterBuffer, address: int) -> int:
+    def _scale_factor(self, buffer: RegisterBuffer, address: int, order: ByteOrder) -> int:
         offset = address - self.address
         if not 0 <= offset < self.count:
             raise _Dropped(f"scale factor register {address} is not in this read")
-        exponent = int(buffer.value(offset, DataType.INT16, ByteOrder.ABCD))
+        exponent = int(buffer.value(offset, DataType.INT16, order))
         if exponent == _SF_NOT_IMPLEMENTED:
             raise _Dropped(
                 f"scale factor register {address} is not implemented", ProblemKind.NOT_AVAILABLE
@@ -181,6 +183,7 @@ def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldP
         scaler=Scaler(register.type, register.scale, register.offset, register.transform),
         address=register.address,
         scale_factor=register.scale_factor,
+        scale_factor_order=profile.byte_order,
         not_available=profile.not_available_of(register),
         valid_range=register.range,
     )

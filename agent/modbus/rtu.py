@@ -52,16 +52,21 @@ class RtuLink:
     def connected(self) -> bool:
         return bool(self._client.connected)
 
+    def _within(self, seconds: float) -> None:
+        # pymodbus waits both for a connection and for each reply for the timeout its
+        # transaction manager keeps in a copy of the client's parameters (client.ctx): set
+        # there, it is this request's, not the one the client was made with.
+        self._client.ctx.comm_params.timeout_connect = seconds
+
     async def connect(self, within: float) -> None:
-        self._client.comm_params.timeout_connect = within
+        self._within(within)
         if not await self._client.connect():
             raise ReadError("connect", "the connection could not be opened")
 
     async def read(
         self, function: int, address: int, count: int, unit_id: int, within: float
     ) -> list[int]:
-        # pymodbus takes each request's timeout from here.
-        self._client.comm_params.timeout_connect = within
+        self._within(within)
         reader = (
             self._client.read_input_registers
             if function == 4

@@ -12,12 +12,18 @@ Reply checks: the transaction id must be the pending request's (a late reply to 
 request that timed out is dropped), the unit id and function echoed, the byte count
 consistent with the frame. A stream that is not Modbus TCP cannot be resynchronised,
 so it fails the request and closes the connection.
+
+A timeout keeps the connection (one dead unit behind a gateway must not reconnect the
+others). A gateway that vanished without a reset (power cut, a firewall that forgot the
+connection) is found by the kernel instead: requests it does not acknowledge within
+UNACKED_LIMIT close the connection, and the next read reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import struct
 from typing import Final
 
@@ -34,6 +40,9 @@ _MAX_LENGTH: Final = 254
 """A Modbus PDU is at most 253 bytes; the MBAP length counts the unit id too."""
 _BUFFER_SIZE: Final = 1024
 """Room for several whole frames (at most 260 bytes each) and the start of the next."""
+UNACKED_LIMIT: Final = 30.0
+"""Seconds a request may stay unacknowledged by the peer's TCP before the connection is
+given up (TCP_USER_TIMEOUT); the Linux default is about 15 minutes of retransmissions."""
 _REGISTERS: Final = [struct.Struct(f">{n}H") for n in range(126)]
 """Decoders of 0..125 registers (125: the most one read may ask for)."""
 
@@ -152,8 +161,11 @@ class _Stream(asyncio.BufferedProtocol):
         self._fail(
             ReadError("reply", f"{self._name} sent something that is not Modbus TCP ({detail})")
         )
-        if self.transport is not None:
-            self.transport.close()
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            # Not connected from now on (connection_lost comes a loop turn later): the
+            # next read reconnects instead of writing to the closing transport.
+            transport.close()
 
     def _fail(self, error: ReadError) -> None:
         request, self.pending = self.pending, None
@@ -187,6 +199,9 @@ class ModbusTcp:
                 )
         except (OSError, TimeoutError) as exc:
             raise ReadError("connect", str(exc) or f"no answer in {within:g}s") from exc
+        sock = stream.transport.get_extra_info("socket") if stream.transport else None
+        if sock is not None and hasattr(socket, "TCP_USER_TIMEOUT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_LIMIT * 1000))
         self._stream = stream
 
     async def read(

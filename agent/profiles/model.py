@@ -335,6 +335,30 @@ class Profile(_ProfileModel):
     def byte_order_of(self, register: RegisterSpec | IdentificationSpec) -> ByteOrder:
         return register.byte_order or self.byte_order
 
+    def byte_order_notes(self) -> list[str]:
+        """Where a byte_order given says nothing: CDAB swaps registers, and a 16-bit value
+        has one (it reads as ABCD; BADC or DCBA swap its bytes)."""
+        located: list[tuple[str, RegisterSpec | IdentificationSpec]] = [
+            (f"registers.{i} ({r.quantity})", r) for i, r in enumerate(self.registers)
+        ]
+        located += [
+            (f"identification.{i} ({r.name})", r) for i, r in enumerate(self.identification)
+        ]
+        notes = [
+            f"{where}: byte_order CDAB swaps registers, and its {spec.type} has one: it is read "
+            "as ABCD (BADC or DCBA swap its two bytes)"
+            for where, spec in located
+            if spec.byte_order is ByteOrder.CDAB and spec.words == 1
+        ]
+        if self.byte_order is ByteOrder.CDAB and all(
+            spec.byte_order is not None or spec.words == 1 for _, spec in located
+        ):
+            notes.append(
+                "byte_order CDAB swaps registers, and no value it applies to has more than "
+                "one: they are read as ABCD (BADC or DCBA swap their two bytes)"
+            )
+        return notes
+
     def not_available_of(self, register: RegisterSpec) -> frozenset[int]:
         """The bit patterns (the value's bits, two's complement) that mean 'no value'."""
         patterns = register.not_available

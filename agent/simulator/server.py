@@ -234,7 +234,7 @@ class Extra:
             return _identification_words(profile, spec, encoding.identification[spec.name])
         if self.fixed:
             return list(self.fixed)
-        return [encoding.exponents.get(self.address, 0) & 0xFFFF]
+        return encode(encoding.exponents.get(self.address, 0), DataType.INT16, profile.byte_order)
 
 
 SUNSPEC_BASE: Final = 40000

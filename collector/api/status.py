@@ -4,7 +4,8 @@ The collector subscribes to `greengauge/v1/+/+/status`; every message is validat
 reading batch (topic and body must agree, its time inside the accepted window, no more
 meters than one agent may have) and kept, the newest per agent, or dead-lettered with
 the reason. The broker keeps the last one retained, so a restarted collector knows every
-agent's state at once, and an agent that vanished shows `offline` (its last will). At
+agent's state at once, and an agent that vanished shows `offline` (its last will: made
+when its connection opened, it is still newer than that connection's updates). At
 most `max_agents` are kept, naming at most `max_meters` meters in all: the least recently
 updated is evicted (and counted).
 """
@@ -56,7 +57,8 @@ class AgentStatuses:
     def update(self, status: AgentStatus) -> None:
         key = (status.site, status.agent)
         known = self.agents.get(key)
-        if known is not None and known.ts > status.ts:
+        if known is not None and known.newer(status):
+            # An older message (by ts, or the last will of an older connection).
             return
         self._meters += len(status.meters) - (len(known.meters) if known is not None else 0)
         self.agents[key] = status
@@ -73,6 +75,9 @@ class AgentStatuses:
         """Raise StatusRejected for a status that must not be kept."""
         # A time far ahead would pin this status: no later one would ever replace it.
         self._window.check(status.ts, now, "status ts")
+        if status.connected is not None:
+            # A connection far ahead would pin its statuses the same way.
+            self._window.check(status.connected, now, "status connected")
         for meter, health in status.meters.items():
             if health.last_read is not None:
                 self._window.check(health.last_read, now, f"meters.{meter}.last_read")
