@@ -102,6 +102,7 @@ class Dlt645Poller(PollerBase):
                     self._refuse(spec, exc, tick)
                     continue
                 self._decoded(spec, raw, values)
+        self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
         if values:
