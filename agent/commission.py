@@ -1,13 +1,13 @@
 """`energy-agent test`: every configured meter read once, as the agent reads it, as a table.
 
 For commissioning: the integrator sees, per meter, whether it answered and, per value,
-what the agent would publish, with the register it came from and the raw registers.
-The read is the agent's own (`MeterPoller.read_once` on the buses `run` would open:
-profile resolution, planning, refused registers bisected, decoding), made once; only
-the bus is watched to keep each request and its answer. Nothing is published: no broker
-connection is made and no outbox is opened; the broker settings are only validated.
-A meter that failed, or a value that was refused or could not be decoded, fails the
-command (exit 1), as `telegraf --test` does.
+what the agent would publish, with where it came from (a Modbus register, a DL/T 645
+data identifier) and the raw data. The read is the agent's own (the pollers `run` makes,
+on the buses it would open: for Modbus profile resolution, planning, refused registers
+bisected, decoding), made once; only the bus is watched to keep each request and its
+answer. Nothing is published: no broker connection is made and no outbox is opened; the
+broker settings are only validated. A meter that failed, or a value that was refused or
+could not be decoded, fails the command (exit 1), as `telegraf --test` does.
 """
 
 from __future__ import annotations
@@ -19,15 +19,20 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from agent.config import BusKey, Framer, ModbusSettings, load_config
-from agent.modbus.bus import Bus, Unit
+from agent.config import Dlt645Settings, Framer, ModbusSettings, SerialSettings, load_config
+from agent.dlt645.codec import READ_DATA, FrameError, describe_error
+from agent.dlt645.poller import Dlt645MeterBus, decode_value
+from agent.dlt645.profile import ValueSpec
+from agent.dlt645.transport import ReadIdentifier
+from agent.modbus.bus import Unit
 from agent.modbus.decode import WORDS
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import FieldPlan, Problem, ReadBlock, sub_block
 from agent.modbus.resolve import ReadRegisters
 from agent.modbus.tcp import EXCEPTION_NAMES
-from agent.poller import MeterBus, MeterPoller
+from agent.poller import MeterBus, MeterPoller, PollerBase
 from agent.profiles.model import Function
+from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
 from agent.wire import UNITS, MeterReading, Quantity
 
@@ -76,22 +81,63 @@ class RecordingBus:
 
 
 @dataclass(frozen=True, slots=True)
+class Dlt645Request:
+    """One data identifier a DL/T 645 meter's read asked for, and what came back."""
+
+    identifier: int
+    data: bytes | None
+    """The value's bytes as received (0x33 taken off), low byte first."""
+    error: ReadError | None
+
+
+class RecordingDlt645Bus:
+    """A DL/T 645 meter's view of its bus that keeps every request of its sessions."""
+
+    def __init__(self, bus: Dlt645MeterBus) -> None:
+        self._bus = bus
+        self.requests: list[Dlt645Request] = []
+
+    @property
+    def name(self) -> str:
+        return self._bus.name
+
+    @contextlib.asynccontextmanager
+    async def session(self, meter: Dlt645Settings) -> AsyncIterator[ReadIdentifier]:
+        async with self._bus.session(meter) as read:
+
+            async def recorded(identifier: int) -> bytes:
+                try:
+                    data = await read(identifier)
+                except ReadError as exc:
+                    self.requests.append(Dlt645Request(identifier, None, exc))
+                    raise
+                self.requests.append(Dlt645Request(identifier, data, None))
+                return data
+
+            yield recorded
+
+
+@dataclass(frozen=True, slots=True)
 class ValueResult:
-    """One quantity of a meter's plan after the read."""
+    """One quantity of a meter's read plan after the read, whatever protocol it speaks."""
 
     quantity: Quantity
     value: float | None
-    function: Function
-    address: int
-    dtype: str
-    raw: tuple[int, ...]
+    where: str
+    """What it is read from: a register (0x2012), a data identifier (02 01 01 00)."""
+    request: str
+    """The request that reads it: a Modbus function, DL/T 645 read data."""
+    format: str
+    """How it is encoded: float32 ABCD, XXX.X."""
+    raw: str
+    """The data received for it, hex: registers (7FC0 0000) or bytes (34 12)."""
     note: str
     """Why there is no value ("" when there is one), or that the meter has none."""
     failed: bool
-    refused: int | None = None
-    """The exception code the meter refused this register with on its own."""
-    exception: int | None = None
-    """The exception code of a reply that dropped this value without refusing it."""
+    refused: str | None = None
+    """The meter's refusal of this value on its own: "exception 2 (illegal data address)"."""
+    exception: str | None = None
+    """The exception of a reply that dropped this value without refusing it."""
     undecodable: bool = False
 
 
@@ -128,18 +174,18 @@ def _value_result(
     values: dict[Quantity, float],
     refused: bool,
 ) -> ValueResult:
-    raw: tuple[int, ...] = ()
+    raw: Sequence[int] = ()
     if request is not None and request.registers is not None:
         offset = field.address - request.address
-        raw = tuple(request.registers[offset : offset + WORDS[field.dtype]])
+        raw = request.registers[offset : offset + WORDS[field.dtype]]
     value = values.get(field.quantity)
     read = ValueResult(
         field.quantity,
         value,
-        block.function,
-        field.address,
+        f"0x{field.address:04X}",
+        f"{block.function.value} ({block.function.code})",
         f"{field.dtype} {field.byte_order}",
-        raw,
+        " ".join(f"{word:04X}" for word in raw),
         note="",
         failed=False,
     )
@@ -158,12 +204,12 @@ def _value_result(
 
 
 def _dropped(read: ValueResult, error: ReadError, refused: bool) -> ValueResult:
+    code = error.exception_code
+    exception = f"exception {code} ({_exception_name(code)})" if code is not None else None
     if refused:
-        return replace(
-            read, note=f"refused: {error.detail}", failed=True, refused=error.exception_code
-        )
+        return replace(read, note=f"refused: {error.detail}", failed=True, refused=exception)
     if error.kind == "exception":
-        return replace(read, note=error.detail, failed=True, exception=error.exception_code)
+        return replace(read, note=error.detail, failed=True, exception=exception)
     return replace(read, note=str(error), failed=True)
 
 
@@ -177,13 +223,84 @@ def _problems(block: ReadBlock, field: FieldPlan, request: Request) -> list[Prob
     return problems
 
 
+def dlt645_value_results(
+    specs: Sequence[ValueSpec], requests: Sequence[Dlt645Request], values: dict[Quantity, float]
+) -> list[ValueResult]:
+    """Every value a DL/T 645 meter's read asks for, with the bytes its request gave. Pure."""
+    results: list[ValueResult] = []
+    for spec in specs:
+        request = next((r for r in reversed(requests) if r.identifier == spec.di), None)
+        results.append(_dlt645_value_result(spec, request, values))
+    return results
+
+
+def _dlt645_value_result(
+    spec: ValueSpec, request: Dlt645Request | None, values: dict[Quantity, float]
+) -> ValueResult:
+    data = request.data if request is not None else None
+    read = ValueResult(
+        spec.quantity,
+        values.get(spec.quantity),
+        " ".join(f"{byte:02X}" for byte in spec.di.to_bytes(4, "big")),
+        f"read data (0x{READ_DATA:02X})",
+        spec.format + (" signed" if spec.signed else ""),
+        data.hex(" ").upper() if data is not None else "",
+        note="",
+        failed=False,
+    )
+    if read.value is not None:
+        return read
+    error = request.error if request is not None else None
+    if error is not None:
+        if error.kind == "exception" and error.exception_code is not None:
+            refusal = f"error {describe_error(error.exception_code)}"
+            return replace(read, note=f"refused: {refusal}", failed=True, refused=refusal)
+        return replace(read, note=str(error), failed=True)
+    if data is not None:
+        try:
+            decode_value(spec, data)
+        except FrameError as exc:
+            return replace(read, note=str(exc), failed=True, undecodable=True)
+    return replace(read, note="not read: the read stopped before it", failed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """How a meter is reached, as an integrator wires it."""
+
+    transport: str
+    """"tcp 192.0.2.1:502", "rtu /dev/ttyUSB0 9600 8N1", "dlt645 gateway 192.0.2.7:8899"."""
+    address: str
+    """The meter on its bus: "unit 7", "address 000012345678"."""
+
+
+def _line(line: SerialSettings) -> str:
+    framing = f"{line.data_bits}{line.parity.value[0].upper()}{line.stop_bits}"
+    return f"{line.device} {line.baud} {framing}"
+
+
+def modbus_link(modbus: ModbusSettings) -> Link:
+    if modbus.serial is not None:
+        return Link(f"rtu {_line(modbus.serial)}", f"unit {modbus.unit_id}")
+    framing = "tcp" if modbus.framer is Framer.TCP else "rtu-over-tcp"
+    return Link(f"{framing} {modbus.bus_name}", f"unit {modbus.unit_id}")
+
+
+def dlt645_link(settings: Dlt645Settings) -> Link:
+    if settings.serial is not None:
+        transport = f"dlt645 {_line(settings.serial)}"
+    else:
+        transport = f"dlt645 gateway {settings.bus_name}"
+    return Link(transport, f"address {settings.address}")
+
+
 @dataclass(frozen=True, slots=True)
 class MeterResult:
     """One meter's read: what cut it short, if anything, and every value of its plan."""
 
     meter: str
     profile: str
-    modbus: ModbusSettings
+    link: Link
     failure: ReadError | None
     values: list[ValueResult]
 
@@ -193,14 +310,14 @@ class MeterResult:
 
     @property
     def result(self) -> str:
-        """ok, or every reason it is not: "timeout: ...", "exception 2: ...", "decode errors"."""
+        """ok, or every reason it is not: "timeout: ...", "exception 2 (...): 1 refused",
+        "error 02 (...): 1 refused", "decode errors: 1"."""
         parts = [str(self.failure)] if self.failure is not None else []
+        # In the order of the read plan.
         refusals = Counter(v.refused for v in self.values if v.refused is not None)
-        for code, count in sorted(refusals.items()):
-            parts.append(f"exception {code} ({_exception_name(code)}): {count} refused")
+        parts += [f"{refusal}: {count} refused" for refusal, count in refusals.items()]
         replies = Counter(v.exception for v in self.values if v.exception is not None)
-        for code, count in sorted(replies.items()):
-            parts.append(f"exception {code} ({_exception_name(code)}): {count} dropped")
+        parts += [f"{exception}: {count} dropped" for exception, count in replies.items()]
         undecodable = sum(v.undecodable for v in self.values)
         if undecodable:
             parts.append(f"decode errors: {undecodable}")
@@ -211,16 +328,6 @@ class MeterResult:
 
 def _exception_name(code: int) -> str:
     return EXCEPTION_NAMES.get(code, "unknown")
-
-
-def transport(modbus: ModbusSettings) -> str:
-    """How the meter is reached, as an integrator wires it."""
-    if modbus.serial is not None:
-        line = modbus.serial
-        framing = f"{line.data_bits}{line.parity.value[0].upper()}{line.stop_bits}"
-        return f"rtu {line.device} {line.baud} {framing}"
-    framing = "tcp" if modbus.framer is Framer.TCP else "rtu-over-tcp"
-    return f"{framing} {modbus.bus_name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,38 +347,38 @@ class Commissioning:
         return (
             f"meters: {good} ok, {len(self.meters) - good} failed; "
             f"values read: {sum(v.value is not None for v in values)}; "
-            f"registers refused: {sum(v.refused is not None for v in values)}; "
+            f"values refused: {sum(v.refused is not None for v in values)}; "
             f"decode errors: {sum(v.undecodable for v in values)}"
         )
 
     def report(self) -> str:
         sections = [self.title]
         for meter in self.meters:
+            link = meter.link
             heading = (
-                f"meter {meter.meter}: {meter.profile}, {transport(meter.modbus)}, "
-                f"unit {meter.modbus.unit_id}: {meter.result}"
+                f"meter {meter.meter}: {meter.profile}, {link.transport}, {link.address}: "
+                f"{meter.result}"
             )
             rows = [
                 [
                     v.quantity.value,
                     v.value,
                     UNITS[v.quantity],
-                    f"0x{v.address:04X}",
-                    f"{v.function.value} ({v.function.code})",
-                    v.dtype,
-                    " ".join(f"{word:04X}" for word in v.raw),
+                    v.where,
+                    v.request,
+                    v.format,
+                    v.raw,
                     v.note,
                 ]
                 for v in meter.values
             ]
-            headers = ["quantity", "value", "unit", "register", "function", "type", "raw", "note"]
+            headers = ["quantity", "value", "unit", "where", "request", "format", "raw", "note"]
             sections.append(heading + ("\n\n" + format_table(headers, rows) if rows else ""))
         overview = [
-            [m.meter, m.profile, transport(m.modbus), m.modbus.unit_id, m.result]
-            for m in self.meters
+            [m.meter, m.profile, m.link.transport, m.link.address, m.result] for m in self.meters
         ]
         sections.append(
-            format_table(["meter", "profile", "transport", "unit", "result"], overview)
+            format_table(["meter", "profile", "transport", "address", "result"], overview)
             + "\n\n"
             + self.summary()
         )
@@ -279,32 +386,45 @@ class Commissioning:
 
 
 async def commission(path: Path) -> Commissioning:
-    """Read every meter of the config at `path` once, on the buses the agent would open.
+    """Read every meter of the config at `path` once, with the pollers and buses `run` makes.
 
     Meters on one bus take turns, buses are read side by side, as `run` polls them.
     Raises ConfigError for a config `run` would refuse.
     """
     setup = load_config(path)
     config = setup.config
-    buses: dict[BusKey, Bus] = {}
-    watched: list[tuple[MeterPoller, RecordingBus]] = []
-    for meter in config.meters:
-        key = meter.modbus.bus_key
-        if key not in buses:
-            buses[key] = Bus.for_settings(meter.modbus)
-        bus = RecordingBus(buses[key])
-        # read_once hands its reading back; nothing is delivered anywhere.
-        poller = MeterPoller(meter, setup.profiles[meter.id], bus, _not_published)
-        watched.append((poller, bus))
+    modbus: dict[str, RecordingBus] = {}
+    dlt645: dict[str, RecordingDlt645Bus] = {}
+
+    def record(bus: MeterBus, meter: str) -> MeterBus:
+        modbus[meter] = RecordingBus(bus)
+        return modbus[meter]
+
+    def record_dlt645(bus: Dlt645MeterBus, meter: str) -> Dlt645MeterBus:
+        dlt645[meter] = RecordingDlt645Bus(bus)
+        return dlt645[meter]
+
+    pollers: dict[str, PollerBase] = {}
+    # read_once hands its reading back; nothing is delivered anywhere.
+    buses = make_pollers(setup, _not_published, None, BusWatch(record, record_dlt645), pollers)
     try:
-        readings = await asyncio.gather(*(poller.read_once() for poller, _ in watched))
+        readings = await asyncio.gather(*(poller.read_once() for poller in pollers.values()))
     finally:
-        for each in buses.values():
-            each.close()
-    meters = [
-        _meter_result(poller, bus, reading)
-        for (poller, bus), reading in zip(watched, readings, strict=True)
-    ]
+        for bus in buses:
+            bus.close()
+    meters: list[MeterResult] = []
+    for meter, reading in zip(config.meters, readings, strict=True):
+        poller = pollers[meter.id]
+        values = reading.values if reading is not None else {}
+        if meter.dlt645 is not None:
+            link = dlt645_link(meter.dlt645)
+            specs = setup.dlt645_profiles[meter.id].read_values
+            shown = dlt645_value_results(specs, dlt645[meter.id].requests, values)
+        else:
+            assert meter.modbus is not None and isinstance(poller, MeterPoller)
+            link = modbus_link(meter.modbus)
+            shown = value_results(poller.plan, modbus[meter.id].requests, values, poller.excluded)
+        meters.append(MeterResult(meter.id, meter.profile, link, poller.last_failure, shown))
     title = (
         f"{path}: site {config.site}, agent {config.agent_id}: "
         f"{len(meters)} meters read once, nothing published"
@@ -314,13 +434,3 @@ async def commission(path: Path) -> Commissioning:
 
 def _not_published(reading: MeterReading) -> None:
     raise AssertionError("a commissioning read is never delivered")
-
-
-def _meter_result(
-    poller: MeterPoller, bus: RecordingBus, reading: MeterReading | None
-) -> MeterResult:
-    values = value_results(
-        poller.plan, bus.requests, reading.values if reading else {}, poller.excluded
-    )
-    meter = poller.meter
-    return MeterResult(meter.id, meter.profile, meter.modbus, poller.last_failure, values)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
 from agent.files import open_state
 from agent.logs import fields
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
-from agent.poller import MeterPoller, PollerBase
+from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
 from agent.publisher import OUTBOX_FILE, Publisher
 from agent.secrets import redact_url
-from agent.wire import MeterHealth
+from agent.wire import MeterHealth, MeterReading
 
 if TYPE_CHECKING:
+    from agent.dlt645.poller import Dlt645MeterBus
     from agent.dlt645.transport import Dlt645Bus
     from agent.metrics import AgentMetrics
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 3.0
 """seconds a stopping agent spends sending what its outbox holds"""
+
+_Bus = TypeVar("_Bus")
 
 
 class MeterHealthView(Mapping[str, MeterHealth]):
@@ -56,12 +60,26 @@ def _metrics(
     return AgentMetrics(publisher, outbox, health)
 
 
+def _as_is(bus: _Bus, meter: str) -> _Bus:
+    return bus
+
+
+@dataclass(frozen=True, slots=True)
+class BusWatch:
+    """What wraps each meter's view of its bus: metrics time it, `energy-agent test`
+    records it; as it is otherwise."""
+
+    modbus: Callable[[MeterBus, str], MeterBus] = _as_is
+    dlt645: Callable[[Dlt645MeterBus, str], Dlt645MeterBus] = _as_is
+
+
 def _dlt645_poller(
     meter: MeterSettings,
     setup: AgentSetup,
     buses: dict[BusKey, Dlt645Bus],
-    publisher: Publisher,
-    metrics: AgentMetrics | None,
+    deliver: Callable[[MeterReading], None],
+    on_state: StateSink | None,
+    watch: BusWatch,
 ) -> PollerBase:
     """A DL/T 645 meter's poller, on the bus of its line (made here if it is the first)."""
     # Only configs with DL/T 645 meters load its code.
@@ -72,42 +90,41 @@ def _dlt645_poller(
     key = meter.dlt645.bus_key
     if key not in buses:
         buses[key] = Dlt645Bus.for_settings(meter.dlt645)
-    bus = buses[key] if metrics is None else metrics.timed_dlt645(buses[key], meter.id)
     return Dlt645Poller(
         meter,
         setup.dlt645_profiles[meter.id],
-        bus,
-        publisher.submit,
-        on_state=publisher.meter_state_changed,
+        watch.dlt645(buses[key], meter.id),
+        deliver,
+        on_state=on_state,
     )
 
 
-def _make_pollers(
+def make_pollers(
     setup: AgentSetup,
-    publisher: Publisher,
-    metrics: AgentMetrics | None,
+    deliver: Callable[[MeterReading], None],
+    on_state: StateSink | None,
+    watch: BusWatch,
     pollers: dict[str, PollerBase],
 ) -> list[Bus | Dlt645Bus]:
-    """A poller for every meter, into `pollers`; the buses they share."""
+    """A poller for every meter, into `pollers` (in the config's order); the buses they share."""
     # One bus per serial device or TCP host:port: the unit of concurrency. Meters on one
     # bus take turns; buses are polled side by side.
     buses: dict[BusKey, Bus] = {}
     dlt645_buses: dict[BusKey, Dlt645Bus] = {}
     for meter in setup.config.meters:
         if meter.dlt645 is not None:
-            pollers[meter.id] = _dlt645_poller(meter, setup, dlt645_buses, publisher, metrics)
+            pollers[meter.id] = _dlt645_poller(meter, setup, dlt645_buses, deliver, on_state, watch)
             continue
         assert meter.modbus is not None
         key = meter.modbus.bus_key
         if key not in buses:
             buses[key] = Bus.for_settings(meter.modbus)
-        meter_bus = buses[key] if metrics is None else metrics.timed(buses[key], meter.id)
         pollers[meter.id] = MeterPoller(
             meter,
             setup.profiles[meter.id],
-            meter_bus,
-            publisher.submit,
-            on_state=publisher.meter_state_changed,
+            watch.modbus(buses[key], meter.id),
+            deliver,
+            on_state=on_state,
         )
     return [*buses.values(), *dlt645_buses.values()]
 
@@ -124,7 +141,8 @@ async def run_agent(config_path: Path) -> None:
     health = MeterHealthView(pollers)
     publisher = Publisher(config, outbox, health)
     metrics = _metrics(config, publisher, outbox, health)
-    buses = _make_pollers(setup, publisher, metrics, pollers)
+    watch = BusWatch() if metrics is None else BusWatch(metrics.timed, metrics.timed_dlt645)
+    buses = make_pollers(setup, publisher.submit, publisher.meter_state_changed, watch, pollers)
     log.info(
         "agent starting",
         extra=fields(

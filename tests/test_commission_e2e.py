@@ -1,6 +1,7 @@
 """`energy-agent test --config` against the simulator, as an integrator commissions a plant:
 a good meter, a dead one, one refusing a register and one with a value that is not a
-number; the exit code, the table, and that nothing reached the broker or the disk."""
+number; the exit code, the table, and that nothing reached the broker or the disk. The
+same for DL/T 645 meters behind a TCP gateway."""
 
 from __future__ import annotations
 
@@ -18,12 +19,16 @@ from paho.mqtt.enums import CallbackAPIVersion
 from processes import BIN, write_yaml
 from servers import Mosquitto, free_port
 
+from agent.dlt645.codec import encode_bcd
+from agent.dlt645.profile import load_dlt645_profile
+
 pytestmark = pytest.mark.e2e
 
 PROFILE = "chint_dtsu666"
 GOOD, DEAD, REFUSING, NOT_A_NUMBER = 4, 5, 6, 7
 POWER_ACTIVE = 0x2012  # refused by unit 6
 FREQUENCY = 0x2044  # NaN on unit 7
+DDSU, DTSU = "chint_ddsu666_dlt645", "chint_dtsu666_dlt645"
 
 
 @pytest.fixture
@@ -110,7 +115,7 @@ def section(output: str, meter: str) -> dict[str, list[str]]:
 def overview(output: str) -> dict[str, str]:
     """meter -> result, from the overview table before the summary line."""
     table = output.rstrip().split("\n\n")[-2].splitlines()
-    assert table[0].split() == ["meter", "profile", "transport", "unit", "result"]
+    assert table[0].split() == ["meter", "profile", "transport", "address", "result"]
     rows = [re.split(r"\s{2,}", line) for line in table[2:]]
     return {row[0]: row[-1] for row in rows}
 
@@ -143,14 +148,14 @@ def test_a_plant_with_faults_is_shown_meter_by_meter_and_fails(
     assert results["refusing"] == "exception 2 (illegal data address): 1 refused"
     assert results["nan"] == "decode errors: 1"
     assert out.rstrip().endswith(
-        "meters: 1 ok, 3 failed; values read: 88; registers refused: 1; decode errors: 1"
+        "meters: 1 ok, 3 failed; values read: 88; values refused: 1; decode errors: 1"
     )
 
     served = plant.dump
     good = section(out, "good")
     assert len(good) == len(served[str(GOOD)]) == 30
     for quantity, value in served[str(GOOD)].items():
-        cells = good[quantity]  # quantity value unit register function type raw
+        cells = good[quantity]  # quantity value unit where (register) request format raw
         assert float(cells[1]) == pytest.approx(value, rel=1e-6), quantity
         assert cells[4] == "holding (3)" and cells[5] == "float32 ABCD"
         assert re.fullmatch(r"[0-9A-F]{4} [0-9A-F]{4}", cells[6]), cells
@@ -186,7 +191,7 @@ def test_a_plant_that_answers_everything_passes(plant: Simulator, tmp_path: Path
     assert result.returncode == 0, result.stdout + result.stderr
     assert overview(result.stdout) == {"incomer": "ok"}
     assert result.stdout.rstrip().endswith(
-        "meters: 1 ok, 0 failed; values read: 30; registers refused: 0; decode errors: 0"
+        "meters: 1 ok, 0 failed; values read: 30; values refused: 0; decode errors: 0"
     )
     assert result.stderr == ""
     assert not (tmp_path / "state").exists()
@@ -211,5 +216,77 @@ def test_a_meter_with_nothing_listening_fails_with_the_connection_error(tmp_path
     # The second meter on that bus fails at once instead of costing another connect.
     assert results["feeder"].startswith(f"connect: no connection to 127.0.0.1:{port}")
     assert result.stdout.rstrip().endswith(
-        "meters: 0 ok, 2 failed; values read: 0; registers refused: 0; decode errors: 0"
+        "meters: 0 ok, 2 failed; values read: 0; values refused: 0; decode errors: 0"
     )
+
+
+def test_dlt645_meters_behind_a_gateway_are_shown_with_identifiers_and_raw_bytes(
+    tmp_path: Path,
+) -> None:
+    single, three = (load_dlt645_profile(name) for name in (DDSU, DTSU))
+    lacking = [s for s in three.read_values if s.di not in {v.di for v in single.values}]
+    assert lacking, "the three-phase profile asks for identifiers the single-phase one lacks"
+    with simulator(tmp_path, "gateway", DDSU, "5-6", ["--protocol", "dlt645"]) as gateway:
+        gw = {"host": "127.0.0.1", "port": gateway.port, "timeout": 0.5}
+        meters = [
+            {"id": "incomer", "profile": DDSU, "dlt645": {**gw, "address": "000000000005"}},
+            # A three-phase profile on a single-phase meter: what it lacks is refused.
+            {"id": "feeder", "profile": DTSU, "dlt645": {**gw, "address": "000000000006"}},
+            # Nobody answers at this address.
+            {"id": "dead", "profile": DDSU, "dlt645": {**gw, "address": "000000000009"}},
+        ]
+        path = write_yaml(
+            tmp_path / "agent.yaml",
+            {"site": "plant-d", "agent_id": "gw-d", "mqtt": {"url": "mqtt://127.0.0.1:1"}}
+            | {"state_dir": "state", "meters": meters},
+        )
+        result = commission(path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert "Traceback" not in result.stderr
+    where = f"dlt645 gateway 127.0.0.1:{gateway.port}"
+    assert f"meter incomer: {DDSU}, {where}, address 000000000005: ok" in out
+
+    served = gateway.dump["5"]
+    incomer = section(out, "incomer")
+    assert len(incomer) == len(single.read_values)
+    for spec in single.read_values:
+        # quantity value unit where request format raw
+        cells = incomer[spec.quantity.value]
+        value = served[spec.quantity.value]
+        assert float(cells[1]) == pytest.approx(value, rel=1e-6), cells
+        raw = encode_bcd(value / spec.scale, spec.size, spec.decimals, spec.signed)
+        identifier = " ".join(spec.identifier[i : i + 2] for i in range(0, 8, 2))
+        assert cells[3:] == [
+            identifier,
+            "read data (0x11)",
+            spec.format + (" signed" if spec.signed else ""),
+            raw.hex(" ").upper(),
+        ], cells
+    assert incomer["voltage_l1"][3] == "02 01 01 00"
+
+    refusal = "error 02 (no such data (the meter does not have this data identifier))"
+    feeder = section(out, "feeder")
+    for spec in lacking:
+        assert feeder[spec.quantity.value][1] == "-"
+        assert feeder[spec.quantity.value][-1] == f"refused: {refusal}"
+    assert float(feeder["voltage_l1"][1]) == pytest.approx(gateway.dump["6"]["voltage_l1"])
+
+    dead = section(out, "dead")
+    first, *rest = (dead[spec.quantity.value][-1] for spec in single.read_values)
+    timeout = f"timeout: meter 000000000009 on 127.0.0.1:{gateway.port}: no reply in 0.5s"
+    assert first == timeout
+    assert set(rest) == {"not read: the read stopped before it"}
+
+    results = overview(out)
+    assert results == {
+        "incomer": "ok",
+        "feeder": f"{refusal}: {len(lacking)} refused",
+        "dead": timeout,
+    }
+    read = len(single.read_values) + len(three.read_values) - len(lacking)
+    assert out.rstrip().endswith(
+        f"meters: 1 ok, 2 failed; values read: {read}; values refused: {len(lacking)}; "
+        "decode errors: 0"
+    )
+    assert not (tmp_path / "state").exists()

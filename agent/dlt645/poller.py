@@ -35,6 +35,13 @@ REFUSED: Final = "refused"
 """Error kind counted for any other error reply."""
 
 
+def decode_value(spec: ValueSpec, raw: bytes) -> float:
+    """The canonical value of a reply's value bytes, or FrameError saying why there is none."""
+    if len(raw) != spec.size:
+        raise FrameError("value", f"{len(raw)} value bytes where {spec.format} has {spec.size}")
+    return decode_bcd(raw, spec.decimals, spec.signed) * spec.scale
+
+
 class Dlt645MeterBus(Protocol):
     """What the poller needs of its bus (agent.dlt645.transport.Dlt645Bus; tests fake it)."""
 
@@ -95,6 +102,7 @@ class Dlt645Poller(PollerBase):
                     self._refuse(spec, exc, tick)
                     continue
                 self._decoded(spec, raw, values)
+        self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
         if values:
@@ -105,11 +113,7 @@ class Dlt645Poller(PollerBase):
 
     def _decoded(self, spec: ValueSpec, raw: bytes, values: dict[Quantity, float]) -> None:
         try:
-            if len(raw) != spec.size:
-                raise FrameError(
-                    "value", f"{len(raw)} value bytes where {spec.format} has {spec.size}"
-                )
-            values[spec.quantity] = decode_bcd(raw, spec.decimals, spec.signed) * spec.scale
+            values[spec.quantity] = decode_value(spec, raw)
         except FrameError as exc:
             self.errors[BAD_VALUE] += 1
             self._value_failing(spec, str(exc))
