@@ -123,13 +123,13 @@ def test_a_user_profile_error_names_file_line_and_field(tmp_path: Path) -> None:
         "model: mine\nmanufacturer: me\ndescription: d\nsources: {a: b}\nfunction: input\n"
         "addressing: modicon\nregisters:\n"
         "  - {quantity: voltage_l1, address: 30001, type: float32, unit: V, source: a}\n"
-        "  - {quantity: current_l1, address: 12, type: float32, unit: A, source: a}\n"
+        "  - {quantity: current_l1, address: 25000, type: float32, unit: A, source: a}\n"
     )
     with pytest.raises(ProfileError) as caught:
         load_profile(str(path))
     [problem] = caught.value.problems
     assert problem.startswith(f"{path}:9: registers.1: ")
-    assert "12 is not a modicon register number" in problem
+    assert "25000 is not a modicon register number" in problem
 
 
 # --- transforms, scale factors, sentinels, ranges ---------------------------------------------

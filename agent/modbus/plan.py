@@ -6,6 +6,10 @@ gap of unmapped registers than the device answers. For intervals sorted by start
 greedy growth gives the fewest blocks. A value with a scale factor register (SunSpec) is
 one interval with it, so both come in the same response.
 
+Coils and discrete inputs (FC1/FC2) are planned the same way, an address being one bit
+and a response one 0/1 integer per bit, so a coil decodes as a uint16 register would.
+Several values may share one register, each taking some of its bits (`bits`).
+
 Decoding drops, with a reason, what is not a value: registers that are not a number, a
 sentinel the meter uses for "not available" (kind NOT_AVAILABLE: counted, not logged),
 and a value outside the register's plausible range.
@@ -53,11 +57,21 @@ class FieldPlan:
     not_available: frozenset[int] = frozenset()
     """Bit patterns of the raw value that mean the meter has no value."""
     valid_range: tuple[float, float] | None = None
+    bits: tuple[int, int] | None = None
+    """The first and last bit of the raw integer that are the value (a status flag)."""
+    states: frozenset[int] | None = None
+    """The codes of an enumeration; another code is dropped."""
 
     @property
     def plain(self) -> bool:
         """Nothing to check but that the value is a number (most registers of most meters)."""
-        return not self.not_available and self.scale_factor is None and self.valid_range is None
+        return (
+            not self.not_available
+            and self.scale_factor is None
+            and self.valid_range is None
+            and self.bits is None
+            and self.states is None
+        )
 
     @property
     def span(self) -> tuple[int, int]:
@@ -140,6 +154,10 @@ class ReadBlock:
             pattern = raw & ((1 << (16 * WORDS[plan.dtype])) - 1)
             if pattern in plan.not_available:
                 raise _Dropped(f"not available (0x{pattern:X})", ProblemKind.NOT_AVAILABLE)
+        if plan.bits is not None and isinstance(raw, int):
+            raw = bit_field(raw, WORDS[plan.dtype], *plan.bits)
+        if plan.states is not None and raw not in plan.states:
+            raise _Dropped(f"{raw} is not one of the states {sorted(plan.states)}")
         exponent = 0
         if plan.scale_factor is not None:
             exponent = self._scale_factor(buffer, plan.scale_factor, plan.scale_factor_order)
@@ -174,6 +192,12 @@ class _Dropped(Exception):
         self.kind = kind
 
 
+def bit_field(raw: int, words: int, first: int, last: int) -> int:
+    """Bits `first`..`last` (0 = least significant) of the `words`-register integer `raw`
+    (negative: two's complement), as an unsigned number."""
+    return ((raw & ((1 << (16 * words)) - 1)) >> first) & ((1 << (last - first + 1)) - 1)
+
+
 def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldPlan:
     return FieldPlan(
         quantity=register.quantity,
@@ -186,6 +210,8 @@ def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldP
         scale_factor_order=profile.byte_order,
         not_available=profile.not_available_of(register),
         valid_range=register.range,
+        bits=register.bit_range,
+        states=None if register.states is None else frozenset(register.states),
     )
 
 
@@ -204,12 +230,12 @@ def plan_reads(profile: Profile) -> tuple[ReadBlock, ...]:
     profile must be resolved on the device first (`resolve_profile`): before, its
     addresses are offsets in the model.
     """
-    limit, max_gap = profile.max_registers_per_read, profile.max_gap
     blocks: list[ReadBlock] = []
     ordered = sorted(
         profile.read_registers, key=lambda r: (profile.function_of(r), _span(r), r.address)
     )
     for function, group in groupby(ordered, key=profile.function_of):
+        limit, max_gap = _limits(profile, function)
         members: list[RegisterSpec] = []
         start = end = 0
         for register in group:
@@ -227,6 +253,15 @@ def plan_reads(profile: Profile) -> tuple[ReadBlock, ...]:
             members, start, end = [register], reg_start, reg_end
         blocks.append(_block(profile, function, start, end, members))
     return tuple(blocks)
+
+
+def _limits(profile: Profile, function: Function) -> tuple[int, int]:
+    """The most a read of the table may ask for, and the widest gap it may bridge. A bit
+    table's read bridges any gap: unmapped coils cost a bit each in the reply, a request
+    costs a round trip (a device that refuses them has the read split, see below)."""
+    if function.bits:
+        return profile.max_bits_per_read, profile.max_bits_per_read
+    return profile.max_registers_per_read, profile.max_gap
 
 
 _SHARED: list[tuple[Profile, tuple[ReadBlock, ...]]] = []

@@ -24,19 +24,33 @@ from agent.wire import KINDS, UNITS, Kind, Quantity
 
 
 class Function(StrEnum):
-    """The register table a value lives in, named as meter manuals name it."""
+    """The table a value lives in, named as meter manuals name it."""
 
     HOLDING = "holding"
     INPUT = "input"
+    COIL = "coil"
+    DISCRETE_INPUT = "discrete_input"
 
     @property
     def code(self) -> int:
         return FunctionCode[self.name]
 
+    @property
+    def bits(self) -> bool:
+        """A table of single bits (FC1/FC2): an address is one bit, a read returns bits."""
+        return self in _BIT_TABLES
+
 
 class FunctionCode(IntEnum):
+    COIL = 1
+    DISCRETE_INPUT = 2
     HOLDING = 3
     INPUT = 4
+
+
+_BIT_TABLES: Final = frozenset({Function.COIL, Function.DISCRETE_INPUT})
+MAX_BITS_PER_READ: Final = 2000
+"""The most coils or discrete inputs one FC1/FC2 request may ask for (Modbus specification)."""
 
 
 class Addressing(StrEnum):
@@ -47,8 +61,9 @@ class Addressing(StrEnum):
     ONE_BASED = "one_based"
     """The manual counts from 1: address = documented number - 1 (Schneider)."""
     MODICON = "modicon"
-    """30001-39999 / 300001-365536 input, 40001-49999 / 400001-465536 holding registers:
-    the number names the table, address = number - 30001 (or 40001, 300001, 400001)."""
+    """30001-39999 / 300001-365536 input, 40001-49999 / 400001-465536 holding registers,
+    1-9999 / 000001-065536 coils, 10001-19999 / 100001-165536 discrete inputs: the number
+    names the table, address = number - 30001 (or 40001, 300001, 400001, 1, 10001, 100001)."""
     MODEL_OFFSET = "model_offset"
     """Offset from a SunSpec model's ID register; settled on the device by resolve_profile."""
 
@@ -58,6 +73,9 @@ _MODICON: Final = (
     (400001, 465536, Function.HOLDING),
     (30001, 39999, Function.INPUT),
     (40001, 49999, Function.HOLDING),
+    (100001, 165536, Function.DISCRETE_INPUT),
+    (10001, 19999, Function.DISCRETE_INPUT),
+    (1, 9999, Function.COIL),
 )
 
 
@@ -73,13 +91,18 @@ def to_protocol(number: int, addressing: Addressing) -> tuple[int, Function | No
                 return number - low, function
         raise ValueError(
             f"{number} is not a modicon register number: 3xxxx or 3xxxxx for input registers, "
-            "4xxxx or 4xxxxx for holding registers (coils and discrete inputs, 0xxxx and "
-            "1xxxx, are not supported)"
+            "4xxxx or 4xxxxx for holding registers, 0xxxx for coils (1-9999), 1xxxx or "
+            "1xxxxx for discrete inputs"
         )
     return number, None
 
 
 Address = Annotated[int, Field(ge=0, le=0xFFFF)]
+Bits = Annotated[int, Field(ge=0, le=63)] | tuple[
+    Annotated[int, Field(ge=0, le=63)], Annotated[int, Field(ge=0, le=63)]
+]
+StateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$", max_length=64)]
+_BIT_TABLE_NAMES: Final = frozenset({Function.COIL.value, Function.DISCRETE_INPUT.value})
 
 
 class _ProfileModel(BaseModel):
@@ -113,6 +136,15 @@ class _Located(_ProfileModel):
     @model_validator(mode="before")
     @classmethod
     def _normalise_addresses(cls, data: Any) -> Any:
+        return cls._table_defaults(cls._to_protocol(data))
+
+    @classmethod
+    def _table_defaults(cls, data: Any) -> Any:
+        """What the table (known once modicon numbers are read) implies; nothing here."""
+        return data
+
+    @classmethod
+    def _to_protocol(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
         try:
@@ -142,7 +174,10 @@ class _Located(_ProfileModel):
             if isinstance(data.get(name), list):
                 data[name] = [convert(n) for n in data[name]]
         if len(tables) > 1:
-            raise ValueError("the register numbers name different tables (3xxxx and 4xxxx)")
+            raise ValueError(
+                "the register numbers name different tables: "
+                + ", ".join(sorted(t.value for t in tables))
+            )
         if tables:
             (table,) = tables
             given = data.get("function")
@@ -198,10 +233,35 @@ class RegisterSpec(_Located):
         description="registers that move together: the first of the group is probed, and "
         "every member takes the alternative at the same position",
     )
+    bits: Bits | None = Field(
+        default=None,
+        description="bit N (0 = least significant) or [first, last] of the integer "
+        "register: the value is those bits as an unsigned number (a status word's flags)",
+    )
+    states: dict[int, StateName] | None = Field(
+        default=None,
+        min_length=1,
+        description="an enumeration, raw code -> name (0: open, 1: closed, 2: tripped): the "
+        "code is published as is, a code not listed is dropped",
+    )
+
+    @classmethod
+    def _table_defaults(cls, data: Any) -> Any:
+        """A coil or discrete input is one bit: its type, if not given, is uint16 (0 or 1)."""
+        if isinstance(data, dict) and data.get("function") in _BIT_TABLE_NAMES:
+            return {"type": DataType.UINT16.value, **data}
+        return data
 
     @property
     def words(self) -> int:
         return WORDS[self.type]
+
+    @property
+    def bit_range(self) -> tuple[int, int] | None:
+        """The first and last bit taken from the raw integer, if only some are."""
+        if self.bits is None:
+            return None
+        return (self.bits, self.bits) if isinstance(self.bits, int) else self.bits
 
     @property
     def counter(self) -> bool:
@@ -227,7 +287,38 @@ class RegisterSpec(_Located):
             raise ValueError(f"{name}: rollover is for counters (set kind: counter)")
         if self.group is not None and not self.alternatives:
             raise ValueError(f"{name}: a register in a group needs its alternatives")
+        self._check_discrete(name)
         return self
+
+    def _check_discrete(self, name: str) -> None:
+        if self.function is not None and self.function.bits:
+            if self.type is not DataType.UINT16:
+                raise ValueError(
+                    f"{name}: a {self.function.value} is one bit; leave type out (it reads 0 or 1)"
+                )
+            if self.bits is not None or self.scale_factor is not None:
+                raise ValueError(
+                    f"{name}: a {self.function.value} is one bit: no bits or scale_factor"
+                )
+        integer = self.type not in (DataType.FLOAT32, DataType.FLOAT64)
+        bit_range = self.bit_range
+        if bit_range is not None:
+            first, last = bit_range
+            if not integer:
+                raise ValueError(f"{name}: bits are taken from integer registers, not {self.type}")
+            if not 0 <= first <= last < 16 * self.words:
+                raise ValueError(
+                    f"{name}: bits {first}..{last} are not within the {16 * self.words} bits "
+                    f"of {self.type} (give N or [first, last], first <= last)"
+                )
+        if self.states is not None:
+            if not integer:
+                raise ValueError(f"{name}: states are codes of integer registers, not {self.type}")
+            if (self.scale, self.offset, self.transform, self.scale_factor) != (1, 0, None, None):
+                raise ValueError(
+                    f"{name}: states name raw codes, published as they are: no scale, "
+                    "offset, transform or scale_factor"
+                )
 
 
 IdentificationType = DataType | Literal["string"]
@@ -302,6 +393,13 @@ class Profile(_ProfileModel):
         le=124,
         description="unmapped registers the device answers inside one read; 0 = no bridging",
     )
+    max_bits_per_read: int = Field(
+        default=MAX_BITS_PER_READ,
+        ge=1,
+        le=MAX_BITS_PER_READ,
+        description="coils or discrete inputs one read may ask for; unmapped ones between "
+        "are read along (a device that refuses them has the read split)",
+    )
     not_available: dict[DataType, list[int]] = Field(
         default_factory=dict,
         description="per type, raw bit patterns that mean 'no value' (e.g. int16: [0x8000])",
@@ -317,15 +415,20 @@ class Profile(_ProfileModel):
     @classmethod
     def _addressing_to_registers(cls, data: Any) -> Any:
         """Every register follows the profile's addressing unless it names its own."""
-        if not isinstance(data, dict) or "addressing" not in data:
+        if not isinstance(data, dict):
+            return data
+        inherited = {key: data[key] for key in ("addressing",) if key in data}
+        if data.get("function") in _BIT_TABLE_NAMES:
+            # A register in a bit table takes its type from the table (RegisterSpec).
+            inherited["function"] = data["function"]
+        if not inherited:
             return data
         data = dict(data)
         for key in ("registers", "identification"):
             items = data.get(key)
             if isinstance(items, list):
                 data[key] = [
-                    {"addressing": data["addressing"], **item} if isinstance(item, dict) else item
-                    for item in items
+                    {**inherited, **item} if isinstance(item, dict) else item for item in items
                 ]
         return data
 
@@ -410,6 +513,9 @@ class Profile(_ProfileModel):
                     )
         self._check_groups()
         self._check_sunspec()
+        for spec in self.identification:
+            if self.function_of(spec).bits:
+                raise ValueError(f"{spec.name}: identification is read from registers, not bits")
         names = [i.name for i in self.identification]
         if len(names) != len(set(names)):
             raise ValueError("identification names must be unique")
