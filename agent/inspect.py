@@ -71,6 +71,7 @@ def check_report(path: Path) -> str:
     profiles = {profile.model: profile for profile in setup.profiles.values()}
     for model, profile in sorted(profiles.items()):
         header += "".join(f"note: profile {model}: {note}\n" for note in profile.byte_order_notes())
+        header += "".join(f"note: profile {model}: {note}\n" for note in profile.state_notes())
     return header + "\n" + table
 
 

@@ -14,10 +14,10 @@ from agent.modbus.bus import Bus, Unit
 from agent.modbus.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import FieldPlan, ReadBlock, plan_reads
-from agent.modbus.resolve import resolve_profile
+from agent.modbus.resolve import Identity, identify, resolve_profile
 from agent.profiles import Profile
 from agent.tables import format_table
-from agent.wire import UNITS
+from agent.wire import UNITS, Quantity
 
 
 def _hex_words(words: Sequence[int]) -> str:
@@ -71,6 +71,7 @@ async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) ->
     try:
         async with bus.session(Unit(settings.unit_id, settings.timeout, settings.retries)) as read:
             resolved = await resolve_profile(profile, read)
+            identity = await identify(resolved, read)
             for block in plan_reads(resolved):
                 try:
                     registers: Sequence[int] | None = await read(
@@ -88,4 +89,29 @@ async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) ->
     if all_orders:
         headers += [order.value for order in ByteOrder]
     title = f"{profile.model} at unit {settings.unit_id} on {settings.bus_name}"
-    return f"{title}\n\n{format_table(headers, rows)}"
+    table = format_table(headers, with_state_names(profile, rows))
+    return f"{title}\n\n{table}{identification_text(identity)}"
+
+
+def with_state_names(profile: Profile, rows: list[list[object]]) -> list[list[object]]:
+    """The rows with an enumerated value's state name in its note (the value is the code)."""
+    for row in rows:
+        value = row[1]
+        name = profile.state_name(
+            Quantity(str(row[0])), value if isinstance(value, float) else None
+        )
+        if name is not None and not row[6]:
+            row[6] = f"state {name}"
+    return rows
+
+
+def identification_text(identity: Identity) -> str:
+    """What the device says about itself (serial number, model, firmware): text, so shown
+    here and never published, as readings carry numbers only."""
+    if not identity.values:
+        return ""
+    lines = [
+        f"  {name}: {'(not read)' if value is None else value}"
+        for name, value in identity.values.items()
+    ]
+    return "\n\nidentification\n" + "\n".join(lines)

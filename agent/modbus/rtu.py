@@ -67,11 +67,11 @@ class RtuLink:
         self, function: int, address: int, count: int, unit_id: int, within: float
     ) -> list[int]:
         self._within(within)
-        reader = (
-            self._client.read_input_registers
-            if function == 4
-            else self._client.read_holding_registers
-        )
+        reader = {
+            1: self._client.read_coils,
+            2: self._client.read_discrete_inputs,
+            4: self._client.read_input_registers,
+        }.get(function, self._client.read_holding_registers)
         try:
             response = await reader(address, count=count, device_id=unit_id)
         except ConnectionException as exc:
@@ -82,6 +82,12 @@ class RtuLink:
             code = getattr(response, "exception_code", None)
             name = EXCEPTION_NAMES.get(code, "unknown") if code is not None else "unknown"
             raise ReadError("exception", f"exception code {code} ({name})", code)
+        if function in (1, 2):
+            # pymodbus pads the bits to whole bytes.
+            bits = getattr(response, "bits", None)
+            if not isinstance(bits, list) or len(bits) < count:
+                raise ReadError("reply", f"unexpected reply {response} to a read of {count} bits")
+            return [int(bit) for bit in bits[:count]]
         registers = getattr(response, "registers", None)
         if not isinstance(registers, list):
             raise ReadError("reply", f"unexpected reply {response}")

@@ -98,9 +98,10 @@ def to_protocol(number: int, addressing: Addressing) -> tuple[int, Function | No
 
 
 Address = Annotated[int, Field(ge=0, le=0xFFFF)]
-Bits = Annotated[int, Field(ge=0, le=63)] | tuple[
-    Annotated[int, Field(ge=0, le=63)], Annotated[int, Field(ge=0, le=63)]
-]
+Bits = (
+    Annotated[int, Field(ge=0, le=63)]
+    | tuple[Annotated[int, Field(ge=0, le=63)], Annotated[int, Field(ge=0, le=63)]]
+)
 StateName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$", max_length=64)]
 _BIT_TABLE_NAMES: Final = frozenset({Function.COIL.value, Function.DISCRETE_INPUT.value})
 
@@ -461,6 +462,22 @@ class Profile(_ProfileModel):
                 "one: they are read as ABCD (BADC or DCBA swap their two bytes)"
             )
         return notes
+
+    def state_notes(self) -> list[str]:
+        """Each enumeration, code -> name: a reading carries the code, the profile its name."""
+        return [
+            f"{r.quantity.value} states: "
+            + ", ".join(f"{code} {name}" for code, name in sorted(r.states.items()))
+            for r in self.registers
+            if r.states
+        ]
+
+    def state_name(self, quantity: Quantity, code: float | None) -> str | None:
+        """The name of the state `code` of an enumerated quantity (None: not one)."""
+        for register in self.registers:
+            if register.quantity is quantity and register.states and code is not None:
+                return register.states.get(int(code)) if code == int(code) else None
+        return None
 
     def not_available_of(self, register: RegisterSpec) -> frozenset[int]:
         """The bit patterns (the value's bits, two's complement) that mean 'no value'."""

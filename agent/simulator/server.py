@@ -18,6 +18,7 @@ export energies read their sentinel, where the profile has one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import logging
@@ -163,6 +164,9 @@ class Encoding:
     missing: frozenset[Quantity]
     """quantities served as their "not available" sentinel"""
     identification: dict[str, int | str]
+    codes: dict[Quantity, int] = dataclasses.field(default_factory=dict)
+    """raw codes of coils, discrete inputs, bit fields and enumerations (states, not
+    measurements: they stay as the unit id gives them)"""
 
     @classmethod
     def of(cls, profile: Profile, unit_id: int, values: dict[Quantity, float]) -> Encoding:
@@ -182,7 +186,27 @@ class Encoding:
         identification = {
             spec.name: _identification(spec, unit_id) for spec in profile.identification
         }
-        return cls(exponents, missing, identification)
+        codes = {r.quantity: _code(r, unit_id) for r in profile.registers if _discrete(profile, r)}
+        return cls(exponents, missing, identification, codes)
+
+
+def _discrete(profile: Profile, register: RegisterSpec) -> bool:
+    """A state rather than a measurement: a bit, some bits of a register, or a code."""
+    return (
+        profile.function_of(register).bits
+        or register.bits is not None
+        or register.states is not None
+    )
+
+
+def _code(register: RegisterSpec, unit_id: int) -> int:
+    """The raw code a unit serves: one of the states, or a bit pattern, varying with the
+    unit id and the address so that neighbouring units and coils differ."""
+    turn = unit_id + register.address
+    if register.states:
+        return sorted(register.states)[turn % len(register.states)]
+    first, last = register.bit_range or (0, 0)  # a coil or discrete input: one bit
+    return (turn + first) % (1 << (last - first + 1))
 
 
 def _exponent(registers: Sequence[RegisterSpec], values: dict[Quantity, float]) -> int:
@@ -291,10 +315,14 @@ class Table:
     ) -> list[SimData]:
         """The registers with `values`, and zero-filled gaps the device answers."""
         encoding = encoding or Encoding.of(profile, 0, values)
-        cells = [
-            (r.address, r.words, _register_words(profile, r, values, encoding))
-            for r in self.registers
-        ] + [(e.address, e.words, e.encode(profile, encoding)) for e in self.extras]
+        if self.function.bits:
+            return [
+                SimData(address=address, values=[bool(bit)], datatype=SimType.BITS, readonly=True)
+                for address, _, (bit,) in self.cells(profile, values, encoding)
+            ] or [_NO_BITS]
+        cells = self.cells(profile, values, encoding) + [
+            (e.address, e.words, e.encode(profile, encoding)) for e in self.extras
+        ]
         blocks: list[SimData] = []
         end = None
         for address, words, data in sorted(cells, key=lambda c: c[0]):
@@ -315,16 +343,46 @@ class Table:
     ) -> None:
         """Put `values` into the registers pymodbus serves from (`live[0]` is `start`)."""
         encoding = encoding or Encoding.of(profile, 0, values)
-        for register in self.registers:
-            index = register.address - start
-            live[index : index + register.words] = _register_words(
-                profile, register, values, encoding
+        for address, words, data in self.cells(profile, values, encoding):
+            index = address - start
+            live[index : index + words] = data
+
+    def cells(
+        self, profile: Profile, values: dict[Quantity, float], encoding: Encoding
+    ) -> list[tuple[int, int, list[int]]]:
+        """(address, registers, words) of the values, the bit fields of one register
+        merged into its word(s)."""
+        cells: list[tuple[int, int, list[int]]] = []
+        for address, group in itertools.groupby(self.registers, key=lambda r: r.address):
+            members = list(group)
+            first = members[0]
+            if first.bits is None:
+                cells += [
+                    (r.address, r.words, _register_words(profile, r, values, encoding))
+                    for r in members
+                ]
+                continue
+            word = 0
+            for register in members:
+                low, _ = register.bit_range or (0, 0)
+                word |= encoding.codes[register.quantity] << low
+            unsigned = _UNSIGNED[first.words]
+            cells.append(
+                (address, first.words, encode(word, unsigned, profile.byte_order_of(first)))
             )
+        return cells
+
+
+_UNSIGNED: Final = {1: DataType.UINT16, 2: DataType.UINT32, 4: DataType.UINT64}
+"""The unsigned type of each width: the bits of a status word, whatever its type."""
 
 
 def _register_words(
     profile: Profile, register: RegisterSpec, values: dict[Quantity, float], encoding: Encoding
 ) -> list[int]:
+    if register.quantity in encoding.codes:
+        code = encoding.codes[register.quantity]
+        return encode(code, register.type, profile.byte_order_of(register))
     if register.quantity in encoding.missing:
         sentinel = _sentinel(profile, register)
         assert sentinel is not None
@@ -357,8 +415,14 @@ def tables(profile: Profile) -> dict[Function, Table]:
 def _check_servable(
     profile: Profile, registers: Sequence[RegisterSpec], extras: Sequence[Extra] = ()
 ) -> None:
-    cells = [(r.address, r.words, r.quantity.value) for r in registers]
+    cells = [(r.address, r.words, r.quantity.value) for r in registers if r.bits is None]
     cells += [(e.address, e.words, e.label) for e in extras]
+    for address, group in itertools.groupby(
+        (r for r in registers if r.bits is not None), key=lambda r: r.address
+    ):
+        members = list(group)
+        cells.append((address, members[0].words, members[0].quantity.value))
+        _check_bit_fields(profile, members)
     for before, after in itertools.pairwise(sorted(cells, key=lambda c: c[0])):
         if after[0] < before[0] + before[1]:
             raise ValueError(
@@ -371,6 +435,26 @@ def _check_servable(
                 f"profile {profile.model}: {register.quantity.value} has scale 0, "
                 "no register value gives its canonical value"
             )
+
+
+def _check_bit_fields(profile: Profile, members: Sequence[RegisterSpec]) -> None:
+    """Bit fields of one register: of one type, each bit in one field at most."""
+    taken = 0
+    for register in members:
+        name = register.quantity.value
+        if register.type is not members[0].type:
+            raise ValueError(
+                f"profile {profile.model}: {name} takes bits of register {register.address} "
+                f"as {register.type}, {members[0].quantity.value} as {members[0].type}"
+            )
+        first, last = register.bit_range or (0, 0)
+        mask = ((1 << (last - first + 1)) - 1) << first
+        if taken & mask:
+            raise ValueError(
+                f"profile {profile.model}: {name} takes bits of register {register.address} "
+                "another value takes"
+            )
+        taken |= mask
 
 
 # The coil and discrete-input tables cannot be empty in pymodbus; a meter has neither, so
@@ -406,8 +490,8 @@ class _Unit:
         return SimDevice(
             id=self.unit_id,
             simdata=(
-                [_NO_BITS],
-                [_NO_BITS],
+                self.tables[Function.COIL].simdata(self.profile, values, self.encoding),
+                self.tables[Function.DISCRETE_INPUT].simdata(self.profile, values, self.encoding),
                 self.tables[Function.HOLDING].simdata(self.profile, values, self.encoding),
                 self.tables[Function.INPUT].simdata(self.profile, values, self.encoding),
             ),
@@ -430,6 +514,9 @@ class _Unit:
         faults = self.faults
         if faults is not None and faults.refuses(self.unit_id, _address, _count):
             return ExcCodes.ILLEGAL_ADDRESS
+        if function.bits:
+            # States do not follow the clock; a table without any is only a placeholder.
+            return None if self.tables[function].registers else ExcCodes.ILLEGAL_ADDRESS
         if not self.hold or self.stale:
             values = self.values(self.start_time if self.hold else time.time())
             self.tables[function].write(
@@ -461,6 +548,10 @@ class _Unit:
         served: dict[str, float] = {}
         for register in self.profile.registers:
             if register.quantity in encoding.missing:
+                continue
+            if register.quantity in encoding.codes:
+                scaler = Scaler(register.type, register.scale, register.offset, register.transform)
+                served[register.quantity.value] = scaler(encoding.codes[register.quantity])
                 continue
             sf = register.scale_factor
             exponent = 0 if sf is None else encoding.exponents[sf]
