@@ -69,7 +69,12 @@ def test_addresses_normalise_to_protocol(
 
 @pytest.mark.parametrize(
     ("number", "addressing"),
-    [(0, Addressing.ONE_BASED), (30000, Addressing.MODICON), (12, Addressing.MODICON)],
+    [
+        (0, Addressing.ONE_BASED),
+        (30000, Addressing.MODICON),
+        (0, Addressing.MODICON),
+        (20000, Addressing.MODICON),
+    ],
 )
 def test_bad_documented_numbers_are_refused(number: int, addressing: Addressing) -> None:
     with pytest.raises(ValueError, match=str(number)):

@@ -291,16 +291,21 @@ class RegisterSpec(_Located):
         self._check_discrete(name)
         return self
 
+    def check_bit_table(self, table: Function) -> None:
+        """ValueError unless this can be a value of `table` when that is a bit table."""
+        if not table.bits:
+            return
+        name = self.quantity.value
+        if self.type is not DataType.UINT16:
+            raise ValueError(
+                f"{name}: a {table.value} is one bit; leave type out (it reads 0 or 1)"
+            )
+        if self.bits is not None or self.scale_factor is not None:
+            raise ValueError(f"{name}: a {table.value} is one bit: no bits or scale_factor")
+
     def _check_discrete(self, name: str) -> None:
-        if self.function is not None and self.function.bits:
-            if self.type is not DataType.UINT16:
-                raise ValueError(
-                    f"{name}: a {self.function.value} is one bit; leave type out (it reads 0 or 1)"
-                )
-            if self.bits is not None or self.scale_factor is not None:
-                raise ValueError(
-                    f"{name}: a {self.function.value} is one bit: no bits or scale_factor"
-                )
+        if self.function is not None:
+            self.check_bit_table(self.function)
         integer = self.type not in (DataType.FLOAT32, DataType.FLOAT64)
         bit_range = self.bit_range
         if bit_range is not None:
@@ -530,6 +535,8 @@ class Profile(_ProfileModel):
                     )
         self._check_groups()
         self._check_sunspec()
+        for register in self.registers:
+            register.check_bit_table(self.function_of(register))
         for spec in self.identification:
             if self.function_of(spec).bits:
                 raise ValueError(f"{spec.name}: identification is read from registers, not bits")
