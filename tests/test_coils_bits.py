@@ -5,6 +5,7 @@ the TCP client tests, which use a scripted server on loopback."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from test_modbus_tcp import Request, frame, server
 
+from agent.inspect import check_report
 from agent.modbus.decode import WORDS, ByteOrder, DataType, encode
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import bit_field, plan_reads
@@ -22,6 +24,7 @@ from agent.wire import UNITS, Quantity
 
 # Dimensionless quantities stand in for states until quantities can be named by users.
 STATE_QUANTITIES = [q for q in Quantity if UNITS[q] == "1"]
+PROFILE = Path(__file__).parent / "profiles" / "breaker_status.yaml"
 INTEGERS = [t for t in DataType if t not in (DataType.FLOAT32, DataType.FLOAT64)]
 
 
@@ -306,3 +309,16 @@ async def test_a_bit_reply_of_the_wrong_size_is_refused() -> None:
 
 def test_bits_pdu_packs_the_first_bit_lowest() -> None:
     assert bits_pdu(1, [1, 0, 0, 0, 0, 0, 0, 0, 1]) == struct.pack(">BBBB", 1, 2, 1, 1)
+
+
+def test_check_lists_the_states_a_reading_carries_as_codes(tmp_path: Path) -> None:
+    config = tmp_path / "agent.yaml"
+    config.write_text(
+        "site: plant\nmqtt: {url: mqtt://b}\nmeters:\n"
+        f"  - id: breaker\n    modbus: {{host: h}}\n    profile: {PROFILE}\n"
+    )
+    report = check_report(config)
+    assert (
+        "note: profile breaker_status: power_factor states: 0 open, 1 closed, 2 tripped" in report
+    )
+    assert "note: profile breaker_status: power_factor_l3 states: 0 normal, 1 alarm" in report
