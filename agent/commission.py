@@ -27,7 +27,7 @@ from agent.dlt645.transport import ReadIdentifier
 from agent.modbus.bus import Unit
 from agent.modbus.decode import WORDS
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import FieldPlan, Problem, ReadBlock, sub_block
+from agent.modbus.plan import FieldPlan, Problem, ReadBlock, field_format, sub_block
 from agent.modbus.resolve import ReadRegisters
 from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.poller import MeterBus, MeterPoller, PollerBase
@@ -184,7 +184,7 @@ def _value_result(
         value,
         f"0x{field.address:04X}",
         f"{block.function.value} ({block.function.code})",
-        f"{field.dtype} {field.byte_order}",
+        field_format(block.function, field),
         " ".join(f"{word:04X}" for word in raw),
         note="",
         failed=False,

@@ -13,7 +13,7 @@ from agent.config import ModbusSettings
 from agent.modbus.bus import Bus, Unit
 from agent.modbus.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import FieldPlan, ReadBlock, plan_reads
+from agent.modbus.plan import FieldPlan, ReadBlock, field_format, plan_reads
 from agent.modbus.resolve import Identity, identify, resolve_profile
 from agent.profiles import Profile
 from agent.tables import format_table
@@ -54,7 +54,7 @@ def _block_rows(
             values.get(field.quantity),
             UNITS[field.quantity],
             f"{block.function.value[:4]} 0x{field.address:04X}",
-            f"{field.dtype} {field.byte_order}",
+            field_format(block.function, field),
             _hex_words(words),
             error or reasons.get(field.quantity, ""),
         ]

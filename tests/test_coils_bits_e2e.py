@@ -118,8 +118,10 @@ def check_probe(port: int, served: dict[str, dict[str, float]], framer: str) -> 
         rows, output = probe_rows(port, unit_id, framer)
         values = served[str(unit_id)]
         assert {q: float(row[1]) for q, row in rows.items()} == values
-        assert rows["power_factor_l1"][3:5] == ["coil", "0x0003"]
-        assert rows["power_factor_l3"][3:5] == ["disc", "0x0007"]
+        assert rows["power_factor_l1"][3:6] == ["coil", "0x0003", "bit"]
+        assert rows["power_factor_l3"][3:6] == ["disc", "0x0007", "bit"]
+        assert rows["power_factor"][3:9] == ["hold", "0x0064", "uint16", "ABCD", "bits", "4..5"]
+        assert rows["count"][3:8] == ["hold", "0x0064", "uint16", "ABCD", "bit"]
         assert rows["power_factor"][-2:] == ["state", STATES[int(values["power_factor"])]]
         alarm = {0: "normal", 1: "alarm"}[int(values["power_factor_l3"])]
         assert rows["power_factor_l3"][-2:] == ["state", alarm]
@@ -131,6 +133,29 @@ def test_probe_reads_them_through_the_agents_modbus_tcp_client(
     tcp: tuple[int, dict[str, dict[str, float]]],
 ) -> None:
     check_probe(*tcp, "tcp")
+
+
+def test_energy_agent_test_reads_them_through_the_pollers_run_makes(
+    tcp: tuple[int, dict[str, dict[str, float]]], tmp_path: Path
+) -> None:
+    port, served = tcp
+    config = tmp_path / "agent.yaml"
+    meters = "".join(
+        f"  - id: breaker{u}\n    modbus: {{host: {HOST}, port: {port}, unit_id: {u}}}\n"
+        f"    profile: {PROFILE}\n"
+        for u in UNIT_IDS
+    )
+    config.write_text(f"site: plant\nmqtt: {{url: mqtt://{HOST}:1}}\nmeters:\n{meters}")
+    command = [str(BIN / "energy-agent"), "test", "--config", str(config)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "meters: 4 ok, 0 failed; values read: 20; values refused: 0" in result.stdout
+    for unit_id in UNIT_IDS:
+        section = result.stdout.split(f"meter breaker{unit_id}:")[1].split("\n\n")[1]
+        rows = {line.split()[0]: line.split() for line in section.splitlines()[2:]}
+        assert {q: float(row[1]) for q, row in rows.items()} == served[str(unit_id)]
+        assert rows["power_factor_l2"][3:6] == ["0x0014", "coil", "(1)"]
+        assert rows["power_factor_l3"][3:6] == ["0x0007", "discrete_input", "(2)"]
 
 
 def test_probe_reads_them_through_rtu_framing(tmp_path: Path) -> None:

@@ -192,6 +192,18 @@ class _Dropped(Exception):
         self.kind = kind
 
 
+def field_format(function: Function, field: FieldPlan) -> str:
+    """How a value is encoded, as the commissioning tools show it: `float32 CDAB`, `bit`
+    (a coil or discrete input), `uint16 ABCD bits 4..5`."""
+    if function.bits:
+        return "bit"
+    text = f"{field.dtype} {field.byte_order}"
+    if field.bits is not None:
+        first, last = field.bits
+        text += f" bit {first}" if first == last else f" bits {first}..{last}"
+    return text
+
+
 def bit_field(raw: int, words: int, first: int, last: int) -> int:
     """Bits `first`..`last` (0 = least significant) of the `words`-register integer `raw`
     (negative: two's complement), as an unsigned number."""
