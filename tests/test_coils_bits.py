@@ -18,8 +18,9 @@ from agent.inspect import check_report
 from agent.modbus.decode import WORDS, ByteOrder, DataType, encode
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import bit_field, plan_reads
+from agent.profiles import load_profile
 from agent.profiles.model import MAX_BITS_PER_READ, Function, Profile
-from agent.simulator.server import tables
+from agent.simulator.server import Encoding, tables
 from agent.wire import UNITS, Quantity
 
 # Dimensionless quantities stand in for states until quantities can be named by users.
@@ -322,3 +323,15 @@ def test_check_lists_the_states_a_reading_carries_as_codes(tmp_path: Path) -> No
         "note: profile breaker_status: power_factor states: 0 open, 1 closed, 2 tripped" in report
     )
     assert "note: profile breaker_status: power_factor_l3 states: 0 normal, 1 alarm" in report
+
+
+def test_the_simulator_refreshes_a_status_word_with_every_field_in_its_bits() -> None:
+    # The path a simulator without --hold takes on every read of the table.
+    profile = load_profile(str(PROFILE))
+    encoding = Encoding.of(profile, 1, {})
+    # unit 1, register 100: state code sorted(states)[(1 + 100) % 3] = 2 in bits 4..5,
+    # the flag (1 + 100) % 2 = 1 in bit 0
+    assert encoding.codes[Quantity.POWER_FACTOR] == 2 and encoding.codes[Quantity.COUNT] == 1
+    live = [0xFFFF]
+    tables(profile)[Function.HOLDING].write(profile, {}, live, 100, encoding)
+    assert live == [0x0021]
