@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from processes import BIN, SIMULATOR_START, read_json, running, wait_for
-from servers import free_port
+from modbus_plant import listening, serial_line, wait_until
+from modbus_plant import simulator as plant_simulator
+from processes import BIN, SIMULATOR_START, read_json, running, wait_for, write_yaml
+from servers import Mosquitto, free_port
 
 PROFILE = str(Path(__file__).parent / "profiles" / "breaker_status.yaml")
 UNIT_IDS = (1, 2, 3, 4)
@@ -161,3 +163,43 @@ def test_energy_agent_test_reads_them_through_the_pollers_run_makes(
 def test_probe_reads_them_through_rtu_framing(tmp_path: Path) -> None:
     with simulator(tmp_path, "rtu") as (port, served):
         check_probe(port, served, "rtu")
+
+
+def test_the_agent_publishes_the_states_as_numbers(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    # Modbus TCP (the agent's own client) and a serial line (pymodbus RTU) in one agent.
+    with (
+        serial_line(tmp_path) as (sim_end, agent_end),
+        plant_simulator(tmp_path, "tcp", PROFILE, "1-2") as tcp,
+        plant_simulator(tmp_path, "serial", PROFILE, "3", ["--serial", str(sim_end)]) as serial,
+    ):
+        meters: list[dict[str, Any]] = [
+            {"id": f"tcp-{u}", "modbus": {"host": HOST, "port": tcp.port, "unit_id": u}}
+            for u in (1, 2)
+        ]
+        meters.append(
+            {"id": "rtu-3", "modbus": {"serial": {"device": str(agent_end)}, "unit_id": 3}}
+        )
+        for meter in meters:
+            meter |= {"profile": PROFILE, "interval": 0.5}
+        config = write_yaml(
+            tmp_path / "agent.yaml",
+            {
+                "site": "plant-s",
+                "agent_id": "gw-s",
+                "mqtt": {"url": mosquitto.url},
+                "meters": meters,
+            },
+        )
+        expected = {"tcp-1": tcp.dump["1"], "tcp-2": tcp.dump["2"], "rtu-3": serial.dump["3"]}
+        with (
+            listening(mosquitto, "plant-s", "gw-s") as heard,
+            running("energy-agent", ["run", "--config", str(config)], tmp_path / "agent.log"),
+        ):
+            wait_until(
+                lambda: all(len(heard.of(m)) >= 2 for m in expected),
+                30.0,
+                "two readings of every breaker at the broker",
+            )
+    for meter_id, served in expected.items():
+        for reading in heard.of(meter_id):
+            assert reading["values"] == served, meter_id
