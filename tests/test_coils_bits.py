@@ -108,6 +108,22 @@ def test_modicon_numbers_name_the_bit_tables(number: int, function: Function, ad
             "no scale, offset, transform or scale_factor",
         ),
         (spec(Quantity.POWER_FACTOR, 1, type="uint16", states={}), "at least 1 item"),
+        (
+            spec(Quantity.POWER_FACTOR, 1, type="uint16", bits=[4, 5], states={4: "x"}),
+            "states [4] cannot be read from bits 4..5 (0..3)",
+        ),
+        (
+            spec(Quantity.POWER_FACTOR, 1, type="int16", states={-1: "x", 40000: "y"}),
+            "states [40000] cannot be read from int16 (-32768..32767)",
+        ),
+        (
+            spec(Quantity.POWER_FACTOR, 1, type="uint16", states={-1: "x"}),
+            "states [-1] cannot be read from uint16 (0..65535)",
+        ),
+        (
+            spec(Quantity.POWER_FACTOR, 1, function="coil", states={0: "off", 2: "x"}),
+            "states [2] cannot be read from a coil (0..1)",
+        ),
         (spec(Quantity.POWER_FACTOR, 1, type="uint16", states={0: "no\nway"}), "pattern"),
     ],
 )

@@ -302,6 +302,7 @@ class RegisterSpec(_Located):
             )
         if self.bits is not None or self.scale_factor is not None:
             raise ValueError(f"{name}: a {table.value} is one bit: no bits or scale_factor")
+        self._codes_fit(0, 1, f"a {table.value}")
 
     def _check_discrete(self, name: str) -> None:
         if self.function is not None:
@@ -325,6 +326,22 @@ class RegisterSpec(_Located):
                     f"{name}: states name raw codes, published as they are: no scale, "
                     "offset, transform or scale_factor"
                 )
+            width = 16 * self.words
+            if bit_range is not None:
+                first, last = bit_range
+                self._codes_fit(0, (1 << (last - first + 1)) - 1, f"bits {first}..{last}")
+            elif self.type.value.startswith("int"):
+                self._codes_fit(-(1 << (width - 1)), (1 << (width - 1)) - 1, self.type.value)
+            else:
+                self._codes_fit(0, (1 << width) - 1, self.type.value)
+
+    def _codes_fit(self, low: int, high: int, where: str) -> None:
+        outside = sorted(code for code in self.states or {} if not low <= code <= high)
+        if outside:
+            raise ValueError(
+                f"{self.quantity.value}: states {outside} cannot be read from {where} "
+                f"({low}..{high})"
+            )
 
 
 IdentificationType = DataType | Literal["string"]
