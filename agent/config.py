@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal, Self
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.configfile import ConfigError, load_model
+from agent.configfile import ConfigError, describe_errors, load_yaml
 from agent.profiles import Profile, ProfileError, load_profile
 from agent.wire import BrokerSettings, Id, check_id
 
@@ -42,8 +42,9 @@ class SerialSettings(_Config):
     device: str = Field(min_length=1, description="e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
     baud: int = Field(default=9600, ge=300, le=921_600)
     parity: Parity = Parity.NONE
-    data_bits: Literal[7, 8] = 8
-    stop_bits: Literal[1, 2] = 1
+    # Ranges, not Literal[7, 8]: a literal refuses the text "8" of `${DATA_BITS}`.
+    data_bits: int = Field(default=8, ge=7, le=8)
+    stop_bits: int = Field(default=1, ge=1, le=2)
     inter_frame_delay: float | None = Field(
         default=None,
         ge=0,
@@ -172,15 +173,6 @@ class AgentConfig(_Config):
     )
     metrics: MetricsSettings = MetricsSettings()
 
-    @field_validator("meters")
-    @classmethod
-    def _unique_meters(cls, meters: list[MeterSettings]) -> list[MeterSettings]:
-        ids = [m.id for m in meters]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"meter ids must be unique: {', '.join(duplicates)} repeated")
-        return meters
-
 
 @dataclass(frozen=True)
 class AgentSetup:
@@ -192,15 +184,24 @@ class AgentSetup:
 
 
 def load_config(path: Path) -> AgentSetup:
-    """Read and check an agent config and every profile it references."""
-    config, lines = load_model(path, AgentConfig)
-    if not config.state_dir.is_absolute():
-        config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
+    """Read and check an agent config and every profile it references.
+
+    One ConfigError names every problem: the file's own (types, ranges, unknown fields)
+    and those across meters (`meter_problems`, profiles), the latter for every meter
+    that is valid by itself even when others, or other settings, are not.
+    """
+    data, lines = load_yaml(path)
+    problems: list[str] = []
+    config: AgentConfig | None = None
+    try:
+        config = AgentConfig.model_validate(data, context={"config_dir": path.parent})
+    except ValidationError as exc:
+        problems += describe_errors(exc, str(path), lines)
+    meters = list(enumerate(config.meters)) if config is not None else _valid_meters(data)
     profiles: dict[str, Profile] = {}
     # Loaded once per name: a gateway's hundreds of meters of one model share one profile.
     loaded: dict[str, Profile] = {}
-    problems: list[str] = []
-    for index, meter in enumerate(config.meters):
+    for index, meter in meters:
         try:
             if meter.profile not in loaded:
                 loaded[meter.profile] = load_profile(meter.profile, path.parent)
@@ -208,32 +209,86 @@ def load_config(path: Path) -> AgentSetup:
         except ProfileError as exc:
             line = lines.get(("meters", index, "profile"), 1)
             problems += [f"{path}:{line}: meters.{index}.profile: {p}" for p in exc.problems]
-    for index, problem in bus_conflicts(config.meters):
-        loc = ("meters", index, "modbus")
-        line = lines.get((*loc, "serial"), lines.get(loc, 1))
-        problems.append(f"{path}:{line}: meters.{index}.modbus: {problem}")
+    for index, field, problem in meter_problems(meters):
+        loc: tuple[str | int, ...] = ("meters", index, *field)
+        # A serial line's settings differ in its `serial` mapping: point there.
+        line = lines.get((*loc, "serial"), lines.get(loc, lines.get(("meters", index), 1)))
+        problems.append(f"{path}:{line}: {'.'.join(str(p) for p in loc)}: {problem}")
     if problems:
         raise ConfigError(problems)
+    assert config is not None
+    if not config.state_dir.is_absolute():
+        config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
     return AgentSetup(config, profiles)
 
 
-def bus_conflicts(meters: Sequence[MeterSettings]) -> list[tuple[int, str]]:
+def _valid_meters(data: object) -> list[tuple[int, MeterSettings]]:
+    """The meters of a config that is not valid as a whole that are valid by themselves."""
+    items = data.get("meters") if isinstance(data, dict) else None
+    valid: list[tuple[int, MeterSettings]] = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            valid.append((index, MeterSettings.model_validate(item)))
+        except ValidationError:
+            continue  # AgentConfig's own errors name what is wrong with it
+    return valid
+
+
+def meter_problems(
+    meters: Sequence[tuple[int, MeterSettings]],
+) -> list[tuple[int, tuple[str, ...], str]]:
+    """(meter index, field, problem) for everything wrong across meters: an id used twice,
+    two meters at one unit id of one bus, a bus set up two ways (`bus_conflicts`)."""
+    problems: list[tuple[int, tuple[str, ...], str]] = []
+    ids: dict[str, int] = {}
+    units: dict[tuple[BusKey, int], tuple[int, MeterSettings]] = {}
+    for index, meter in meters:
+        if meter.id in ids:
+            problems.append(
+                (
+                    index,
+                    ("id",),
+                    f"meter id {meter.id!r} is already meters.{ids[meter.id]}'s; "
+                    "meter ids must be unique",
+                )
+            )
+        else:
+            ids[meter.id] = index
+        unit = (meter.modbus.bus_key, meter.modbus.unit_id)
+        if unit in units:
+            first, other = units[unit]
+            problems.append(
+                (
+                    index,
+                    ("modbus", "unit_id"),
+                    f"meter {meter.id!r} and meter {other.id!r} (meters.{first}) are both "
+                    f"unit {meter.modbus.unit_id} on {meter.modbus.bus_name}: one device "
+                    "answers for both; give each meter its own unit id",
+                )
+            )
+        else:
+            units[unit] = (index, meter)
+    problems += [(i, ("modbus",), problem) for i, problem in bus_conflicts(meters)]
+    return sorted(problems, key=lambda p: p[0])
+
+
+def bus_conflicts(meters: Sequence[tuple[int, MeterSettings]]) -> list[tuple[int, str]]:
     """(meter index, problem) for each meter that shares a bus with an earlier meter but
     sets it up differently (baud, parity, ... of one serial device; the framer of one host)."""
-    first: dict[BusKey, int] = {}
+    first: dict[BusKey, tuple[int, MeterSettings]] = {}
     problems: list[tuple[int, str]] = []
-    for index, meter in enumerate(meters):
+    for index, meter in meters:
         modbus = meter.modbus
         key = modbus.bus_key
         if key not in first:
-            first[key] = index
+            first[key] = (index, meter)
         else:
-            other = meters[first[key]]
+            at, other = first[key]
             if other.modbus.bus_settings() != modbus.bus_settings():
                 problems.append(
                     (
                         index,
-                        f"meter {meter.id!r} and meter {other.id!r} (meters.{first[key]}) share "
+                        f"meter {meter.id!r} and meter {other.id!r} (meters.{at}) share "
                         f"{modbus.bus_name} but set it up differently: "
                         f"{_difference(other.modbus, modbus)}; meters on one bus must agree",
                     )
