@@ -8,15 +8,12 @@ from dataclasses import dataclass
 
 from agent.config import ModbusSettings
 from agent.modbus.bus import Bus, Unit
-from agent.modbus.errors import ReadError
+from agent.modbus.errors import GATEWAY_NO_DEVICE, ReadError
 from agent.modbus.plan import plan_reads
 from agent.modbus.resolve import ReadRegisters, matches, resolve_profile
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.profiles.model import Function
 from agent.tables import format_table
-
-# Exception codes a TCP gateway sends for a unit id that does not answer behind it.
-_GATEWAY_NO_DEVICE = {0x0A, 0x0B}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +33,7 @@ async def _answers(read: ReadRegisters) -> str | None:
         except ReadError as exc:
             if exc.kind == "connect":
                 raise  # the bus itself is down: no unit id can tell us anything
-            if exc.kind != "exception" or exc.exception_code in _GATEWAY_NO_DEVICE:
+            if exc.kind != "exception" or exc.exception_code in GATEWAY_NO_DEVICE:
                 return None
             # An exception reply comes from a device: something is there.
             refused = exc.exception_code

@@ -7,9 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import BIN, read_json, simulated_meters
+from processes import (
+    BIN,
+    SIMULATOR_START,
+    port_open,
+    read_json,
+    running,
+    simulated_meters,
+    wait_for,
+)
 from servers import free_port
 
+from agent.modbus.plan import plan_reads
 from agent.profiles import load_profile
 
 
@@ -26,9 +35,11 @@ def agent(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def table_rows(output: str) -> dict[str, list[str]]:
+    """The first table's rows by their first cell (it ends at the first empty line)."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("---")) + 1
-    return {line.split()[0]: line.split() for line in lines[start:] if line.strip()}
+    end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
+    return {line.split()[0]: line.split() for line in lines[start:end]}
 
 
 def test_probe_shows_every_quantity_with_its_value_unit_and_raw_registers(
@@ -50,15 +61,65 @@ def test_probe_shows_every_quantity_with_its_value_unit_and_raw_registers(
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # the tools keep routine logging out of the way
     served = read_json(dump)["values"]["4"]
-    rows = table_rows(result.stdout)
+    values, orders = result.stdout.split("\n\n")[1:3]
+    rows = table_rows(values)
     profile = load_profile("chint_dtsu666")
-    assert set(rows) == {r.quantity.value for r in profile.registers}
+    assert set(rows) == {r.quantity.value for r in profile.read_registers}
+    by_order = table_rows(orders)
     for quantity, value in served.items():
         row = rows[quantity]
         assert float(row[1]) == pytest.approx(value, rel=1e-6), quantity
-        # columns: quantity value unit table register type order raw raw ABCD CDAB BADC DCBA
+        # columns: quantity value unit table register type order raw raw
         assert row[2] in {"V", "A", "W", "var", "1", "Hz", "kWh"}
-        assert float(row[9]) == pytest.approx(value, rel=1e-5)  # ABCD column, 6 digits
+        assert row[3] == "holding"  # the table's whole name, not "hold"
+        # The orders table: quantity ABCD CDAB BADC DCBA, `*` on the plausible ones.
+        assert by_order[quantity][1].endswith("*"), quantity
+        assert float(by_order[quantity][1].rstrip("*")) == pytest.approx(value, rel=1e-5)
+    verdict = result.stdout.splitlines()[-1]
+    assert "plausible order: ABCD (" in verdict and "the profile reads ABCD" in verdict
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[int]:
+    """SDM630s: unit 1 answers, 2 never does, 3 refuses every register."""
+    port = free_port()
+    args = ["simulate", "--profile", "eastron_sdm630", "--port", str(port), "--unit-ids", "1-3"]
+    args += ["--hold", "--fault", "2:timeout", "--fault", "3:exception=0-65535"]
+    with running("energy-agent", args, tmp_path / "sim.log"):
+        wait_for(lambda: port_open(port), SIMULATOR_START, "the simulator")
+        yield port
+
+
+def _probe(port: int, unit: int, *more: str) -> subprocess.CompletedProcess[str]:
+    where = ["--host", "127.0.0.1", "--port", str(port), "--timeout", "0.2"]
+    return agent("probe", *where, "--unit-id", str(unit), "--profile", "eastron_sdm630", *more)
+
+
+def test_probe_fails_when_nothing_answers_in_one_line(faulty: int) -> None:
+    result = _probe(faulty, 2)
+    requests = len(plan_reads(load_profile("eastron_sdm630")))
+    assert result.returncode == 1
+    assert result.stdout == ""  # no table of identical timeout rows
+    assert result.stderr.strip().splitlines() == [
+        f"energy-agent: probe: unit 2 on 127.0.0.1:{faulty} gave no register "
+        f"({requests} requests: {requests} timeout)"
+    ]
+
+
+def test_probe_fails_when_every_register_is_refused(faulty: int) -> None:
+    result = _probe(faulty, 3, "--all-orders")
+    assert result.returncode == 1
+    rows = table_rows(result.stdout)
+    assert all("exception code 2" in " ".join(row) for row in rows.values())
+    assert "no multi-register value read" in result.stdout
+    assert f"unit 3 on 127.0.0.1:{faulty} refused all" in result.stderr
+
+
+def test_probe_of_an_answering_unit_succeeds(faulty: int) -> None:
+    result = _probe(faulty, 1)
+    assert result.returncode == 0, result.stderr
+    assert {row[3] for row in table_rows(result.stdout).values()} == {"input"}
 
 
 def test_scan_finds_the_answering_unit_ids_and_their_profile(
