@@ -395,6 +395,20 @@ def test_janitza_has_unconfirmed_registers_for_the_opt_in_to_matter() -> None:
     assert any(r.unconfirmed for r in load_profile("janitza_umg96rm").registers)
 
 
+def test_dtsu666_per_phase_energies_have_one_source_so_are_unconfirmed() -> None:
+    """0x1020..0x1024 and 0x102A..0x102E: in mbmd @ fb8f9c22 only, not the CHINT manuals."""
+    profile = load_profile("chint_dtsu666")
+    per_phase = {
+        r.quantity: r for r in profile.registers if r.quantity.endswith(("_l1", "_l2", "_l3"))
+    }
+    energies = {q: r for q, r in per_phase.items() if q.startswith("energy_active")}
+    assert sorted(r.address for r in energies.values()) == [
+        0x1020, 0x1022, 0x1024, 0x102A, 0x102C, 0x102E
+    ]  # fmt: skip
+    assert all(r.unconfirmed and "manual" not in r.source.split(";")[0] for r in energies.values())
+    assert not set(energies) & {r.quantity for r in profile.read_registers}
+
+
 # --- resolve_profile with a fake device -------------------------------------------------------
 
 
@@ -540,6 +554,8 @@ def test_abb_identification_matches() -> None:
     identity = asyncio.run(identify(abb, device.read))
     assert identity.values == {"model": 0x42323320, "serial": 4242}
     assert identity.mismatches == []
+    assert asyncio.run(matches(abb, device.read)) is True
+    place(registers, 0x8960, encode_string("B24 ", 2, ByteOrder.ABCD))  # victron: B23/B24
     assert asyncio.run(matches(abb, device.read)) is True
     place(registers, 0x8960, encode_string("A43 ", 2, ByteOrder.ABCD))
     assert asyncio.run(matches(abb, device.read)) is False
