@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from processes import (
     BIN,
     SIMULATOR_START,
@@ -20,6 +22,7 @@ from servers import free_port
 
 from agent.modbus.plan import plan_reads
 from agent.profiles import load_profile
+from agent.scan import Candidate, Confidence, rank
 
 
 @pytest.fixture
@@ -66,8 +69,8 @@ def test_probe_shows_every_quantity_with_its_value_unit_and_raw_registers(
     profile = load_profile("chint_dtsu666")
     assert set(rows) == {r.quantity.value for r in profile.read_registers}
     by_order = table_rows(orders)
-    for quantity, value in served.items():
-        row = rows[quantity]
+    for quantity, row in rows.items():
+        value = served[quantity]
         assert float(row[1]) == pytest.approx(value, rel=1e-6), quantity
         # columns: quantity value unit table register type order raw raw
         assert row[2] in {"V", "A", "W", "var", "1", "Hz", "kWh"}
@@ -122,18 +125,67 @@ def test_probe_of_an_answering_unit_succeeds(faulty: int) -> None:
     assert {row[3] for row in table_rows(result.stdout).values()} == {"input"}
 
 
+def scan_matches(output: str) -> dict[str, list[tuple[str, str]]]:
+    """unit id -> [(profile, match)], best first (a unit's further rows have no unit id)."""
+    lines = output.splitlines()
+    header = lines[0]
+    at = {name: header.index(name) for name in ("profile", "match", "evidence")}
+    found: dict[str, list[tuple[str, str]]] = {}
+    unit = ""
+    for line in lines[2:]:
+        if not line.strip():
+            break
+        unit = line[: at["profile"]].split()[0] if line[: at["profile"]].strip() else unit
+        profile = line[at["profile"] : at["match"]].strip()
+        found.setdefault(unit, []).append((profile, line[at["match"] : at["evidence"]].strip()))
+    return found
+
+
 def test_scan_finds_the_answering_unit_ids_and_their_profile(
     simulator: tuple[int, Path],
 ) -> None:
     port, _ = simulator
     result = agent("scan", "--host", "127.0.0.1", "--port", str(port), "--unit-ids", "1-8")
     assert result.returncode == 0, result.stderr
-    rows = table_rows(result.stdout)
-    assert sorted(rows) == ["4", "7"]
+    found = scan_matches(result.stdout)
+    assert sorted(found) == ["4", "7"]
     for unit in ("4", "7"):
-        assert "chint_dtsu666" in rows[unit]
-        assert "eastron_sdm630" not in " ".join(rows[unit])
+        # Not the four generic templates, which any device serving register 0 would fit.
+        assert found[unit] == [("chint_dtsu666", "likely")]
     assert "8/8 unit ids, 2 found" in result.stderr  # the progress bar's last state
+
+
+def _scan_one(tmp_path: Path, profile: str, *faults: str) -> list[tuple[str, str]]:
+    port = free_port()
+    args = ["simulate", "--profile", profile, "--port", str(port), "--unit-ids", "1", "--hold"]
+    for fault in faults:
+        args += ["--fault", fault]
+    with running("energy-agent", args, tmp_path / f"sim-{profile}.log"):
+        wait_for(lambda: port_open(port), SIMULATOR_START, f"the {profile} simulator")
+        result = agent("scan", "--host", "127.0.0.1", "--port", str(port), "--unit-ids", "1")
+    assert result.returncode == 0, result.stderr
+    return scan_matches(result.stdout)["1"]
+
+
+def test_scan_ranks_an_sdm630_above_the_sdm120_subset_and_not_as_an_em340(tmp_path: Path) -> None:
+    """The SDM120's map is a subset of the SDM630's; the EM340's reads give values no
+    meter shows (floats as CDAB integers)."""
+    assert _scan_one(tmp_path, "eastron_sdm630") == [
+        ("eastron_sdm630", "likely"),
+        ("eastron_sdm120", "possible"),
+    ]
+
+
+def test_scan_tells_an_iem3255_from_a_pm5xxx_by_its_model_register(tmp_path: Path) -> None:
+    assert _scan_one(tmp_path, "schneider_iem3255") == [("schneider_iem3255", "likely")]
+    pm5xxx = _scan_one(tmp_path, "schneider_pm5xxx")
+    assert pm5xxx[0] == ("schneider_pm5xxx", "identified")
+
+
+def test_scan_matches_an_iem3255_lacking_some_registers_as_partial(tmp_path: Path) -> None:
+    """An iEM3x55 that refuses the reactive energies (3220..3227, 1-based) still fits."""
+    found = _scan_one(tmp_path, "schneider_iem3255", "1:exception=3219-3226")
+    assert found == [("schneider_iem3255", "partial")]
 
 
 def test_probe_without_a_server_says_so_and_fails() -> None:
@@ -149,3 +201,27 @@ def test_probe_options_are_checked() -> None:
     result = agent("probe", "--profile", "eastron_sdm630")
     assert result.returncode == 2
     assert "give either host" in result.stderr
+
+
+@given(
+    st.lists(
+        st.builds(
+            Candidate,
+            profile=st.sampled_from(["a", "b", "c", "d"]),
+            confidence=st.sampled_from(list(Confidence)),
+            plausible=st.integers(1, 40),
+            total=st.just(40),
+            evidence=st.just("x"),
+        ),
+        max_size=6,
+    )
+)
+def test_ranking_puts_the_strongest_evidence_first(candidates: list[Candidate]) -> None:
+    ranked = rank(candidates)
+    assert sorted(c.profile for c in ranked) == sorted(c.profile for c in candidates)
+    assert [c.confidence for c in ranked] == sorted((c.confidence for c in ranked), reverse=True)
+    likely = [c for c in ranked if c.confidence is Confidence.LIKELY]
+    # At most one kind of "likely": none beside an identified one, all with the most values.
+    if any(c.confidence is Confidence.IDENTIFIED for c in candidates):
+        assert not likely
+    assert len({c.plausible for c in likely}) <= 1
