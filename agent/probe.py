@@ -23,6 +23,7 @@ from agent.modbus.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
 from agent.modbus.errors import GATEWAY_NO_DEVICE, ReadError
 from agent.modbus.plan import FieldPlan, ReadBlock, plan_reads
 from agent.modbus.resolve import resolve_profile
+from agent.modbus.scale import canonical_power_factors
 from agent.profiles import Profile
 from agent.tables import format_table
 from agent.wire import UNITS, Quantity
@@ -82,11 +83,14 @@ class _Read:
     error: ReadError | None
 
 
-def _value_rows(reads: Sequence[_Read]) -> list[list[object]]:
+def _value_rows(reads: Sequence[_Read], profile: Profile) -> list[list[object]]:
+    decoded = [r.block.decode(r.registers) if r.registers is not None else ({}, []) for r in reads]
+    # The values as the agent publishes them: power factors in the canonical sign.
+    values = {q: v for block_values, _ in decoded for q, v in block_values.items()}
+    canonical_power_factors(values, profile.power_factor_sign)
     rows: list[list[object]] = []
-    for read in reads:
+    for read, (_, problems) in zip(reads, decoded, strict=True):
         block, registers = read.block, read.registers
-        values, problems = block.decode(registers) if registers is not None else ({}, [])
         reasons = {p.quantity: p.reason for p in problems}
         for field in block.fields:
             words = registers[field.offset : field.offset + WORDS[field.dtype]] if registers else []
@@ -179,7 +183,7 @@ async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) ->
     if problem is not None and all(r.error and r.error.kind == "timeout" for r in reads):
         return ProbeResult("", problem)  # one line says it: no table of identical rows
     headers = ["quantity", "value", "unit", "register", "type", "raw", "note"]
-    text = f"{profile.model} at {unit}\n\n{format_table(headers, _value_rows(reads))}"
+    text = f"{profile.model} at {unit}\n\n{format_table(headers, _value_rows(reads, profile))}"
     if all_orders:
         orders = _orders_table(reads, profile.byte_order.value)
         text += f"\n\n{orders}" if orders else "\n\nno multi-register value read"

@@ -4,15 +4,18 @@ alternative addresses, SunSpec discovery, identification. Pure: no server (fake 
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.modbus.decode import ByteOrder, DataType, decode_string, encode, encode_string
+from agent.modbus.decode import ByteOrder, DataType, decode, decode_string, encode, encode_string
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import ProblemKind, plan_reads
 from agent.modbus.resolve import (
@@ -21,7 +24,14 @@ from agent.modbus.resolve import (
     matches,
     resolve_profile,
 )
-from agent.modbus.scale import Scaler, Transform, schneider_4q_pf, schneider_4q_pf_register
+from agent.modbus.scale import (
+    PowerFactorSign,
+    Scaler,
+    Transform,
+    canonical_power_factors,
+    schneider_4q_pf,
+    schneider_4q_pf_register,
+)
 from agent.profiles import ProfileError, builtin_names, load_profile
 from agent.profiles.model import Addressing, Function, Profile, to_protocol
 from agent.wire import Quantity
@@ -594,3 +604,28 @@ def test_identification_string_needs_its_length() -> None:
             [{"quantity": "count", "address": 0, "type": "uint16", "unit": "1"}],
             identification=[{"name": "serial", "address": 1, "type": "string", "source": "t"}],
         )
+
+
+@given(
+    st.floats(0.01, 1.0),
+    st.floats(-1e5, 1e5).filter(lambda p: abs(p) > 1),
+    st.floats(-1e5, 1e5).filter(lambda q: abs(q) > 1),
+)
+def test_a_dtsu666_power_factor_is_signed_by_reactive_power_on_the_wire(
+    magnitude: float, active: float, reactive: float
+) -> None:
+    """The simulator serves what the manual says (+ inductive, - capacitive); the agent
+    publishes the canonical sign (the active power's), whatever the quadrant."""
+    from agent.simulator.server import encode_value  # noqa: PLC0415
+
+    profile = load_profile("chint_dtsu666")
+    assert profile.power_factor_sign is PowerFactorSign.REACTIVE_POWER
+    canonical = math.copysign(magnitude, active)
+    by = {r.quantity: r for r in profile.registers}
+    values = {Q.POWER_ACTIVE: active, Q.POWER_REACTIVE: reactive, Q.POWER_FACTOR: canonical}
+    words = encode_value(profile, by[Q.POWER_FACTOR], canonical, values=values)
+    on_the_wire = decode(words, DataType.FLOAT32, ByteOrder.ABCD) * 0.001
+    assert math.copysign(1, on_the_wire) == math.copysign(1, reactive)
+    read = {Q.POWER_FACTOR: on_the_wire, Q.POWER_ACTIVE: active}
+    canonical_power_factors(read, profile.power_factor_sign)
+    assert read[Q.POWER_FACTOR] == pytest.approx(canonical, abs=1e-3)

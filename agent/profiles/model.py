@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.scale import Transform
+from agent.modbus.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
 from agent.wire import KINDS, UNITS, Kind, Quantity
 
 
@@ -309,6 +309,12 @@ class Profile(_ProfileModel):
     include_unconfirmed: bool = Field(
         default=False, description="read the registers marked unconfirmed too"
     )
+    power_factor_sign: PowerFactorSign = Field(
+        default=PowerFactorSign.ACTIVE_POWER,
+        description="what the sign of the meter's power factors says: active_power "
+        "(+ import, - export: canonical) or reactive_power (+ inductive, - capacitive: "
+        "converted to canonical with the active power read beside it)",
+    )
     sunspec: SunSpecModel | None = None
     identification: list[IdentificationSpec] = Field(default_factory=list)
     registers: list[RegisterSpec] = Field(min_length=1)
@@ -386,6 +392,14 @@ class Profile(_ProfileModel):
                     )
         self._check_groups()
         self._check_sunspec()
+        if self.power_factor_sign is not PowerFactorSign.ACTIVE_POWER:
+            for register in self.registers:
+                active = power_factor_of(register.quantity)
+                if register.quantity in POWER_FACTORS and active not in seen:
+                    raise ValueError(
+                        f"{register.quantity.value}: power_factor_sign "
+                        f"{self.power_factor_sign.value} needs {active.value} for its sign"
+                    )
         names = [i.name for i in self.identification]
         if len(names) != len(set(names)):
             raise ValueError("identification names must be unique")

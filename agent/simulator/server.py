@@ -39,7 +39,14 @@ from pymodbus.simulator import SimData, SimDevice
 from agent.logs import fields
 from agent.modbus.decode import WORDS, DataType, decode, encode, encode_string
 from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
-from agent.modbus.scale import Scaler, Transform, schneider_4q_pf_register
+from agent.modbus.scale import (
+    POWER_FACTORS,
+    PowerFactorSign,
+    Scaler,
+    Transform,
+    canonical_power_factors,
+    schneider_4q_pf_register,
+)
 from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
 from agent.simulator.values import meter_for_unit
@@ -114,6 +121,12 @@ def encode_value(
     if register.transform is Transform.SCHNEIDER_4Q_PF:
         reactive = (values or {}).get(_reactive_of(register.quantity), 0.0)
         raw = schneider_4q_pf_register(raw, reactive)
+    elif (
+        profile.power_factor_sign is PowerFactorSign.REACTIVE_POWER
+        and register.quantity in POWER_FACTORS
+    ):
+        reactive = (values or {}).get(_reactive_of(register.quantity), 0.0)
+        raw = math.copysign(abs(raw), -1.0 if reactive < 0 else 1.0)
     if register.type not in _FLOAT_TYPES:
         low, high = _integer_range(register.type)
         raw = min(max(round(raw), low), high)
@@ -458,7 +471,7 @@ class _Unit:
         the ones served as "not available"."""
         values = self.values(self.start_time)
         encoding = self.encoding or Encoding.of(self.profile, self.unit_id, values)
-        served: dict[str, float] = {}
+        served: dict[Quantity, float] = {}
         for register in self.profile.registers:
             if register.quantity in encoding.missing:
                 continue
@@ -467,8 +480,9 @@ class _Unit:
             words = encode_value(
                 self.profile, register, values[register.quantity], exponent, values
             )
-            served[register.quantity.value] = served_value(self.profile, register, words, exponent)
-        return served
+            served[register.quantity] = served_value(self.profile, register, words, exponent)
+        canonical_power_factors(served, self.profile.power_factor_sign)  # as the agent does
+        return {quantity.value: value for quantity, value in served.items()}
 
     def identification(self) -> dict[str, int | str]:
         assert self.encoding is not None  # set in __post_init__
