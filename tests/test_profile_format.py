@@ -447,8 +447,10 @@ def resolve(profile: Profile, device: FakeDevice) -> Profile:
     return asyncio.run(resolve_profile(profile, device.read))
 
 
-def dtsu_device(import_at: int, export_at: int, kwh: float = 1234.5) -> FakeDevice:
-    registers: dict[int, int] = {}
+def dtsu_device(
+    import_at: int, export_at: int, kwh: float = 1234.5, ct: int = 1, pt_tenths: int = 10
+) -> FakeDevice:
+    registers: dict[int, int] = {0x0006: ct, 0x0007: pt_tenths}  # IrAt, UrAt (x0.1)
     place(registers, import_at, encode(kwh, DataType.FLOAT32, ByteOrder.ABCD))
     place(registers, export_at, encode(2.5, DataType.FLOAT32, ByteOrder.ABCD))
     return FakeDevice(registers)
@@ -470,6 +472,38 @@ def test_dtsu666_energy_at_the_alternative_address_the_documented_one_refused() 
     assert energy_addresses(resolved) == (0x401E, 0x4028)
     assert all(not r.alternatives for r in resolved.registers)
     assert all(r.address < 0x4000 for r in resolved.registers if r.quantity.endswith("_l1"))
+
+
+@given(st.integers(1, 5000), st.integers(1, 3500))
+def test_dtsu666_energy_at_the_alternative_is_secondary_side_times_ct_and_pt(
+    ct: int, pt_tenths: int
+) -> None:
+    """0x401E/0x4028 hold secondary-side kWh; the meter's CT and PT ratios make them primary."""
+    device = dtsu_device(0x401E, 0x4028, kwh=12.5, ct=ct, pt_tenths=pt_tenths)
+    resolved = resolve(load_profile("chint_dtsu666"), device)
+    totals = (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT)
+    values: dict[Quantity, float] = {}
+    for block in plan_reads(
+        resolved.with_registers(r for r in resolved.registers if r.quantity in totals)
+    ):
+        values |= block.decode(
+            asyncio.run(device.read(block.function, block.address, block.count))
+        )[0]
+    ratio = ct * pt_tenths / 10
+    assert values[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(12.5 * ratio, rel=1e-9)
+    assert values[Q.ENERGY_ACTIVE_EXPORT] == pytest.approx(2.5 * ratio, rel=1e-9)
+    # At the documented address the values are primary-side: no ratio.
+    primary = resolve(load_profile("chint_dtsu666"), dtsu_device(0x101E, 0x1028, ct=ct))
+    assert {r.scale for r in primary.registers if r.quantity.startswith("energy")} == {1.0}
+
+
+def test_dtsu666_secondary_energy_without_its_ratios_is_not_read() -> None:
+    device = dtsu_device(0x401E, 0x4028)
+    del device.registers[0x0006]  # the CT ratio refused: a value off by it is worse than none
+    resolved = resolve(load_profile("chint_dtsu666"), device)
+    quantities = {r.quantity for r in resolved.registers}
+    assert not {Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT} & quantities
+    assert Q.VOLTAGE_L1 in quantities
 
 
 def test_dtsu666_energy_reading_zero_at_the_documented_address_moves_to_the_alternative() -> None:

@@ -155,9 +155,12 @@ def test_dtsu666_energy_found_at_the_alternative_address(tmp_path: Path) -> None
     variant["model"] = "dtsu666_variant"
     for register in variant["registers"]:
         if register.get("alternatives"):
-            register["address"] = register["alternatives"][0]
-        register.pop("alternatives", None)
-        register.pop("group", None)
+            # Served at 0x401E; its ratio registers are served too (at 1:1).
+            register["address"], register["alternatives"] = (
+                register["alternatives"][0],
+                [register["address"]],
+            )
+            register.pop("group", None)
     path = tmp_path / "dtsu666_variant.yaml"
     path.write_text(yaml.safe_dump(variant))
     with running_simulator(str(path), tmp_path, unit_ids="1") as (port, dump):

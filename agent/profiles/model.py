@@ -156,6 +156,23 @@ class _Located(_ProfileModel):
         return data
 
 
+class Ratio(_Located):
+    """A register whose value multiplies another's: a CT or PT ratio the meter holds."""
+
+    type: DataType
+    scale: float = Field(default=1.0, description="ratio = raw * scale")
+
+    @property
+    def words(self) -> int:
+        return WORDS[self.type]
+
+    @model_validator(mode="after")
+    def _integer(self) -> Self:
+        if self.type in (DataType.FLOAT32, DataType.FLOAT64):
+            raise ValueError("a ratio register is an integer")
+        return self
+
+
 class RegisterSpec(_Located):
     """One quantity: where it is, how it is encoded, how raw becomes the canonical unit."""
 
@@ -198,6 +215,12 @@ class RegisterSpec(_Located):
         description="registers that move together: the first of the group is probed, and "
         "every member takes the alternative at the same position",
     )
+    alternative_ratios: list[Ratio] = Field(
+        default_factory=list,
+        description="registers (CT ratio, PT ratio) whose values multiply the value when it "
+        "is read at an alternative address: firmware that keeps secondary-side values there; "
+        "read by resolve_profile with the alternative",
+    )
 
     @property
     def words(self) -> int:
@@ -227,6 +250,8 @@ class RegisterSpec(_Located):
             raise ValueError(f"{name}: rollover is for counters (set kind: counter)")
         if self.group is not None and not self.alternatives:
             raise ValueError(f"{name}: a register in a group needs its alternatives")
+        if self.alternative_ratios and not self.alternatives:
+            raise ValueError(f"{name}: alternative_ratios are for a register with alternatives")
         return self
 
 
@@ -326,19 +351,26 @@ class Profile(_ProfileModel):
         if not isinstance(data, dict) or "addressing" not in data:
             return data
         data = dict(data)
+
+        def addressed(item: Any) -> Any:
+            if not isinstance(item, dict):
+                return item
+            item = {"addressing": data["addressing"], **item}
+            ratios = item.get("alternative_ratios")
+            if isinstance(ratios, list):
+                item["alternative_ratios"] = [addressed(r) for r in ratios]
+            return item
+
         for key in ("registers", "identification"):
             items = data.get(key)
             if isinstance(items, list):
-                data[key] = [
-                    {"addressing": data["addressing"], **item} if isinstance(item, dict) else item
-                    for item in items
-                ]
+                data[key] = [addressed(item) for item in items]
         return data
 
-    def function_of(self, register: RegisterSpec | IdentificationSpec) -> Function:
+    def function_of(self, register: _Located) -> Function:
         return register.function or self.function
 
-    def byte_order_of(self, register: RegisterSpec | IdentificationSpec) -> ByteOrder:
+    def byte_order_of(self, register: _Located) -> ByteOrder:
         return register.byte_order or self.byte_order
 
     def not_available_of(self, register: RegisterSpec) -> frozenset[int]:

@@ -273,6 +273,13 @@ def _extras(profile: Profile, function: Function) -> list[Extra]:
     for spec in profile.identification:
         if profile.function_of(spec) is function:
             extras[spec.address] = Extra(spec.address, spec.words, spec.name, identification=spec)
+    for register in profile.registers:
+        for ratio in register.alternative_ratios:
+            if profile.function_of(ratio) is function:
+                # A ratio of 1 (CT 1:1, PT 1:1): a client's secondary-side reading is primary.
+                one = encode(round(1 / ratio.scale), ratio.type, profile.byte_order_of(ratio))
+                label = f"ratio for {register.quantity.value}"
+                extras[ratio.address] = Extra(ratio.address, ratio.words, label, fixed=tuple(one))
     sunspec = profile.sunspec
     if sunspec is not None and sunspec.model_start is not None and function is profile.function:
         start, length = sunspec.model_start, sunspec.length or 0
