@@ -21,8 +21,10 @@ from processes import (
 from servers import free_port
 
 from agent.modbus.plan import plan_reads
+from agent.probe import plausible
 from agent.profiles import load_profile
 from agent.scan import Candidate, Confidence, rank
+from agent.wire import Quantity
 
 
 @pytest.fixture
@@ -225,3 +227,22 @@ def test_ranking_puts_the_strongest_evidence_first(candidates: list[Candidate]) 
     if any(c.confidence is Confidence.IDENTIFIED for c in candidates):
         assert not likely
     assert len({c.plausible for c in likely}) <= 1
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value", "expected"),
+    [
+        (Quantity.VOLTAGE_L1, 230.1, True),
+        (Quantity.VOLTAGE_L1, 0.0, True),
+        (Quantity.VOLTAGE_L1, 2.30412e23, False),  # 230 V read as BADC
+        (Quantity.VOLTAGE_L1, 2.9e-13, False),  # and as DCBA: a denormal next to zero
+        (Quantity.POWER_FACTOR_L2, -0.93, True),
+        (Quantity.POWER_FACTOR_L2, 1.5, False),
+        (Quantity.POWER_ACTIVE, -5.6e6, True),  # 5.6 MW exported
+        (Quantity.ENERGY_ACTIVE_IMPORT, 8.4e7, True),
+        (Quantity.FREQUENCY, float("nan"), False),
+        (Quantity.COUNT, 1e14, True),
+    ],
+)
+def test_plausible_values(quantity: Quantity, value: float, expected: bool) -> None:
+    assert plausible(quantity, value) is expected
