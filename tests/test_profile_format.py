@@ -405,6 +405,14 @@ def test_janitza_has_unconfirmed_registers_for_the_opt_in_to_matter() -> None:
     assert any(r.unconfirmed for r in load_profile("janitza_umg96rm").registers)
 
 
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_power_factor_says_its_sign_convention(name: str) -> None:
+    """Meters disagree (power direction, inductive/capacitive): none is left to the default."""
+    profile = load_profile(name)
+    if any(r.quantity.startswith("power_factor") for r in profile.registers):
+        assert "power_factor_sign" in profile.model_fields_set, name
+
+
 def test_dtsu666_per_phase_energies_have_one_source_so_are_unconfirmed() -> None:
     """0x1020..0x1024 and 0x102A..0x102E: in mbmd @ fb8f9c22 only, not the CHINT manuals."""
     profile = load_profile("chint_dtsu666")
