@@ -165,11 +165,18 @@ async def _scan(args: argparse.Namespace) -> str:
 
 
 async def _probe(args: argparse.Namespace) -> str:
+    """The probe's tables; ReadError when no register could be read."""
+    from agent.modbus.errors import ReadError  # noqa: PLC0415
     from agent.probe import probe  # noqa: PLC0415
     from agent.profiles import load_profile  # noqa: PLC0415
 
     settings = _modbus_settings(args, args.unit_id)
-    return await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
+    result = await probe(settings, load_profile(args.profile, Path.cwd()), args.all_orders)
+    if result.problem is not None:
+        if result.text:
+            print(result.text)
+        raise ReadError("probe", result.problem)
+    return result.text
 
 
 def _serial_line(args: argparse.Namespace) -> SerialSettings | None:

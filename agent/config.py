@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.configfile import ConfigError, load_model
+from agent.configfile import ConfigError, describe_errors, load_yaml
 from agent.profiles import Profile, ProfileError, load_profile
 
 if TYPE_CHECKING:
@@ -45,8 +45,9 @@ class SerialSettings(_Config):
     device: str = Field(min_length=1, description="e.g. /dev/ttyUSB0 or /dev/serial/by-id/...")
     baud: int = Field(default=9600, ge=300, le=921_600)
     parity: Parity = Parity.NONE
-    data_bits: Literal[7, 8] = 8
-    stop_bits: Literal[1, 2] = 1
+    # Ranges, not Literal[7, 8]: a literal refuses the text "8" of `${DATA_BITS}`.
+    data_bits: int = Field(default=8, ge=7, le=8)
+    stop_bits: int = Field(default=1, ge=1, le=2)
     inter_frame_delay: float | None = Field(
         default=None,
         ge=0,
@@ -232,15 +233,6 @@ class AgentConfig(_Config):
     )
     metrics: MetricsSettings = MetricsSettings()
 
-    @field_validator("meters")
-    @classmethod
-    def _unique_meters(cls, meters: list[MeterSettings]) -> list[MeterSettings]:
-        ids = [m.id for m in meters]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            raise ValueError(f"meter ids must be unique: {', '.join(duplicates)} repeated")
-        return meters
-
 
 @dataclass(frozen=True)
 class AgentSetup:
@@ -254,17 +246,26 @@ class AgentSetup:
 
 
 def load_config(path: Path) -> AgentSetup:
-    """Read and check an agent config and every profile it references."""
-    config, lines = load_model(path, AgentConfig)
-    if not config.state_dir.is_absolute():
-        config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
+    """Read and check an agent config and every profile it references.
+
+    One ConfigError names every problem: the file's own (types, ranges, unknown fields)
+    and those across meters (`meter_problems`, profiles), the latter for every meter
+    that is valid by itself even when others, or other settings, are not.
+    """
+    data, lines = load_yaml(path)
+    problems: list[str] = []
+    config: AgentConfig | None = None
+    try:
+        config = AgentConfig.model_validate(data, context={"config_dir": path.parent})
+    except ValidationError as exc:
+        problems += describe_errors(exc, str(path), lines)
+    meters = list(enumerate(config.meters)) if config is not None else _valid_meters(data)
     profiles: dict[str, Profile] = {}
     dlt645_profiles: dict[str, Dlt645Profile] = {}
     # Loaded once per name: a gateway's hundreds of meters of one model share one profile.
     loaded: dict[str, Profile] = {}
     loaded_645: dict[str, Dlt645Profile] = {}
-    problems: list[str] = []
-    for index, meter in enumerate(config.meters):
+    for index, meter in meters:
         try:
             if meter.dlt645 is not None:
                 from agent.dlt645.profile import load_dlt645_profile  # noqa: PLC0415
@@ -279,38 +280,104 @@ def load_config(path: Path) -> AgentSetup:
         except ProfileError as exc:
             line = lines.get(("meters", index, "profile"), 1)
             problems += [f"{path}:{line}: meters.{index}.profile: {p}" for p in exc.problems]
-    for index, problem in bus_conflicts(config.meters):
-        section = "modbus" if config.meters[index].modbus is not None else "dlt645"
-        loc = ("meters", index, section)
-        line = lines.get((*loc, "serial"), lines.get(loc, 1))
-        problems.append(f"{path}:{line}: meters.{index}.{section}: {problem}")
+    for index, where, problem in meter_problems(meters):
+        loc: tuple[str | int, ...] = ("meters", index, *where)
+        # A serial line's settings differ in its `serial` mapping: point there.
+        line = lines.get((*loc, "serial"), lines.get(loc, lines.get(("meters", index), 1)))
+        problems.append(f"{path}:{line}: {'.'.join(str(p) for p in loc)}: {problem}")
     if problems:
         raise ConfigError(problems)
+    assert config is not None
+    if not config.state_dir.is_absolute():
+        config = config.model_copy(update={"state_dir": (path.parent / config.state_dir).resolve()})
     return AgentSetup(config, profiles, dlt645_profiles)
 
 
-def bus_conflicts(meters: Sequence[MeterSettings]) -> list[tuple[int, str]]:
+def _valid_meters(data: object) -> list[tuple[int, MeterSettings]]:
+    """The meters of a config that is not valid as a whole that are valid by themselves."""
+    items = data.get("meters") if isinstance(data, dict) else None
+    valid: list[tuple[int, MeterSettings]] = []
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        try:
+            valid.append((index, MeterSettings.model_validate(item)))
+        except ValidationError:
+            continue  # AgentConfig's own errors name what is wrong with it
+    return valid
+
+
+def meter_problems(
+    meters: Sequence[tuple[int, MeterSettings]],
+) -> list[tuple[int, tuple[str, ...], str]]:
+    """(meter index, field, problem) for everything wrong across meters: an id used twice,
+    two meters at one unit id of one bus, a bus set up two ways (`bus_conflicts`)."""
+    problems: list[tuple[int, tuple[str, ...], str]] = []
+    ids: dict[str, int] = {}
+    units: dict[tuple[BusKey, int | str], tuple[int, MeterSettings]] = {}
+    for index, meter in meters:
+        if meter.id in ids:
+            problems.append(
+                (
+                    index,
+                    ("id",),
+                    f"meter id {meter.id!r} is already meters.{ids[meter.id]}'s; "
+                    "meter ids must be unique",
+                )
+            )
+        else:
+            ids[meter.id] = index
+        device: int | str
+        if meter.modbus is not None:
+            where, name, device = ("modbus", "unit_id"), "unit id", meter.modbus.unit_id
+            shown = f"unit {device}"
+        else:
+            assert meter.dlt645 is not None
+            where, name, device = ("dlt645", "address"), "address", meter.dlt645.address
+            shown = f"address {device}"
+        unit = (meter.link.bus_key, device)
+        if unit in units:
+            first, other = units[unit]
+            problems.append(
+                (
+                    index,
+                    where,
+                    f"meter {meter.id!r} and meter {other.id!r} (meters.{first}) are both "
+                    f"{shown} on {meter.link.bus_name}: one device answers for both; give "
+                    f"each meter its own {name}",
+                )
+            )
+        else:
+            units[unit] = (index, meter)
+    problems += [(i, (_section(meters, i),), problem) for i, problem in bus_conflicts(meters)]
+    return sorted(problems, key=lambda p: p[0])
+
+
+def bus_conflicts(meters: Sequence[tuple[int, MeterSettings]]) -> list[tuple[int, str]]:
     """(meter index, problem) for each meter that shares a bus with an earlier meter but
     sets it up differently (baud, parity, ... of one serial device; the framer of one host;
     the protocol: a line speaks one)."""
-    first: dict[BusKey, int] = {}
+    first: dict[BusKey, tuple[int, MeterSettings]] = {}
     problems: list[tuple[int, str]] = []
-    for index, meter in enumerate(meters):
+    for index, meter in meters:
         key = meter.link.bus_key
         if key not in first:
-            first[key] = index
+            first[key] = (index, meter)
             continue
-        other = meters[first[key]]
+        at, other = first[key]
         difference = _setup_difference(other, meter)
         if difference is not None:
             problems.append(
                 (
                     index,
-                    f"meter {meter.id!r} and meter {other.id!r} (meters.{first[key]}) share "
+                    f"meter {meter.id!r} and meter {other.id!r} (meters.{at}) share "
                     f"{meter.link.bus_name} but set it up differently: {difference}",
                 )
             )
     return problems
+
+
+def _section(meters: Sequence[tuple[int, MeterSettings]], index: int) -> str:
+    meter = dict(meters)[index]
+    return "modbus" if meter.modbus is not None else "dlt645"
 
 
 def _setup_difference(one: MeterSettings, two: MeterSettings) -> str | None:

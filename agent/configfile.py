@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -29,7 +29,9 @@ Loc = tuple[str | int, ...]
 
 # One pass: ${file:PATH}, or ${NAME} / ${NAME:-default}; what a substitution gives is not
 # expanded again (a secret may contain "${").
-_ENV_RE = re.compile(r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}")
+ENV_PATTERN: Final = r"\$\{(?:file:([^}]+)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}"
+"""`${file:PATH}`, `${VAR}` or `${VAR:-default}` in a value (the JSON schema allows it too)."""
+_ENV_RE = re.compile(ENV_PATTERN)
 MAX_SECRET_FILE_BYTES = 64 * 1024
 # Generous for the largest plant model; a gateway still composes it in well under a second.
 MAX_FILE_BYTES = 4 * 1024 * 1024

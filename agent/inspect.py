@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Final
 
 from agent.config import AgentConfig, AgentSetup, MeterSettings, load_config
-from agent.configfile import ConfigError
+from agent.configfile import ENV_PATTERN, ConfigError
 from agent.modbus.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
 from agent.secrets import broker_summary, tls_problems
@@ -50,7 +51,7 @@ def check_report(path: Path) -> str:
                 meter.modbus.bus_name,
                 meter.modbus.unit_id,
                 meter.interval,
-                len(profile.registers),
+                len(profile.read_registers),
                 len(plan_reads(profile)),
             ]
         )
@@ -84,18 +85,68 @@ def profiles_report() -> str:
                 name,
                 profile.manufacturer,
                 profile.function.value,
-                len(profile.registers),
+                len(profile.read_registers),
+                len(profile.registers) - len(profile.read_registers),
                 len(plan_reads(profile)),
                 profile.description,
             ]
         )
-    return format_table(
-        ["profile", "manufacturer", "table", "quantities", "requests", "description"], rows
+    headers = ["profile", "manufacturer", "table", "quantities", "unconfirmed", "requests"]
+    return format_table([*headers, "description"], rows)
+
+
+_SUBSTITUTED: Final = {
+    "type": "string",
+    "pattern": ENV_PATTERN,
+    "description": "${VAR}, ${VAR:-default} or ${file:PATH}: checked once substituted",
+}
+# Keys that hold subschemas: a value is a leaf (a number, a text with a pattern, an
+# enum) when its schema has none of them.
+_NESTED: Final = ("properties", "items", "additionalProperties", "allOf", "oneOf")
+
+
+def _leaf(schema: dict[str, Any]) -> bool:
+    return not (
+        "$ref" in schema
+        or "anyOf" in schema
+        or schema.get("type") in ("object", "array")
+        or any(k in schema for k in _NESTED)
     )
+
+
+def _with_substitution(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with `${...}` allowed wherever the file has a value: the agent substitutes
+    every text before it checks types, so `port: ${PORT}` is valid (the schema alone would
+    want an integer)."""
+    if "anyOf" in schema:  # one of several: the leaves stay, one more if one is a value
+        members = [m if _leaf(m) else _with_substitution(m) for m in schema["anyOf"]]
+        values = [m for m in members if _leaf(m) and m.get("type") != "null"]
+        return {**schema, "anyOf": [*members, *([_SUBSTITUTED] if values else [])]}
+    if "$ref" in schema:
+        return schema  # the definition it names is converted itself
+    if not _leaf(schema):
+        converted = dict(schema)
+        for key in _NESTED:
+            value = schema.get(key)
+            if key == "properties" and isinstance(value, dict):
+                converted[key] = {name: _with_substitution(sub) for name, sub in value.items()}
+            elif isinstance(value, dict):
+                converted[key] = _with_substitution(value)
+            elif isinstance(value, list):
+                converted[key] = [_with_substitution(sub) for sub in value]
+        return converted
+    # A leaf: the annotations stay outside, the checks become one of two alternatives.
+    annotations = {k: v for k, v in schema.items() if k in ("title", "description", "default")}
+    checks = {k: v for k, v in schema.items() if k not in annotations}
+    if checks == {"type": "string"}:
+        return schema
+    return {**annotations, "anyOf": [checks, _SUBSTITUTED]}
 
 
 def config_schema() -> str:
     """The JSON schema of the agent config file, for editors' completion and validation."""
     schema = AgentConfig.model_json_schema()
     schema["title"] = "GreenGauge energy-agent config"
+    schema = _with_substitution(schema)
+    schema["$defs"] = {name: _with_substitution(sub) for name, sub in schema["$defs"].items()}
     return json.dumps(schema, indent=2)

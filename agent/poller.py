@@ -42,6 +42,7 @@ from agent.modbus.refusals import (
     settle,
 )
 from agent.modbus.resolve import ReadRegisters, resolve_profile
+from agent.modbus.scale import canonical_power_factors
 from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
@@ -286,6 +287,7 @@ class MeterPoller(PollerBase):
         self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
+        canonical_power_factors(values, self._profile.power_factor_sign)
         if values and ts is not None:
             self._answered(ts)
             reading = MeterReading(meter=self.meter.id, ts=ts, values=values)

@@ -1,96 +1,195 @@
 """`energy-agent probe`: read a meter once and show what every register gives.
 
 For commissioning: the integrator sees quantity, value, unit and the raw registers, and
-with `--all-orders` a multi-register value decoded in all four byte orders, which is how
-the right order of an unknown meter is found.
+with `--all-orders` every multi-register value decoded in all four byte orders, with
+the orders whose value is plausible for its quantity marked: that is how the right
+order of an unknown meter is found.
+
+A probe fails (`ProbeResult.problem`) when no register could be read: nothing answered,
+or the device refused every request.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
 
 from agent.config import ModbusSettings
 from agent.modbus.bus import Bus, Unit
 from agent.modbus.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
-from agent.modbus.errors import ReadError
+from agent.modbus.errors import GATEWAY_NO_DEVICE, ReadError
 from agent.modbus.plan import FieldPlan, ReadBlock, field_format, plan_reads
 from agent.modbus.resolve import Identity, identify, resolve_profile
+from agent.modbus.scale import canonical_power_factors
 from agent.profiles import Profile
 from agent.tables import format_table
 from agent.wire import UNITS, Quantity
+
+# The largest magnitude a quantity plausibly has in its canonical unit (a 1 MV line, a
+# 100 kA bus bar, 10 GW, a counter of 10^12): a wrong byte order gives 10^9 times the
+# value or more, or a denormal next to zero.
+_LARGEST: Final = {
+    "voltage": 1e6,
+    "current": 1e5,
+    "power_factor": 1.0,
+    "power": 1e10,
+    "frequency": 1e3,
+    "energy": 1e12,
+    "volume": 1e12,
+    "mass": 1e12,
+    "count": 1e15,
+}
+_SMALLEST: Final = 1e-6
+
+
+def plausible(quantity: Quantity, value: float) -> bool:
+    """Whether a value is one this quantity can have (zero always is)."""
+    if not math.isfinite(value):
+        return False
+    prefix = max((p for p in _LARGEST if quantity.value.startswith(p)), key=len)
+    return value == 0 or _SMALLEST <= abs(value) <= _LARGEST[prefix]
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    text: str
+    """The table(s); empty when there is nothing to show."""
+    problem: str | None
+    """Why the probe failed (nothing read), or None."""
 
 
 def _hex_words(words: Sequence[int]) -> str:
     return " ".join(f"{w:04X}" for w in words)
 
 
-def _in_all_orders(block: ReadBlock, field: FieldPlan, registers: Sequence[int]) -> list[str]:
-    if WORDS[field.dtype] == 1:
-        return ["" for _ in ByteOrder]
+def _in_all_orders(field: FieldPlan, registers: Sequence[int]) -> dict[ByteOrder, float | None]:
     buffer = RegisterBuffer(registers)
-    cells = []
+    values: dict[ByteOrder, float | None] = {}
     for order in ByteOrder:
         try:
-            cells.append(f"{field.scaler(buffer.value(field.offset, field.dtype, order)):.6g}")
+            values[order] = field.scaler(buffer.value(field.offset, field.dtype, order))
         except DecodeError:
-            cells.append("?")
-    return cells
+            values[order] = None
+    return values
 
 
-def _block_rows(
-    block: ReadBlock, registers: Sequence[int] | None, error: str | None, all_orders: bool
-) -> list[list[object]]:
-    values, problems = block.decode(registers) if registers is not None else ({}, [])
-    reasons = {p.quantity: p.reason for p in problems}
+@dataclass(frozen=True, slots=True)
+class _Read:
+    block: ReadBlock
+    registers: Sequence[int] | None
+    error: ReadError | None
+
+
+def _value_rows(reads: Sequence[_Read], profile: Profile) -> list[list[object]]:
+    decoded = [r.block.decode(r.registers) if r.registers is not None else ({}, []) for r in reads]
+    # The values as the agent publishes them: power factors in the canonical sign.
+    values = {q: v for block_values, _ in decoded for q, v in block_values.items()}
+    canonical_power_factors(values, profile.power_factor_sign)
     rows: list[list[object]] = []
-    for field in block.fields:
-        words = (
-            registers[field.offset : field.offset + WORDS[field.dtype]]
-            if registers is not None
-            else []
-        )
-        row: list[object] = [
-            field.quantity.value,
-            values.get(field.quantity),
-            UNITS[field.quantity],
-            f"{block.function.value[:4]} 0x{field.address:04X}",
-            field_format(block.function, field),
-            _hex_words(words),
-            error or reasons.get(field.quantity, ""),
-        ]
-        if all_orders:
-            row += _in_all_orders(block, field, registers) if registers is not None else [""] * 4
-        rows.append(row)
+    for read, (_, problems) in zip(reads, decoded, strict=True):
+        block, registers = read.block, read.registers
+        reasons = {p.quantity: p.reason for p in problems}
+        for field in block.fields:
+            words = registers[field.offset : field.offset + WORDS[field.dtype]] if registers else []
+            rows.append(
+                [
+                    field.quantity.value,
+                    values.get(field.quantity),
+                    UNITS[field.quantity],
+                    f"{block.function.value} 0x{field.address:04X}",
+                    field_format(block.function, field),
+                    _hex_words(words),
+                    str(read.error) if read.error else reasons.get(field.quantity, ""),
+                ]
+            )
     return rows
 
 
-async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) -> str:
-    """A table of everything the profile maps, as this device answers it."""
-    bus = Bus.for_settings(settings)
+def _orders_table(reads: Sequence[_Read], profile_order: str) -> str:
+    """Every multi-register value in the four orders, `*` on the plausible ones, and
+    which order the values agree on."""
     rows: list[list[object]] = []
+    votes: Counter[ByteOrder] = Counter()
+    values_seen = 0
+    for read in reads:
+        if read.registers is None:
+            continue
+        for field in read.block.fields:
+            if WORDS[field.dtype] == 1:
+                continue
+            decoded = _in_all_orders(field, read.registers)
+            good = [o for o, v in decoded.items() if v is not None and plausible(field.quantity, v)]
+            values_seen += 1
+            votes.update(good)
+            cells: list[object] = [
+                "?" if v is None else f"{v:.6g}{'*' if o in good else ''}"
+                for o, v in decoded.items()
+            ]
+            rows.append([field.quantity.value, *cells])
+    if not rows:
+        return ""
+    table = format_table(["quantity", *(o.value for o in ByteOrder)], rows)
+    best = [o.value for o, n in votes.most_common() if n == max(votes.values())] if votes else []
+    if not best:
+        verdict = "no order gives plausible values: is this the right profile?"
+    else:
+        count = votes[ByteOrder(best[0])]
+        verdict = (
+            f"plausible order: {' or '.join(best)} ({count} of {values_seen} values); "
+            f"the profile reads {profile_order}"
+        )
+    return f"{table}\n\n* plausible for its quantity; {verdict}"
+
+
+def _failure(reads: Sequence[_Read], unit: str) -> str | None:
+    """Why nothing was read, or None when something was."""
+    if not reads or any(r.registers is not None for r in reads):
+        return None
+    errors = [r.error for r in reads if r.error is not None]
+    kinds = Counter(e.kind for e in errors)
+    if {e.exception_code for e in errors} <= GATEWAY_NO_DEVICE:
+        return f"{unit}: the gateway says no device answers at this unit id ({errors[0]})"
+    if set(kinds) == {"exception"}:
+        return (
+            f"{unit} refused all {len(reads)} requests (exception replies): "
+            "another register table or model than this profile's?"
+        )
+    summary = ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    return f"{unit} gave no register ({len(reads)} requests: {summary})"
+
+
+async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) -> ProbeResult:
+    """Everything the profile maps, as this device answers it."""
+    bus = Bus.for_settings(settings)
+    reads: list[_Read] = []
     try:
         async with bus.session(Unit(settings.unit_id, settings.timeout, settings.retries)) as read:
             resolved = await resolve_profile(profile, read)
             identity = await identify(resolved, read)
             for block in plan_reads(resolved):
                 try:
-                    registers: Sequence[int] | None = await read(
-                        block.function, block.address, block.count
-                    )
-                    error = None
+                    registers = await read(block.function, block.address, block.count)
+                    reads.append(_Read(block, registers, None))
                 except ReadError as exc:
                     if exc.kind == "connect":
                         raise
-                    registers, error = None, str(exc)
-                rows += _block_rows(block, registers, error, all_orders)
+                    reads.append(_Read(block, None, exc))
     finally:
         bus.close()
+    unit = f"unit {settings.unit_id} on {settings.bus_name}"
+    problem = _failure(reads, unit)
+    if problem is not None and all(r.error and r.error.kind == "timeout" for r in reads):
+        return ProbeResult("", problem)  # one line says it: no table of identical rows
     headers = ["quantity", "value", "unit", "register", "type", "raw", "note"]
+    rows = with_state_names(profile, _value_rows(reads, profile))
+    text = f"{profile.model} at {unit}\n\n{format_table(headers, rows)}"
     if all_orders:
-        headers += [order.value for order in ByteOrder]
-    title = f"{profile.model} at unit {settings.unit_id} on {settings.bus_name}"
-    table = format_table(headers, with_state_names(profile, rows))
-    return f"{title}\n\n{table}{identification_text(identity)}"
+        orders = _orders_table(reads, profile.byte_order.value)
+        text += f"\n\n{orders}" if orders else "\n\nno multi-register value read"
+    return ProbeResult(text + identification_text(identity), problem)
 
 
 def with_state_names(profile: Profile, rows: list[list[object]]) -> list[list[object]]:

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
+from agent.configfile import ConfigError
 from agent.files import open_state
 from agent.logs import fields
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
 from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
 from agent.publisher import OUTBOX_FILE, Publisher
-from agent.secrets import redact_url
+from agent.secrets import redact_url, tls_problems
 from agent.wire import MeterHealth, MeterReading
 
 if TYPE_CHECKING:
@@ -129,8 +130,17 @@ def make_pollers(
     return [*buses.values(), *dlt645_buses.values()]
 
 
+def _checked_setup(path: Path) -> AgentSetup:
+    """The config, with what `check` finds raised here: the systemd unit stops on exit 2."""
+    setup = load_config(path)
+    problems = tls_problems(setup.config.mqtt, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return setup
+
+
 async def run_agent(config_path: Path) -> None:
-    setup = load_config(config_path)
+    setup = _checked_setup(config_path)
     config = setup.config
     limits = config.outbox
     path = config.state_dir / OUTBOX_FILE

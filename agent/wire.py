@@ -86,6 +86,8 @@ class Quantity(StrEnum):
     POWER_APPARENT_L2 = "power_apparent_l2"
     POWER_APPARENT_L3 = "power_apparent_l3"
     POWER_FACTOR = "power_factor"
+    """P / S: -1..1, its sign the active power's (+ import, - export), whatever the
+    meter's own convention (a profile's `power_factor_sign`; the agent converts)."""
     POWER_FACTOR_L1 = "power_factor_l1"
     POWER_FACTOR_L2 = "power_factor_l2"
     POWER_FACTOR_L3 = "power_factor_l3"

@@ -19,6 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from processes import Program, read_json, wait_for
 from servers import Mosquitto, free_port, require_binary
 
+from agent.profiles import load_profile
+
 START_TIMEOUT = 20.0
 
 
@@ -57,7 +59,8 @@ def serial_line(folder: Path, name: str = "line") -> Iterator[tuple[Path, Path]]
 class Simulator:
     program: Program
     dump: dict[str, dict[str, float]]
-    """unit id -> quantity -> value served (held)"""
+    """unit id -> quantity -> value served (held), of the registers the agent reads (the
+    simulator serves the unconfirmed ones too)"""
     port: int = 0
 
 
@@ -86,7 +89,14 @@ def simulator(
             f"simulator {name}",
         )
         program.assert_running()
-        yield Simulator(program, read_json(dump)["values"], port)
+        served = read_json(dump)["values"]
+        if "dlt645" not in extra:  # a Modbus profile: its unconfirmed registers are not read
+            read = {r.quantity.value for r in load_profile(profile).read_registers}
+            served = {
+                unit: {q: v for q, v in values.items() if q in read}
+                for unit, values in served.items()
+            }
+        yield Simulator(program, served, port)
     finally:
         program.stop()
 

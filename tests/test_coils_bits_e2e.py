@@ -121,9 +121,9 @@ def check_probe(port: int, served: dict[str, dict[str, float]], framer: str) -> 
         values = served[str(unit_id)]
         assert {q: float(row[1]) for q, row in rows.items()} == values
         assert rows["power_factor_l1"][3:6] == ["coil", "0x0003", "bit"]
-        assert rows["power_factor_l3"][3:6] == ["disc", "0x0007", "bit"]
-        assert rows["power_factor"][3:9] == ["hold", "0x0064", "uint16", "ABCD", "bits", "4..5"]
-        assert rows["count"][3:8] == ["hold", "0x0064", "uint16", "ABCD", "bit"]
+        assert rows["power_factor_l3"][3:6] == ["discrete_input", "0x0007", "bit"]
+        assert rows["power_factor"][3:9] == ["holding", "0x0064", "uint16", "ABCD", "bits", "4..5"]
+        assert rows["count"][3:8] == ["holding", "0x0064", "uint16", "ABCD", "bit"]
         assert rows["power_factor"][-2:] == ["state", STATES[int(values["power_factor"])]]
         alarm = {0: "normal", 1: "alarm"}[int(values["power_factor_l3"])]
         assert rows["power_factor_l3"][-2:] == ["state", alarm]

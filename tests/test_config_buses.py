@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agent.config import Framer, Parity, load_config
+from agent.config import Framer, MeterSettings, Parity, load_config, meter_problems
 from agent.configfile import ConfigError
 
 HEAD = """\
@@ -123,3 +125,42 @@ def test_the_example_configs_load(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("agent.example.yaml", "agent.serial.example.yaml"):
         setup = load_config(root / name)
         assert setup.config.meters
+
+
+_METERS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b", "c"]),
+        st.sampled_from(["/dev/ttyS1", "/dev/ttyS2"]),
+        st.sampled_from([9600, 19200]),
+        st.integers(1, 3),
+    ),
+    max_size=8,
+)
+
+
+@given(_METERS)
+def test_every_problem_across_meters_is_named_at_once(
+    drawn: list[tuple[str, str, int, int]],
+) -> None:
+    """Each repeat of an id, of a unit id on a line and each line set up two ways is
+    reported, whatever else is wrong with the other meters."""
+    meters = [
+        (
+            index,
+            MeterSettings.model_validate(
+                {
+                    "id": meter_id,
+                    "profile": "eastron_sdm630",
+                    "modbus": {"serial": {"device": device, "baud": baud}, "unit_id": unit},
+                }
+            ),
+        )
+        for index, (meter_id, device, baud, unit) in enumerate(drawn)
+    ]
+    found = {(index, field) for index, field, _ in meter_problems(meters)}
+    for index, (meter_id, device, baud, unit) in enumerate(drawn):
+        before = drawn[:index]
+        assert ((index, ("id",)) in found) == any(m[0] == meter_id for m in before)
+        same_line = [m for m in before if m[1] == device]
+        assert ((index, ("modbus", "unit_id")) in found) == any(m[3] == unit for m in same_line)
+        assert ((index, ("modbus",)) in found) == bool(same_line and same_line[0][2] != baud)

@@ -20,7 +20,7 @@ import paho.mqtt.client as paho
 import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
-from processes import wait_for
+from processes import BIN, wait_for
 from servers import DeployedMosquitto, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,6 +198,7 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
         "SupplementaryGroups=dialout",
         "EnvironmentFile=/etc/greengauge/agent.env",
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
         "StateDirectory=greengauge-agent",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
@@ -208,12 +209,82 @@ def test_systemd_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze (package systemd) is needed to verify the unit"
     local = tmp_path / "energy-agent.service"
-    bin_dir = Path(shutil.which("energy-agent") or ROOT / ".venv/bin/energy-agent").parent
-    local.write_text(unit.replace("/opt/greengauge/bin/", f"{bin_dir}/"))
+    local.write_text(unit.replace("/opt/greengauge/bin/", f"{BIN}/"))
     done = subprocess.run(
         [analyze, "verify", str(local)], capture_output=True, text=True, check=False
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+def _unit_settings() -> dict[str, list[str]]:
+    """Every `Key=value` of the unit, in order (keys such as DeviceAllow repeat)."""
+    settings: dict[str, list[str]] = {}
+    for line in (DEPLOY / "systemd/energy-agent.service").read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_systemd_unit_gives_up_on_a_config_error_and_after_a_few_crashes() -> None:
+    unit = _unit_settings()
+    # RestartPreventExitStatus= does not cover ExecStartPre (systemd issue #11868): a
+    # pre-start check that exits 2 would restart forever.
+    assert "ExecStartPre" not in unit
+    assert unit["ExecStart"] == [
+        "/opt/greengauge/bin/energy-agent run --config /etc/greengauge/agent.yaml"
+    ]
+    assert unit["RestartPreventExitStatus"] == ["2"]
+    (interval,) = unit["StartLimitIntervalSec"]
+    assert interval not in ("0", "infinity")
+    assert 1 <= int(unit["StartLimitBurst"][0]) <= 10
+
+
+def test_systemd_unit_allows_the_serial_devices_of_industrial_gateways() -> None:
+    allowed = {entry.split()[0] for entry in _unit_settings()["DeviceAllow"]}
+    wanted = {"ttymxc", "ttySC", "ttyAMA", "ttyS", "ttyUSB", "ttyACM"}
+    assert allowed == {f"char-{name}" for name in wanted}
+
+
+def test_systemd_unit_documentation_is_what_the_gateway_guide_installs() -> None:
+    (documentation,) = _unit_settings()["Documentation"]
+    guide = (DEPLOY / "GATEWAY.md").read_text()
+    install = "sudo install -D -m 0644 -t /usr/share/doc/greengauge deploy/GATEWAY.md README.md"
+    assert install in guide
+    for uri in documentation.split():
+        scheme, _, path = uri.partition(":")
+        assert scheme == "file", uri
+        assert Path(path).parent == Path("/usr/share/doc/greengauge"), uri
+        assert Path(path).name in install.split()[-2:] or f"deploy/{Path(path).name}" in install
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ("site: [unclosed\n", "agent.yaml:"),
+        # `check` found this, `run` did not: a pre-start check was the only guard.
+        (
+            "site: s\nagent_id: a\n"
+            "mqtt: {url: 'mqtts://127.0.0.1:1', ca_file: /nonexistent/ca.pem}\n"
+            "meters: [{id: m, profile: eastron_sdm630, modbus: {host: 127.0.0.1, port: 1}}]\n",
+            "cannot load the TLS files",
+        ),
+    ],
+)
+def test_the_units_command_exits_2_with_the_error_on_a_bad_config(
+    tmp_path: Path, config: str, error: str
+) -> None:
+    """The unit's own ExecStart, run for real: exit 2 (no restart), the reason on stderr."""
+    (command,) = _unit_settings()["ExecStart"]
+    path = tmp_path / "agent.yaml"
+    path.write_text(config)
+    argv = command.replace("/etc/greengauge/agent.yaml", str(path)).split()
+    argv[0] = str(BIN / "energy-agent")
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=30, check=False, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert error in done.stderr
 
 
 def _connack(url_port: int, ca_file: Path, user: str, password: str) -> int:

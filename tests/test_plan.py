@@ -106,9 +106,10 @@ def test_sdm630_plan() -> None:
 
 def test_dtsu666_plan() -> None:
     dtsu = load_profile("chint_dtsu666")
+    # The per-phase energies beside the totals are unconfirmed: not read.
     assert shape(plan_reads(dtsu)) == [
-        (H, 0x101E, 8),
-        (H, 0x1028, 8),
+        (H, 0x101E, 2),
+        (H, 0x1028, 2),
         (H, 0x2000, 34),
         (H, 0x202A, 8),
         (H, 0x2044, 2),
@@ -120,7 +121,7 @@ def test_builtin_plan_fields(name: str) -> None:
     prof = load_profile(name)
     blocks = plan_reads(prof)
     fields = [f for b in blocks for f in b.fields]
-    assert sorted(f.quantity for f in fields) == sorted(r.quantity for r in prof.registers)
+    assert sorted(f.quantity for f in fields) == sorted(r.quantity for r in prof.read_registers)
     by_quantity = {r.quantity: r for r in prof.registers}
     for block in blocks:
         assert block.count <= prof.max_registers_per_read

@@ -129,6 +129,7 @@ def make_poller(
     clock: FakeClock,
     deliver: Callable[[MeterReading], None],
     interval: float = 10.0,
+    profile: Profile = PROFILE,
 ) -> MeterPoller:
     meter = MeterSettings.model_validate(
         {
@@ -138,7 +139,7 @@ def make_poller(
             "interval": interval,
         }
     )
-    return MeterPoller(meter, PROFILE, bus, deliver, clock=clock)
+    return MeterPoller(meter, profile, bus, deliver, clock=clock)
 
 
 async def test_a_day_of_ticks_without_drift() -> None:
@@ -515,3 +516,46 @@ async def test_a_busy_reply_at_the_retry_is_no_news(caplog: pytest.LogCaptureFix
     clock.now += 10.0  # not yet asked again: read without it
     await poller.read_once()
     assert bus.requests == [(0, 4), (6, 2), (70, 2), (100, 2)]
+
+
+@pytest.mark.parametrize(
+    ("sign", "active", "published"),
+    [
+        ("reactive_power", -5000.0, -0.9),  # DTSU666: +0.9 "inductive" while exporting
+        ("reactive_power", 5000.0, 0.9),
+        ("active_power", -5000.0, 0.9),  # already canonical: taken as it comes
+    ],
+)
+async def test_power_factors_are_published_in_the_canonical_sign(
+    sign: str, active: float, published: float
+) -> None:
+    data = PROFILE.model_dump(mode="json", exclude_none=True)
+    data["power_factor_sign"] = sign
+    data["registers"].append(
+        {"quantity": "power_factor", "address": 8, "type": "float32", "unit": "1", "source": "t"}
+    )
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    bus.values |= {8: 0.9, 100: active}
+    meter = make_poller(bus, clock, lambda _r: None)
+    poller = MeterPoller(
+        meter.meter, Profile.model_validate(data), bus, lambda _r: None, clock=clock
+    )
+    reading = await poller.read_once()
+    assert reading is not None
+    assert reading.values[Quantity.POWER_FACTOR] == pytest.approx(published)
+    # Without the active power read, a meter-convention power factor cannot be signed.
+    bus.refused = {100, 101}
+    reading = await poller.read_once()
+    assert reading is not None
+    assert (Quantity.POWER_FACTOR in reading.values) == (sign == "active_power")
+
+
+def test_a_power_factor_sign_needs_the_active_power_it_takes_its_sign_from() -> None:
+    data = PROFILE.model_dump(mode="json", exclude_none=True)
+    data["power_factor_sign"] = "reactive_power"
+    data["registers"].append(
+        {"quantity": "power_factor_l2", "address": 8, "type": "float32", "unit": "1", "source": "t"}
+    )
+    with pytest.raises(ValueError, match=r"power_factor_l2: .* needs power_active_l2"):
+        Profile.model_validate(data)

@@ -4,15 +4,18 @@ alternative addresses, SunSpec discovery, identification. Pure: no server (fake 
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.modbus.decode import ByteOrder, DataType, decode_string, encode, encode_string
+from agent.modbus.decode import ByteOrder, DataType, decode, decode_string, encode, encode_string
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import ProblemKind, plan_reads
 from agent.modbus.resolve import (
@@ -21,7 +24,14 @@ from agent.modbus.resolve import (
     matches,
     resolve_profile,
 )
-from agent.modbus.scale import Scaler, Transform, schneider_4q_pf, schneider_4q_pf_register
+from agent.modbus.scale import (
+    PowerFactorSign,
+    Scaler,
+    Transform,
+    canonical_power_factors,
+    schneider_4q_pf,
+    schneider_4q_pf_register,
+)
 from agent.profiles import ProfileError, builtin_names, load_profile
 from agent.profiles.model import Addressing, Function, Profile, to_protocol
 from agent.wire import Quantity
@@ -400,6 +410,28 @@ def test_janitza_has_unconfirmed_registers_for_the_opt_in_to_matter() -> None:
     assert any(r.unconfirmed for r in load_profile("janitza_umg96rm").registers)
 
 
+@pytest.mark.parametrize("name", builtin_names())
+def test_every_builtin_power_factor_says_its_sign_convention(name: str) -> None:
+    """Meters disagree (power direction, inductive/capacitive): none is left to the default."""
+    profile = load_profile(name)
+    if any(r.quantity.startswith("power_factor") for r in profile.registers):
+        assert "power_factor_sign" in profile.model_fields_set, name
+
+
+def test_dtsu666_per_phase_energies_have_one_source_so_are_unconfirmed() -> None:
+    """0x1020..0x1024 and 0x102A..0x102E: in mbmd @ fb8f9c22 only, not the CHINT manuals."""
+    profile = load_profile("chint_dtsu666")
+    per_phase = {
+        r.quantity: r for r in profile.registers if r.quantity.endswith(("_l1", "_l2", "_l3"))
+    }
+    energies = {q: r for q, r in per_phase.items() if q.startswith("energy_active")}
+    assert sorted(r.address for r in energies.values()) == [
+        0x1020, 0x1022, 0x1024, 0x102A, 0x102C, 0x102E
+    ]  # fmt: skip
+    assert all(r.unconfirmed and "manual" not in r.source.split(";")[0] for r in energies.values())
+    assert not set(energies) & {r.quantity for r in profile.read_registers}
+
+
 # --- resolve_profile with a fake device -------------------------------------------------------
 
 
@@ -428,8 +460,10 @@ def resolve(profile: Profile, device: FakeDevice) -> Profile:
     return asyncio.run(resolve_profile(profile, device.read))
 
 
-def dtsu_device(import_at: int, export_at: int, kwh: float = 1234.5) -> FakeDevice:
-    registers: dict[int, int] = {}
+def dtsu_device(
+    import_at: int, export_at: int, kwh: float = 1234.5, ct: int = 1, pt_tenths: int = 10
+) -> FakeDevice:
+    registers: dict[int, int] = {0x0006: ct, 0x0007: pt_tenths}  # IrAt, UrAt (x0.1)
     place(registers, import_at, encode(kwh, DataType.FLOAT32, ByteOrder.ABCD))
     place(registers, export_at, encode(2.5, DataType.FLOAT32, ByteOrder.ABCD))
     return FakeDevice(registers)
@@ -451,6 +485,38 @@ def test_dtsu666_energy_at_the_alternative_address_the_documented_one_refused() 
     assert energy_addresses(resolved) == (0x401E, 0x4028)
     assert all(not r.alternatives for r in resolved.registers)
     assert all(r.address < 0x4000 for r in resolved.registers if r.quantity.endswith("_l1"))
+
+
+@given(st.integers(1, 5000), st.integers(1, 3500))
+def test_dtsu666_energy_at_the_alternative_is_secondary_side_times_ct_and_pt(
+    ct: int, pt_tenths: int
+) -> None:
+    """0x401E/0x4028 hold secondary-side kWh; the meter's CT and PT ratios make them primary."""
+    device = dtsu_device(0x401E, 0x4028, kwh=12.5, ct=ct, pt_tenths=pt_tenths)
+    resolved = resolve(load_profile("chint_dtsu666"), device)
+    totals = (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT)
+    values: dict[Quantity, float] = {}
+    for block in plan_reads(
+        resolved.with_registers(r for r in resolved.registers if r.quantity in totals)
+    ):
+        values |= block.decode(
+            asyncio.run(device.read(block.function, block.address, block.count))
+        )[0]
+    ratio = ct * pt_tenths / 10
+    assert values[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(12.5 * ratio, rel=1e-9)
+    assert values[Q.ENERGY_ACTIVE_EXPORT] == pytest.approx(2.5 * ratio, rel=1e-9)
+    # At the documented address the values are primary-side: no ratio.
+    primary = resolve(load_profile("chint_dtsu666"), dtsu_device(0x101E, 0x1028, ct=ct))
+    assert {r.scale for r in primary.registers if r.quantity.startswith("energy")} == {1.0}
+
+
+def test_dtsu666_secondary_energy_without_its_ratios_is_not_read() -> None:
+    device = dtsu_device(0x401E, 0x4028)
+    del device.registers[0x0006]  # the CT ratio refused: a value off by it is worse than none
+    resolved = resolve(load_profile("chint_dtsu666"), device)
+    quantities = {r.quantity for r in resolved.registers}
+    assert not {Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT} & quantities
+    assert Q.VOLTAGE_L1 in quantities
 
 
 def test_dtsu666_energy_reading_zero_at_the_documented_address_moves_to_the_alternative() -> None:
@@ -546,6 +612,8 @@ def test_abb_identification_matches() -> None:
     assert identity.values == {"model": 0x42323320, "serial": 4242}
     assert identity.mismatches == []
     assert asyncio.run(matches(abb, device.read)) is True
+    place(registers, 0x8960, encode_string("B24 ", 2, ByteOrder.ABCD))  # victron: B23/B24
+    assert asyncio.run(matches(abb, device.read)) is True
     place(registers, 0x8960, encode_string("A43 ", 2, ByteOrder.ABCD))
     assert asyncio.run(matches(abb, device.read)) is False
     # a device that refuses the registers is not an ABB
@@ -583,3 +651,28 @@ def test_identification_string_needs_its_length() -> None:
             [{"quantity": "count", "address": 0, "type": "uint16", "unit": "1"}],
             identification=[{"name": "serial", "address": 1, "type": "string", "source": "t"}],
         )
+
+
+@given(
+    st.floats(0.01, 1.0),
+    st.floats(-1e5, 1e5).filter(lambda p: abs(p) > 1),
+    st.floats(-1e5, 1e5).filter(lambda q: abs(q) > 1),
+)
+def test_a_dtsu666_power_factor_is_signed_by_reactive_power_on_the_wire(
+    magnitude: float, active: float, reactive: float
+) -> None:
+    """The simulator serves what the manual says (+ inductive, - capacitive); the agent
+    publishes the canonical sign (the active power's), whatever the quadrant."""
+    from agent.simulator.server import encode_value  # noqa: PLC0415
+
+    profile = load_profile("chint_dtsu666")
+    assert profile.power_factor_sign is PowerFactorSign.REACTIVE_POWER
+    canonical = math.copysign(magnitude, active)
+    by = {r.quantity: r for r in profile.registers}
+    values = {Q.POWER_ACTIVE: active, Q.POWER_REACTIVE: reactive, Q.POWER_FACTOR: canonical}
+    words = encode_value(profile, by[Q.POWER_FACTOR], canonical, values=values)
+    on_the_wire = decode(words, DataType.FLOAT32, ByteOrder.ABCD) * 0.001
+    assert math.copysign(1, on_the_wire) == math.copysign(1, reactive)
+    read = {Q.POWER_FACTOR: on_the_wire, Q.POWER_ACTIVE: active}
+    canonical_power_factors(read, profile.power_factor_sign)
+    assert read[Q.POWER_FACTOR] == pytest.approx(canonical, abs=1e-3)

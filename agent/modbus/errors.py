@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+GATEWAY_NO_DEVICE: Final = frozenset({0x0A, 0x0B})
+"""Exception codes a TCP gateway sends for a unit id that does not answer behind it
+(gateway path unavailable, gateway target device failed to respond)."""
+
 
 class ReadError(Exception):
     """A read that gave no registers: no connection, timeout, or an exception reply.

@@ -23,6 +23,7 @@ from agent.profiles.model import (
     Function,
     IdentificationSpec,
     Profile,
+    Ratio,
     RegisterSpec,
     SunSpecModel,
 )
@@ -142,14 +143,42 @@ async def _choose_alternatives(profile: Profile, read: ReadRegisters) -> Profile
         index = await _probe(profile, probe, read)
         for member in members:
             choice[member.quantity] = index
-    return profile.with_registers(_moved(r, choice.get(r.quantity)) for r in profile.registers)
+    ratios: dict[tuple[Function, int], float | None] = {}
+    moved: list[RegisterSpec] = []
+    for register in profile.registers:
+        chosen = choice.get(register.quantity)
+        factor: float | None = 1.0
+        if chosen and register.alternative_ratios:  # at an alternative: secondary-side values
+            for ratio in register.alternative_ratios:
+                key = (profile.function_of(ratio), ratio.address)
+                if key not in ratios:
+                    ratios[key] = await _ratio_value(profile, ratio, read)
+                value = ratios[key]
+                factor = None if value is None or factor is None else factor * value
+        if factor is None:
+            continue  # its ratio cannot be read: no value beats a value off by the ratio
+        moved.append(_moved(register, chosen, factor))
+    return profile.with_registers(moved)
 
 
-def _moved(register: RegisterSpec, index: int | None) -> RegisterSpec:
+def _moved(register: RegisterSpec, index: int | None, factor: float) -> RegisterSpec:
     if index is None:
         return register
     address = [register.address, *register.alternatives][index]
-    return register.model_copy(update={"address": address, "alternatives": []})
+    update = {"address": address, "alternatives": [], "alternative_ratios": []}
+    return register.model_copy(update=update | {"scale": register.scale * factor})
+
+
+async def _ratio_value(profile: Profile, ratio: Ratio, read: ReadRegisters) -> float | None:
+    """A ratio register's value; None when refused or not a positive number."""
+    registers = await _read_or_none(read, profile.function_of(ratio), ratio.address, ratio.words)
+    if registers is None or len(registers) != ratio.words:
+        return None
+    try:
+        value = decode(registers, ratio.type, profile.byte_order_of(ratio)) * ratio.scale
+    except DecodeError:
+        return None
+    return value if value > 0 else None
 
 
 async def _probe(profile: Profile, register: RegisterSpec, read: ReadRegisters) -> int:

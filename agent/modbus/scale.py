@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Final
 
 from agent.modbus.decode import DataType
+from agent.wire import Quantity
 
 _FLOAT32: Final = struct.Struct("<f")
 
@@ -85,6 +86,38 @@ def schneider_4q_pf_register(power_factor: float, reactive: float) -> float:
     if power_factor < 0 and reactive > 0:  # Q2: export, inductive
         return -2 - power_factor
     return power_factor  # Q1 and Q3 (and the axes)
+
+
+class PowerFactorSign(StrEnum):
+    """What the sign of a meter's power factor says. Canonical is ACTIVE_POWER."""
+
+    ACTIVE_POWER = "active_power"
+    """PF = P / S: + import, - export (Eastron's "direction of the current", Schneider's
+    4Q PF once decoded, and the canonical power_factor)."""
+    REACTIVE_POWER = "reactive_power"
+    """+ inductive, - capacitive: the reactive power's sign (CHINT DTSU666). The agent keeps
+    the magnitude and takes the sign of the active power read with it."""
+
+
+def power_factor_of(power_factor: Quantity) -> Quantity:
+    """The active power whose sign a power factor takes: power_factor_l2 -> power_active_l2."""
+    return Quantity(power_factor.value.replace("power_factor", "power_active"))
+
+
+POWER_FACTORS: Final = frozenset(q for q in Quantity if q.value.startswith("power_factor"))
+
+
+def canonical_power_factors(values: dict[Quantity, float], sign: PowerFactorSign) -> None:
+    """Turn a reading's power factors into the canonical sign, in place. A power factor
+    whose active power is not in the reading cannot be signed, so it is dropped."""
+    if sign is PowerFactorSign.ACTIVE_POWER:
+        return
+    for quantity in POWER_FACTORS & values.keys():
+        active = values.get(power_factor_of(quantity))
+        if active is None or not math.isfinite(active):
+            del values[quantity]
+        else:
+            values[quantity] = math.copysign(abs(values[quantity]), -1.0 if active < 0 else 1.0)
 
 
 _TRANSFORMS: Final[dict[Transform, Callable[[float], float]]] = {

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.scale import Transform
+from agent.modbus.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
 from agent.wire import KINDS, UNITS, Kind, Quantity
 
 
@@ -192,6 +192,23 @@ class _Located(_ProfileModel):
         return data
 
 
+class Ratio(_Located):
+    """A register whose value multiplies another's: a CT or PT ratio the meter holds."""
+
+    type: DataType
+    scale: float = Field(default=1.0, description="ratio = raw * scale")
+
+    @property
+    def words(self) -> int:
+        return WORDS[self.type]
+
+    @model_validator(mode="after")
+    def _integer(self) -> Self:
+        if self.type in (DataType.FLOAT32, DataType.FLOAT64):
+            raise ValueError("a ratio register is an integer")
+        return self
+
+
 class RegisterSpec(_Located):
     """One quantity: where it is, how it is encoded, how raw becomes the canonical unit."""
 
@@ -253,6 +270,13 @@ class RegisterSpec(_Located):
             return {"type": DataType.UINT16.value, **data}
         return data
 
+    alternative_ratios: list[Ratio] = Field(
+        default_factory=list,
+        description="registers (CT ratio, PT ratio) whose values multiply the value when it "
+        "is read at an alternative address: firmware that keeps secondary-side values there; "
+        "read by resolve_profile with the alternative",
+    )
+
     @property
     def words(self) -> int:
         return WORDS[self.type]
@@ -289,6 +313,8 @@ class RegisterSpec(_Located):
         if self.group is not None and not self.alternatives:
             raise ValueError(f"{name}: a register in a group needs its alternatives")
         self._check_discrete(name)
+        if self.alternative_ratios and not self.alternatives:
+            raise ValueError(f"{name}: alternative_ratios are for a register with alternatives")
         return self
 
     def check_bit_table(self, table: Function) -> None:
@@ -430,6 +456,12 @@ class Profile(_ProfileModel):
     include_unconfirmed: bool = Field(
         default=False, description="read the registers marked unconfirmed too"
     )
+    power_factor_sign: PowerFactorSign = Field(
+        default=PowerFactorSign.ACTIVE_POWER,
+        description="what the sign of the meter's power factors says: active_power "
+        "(+ import, - export: canonical) or reactive_power (+ inductive, - capacitive: "
+        "converted to canonical with the active power read beside it)",
+    )
     sunspec: SunSpecModel | None = None
     identification: list[IdentificationSpec] = Field(default_factory=list)
     registers: list[RegisterSpec] = Field(min_length=1)
@@ -447,18 +479,26 @@ class Profile(_ProfileModel):
         if not inherited:
             return data
         data = dict(data)
+
+        def addressed(item: Any) -> Any:
+            if not isinstance(item, dict):
+                return item
+            item = {**inherited, **item}
+            ratios = item.get("alternative_ratios")
+            if isinstance(ratios, list):
+                item["alternative_ratios"] = [addressed(r) for r in ratios]
+            return item
+
         for key in ("registers", "identification"):
             items = data.get(key)
             if isinstance(items, list):
-                data[key] = [
-                    {**inherited, **item} if isinstance(item, dict) else item for item in items
-                ]
+                data[key] = [addressed(item) for item in items]
         return data
 
-    def function_of(self, register: RegisterSpec | IdentificationSpec) -> Function:
+    def function_of(self, register: _Located) -> Function:
         return register.function or self.function
 
-    def byte_order_of(self, register: RegisterSpec | IdentificationSpec) -> ByteOrder:
+    def byte_order_of(self, register: _Located) -> ByteOrder:
         return register.byte_order or self.byte_order
 
     def byte_order_notes(self) -> list[str]:
@@ -552,11 +592,8 @@ class Profile(_ProfileModel):
                     )
         self._check_groups()
         self._check_sunspec()
-        for register in self.registers:
-            register.check_bit_table(self.function_of(register))
-        for spec in self.identification:
-            if self.function_of(spec).bits:
-                raise ValueError(f"{spec.name}: identification is read from registers, not bits")
+        self._check_bit_tables()
+        self._check_power_factor_sign(seen)
         names = [i.name for i in self.identification]
         if len(names) != len(set(names)):
             raise ValueError("identification names must be unique")
@@ -564,6 +601,24 @@ class Profile(_ProfileModel):
             if dtype in (DataType.FLOAT32, DataType.FLOAT64):
                 raise ValueError(f"not_available: {dtype} has NaN; patterns are for integers")
         return self
+
+    def _check_bit_tables(self) -> None:
+        for register in self.registers:
+            register.check_bit_table(self.function_of(register))
+        for spec in self.identification:
+            if self.function_of(spec).bits:
+                raise ValueError(f"{spec.name}: identification is read from registers, not bits")
+
+    def _check_power_factor_sign(self, mapped: set[Quantity]) -> None:
+        if self.power_factor_sign is PowerFactorSign.ACTIVE_POWER:
+            return
+        for register in self.registers:
+            active = power_factor_of(register.quantity)
+            if register.quantity in POWER_FACTORS and active not in mapped:
+                raise ValueError(
+                    f"{register.quantity.value}: power_factor_sign "
+                    f"{self.power_factor_sign.value} needs {active.value} for its sign"
+                )
 
     def _check_groups(self) -> None:
         groups: dict[str, list[RegisterSpec]] = {}

@@ -40,7 +40,14 @@ from pymodbus.simulator import SimData, SimDevice
 from agent.logs import fields
 from agent.modbus.decode import WORDS, DataType, decode, encode, encode_string
 from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
-from agent.modbus.scale import Scaler, Transform, schneider_4q_pf_register
+from agent.modbus.scale import (
+    POWER_FACTORS,
+    PowerFactorSign,
+    Scaler,
+    Transform,
+    canonical_power_factors,
+    schneider_4q_pf_register,
+)
 from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
 from agent.simulator.values import meter_for_unit
@@ -115,6 +122,12 @@ def encode_value(
     if register.transform is Transform.SCHNEIDER_4Q_PF:
         reactive = (values or {}).get(_reactive_of(register.quantity), 0.0)
         raw = schneider_4q_pf_register(raw, reactive)
+    elif (
+        profile.power_factor_sign is PowerFactorSign.REACTIVE_POWER
+        and register.quantity in POWER_FACTORS
+    ):
+        reactive = (values or {}).get(_reactive_of(register.quantity), 0.0)
+        raw = math.copysign(abs(raw), -1.0 if reactive < 0 else 1.0)
     if register.type not in _FLOAT_TYPES:
         low, high = _integer_range(register.type)
         raw = min(max(round(raw), low), high)
@@ -284,6 +297,13 @@ def _extras(profile: Profile, function: Function) -> list[Extra]:
     for spec in profile.identification:
         if profile.function_of(spec) is function:
             extras[spec.address] = Extra(spec.address, spec.words, spec.name, identification=spec)
+    for register in profile.registers:
+        for ratio in register.alternative_ratios:
+            if profile.function_of(ratio) is function:
+                # A ratio of 1 (CT 1:1, PT 1:1): a client's secondary-side reading is primary.
+                one = encode(round(1 / ratio.scale), ratio.type, profile.byte_order_of(ratio))
+                label = f"ratio for {register.quantity.value}"
+                extras[ratio.address] = Extra(ratio.address, ratio.words, label, fixed=tuple(one))
     sunspec = profile.sunspec
     if sunspec is not None and sunspec.model_start is not None and function is profile.function:
         start, length = sunspec.model_start, sunspec.length or 0
@@ -545,21 +565,22 @@ class _Unit:
         the ones served as "not available"."""
         values = self.values(self.start_time)
         encoding = self.encoding or Encoding.of(self.profile, self.unit_id, values)
-        served: dict[str, float] = {}
+        served: dict[Quantity, float] = {}
         for register in self.profile.registers:
             if register.quantity in encoding.missing:
                 continue
             if register.quantity in encoding.codes:
                 scaler = Scaler(register.type, register.scale, register.offset, register.transform)
-                served[register.quantity.value] = scaler(encoding.codes[register.quantity])
+                served[register.quantity] = scaler(encoding.codes[register.quantity])
                 continue
             sf = register.scale_factor
             exponent = 0 if sf is None else encoding.exponents[sf]
             words = encode_value(
                 self.profile, register, values[register.quantity], exponent, values
             )
-            served[register.quantity.value] = served_value(self.profile, register, words, exponent)
-        return served
+            served[register.quantity] = served_value(self.profile, register, words, exponent)
+        canonical_power_factors(served, self.profile.power_factor_sign)  # as the agent does
+        return {quantity.value: value for quantity, value in served.items()}
 
     def identification(self) -> dict[str, int | str]:
         assert self.encoding is not None  # set in __post_init__
