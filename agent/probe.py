@@ -17,7 +17,6 @@ from agent.modbus.plan import FieldPlan, ReadBlock, plan_reads
 from agent.modbus.resolve import resolve_profile
 from agent.profiles import Profile
 from agent.tables import format_table
-from agent.wire import UNITS
 
 
 def _hex_words(words: Sequence[int]) -> str:
@@ -50,9 +49,9 @@ def _block_rows(
             else []
         )
         row: list[object] = [
-            field.quantity.value,
+            str(field.quantity),
             values.get(field.quantity),
-            UNITS[field.quantity],
+            field.unit,
             f"{block.function.value[:4]} 0x{field.address:04X}",
             f"{field.dtype} {field.byte_order}",
             _hex_words(words),

@@ -42,8 +42,8 @@ from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
 from agent.modbus.scale import Scaler, Transform, schneider_4q_pf_register
 from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
-from agent.simulator.values import meter_for_unit
-from agent.wire import Quantity
+from agent.simulator.values import meter_values
+from agent.wire import Quantity, QuantityName
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def encode_value(
     register: RegisterSpec,
     value: float,
     exponent: int = 0,
-    values: dict[Quantity, float] | None = None,
+    values: dict[QuantityName, float] | None = None,
 ) -> list[int]:
     """The registers a device following `profile` sends for a canonical `value`, with its
     scale factor register at `exponent`; `values` (the meter's others) give a 4Q power
@@ -120,10 +120,10 @@ def encode_value(
     return encode(raw, register.type, profile.byte_order_of(register))
 
 
-def _reactive_of(quantity: Quantity) -> Quantity:
+def _reactive_of(quantity: QuantityName) -> Quantity:
     """The reactive power whose sign puts a power factor in its quadrant."""
     try:
-        return Quantity(quantity.value.replace("power_factor", "power_reactive"))
+        return Quantity(str(quantity).replace("power_factor", "power_reactive"))
     except ValueError:
         return Quantity.POWER_REACTIVE
 
@@ -160,12 +160,12 @@ class Encoding:
 
     exponents: dict[int, int]
     """scale factor register address -> the power of ten it holds"""
-    missing: frozenset[Quantity]
+    missing: frozenset[QuantityName]
     """quantities served as their "not available" sentinel"""
     identification: dict[str, int | str]
 
     @classmethod
-    def of(cls, profile: Profile, unit_id: int, values: dict[Quantity, float]) -> Encoding:
+    def of(cls, profile: Profile, unit_id: int, values: dict[QuantityName, float]) -> Encoding:
         users: dict[int, list[RegisterSpec]] = {}
         for register in profile.registers:
             if register.scale_factor is not None:
@@ -176,7 +176,7 @@ class Encoding:
             r.quantity
             for r in profile.registers
             if import_only
-            and r.quantity.value.startswith("energy_active_export")
+            and str(r.quantity).startswith("energy_active_export")
             and _sentinel(profile, r) is not None
         )
         identification = {
@@ -185,7 +185,7 @@ class Encoding:
         return cls(exponents, missing, identification)
 
 
-def _exponent(registers: Sequence[RegisterSpec], values: dict[Quantity, float]) -> int:
+def _exponent(registers: Sequence[RegisterSpec], values: dict[QuantityName, float]) -> int:
     """The smallest power of ten that lets every value fit its register, with headroom."""
     for exponent in _EXPONENTS:
         if all(
@@ -256,7 +256,7 @@ def _extras(profile: Profile, function: Function) -> list[Extra]:
     for register in profile.registers:
         sf = register.scale_factor
         if sf is not None and profile.function_of(register) is function:
-            extras[sf] = Extra(sf, 1, f"scale factor of {register.quantity.value}")
+            extras[sf] = Extra(sf, 1, f"scale factor of {register.quantity!s}")
     for spec in profile.identification:
         if profile.function_of(spec) is function:
             extras[spec.address] = Extra(spec.address, spec.words, spec.name, identification=spec)
@@ -286,7 +286,7 @@ class Table:
     def simdata(
         self,
         profile: Profile,
-        values: dict[Quantity, float],
+        values: dict[QuantityName, float],
         encoding: Encoding | None = None,
     ) -> list[SimData]:
         """The registers with `values`, and zero-filled gaps the device answers."""
@@ -308,7 +308,7 @@ class Table:
     def write(
         self,
         profile: Profile,
-        values: dict[Quantity, float],
+        values: dict[QuantityName, float],
         live: list[int],
         start: int,
         encoding: Encoding | None = None,
@@ -323,7 +323,7 @@ class Table:
 
 
 def _register_words(
-    profile: Profile, register: RegisterSpec, values: dict[Quantity, float], encoding: Encoding
+    profile: Profile, register: RegisterSpec, values: dict[QuantityName, float], encoding: Encoding
 ) -> list[int]:
     if register.quantity in encoding.missing:
         sentinel = _sentinel(profile, register)
@@ -357,7 +357,7 @@ def tables(profile: Profile) -> dict[Function, Table]:
 def _check_servable(
     profile: Profile, registers: Sequence[RegisterSpec], extras: Sequence[Extra] = ()
 ) -> None:
-    cells = [(r.address, r.words, r.quantity.value) for r in registers]
+    cells = [(r.address, r.words, str(r.quantity)) for r in registers]
     cells += [(e.address, e.words, e.label) for e in extras]
     for before, after in itertools.pairwise(sorted(cells, key=lambda c: c[0])):
         if after[0] < before[0] + before[1]:
@@ -368,7 +368,7 @@ def _check_servable(
     for register in registers:
         if register.scale == 0:
             raise ValueError(
-                f"profile {profile.model}: {register.quantity.value} has scale 0, "
+                f"profile {profile.model}: {register.quantity!s} has scale 0, "
                 "no register value gives its canonical value"
             )
 
@@ -398,8 +398,8 @@ class _Unit:
         if self.encoding is None:
             self.encoding = Encoding.of(self.profile, self.unit_id, self.values(self.start_time))
 
-    def values(self, t: float) -> dict[Quantity, float]:
-        return meter_for_unit(self.unit_id).values(t)
+    def values(self, t: float) -> dict[QuantityName, float]:
+        return meter_values(self.unit_id, t, self.profile.custom_units)
 
     def device(self) -> SimDevice:
         values = self.values(self.start_time)
@@ -467,7 +467,7 @@ class _Unit:
             words = encode_value(
                 self.profile, register, values[register.quantity], exponent, values
             )
-            served[register.quantity.value] = served_value(self.profile, register, words, exponent)
+            served[str(register.quantity)] = served_value(self.profile, register, words, exponent)
         return served
 
     def identification(self) -> dict[str, int | str]:
