@@ -122,7 +122,9 @@ def test_reason_names_the_offending_field(body: bytes, field: str) -> None:
 
 
 def test_reason_is_capped() -> None:
-    readings = [{"meter": f"m/{i}", "ts": "x", "values": {}} for i in range(4)]  # 12 errors
+    readings = [
+        {"meter": f"m/{i}", "ts": "x", "values": {"watts": 1}} for i in range(4)
+    ]  # 12 errors
     text = reason(TOPIC, payload(readings=readings))
     assert text.count(";") == MAX_REASON_ERRORS - 1
     assert text.endswith(" (+7 more)")
