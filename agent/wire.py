@@ -25,7 +25,6 @@ from pydantic import (
     SecretStr,
     field_validator,
     model_serializer,
-    model_validator,
 )
 from pydantic_core.core_schema import SerializerFunctionWrapHandler
 
@@ -262,7 +261,9 @@ class MeterReading(_WireModel):
     user-named quantities (`custom`) with their units.
 
     `custom` is left out of the JSON when empty, so collectors that predate it accept
-    every message without user-named quantities; they refuse the others (extra field)."""
+    every message without user-named quantities; they refuse the others (extra field).
+    A reading needs at least one value of either kind: ReadingBatch checks it (one call
+    per batch: a validator per reading would double the collector's parsing time)."""
 
     meter: Id
     ts: Timestamp = Field(description="when the meter was read (UTC)")
@@ -272,12 +273,6 @@ class MeterReading(_WireModel):
         max_length=MAX_CUSTOM,
         description=f"user-named quantities ({CUSTOM_PREFIX}...), each with its unit and kind",
     )
-
-    @model_validator(mode="after")
-    def _some_value(self) -> MeterReading:
-        if not self.values and not self.custom:
-            raise ValueError("a reading needs at least one value (values or custom)")
-        return self
 
     @model_serializer(mode="wrap")
     def _omit_empty_custom(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -331,6 +326,14 @@ class ReadingBatch(_WireModel):
         description="per-agent sequence number, one more than the previous message",
     )
     readings: list[MeterReading] = Field(min_length=1)
+
+    @field_validator("readings")
+    @classmethod
+    def _some_value(cls, readings: list[MeterReading]) -> list[MeterReading]:
+        for index, reading in enumerate(readings):
+            if not reading.values and not reading.custom:
+                raise ValueError(f"readings[{index}] has no value (values or custom)")
+        return readings
 
 
 class AgentState(StrEnum):

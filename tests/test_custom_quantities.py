@@ -145,7 +145,6 @@ def custom_payload(custom: dict[str, Any]) -> str:
         ({"x_a": {"value": 1}}, "unit"),
         ({"x_a": {"value": 1, "unit": "degC", "extra": 1}}, "extra"),
         ({f"x_q{i}": {"value": 1, "unit": "V"} for i in range(MAX_CUSTOM + 1)}, "at most 64"),
-        ({}, "at least one value"),
     ],
 )
 def test_hostile_custom_quantities_are_refused_with_the_reason(
@@ -153,6 +152,13 @@ def test_hostile_custom_quantities_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(ValidationError, match=reason):
         MeterReading.model_validate_json(custom_payload(custom))
+
+
+def test_a_reading_without_any_value_is_refused() -> None:
+    reading = {"meter": "m1", "ts": "2026-05-01T10:00:00Z", "custom": {}}
+    payload = {"site": "s1", "agent": "a1", "seq": 1, "readings": [reading]}
+    with pytest.raises(ValidationError, match=r"readings\[0\] has no value \(values or custom\)"):
+        ReadingBatch.model_validate_json(json.dumps(payload))
 
 
 def batch(**custom: CustomValue) -> ReadingBatch:

@@ -109,7 +109,7 @@ def with_reading(meter: str = "m", ts: str = "2024-05-01T10:00:00Z", **values: A
         (payload(schema_version=2), "schema_version"),
         (payload(site="plant 1"), "site"),
         (payload(extra=True), "extra"),
-        (with_reading(), "readings.0"),
+        (with_reading(), "readings"),
         (with_reading(ts="2024-05-01T10:00:00", count=1), "readings.0.ts"),
         (with_reading(watts=1), "readings.0.values.watts.[key]"),
         (with_reading(meter="m/1", count=1), "readings.0.meter"),
