@@ -5,11 +5,12 @@ canonical list has no name for: steam temperature (degC), pressure (bar) and a
 feed-water counter (m3). simulator (held values) -> energy-agent -> mosquitto ->
 energy-collector -> VictoriaMetrics, and the same through the embedded SQLite store
 with the API beside it: what the simulator served is what the stores hold and what
-the API shows, with each user-named quantity's unit and kind.
+the API and the dashboard (in chromium) show, with each user-named quantity's unit.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,13 +20,13 @@ import httpx
 import pytest
 from processes import Program, read_json, running, wait_for, write_yaml
 from servers import Mosquitto, VictoriaMetrics, free_port
+from test_dashboard_e2e import CHROMIUM_ARGS, _chromium
 
 SITE = "plant-steam"
 AGENT = "gw-steam"
 METER = "boiler-1"
 UNIT_ID = 7
 TIMEOUT = 30.0
-READ = "e2e-read-token-0123456789"
 
 SOURCE = "bench layout for the custom quantities e2e test"
 PROFILE: dict[str, Any] = {
@@ -103,7 +104,7 @@ def collector_config(
             "token": "${TEST_INFLUX_TOKEN}",
         }
     if api_port is not None:
-        config["api"] = {"listen": f"127.0.0.1:{api_port}", "read_token": READ}
+        config["api"] = {"listen": f"127.0.0.1:{api_port}", "summary_interval": 0.5}
     return write_yaml(path, config)
 
 
@@ -166,7 +167,6 @@ def test_custom_quantities_in_sqlite_and_the_api(
     agent_yaml = agent_config(tmp_path / "agent.yaml", profile, port, mosquitto)
     database = tmp_path / "collector-data" / "readings.sqlite"
     base = f"http://127.0.0.1:{api_port}"
-    auth = {"Authorization": f"Bearer {READ}"}
 
     def rows() -> dict[str, list[float]]:
         if not database.exists():
@@ -192,17 +192,16 @@ def test_custom_quantities_in_sqlite_and_the_api(
             TIMEOUT,
             "two reads of every quantity in the SQLite store",
         )
-        latest = httpx.get(f"{base}/api/v1/sites/{SITE}/latest", headers=auth).json()
+        latest = httpx.get(f"{base}/api/v1/sites/{SITE}/latest").json()
         history = httpx.get(
             f"{base}/api/v1/sites/{SITE}/history",
             params={"meter": METER, "quantity": "x_steam_temperature", "step": 3600},
-            headers=auth,
         )
         hostile = httpx.get(
             f"{base}/api/v1/sites/{SITE}/history",
             params={"meter": METER, "quantity": "x_Steam Temp"},
-            headers=auth,
         )
+        tooltip = dashboard_tooltip(base)
         collector.assert_running()
     assert set(stored) == set(values)
     for quantity, value in values.items():
@@ -227,3 +226,23 @@ def test_custom_quantities_in_sqlite_and_the_api(
     assert means == pytest.approx([values["x_steam_temperature"]] * len(means))
     assert hostile.status_code == 422
     assert "invalid custom quantity name" in hostile.text
+    shown = {name: (float(value), unit) for name, value, unit in map(str.split, tooltip.splitlines())}
+    assert shown == {q: (pytest.approx(values[q]), UNITS[q]) for q in UNITS}
+
+
+def dashboard_tooltip(base: str) -> str:
+    """The title of the meter's id cell in the dashboard's meter table."""
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{base}/#site={SITE}")
+            cell = page.locator(f"#meters tr[data-meter='{METER}'] td").first
+            expect(cell).to_have_attribute("title", re.compile("x_steam_temperature"))
+            title = cell.get_attribute("title")
+        finally:
+            browser.close()
+    assert title is not None
+    return title
