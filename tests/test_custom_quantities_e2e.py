@@ -226,7 +226,8 @@ def test_custom_quantities_in_sqlite_and_the_api(
     assert means == pytest.approx([values["x_steam_temperature"]] * len(means))
     assert hostile.status_code == 422
     assert "invalid custom quantity name" in hostile.text
-    shown = {name: (float(value), unit) for name, value, unit in map(str.split, tooltip.splitlines())}
+    lines = map(str.split, tooltip.splitlines())
+    shown = {name: (float(value), unit) for name, value, unit in lines}
     assert shown == {q: (pytest.approx(values[q]), UNITS[q]) for q in UNITS}
 
 
