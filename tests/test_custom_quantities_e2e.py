@@ -243,7 +243,9 @@ def dashboard_tooltip(base: str) -> str:
             page = browser.new_page()
             page.goto(f"{base}/#site={SITE}")
             cell = page.locator(f"#meters tr[data-meter='{METER}'] td").first
-            expect(cell).to_have_attribute("title", re.compile("x_steam_temperature"))
+            expect(cell).to_have_attribute(
+                "title", re.compile("x_steam_temperature"), timeout=TIMEOUT * 1000
+            )
             title = cell.get_attribute("title")
         finally:
             browser.close()
