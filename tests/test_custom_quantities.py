@@ -225,6 +225,22 @@ def test_line_protocol_writes_custom_fields_beside_the_canonical_ones() -> None:
     assert value_count([b]) == 2
 
 
+@given(canonicals, customs)
+def test_every_custom_value_is_one_plain_line_protocol_field(
+    values: dict[Quantity, float], custom: dict[str, CustomValue]
+) -> None:
+    if not values and not custom:
+        values = {Quantity.FREQUENCY: 50.0}
+    reading = MeterReading(meter="m1", ts=TS, values=values, custom=custom)
+    b = ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading])
+    line = batch_lines([b]).decode()
+    # Three space-separated parts (series, fields, time): no name or value needs escaping.
+    _series, fields, _time = line.split(" ")
+    pairs = dict(field.split("=") for field in fields.split(","))
+    assert pairs == {name: repr(value) for name, value in reading.items()}
+    assert value_count([b]) == len(pairs)
+
+
 def test_line_protocol_with_custom_values_alone() -> None:
     reading = MeterReading(meter="m1", ts=TS, custom={"x_p": CustomValue(value=1.5, unit="bar")})
     b = ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading])
