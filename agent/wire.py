@@ -23,10 +23,10 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
 )
-from pydantic_core.core_schema import SerializerFunctionWrapHandler
 
 SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "greengauge/v1"
