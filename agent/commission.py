@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from agent.poller import MeterBus, MeterPoller, PollerBase
 from agent.profiles.model import Function
 from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
-from agent.wire import UNITS, MeterReading, Quantity
+from agent.wire import UNITS, MeterReading, QuantityName
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ class RecordingDlt645Bus:
 class ValueResult:
     """One quantity of a meter's read plan after the read, whatever protocol it speaks."""
 
-    quantity: Quantity
+    quantity: QuantityName
     value: float | None
     where: str
     """What it is read from: a register (0x2012), a data identifier (02 01 01 00)."""
@@ -139,12 +139,14 @@ class ValueResult:
     exception: str | None = None
     """The exception of a reply that dropped this value without refusing it."""
     undecodable: bool = False
+    unit: str = ""
+    """The unit of `value`: the canonical one, or a user-named quantity's own."""
 
 
 def value_results(
     plan: Sequence[ReadBlock],
     requests: Sequence[Request],
-    values: dict[Quantity, float],
+    values: Mapping[str, float],
     excluded: frozenset[tuple[Function, int]],
 ) -> list[ValueResult]:
     """Every quantity of `plan`, with the registers its last (narrowest) request gave. Pure.
@@ -171,7 +173,7 @@ def _value_result(
     block: ReadBlock,
     field: FieldPlan,
     request: Request | None,
-    values: dict[Quantity, float],
+    values: Mapping[str, float],
     refused: bool,
 ) -> ValueResult:
     raw: Sequence[int] = ()
@@ -188,6 +190,7 @@ def _value_result(
         " ".join(f"{word:04X}" for word in raw),
         note="",
         failed=False,
+        unit=field.unit,
     )
     if value is not None:
         return read
@@ -224,7 +227,7 @@ def _problems(block: ReadBlock, field: FieldPlan, request: Request) -> list[Prob
 
 
 def dlt645_value_results(
-    specs: Sequence[ValueSpec], requests: Sequence[Dlt645Request], values: dict[Quantity, float]
+    specs: Sequence[ValueSpec], requests: Sequence[Dlt645Request], values: Mapping[str, float]
 ) -> list[ValueResult]:
     """Every value a DL/T 645 meter's read asks for, with the bytes its request gave. Pure."""
     results: list[ValueResult] = []
@@ -235,7 +238,7 @@ def dlt645_value_results(
 
 
 def _dlt645_value_result(
-    spec: ValueSpec, request: Dlt645Request | None, values: dict[Quantity, float]
+    spec: ValueSpec, request: Dlt645Request | None, values: Mapping[str, float]
 ) -> ValueResult:
     data = request.data if request is not None else None
     read = ValueResult(
@@ -247,6 +250,7 @@ def _dlt645_value_result(
         data.hex(" ").upper() if data is not None else "",
         note="",
         failed=False,
+        unit=UNITS[spec.quantity],
     )
     if read.value is not None:
         return read
@@ -361,9 +365,9 @@ class Commissioning:
             )
             rows = [
                 [
-                    v.quantity.value,
+                    str(v.quantity),
                     v.value,
-                    UNITS[v.quantity],
+                    v.unit,
                     v.where,
                     v.request,
                     v.format,
@@ -415,7 +419,7 @@ async def commission(path: Path) -> Commissioning:
     meters: list[MeterResult] = []
     for meter, reading in zip(config.meters, readings, strict=True):
         poller = pollers[meter.id]
-        values = reading.values if reading is not None else {}
+        values = dict(reading.items()) if reading is not None else {}
         if meter.dlt645 is not None:
             link = dlt645_link(meter.dlt645)
             specs = setup.dlt645_profiles[meter.id].read_values

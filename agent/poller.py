@@ -47,7 +47,7 @@ from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.schedule import last_tick, next_tick
-from agent.wire import MeterHealth, MeterReading, MeterState, Quantity
+from agent.wire import MeterHealth, MeterReading, MeterState, QuantityName
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,7 @@ class MeterPoller(PollerBase):
         modbus = meter.modbus
         assert modbus is not None  # a Modbus meter
         self._profile = profile
+        self._custom_units = profile.custom_units
         self._bus = bus
         self._unit = Unit(modbus.unit_id, modbus.timeout, modbus.retries)
         self._resolve = True
@@ -270,7 +271,7 @@ class MeterPoller(PollerBase):
 
     async def read_once(self) -> MeterReading | None:
         """One read of every block of the meter; None when nothing could be read."""
-        values: dict[Quantity, float] = {}
+        values: dict[QuantityName, float] = {}
         failure: ReadError | None = None
         ts = None
         async with self._bus.session(self._unit) as read:
@@ -290,7 +291,7 @@ class MeterPoller(PollerBase):
         canonical_power_factors(values, self._profile.power_factor_sign)
         if values and ts is not None:
             self._answered(ts)
-            reading = MeterReading(meter=self.meter.id, ts=ts, values=values)
+            reading = MeterReading.of(self.meter.id, ts, values, self._custom_units)
         else:
             self._read_failed(failure)
             reading = None
@@ -334,7 +335,7 @@ class MeterPoller(PollerBase):
             self._resolve_tries = 0
 
     async def _read_blocks(
-        self, read: ReadRegisters, now: float, values: dict[Quantity, float]
+        self, read: ReadRegisters, now: float, values: dict[QuantityName, float]
     ) -> ReadError | None:
         """Read the plan into `values`; the error that cut the read short, if any."""
         tick = last_tick(now, self.meter.interval)
@@ -383,7 +384,7 @@ class MeterPoller(PollerBase):
                     meter=self.meter.id,
                     register=address,
                     table=block.function.value,
-                    quantity=by_address[address].quantity.value,
+                    quantity=str(by_address[address].quantity),
                     reason=f"exception {code} ({EXCEPTION_NAMES[code]})",
                     retry_in=round(after.retry_at - now, 3),
                 ),
@@ -395,12 +396,12 @@ class MeterPoller(PollerBase):
                     meter=self.meter.id,
                     register=address,
                     table=block.function.value,
-                    quantity=by_address[address].quantity.value,
+                    quantity=str(by_address[address].quantity),
                 ),
             )
 
     def _value_problems(
-        self, block: ReadBlock, decoded: dict[Quantity, float], problems: list[Problem]
+        self, block: ReadBlock, decoded: dict[QuantityName, float], problems: list[Problem]
     ) -> None:
         for problem in problems:
             if problem.quiet:
@@ -418,7 +419,7 @@ class MeterPoller(PollerBase):
             self._value_failing(block, field.address, field.quantity, reason)
 
     def _value_failing(
-        self, block: ReadBlock, address: int, quantity: Quantity, reason: str
+        self, block: ReadBlock, address: int, quantity: QuantityName, reason: str
     ) -> None:
         key = (address, block.function.value)
         # One line when a value starts failing, not one per tick while it stays bad.
@@ -428,6 +429,6 @@ class MeterPoller(PollerBase):
         log.warning(
             "value dropped",
             extra=fields(
-                meter=self.meter.id, quantity=quantity.value, register=address, reason=reason
+                meter=self.meter.id, quantity=str(quantity), register=address, reason=reason
             ),
         )

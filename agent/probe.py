@@ -26,7 +26,7 @@ from agent.modbus.resolve import Identity, identify, resolve_profile
 from agent.modbus.scale import canonical_power_factors
 from agent.profiles import Profile
 from agent.tables import format_table
-from agent.wire import UNITS, Quantity
+from agent.wire import Quantity, QuantityName
 
 # The largest magnitude a quantity plausibly has in its canonical unit (a 1 MV line, a
 # 100 kA bus bar, 10 GW, a counter of 10^12): a wrong byte order gives 10^9 times the
@@ -45,10 +45,13 @@ _LARGEST: Final = {
 _SMALLEST: Final = 1e-6
 
 
-def plausible(quantity: Quantity, value: float) -> bool:
-    """Whether a value is one this quantity can have (zero always is)."""
+def plausible(quantity: QuantityName, value: float) -> bool:
+    """Whether a value is one this quantity can have (zero always is; a user-named
+    quantity any finite value: its range is the plant's)."""
     if not math.isfinite(value):
         return False
+    if not isinstance(quantity, Quantity):
+        return True
     prefix = max((p for p in _LARGEST if quantity.value.startswith(p)), key=len)
     return value == 0 or _SMALLEST <= abs(value) <= _LARGEST[prefix]
 
@@ -96,9 +99,9 @@ def _value_rows(reads: Sequence[_Read], profile: Profile) -> list[list[object]]:
             words = registers[field.offset : field.offset + WORDS[field.dtype]] if registers else []
             rows.append(
                 [
-                    field.quantity.value,
+                    str(field.quantity),
                     values.get(field.quantity),
-                    UNITS[field.quantity],
+                    field.unit,
                     f"{block.function.value} 0x{field.address:04X}",
                     field_format(block.function, field),
                     _hex_words(words),
@@ -128,7 +131,7 @@ def _orders_table(reads: Sequence[_Read], profile_order: str) -> str:
                 "?" if v is None else f"{v:.6g}{'*' if o in good else ''}"
                 for o, v in decoded.items()
             ]
-            rows.append([field.quantity.value, *cells])
+            rows.append([str(field.quantity), *cells])
     if not rows:
         return ""
     table = format_table(["quantity", *(o.value for o in ByteOrder)], rows)

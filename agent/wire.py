@@ -9,6 +9,7 @@ agent. Names and units here are a public contract: extend them, never rename the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -22,7 +23,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     SecretStr,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
 )
 
 SCHEMA_VERSION: Final = 1
@@ -143,6 +146,68 @@ KINDS: Final[dict[Quantity, Kind]] = {
 """Counters only rise (until rollover or replacement); the rest are instantaneous."""
 
 
+# --- user-named quantities -------------------------------------------------------------
+#
+# A plant meters more than the canonical list names (steam temperature and pressure,
+# flow, THD, demand). Such a quantity is named by the integrator with the prefix
+# CUSTOM_PREFIX, which no canonical name has, so the two namespaces never meet; on the
+# wire it travels in MeterReading.custom with its own unit and kind.
+
+CUSTOM_PREFIX: Final = "x_"
+MAX_CUSTOM_NAME: Final = 48
+MAX_CUSTOM: Final = 64
+"""User-named quantities one reading may carry: a meter has a few dozen registers."""
+MAX_UNIT: Final = 16
+_CUSTOM_NAME_RE = re.compile(rf"^{CUSTOM_PREFIX}[a-z][a-z0-9_]*$")
+_CUSTOM_RULE: Final = (
+    f"'{CUSTOM_PREFIX}' then a lowercase letter, then lowercase letters, digits or '_', "
+    f"at most {MAX_CUSTOM_NAME} characters"
+)
+# Units are a bounded set of characters rather than a closed list (plants use degC, bar,
+# kPa, t/h, Nm3/h, %, ...): none of them needs escaping in line protocol tags or fields,
+# JSON, SQL parameters or HTML, and no control character or space can reach a log line.
+_UNIT_RE = re.compile(r"^[A-Za-z0-9%/._^*-]+$")
+_UNIT_RULE: Final = f"1 to {MAX_UNIT} characters: letters, digits and % / . _ ^ * -"
+_CANONICAL_NAMES: Final = frozenset(q.value for q in Quantity)
+
+
+def check_custom_name(value: str) -> str:
+    """Refuse a user-named quantity that is not in the custom namespace; the reason says
+    why without quoting more than the name's length (names come from config and the wire)."""
+    if value in _CANONICAL_NAMES:
+        raise ValueError(f"{value!r} is a canonical quantity: map it as one, not as custom")
+    if len(value) > MAX_CUSTOM_NAME:
+        raise ValueError(f"custom quantity name of {len(value)} characters: {_CUSTOM_RULE}")
+    if not _CUSTOM_NAME_RE.fullmatch(value):
+        raise ValueError(f"invalid custom quantity name {value!r}: {_CUSTOM_RULE}")
+    return value
+
+
+def check_unit(value: str) -> str:
+    """Refuse a custom quantity's unit that is empty, long or holds other characters."""
+    if len(value) > MAX_UNIT:
+        raise ValueError(f"unit of {len(value)} characters: {_UNIT_RULE}")
+    if not _UNIT_RE.fullmatch(value):
+        raise ValueError(f"invalid unit {value!r}: {_UNIT_RULE}")
+    return value
+
+
+CustomName = Annotated[str, AfterValidator(check_custom_name)]
+Unit = Annotated[str, AfterValidator(check_unit)]
+QuantityName = Quantity | str
+"""A canonical quantity or a user-named one (checked by check_custom_name)."""
+
+
+def is_custom(name: QuantityName) -> bool:
+    return not isinstance(name, Quantity)
+
+
+def default_kind(name: QuantityName) -> Kind:
+    """A canonical quantity's kind; user-named quantities are instantaneous unless a
+    profile says they count."""
+    return KINDS[name] if isinstance(name, Quantity) else Kind.INSTANTANEOUS
+
+
 def _utc_millis(value: datetime) -> str:
     """Serialise a read time as ISO 8601 in UTC with millisecond precision and a 'Z'."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -185,12 +250,70 @@ class _WireModel(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+class CustomValue(_WireModel):
+    """A user-named quantity's value, with the unit and kind the profile gave it."""
+
+    value: Value
+    unit: Unit
+    kind: Kind = Kind.INSTANTANEOUS
+
+
 class MeterReading(_WireModel):
-    """What one read of one meter gave: values keyed by canonical quantity."""
+    """What one read of one meter gave: values keyed by canonical quantity, and values of
+    user-named quantities (`custom`) with their units.
+
+    `custom` is left out of the JSON when empty, so collectors that predate it accept
+    every message without user-named quantities; they refuse the others (extra field).
+    A reading needs at least one value of either kind: ReadingBatch checks it (one call
+    per batch: a validator per reading would double the collector's parsing time)."""
 
     meter: Id
     ts: Timestamp = Field(description="when the meter was read (UTC)")
-    values: dict[Quantity, Value] = Field(min_length=1)
+    values: dict[Quantity, Value] = Field(default_factory=dict)
+    custom: dict[CustomName, CustomValue] = Field(
+        default_factory=dict,
+        max_length=MAX_CUSTOM,
+        description=f"user-named quantities ({CUSTOM_PREFIX}...), each with its unit and kind",
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_custom(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if not self.custom:
+            data.pop("custom", None)
+        return data
+
+    @classmethod
+    def of(
+        cls,
+        meter: str,
+        ts: datetime,
+        values: Mapping[QuantityName, float],
+        custom: Mapping[str, tuple[str, Kind]],
+    ) -> MeterReading:
+        """A reading from one read's values, canonical and user-named together; `custom`
+        gives each user-named quantity's unit and kind (from the profile)."""
+        canonical: dict[Quantity, float] = {}
+        named: dict[str, CustomValue] = {}
+        for name, value in values.items():
+            if isinstance(name, Quantity):
+                canonical[name] = value
+            else:
+                unit, kind = custom[name]
+                named[name] = CustomValue(value=value, unit=unit, kind=kind)
+        return cls(meter=meter, ts=ts, values=canonical, custom=named)
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        """Every value, canonical and user-named, by its name (as stores key them)."""
+        for quantity, value in self.values.items():
+            yield quantity.value, value
+        for name, custom in self.custom.items():
+            yield name, custom.value
+
+    @property
+    def size(self) -> int:
+        """How many values the reading holds, canonical and user-named."""
+        return len(self.values) + len(self.custom)
 
 
 class ReadingBatch(_WireModel):
@@ -205,6 +328,14 @@ class ReadingBatch(_WireModel):
         description="per-agent sequence number, one more than the previous message",
     )
     readings: list[MeterReading] = Field(min_length=1)
+
+    @field_validator("readings")
+    @classmethod
+    def _some_value(cls, readings: list[MeterReading]) -> list[MeterReading]:
+        for index, reading in enumerate(readings):
+            if not reading.values and not reading.custom:
+                raise ValueError(f"readings[{index}] has no value (values or custom)")
+        return readings
 
 
 class AgentState(StrEnum):

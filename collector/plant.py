@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from agent.configfile import MAX_FILE_BYTES, ConfigError, read_text
-from agent.wire import Id, Quantity
+from agent.wire import CUSTOM_PREFIX, Id, Quantity
 from collector.ledger import data
 from collector.ledger.conversion import (
     ELECTRICITY,
@@ -151,6 +151,19 @@ class SwapRecord(SwapConfig):
     meter: Id
 
 
+def _not_custom(cls: type, value: Any) -> Any:
+    # A user-named quantity's unit is free text and its kind the agent's say: nothing
+    # ties it to a carrier's unit, so it cannot be accounted. Counters that are energy,
+    # volume or mass have canonical names (scaled to their units by the profile).
+    if isinstance(value, str) and value.startswith(CUSTOM_PREFIX):
+        raise ValueError(
+            f"{value!r} is a user-named quantity: only canonical counters are accounted "
+            "(energy_active_*, volume in m3, mass in t, count); map the meter's counter to "
+            "one of them in its profile"
+        )
+    return value
+
+
 class MeterConfig(_Model):
     """A meter of the wire (by its id), or a virtual meter (sum / difference of others)."""
 
@@ -172,6 +185,8 @@ class MeterConfig(_Model):
     )
     plus: tuple[Id, ...] = Field(default=(), description="virtual meter: sum of these")
     minus: tuple[Id, ...] = Field(default=(), description="virtual meter: minus these")
+
+    _not_custom = field_validator("quantity", mode="before")(_not_custom)
 
     @property
     def virtual(self) -> bool:
@@ -275,6 +290,8 @@ class OutputFromMeter(_Model):
     quantity: Literal["count", "mass", "volume"] = "count"
     scale: float = Field(default=1.0, gt=0, description="counter x scale = output units")
     counter: CounterSettings = CounterSettings()
+
+    _not_custom = field_validator("quantity", mode="before")(_not_custom)
 
 
 class OutputFromMes(_Model):

@@ -116,8 +116,8 @@ def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
     """The batch a readings message carries; raise Rejected with the reason otherwise."""
     batch = agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
     for index, reading in enumerate(batch.readings):
-        for quantity, value in reading.values.items():
-            check_value(value, f"readings[{index}] (meter {reading.meter!r}) {quantity.value}")
+        for name, value in reading.items():
+            check_value(value, f"readings[{index}] (meter {reading.meter!r}) {name}")
     return batch
 
 

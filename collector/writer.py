@@ -121,7 +121,7 @@ class BatchWriter:
     def add(
         self, topic: str, payload: bytes, batch: ReadingBatch, ack: Callable[[], None] = _noop
     ) -> None:
-        values = sum(len(r.values) for r in batch.readings)
+        values = sum(r.size for r in batch.readings)
         if not self._pending:
             self._oldest = time.monotonic()
             self._waiting.set()

@@ -91,7 +91,7 @@ def simulator(
         program.assert_running()
         served = read_json(dump)["values"]
         if "dlt645" not in extra:  # a Modbus profile: its unconfirmed registers are not read
-            read = {r.quantity.value for r in load_profile(profile).read_registers}
+            read = {str(r.quantity) for r in load_profile(profile).read_registers}
             served = {
                 unit: {q: v for q, v in values.items() if q in read}
                 for unit, values in served.items()

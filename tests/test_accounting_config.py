@@ -97,6 +97,24 @@ def test_the_example_and_demo_configs_load(monkeypatch: pytest.MonkeyPatch) -> N
             {"meters": [{"id": "m", "carrier": "electricity", "line": "nowhere"}]},
             "no line 'nowhere'",
         ),
+        (
+            {"meters": [{"id": "st", "carrier": "steam", "quantity": "x_steam_mass"}]},
+            "'x_steam_mass' is a user-named quantity: only canonical counters are accounted",
+        ),
+        (
+            {
+                "lines": [
+                    {
+                        "id": "kiln",
+                        "product": "clinker",
+                        "output_unit": "t",
+                        "benchmark": {"ndrc": "cement_clinker"},
+                        "output": {"meter": "scale", "quantity": "x_clinker"},
+                    }
+                ]
+            },
+            "'x_clinker' is a user-named quantity: only canonical counters are accounted",
+        ),
     ],
 )
 def test_refused_with_the_reason(changes: dict[str, Any], message: str) -> None:

@@ -93,6 +93,7 @@ def test_pure_modules_do_no_io(module: str) -> None:
 def test_the_wire_contract_needs_nothing_but_pydantic() -> None:
     third_party = {name.split(".")[0] for name in imports(ROOT / "agent/wire.py")} - {
         "__future__",
+        "collections",
         "re",
         "datetime",
         "enum",

@@ -21,7 +21,7 @@ from agent.modbus.plan import bit_field, plan_reads
 from agent.profiles import load_profile
 from agent.profiles.model import MAX_BITS_PER_READ, Function, Profile
 from agent.simulator.server import Encoding, tables
-from agent.wire import UNITS, Quantity
+from agent.wire import UNITS, Quantity, QuantityName
 
 # Dimensionless quantities stand in for states until quantities can be named by users.
 STATE_QUANTITIES = [q for q in Quantity if UNITS[q] == "1"]
@@ -185,7 +185,7 @@ def test_any_coils_are_read_in_the_fewest_requests_each_from_its_own_bit(
     profile = profile_of(registers, max_bits_per_read=limit)
     plan = plan_reads(profile)
     assert len(plan) == fewest_windows(addresses, limit)
-    read: dict[Quantity, float] = {}
+    read: dict[QuantityName, float] = {}
     state: dict[int, int] = {}
     for block in plan:
         assert block.function is table and 1 <= block.count <= limit

@@ -39,7 +39,7 @@ def test_a_bad_meter_does_not_hold_up_the_others_and_recovers(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     profile = load_profile("eastron_sdm630")
-    by_address = {r.address: r.quantity.value for r in profile.registers}
+    by_address = {r.address: str(r.quantity) for r in profile.registers}
     refused, booting = 342, 0  # unit 3 refuses register 342; unit 4's register 0 reads NaN
     faults = ["--fault", "2:timeout", "--fault", f"3:exception={refused}-{refused + 1}"]
     faults += ["--fault", f"4:nan={booting}-{booting + 1}"]

@@ -34,7 +34,7 @@ from agent.modbus.scale import (
 )
 from agent.profiles import ProfileError, builtin_names, load_profile
 from agent.profiles.model import Addressing, Function, Profile, to_protocol
-from agent.wire import Quantity
+from agent.wire import Quantity, QuantityName
 
 Q = Quantity
 H = Function.HOLDING
@@ -495,7 +495,7 @@ def test_dtsu666_energy_at_the_alternative_is_secondary_side_times_ct_and_pt(
     device = dtsu_device(0x401E, 0x4028, kwh=12.5, ct=ct, pt_tenths=pt_tenths)
     resolved = resolve(load_profile("chint_dtsu666"), device)
     totals = (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT)
-    values: dict[Quantity, float] = {}
+    values: dict[QuantityName, float] = {}
     for block in plan_reads(
         resolved.with_registers(r for r in resolved.registers if r.quantity in totals)
     ):
@@ -669,7 +669,11 @@ def test_a_dtsu666_power_factor_is_signed_by_reactive_power_on_the_wire(
     assert profile.power_factor_sign is PowerFactorSign.REACTIVE_POWER
     canonical = math.copysign(magnitude, active)
     by = {r.quantity: r for r in profile.registers}
-    values = {Q.POWER_ACTIVE: active, Q.POWER_REACTIVE: reactive, Q.POWER_FACTOR: canonical}
+    values: dict[QuantityName, float] = {
+        Q.POWER_ACTIVE: active,
+        Q.POWER_REACTIVE: reactive,
+        Q.POWER_FACTOR: canonical,
+    }
     words = encode_value(profile, by[Q.POWER_FACTOR], canonical, values=values)
     on_the_wire = decode(words, DataType.FLOAT32, ByteOrder.ABCD) * 0.001
     assert math.copysign(1, on_the_wire) == math.copysign(1, reactive)

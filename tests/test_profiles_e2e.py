@@ -69,8 +69,8 @@ async def read_all(profile: Profile, read: ReadRegisters) -> tuple[dict[str, flo
     for block in plan_reads(resolved):
         decoded, problems = block.decode(await read(block.function, block.address, block.count))
         assert all(p.quiet for p in problems), problems
-        not_available |= {p.quantity.value for p in problems}
-        values |= {q.value: v for q, v in decoded.items()}
+        not_available |= {str(p.quantity) for p in problems}
+        values |= {str(q): v for q, v in decoded.items()}
     return values, not_available
 
 
@@ -88,7 +88,7 @@ def with_client(port: int, body: Any) -> Any:
 
 def test_the_agent_reads_what_the_simulator_serves(served: Served) -> None:
     profile = served.profile
-    read_quantities = {r.quantity.value for r in profile.read_registers}
+    read_quantities = {str(r.quantity) for r in profile.read_registers}
 
     async def body(client: AsyncModbusTcpClient) -> None:
         for unit_id in UNIT_IDS:
@@ -143,7 +143,7 @@ def test_unconfirmed_registers_are_read_when_opted_in(tmp_path: Path) -> None:
             return (await read_all(profile, read))[0], (await read_all(opted, read))[0]
 
         default, all_values = with_client(port, body)
-    unconfirmed = {r.quantity.value for r in profile.registers if r.unconfirmed}
+    unconfirmed = {str(r.quantity) for r in profile.registers if r.unconfirmed}
     assert unconfirmed and not unconfirmed & set(default)
     assert all_values == pytest.approx(dumped, rel=1e-12)
 
@@ -171,8 +171,8 @@ def test_dtsu666_energy_found_at_the_alternative_address(tmp_path: Path) -> None
             return await resolve_profile(builtin, read), (await read_all(builtin, read))[0]
 
         resolved, values = with_client(port, body)
-    by = {r.quantity.value: r.address for r in resolved.registers}
+    by = {str(r.quantity): r.address for r in resolved.registers}
     assert (by["energy_active_import"], by["energy_active_export"]) == (0x401E, 0x4028)
     # The simulator serves every register; the unconfirmed ones are not read.
-    assert set(values) == {r.quantity.value for r in builtin.read_registers}
+    assert set(values) == {str(r.quantity) for r in builtin.read_registers}
     assert values == pytest.approx({q: dumped[q] for q in values}, rel=1e-12)

@@ -36,7 +36,7 @@ from agent.modbus.scale import canonical_power_factors
 from agent.profiles import builtin_names, load_profile
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.simulator.server import encode_value, parse_unit_ids, served_value, tables
-from agent.wire import Quantity
+from agent.wire import QuantityName
 
 HOST = "127.0.0.1"
 ENERGY_AGENT = str(Path(sys.executable).parent / "energy-agent")
@@ -208,7 +208,7 @@ def _function(simulator: Simulator, register: RegisterSpec) -> Function:
 
 @pytest.mark.e2e
 def test_dump_has_every_mapped_quantity(simulator: Simulator) -> None:
-    mapped = {r.quantity.value for r in simulator.profile.registers}
+    mapped = {str(r.quantity) for r in simulator.profile.registers}
     assert sorted(simulator.dump) == [str(u) for u in UNIT_IDS]
     for values in simulator.dump.values():
         assert set(values) == mapped
@@ -232,7 +232,7 @@ def test_mbpoll_registers_decode_to_the_dumped_values(simulator: Simulator) -> N
             ]
             raw = decode(words, register.type, profile.byte_order_of(register))
             value = raw * register.scale + register.offset
-            expected = simulator.dump[str(unit_id)][register.quantity.value]
+            expected = simulator.dump[str(unit_id)][str(register.quantity)]
             assert math.isclose(value, expected, rel_tol=1e-6), (unit_id, register.quantity)
 
 
@@ -256,7 +256,7 @@ def test_mbpoll_floats_are_the_dumped_values(simulator: Simulator) -> None:
                 simulator.port, unit_id, _function(simulator, register), register.address, 1, kind
             )
             value = float(text) * register.scale + register.offset
-            expected = simulator.dump[str(unit_id)][register.quantity.value]
+            expected = simulator.dump[str(unit_id)][str(register.quantity)]
             assert math.isclose(value, expected, rel_tol=MBPOLL_FLOAT_REL), (
                 unit_id,
                 register.quantity,
@@ -306,7 +306,7 @@ async def _connect(port: int) -> AsyncModbusTcpClient:
 async def test_agent_read_plan_gets_the_dumped_values(simulator: Simulator) -> None:
     with _closing(await _connect(simulator.port)) as client:
         for unit_id in UNIT_IDS:
-            read: dict[Quantity, float] = {}
+            read: dict[QuantityName, float] = {}
             for block in plan_reads(simulator.profile):
                 response = await _read(client, block.function, block.address, block.count, unit_id)
                 assert not response.isError(), (block, response)
@@ -314,10 +314,10 @@ async def test_agent_read_plan_gets_the_dumped_values(simulator: Simulator) -> N
                 assert problems == []
                 read |= decoded
             canonical_power_factors(read, simulator.profile.power_factor_sign)  # as the agent
-            values = {q.value: v for q, v in read.items()}
+            values = {str(q): v for q, v in read.items()}
             # The simulator serves (and dumps) the unconfirmed registers the agent does not read.
             dumped = simulator.dump[str(unit_id)]
-            assert set(values) == {r.quantity.value for r in simulator.profile.read_registers}
+            assert set(values) == {str(r.quantity) for r in simulator.profile.read_registers}
             assert values == pytest.approx({q: dumped[q] for q in values}, rel=1e-6)
 
 
@@ -387,7 +387,7 @@ async def _read_profile(port: int, profile: Profile, unit_id: int) -> dict[str, 
         for block in plan_reads(profile):
             response = await _read(client, block.function, block.address, block.count, unit_id)
             decoded, _ = block.decode(response.registers)
-            values |= {q.value: v for q, v in decoded.items()}
+            values |= {str(q): v for q, v in decoded.items()}
     return values
 
 
@@ -423,7 +423,7 @@ def test_cli_reports_a_port_in_use(tmp_path: Path) -> None:
 
 def test_integer_registers_are_rounded_and_clamped_to_their_type() -> None:
     profile = Profile.model_validate(yaml.safe_load(SYNTHETIC_PROFILE))
-    by_quantity = {r.quantity.value: r for r in profile.registers}
+    by_quantity = {str(r.quantity): r for r in profile.registers}
     power, voltage = by_quantity["power_active_l1"], by_quantity["voltage_l1"]
     assert encode_value(profile, power, 1e6) == [0x7FFF]
     assert served_value(profile, power, [0x7FFF]) == pytest.approx(3276.7)

@@ -109,7 +109,7 @@ def with_reading(meter: str = "m", ts: str = "2024-05-01T10:00:00Z", **values: A
         (payload(schema_version=2), "schema_version"),
         (payload(site="plant 1"), "site"),
         (payload(extra=True), "extra"),
-        (with_reading(), "readings.0.values"),
+        (with_reading(), "readings"),
         (with_reading(ts="2024-05-01T10:00:00", count=1), "readings.0.ts"),
         (with_reading(watts=1), "readings.0.values.watts.[key]"),
         (with_reading(meter="m/1", count=1), "readings.0.meter"),
@@ -122,7 +122,9 @@ def test_reason_names_the_offending_field(body: bytes, field: str) -> None:
 
 
 def test_reason_is_capped() -> None:
-    readings = [{"meter": f"m/{i}", "ts": "x", "values": {}} for i in range(4)]  # 12 errors
+    readings = [
+        {"meter": f"m/{i}", "ts": "x", "values": {"watts": 1}} for i in range(4)
+    ]  # 12 errors
     text = reason(TOPIC, payload(readings=readings))
     assert text.count(";") == MAX_REASON_ERRORS - 1
     assert text.endswith(" (+7 more)")

@@ -222,8 +222,9 @@ def test_empty_readings() -> None:
 
 
 def test_empty_values() -> None:
+    """A reading needs a value, canonical or user-named (custom may stand alone)."""
     payload = json.dumps(batch_dict(readings=[reading_dict(values={})]))
-    assert the_error(payload) == (("readings", 0, "values"), "too_short")
+    assert the_error(payload) == (("readings",), "value_error")
 
 
 @pytest.mark.parametrize("naive", ["2024-05-01T10:00:00", "2024-05-01T10:00:00.123"])

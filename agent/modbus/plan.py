@@ -28,7 +28,7 @@ from typing import Final
 from agent.modbus.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
-from agent.wire import Quantity
+from agent.wire import QuantityName
 
 
 class ProblemKind(StrEnum):
@@ -44,7 +44,7 @@ class ProblemKind(StrEnum):
 class FieldPlan:
     """Where one quantity sits inside a read block and how it becomes a canonical value."""
 
-    quantity: Quantity
+    quantity: QuantityName
     offset: int
     dtype: DataType
     byte_order: ByteOrder
@@ -61,6 +61,8 @@ class FieldPlan:
     """The first and last bit of the raw integer that are the value (a status flag)."""
     states: frozenset[int] | None = None
     """The codes of an enumeration; another code is dropped."""
+    unit: str = ""
+    """The unit the value comes out in (the register's)."""
 
     @property
     def plain(self) -> bool:
@@ -87,7 +89,7 @@ class FieldPlan:
 class Problem:
     """A quantity dropped from one read, and why."""
 
-    quantity: Quantity
+    quantity: QuantityName
     address: int
     reason: str
     kind: ProblemKind = ProblemKind.INVALID
@@ -121,7 +123,7 @@ class ReadBlock:
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "_plain", tuple(f.plain for f in self.fields))
 
-    def decode(self, registers: Sequence[int]) -> tuple[dict[Quantity, float], list[Problem]]:
+    def decode(self, registers: Sequence[int]) -> tuple[dict[QuantityName, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
 
         A value the meter marks as not available is a Problem of kind NOT_AVAILABLE
@@ -135,7 +137,7 @@ class ReadBlock:
             raws = self._layout.unpack(buffer)
         else:
             raws = tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
-        values: dict[Quantity, float] = {}
+        values: dict[QuantityName, float] = {}
         problems: list[Problem] = []
         for plan, raw, plain in zip(self.fields, raws, self._plain, strict=True):
             if plain:
@@ -224,6 +226,7 @@ def _field(profile: Profile, register: RegisterSpec, block_start: int) -> FieldP
         valid_range=register.range,
         bits=register.bit_range,
         states=None if register.states is None else frozenset(register.states),
+        unit=register.unit,
     )
 
 

@@ -27,7 +27,7 @@ from agent.profiles.model import (
     RegisterSpec,
     SunSpecModel,
 )
-from agent.wire import Quantity
+from agent.wire import QuantityName
 
 ReadRegisters = Callable[[Function, int, int], Awaitable[Sequence[int]]]
 """read(function, address, count) -> registers; raises agent.modbus.errors.ReadError."""
@@ -113,7 +113,7 @@ def locate_model(profile: Profile, start: int) -> Profile:
         sf = register.scale_factor
         address = start + register.address
         if address + register.words > 0x10000:
-            raise ResolveError(f"{register.quantity.value}: offset passes 65535 from {start}")
+            raise ResolveError(f"{register.quantity!s}: offset passes 65535 from {start}")
         return register.model_copy(
             update={
                 "address": address,
@@ -133,9 +133,9 @@ async def _choose_alternatives(profile: Profile, read: ReadRegisters) -> Profile
     groups: dict[str, list[RegisterSpec]] = {}
     for register in profile.registers:
         if register.alternatives:
-            groups.setdefault(register.group or f"\0{register.quantity.value}", []).append(register)
+            groups.setdefault(register.group or f"\0{register.quantity!s}", []).append(register)
     read_ones = {r.quantity for r in profile.read_registers}
-    choice: dict[Quantity, int] = {}
+    choice: dict[QuantityName, int] = {}
     for members in groups.values():
         probe = members[0]
         if probe.quantity not in read_ones:
@@ -200,7 +200,7 @@ async def _read_value(
 ) -> float | None:
     """The register's value on the device, or None when refused, not available or implausible."""
     alone = profile.with_registers([register], include_unconfirmed=True)
-    values: dict[Quantity, float] = {}
+    values: dict[QuantityName, float] = {}
     for block in plan_reads(alone):
         registers = await _read_or_none(read, block.function, block.address, block.count)
         if registers is None:

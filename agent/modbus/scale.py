@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 from agent.modbus.decode import DataType
 from agent.wire import Quantity
@@ -107,9 +107,12 @@ def power_factor_of(power_factor: Quantity) -> Quantity:
 POWER_FACTORS: Final = frozenset(q for q in Quantity if q.value.startswith("power_factor"))
 
 
-def canonical_power_factors(values: dict[Quantity, float], sign: PowerFactorSign) -> None:
+def canonical_power_factors(values: MutableMapping[Any, float], sign: PowerFactorSign) -> None:
     """Turn a reading's power factors into the canonical sign, in place. A power factor
-    whose active power is not in the reading cannot be signed, so it is dropped."""
+    whose active power is not in the reading cannot be signed, so it is dropped.
+
+    The keys are canonical quantities or user-named ones (plain str): a Quantity is a
+    StrEnum, so either kind of key finds the same value."""
     if sign is PowerFactorSign.ACTIVE_POWER:
         return
     for quantity in POWER_FACTORS & values.keys():

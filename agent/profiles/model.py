@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
 from agent.modbus.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
-from agent.wire import KINDS, UNITS, Kind, Quantity
+from agent.wire import (
+    UNITS,
+    CustomName,
+    Kind,
+    Quantity,
+    QuantityName,
+    check_unit,
+    default_kind,
+)
 
 
 class Function(StrEnum):
@@ -215,9 +223,15 @@ class RegisterSpec(_Located):
     _ADDRESS_LISTS: ClassVar[tuple[str, ...]] = ("alternatives",)
     _ADDRESS_FIELDS: ClassVar[tuple[str, ...]] = ("scale_factor",)
 
-    quantity: Quantity
+    quantity: Quantity | CustomName = Field(
+        union_mode="left_to_right",
+        description="a canonical quantity, or a user-named one (x_...) with its own unit",
+    )
     type: DataType
-    unit: str = Field(description="unit after scaling; must be the quantity's canonical unit")
+    unit: str = Field(
+        description="unit after scaling; a canonical quantity's canonical unit, or a "
+        "user-named quantity's unit (see agent.wire.check_unit)"
+    )
     scale: float = Field(default=1.0, description="canonical value = raw * scale + offset")
     offset: float = 0.0
     transform: Transform | None = Field(
@@ -290,13 +304,17 @@ class RegisterSpec(_Located):
 
     @property
     def counter(self) -> bool:
-        return (self.kind or KINDS[self.quantity]) is Kind.COUNTER
+        return (self.kind or default_kind(self.quantity)) is Kind.COUNTER
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        name = self.quantity.value
-        canonical = UNITS[self.quantity]
-        if self.unit != canonical:
+        name = str(self.quantity)
+        if not isinstance(self.quantity, Quantity):
+            try:
+                check_unit(self.unit)
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from None
+        elif self.unit != (canonical := UNITS[self.quantity]):
             raise ValueError(
                 f"{name}: unit {self.unit!r} is not the canonical unit "
                 f"{canonical!r}; set scale so the value comes out in {canonical}"
@@ -321,7 +339,7 @@ class RegisterSpec(_Located):
         """ValueError unless this can be a value of `table` when that is a bit table."""
         if not table.bits:
             return
-        name = self.quantity.value
+        name = str(self.quantity)
         if self.type is not DataType.UINT16:
             raise ValueError(
                 f"{name}: a {table.value} is one bit; leave type out (it reads 0 or 1)"
@@ -365,8 +383,7 @@ class RegisterSpec(_Located):
         outside = sorted(code for code in self.states or {} if not low <= code <= high)
         if outside:
             raise ValueError(
-                f"{self.quantity.value}: states {outside} cannot be read from {where} "
-                f"({low}..{high})"
+                f"{self.quantity!s}: states {outside} cannot be read from {where} ({low}..{high})"
             )
 
 
@@ -528,7 +545,7 @@ class Profile(_ProfileModel):
     def state_notes(self) -> list[str]:
         """Each enumeration, code -> name: a reading carries the code, the profile its name."""
         return [
-            f"{r.quantity.value} states: "
+            f"{r.quantity!s} states: "
             + ", ".join(f"{code} {name}" for code, name in sorted(r.states.items()))
             for r in self.registers
             if r.states
@@ -560,9 +577,18 @@ class Profile(_ProfileModel):
         return self.sunspec is None or self.sunspec.model_start is not None
 
     @property
-    def counters(self) -> dict[Quantity, float | None]:
+    def counters(self) -> dict[QuantityName, float | None]:
         """The quantities read that are cumulative counters, with their rollover values."""
         return {r.quantity: r.rollover for r in self.read_registers if r.counter}
+
+    @property
+    def custom_units(self) -> dict[str, tuple[str, Kind]]:
+        """Unit and kind of every user-named quantity the profile maps (for the wire)."""
+        return {
+            r.quantity: (r.unit, r.kind or Kind.INSTANTANEOUS)
+            for r in self.registers
+            if not isinstance(r.quantity, Quantity)
+        }
 
     def with_registers(self, registers: Iterable[RegisterSpec], **changes: Any) -> Profile:
         """A copy with other registers (addresses settled on a device), not re-validated."""
@@ -570,9 +596,9 @@ class Profile(_ProfileModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        seen: set[Quantity] = set()
+        seen: set[QuantityName] = set()
         for register in self.registers:
-            name = register.quantity.value
+            name = str(register.quantity)
             if register.quantity in seen:
                 raise ValueError(f"quantity {name} is mapped twice")
             seen.add(register.quantity)
@@ -609,14 +635,16 @@ class Profile(_ProfileModel):
             if self.function_of(spec).bits:
                 raise ValueError(f"{spec.name}: identification is read from registers, not bits")
 
-    def _check_power_factor_sign(self, mapped: set[Quantity]) -> None:
+    def _check_power_factor_sign(self, mapped: set[QuantityName]) -> None:
         if self.power_factor_sign is PowerFactorSign.ACTIVE_POWER:
             return
         for register in self.registers:
-            active = power_factor_of(register.quantity)
-            if register.quantity in POWER_FACTORS and active not in mapped:
+            if register.quantity not in POWER_FACTORS:
+                continue
+            active = power_factor_of(Quantity(register.quantity))
+            if active not in mapped:
                 raise ValueError(
-                    f"{register.quantity.value}: power_factor_sign "
+                    f"{register.quantity}: power_factor_sign "
                     f"{self.power_factor_sign.value} needs {active.value} for its sign"
                 )
 
@@ -645,6 +673,6 @@ class Profile(_ProfileModel):
                 for address in (register.address, register.scale_factor):
                     if address is not None and not 2 <= address < length + 2:
                         raise ValueError(
-                            f"{register.quantity.value}: offset {address} is outside model "
+                            f"{register.quantity}: offset {address} is outside model "
                             f"{self.sunspec.model} (offsets 2..{length + 1})"
                         )

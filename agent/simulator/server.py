@@ -50,8 +50,8 @@ from agent.modbus.scale import (
 )
 from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
-from agent.simulator.values import meter_for_unit
-from agent.wire import Quantity
+from agent.simulator.values import meter_values
+from agent.wire import Quantity, QuantityName
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def encode_value(
     register: RegisterSpec,
     value: float,
     exponent: int = 0,
-    values: dict[Quantity, float] | None = None,
+    values: dict[QuantityName, float] | None = None,
 ) -> list[int]:
     """The registers a device following `profile` sends for a canonical `value`, with its
     scale factor register at `exponent`; `values` (the meter's others) give a 4Q power
@@ -134,10 +134,10 @@ def encode_value(
     return encode(raw, register.type, profile.byte_order_of(register))
 
 
-def _reactive_of(quantity: Quantity) -> Quantity:
+def _reactive_of(quantity: QuantityName) -> Quantity:
     """The reactive power whose sign puts a power factor in its quadrant."""
     try:
-        return Quantity(quantity.value.replace("power_factor", "power_reactive"))
+        return Quantity(str(quantity).replace("power_factor", "power_reactive"))
     except ValueError:
         return Quantity.POWER_REACTIVE
 
@@ -174,15 +174,15 @@ class Encoding:
 
     exponents: dict[int, int]
     """scale factor register address -> the power of ten it holds"""
-    missing: frozenset[Quantity]
+    missing: frozenset[QuantityName]
     """quantities served as their "not available" sentinel"""
     identification: dict[str, int | str]
-    codes: dict[Quantity, int] = dataclasses.field(default_factory=dict)
+    codes: dict[QuantityName, int] = dataclasses.field(default_factory=dict)
     """raw codes of coils, discrete inputs, bit fields and enumerations (states, not
     measurements: they stay as the unit id gives them)"""
 
     @classmethod
-    def of(cls, profile: Profile, unit_id: int, values: dict[Quantity, float]) -> Encoding:
+    def of(cls, profile: Profile, unit_id: int, values: dict[QuantityName, float]) -> Encoding:
         users: dict[int, list[RegisterSpec]] = {}
         for register in profile.registers:
             if register.scale_factor is not None:
@@ -193,7 +193,7 @@ class Encoding:
             r.quantity
             for r in profile.registers
             if import_only
-            and r.quantity.value.startswith("energy_active_export")
+            and str(r.quantity).startswith("energy_active_export")
             and _sentinel(profile, r) is not None
         )
         identification = {
@@ -222,7 +222,7 @@ def _code(register: RegisterSpec, unit_id: int) -> int:
     return (turn + first) % (1 << (last - first + 1))
 
 
-def _exponent(registers: Sequence[RegisterSpec], values: dict[Quantity, float]) -> int:
+def _exponent(registers: Sequence[RegisterSpec], values: dict[QuantityName, float]) -> int:
     """The smallest power of ten that lets every value fit its register, with headroom."""
     for exponent in _EXPONENTS:
         if all(
@@ -293,7 +293,7 @@ def _extras(profile: Profile, function: Function) -> list[Extra]:
     for register in profile.registers:
         sf = register.scale_factor
         if sf is not None and profile.function_of(register) is function:
-            extras[sf] = Extra(sf, 1, f"scale factor of {register.quantity.value}")
+            extras[sf] = Extra(sf, 1, f"scale factor of {register.quantity!s}")
     for spec in profile.identification:
         if profile.function_of(spec) is function:
             extras[spec.address] = Extra(spec.address, spec.words, spec.name, identification=spec)
@@ -302,7 +302,7 @@ def _extras(profile: Profile, function: Function) -> list[Extra]:
             if profile.function_of(ratio) is function:
                 # A ratio of 1 (CT 1:1, PT 1:1): a client's secondary-side reading is primary.
                 one = encode(round(1 / ratio.scale), ratio.type, profile.byte_order_of(ratio))
-                label = f"ratio for {register.quantity.value}"
+                label = f"ratio for {register.quantity!s}"
                 extras[ratio.address] = Extra(ratio.address, ratio.words, label, fixed=tuple(one))
     sunspec = profile.sunspec
     if sunspec is not None and sunspec.model_start is not None and function is profile.function:
@@ -330,7 +330,7 @@ class Table:
     def simdata(
         self,
         profile: Profile,
-        values: dict[Quantity, float],
+        values: dict[QuantityName, float],
         encoding: Encoding | None = None,
     ) -> list[SimData]:
         """The registers with `values`, and zero-filled gaps the device answers."""
@@ -356,7 +356,7 @@ class Table:
     def write(
         self,
         profile: Profile,
-        values: dict[Quantity, float],
+        values: dict[QuantityName, float],
         live: list[int],
         start: int,
         encoding: Encoding | None = None,
@@ -368,7 +368,7 @@ class Table:
             live[index : index + words] = data
 
     def cells(
-        self, profile: Profile, values: dict[Quantity, float], encoding: Encoding
+        self, profile: Profile, values: dict[QuantityName, float], encoding: Encoding
     ) -> list[tuple[int, int, list[int]]]:
         """(address, registers, words) of the values, the bit fields of one register
         merged into its word(s)."""
@@ -398,7 +398,7 @@ _UNSIGNED: Final = {1: DataType.UINT16, 2: DataType.UINT32, 4: DataType.UINT64}
 
 
 def _register_words(
-    profile: Profile, register: RegisterSpec, values: dict[Quantity, float], encoding: Encoding
+    profile: Profile, register: RegisterSpec, values: dict[QuantityName, float], encoding: Encoding
 ) -> list[int]:
     if register.quantity in encoding.codes:
         code = encoding.codes[register.quantity]
@@ -435,13 +435,13 @@ def tables(profile: Profile) -> dict[Function, Table]:
 def _check_servable(
     profile: Profile, registers: Sequence[RegisterSpec], extras: Sequence[Extra] = ()
 ) -> None:
-    cells = [(r.address, r.words, r.quantity.value) for r in registers if r.bits is None]
+    cells = [(r.address, r.words, str(r.quantity)) for r in registers if r.bits is None]
     cells += [(e.address, e.words, e.label) for e in extras]
     for address, group in itertools.groupby(
         (r for r in registers if r.bits is not None), key=lambda r: r.address
     ):
         members = list(group)
-        cells.append((address, members[0].words, members[0].quantity.value))
+        cells.append((address, members[0].words, str(members[0].quantity)))
         _check_bit_fields(profile, members)
     for before, after in itertools.pairwise(sorted(cells, key=lambda c: c[0])):
         if after[0] < before[0] + before[1]:
@@ -452,7 +452,7 @@ def _check_servable(
     for register in registers:
         if register.scale == 0:
             raise ValueError(
-                f"profile {profile.model}: {register.quantity.value} has scale 0, "
+                f"profile {profile.model}: {register.quantity!s} has scale 0, "
                 "no register value gives its canonical value"
             )
 
@@ -461,11 +461,11 @@ def _check_bit_fields(profile: Profile, members: Sequence[RegisterSpec]) -> None
     """Bit fields of one register: of one type, each bit in one field at most."""
     taken = 0
     for register in members:
-        name = register.quantity.value
+        name = str(register.quantity)
         if register.type is not members[0].type:
             raise ValueError(
                 f"profile {profile.model}: {name} takes bits of register {register.address} "
-                f"as {register.type}, {members[0].quantity.value} as {members[0].type}"
+                f"as {register.type}, {members[0].quantity!s} as {members[0].type}"
             )
         first, last = register.bit_range or (0, 0)
         mask = ((1 << (last - first + 1)) - 1) << first
@@ -502,8 +502,8 @@ class _Unit:
         if self.encoding is None:
             self.encoding = Encoding.of(self.profile, self.unit_id, self.values(self.start_time))
 
-    def values(self, t: float) -> dict[Quantity, float]:
-        return meter_for_unit(self.unit_id).values(t)
+    def values(self, t: float) -> dict[QuantityName, float]:
+        return meter_values(self.unit_id, t, self.profile.custom_units)
 
     def device(self) -> SimDevice:
         values = self.values(self.start_time)
@@ -565,7 +565,7 @@ class _Unit:
         the ones served as "not available"."""
         values = self.values(self.start_time)
         encoding = self.encoding or Encoding.of(self.profile, self.unit_id, values)
-        served: dict[Quantity, float] = {}
+        served: dict[QuantityName, float] = {}
         for register in self.profile.registers:
             if register.quantity in encoding.missing:
                 continue
@@ -580,7 +580,7 @@ class _Unit:
             )
             served[register.quantity] = served_value(self.profile, register, words, exponent)
         canonical_power_factors(served, self.profile.power_factor_sign)  # as the agent does
-        return {quantity.value: value for quantity, value in served.items()}
+        return {str(quantity): value for quantity, value in served.items()}
 
     def identification(self) -> dict[str, int | str]:
         assert self.encoding is not None  # set in __post_init__

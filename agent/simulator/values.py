@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final, TypeVar
 
-from agent.wire import Quantity
+from agent.wire import Quantity, QuantityName
 
 REFERENCE_EPOCH: Final = 1_767_225_600.0
 """2026-01-01T00:00:00Z: counters hold their starting values here and rise from it.
@@ -284,6 +284,21 @@ def _sum(signals: Iterable[Signal]) -> Signal:
 def _three(items: Iterable[_T]) -> tuple[_T, _T, _T]:
     first, second, third = items
     return first, second, third
+
+
+def custom_value(name: str, unit_id: int) -> float:
+    """What a simulated meter shows for a user-named quantity: a steady value drawn from
+    the name and unit id, the same in every run (the model has no physics for it)."""
+    return round(random.Random(f"{name}/{unit_id}").uniform(10.0, 500.0), 1)
+
+
+def meter_values(
+    unit_id: int, t: float, custom: Iterable[QuantityName] = ()
+) -> dict[QuantityName, float]:
+    """The meter `unit_id`'s canonical values at `t`, and those of the user-named `custom`."""
+    values: dict[QuantityName, float] = {q: v for q, v in meter_for_unit(unit_id).values(t).items()}
+    values.update((name, custom_value(name, unit_id)) for name in custom)
+    return values
 
 
 def simulated_values(

@@ -25,7 +25,16 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
 from agent.files import condition
-from agent.wire import TOPIC_ROOT, UNITS, ProductionOutput, Quantity, ValueAdded, check_id
+from agent.wire import (
+    TOPIC_ROOT,
+    UNITS,
+    ProductionOutput,
+    Quantity,
+    QuantityName,
+    ValueAdded,
+    check_custom_name,
+    check_id,
+)
 from collector import report
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.accounting.swaps import SwapRejected, record_swap
@@ -74,6 +83,20 @@ def _site(ctx: ApiContext, site: str) -> str:
     if site not in figures.site_ids(ctx.state):
         raise HTTPException(404, f"no site {site!r}")
     return site
+
+
+def _quantity(name: str) -> QuantityName:
+    """A canonical quantity, or a valid user-named one; 422 with the reason otherwise."""
+    try:
+        return Quantity(name)
+    except ValueError:
+        pass
+    try:
+        return check_custom_name(name)
+    except ValueError as exc:
+        raise HTTPException(
+            422, f"quantity: not a canonical quantity (see agent/wire.py), and {exc}"
+        ) from None
 
 
 _SWAP_SCHEMA: Final = SwapRecord.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -201,7 +224,9 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
     async def history(
         site: str,
         meter: str,
-        quantity: Quantity,
+        quantity: Annotated[
+            str, Query(description="a canonical quantity, or a user-named one (x_...)")
+        ],
         start: datetime | None = None,
         end: datetime | None = None,
         step: Annotated[float | None, Query(gt=0, description="seconds per point")] = None,
@@ -210,13 +235,14 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         """One quantity of one meter over [start, end) (default: the last 3 hours), as
         mean / min / max per `step` seconds (default: about 300 points)."""
         _site(ctx, site)
+        name = _quantity(quantity)
         if ctx.history is None:
             raise HTTPException(501, "no history source for this store")
         end = (end or ctx.clock()).astimezone(UTC)
         start = (start or end - DEFAULT_SPAN).astimezone(UTC)
         span = (end - start).total_seconds()
         step = step or max(1.0, round(span / 300))
-        q = HistoryQuery(site, meter, quantity, start, end, step, agent)
+        q = HistoryQuery(site, meter, name, start, end, step, agent)
         try:
             buckets = await off_loop(ctx.history.query, q)
         except HistoryError as exc:
@@ -224,8 +250,11 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         return {
             "site": site,
             "meter": meter,
-            "quantity": quantity.value,
-            "unit": UNITS[quantity],
+            "quantity": str(name),
+            "unit": UNITS[name]
+            if isinstance(name, Quantity)
+            else figures.custom_unit(state, site, meter, name)
+            or await off_loop(ctx.history.custom_unit, site, meter, name),
             "start": figures.iso(start),
             "end": figures.iso(end),
             "step": step,

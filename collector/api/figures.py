@@ -145,9 +145,20 @@ def latest(state: State, site: str) -> list[dict[str, Any]]:
             "agent": r.agent,
             "ts": iso(r.reading.ts),
             "values": {q.value: v for q, v in r.reading.values.items()},
+            "custom": {
+                name: {"value": c.value, "unit": c.unit, "kind": c.kind.value}
+                for name, c in r.reading.custom.items()
+            },
         }
         for r in sorted(_rows(state, site).values(), key=lambda r: r.reading.meter)
     ]
+
+
+def custom_unit(state: State, site: str, meter: str, name: str) -> str | None:
+    """The unit of a user-named quantity in the meter's latest reading, if it has one."""
+    row = _rows(state, site).get(meter)
+    custom = row.reading.custom.get(name) if row else None
+    return custom.unit if custom else None
 
 
 def _power(rows: dict[str, Row], meter_ids: list[str]) -> float | None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Protocol
 
-from agent.wire import Quantity
+from agent.wire import QuantityName
 from collector.stores.lineprotocol import MEASUREMENT, epoch_millis
 
 MAX_POINTS: Final = 5000
@@ -39,7 +39,7 @@ class Bucket:
 class Query:
     site: str
     meter: str
-    quantity: Quantity
+    quantity: QuantityName
     start: datetime
     end: datetime
     step: float
@@ -61,6 +61,10 @@ class Query:
 class History(Protocol):
     def query(self, q: Query) -> list[Bucket]: ...
 
+    def custom_unit(self, site: str, meter: str, quantity: str) -> str | None:
+        """The unit a user-named quantity of the meter was last stored with, if known."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -68,6 +72,11 @@ _SQL: Final = (
     "SELECT (ts / :step) * :step AS bucket, avg(value), min(value), max(value), count(*) "
     "FROM reading WHERE site = :site AND meter = :meter AND quantity = :quantity "
     "AND ts >= :start AND ts < :end {agent} GROUP BY bucket ORDER BY bucket"
+)
+
+
+_UNIT_SQL: Final = (
+    "SELECT unit FROM custom_quantity WHERE site = ? AND meter = ? AND quantity = ? LIMIT 1"
 )
 
 
@@ -92,7 +101,7 @@ class SqliteHistory:
             "step": step,
             "site": q.site,
             "meter": q.meter,
-            "quantity": q.quantity.value,
+            "quantity": str(q.quantity),
             "start": epoch_millis(q.start),
             "end": epoch_millis(q.end),
         }
@@ -110,6 +119,19 @@ class SqliteHistory:
                     return []
                 raise
         return [Bucket(int(r[0]), float(r[1]), float(r[2]), float(r[3]), int(r[4])) for r in rows]
+
+    def custom_unit(self, site: str, meter: str, quantity: str) -> str | None:
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return None
+            try:
+                row = conn.execute(_UNIT_SQL, (site, meter, quantity)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return None
+                raise
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         with self._lock:
@@ -136,7 +158,7 @@ def flux_query(bucket: str, q: Query) -> str:
         f"  |> range(start: {_rfc3339(q.start)}, stop: {_rfc3339(q.end)})\n"
         f"  |> filter(fn: (r) => r._measurement == {_flux_string(MEASUREMENT)}"
         f" and r.site == {_flux_string(q.site)} and r.meter == {_flux_string(q.meter)}"
-        f" and r._field == {_flux_string(q.quantity.value)}{agent})\n"
+        f" and r._field == {_flux_string(str(q.quantity))}{agent})\n"
     )
     parts = []
     for fn in ("mean", "min", "max", "count"):
@@ -181,6 +203,9 @@ class FluxHistory:
                     )
                 )
         return out
+
+    def custom_unit(self, site: str, meter: str, quantity: str) -> str | None:
+        return None  # units of user-named quantities are not written to InfluxDB
 
     def close(self) -> None:
         self._client.close()  # type: ignore[no-untyped-call]

@@ -5,7 +5,10 @@ One line per meter reading:
     reading,agent=<agent>,meter=<meter>,site=<site> <quantity>=<value>,... <epoch ms>
 
 Tags are in key order (the order InfluxDB would sort them into anyway, which saves it
-the work). Field keys are the canonical quantity names and every value is a float
+the work). Field keys are the quantity names, canonical then user-named (`x_...`, see
+`agent.wire.check_custom_name`: the same snake_case characters, so they need no
+escaping either, and their prefix keeps them apart from canonical fields; their units
+are not in the line: the API shows them from the readings). Every value is a float
 written with `repr`, so it parses back to the identical double and never carries the
 `i` suffix that would make it an integer field and conflict with earlier points.
 
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from agent.wire import Quantity, ReadingBatch
+from agent.wire import MeterReading, Quantity, ReadingBatch
 
 MEASUREMENT: Final = "reading"
 
@@ -56,10 +59,15 @@ def epoch_millis(ts: datetime) -> int:
     return (ts - _EPOCH) // _MILLISECOND
 
 
-def _fields(values: dict[Quantity, float]) -> str:
-    return ",".join(
+def _fields(reading: MeterReading) -> str:
+    values = reading.values
+    canonical = ",".join(
         map(str.__add__, map(_FIELD_KEYS.__getitem__, values), map(_float_repr, values.values()))
     )
+    if not reading.custom:
+        return canonical
+    custom = ",".join(f"{name}={_float_repr(c.value)}" for name, c in reading.custom.items())
+    return f"{canonical},{custom}" if canonical else custom
 
 
 def batch_lines(batches: Sequence[ReadingBatch]) -> bytes:
@@ -72,14 +80,14 @@ def batch_lines(batches: Sequence[ReadingBatch]) -> bytes:
         for reading in batch.readings:
             append(
                 f"{head}{escape_tag(reading.meter)}{tail}"
-                f"{_fields(reading.values)} {epoch_millis(reading.ts)}"
+                f"{_fields(reading)} {epoch_millis(reading.ts)}"
             )
     return "\n".join(lines).encode()
 
 
 def value_count(batches: Sequence[ReadingBatch]) -> int:
     """How many values (fields) the batches hold: what a store reports as written."""
-    return sum(len(reading.values) for batch in batches for reading in batch.readings)
+    return sum(reading.size for batch in batches for reading in batch.readings)
 
 
 # --- derived measurements (energy accounting) -------------------------------------------

@@ -48,6 +48,23 @@ CREATE TABLE IF NOT EXISTS point (
     PRIMARY KEY (measurement, series, field, ts)
 ) WITHOUT ROWID
 """
+# The unit and kind of each user-named quantity as last received, per meter: the
+# readings table holds only values, and history shows a custom quantity with its unit.
+_CUSTOM_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS custom_quantity (
+    site     TEXT NOT NULL,
+    agent    TEXT NOT NULL,
+    meter    TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    unit     TEXT NOT NULL,
+    kind     TEXT NOT NULL,
+    PRIMARY KEY (site, agent, meter, quantity)
+) WITHOUT ROWID
+"""
+_INSERT_CUSTOM: Final = (
+    "INSERT OR REPLACE INTO custom_quantity (site, agent, meter, quantity, unit, kind) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 _INSERT_POINT: Final = (
     "INSERT OR REPLACE INTO point (measurement, series, field, ts, value) VALUES (?, ?, ?, ?, ?)"
 )
@@ -101,6 +118,7 @@ class SqliteStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute(_SCHEMA)
         self._conn.execute(_POINT_SCHEMA)
+        self._conn.execute(_CUSTOM_SCHEMA)
 
     def __repr__(self) -> str:
         return f"SqliteStore(path={str(self._path)!r})"
@@ -110,9 +128,10 @@ class SqliteStore:
         rows = _rows(batches)
         if not rows:
             return 0
+        units = _custom_units(batches)
         with self._lock:
             try:
-                self._insert(rows)
+                self._insert(rows, units=units)
             except (sqlite3.IntegrityError, sqlite3.DataError) as exc:
                 raise StoreRejected(reason=f"SQLite refused the readings: {exc}") from exc
             except sqlite3.Error as exc:
@@ -137,12 +156,19 @@ class SqliteStore:
                 raise StoreError(f"cannot write to SQLite store {self._path}: {exc}") from exc
         return len(points)
 
-    def _insert(self, rows: Sequence[tuple[object, ...]], statement: str = _INSERT) -> None:
+    def _insert(
+        self,
+        rows: Sequence[tuple[object, ...]],
+        statement: str = _INSERT,
+        units: Sequence[tuple[str, ...]] = (),
+    ) -> None:
         # IMMEDIATE takes the write lock up front, so waiting for it honours busy_timeout
         # instead of failing half-way through with SQLITE_BUSY.
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             self._conn.executemany(statement, rows)
+            if units:
+                self._conn.executemany(_INSERT_CUSTOM, units)
             self._conn.execute("COMMIT")
         except BaseException:
             # SQLite may already have rolled back on its own (disk full, I/O error).
@@ -159,10 +185,28 @@ class SqliteStore:
 
 def _rows(batches: Sequence[ReadingBatch]) -> list[Row]:
     names = _QUANTITY_NAMES
-    return [
+    rows = [
         (batch.site, batch.agent, reading.meter, names[quantity], ts, value)
         for batch in batches
         for reading in batch.readings
         for ts in (epoch_millis(reading.ts),)
         for quantity, value in reading.values.items()
     ]
+    rows += [
+        (batch.site, batch.agent, reading.meter, name, epoch_millis(reading.ts), custom.value)
+        for batch in batches
+        for reading in batch.readings
+        for name, custom in reading.custom.items()
+    ]
+    return rows
+
+
+def _custom_units(batches: Sequence[ReadingBatch]) -> list[tuple[str, ...]]:
+    """One row per (meter, user-named quantity), the last reading's unit winning."""
+    units = {
+        (batch.site, batch.agent, reading.meter, name): (custom.unit, custom.kind.value)
+        for batch in batches
+        for reading in batch.readings
+        for name, custom in reading.custom.items()
+    }
+    return [(*key, unit, kind) for key, (unit, kind) in units.items()]

@@ -17,7 +17,7 @@
     site: null,
     sites: [],
     summary: null,
-    latest: {},           // meter -> {ts (ms), values}
+    latest: {},           // meter -> {ts (ms), values, custom}
     trend: {},            // meter -> [[ms, W], ...]
     trendMeters: [],
     intensity: {},        // line -> [[ms, value], ...]
@@ -262,8 +262,10 @@ function power(w) {
       const r = ui.latest[m.id];
       const [p, pu] = power(r ? r.values.power_active : m.power_w);
       const errors = Object.entries(m.errors || {}).map(([k, v]) => `${k} ${v}`).join(", ");
+      // User-named quantities (steam temperature, THD, ...) as the id's tooltip, with units.
+      const custom = Object.entries((r && r.custom) || {}).map(([k, c]) => `${k} ${c.value} ${c.unit}`).join("\n");
       body.append(h("tr", { "data-meter": m.id },
-        h("td", { text: m.id }),
+        h("td", { text: m.id, title: custom || null }),
         h("td", {}, h("span", { class: `state ${m.state}`, text: m.state })),
         h("td", { text: m.line || (m.role === "boundary" ? "site boundary" : "–") }),
         h("td", { class: "num power", text: `${p} ${pu}` }),
@@ -318,7 +320,7 @@ function power(w) {
       api(`/api/v1/sites/${encodeURIComponent(site)}/latest`),
     ]);
     ui.summary = summary;
-    for (const r of latest) ui.latest[r.meter] = { ts: Date.parse(r.ts), values: r.values };
+    for (const r of latest) ui.latest[r.meter] = { ts: Date.parse(r.ts), values: r.values, custom: r.custom || {} };
     if (!summary.accounting) {
       $("#lines").append(h("div", { class: "empty", text: "No plant model for this site: lines appear once the collector has an accounting section." }));
     }
@@ -407,7 +409,7 @@ function power(w) {
     for (const r of data.readings) {
       const ts = Date.parse(r.ts);
       const known = ui.latest[r.meter];
-      if (!known || known.ts <= ts) ui.latest[r.meter] = { ts, values: r.values };
+      if (!known || known.ts <= ts) ui.latest[r.meter] = { ts, values: r.values, custom: r.custom || {} };
       if (ui.trendMeters.includes(r.meter) && r.values.power_active !== undefined) {
         const points = (ui.trend[r.meter] = ui.trend[r.meter] || []);
         points.push([ts, r.values.power_active]);
