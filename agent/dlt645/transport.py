@@ -1,5 +1,5 @@
 """DL/T 645 on the wire: a serial line (RS-485) or a TCP transparent gateway in front of
-one, with the bus discipline of the Modbus buses (agent.modbus.bus): one request at a
+one, with the bus discipline of every bus (agent.buslink, as agent.modbus.bus): one request at a
 time per line, a meter holds the line for its whole read, a pause between frames on a
 serial line, reconnection with backoff, and a timeout per request.
 
@@ -22,7 +22,7 @@ from typing import Final, Protocol
 
 import serial
 
-from agent.backoff import Backoff
+from agent.buslink import LinkedBus
 from agent.config import Dlt645Settings, Parity, SerialSettings
 from agent.dlt645.codec import (
     Frame,
@@ -242,21 +242,14 @@ ReadIdentifier = Callable[[int], Awaitable[bytes]]
 """Reads one data identifier of the meter a session is for: the value's bytes."""
 
 
-class Dlt645Bus:
+class Dlt645Bus(LinkedBus[Dlt645Link]):
     """One serial line or gateway connection shared by the DL/T 645 meters behind it."""
 
     def __init__(
         self, name: str, link: Dlt645Link, silence: float = 0.0, serial_line: bool = False
     ) -> None:
-        self.name = name
-        self._link = link
-        self._silence = silence
+        super().__init__(name, link, silence, log, log_fields={"protocol": "dlt645"})
         self._serial = serial_line
-        self._lock = asyncio.Lock()
-        self._backoff = Backoff(start=0.5, ceiling=30.0)
-        self._connect_after = 0.0
-        self._quiet_since = 0.0
-        self.requests = 0
 
     @classmethod
     def for_settings(cls, settings: Dlt645Settings) -> Dlt645Bus:
@@ -316,30 +309,3 @@ class Dlt645Bus:
                 raise
             self._quiet_since = time.monotonic()
             return reply
-
-    async def _connect(self, within: float) -> None:
-        if self._link.connected:
-            return
-        now = time.monotonic()
-        if now < self._connect_after:
-            raise ReadError(
-                "connect",
-                f"no connection to {self.name}, next attempt in {self._connect_after - now:.1f}s",
-            )
-        try:
-            await self._link.connect(within)
-        except ReadError as exc:
-            delay = self._backoff.next_delay()
-            self._connect_after = time.monotonic() + delay
-            detail = f"no connection to {self.name} ({exc.detail}), retry in {delay:.1f}s"
-            raise ReadError("connect", detail) from exc
-        self._backoff.reset()
-        log.info("bus connected", extra=fields(bus=self.name, protocol="dlt645"))
-
-    async def _keep_silence(self) -> None:
-        wait = self._quiet_since + self._silence - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    def close(self) -> None:
-        self._link.close()

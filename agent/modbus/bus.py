@@ -17,7 +17,6 @@ each costing a connect timeout.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -27,8 +26,8 @@ from enum import Enum
 from typing import Final, Protocol
 
 from agent.backoff import Backoff
+from agent.buslink import LinkedBus
 from agent.config import Framer, ModbusSettings
-from agent.logs import fields
 from agent.modbus.errors import ReadError
 from agent.modbus.resolve import ReadRegisters
 from agent.modbus.tcp import ModbusTcp
@@ -78,7 +77,7 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
-class Bus:
+class Bus(LinkedBus[Link]):
     """One serial line or TCP connection, shared by the meters behind it."""
 
     def __init__(
@@ -89,18 +88,11 @@ class Bus:
         resync: Resync = Resync.TRANSACTION_ID,
         backoff: Backoff | None = None,
     ) -> None:
-        self.name = name
-        self._link = link
-        self._silence = silence
+        super().__init__(name, link, silence, log, backoff)
         self._resync = resync
         # Whether requests wait for the line to be quiet: for the gap between frames, or
         # after a timeout on a serial line (even one configured with no gap).
         self._paced = silence > 0 or resync is Resync.SETTLE
-        self._lock = asyncio.Lock()
-        self._backoff = backoff or Backoff(start=0.5, ceiling=30.0)
-        self._connect_after = 0.0
-        self._quiet_since = 0.0
-        self.requests = 0
 
     @classmethod
     def for_settings(cls, modbus: ModbusSettings) -> Bus:
@@ -130,25 +122,6 @@ class Bus:
                 return await self._read(unit, function, address, count)
 
             yield read
-
-    async def _connect(self, within: float) -> None:
-        if self._link.connected:
-            return
-        now = time.monotonic()
-        if now < self._connect_after:
-            raise ReadError(
-                "connect",
-                f"no connection to {self.name}, next attempt in {self._connect_after - now:.1f}s",
-            )
-        try:
-            await self._link.connect(within)
-        except ReadError as exc:
-            delay = self._backoff.next_delay()
-            self._connect_after = time.monotonic() + delay
-            detail = f"no connection to {self.name} ({exc.detail}), retry in {delay:.1f}s"
-            raise ReadError("connect", detail) from exc
-        self._backoff.reset()
-        log.info("bus connected", extra=fields(bus=self.name))
 
     async def _read(
         self, unit: Unit, function: Function, address: int, count: int
@@ -183,12 +156,3 @@ class Bus:
             if self._paced:
                 self._quiet_since = time.monotonic()
             return registers
-
-    async def _keep_silence(self) -> None:
-        wait = self._quiet_since + self._silence - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    def close(self) -> None:
-        self._link.close()
-        log.debug("closed", extra=fields(bus=self.name))
