@@ -13,9 +13,8 @@ could not be decoded, fails the command (exit 1), as `telegraf --test` does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from agent.poller import MeterBus, MeterPoller, PollerBase
 from agent.profiles.model import Function
 from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
+from agent.watchedbus import WatchedBus
 from agent.wire import UNITS, MeterReading, QuantityName
 
 
@@ -53,31 +53,23 @@ class Request:
         )
 
 
-class RecordingBus:
+class RecordingBus(WatchedBus[Unit, [Function, int, int], Sequence[int]]):
     """A meter's view of its bus that keeps every request of its sessions, in order."""
 
     def __init__(self, bus: MeterBus) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self.requests: list[Request] = []
 
-    @property
-    def name(self) -> str:
-        return self._bus.name
-
-    @contextlib.asynccontextmanager
-    async def session(self, unit: Unit) -> AsyncIterator[ReadRegisters]:
-        async with self._bus.session(unit) as read:
-
-            async def recorded(function: Function, address: int, count: int) -> Sequence[int]:
-                try:
-                    registers = await read(function, address, count)
-                except ReadError as exc:
-                    self.requests.append(Request(function, address, count, None, exc))
-                    raise
-                self.requests.append(Request(function, address, count, registers, None))
-                return registers
-
-            yield recorded
+    async def _request(
+        self, read: ReadRegisters, function: Function, address: int, count: int
+    ) -> Sequence[int]:
+        try:
+            registers = await read(function, address, count)
+        except ReadError as exc:
+            self.requests.append(Request(function, address, count, None, exc))
+            raise
+        self.requests.append(Request(function, address, count, registers, None))
+        return registers
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,31 +82,21 @@ class Dlt645Request:
     error: ReadError | None
 
 
-class RecordingDlt645Bus:
+class RecordingDlt645Bus(WatchedBus[Dlt645Settings, [int], bytes]):
     """A DL/T 645 meter's view of its bus that keeps every request of its sessions."""
 
     def __init__(self, bus: Dlt645MeterBus) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self.requests: list[Dlt645Request] = []
 
-    @property
-    def name(self) -> str:
-        return self._bus.name
-
-    @contextlib.asynccontextmanager
-    async def session(self, meter: Dlt645Settings) -> AsyncIterator[ReadIdentifier]:
-        async with self._bus.session(meter) as read:
-
-            async def recorded(identifier: int) -> bytes:
-                try:
-                    data = await read(identifier)
-                except ReadError as exc:
-                    self.requests.append(Dlt645Request(identifier, None, exc))
-                    raise
-                self.requests.append(Dlt645Request(identifier, data, None))
-                return data
-
-            yield recorded
+    async def _request(self, read: ReadIdentifier, identifier: int) -> bytes:
+        try:
+            data = await read(identifier)
+        except ReadError as exc:
+            self.requests.append(Dlt645Request(identifier, None, exc))
+            raise
+        self.requests.append(Dlt645Request(identifier, data, None))
+        return data
 
 
 @dataclass(frozen=True, slots=True)

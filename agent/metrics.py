@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Final
 from wsgiref.simple_server import WSGIServer
 
@@ -22,15 +22,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agent.logs import fields
-from agent.modbus.bus import Unit
-from agent.modbus.resolve import ReadRegisters
-from agent.profiles.model import Function
+from agent.watchedbus import ArgsP, KeyT, SessionBus, ValueT, WatchedBus
 from agent.wire import MeterHealth, MeterState
 
 if TYPE_CHECKING:
-    from agent.config import Dlt645Settings
     from agent.dlt645.poller import Dlt645MeterBus
-    from agent.dlt645.transport import ReadIdentifier
     from agent.outbox import Outbox
     from agent.poller import MeterBus
     from agent.publisher import Publisher
@@ -47,58 +43,36 @@ def split_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class TimedBus:
-    """A meter's view of its bus that times each of its sessions and counts its requests."""
+class TimedBus(WatchedBus[KeyT, ArgsP, ValueT]):
+    """A meter's view of its bus that times each of its sessions and counts its requests
+    (a Modbus read, a DL/T 645 data identifier)."""
 
-    def __init__(self, bus: MeterBus, histogram: Histogram, requests: Counter) -> None:
-        self._bus = bus
+    def __init__(
+        self,
+        bus: SessionBus[KeyT, Callable[ArgsP, Awaitable[ValueT]]],
+        histogram: Histogram,
+        requests: Counter,
+    ) -> None:
+        super().__init__(bus)
         self._histogram = histogram
         self._requests = requests
 
-    @property
-    def name(self) -> str:
-        return self._bus.name
-
     @contextlib.asynccontextmanager
-    async def session(self, unit: Unit) -> AsyncIterator[ReadRegisters]:
-        async with self._bus.session(unit) as read:
+    async def _watch(self) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
 
-            async def counted(function: Function, address: int, count: int) -> Sequence[int]:
-                self._requests.inc()
-                return await read(function, address, count)
-
-            started = time.perf_counter()
-            try:
-                yield counted
-            finally:
-                self._histogram.observe(time.perf_counter() - started)
-
-
-class TimedDlt645Bus:
-    """TimedBus for a DL/T 645 meter: a request is one data identifier."""
-
-    def __init__(self, bus: Dlt645MeterBus, histogram: Histogram, requests: Counter) -> None:
-        self._bus = bus
-        self._histogram = histogram
-        self._requests = requests
-
-    @property
-    def name(self) -> str:
-        return self._bus.name
-
-    @contextlib.asynccontextmanager
-    async def session(self, meter: Dlt645Settings) -> AsyncIterator[ReadIdentifier]:
-        async with self._bus.session(meter) as read:
-
-            async def counted(identifier: int) -> bytes:
-                self._requests.inc()
-                return await read(identifier)
-
-            started = time.perf_counter()
-            try:
-                yield counted
-            finally:
-                self._histogram.observe(time.perf_counter() - started)
+    async def _request(
+        self,
+        read: Callable[ArgsP, Awaitable[ValueT]],
+        *args: ArgsP.args,
+        **kwargs: ArgsP.kwargs,
+    ) -> ValueT:
+        self._requests.inc()
+        return await read(*args, **kwargs)
 
 
 class _State(Collector):
@@ -191,11 +165,11 @@ class AgentMetrics:
         self.registry.register(_State(publisher, outbox, health))
         self._server: WSGIServer | None = None
 
-    def timed(self, bus: MeterBus, meter: str) -> TimedBus:
+    def timed(self, bus: MeterBus, meter: str) -> MeterBus:
         return TimedBus(bus, self._poll.labels(meter), self._requests.labels(meter))
 
-    def timed_dlt645(self, bus: Dlt645MeterBus, meter: str) -> TimedDlt645Bus:
-        return TimedDlt645Bus(bus, self._poll.labels(meter), self._requests.labels(meter))
+    def timed_dlt645(self, bus: Dlt645MeterBus, meter: str) -> Dlt645MeterBus:
+        return TimedBus(bus, self._poll.labels(meter), self._requests.labels(meter))
 
     def start(self, listen: str) -> None:
         host, port = split_listen(listen)
