@@ -1,11 +1,11 @@
 """The accounting database: the system of record for energy reports and alerts.
 
 One SQLite file in the collector's data_dir (WAL, synchronous=FULL). Per series (a
-meter's counter, or a line's output) it keeps the last counter reading used and the
-readings after it not used yet, so a restarted collector continues where it stopped:
-today's totals do not reset, and nothing is counted twice (a reading at or before the
-last one used is ignored, which makes re-delivered batches harmless). Amounts are kept
-per minute: native amount, kgce, kgCO2 and quality.
+meter's counter, or a line's output) it keeps every counter reading used, each with the
+counter walker's state after it (ledger.walk), so a restarted collector continues where
+it stopped and a late reading is placed where it belongs: the minutes it touches are
+computed again from the readings and replaced, never added to. A re-delivered reading
+changes nothing. Amounts are kept per minute: native amount, kgce, kgCO2 and quality.
 """
 
 from __future__ import annotations
@@ -23,16 +23,25 @@ from typing import Any, Final
 from collector.ledger.alerts import AlarmState, AlertEvent, Phase
 from collector.ledger.counters import Sample
 from collector.ledger.series import EPOCH
+from collector.ledger.walk import State, Step
 from collector.stores.lineprotocol import epoch_millis
 
 FILE: Final = "accounting.sqlite"
+_CHUNK: Final = 2000
 
 _SCHEMA: Final = (
+    # Before readings were kept (read once, to carry a series over: engine._carry_over).
     """CREATE TABLE IF NOT EXISTS counter_state (
         site TEXT NOT NULL, series TEXT NOT NULL,
         ts INTEGER NOT NULL, value REAL NOT NULL,
         pending TEXT NOT NULL DEFAULT '[]',  -- [[ts ms, value], ...] after the last used
         PRIMARY KEY (site, series)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS reading (
+        site TEXT NOT NULL, series TEXT NOT NULL,
+        ts INTEGER NOT NULL, value REAL NOT NULL,   -- the lowest, of two at one time
+        good_ts INTEGER NOT NULL, good_value REAL NOT NULL,  -- the walker's state after it
+        pending_ts INTEGER, pending_value REAL,
+        PRIMARY KEY (site, series, ts)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS minute (
         site TEXT NOT NULL, series TEXT NOT NULL,
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
@@ -81,6 +90,11 @@ def from_ms(value: int) -> datetime:
     from datetime import timedelta  # noqa: PLC0415 - tiny helper
 
     return EPOCH + timedelta(milliseconds=value)
+
+
+def _state(row: Sequence[Any]) -> State:
+    good = Sample(from_ms(int(row[0])), float(row[1]))
+    return State(good, None if row[2] is None else Sample(from_ms(int(row[2])), float(row[3])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +178,93 @@ class AccountingDB:
         return CounterState(Sample(from_ms(row[0]), row[1]), pending)
 
     @staticmethod
-    def save_state(conn: sqlite3.Connection, site: str, series: str, state: CounterState) -> None:
-        pending = json.dumps([[ms(s.ts), s.value] for s in state.pending])
+    def stored_values(
+        conn: sqlite3.Connection, site: str, series: str, first_ms: int, last_ms: int
+    ) -> dict[int, float]:
+        """The readings of a series in [first, last], by time (ms)."""
+        rows = conn.execute(
+            "SELECT ts, value FROM reading WHERE site = ? AND series = ? AND ts BETWEEN ? AND ?",
+            (site, series, first_ms, last_ms),
+        )
+        return {int(t): float(v) for t, v in rows}
+
+    @staticmethod
+    def last_reading(conn: sqlite3.Connection, site: str, series: str) -> int | None:
+        row = conn.execute(
+            "SELECT max(ts) FROM reading WHERE site = ? AND series = ?", (site, series)
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    @staticmethod
+    def state_before(
+        conn: sqlite3.Connection, site: str, series: str, before_ms: int
+    ) -> tuple[int, State] | None:
+        """The time of the last reading before a time, and the state after it."""
+        row = conn.execute(
+            "SELECT ts, good_ts, good_value, pending_ts, pending_value FROM reading "
+            "WHERE site = ? AND series = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+            (site, series, before_ms),
+        ).fetchone()
+        return None if row is None else (int(row[0]), _state(row[1:]))
+
+    @staticmethod
+    def readings_from(
+        conn: sqlite3.Connection, site: str, series: str, start_ms: int
+    ) -> Iterator[tuple[Sample, State]]:
+        """The readings at or after a time, in time order, with their states (read lazily:
+        a walk usually stops after a few)."""
+        sql = (
+            "SELECT ts, value, good_ts, good_value, pending_ts, pending_value FROM reading "
+            "WHERE site = ? AND series = ? AND ts >= ? ORDER BY ts LIMIT ?"
+        )
+        while True:
+            rows = conn.execute(sql, (site, series, start_ms, _CHUNK)).fetchall()
+            for r in rows:
+                yield Sample(from_ms(r[0]), float(r[1])), _state(r[2:])
+            if len(rows) < _CHUNK:
+                return
+            start_ms = int(rows[-1][0]) + 1
+
+    @staticmethod
+    def save_readings(
+        conn: sqlite3.Connection, site: str, series: str, steps: Sequence[Step]
+    ) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO reading (site, series, ts, value, good_ts, good_value, "
+            "pending_ts, pending_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    site,
+                    series,
+                    ms(s.sample.ts),
+                    s.sample.value,
+                    ms(s.state.good.ts),
+                    s.state.good.value,
+                    None if s.state.pending is None else ms(s.state.pending.ts),
+                    None if s.state.pending is None else s.state.pending.value,
+                )
+                for s in steps
+            ],
+        )
+
+    @staticmethod
+    def replace_minutes(
+        conn: sqlite3.Connection,
+        site: str,
+        series: str,
+        first_ms: int,
+        end_ms: int,
+        rows: Sequence[MinuteRow],
+    ) -> None:
+        """Replace a series' minutes in [first, end) (to be written to the store again)."""
         conn.execute(
-            "INSERT OR REPLACE INTO counter_state (site, series, ts, value, pending) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (site, series, ms(state.good.ts), state.good.value, pending),
+            "DELETE FROM minute WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
+            (site, series, first_ms, end_ms),
+        )
+        conn.executemany(
+            "INSERT INTO minute (site, series, minute, amount, kgce, kgco2, quality, dirty) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in rows],
         )
 
     @staticmethod

@@ -18,7 +18,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,15 +28,16 @@ from typing import Final, Protocol
 from agent.files import DiskFault, open_state
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
-from collector.accounting.db import FILE, AccountingDB, CounterState, MinuteRow, from_ms, ms
+from collector.accounting.db import FILE, AccountingDB, MinuteRow, from_ms, ms
 from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
 from collector.ledger.carbon import fuel
 from collector.ledger.conversion import to_kgce
-from collector.ledger.counters import CounterSpec, Issue, Sample, deltas, integrate_power
+from collector.ledger.counters import CounterSpec, Issue, Sample
 from collector.ledger.factors import NdrcLevel
 from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
 from collector.ledger.series import Amount, allocate
+from collector.ledger.walk import State, Step, Walker
 from collector.plant import (
     CARRIERS,
     AccountingConfig,
@@ -58,6 +59,7 @@ from collector.stores.lineprotocol import Point
 log = logging.getLogger(__name__)
 
 MINUTE: Final = timedelta(minutes=1)
+MINUTE_MS: Final = 60_000
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
@@ -184,6 +186,9 @@ class Accounting:
         self._store_down = False
         self._closers: list[Callable[[], None]] = []
         self.readings_used = 0
+        self.corrections = 0
+        """Passes that accounted minutes again because readings came late."""
+        self.late_readings = 0
 
     def set_sink(self, sink: AlertSink) -> None:
         self._sink = sink
@@ -247,17 +252,47 @@ class Accounting:
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
         used = 0
+        spans: list[Span] = []
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
-                target = targets[(site, series)]
-                state = self.db.load_state(conn, site, series)
-                rows, state = advance(state, new, target)
-                if rows:
-                    self.db.add_minutes(conn, site, rows)
-                if state is not None:
-                    self.db.save_state(conn, site, series, state)
+                span = account(conn, site, targets[(site, series)], new)
+                if span is not None:
+                    spans.append(span)
                 used += len(new)
-        self.readings_used += used  # once committed: a rolled-back pass is done again
+        # once committed: a rolled-back pass is done again
+        self.readings_used += used
+        self._count(spans)
+
+    def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
+        """Account [start, end) of a site again from the readings used, as if each had
+        just arrived: the same walk and the same minutes as the live path. Idempotent."""
+        plan = self._targets.get(site)
+        if plan is None:
+            raise ValueError(f"site {site!r} is not in the plant model")
+        series = {t.series: t for targets in plan.values() for t in targets}
+        spans: list[Span] = []
+        for target in series.values():
+            with self.db.transaction() as conn:
+                span = account(conn, site, target, (), since=ms(start), through=ms(end))
+            if span is not None:
+                spans.append(span)
+        return spans
+
+    def _count(self, spans: Sequence[Span]) -> None:
+        for span in spans:
+            if span.late:
+                self.corrections += 1
+                self.late_readings += span.late
+                log.info(
+                    "late readings: minutes accounted again",
+                    extra=fields(
+                        site=span.site,
+                        series=span.series,
+                        readings=span.late,
+                        start=from_ms(span.first).isoformat(),
+                        end=from_ms(span.end).isoformat(),
+                    ),
+                )
 
     # --- minutes to the store ----------------------------------------------------------------
 
@@ -398,53 +433,142 @@ class Accounting:
                 self._sink.publish_alert(site.id, alert_id)
 
 
-def advance(
-    state: CounterState | None, new: Sequence[Sample], target: Target
-) -> tuple[list[MinuteRow], CounterState | None]:
-    """Minute rows for new readings of one series, and the series' next state. Pure."""
-    ordered = sorted(new, key=lambda s: (s.ts, s.value))
-    if not ordered:
-        return [], state
-    if state is None:
-        state = CounterState(ordered[0], ())
-        ordered = ordered[1:]
-    fresh = [s for s in ordered if s.ts > state.good.ts]
-    if not fresh:
-        return [], state  # nothing after what is already accounted (a re-delivery)
-    every = [state.good, *state.pending, *fresh]
-    if target.integrate:
-        result = integrate_power(every, POWER_MAX_GAP)
-    else:
-        result = deltas(every, target.spec, max_gap=MAX_GAP)
-    last: dict[datetime, Sample] = {}
-    for s in sorted(every, key=lambda s: (s.ts, s.value), reverse=True):
-        last[s.ts] = s  # the lowest value of a time wins, as in deltas
-    latest = last[max(last)]
-    unresolved = [f for f in result.findings if f.issue is Issue.UNRESOLVED]
-    if unresolved and not target.integrate:
-        f = unresolved[-1]
-        state = CounterState(Sample(f.start, f.before), (latest,))
-    else:
-        state = CounterState(latest, ())
-    for f in result.findings:
-        if f.issue in (Issue.UNRESOLVED, Issue.GAP, Issue.CONFLICT):
-            continue
-        log.warning(
-            f"counter {f.issue.value}",
-            extra=fields(series=target.series, start=f.start.isoformat(), detail=f.detail),
-        )
-    rows = [
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The minutes [first, end) (epoch ms) of one series, computed again and replaced."""
+
+    site: str
+    series: str
+    first: int
+    end: int
+    late: int
+    """Readings that arrived before the last one used (0: in order)."""
+
+
+def _walker(target: Target, state: State | None) -> Walker:
+    return Walker(state, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP)
+
+
+def account(
+    conn: sqlite3.Connection,
+    site: str,
+    target: Target,
+    new: Sequence[Sample],
+    since: int | None = None,
+    through: int | None = None,
+) -> Span | None:
+    """Add readings to a series' stored ones and replace the minutes they change.
+
+    Of two readings at one time the lower is kept, as `deltas` does; one already stored
+    changes nothing (a re-delivery). The walk starts at the state before the earliest
+    new reading (or `since`) and stops at the first stored reading, at or after
+    `through`, whose state comes out as stored. The minutes of the amounts walked are
+    then computed again from the readings (`minutes`): a function of the stored readings,
+    not of the order they came in.
+    """
+    series = target.series
+    last = AccountingDB.last_reading(conn, site, series)
+    if last is None:
+        last = _carry_over(conn, site, series)
+    incoming: dict[int, float] = {}
+    for s in new:
+        t = ms(s.ts)
+        incoming[t] = min(incoming.get(t, s.value), s.value)
+    changed: dict[int, float] = {}
+    if incoming:
+        stored = AccountingDB.stored_values(conn, site, series, min(incoming), max(incoming))
+        changed = {t: v for t, v in incoming.items() if t not in stored or v < stored[t]}
+    if not changed and since is None:
+        return None  # nothing the accounting has not used already
+    first = min([*changed, *([since] if since is not None else [])])
+    before = AccountingDB.state_before(conn, site, series, first)
+    walker = _walker(target, None if before is None else before[1])
+    changes = deque(sorted(changed.items()))
+    stored_after = AccountingDB.readings_from(conn, site, series, first)
+    following = next(stored_after, None)
+    steps: list[Step] = []
+    end = first
+    while changes or following is not None:
+        if changes and (following is None or changes[0][0] <= ms(following[0].ts)):
+            t, value = changes.popleft()
+            if following is not None and ms(following[0].ts) == t:
+                following = next(stored_after, None)
+            step = walker.feed(Sample(from_ms(t), value))
+        else:
+            assert following is not None
+            sample, old = following
+            following = next(stored_after, None)
+            step = walker.feed(sample)
+            end = ms(sample.ts)
+            if not changes and step.state == old and (through is None or end >= through):
+                break  # from here on every state, and so every amount, is as stored
+        steps.append(step)
+        end = ms(step.sample.ts)
+    AccountingDB.save_readings(conn, site, series, steps)
+    _log_findings(series, steps)
+    # The walked amounts lie between the state before the first reading and the end.
+    lo = first if before is None else min(first, ms(before[1].good.ts))
+    first_minute = _floor_minute(lo)
+    end_minute = _floor_minute(max(end, through or end)) + MINUTE_MS
+    rows = minutes(conn, site, target, first_minute, end_minute)
+    AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
+    late = sum(1 for t in changed if last is not None and t <= last)
+    return Span(site, series, first_minute, end_minute, late)
+
+
+def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> int | None:
+    """A database from before readings were kept: its last good reading is the first kept
+    (the out-of-line one after it, if any, is judged again by the next reading)."""
+    old = AccountingDB.load_state(conn, site, series)
+    if old is None:
+        return None
+    AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
+    return ms(old.good.ts)
+
+
+def minutes(
+    conn: sqlite3.Connection, site: str, target: Target, first: int, end: int
+) -> list[MinuteRow]:
+    """A series' minute rows in [first, end) from its stored readings and states: every
+    amount that overlaps them, split into minutes in time order."""
+    series = target.series
+    start = AccountingDB.state_before(conn, site, series, first + 1)
+    walker = _walker(target, None if start is None else start[1])
+    amounts: list[Amount] = []
+    for sample, _ in AccountingDB.readings_from(
+        conn, site, series, first if start is None else start[0] + 1
+    ):
+        step = walker.feed(sample)
+        amounts.extend(step.amounts)
+        if step.state.pending is None and ms(step.state.good.ts) >= end:
+            break  # later amounts start at or after the good reading
+    return [
         MinuteRow(
-            target.series,
+            series,
             ms(b.start),
             b.value,
             b.value * target.kgce_per_unit,
             b.value * target.kgco2_at(b.start),
             int(b.quality),
         )
-        for b in allocate(result.amounts, MINUTE)
+        for b in allocate(amounts, MINUTE)
+        if first <= ms(b.start) < end
     ]
-    return rows, state
+
+
+def _floor_minute(t: int) -> int:
+    return t - t % MINUTE_MS
+
+
+def _log_findings(series: str, steps: Sequence[Step]) -> None:
+    for step in steps:
+        for f in step.findings:
+            if f.issue in (Issue.UNRESOLVED, Issue.GAP, Issue.CONFLICT):
+                continue
+            log.warning(
+                f"counter {f.issue.value}",
+                extra=fields(series=series, start=f.start.isoformat(), detail=f.detail),
+            )
 
 
 def meter_totals(
