@@ -8,6 +8,7 @@ import contextlib
 import sqlite3
 import sys
 from collections.abc import Sequence
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from agent.configfile import ConfigError
@@ -42,7 +43,70 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--month", required=True, help="YYYY-MM, in the site's time zone")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table")
     report.add_argument("--plot", type=Path, help="also draw intensity per day to this PNG")
+    recompute = commands.add_parser(
+        "recompute",
+        help="account a period of a site again from the readings it used (idempotent)",
+    )
+    recompute.add_argument(
+        "--config", type=Path, required=True, help="collector config file (YAML)"
+    )
+    recompute.add_argument("--site", required=True)
+    recompute.add_argument(
+        "--from", dest="start", required=True, help="ISO 8601 time; without offset: site time"
+    )
+    recompute.add_argument(
+        "--to", dest="end", required=True, help="ISO 8601 time; without offset: site time"
+    )
     return parser
+
+
+def _site_time(text: str, tz: tzinfo, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+
+
+def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from collector.accounting.db import from_ms  # noqa: PLC0415
+    from collector.accounting.engine import Accounting  # noqa: PLC0415
+    from collector.service import open_store  # noqa: PLC0415
+    from collector.stores import PointStore  # noqa: PLC0415
+
+    if config.accounting is None:
+        print("energy-collector: the config has no `accounting` section", file=sys.stderr)
+        return 2
+    site = config.accounting.site(args.site)
+    if site is None:
+        print(f"energy-collector: site {args.site!r} is not in the plant model", file=sys.stderr)
+        return 2
+    try:
+        start = _site_time(args.start, site.tz, "--from")
+        end = _site_time(args.end, site.tz, "--to")
+    except ValueError as exc:
+        print(f"energy-collector: {exc}", file=sys.stderr)
+        return 2
+    if not end > start:
+        print("energy-collector: --to must be after --from", file=sys.stderr)
+        return 2
+    store = open_store(config)
+    accounting = Accounting(
+        config.accounting, config.data_dir, store if isinstance(store, PointStore) else None
+    )
+    accounting.on_close(store.close)
+    try:
+        spans = accounting.recompute(site.id, start, end)
+        written = accounting.flush()  # the replaced minutes, beside the readings
+    finally:
+        accounting.close()
+    for span in spans:
+        print(
+            f"{site.id} {span.series}: minutes {from_ms(span.first).isoformat()} .. "
+            f"{from_ms(span.end).isoformat()} accounted again"
+        )
+    print(f"{len(spans)} series accounted again, {written} points written to the store")
+    return 0
 
 
 def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
@@ -91,8 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
-    if args.command == "report":
-        return _report(config, args)
+    offline = {"report": _report, "recompute": _recompute}
+    if args.command in offline:
+        return offline[args.command](config, args)
     try:
         check_writable(config.data_dir)
     except OSError as exc:

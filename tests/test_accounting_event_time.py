@@ -5,19 +5,25 @@ history sent after live data is counted; `recompute` gives what the live path ga
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_accounting_engine import FakeStore
 
 from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import Accounting
+from collector.cli import main
+from collector.config import load_config
 from collector.plant import AccountingConfig
 from collector.report import build
+from collector.service import EMBEDDED_STORE_FILE
 
 E = Quantity.ENERGY_ACTIVE_IMPORT
 P = Quantity.POWER_ACTIVE
@@ -151,8 +157,6 @@ def test_a_redelivery_changes_nothing_and_is_no_correction(tmp_path: Path) -> No
 
 
 def test_late_minutes_are_written_to_the_store_again(tmp_path: Path) -> None:
-    from tests.test_accounting_engine import FakeStore  # noqa: PLC0415
-
     store = FakeStore()
     readings = incomer(range(61), peak_kw)
     acc = Accounting(config(), tmp_path, store, clock=lambda: T11 + timedelta(hours=2))
@@ -167,7 +171,7 @@ def test_late_minutes_are_written_to_the_store_again(tmp_path: Path) -> None:
 
 # --- any order, any duplication ----------------------------------------------------------------
 
-METERS = [
+METERS: list[dict[str, Any]] = [
     {
         "id": "incomer",
         "carrier": "electricity",
@@ -240,3 +244,39 @@ def test_recompute_equals_live_and_is_idempotent(tmp_path: Path) -> None:
     assert minute_rows(acc) == live
     with pytest.raises(ValueError, match="site 'nowhere'"):
         acc.recompute("nowhere", T11, T11 + timedelta(hours=1))
+
+
+def test_the_recompute_command_rebuilds_and_writes_beside_the_readings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accounting = config().model_dump(mode="json", exclude_defaults=True)
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"mqtt": {"url": "mqtt://127.0.0.1"}, "data_dir": "data", "accounting": accounting}
+        )
+    )
+    acc = Accounting(load_config(path).accounting or config(), tmp_path / "data")
+    acc.process(incomer(range(61), peak_kw))
+    live = minute_rows(acc)
+    acc.db.query("UPDATE minute SET amount = 0")
+    acc.close()
+    args = ["recompute", "--config", str(path), "--site", "s1"]
+    # Site time (Shanghai): 11:00 to 12:00 is 03:00 to 04:00 UTC.
+    assert main([*args, "--from", "2026-11-24T11:00", "--to", "2026-11-24T12:00"]) == 0
+    out = capsys.readouterr().out
+    assert "s1 incomer: minutes 2026-11-24T03:00:00+00:00 .. 2026-11-24T04:01:00+00:00" in out
+    assert "1 series accounted again, 60 points written to the store" in out
+    acc = Accounting(config(), tmp_path / "data")
+    assert minute_rows(acc) == live
+    acc.close()
+    with sqlite3.connect(tmp_path / "data" / EMBEDDED_STORE_FILE) as store:
+        ((stored,),) = store.execute(
+            "SELECT total(value) FROM point WHERE measurement = 'energy_interval' "
+            "AND field = 'amount'"
+        )
+    assert stored == pytest.approx(45 * 200 + 15 * 14_000 / 60)
+    assert main([*args, "--from", "yesterday", "--to", "2026-11-24T12:00"]) == 2
+    assert "--from 'yesterday' is not an ISO 8601 time" in capsys.readouterr().err
+    assert main([*args, "--from", "2026-11-24T12:00", "--to", "2026-11-24T11:00"]) == 2
+    assert "--to must be after --from" in capsys.readouterr().err
