@@ -219,6 +219,8 @@ def test_any_delivery_order_gives_the_in_order_figures(
     for chunk in delivered:
         shuffled.process(chunk)
     assert minute_rows(shuffled) == minute_rows(in_order)
+    every_reading = "SELECT * FROM reading ORDER BY site, series, ts"
+    assert shuffled.db.query(every_reading) == in_order.db.query(every_reading)
     a, b = build(cfg, in_order.db, "s1", "2026-11"), build(cfg, shuffled.db, "s1", "2026-11")
     assert a["demand"] == b["demand"] and a["tou"] == b["tou"]
     in_order.close()

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -87,8 +87,6 @@ def ms(ts: datetime) -> int:
 
 
 def from_ms(value: int) -> datetime:
-    from datetime import timedelta  # noqa: PLC0415 - tiny helper
-
     return EPOCH + timedelta(milliseconds=value)
 
 

@@ -19,7 +19,7 @@ import logging
 import sqlite3
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,17 +266,20 @@ class Accounting:
     def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
         """Account [start, end) of a site again from the readings used, as if each had
         just arrived: the same walk and the same minutes as the live path. Idempotent."""
-        plan = self._targets.get(site)
-        if plan is None:
-            raise ValueError(f"site {site!r} is not in the plant model")
-        series = {t.series: t for targets in plan.values() for t in targets}
         spans: list[Span] = []
-        for target in series.values():
+        for target in self.series(site):
             with self.db.transaction() as conn:
                 span = account(conn, site, target, (), since=ms(start), through=ms(end))
             if span is not None:
                 spans.append(span)
         return spans
+
+    def series(self, site: str) -> list[Target]:
+        """The series the readings of a site feed: meters' counters, lines' outputs."""
+        plan = self._targets.get(site)
+        if plan is None:
+            raise ValueError(f"site {site!r} is not in the plant model")
+        return list({t.series: t for targets in plan.values() for t in targets}.values())
 
     def _count(self, spans: Sequence[Span]) -> None:
         for span in spans:
@@ -460,11 +463,12 @@ def account(
     """Add readings to a series' stored ones and replace the minutes they change.
 
     Of two readings at one time the lower is kept, as `deltas` does; one already stored
-    changes nothing (a re-delivery). The walk starts at the state before the earliest
-    new reading (or `since`) and stops at the first stored reading, at or after
-    `through`, whose state comes out as stored. The minutes of the amounts walked are
-    then computed again from the readings (`minutes`): a function of the stored readings,
-    not of the order they came in.
+    changes nothing (a re-delivery). The readings from the earliest new one (or `since`)
+    are walked from the state before it, up to the first stored reading, at or after
+    `through`, whose state comes out as stored: from there on every state and amount is
+    as stored. The minutes the walked amounts touch are then split again from every
+    amount that overlaps them, in time order, and replaced: each minute is a function of
+    the stored readings, not of the order they came in.
     """
     series = target.series
     last = AccountingDB.last_reading(conn, site, series)
@@ -482,38 +486,80 @@ def account(
         return None  # nothing the accounting has not used already
     first = min([*changed, *([since] if since is not None else [])])
     before = AccountingDB.state_before(conn, site, series, first)
-    walker = _walker(target, None if before is None else before[1])
-    changes = deque(sorted(changed.items()))
-    stored_after = AccountingDB.readings_from(conn, site, series, first)
-    following = next(stored_after, None)
+    # The walk's amounts start at the good reading before the first new one; the walk
+    # starts at the last reading at or before that minute, so that it also yields the
+    # amounts that share the minute.
+    first_minute = _floor_minute(first if before is None else ms(before[1].good.ts))
+    start = AccountingDB.state_before(conn, site, series, min(first_minute + 1, first))
+    stored_after = AccountingDB.readings_from(
+        conn, site, series, first_minute if start is None else start[0] + 1
+    )
+    walker = _walker(target, None if start is None else start[1])
+    steps, amounts, end = _walk(walker, stored_after, sorted(changed.items()), first, through)
+    AccountingDB.save_readings(conn, site, series, steps)
+    _log_findings(series, steps)
+    end_minute = _end_minute(end, through)
+    rows = [
+        MinuteRow(
+            series,
+            ms(b.start),
+            b.value,
+            b.value * target.kgce_per_unit,
+            b.value * target.kgco2_at(b.start),
+            int(b.quality),
+        )
+        for b in allocate(amounts, MINUTE)
+        if first_minute <= ms(b.start) < end_minute
+    ]
+    AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
+    late = sum(1 for t in changed if last is not None and t <= last)
+    return Span(site, series, first_minute, end_minute, late)
+
+
+def _walk(
+    walker: Walker,
+    stored: Iterator[tuple[Sample, State]],
+    changed: list[tuple[int, float]],
+    first: int,
+    through: int | None,
+) -> tuple[list[Step], list[Amount], int]:
+    """Walk the stored readings with the changed ones in their place: the steps from
+    `first` until a state comes out as stored (to be saved), every amount up to past the
+    minutes that walk touches, and the time of the reading it settled at."""
+    changes = deque(changed)
+    following = next(stored, None)
     steps: list[Step] = []
+    amounts: list[Amount] = []
     end = first
+    settled: int | None = None
     while changes or following is not None:
         if changes and (following is None or changes[0][0] <= ms(following[0].ts)):
             t, value = changes.popleft()
             if following is not None and ms(following[0].ts) == t:
-                following = next(stored_after, None)
+                following = next(stored, None)
             step = walker.feed(Sample(from_ms(t), value))
+            steps.append(step)
         else:
             assert following is not None
-            sample, old = following
-            following = next(stored_after, None)
+            (sample, old), following = following, next(stored, None)
             step = walker.feed(sample)
-            end = ms(sample.ts)
-            if not changes and step.state == old and (through is None or end >= through):
-                break  # from here on every state, and so every amount, is as stored
-        steps.append(step)
-        end = ms(step.sample.ts)
-    AccountingDB.save_readings(conn, site, series, steps)
-    _log_findings(series, steps)
-    # The walked amounts lie between the state before the first reading and the end.
-    lo = first if before is None else min(first, ms(before[1].good.ts))
-    first_minute = _floor_minute(lo)
-    end_minute = _floor_minute(max(end, through or end)) + MINUTE_MS
-    rows = minutes(conn, site, target, first_minute, end_minute)
-    AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
-    late = sum(1 for t in changed if last is not None and t <= last)
-    return Span(site, series, first_minute, end_minute, late)
+            t = ms(sample.ts)
+            if settled is None and t >= first:
+                if not changes and step.state == old and t >= (through or t):
+                    settled = t  # every later state, and so every later amount, is as stored
+                else:
+                    steps.append(step)
+        amounts.extend(step.amounts)
+        if settled is None:
+            end = max(end, t)
+        elif step.state.pending is None and ms(step.state.good.ts) >= _end_minute(settled, through):
+            break  # later amounts start at or after the good reading: past the minutes
+    return steps, amounts, end if settled is None else settled
+
+
+def _end_minute(end: int, through: int | None) -> int:
+    """The end of the minutes a walk to `end` (and a recompute through `through`) replaces."""
+    return _floor_minute(max(end, through or end)) + MINUTE_MS
 
 
 def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> int | None:
@@ -524,36 +570,6 @@ def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> int | None:
         return None
     AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
     return ms(old.good.ts)
-
-
-def minutes(
-    conn: sqlite3.Connection, site: str, target: Target, first: int, end: int
-) -> list[MinuteRow]:
-    """A series' minute rows in [first, end) from its stored readings and states: every
-    amount that overlaps them, split into minutes in time order."""
-    series = target.series
-    start = AccountingDB.state_before(conn, site, series, first + 1)
-    walker = _walker(target, None if start is None else start[1])
-    amounts: list[Amount] = []
-    for sample, _ in AccountingDB.readings_from(
-        conn, site, series, first if start is None else start[0] + 1
-    ):
-        step = walker.feed(sample)
-        amounts.extend(step.amounts)
-        if step.state.pending is None and ms(step.state.good.ts) >= end:
-            break  # later amounts start at or after the good reading
-    return [
-        MinuteRow(
-            series,
-            ms(b.start),
-            b.value,
-            b.value * target.kgce_per_unit,
-            b.value * target.kgco2_at(b.start),
-            int(b.quality),
-        )
-        for b in allocate(amounts, MINUTE)
-        if first <= ms(b.start) < end
-    ]
 
 
 def _floor_minute(t: int) -> int:
