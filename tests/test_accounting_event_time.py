@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_accounting_engine as engine_tests
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from test_accounting_engine import FakeStore
 
 from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import Accounting
+from collector.api.figures import alert_view
 from collector.cli import main
 from collector.config import load_config
 from collector.plant import AccountingConfig
@@ -282,3 +284,32 @@ def test_the_recompute_command_rebuilds_and_writes_beside_the_readings(
     assert "--from 'yesterday' is not an ISO 8601 time" in capsys.readouterr().err
     assert main([*args, "--from", "2026-11-24T12:00", "--to", "2026-11-24T11:00"]) == 2
     assert "--to must be after --from" in capsys.readouterr().err
+
+
+def test_an_alert_on_figures_late_readings_changed_is_marked(tmp_path: Path) -> None:
+    clock = [engine_tests.T0]
+    acc = Accounting(
+        engine_tests.config(
+            alert={"window": "rolling_15min", "band": 0.01, "min_duration": 120, "threshold": 0.001}
+        ),
+        tmp_path,
+        FakeStore(),
+        clock=lambda: clock[0],
+    )
+    every = engine_tests.readings(10)
+    held = every[12:19]  # minutes 2 to 3 of the line, held back
+    acc.process([b for b in every if b not in held])
+    for minute in (5, 6, 7, 8):
+        clock[0] = engine_tests.T0 + timedelta(minutes=minute)
+        acc.evaluate()
+    (raised,) = acc.db.alerts("s1")
+    assert raised.kind == "raised" and not raised.corrected
+    # A late reading of the boundary meter only: not a figure of the line's.
+    acc.process(
+        [batch(engine_tests.T0 + timedelta(seconds=125), incomer={E: 1000.0 + 120 * 125 / 3600})]
+    )
+    assert acc.corrections == 1 and not acc.db.alerts("s1")[0].corrected
+    acc.process(held)
+    (marked,) = acc.db.alerts("s1")
+    assert marked.id == raised.id and marked.corrected
+    assert alert_view(marked)["corrected"] is True

@@ -68,7 +68,9 @@ _SCHEMA: Final = (
         ts INTEGER NOT NULL, since INTEGER NOT NULL,
         value REAL NOT NULL, threshold REAL NOT NULL,
         window TEXT NOT NULL, unit TEXT NOT NULL, benchmark TEXT NOT NULL,
-        published INTEGER NOT NULL DEFAULT 0)""",
+        published INTEGER NOT NULL DEFAULT 0,
+        corrected INTEGER NOT NULL DEFAULT 0)  -- 1: the figures it was judged on changed later
+    """,
 )
 
 # "(?)" is replaced by as many placeholders as there are values.
@@ -125,6 +127,8 @@ class AlertRow:
     unit: str
     benchmark: str
     published: bool
+    corrected: bool = False
+    """Raised or cleared on figures that late readings changed afterwards."""
 
 
 class AccountingDB:
@@ -141,6 +145,9 @@ class AccountingDB:
         self._conn.execute("PRAGMA synchronous=FULL")
         for statement in _SCHEMA:
             self._conn.execute(statement)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(alert)")}
+        if "corrected" not in columns:  # a file from before late readings were corrected
+            self._conn.execute("ALTER TABLE alert ADD COLUMN corrected INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -435,7 +442,7 @@ class AccountingDB:
             where.append("published = 0")
         sql = (
             "SELECT id, site, line, kind, ts, since, value, threshold, window, unit, benchmark, "
-            "published FROM alert"
+            "published, corrected FROM alert"
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -454,9 +461,16 @@ class AccountingDB:
                 str(r[9]),
                 str(r[10]),
                 bool(r[11]),
+                bool(r[12]),
             )
             for r in rows
         ]
+
+    def mark_corrected(self, alert_ids: Sequence[int]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE alert SET corrected = 1 WHERE id = ?", [(i,) for i in alert_ids]
+            )
 
     def mark_published(self, alert_id: int) -> None:
         with self.transaction() as conn:

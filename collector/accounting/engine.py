@@ -28,7 +28,7 @@ from typing import Final, Protocol
 from agent.files import DiskFault, open_state
 from agent.logs import fields
 from agent.wire import Quantity, ReadingBatch
-from collector.accounting.db import FILE, AccountingDB, MinuteRow, from_ms, ms
+from collector.accounting.db import FILE, AccountingDB, AlertRow, MinuteRow, from_ms, ms
 from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
 from collector.ledger.carbon import fuel
@@ -262,6 +262,7 @@ class Accounting:
         # once committed: a rolled-back pass is done again
         self.readings_used += used
         self._count(spans)
+        self._mark_alerts([s for s in spans if s.late])
 
     def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
         """Account [start, end) of a site again from the readings used, as if each had
@@ -295,6 +296,34 @@ class Accounting:
                         start=from_ms(span.first).isoformat(),
                         end=from_ms(span.end).isoformat(),
                     ),
+                )
+
+    def _mark_alerts(self, corrected: Sequence[Span]) -> None:
+        """Mark the alerts whose window holds minutes late readings changed."""
+        for site_id in {s.site for s in corrected}:
+            site = self.config.site(site_id)
+            assert site is not None
+            marked: list[AlertRow] = []
+            for a in self.db.alerts(site=site_id):
+                if a.corrected:
+                    continue
+                series = _line_series(site, a.line)
+                start = window_start(Window(a.window), from_ms(a.ts), site.tz, site.shift_list)
+                if any(
+                    s.site == site_id
+                    and s.series in series
+                    and s.first < a.ts
+                    and s.end > ms(start)
+                    for s in corrected
+                ):
+                    marked.append(a)
+            if not marked:
+                continue
+            self.db.mark_corrected([a.id for a in marked])
+            for a in marked:
+                log.warning(
+                    f"alert {a.kind} on figures late readings changed",
+                    extra=fields(site=a.site, line=a.line, alert_id=a.id, window=a.window),
                 )
 
     # --- minutes to the store ----------------------------------------------------------------
@@ -635,6 +664,14 @@ def line_totals(
             qualities.append(q)
     output = db.totals(site.id, [output_series(line_id)], start_ms, end_ms)[0]
     return kgce, kgco2, kwh, output, max(qualities) if qualities else None
+
+
+def _line_series(site: SiteConfig, line_id: str) -> set[str]:
+    """The series a line's figures are computed from (a virtual meter: its parts)."""
+    series = {output_series(line_id)}
+    for m in site.line_meters(line_id):
+        series |= {*m.plus, *m.minus} if m.virtual else {m.id}
+    return series
 
 
 def _windows(site: SiteConfig) -> list[Window]:
