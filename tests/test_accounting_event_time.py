@@ -313,3 +313,18 @@ def test_an_alert_on_figures_late_readings_changed_is_marked(tmp_path: Path) -> 
     (marked,) = acc.db.alerts("s1")
     assert marked.id == raised.id and marked.corrected
     assert alert_view(marked)["corrected"] is True
+
+
+def test_a_database_from_before_readings_were_kept_continues(tmp_path: Path) -> None:
+    """Such a file has only the last good reading per series (counter_state): the next
+    reading is counted from it, 10 minutes x 12,000 kW / 60 = 2,000 kWh."""
+    acc = Accounting(config(), tmp_path)
+    acc.db.query(
+        "INSERT INTO counter_state (site, series, ts, value) VALUES ('s1', 'incomer', ?, 500.0)",
+        (int(T11.timestamp() * 1000),),
+    )
+    acc.process([batch(T11 + timedelta(minutes=10), incomer={E: 2500.0})])
+    amount, _, _, _ = acc.meter_totals(
+        "s1", acc.config.sites[0].meters[0], T11, T11 + timedelta(hours=1)
+    )
+    assert amount == pytest.approx(2000.0) and len(minute_rows(acc)) == 10

@@ -194,13 +194,6 @@ class AccountingDB:
         return {int(t): float(v) for t, v in rows}
 
     @staticmethod
-    def last_reading(conn: sqlite3.Connection, site: str, series: str) -> int | None:
-        row = conn.execute(
-            "SELECT max(ts) FROM reading WHERE site = ? AND series = ?", (site, series)
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    @staticmethod
     def state_before(
         conn: sqlite3.Connection, site: str, series: str, before_ms: int
     ) -> tuple[int, State] | None:

@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MINUTE: Final = timedelta(minutes=1)
 MINUTE_MS: Final = 60_000
+END_OF_TIME: Final = 2**62
+"""Epoch ms after every reading."""
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
@@ -500,21 +502,27 @@ def account(
     the stored readings, not of the order they came in.
     """
     series = target.series
-    last = AccountingDB.last_reading(conn, site, series)
-    if last is None:
-        last = _carry_over(conn, site, series)
+    latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    if latest is None and _carry_over(conn, site, series):
+        latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    last = None if latest is None else latest[0]
     incoming: dict[int, float] = {}
     for s in new:
         t = ms(s.ts)
         incoming[t] = min(incoming.get(t, s.value), s.value)
     changed: dict[int, float] = {}
     if incoming:
-        stored = AccountingDB.stored_values(conn, site, series, min(incoming), max(incoming))
+        stored: dict[int, float] = {}
+        if last is not None and min(incoming) <= last:  # in time order: nothing to compare
+            stored = AccountingDB.stored_values(conn, site, series, min(incoming), max(incoming))
         changed = {t: v for t, v in incoming.items() if t not in stored or v < stored[t]}
     if not changed and since is None:
         return None  # nothing the accounting has not used already
     first = min([*changed, *([since] if since is not None else [])])
-    before = AccountingDB.state_before(conn, site, series, first)
+    if last is not None and last < first:
+        before = latest
+    else:
+        before = AccountingDB.state_before(conn, site, series, first)
     # The walk's amounts start at the good reading before the first new one; the walk
     # starts at the last reading at or before that minute, so that it also yields the
     # amounts that share the minute.
@@ -591,14 +599,13 @@ def _end_minute(end: int, through: int | None) -> int:
     return _floor_minute(max(end, through or end)) + MINUTE_MS
 
 
-def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> int | None:
+def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> bool:
     """A database from before readings were kept: its last good reading is the first kept
     (the out-of-line one after it, if any, is judged again by the next reading)."""
     old = AccountingDB.load_state(conn, site, series)
-    if old is None:
-        return None
-    AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
-    return ms(old.good.ts)
+    if old is not None:
+        AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
+    return old is not None
 
 
 def _floor_minute(t: int) -> int:
