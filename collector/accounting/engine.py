@@ -2,11 +2,14 @@
 
 The collector hands every validated batch to `Accounting.feed` (no I/O: it is queued).
 `run` works the queue off the event loop every `interval` seconds: per meter the counter
-readings become amounts (ledger.counters; power integration, marked estimated, for a
-meter configured without counter), split into minutes (ledger.series.allocate),
-converted to kgce (ledger.conversion) and CO2 (grid factor by series and year, fuel
-factors, or configured ones), and added to the accounting database in one transaction
-with the counter's state. Minutes that have settled are written to the store beside the
+readings become amounts (ledger.counters, walked a reading at a time by ledger.walk;
+power integration, marked estimated, for a meter configured without counter), split
+into minutes (ledger.series.allocate), converted to kgce (ledger.conversion) and CO2
+(grid factor by series and year, fuel factors, or configured ones). By event time: the
+readings are kept, and a pass replaces the minutes its readings touch with figures
+computed from every reading kept, in one transaction (`account`), so a late reading
+corrects the minutes it belongs to and `recompute` gives what the live path gave.
+Minutes that have settled, or were corrected, are written to the store beside the
 readings (measurement `energy_interval`, and `output_interval` for production counters).
 Every `intensity_interval` seconds the intensity of each line and site over each window
 is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts).
@@ -582,7 +585,7 @@ def _walk(
             step = walker.feed(sample)
             t = ms(sample.ts)
             if settled is None and t >= first:
-                if not changes and step.state == old and t >= (through or t):
+                if not changes and step.state == old and (through is None or t >= through):
                     settled = t  # every later state, and so every later amount, is as stored
                 else:
                     steps.append(step)
