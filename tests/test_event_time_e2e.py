@@ -5,7 +5,8 @@ simulators -> energy-agent -> mosquitto (stopped OUTAGE seconds, then started ag
 energy-collector (embedded store, accounting). The agent sends what it buffered beside
 the live readings, slowly (drain_rate 2 batches/s), so the backlog arrives after later
 readings: late readings. The collector's minute rows must then be exactly those of an
-accounting fed the same stored readings in time order, and the correction is logged.
+accounting fed the same stored readings in time order, and the correction is logged and
+counted (/metrics).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import yaml
 from processes import Program, running, wait_for, write_yaml
-from servers import Mosquitto
+from servers import Mosquitto, free_port
 from test_accounting_e2e import TIMEOUT, configs, simulators, stored
+from test_metrics_e2e import scrape, value
 
 from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.db import from_ms
@@ -61,6 +63,9 @@ def test_a_backlog_after_a_broker_outage_is_accounted_where_it_was_used(
     agent_yaml, collector_yaml = configs(tmp_path, simulators, mosquitto)
     agent_config = yaml.safe_load(agent_yaml.read_text())
     write_yaml(agent_yaml, {**agent_config, "outbox": {"drain_rate": 2}})
+    api = free_port()
+    collector_config = yaml.safe_load(collector_yaml.read_text())
+    write_yaml(collector_yaml, {**collector_config, "api": {"listen": f"127.0.0.1:{api}"}})
     database = tmp_path / "collector-data" / "readings.sqlite"
     collector = Program(
         "energy-collector", ["run", "--config", str(collector_yaml)], tmp_path / "collector.log"
@@ -85,6 +90,9 @@ def test_a_backlog_after_a_broker_outage_is_accounted_where_it_was_used(
             agent_log = tmp_path / "agent.log"
             wait_for(lambda: "backlog sent" in agent_log.read_text(), TIMEOUT, "the backlog sent")
             collector.assert_running()
+            metrics = scrape(f"http://127.0.0.1:{api}/metrics")
+            assert (value(metrics, "greengauge_accounting_corrections_total") or 0) >= 1
+            assert (value(metrics, "greengauge_accounting_late_readings_total") or 0) >= 1
         collector.stop()  # graceful: what is queued is accounted
     finally:
         collector.stop()
