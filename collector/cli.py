@@ -103,7 +103,7 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
     for span in spans:
         print(
             f"{site.id} {span.series}: minutes {from_ms(span.first).isoformat()} .. "
-            f"{from_ms(span.end).isoformat()} accounted again"
+            f"{from_ms(span.end).isoformat()} accounted again, {span.changed} changed"
         )
     print(f"{len(spans)} series accounted again, {written} points written to the store")
     return 0

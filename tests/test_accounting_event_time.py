@@ -242,10 +242,11 @@ def test_recompute_equals_live_and_is_idempotent(tmp_path: Path) -> None:
     acc.db.query("UPDATE minute SET amount = amount * 2 WHERE minute % 120000 = 0")
     acc.db.query("DELETE FROM minute WHERE minute % 180000 = 0")
     spans = acc.recompute("s1", T11, T11 + timedelta(hours=2))
-    assert [(s.series, s.late) for s in spans] == [("incomer", 0)]
+    # 120 minutes: 60 doubled (every other) and 40 deleted (every third), 20 both.
+    assert [(s.series, s.late, s.changed) for s in spans] == [("incomer", 0, 80)]
     assert minute_rows(acc) == live
-    acc.recompute("s1", T11 - timedelta(hours=1), T11 + timedelta(hours=3))
-    assert minute_rows(acc) == live
+    again = acc.recompute("s1", T11 - timedelta(hours=1), T11 + timedelta(hours=3))
+    assert minute_rows(acc) == live and [s.changed for s in again] == [0]
     with pytest.raises(ValueError, match="site 'nowhere'"):
         acc.recompute("nowhere", T11, T11 + timedelta(hours=1))
 
@@ -269,8 +270,15 @@ def test_the_recompute_command_rebuilds_and_writes_beside_the_readings(
     # Site time (Shanghai): 11:00 to 12:00 is 03:00 to 04:00 UTC.
     assert main([*args, "--from", "2026-11-24T11:00", "--to", "2026-11-24T12:00"]) == 0
     out = capsys.readouterr().out
-    assert "s1 incomer: minutes 2026-11-24T03:00:00+00:00 .. 2026-11-24T04:01:00+00:00" in out
+    assert (
+        "s1 incomer: minutes 2026-11-24T03:00:00+00:00 .. 2026-11-24T04:01:00+00:00 "
+        "accounted again, 60 changed"
+    ) in out
     assert "1 series accounted again, 60 points written to the store" in out
+    # Idempotent: nothing changes, nothing is written.
+    assert main([*args, "--from", "2026-11-24T11:00", "--to", "2026-11-24T12:00"]) == 0
+    assert "accounted again, 0 changed" in (out := capsys.readouterr().out)
+    assert "0 points written to the store" in out
     acc = Accounting(config(), tmp_path / "data")
     assert minute_rows(acc) == live
     acc.close()

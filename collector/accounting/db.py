@@ -253,17 +253,31 @@ class AccountingDB:
         first_ms: int,
         end_ms: int,
         rows: Sequence[MinuteRow],
-    ) -> None:
-        """Replace a series' minutes in [first, end) (to be written to the store again)."""
-        conn.execute(
-            "DELETE FROM minute WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
-            (site, series, first_ms, end_ms),
+    ) -> int:
+        """Make a series' minutes in [first, end) these rows; those that change are written
+        to the store again (an unchanged minute is not, so a recompute that changes nothing
+        writes nothing). The number of minutes changed."""
+        where = (site, series, first_ms, end_ms)
+        old = {
+            int(r[0]): tuple(r[1:])
+            for r in conn.execute(
+                "SELECT minute, amount, kgce, kgco2, quality FROM minute "
+                "WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
+                where,
+            )
+        }
+        changed = [r for r in rows if old.get(r.minute) != (r.amount, r.kgce, r.kgco2, r.quality)]
+        gone = old.keys() - {r.minute for r in rows}
+        conn.executemany(
+            "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
+            [(site, series, m) for m in gone],
         )
         conn.executemany(
-            "INSERT INTO minute (site, series, minute, amount, kgce, kgco2, quality, dirty) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in rows],
+            "INSERT OR REPLACE INTO minute (site, series, minute, amount, kgce, kgco2, quality, "
+            "dirty) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in changed],
         )
+        return len(changed) + len(gone)
 
     @staticmethod
     def add_minutes(conn: sqlite3.Connection, site: str, rows: Sequence[MinuteRow]) -> None:

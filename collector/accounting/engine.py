@@ -480,6 +480,8 @@ class Span:
     end: int
     late: int
     """Readings that arrived before the last one used (0: in order)."""
+    changed: int
+    """Minutes whose figures changed (or went)."""
 
 
 def _walker(target: Target, state: State | None) -> Walker:
@@ -551,9 +553,9 @@ def account(
         for b in allocate(amounts, MINUTE)
         if first_minute <= ms(b.start) < end_minute
     ]
-    AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
+    minutes = AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
     late = sum(1 for t in changed if last is not None and t <= last)
-    return Span(site, series, first_minute, end_minute, late)
+    return Span(site, series, first_minute, end_minute, late, minutes)
 
 
 def _walk(
@@ -564,8 +566,9 @@ def _walk(
     through: int | None,
 ) -> tuple[list[Step], list[Amount], int]:
     """Walk the stored readings with the changed ones in their place: the steps from
-    `first` until a state comes out as stored (to be saved), every amount up to past the
-    minutes that walk touches, and the time of the reading it settled at."""
+    `first` whose state is new (to be saved), every amount up to past the minutes the
+    walk touches, and the time of the reading it settled at (a state as stored, with no
+    change after it and `through` reached)."""
     changes = deque(changed)
     following = next(stored, None)
     steps: list[Step] = []
@@ -585,10 +588,10 @@ def _walk(
             step = walker.feed(sample)
             t = ms(sample.ts)
             if settled is None and t >= first:
-                if not changes and step.state == old and (through is None or t >= through):
-                    settled = t  # every later state, and so every later amount, is as stored
-                else:
+                if step.state != old:
                     steps.append(step)
+                elif not changes and (through is None or t >= through):
+                    settled = t  # every later state, and so every later amount, is as stored
         amounts.extend(step.amounts)
         if settled is None:
             end = max(end, t)
