@@ -166,6 +166,46 @@ def test_a_swap_recorded_after_its_readings_corrects_them(tmp_path: Path) -> Non
     assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
 
 
+@pytest.mark.parametrize("order", [[4, 0, 1, 3, 2], [3, 4, 2, 1, 0], [0, 1, 2, 3, 4]])
+def test_a_swap_applies_to_readings_in_any_order_and_recompute_keeps_it(
+    tmp_path: Path, order: list[int]
+) -> None:
+    # event time: a reading that comes late across the swap is walked with the swap, and
+    # the findings of a re-walked span replace those stored (one replacement, not two)
+    swaps = [{"at": SWAP_AT.isoformat(), "old_final": 123456.7, "new_initial": 0.3, "by": "JW"}]
+    acc = Accounting(AccountingConfig.model_validate(plant(swaps)), tmp_path)
+    every = batches("incomer", E, SWAPPED)
+    for i in order:
+        acc.process([every[i]])
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    assert [r["issue"] for r in report_counters(acc)] == ["replacement"]
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    (row,) = report_counters(acc)
+    assert row["issue"] == "replacement" and row["counted"] == pytest.approx(2.4, rel=1e-3)
+
+
+def test_a_late_jump_and_a_recompute_keep_one_finding_and_the_estimate(tmp_path: Path) -> None:
+    # the readings of test_a_jump_that_stays_excludes_only_the_jump, newest first
+    acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path)
+    for b in reversed(batches("incomer", E, [0.0, 1.0, 2.0, 3.0, 5004.0, 5005.0, 5006.0])):
+        acc.process([b])
+    assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
+    (row,) = report_counters(acc)
+    assert row["issue"] == "jump" and row["excluded"] == pytest.approx(5000.0, rel=1e-3)
+
+
+def test_a_swap_recorded_late_then_recomputed_stays_bridged(tmp_path: Path) -> None:
+    acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path)
+    acc.process(batches("incomer", E, SWAPPED))
+    record_swap(acc.db, acc.config, "s1", "incomer", SWAP, T0 + 10 * M)
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    assert [r["issue"] for r in report_counters(acc)] == ["replacement"]
+
+
 @pytest.mark.parametrize(
     ("swap", "reason"),
     [
