@@ -137,6 +137,22 @@ def test_a_jump_that_stays_one_reading_per_pass(tmp_path: Path) -> None:
     assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
 
 
+def test_a_jump_is_estimated_from_both_neighbours_whatever_the_passes(tmp_path: Path) -> None:
+    # 1 kWh a minute, then +5000 that stays, then 3 kWh a minute: minute 3-4 estimated at
+    # (1 + 3) / 2 = 2 kWh from the rates before and after, 5002 - 2 = 5000 excluded:
+    # 1 + 1 + 1 + 2 + 3 + 3 = 11 kWh, in one pass or one reading per pass (the rate before
+    # was accounted in an earlier pass)
+    values = [0.0, 1.0, 2.0, 3.0, 5005.0, 5008.0, 5011.0]
+    for per_pass in (False, True):
+        acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path / str(per_pass))
+        every = batches("incomer", E, values)
+        for group in [[b] for b in every] if per_pass else [every]:
+            acc.process(group)
+        assert total(acc, "incomer") == pytest.approx(11.0, rel=1e-3), per_pass
+        (row,) = report_counters(acc)
+        assert row["estimated"] == pytest.approx(2.0, rel=1e-3), per_pass
+
+
 def test_a_swap_in_the_plant_model_bridges_the_readings(tmp_path: Path) -> None:
     swaps = [{"at": SWAP_AT.isoformat(), "old_final": 123456.7, "new_initial": 0.3, "by": "JW"}]
     config = AccountingConfig.model_validate(plant(swaps))
