@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from processes import write_yaml
 from test_api import READ, SITE, WRITE, make_rig, tokens
 
@@ -220,6 +222,67 @@ def test_a_swap_recorded_late_then_recomputed_stays_bridged(tmp_path: Path) -> N
     acc.recompute("s1", T0 - M, T0 + 10 * M)
     assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
     assert [r["issue"] for r in report_counters(acc)] == ["replacement"]
+
+
+@st.composite
+def swapped_deliveries(
+    draw: st.DrawFn,
+) -> tuple[list[dict[str, Any]], list[ReadingBatch], list[list[ReadingBatch]]]:
+    """A reading a minute of the incomer (0-4 kWh a minute, within its 5), maybe a jump
+    of 5000 that stays and maybe a recorded swap half a minute before a reading, cut into
+    batches delivered in any order, some twice."""
+    n = draw(st.integers(3, 30))
+    rates = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    jump = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    swap_at = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    shown, swaps, value = [], [], 123_000.0
+    for i in range(n):
+        if i == jump:
+            value += 5000.0
+        if i == swap_at:
+            old_final = value + rates[i - 1] / 2
+            value = 0.3 + rates[i - 1] / 2
+            swaps.append(
+                {
+                    "at": (T0 + (i - 0.5) * M).isoformat(),
+                    "old_final": old_final,
+                    "new_initial": 0.3,
+                    "by": "JW",
+                }
+            )
+        shown.append(value)
+        value += rates[i]
+    readings = batches("incomer", E, shown)
+    cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=6)))
+    chunks = [readings[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True) if a < b]
+    twice = draw(st.lists(st.sampled_from(chunks), max_size=2))
+    return swaps, readings, [*draw(st.permutations(chunks)), *twice]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(swapped_deliveries())
+def test_swaps_and_jumps_in_any_delivery_order_give_the_in_order_figures(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[list[dict[str, Any]], list[ReadingBatch], list[list[ReadingBatch]]],
+) -> None:
+    swaps, readings, delivered = case
+    config = AccountingConfig.model_validate(plant(swaps))
+    in_order = Accounting(config, tmp_path_factory.mktemp("in-order"))
+    in_order.process(readings)
+    shuffled = Accounting(config, tmp_path_factory.mktemp("shuffled"))
+    for chunk in delivered:
+        shuffled.process(chunk)
+    minutes = "SELECT series, minute, amount, quality FROM minute ORDER BY series, minute"
+    findings = "SELECT * FROM counter_finding ORDER BY series, start, end, issue"
+    for query in (minutes, findings):
+        assert shuffled.db.query(query) == in_order.db.query(query)
+    shuffled.recompute("s1", T0 - M, T0 + 40 * M)
+    for query in (minutes, findings):
+        assert shuffled.db.query(query) == in_order.db.query(query)
+    in_order.close()
+    shuffled.close()
 
 
 @pytest.mark.parametrize(
