@@ -387,14 +387,6 @@ class AccountingDB:
         )
 
     @staticmethod
-    def drop_finding(conn: sqlite3.Connection, site: str, row: FindingRow) -> None:
-        conn.execute(
-            "DELETE FROM counter_finding WHERE site = ? AND series = ? AND issue = ? "
-            "AND start = ? AND end = ?",
-            (site, row.series, row.finding.issue.value, ms(row.finding.start), ms(row.finding.end)),
-        )
-
-    @staticmethod
     def findings_across(
         conn: sqlite3.Connection, site: str, series: str, issues: Sequence[Issue], at: datetime
     ) -> list[FindingRow]:
