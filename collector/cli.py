@@ -9,7 +9,7 @@ import contextlib
 import sqlite3
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from agent.configfile import ConfigError
@@ -89,6 +89,20 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--refusals", type=Path, help="write every refused row to this file")
     imp.add_argument("--show", type=int, default=20, help="refused rows listed in the summary (20)")
     imp.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    recompute = commands.add_parser(
+        "recompute",
+        help="account a period of a site again from the readings it used (idempotent)",
+    )
+    recompute.add_argument(
+        "--config", type=Path, required=True, help="collector config file (YAML)"
+    )
+    recompute.add_argument("--site", required=True)
+    recompute.add_argument(
+        "--from", dest="start", required=True, help="ISO 8601 time; without offset: site time"
+    )
+    recompute.add_argument(
+        "--to", dest="end", required=True, help="ISO 8601 time; without offset: site time"
+    )
     return parser
 
 
@@ -136,6 +150,55 @@ def _swap(config: CollectorConfig, args: argparse.Namespace) -> int:
     print(f"recorded: meter {args.meter} swapped at {given.at.isoformat()} by {given.by}")
     for note in notes:
         print(f"  {note}")
+    return 0
+
+
+def _site_time(text: str, tz: tzinfo, option: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not an ISO 8601 time") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=tz)
+
+
+def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from collector.accounting.db import from_ms  # noqa: PLC0415
+    from collector.accounting.engine import Accounting  # noqa: PLC0415
+    from collector.service import open_store  # noqa: PLC0415
+    from collector.stores import PointStore  # noqa: PLC0415
+
+    if config.accounting is None:
+        print("energy-collector: the config has no `accounting` section", file=sys.stderr)
+        return 2
+    site = config.accounting.site(args.site)
+    if site is None:
+        print(f"energy-collector: site {args.site!r} is not in the plant model", file=sys.stderr)
+        return 2
+    try:
+        start = _site_time(args.start, site.tz, "--from")
+        end = _site_time(args.end, site.tz, "--to")
+    except ValueError as exc:
+        print(f"energy-collector: {exc}", file=sys.stderr)
+        return 2
+    if not end > start:
+        print("energy-collector: --to must be after --from", file=sys.stderr)
+        return 2
+    store = open_store(config)
+    accounting = Accounting(
+        config.accounting, config.data_dir, store if isinstance(store, PointStore) else None
+    )
+    accounting.on_close(store.close)
+    try:
+        spans = accounting.recompute(site.id, start, end)
+        written = accounting.flush()  # the replaced minutes, beside the readings
+    finally:
+        accounting.close()
+    for span in spans:
+        print(
+            f"{site.id} {span.series}: minutes {from_ms(span.first).isoformat()} .. "
+            f"{from_ms(span.end).isoformat()} accounted again, {span.changed} changed"
+        )
+    print(f"{len(spans)} series accounted again, {written} points written to the store")
     return 0
 
 
@@ -224,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
     # Not the collector's service: they work on the data_dir's files alone.
-    offline = {"report": _report, "swap": _swap, "import": _import}
+    offline = {"report": _report, "swap": _swap, "import": _import, "recompute": _recompute}
     if args.command in offline:
         return offline[args.command](config, args)
     try:

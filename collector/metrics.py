@@ -231,6 +231,16 @@ class _Counts(PromCollector):
                 "Counter readings the energy accounting used",
                 value=c.accounting.accounting.readings_used,
             )
+            yield CounterMetricFamily(
+                "greengauge_accounting_corrections",
+                "Accounting passes that replaced minutes because readings arrived late",
+                value=c.accounting.accounting.corrections,
+            )
+            yield CounterMetricFamily(
+                "greengauge_accounting_late_readings",
+                "Counter readings that arrived before the last one the accounting had used",
+                value=c.accounting.accounting.late_readings,
+            )
 
 
 class CollectorMetrics:

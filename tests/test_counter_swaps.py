@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from processes import write_yaml
 from test_api import READ, SITE, WRITE, make_rig, tokens
 
@@ -137,6 +139,22 @@ def test_a_jump_that_stays_one_reading_per_pass(tmp_path: Path) -> None:
     assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
 
 
+def test_a_jump_is_estimated_from_both_neighbours_whatever_the_passes(tmp_path: Path) -> None:
+    # 1 kWh a minute, then +5000 that stays, then 3 kWh a minute: minute 3-4 estimated at
+    # (1 + 3) / 2 = 2 kWh from the rates before and after, 5002 - 2 = 5000 excluded:
+    # 1 + 1 + 1 + 2 + 3 + 3 = 11 kWh, in one pass or one reading per pass (the rate before
+    # was accounted in an earlier pass)
+    values = [0.0, 1.0, 2.0, 3.0, 5005.0, 5008.0, 5011.0]
+    for per_pass in (False, True):
+        acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path / str(per_pass))
+        every = batches("incomer", E, values)
+        for group in [[b] for b in every] if per_pass else [every]:
+            acc.process(group)
+        assert total(acc, "incomer") == pytest.approx(11.0, rel=1e-3), per_pass
+        (row,) = report_counters(acc)
+        assert row["estimated"] == pytest.approx(2.0, rel=1e-3), per_pass
+
+
 def test_a_swap_in_the_plant_model_bridges_the_readings(tmp_path: Path) -> None:
     swaps = [{"at": SWAP_AT.isoformat(), "old_final": 123456.7, "new_initial": 0.3, "by": "JW"}]
     config = AccountingConfig.model_validate(plant(swaps))
@@ -164,6 +182,107 @@ def test_a_swap_recorded_after_its_readings_corrects_them(tmp_path: Path) -> Non
     # recorded again (a retry): nothing changes
     record_swap(acc.db, acc.config, "s1", "incomer", SWAP, T0 + 10 * M)
     assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+
+
+@pytest.mark.parametrize("order", [[4, 0, 1, 3, 2], [3, 4, 2, 1, 0], [0, 1, 2, 3, 4]])
+def test_a_swap_applies_to_readings_in_any_order_and_recompute_keeps_it(
+    tmp_path: Path, order: list[int]
+) -> None:
+    # event time: a reading that comes late across the swap is walked with the swap, and
+    # the findings of a re-walked span replace those stored (one replacement, not two)
+    swaps = [{"at": SWAP_AT.isoformat(), "old_final": 123456.7, "new_initial": 0.3, "by": "JW"}]
+    acc = Accounting(AccountingConfig.model_validate(plant(swaps)), tmp_path)
+    every = batches("incomer", E, SWAPPED)
+    for i in order:
+        acc.process([every[i]])
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    assert [r["issue"] for r in report_counters(acc)] == ["replacement"]
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    (row,) = report_counters(acc)
+    assert row["issue"] == "replacement" and row["counted"] == pytest.approx(2.4, rel=1e-3)
+
+
+def test_a_late_jump_and_a_recompute_keep_one_finding_and_the_estimate(tmp_path: Path) -> None:
+    # the readings of test_a_jump_that_stays_excludes_only_the_jump, newest first
+    acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path)
+    for b in reversed(batches("incomer", E, [0.0, 1.0, 2.0, 3.0, 5004.0, 5005.0, 5006.0])):
+        acc.process([b])
+    assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(6.0, rel=1e-3)
+    (row,) = report_counters(acc)
+    assert row["issue"] == "jump" and row["excluded"] == pytest.approx(5000.0, rel=1e-3)
+
+
+def test_a_swap_recorded_late_then_recomputed_stays_bridged(tmp_path: Path) -> None:
+    acc = Accounting(AccountingConfig.model_validate(plant()), tmp_path)
+    acc.process(batches("incomer", E, SWAPPED))
+    record_swap(acc.db, acc.config, "s1", "incomer", SWAP, T0 + 10 * M)
+    acc.recompute("s1", T0 - M, T0 + 10 * M)
+    assert total(acc, "incomer") == pytest.approx(ACROSS, rel=1e-3)
+    assert [r["issue"] for r in report_counters(acc)] == ["replacement"]
+
+
+@st.composite
+def swapped_deliveries(
+    draw: st.DrawFn,
+) -> tuple[list[dict[str, Any]], list[ReadingBatch], list[list[ReadingBatch]]]:
+    """A reading a minute of the incomer (0-4 kWh a minute, within its 5), maybe a jump
+    of 5000 that stays and maybe a recorded swap half a minute before a reading, cut into
+    batches delivered in any order, some twice."""
+    n = draw(st.integers(3, 30))
+    rates = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    jump = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    swap_at = draw(st.one_of(st.none(), st.integers(1, n - 1)))
+    shown, swaps, value = [], [], 123_000.0
+    for i in range(n):
+        if i == jump:
+            value += 5000.0
+        if i == swap_at:
+            old_final = value + rates[i - 1] / 2
+            value = 0.3 + rates[i - 1] / 2
+            swaps.append(
+                {
+                    "at": (T0 + (i - 0.5) * M).isoformat(),
+                    "old_final": old_final,
+                    "new_initial": 0.3,
+                    "by": "JW",
+                }
+            )
+        shown.append(value)
+        value += rates[i]
+    readings = batches("incomer", E, shown)
+    cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=6)))
+    chunks = [readings[a:b] for a, b in zip([0, *cuts], [*cuts, n], strict=True) if a < b]
+    twice = draw(st.lists(st.sampled_from(chunks), max_size=2))
+    return swaps, readings, [*draw(st.permutations(chunks)), *twice]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(swapped_deliveries())
+def test_swaps_and_jumps_in_any_delivery_order_give_the_in_order_figures(
+    tmp_path_factory: pytest.TempPathFactory,
+    case: tuple[list[dict[str, Any]], list[ReadingBatch], list[list[ReadingBatch]]],
+) -> None:
+    swaps, readings, delivered = case
+    config = AccountingConfig.model_validate(plant(swaps))
+    in_order = Accounting(config, tmp_path_factory.mktemp("in-order"))
+    in_order.process(readings)
+    shuffled = Accounting(config, tmp_path_factory.mktemp("shuffled"))
+    for chunk in delivered:
+        shuffled.process(chunk)
+    minutes = "SELECT series, minute, amount, quality FROM minute ORDER BY series, minute"
+    findings = "SELECT * FROM counter_finding ORDER BY series, start, end, issue"
+    for query in (minutes, findings):
+        assert shuffled.db.query(query) == in_order.db.query(query)
+    shuffled.recompute("s1", T0 - M, T0 + 40 * M)
+    for query in (minutes, findings):
+        assert shuffled.db.query(query) == in_order.db.query(query)
+    in_order.close()
+    shuffled.close()
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
 """The accounting database: the system of record for energy reports and alerts.
 
 One SQLite file in the collector's data_dir (WAL, synchronous=FULL). Per series (a
-meter's counter, or a line's output) it keeps the last counter reading used and the
-readings after it not used yet, so a restarted collector continues where it stopped:
-today's totals do not reset, and nothing is counted twice (a reading at or before the
-last one used is ignored, which makes re-delivered batches harmless). Amounts are kept
-per minute: native amount, kgce, kgCO2 and quality.
+meter's counter, or a line's output) it keeps every counter reading used, each with the
+counter walker's state after it (ledger.walk), so a restarted collector continues where
+it stopped and a late reading is placed where it belongs: the minutes it touches are
+computed again from the readings and replaced, never added to. A re-delivered reading
+changes nothing. Amounts are kept per minute: native amount, kgce, kgCO2 and quality.
 """
 
 from __future__ import annotations
@@ -16,23 +16,32 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
 from collector.ledger.alerts import AlarmState, AlertEvent, Phase
 from collector.ledger.counters import Finding, Issue, Replacement, Sample
 from collector.ledger.series import EPOCH
+from collector.ledger.walk import State, Step
 from collector.stores.lineprotocol import epoch_millis
 
 FILE: Final = "accounting.sqlite"
+_CHUNK: Final = 2000
 
 _SCHEMA: Final = (
+    # Before readings were kept (read once, to carry a series over: engine._carry_over).
     """CREATE TABLE IF NOT EXISTS counter_state (
         site TEXT NOT NULL, series TEXT NOT NULL,
         ts INTEGER NOT NULL, value REAL NOT NULL,
         pending TEXT NOT NULL DEFAULT '[]',  -- [[ts ms, value], ...] after the last used
         PRIMARY KEY (site, series)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS reading (
+        site TEXT NOT NULL, series TEXT NOT NULL,
+        ts INTEGER NOT NULL, value REAL NOT NULL,   -- the lowest, of two at one time
+        good_ts INTEGER NOT NULL, good_value REAL NOT NULL,  -- the walker's state after it
+        pending_ts INTEGER, pending_value REAL,
+        PRIMARY KEY (site, series, ts)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS minute (
         site TEXT NOT NULL, series TEXT NOT NULL,
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
@@ -74,7 +83,9 @@ _SCHEMA: Final = (
         ts INTEGER NOT NULL, since INTEGER NOT NULL,
         value REAL NOT NULL, threshold REAL NOT NULL,
         window TEXT NOT NULL, unit TEXT NOT NULL, benchmark TEXT NOT NULL,
-        published INTEGER NOT NULL DEFAULT 0)""",
+        published INTEGER NOT NULL DEFAULT 0,
+        corrected INTEGER NOT NULL DEFAULT 0)  -- 1: the figures it was judged on changed later
+    """,
 )
 
 # "(?)" is replaced by as many placeholders as there are values.
@@ -117,9 +128,12 @@ def ms(ts: datetime) -> int:
 
 
 def from_ms(value: int) -> datetime:
-    from datetime import timedelta  # noqa: PLC0415 - tiny helper
-
     return EPOCH + timedelta(milliseconds=value)
+
+
+def _state(row: Sequence[Any]) -> State:
+    good = Sample(from_ms(int(row[0])), float(row[1]))
+    return State(good, None if row[2] is None else Sample(from_ms(int(row[2])), float(row[3])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +176,8 @@ class AlertRow:
     unit: str
     benchmark: str
     published: bool
+    corrected: bool = False
+    """Raised or cleared on figures that late readings changed afterwards."""
 
 
 class AccountingDB:
@@ -178,6 +194,9 @@ class AccountingDB:
         self._conn.execute("PRAGMA synchronous=FULL")
         for statement in _SCHEMA:
             self._conn.execute(statement)
+        columns = {r[1] for r in self._conn.execute("PRAGMA table_info(alert)")}
+        if "corrected" not in columns:  # a file from before late readings were corrected
+            self._conn.execute("ALTER TABLE alert ADD COLUMN corrected INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         with self._lock:
@@ -213,13 +232,101 @@ class AccountingDB:
         return CounterState(Sample(from_ms(row[0]), row[1]), pending)
 
     @staticmethod
-    def save_state(conn: sqlite3.Connection, site: str, series: str, state: CounterState) -> None:
-        pending = json.dumps([[ms(s.ts), s.value] for s in state.pending])
-        conn.execute(
-            "INSERT OR REPLACE INTO counter_state (site, series, ts, value, pending) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (site, series, ms(state.good.ts), state.good.value, pending),
+    def stored_values(
+        conn: sqlite3.Connection, site: str, series: str, first_ms: int, last_ms: int
+    ) -> dict[int, float]:
+        """The readings of a series in [first, last], by time (ms)."""
+        rows = conn.execute(
+            "SELECT ts, value FROM reading WHERE site = ? AND series = ? AND ts BETWEEN ? AND ?",
+            (site, series, first_ms, last_ms),
         )
+        return {int(t): float(v) for t, v in rows}
+
+    @staticmethod
+    def state_before(
+        conn: sqlite3.Connection, site: str, series: str, before_ms: int
+    ) -> tuple[int, State] | None:
+        """The time of the last reading before a time, and the state after it."""
+        row = conn.execute(
+            "SELECT ts, good_ts, good_value, pending_ts, pending_value FROM reading "
+            "WHERE site = ? AND series = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
+            (site, series, before_ms),
+        ).fetchone()
+        return None if row is None else (int(row[0]), _state(row[1:]))
+
+    @staticmethod
+    def readings_from(
+        conn: sqlite3.Connection, site: str, series: str, start_ms: int
+    ) -> Iterator[tuple[Sample, State]]:
+        """The readings at or after a time, in time order, with their states (read lazily:
+        a walk usually stops after a few)."""
+        sql = (
+            "SELECT ts, value, good_ts, good_value, pending_ts, pending_value FROM reading "
+            "WHERE site = ? AND series = ? AND ts >= ? ORDER BY ts LIMIT ?"
+        )
+        while True:
+            rows = conn.execute(sql, (site, series, start_ms, _CHUNK)).fetchall()
+            for r in rows:
+                yield Sample(from_ms(r[0]), float(r[1])), _state(r[2:])
+            if len(rows) < _CHUNK:
+                return
+            start_ms = int(rows[-1][0]) + 1
+
+    @staticmethod
+    def save_readings(
+        conn: sqlite3.Connection, site: str, series: str, steps: Sequence[Step]
+    ) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO reading (site, series, ts, value, good_ts, good_value, "
+            "pending_ts, pending_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    site,
+                    series,
+                    ms(s.sample.ts),
+                    s.sample.value,
+                    ms(s.state.good.ts),
+                    s.state.good.value,
+                    None if s.state.pending is None else ms(s.state.pending.ts),
+                    None if s.state.pending is None else s.state.pending.value,
+                )
+                for s in steps
+            ],
+        )
+
+    @staticmethod
+    def replace_minutes(
+        conn: sqlite3.Connection,
+        site: str,
+        series: str,
+        first_ms: int,
+        end_ms: int,
+        rows: Sequence[MinuteRow],
+    ) -> int:
+        """Make a series' minutes in [first, end) these rows; those that change are written
+        to the store again (an unchanged minute is not, so a recompute that changes nothing
+        writes nothing). The number of minutes changed."""
+        where = (site, series, first_ms, end_ms)
+        old = {
+            int(r[0]): tuple(r[1:])
+            for r in conn.execute(
+                "SELECT minute, amount, kgce, kgco2, quality FROM minute "
+                "WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
+                where,
+            )
+        }
+        changed = [r for r in rows if old.get(r.minute) != (r.amount, r.kgce, r.kgco2, r.quality)]
+        gone = old.keys() - {r.minute for r in rows}
+        conn.executemany(
+            "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
+            [(site, series, m) for m in gone],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO minute (site, series, minute, amount, kgce, kgco2, quality, "
+            "dirty) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in changed],
+        )
+        return len(changed) + len(gone)
 
     @staticmethod
     def swaps(conn: sqlite3.Connection, site: str, meter: str) -> list[Replacement]:
@@ -266,11 +373,17 @@ class AccountingDB:
         )
 
     @staticmethod
-    def drop_finding(conn: sqlite3.Connection, site: str, row: FindingRow) -> None:
+    def drop_findings(
+        conn: sqlite3.Connection, site: str, series: str, after_ms: int | None, through_ms: int
+    ) -> None:
+        """Drop the findings a walk of the readings after one (None: from the first) up to
+        another gives again: those ending in (after, through], and a glitch at `after` (a
+        reading out of line is judged by the next)."""
+        low = -(2**62) if after_ms is None else after_ms
         conn.execute(
-            "DELETE FROM counter_finding WHERE site = ? AND series = ? AND issue = ? "
-            "AND start = ? AND end = ?",
-            (site, row.series, row.finding.issue.value, ms(row.finding.start), ms(row.finding.end)),
+            "DELETE FROM counter_finding WHERE site = ? AND series = ? AND end <= ? "
+            "AND (end > ? OR (issue = ? AND end = ?))",
+            (site, series, through_ms, low, Issue.GLITCH.value, low),
         )
 
     @staticmethod
@@ -490,7 +603,7 @@ class AccountingDB:
             where.append("published = 0")
         sql = (
             "SELECT id, site, line, kind, ts, since, value, threshold, window, unit, benchmark, "
-            "published FROM alert"
+            "published, corrected FROM alert"
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -509,9 +622,16 @@ class AccountingDB:
                 str(r[9]),
                 str(r[10]),
                 bool(r[11]),
+                bool(r[12]),
             )
             for r in rows
         ]
+
+    def mark_corrected(self, alert_ids: Sequence[int]) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE alert SET corrected = 1 WHERE id = ?", [(i,) for i in alert_ids]
+            )
 
     def mark_published(self, alert_id: int) -> None:
         with self.transaction() as conn:

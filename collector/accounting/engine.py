@@ -2,11 +2,14 @@
 
 The collector hands every validated batch to `Accounting.feed` (no I/O: it is queued).
 `run` works the queue off the event loop every `interval` seconds: per meter the counter
-readings become amounts (ledger.counters; power integration, marked estimated, for a
-meter configured without counter), split into minutes (ledger.series.allocate),
-converted to kgce (ledger.conversion) and CO2 (grid factor by series and year, fuel
-factors, or configured ones), and added to the accounting database in one transaction
-with the counter's state. Minutes that have settled are written to the store beside the
+readings become amounts (ledger.counters, walked a reading at a time by ledger.walk;
+power integration, marked estimated, for a meter configured without counter), split
+into minutes (ledger.series.allocate), converted to kgce (ledger.conversion) and CO2
+(grid factor by series and year, fuel factors, or configured ones). By event time: the
+readings are kept, and a pass replaces the minutes its readings touch with figures
+computed from every reading kept, in one transaction (`account`), so a late reading
+corrects the minutes it belongs to and `recompute` gives what the live path gave.
+Minutes that have settled, or were corrected, are written to the store beside the
 readings (measurement `energy_interval`, and `output_interval` for production counters).
 Every `intensity_interval` seconds the intensity of each line and site over each window
 is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts).
@@ -19,8 +22,8 @@ import logging
 import math
 import sqlite3
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +35,7 @@ from agent.wire import Quantity, ReadingBatch
 from collector.accounting.db import (
     FILE,
     AccountingDB,
-    CounterState,
+    AlertRow,
     FindingRow,
     MinuteRow,
     from_ms,
@@ -42,18 +45,11 @@ from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
 from collector.ledger.carbon import fuel
 from collector.ledger.conversion import to_kgce
-from collector.ledger.counters import (
-    CounterSpec,
-    Finding,
-    Issue,
-    Replacement,
-    Sample,
-    deltas,
-    integrate_power,
-)
+from collector.ledger.counters import CounterSpec, Finding, Issue, Replacement, Sample
 from collector.ledger.factors import NdrcLevel
 from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
 from collector.ledger.series import Amount, allocate
+from collector.ledger.walk import State, Step, Walker
 from collector.plant import (
     CARRIERS,
     AccountingConfig,
@@ -75,6 +71,9 @@ from collector.stores.lineprotocol import Point
 log = logging.getLogger(__name__)
 
 MINUTE: Final = timedelta(minutes=1)
+MINUTE_MS: Final = 60_000
+END_OF_TIME: Final = 2**62
+"""Epoch ms after every reading."""
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
@@ -97,6 +96,8 @@ class Target:
     """Where one quantity of one wire meter goes: a series of the accounting database."""
 
     series: str
+    meter: str
+    """The wire meter read (its recorded swaps apply)."""
     quantity: Quantity
     scale: float
     spec: CounterSpec
@@ -145,7 +146,15 @@ def _targets(config: AccountingConfig, site: SiteConfig) -> dict[str, list[Targe
         hourly = site.hourly_grid_factor if route == "grid" else None
         by_meter[m.id].append(
             Target(
-                m.id, m.source_quantity, m.scale, _spec(m.counter), m.estimated, kgce, co2, hourly
+                m.id,
+                m.id,
+                m.source_quantity,
+                m.scale,
+                _spec(m.counter),
+                m.estimated,
+                kgce,
+                co2,
+                hourly,
             )
         )
     for line in site.lines:
@@ -154,6 +163,7 @@ def _targets(config: AccountingConfig, site: SiteConfig) -> dict[str, list[Targe
             by_meter[out.meter].append(
                 Target(
                     output_series(line.id),
+                    out.meter,
                     Quantity(out.quantity),
                     out.scale,
                     _spec(out.counter),
@@ -201,6 +211,9 @@ class Accounting:
         self._store_down = False
         self._closers: list[Callable[[], None]] = []
         self.readings_used = 0
+        self.corrections = 0
+        """Passes that accounted minutes again because readings came late."""
+        self.late_readings = 0
         self._record_configured_swaps()
 
     def _record_configured_swaps(self) -> None:
@@ -272,7 +285,6 @@ class Accounting:
     def process(self, batches: Sequence[ReadingBatch]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
-        meters: dict[tuple[str, str], str] = {}
         for batch in batches:
             plan = self._targets[batch.site]
             for reading in batch.readings:
@@ -282,22 +294,80 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
-                        meters[key] = reading.meter
         used = 0
+        spans: list[Span] = []
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
-                target = targets[(site, series)]
-                state = self.db.load_state(conn, site, series)
-                swaps = self.db.swaps(conn, site, meters[(site, series)])
-                rows, state, kept = advance(state, new, target, swaps)
-                if rows:
-                    self.db.add_minutes(conn, site, rows)
-                if kept:
-                    self.db.put_findings(conn, site, kept)
-                if state is not None:
-                    self.db.save_state(conn, site, series, state)
+                span = account(conn, site, targets[(site, series)], new)
+                if span is not None:
+                    spans.append(span)
                 used += len(new)
-        self.readings_used += used  # once committed: a rolled-back pass is done again
+        # once committed: a rolled-back pass is done again
+        self.readings_used += used
+        self._count(spans)
+        self._mark_alerts([s for s in spans if s.late])
+
+    def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
+        """Account [start, end) of a site again from the readings used, as if each had
+        just arrived: the same walk and the same minutes as the live path. Idempotent."""
+        spans: list[Span] = []
+        for target in self.series(site):
+            with self.db.transaction() as conn:
+                span = account(conn, site, target, (), since=ms(start), through=ms(end))
+            if span is not None:
+                spans.append(span)
+        return spans
+
+    def series(self, site: str) -> list[Target]:
+        """The series the readings of a site feed: meters' counters, lines' outputs."""
+        plan = self._targets.get(site)
+        if plan is None:
+            raise ValueError(f"site {site!r} is not in the plant model")
+        return list({t.series: t for targets in plan.values() for t in targets}.values())
+
+    def _count(self, spans: Sequence[Span]) -> None:
+        for span in spans:
+            if span.late:
+                self.corrections += 1
+                self.late_readings += span.late
+                log.info(
+                    "late readings: minutes accounted again",
+                    extra=fields(
+                        site=span.site,
+                        series=span.series,
+                        readings=span.late,
+                        start=from_ms(span.first).isoformat(),
+                        end=from_ms(span.end).isoformat(),
+                    ),
+                )
+
+    def _mark_alerts(self, corrected: Sequence[Span]) -> None:
+        """Mark the alerts whose window holds minutes late readings changed."""
+        for site_id in {s.site for s in corrected}:
+            site = self.config.site(site_id)
+            assert site is not None
+            marked: list[AlertRow] = []
+            for a in self.db.alerts(site=site_id):
+                if a.corrected:
+                    continue
+                series = _line_series(site, a.line)
+                start = window_start(Window(a.window), from_ms(a.ts), site.tz, site.shift_list)
+                if any(
+                    s.site == site_id
+                    and s.series in series
+                    and s.first < a.ts
+                    and s.end > ms(start)
+                    for s in corrected
+                ):
+                    marked.append(a)
+            if not marked:
+                continue
+            self.db.mark_corrected([a.id for a in marked])
+            for a in marked:
+                log.warning(
+                    f"alert {a.kind} on figures late readings changed",
+                    extra=fields(site=a.site, line=a.line, alert_id=a.id, window=a.window),
+                )
 
     # --- minutes to the store ----------------------------------------------------------------
 
@@ -438,6 +508,20 @@ class Accounting:
                 self._sink.publish_alert(site.id, alert_id)
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The minutes [first, end) (epoch ms) of one series, computed again and replaced."""
+
+    site: str
+    series: str
+    first: int
+    end: int
+    late: int
+    """Readings that arrived before the last one used (0: in order)."""
+    changed: int
+    """Minutes whose figures changed (or went)."""
+
+
 RECORDED: Final = (
     Issue.GLITCH,
     Issue.CONFLICT,
@@ -450,55 +534,167 @@ RECORDED: Final = (
 amount excluded or estimated, and every swap bridged."""
 
 
-def advance(
-    state: CounterState | None,
-    new: Sequence[Sample],
+def _walker(
+    conn: sqlite3.Connection,
+    site: str,
     target: Target,
-    swaps: Sequence[Replacement] = (),
-) -> tuple[list[MinuteRow], CounterState | None, list[FindingRow]]:
-    """Minute rows for new readings of one series, its next state and the findings to
-    keep. `swaps`: the meter's recorded swaps (readings as read off the meter). Pure."""
-    ordered = sorted(new, key=lambda s: (s.ts, s.value))
-    if not ordered:
-        return [], state, []
-    if state is None:
-        state = CounterState(ordered[0], ())
-        ordered = ordered[1:]
-    fresh = [s for s in ordered if s.ts > state.good.ts]
-    if not fresh:
-        return [], state, []  # nothing after what is already accounted (a re-delivery)
-    every = [state.good, *state.pending, *fresh]
-    if target.integrate:
-        result = integrate_power(every, POWER_MAX_GAP)
+    start: tuple[int, State] | None,
+    swaps: Sequence[Replacement],
+) -> Walker:
+    """A walker from a stored state, knowing the amount that ended at its good reading
+    (the rate before a hole), as a walk through that reading would."""
+    if start is None:
+        return Walker(None, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
+    good = start[1].good
+    before: list[Amount] = []
+    prev = AccountingDB.state_before(conn, site, target.series, ms(good.ts))
+    value = AccountingDB.stored_values(conn, site, target.series, ms(good.ts), ms(good.ts))
+    if prev is not None and ms(good.ts) in value:
+        seed = Walker(prev[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
+        step = seed.feed(Sample(good.ts, value[ms(good.ts)]))
+        before = [a for a in step.amounts if a.end == good.ts]
+    return Walker(start[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps, before)
+
+
+def account(
+    conn: sqlite3.Connection,
+    site: str,
+    target: Target,
+    new: Sequence[Sample],
+    since: int | None = None,
+    through: int | None = None,
+) -> Span | None:
+    """Add readings to a series' stored ones and replace the minutes they change.
+
+    Of two readings at one time the lower is kept, as `deltas` does; one already stored
+    changes nothing (a re-delivery). The readings from the earliest new one (or `since`)
+    are walked from the state before it, up to the first stored reading, at or after
+    `through`, whose state comes out as stored: from there on every state and amount is
+    as stored. The minutes the walked amounts touch are then split again from every
+    amount that overlaps them, in time order, and replaced: each minute is a function of
+    the stored readings, not of the order they came in.
+    """
+    series = target.series
+    latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    if latest is None and _carry_over(conn, site, series):
+        latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    last = None if latest is None else latest[0]
+    incoming: dict[int, float] = {}
+    for s in new:
+        t = ms(s.ts)
+        incoming[t] = min(incoming.get(t, s.value), s.value)
+    changed: dict[int, float] = {}
+    if incoming:
+        stored: dict[int, float] = {}
+        if last is not None and min(incoming) <= last:  # in time order: nothing to compare
+            stored = AccountingDB.stored_values(conn, site, series, min(incoming), max(incoming))
+        changed = {t: v for t, v in incoming.items() if t not in stored or v < stored[t]}
+    if not changed and since is None:
+        return None  # nothing the accounting has not used already
+    first = min([*changed, *([since] if since is not None else [])])
+    if last is not None and last < first:
+        before = latest
     else:
-        # a swap at or before the last reading used was bridged when it was recorded; one
-        # after the newest reading is bridged once the new counter's readings come
-        newest = max(s.ts for s in every)
-        ahead = [scaled(x, target.scale) for x in swaps if state.good.ts < x.ts <= newest]
-        result = deltas(every, target.spec, ahead, max_gap=MAX_GAP)
-    last: dict[datetime, Sample] = {}
-    for s in sorted(every, key=lambda s: (s.ts, s.value), reverse=True):
-        last[s.ts] = s  # the lowest value of a time wins, as in deltas
-    latest = last[max(last)]
-    unresolved = [f for f in result.findings if f.issue is Issue.UNRESOLVED]
-    if unresolved and not target.integrate:
-        f = unresolved[-1]
-        state = CounterState(Sample(f.start, f.before), (latest,))
-    else:
-        state = CounterState(latest, ())
-    for f in result.findings:
+        before = AccountingDB.state_before(conn, site, series, first)
+    # The walk's amounts start at the good reading before the first new one; the walk
+    # starts at the last reading at or before that minute, so that it also yields the
+    # amounts that share the minute.
+    first_minute = _floor_minute(first if before is None else ms(before[1].good.ts))
+    start = AccountingDB.state_before(conn, site, series, min(first_minute + 1, first))
+    stored_after = AccountingDB.readings_from(
+        conn, site, series, first_minute if start is None else start[0] + 1
+    )
+    swaps = [scaled(x, target.scale) for x in AccountingDB.swaps(conn, site, target.meter)]
+    walker = _walker(conn, site, target, start, swaps)
+    steps, amounts, findings, end = _walk(
+        walker, stored_after, sorted(changed.items()), first, through
+    )
+    AccountingDB.save_readings(conn, site, series, steps)
+    _log_findings(series, findings)
+    # the findings of the readings walked replace those stored for them
+    AccountingDB.drop_findings(conn, site, series, None if start is None else start[0], end)
+    AccountingDB.put_findings(
+        conn,
+        site,
+        [FindingRow(series, f, counted(amounts, f)) for f in findings if f.issue in RECORDED],
+    )
+    end_minute = _end_minute(end, through)
+    rows = [r for r in minute_rows(amounts, target) if first_minute <= r.minute < end_minute]
+    minutes = AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
+    late = sum(1 for t in changed if last is not None and t <= last)
+    return Span(site, series, first_minute, end_minute, late, minutes)
+
+
+def _walk(
+    walker: Walker,
+    stored: Iterator[tuple[Sample, State]],
+    changed: list[tuple[int, float]],
+    first: int,
+    through: int | None,
+) -> tuple[list[Step], list[Amount], list[Finding], int]:
+    """Walk the stored readings with the changed ones in their place: the steps from
+    `first` whose state is new (to be saved), every amount up to past the minutes the
+    walk touches, and the time of the reading it settled at (a state as stored, with no
+    change after it and `through` reached)."""
+    changes = deque(changed)
+    following = next(stored, None)
+    steps: list[Step] = []
+    amounts: list[Amount] = []
+    findings: list[Finding] = []
+    end = first
+    settled: int | None = None
+    while changes or following is not None:
+        if changes and (following is None or changes[0][0] <= ms(following[0].ts)):
+            t, value = changes.popleft()
+            if following is not None and ms(following[0].ts) == t:
+                following = next(stored, None)
+            step = walker.feed(Sample(from_ms(t), value))
+            steps.append(step)
+        else:
+            assert following is not None
+            (sample, old), following = following, next(stored, None)
+            step = walker.feed(sample)
+            t = ms(sample.ts)
+            if settled is None and t >= first:
+                if step.state != old:
+                    steps.append(step)
+                elif not changes and (through is None or t >= through):
+                    settled = t  # every later state, and so every later amount, is as stored
+        amounts.extend(step.amounts)
+        findings.extend(step.findings)
+        if settled is None:
+            end = max(end, t)
+        elif step.state.pending is None and ms(step.state.good.ts) >= _end_minute(settled, through):
+            break  # later amounts start at or after the good reading: past the minutes
+    return steps, amounts, findings, end if settled is None else settled
+
+
+def _end_minute(end: int, through: int | None) -> int:
+    """The end of the minutes a walk to `end` (and a recompute through `through`) replaces."""
+    return _floor_minute(max(end, through or end)) + MINUTE_MS
+
+
+def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> bool:
+    """A database from before readings were kept: its last good reading is the first kept
+    (the out-of-line one after it, if any, is judged again by the next reading)."""
+    old = AccountingDB.load_state(conn, site, series)
+    if old is not None:
+        AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
+    return old is not None
+
+
+def _floor_minute(t: int) -> int:
+    return t - t % MINUTE_MS
+
+
+def _log_findings(series: str, findings: Sequence[Finding]) -> None:
+    for f in findings:
         if f.issue in (Issue.UNRESOLVED, Issue.GAP, Issue.CONFLICT):
             continue
         log.warning(
             f"counter {f.issue.value}",
-            extra=fields(series=target.series, start=f.start.isoformat(), detail=f.detail),
+            extra=fields(series=series, start=f.start.isoformat(), detail=f.detail),
         )
-    kept = [
-        FindingRow(target.series, f, counted(result.amounts, f))
-        for f in result.findings
-        if f.issue in RECORDED
-    ]
-    return minute_rows(result.amounts, target), state, kept
 
 
 def scaled(swap: Replacement, scale: float) -> Replacement:
@@ -574,6 +770,14 @@ def line_totals(
             qualities.append(q)
     output = db.totals(site.id, [output_series(line_id)], start_ms, end_ms)[0]
     return kgce, kgco2, kwh, output, max(qualities) if qualities else None
+
+
+def _line_series(site: SiteConfig, line_id: str) -> set[str]:
+    """The series a line's figures are computed from (a virtual meter: its parts)."""
+    series = {output_series(line_id)}
+    for m in site.line_meters(line_id):
+        series |= {*m.plus, *m.minus} if m.virtual else {m.id}
+    return series
 
 
 def _windows(site: SiteConfig) -> list[Window]:

@@ -6,9 +6,9 @@ survives restarts and applies to the readings of its meter from then on: the eng
 bridges the old counter's last reading and the new one's first with the recorded
 readings (ledger.counters). When the readings across the swap were accounted before the
 swap was recorded, the interval they left unmeasured (a reset, a fall or a jump, with
-its estimate) is corrected now: its amount is replaced by the bridged one, in the same
-transaction as the record. A record that does not fit the readings is refused, saying
-why, and nothing is stored.
+its estimate) is corrected now: the readings around it are accounted again with the
+swap (engine.account, as a recompute does), in the same transaction as the record. A
+record that does not fit the readings is refused, saying why, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -19,17 +19,9 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from agent.logs import fields
-from collector.accounting.db import AccountingDB, FindingRow
-from collector.accounting.engine import (
-    RECORDED,
-    Target,
-    _targets,
-    counted,
-    minute_rows,
-    scaled,
-)
+from collector.accounting.db import AccountingDB, FindingRow, ms
+from collector.accounting.engine import END_OF_TIME, Target, _targets, account, scaled
 from collector.ledger.counters import Issue, Replacement, Sample, deltas
-from collector.ledger.series import Amount
 from collector.plant import AccountingConfig
 
 log = logging.getLogger(__name__)
@@ -75,18 +67,21 @@ def record_swap(
                 f"meter {meter_id}: another swap is recorded at {swap.ts.isoformat()} "
                 f"(old final {same.old_final}, new initial {same.new_initial}, by {same.by})"
             )
+        across: list[tuple[Target, FindingRow | None]] = []
         for target in targets:
-            state = db.load_state(conn, site_id, target.series)
-            if state is None or state.good.ts < swap.ts:
+            latest = db.state_before(conn, site_id, target.series, END_OF_TIME)
+            if latest is None or latest[0] < ms(swap.ts):
                 continue  # bridged when the readings across it are accounted
             holes = db.findings_across(conn, site_id, target.series, BRIDGED, swap.ts)
-            if not holes:
+            if not holes and latest[1].good.ts >= swap.ts:
                 raise SwapRejected(
                     f"meter {meter_id}: the readings around {swap.ts.isoformat()} are already "
                     "accounted and show no break in the counter there; check the time"
                 )
-            notes.append(_correct(db, conn, site_id, target, holes[0], swap))
+            across.append((target, holes[0] if holes else None))
         db.add_swap(conn, site_id, meter_id, swap, now)
+        for target, hole in across:
+            notes.append(_correct(conn, site_id, target, hole, swap))
     log.info(
         "meter swap recorded",
         extra=fields(site=site_id, meter=meter_id, at=swap.ts.isoformat(), by=swap.by),
@@ -95,15 +90,17 @@ def record_swap(
 
 
 def _correct(
-    db: AccountingDB,
     conn: sqlite3.Connection,
     site_id: str,
     target: Target,
-    hole: FindingRow,
+    hole: FindingRow | None,
     swap: Replacement,
 ) -> str:
-    """Replace what the totals hold for an interval accounted without the swap by the
-    amount bridged across it."""
+    """Account the readings across a swap recorded after them again, now bridged (the
+    swap is stored in `conn` already). SwapRejected when it does not fit them."""
+    if hole is None:  # the reading after it was not judged yet: the next one will
+        account(conn, site_id, target, (), since=ms(swap.ts))
+        return f"{target.series}: the readings after {swap.ts.isoformat()} accounted again"
     f = hole.finding
     result = deltas(
         [Sample(f.start, f.before), Sample(f.end, f.after)],
@@ -112,18 +109,7 @@ def _correct(
     )
     if result.unknown:
         raise SwapRejected(f"{target.series}: {result.unknown[0].detail}")
-    amounts = [*result.amounts, Amount(f.start, f.end, -hole.counted)]
-    db.add_minutes(conn, site_id, minute_rows(amounts, target))
-    db.drop_finding(conn, site_id, hole)
-    db.put_findings(
-        conn,
-        site_id,
-        [
-            FindingRow(target.series, x, counted(result.amounts, x))
-            for x in result.findings
-            if x.issue in RECORDED
-        ],
-    )
+    account(conn, site_id, target, (), since=ms(swap.ts))
     return (
         f"{target.series}: {f.start.isoformat()} .. {f.end.isoformat()} was "
         f"{hole.counted:g} ({f.issue.value}), now {result.total:g} across the swap"

@@ -227,6 +227,7 @@ def alert_view(a: Any) -> dict[str, Any]:
         "unit": a.unit,
         "window": a.window,
         "benchmark": a.benchmark,
+        "corrected": a.corrected,
     }
 
 
