@@ -26,7 +26,9 @@ class Rejected(ValueError):
     """A message that is not a valid reading batch for its topic."""
 
 
-def _describe(error: ValidationError) -> str:
+def describe(error: ValidationError) -> str:
+    """A validation error in one line, without the input's values (they may be huge, or a
+    secret) or pydantic's documentation links."""
     items = error.errors(include_url=False)
     parts = [
         f"{'.'.join(str(p) for p in item['loc']) or 'message'}: {item['msg']}"
@@ -102,7 +104,7 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
     try:
         message = model.model_validate_json(payload)
     except ValidationError as exc:
-        raise Rejected(f"invalid {_NAMES[kind]}: {_describe(exc)}") from exc
+        raise Rejected(f"invalid {_NAMES[kind]}: {describe(exc)}") from exc
     unique_keys(payload, _NAMES[kind])
     if (message.site, message.agent) != (site, agent):
         raise Rejected(

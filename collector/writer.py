@@ -34,6 +34,7 @@ from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker
 from collector.spool import Spool, Spooled, SpoolError
 from collector.stores import Store, StoreError, StoreRejected
+from collector.validate import describe
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +381,7 @@ class BatchWriter:
             try:
                 batch = ReadingBatch.model_validate_json(item.payload)
             except ValidationError as exc:
-                refused: str | None = f"spooled message invalid: {exc}"
+                refused: str | None = f"spooled message invalid: {describe(exc)}"
             else:
                 try:
                     written += await self._store_write([batch])

@@ -15,9 +15,9 @@ import logging
 import sqlite3
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from agent.backoff import Backoff
 from agent.logs import fields
@@ -30,14 +30,29 @@ from collector.ingest import Ingest, Message
 from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
 from collector.stores import PointStore
-from collector.validate import DEFAULT_WINDOW, Rejected, Window, unique_keys
+from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
 
 log = logging.getLogger(__name__)
 
-_MES = TypeAdapter(ProductionOutput | ValueAdded)
+
+def _kind(value: Any) -> str | None:
+    """Which message a production payload is: its `kind` (output when left out, as the
+    model's default), so a refusal names the fields of that message only, not of both."""
+    if isinstance(value, dict):
+        kind = value.get("kind", "output")
+        return kind if isinstance(kind, str) else None
+    return None
+
+
+_MES: TypeAdapter[ProductionOutput | ValueAdded] = TypeAdapter(
+    Annotated[
+        Annotated[ProductionOutput, Tag("output")] | Annotated[ValueAdded, Tag("value_added")],
+        Discriminator(_kind),
+    ]
+)
 MES_SUBSCRIPTION = f"{TOPIC_ROOT}/+/production"
 
 
@@ -107,7 +122,9 @@ class LiveAccounting:
             site_id = check_id(parts[2])
             message = _MES.validate_json(payload)
             unique_keys(payload, "production message")
-        except (ValueError, ValidationError) as exc:
+        except ValidationError as exc:
+            raise MesRejected(f"invalid production message: {describe(exc)}") from exc
+        except ValueError as exc:
             raise MesRejected(f"invalid production message: {exc}") from exc
         progress.stage = "validate"
         try:
