@@ -120,9 +120,15 @@ def stored_in_sqlite(database: Path) -> dict[str, dict[str, list[float]]]:
     if not database.exists():
         return result
     with sqlite3.connect(database) as connection:
-        rows = connection.execute(
-            "SELECT site, agent, meter, quantity, value FROM reading ORDER BY ts"
-        ).fetchall()
+        try:
+            rows = connection.execute(
+                "SELECT site, agent, meter, quantity, value FROM reading ORDER BY ts"
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            # The collector creates the file a moment before its tables: not stored yet.
+            if "no such table" not in str(exc):
+                raise
+            return result
     for site, agent, meter, quantity, value in rows:
         assert (site, agent) == (SITE, AGENT)
         result.setdefault(meter, {}).setdefault(quantity, []).append(value)
