@@ -229,7 +229,7 @@ def test_report_matches_the_energy_the_simulated_counters_advanced(
     assert rest == pytest.approx(meters["incomer"]["amount"] - meters["line-1"]["amount"], rel=1e-9)
     counts = stored(database, "counter-1", "count")
     line = result["lines"][0]
-        assert line["output"] == pytest.approx(counts[-1][1] - counts[0][1], rel=1e-9)
+    assert line["output"] == pytest.approx(counts[-1][1] - counts[0][1], rel=1e-9)
     modelled = model(COUNTER, "count", counts[-1][0]) - model(COUNTER, "count", counts[0][0])
     assert abs(line["output"] - modelled) <= 1
     assert line["kgce"] == meters["line-1"]["kgce"]  # the sum of its one meter
