@@ -12,6 +12,7 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 # Only what the package needs, so code changes elsewhere keep the layer cache.
 COPY pyproject.toml README.md ./
+COPY greengauge ./greengauge
 COPY agent ./agent
 COPY collector ./collector
 RUN python -m venv /opt/greengauge \

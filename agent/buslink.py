@@ -11,9 +11,9 @@ import logging
 import time
 from typing import Generic, Protocol, TypeVar
 
-from agent.backoff import Backoff
-from agent.logs import fields
 from agent.modbus.errors import ReadError
+from greengauge.common.backoff import Backoff
+from greengauge.common.logs import fields
 
 
 class Connection(Protocol):

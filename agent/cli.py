@@ -12,9 +12,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent.config import ModbusSettings, SerialSettings
-from agent.configfile import ConfigError
-from agent.logs import setup_logging
 from agent.outbox import OutboxError
+from greengauge.common.configfile import ConfigError
+from greengauge.common.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:

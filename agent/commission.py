@@ -34,7 +34,7 @@ from agent.profiles.model import Function
 from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
 from agent.watchedbus import WatchedBus
-from agent.wire import UNITS, MeterReading, QuantityName
+from greengauge.contract import UNITS, MeterReading, QuantityName
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agent.configfile import ConfigError, describe_errors, load_yaml
 from agent.profiles import Profile, ProfileError, load_profile
+from greengauge.common.configfile import ConfigError, describe_errors, load_yaml
 
 if TYPE_CHECKING:
     from agent.dlt645.profile import Dlt645Profile
-from agent.wire import BrokerSettings, Id, check_id
+from greengauge.common.broker import BrokerSettings
+from greengauge.contract import Id, check_id
 
 
 class _Config(BaseModel):

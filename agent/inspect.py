@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.config import AgentConfig, AgentSetup, MeterSettings, load_config
-from agent.configfile import ENV_PATTERN, ConfigError
 from agent.modbus.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
-from agent.secrets import broker_summary, tls_problems
 from agent.tables import format_table
+from greengauge.common.configfile import ENV_PATTERN, ConfigError
+from greengauge.common.secrets import broker_summary, tls_problems
 
 
 def _dlt645_row(meter: MeterSettings, setup: AgentSetup) -> list[object]:

@@ -21,9 +21,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from agent.logs import fields
 from agent.watchedbus import ArgsP, KeyT, SessionBus, ValueT, WatchedBus
-from agent.wire import MeterHealth, MeterState
+from greengauge.common.logs import fields
+from greengauge.contract import MeterHealth, MeterState
 
 if TYPE_CHECKING:
     from agent.dlt645.poller import Dlt645MeterBus

@@ -20,7 +20,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.tls import SocketErrors
+from greengauge.common.tls import SocketErrors
 
 # The mid paho gave the publish of the current task: aiomqtt calls paho's publish
 # synchronously inside our task, so a context variable carries the mid back out.

@@ -26,9 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-from agent.backoff import Backoff
 from agent.config import MeterSettings
-from agent.logs import fields
 from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import Problem, ReadBlock, shared_plan
@@ -47,7 +45,9 @@ from agent.modbus.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.schedule import last_tick, next_tick
-from agent.wire import MeterHealth, MeterReading, MeterState, QuantityName
+from greengauge.common.backoff import Backoff
+from greengauge.common.logs import fields
+from greengauge.contract import MeterHealth, MeterReading, MeterState, QuantityName
 
 log = logging.getLogger(__name__)
 

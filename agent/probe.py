@@ -26,7 +26,7 @@ from agent.modbus.resolve import Identity, identify, resolve_profile
 from agent.modbus.scale import canonical_power_factors
 from agent.profiles import Profile
 from agent.tables import format_table
-from agent.wire import Quantity, QuantityName
+from greengauge.contract import Quantity, QuantityName
 
 # The largest magnitude a quantity plausibly has in its canonical unit (a 1 MV line, a
 # 100 kA bus bar, 10 GW, a counter of 10^12): a wrong byte order gives 10^9 times the

@@ -23,15 +23,15 @@ import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.backoff import Backoff
 from agent.config import AgentConfig
-from agent.files import DiskFault, write_atomically
-from agent.logs import fields
 from agent.mqttclient import CheckedClient
 from agent.outbox import Dropped, Entry, Outbox, OutboxError
-from agent.secrets import redact_url
-from agent.tls import explain, ssl_context
-from agent.wire import (
+from greengauge.common.backoff import Backoff
+from greengauge.common.files import DiskFault, write_atomically
+from greengauge.common.logs import fields
+from greengauge.common.secrets import redact_url
+from greengauge.common.tls import explain, ssl_context
+from greengauge.contract import (
     AgentState,
     AgentStatus,
     MeterHealth,

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
-from agent.configfile import ConfigError
-from agent.files import open_state
-from agent.logs import fields
 from agent.modbus.bus import Bus
 from agent.outbox import Limits, Outbox
 from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
 from agent.publisher import OUTBOX_FILE, Publisher
-from agent.secrets import redact_url, tls_problems
-from agent.wire import MeterHealth, MeterReading
+from greengauge.common.configfile import ConfigError
+from greengauge.common.files import open_state
+from greengauge.common.logs import fields
+from greengauge.common.secrets import redact_url, tls_problems
+from greengauge.contract import MeterHealth, MeterReading
 
 if TYPE_CHECKING:
     from agent.dlt645.poller import Dlt645MeterBus

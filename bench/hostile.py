@@ -61,7 +61,7 @@ from common import (
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import TypeAdapter, ValidationError
 
-from agent.wire import AgentStatus, ProductionOutput, ReadingBatch, ValueAdded
+from greengauge.contract import AgentStatus, ProductionOutput, ReadingBatch, ValueAdded
 
 SITE = "hostile-plant"
 LINE = "line-1"

@@ -16,9 +16,9 @@ import contextlib
 import logging
 from pathlib import Path
 
-from agent.logs import setup_logging
 from agent.profiles import load_profile
 from agent.simulator.server import parse_unit_ids, serve
+from greengauge.common.logs import setup_logging
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -26,11 +26,11 @@ from typing import Any
 
 from common import VAR, MachineLoad, cpu_seconds, machine, memory_kib, save_result
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.db import FILE
 from collector.accounting.engine import Accounting, account
 from collector.ledger.counters import Sample
 from collector.plant import AccountingConfig
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 START = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 1 Nov 00:00 in Shanghai
 MINUTE = timedelta(minutes=1)

@@ -16,11 +16,12 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.files import DiskFault
-from agent.logs import fields
-from agent.tls import ssl_context
-from agent.wire import Alert, AlertKind, BrokerSettings, alerts_topic
 from collector.accounting.db import AccountingDB, AlertRow, from_ms
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.files import DiskFault
+from greengauge.common.logs import fields
+from greengauge.common.tls import ssl_context
+from greengauge.contract import Alert, AlertKind, alerts_topic
 
 log = logging.getLogger(__name__)
 

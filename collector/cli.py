@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from agent.configfile import ConfigError
-from agent.files import check_writable, condition
-from agent.logs import setup_logging
 from collector.config import CollectorConfig, load_config
+from greengauge.common.configfile import ConfigError
+from greengauge.common.files import check_writable, condition
+from greengauge.common.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -234,9 +234,9 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
 def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo  # noqa: PLC0415
 
-    from agent.wire import check_id  # noqa: PLC0415
     from collector.importer import Options, run  # noqa: PLC0415
     from collector.stores import StoreError  # noqa: PLC0415
+    from greengauge.contract import check_id  # noqa: PLC0415
 
     try:
         for option in ("site", "agent"):

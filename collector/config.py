@@ -6,11 +6,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from agent.configfile import load_model
-from agent.wire import BrokerSettings
 from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
 from collector.sequences import DEFAULT_MAX_JUMP
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.configfile import load_model
 
 
 class _Config(BaseModel):

@@ -32,11 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from agent.backoff import Backoff
-from agent.files import DiskFault
-from agent.logs import fields
 from collector.config import DeadLetterSettings
 from collector.ingest import Message
+from greengauge.common.backoff import Backoff
+from greengauge.common.files import DiskFault
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.logs import fields
 from collector.deadletters import DeadLetters
 from collector.ingest import Message
 from collector.validate import Rejected
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 
-from agent.wire import UNITS, Id, MeterReading, Quantity, ReadingBatch, Timestamp
 from collector.accounting.engine import Accounting
 from collector.stores import PointStore, Store, StoreError, StoreRejected
 from collector.validate import Window, check_value
+from greengauge.contract import UNITS, Id, MeterReading, Quantity, ReadingBatch, Timestamp
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
@@ -60,7 +60,7 @@ CONVERTIBLE: Final[dict[str, dict[str, int]]] = {
     "t": {"kg": -3},
     "1": {"": 0},
 }
-"""Units a file may give instead of the canonical one (agent.wire.UNITS), with the power
+"""Units a file may give instead of the canonical one (greengauge.contract.UNITS), with the power
 of ten that converts to it. Case matters (mW is not MW)."""
 
 _ID: Final = TypeAdapter(Id)
@@ -116,7 +116,7 @@ def quantity_of(name: str) -> Quantity:
     try:
         return Quantity(name.strip())
     except ValueError:
-        raise ValueError(f"unknown quantity {name!r} (see agent/wire.py Quantity)") from None
+        raise ValueError(f"unknown quantity {name!r} (see greengauge/contract/quantities.py)") from None
 
 
 def parse_time(text: str, zone: ZoneInfo | None) -> datetime:

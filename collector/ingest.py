@@ -31,12 +31,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.backoff import Backoff
-from agent.logs import fields
-from agent.secrets import redact_url
-from agent.tls import SocketErrors, explain, ssl_context
-from agent.wire import BrokerSettings
 from collector.acks import OrderedAcks, Progress
+from greengauge.common.backoff import Backoff
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.logs import fields
+from greengauge.common.secrets import redact_url
+from greengauge.common.tls import SocketErrors, explain, ssl_context
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from agent.configfile import ConfigError
-from agent.secrets import broker_summary, redact_url, redacted, tls_problems
 from collector.config import CollectorConfig, load_config
+from greengauge.common.configfile import ConfigError
+from greengauge.common.secrets import broker_summary, redact_url, redacted, tls_problems
 
 # Sections the summary lines describe; any other section is shown as data, secrets masked.
 _SUMMARISED = frozenset({"mqtt", "influxdb", "data_dir", "accounting"})

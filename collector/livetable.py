@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.validate import Rejected
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 # A meter of an agent at its limit that has not been read for this long (by the agent's
 # own clock) makes room for a new id: a renamed or replaced meter needs no restart.

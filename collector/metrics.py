@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
-from agent.wire import ReadingBatch
 from collector.stores import Store
+from greengauge.contract import ReadingBatch
 
 if TYPE_CHECKING:
     from collector.service import Collector

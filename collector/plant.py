@@ -30,8 +30,6 @@ from pydantic import (
     model_validator,
 )
 
-from agent.configfile import MAX_FILE_BYTES, ConfigError, read_text
-from agent.wire import CUSTOM_PREFIX, Id, Quantity
 from collector.ledger import data
 from collector.ledger.conversion import (
     ELECTRICITY,
@@ -45,6 +43,8 @@ from collector.ledger.counters import MODULUS_NEEDS_RATE, Replacement
 from collector.ledger.factors import Confidence, EnergyLimit, GridFactor, NdrcLevel
 from collector.ledger.intensity import Shift, Window
 from collector.ledger.tou import Period, Season, TouCalendar
+from greengauge.common.configfile import MAX_FILE_BYTES, ConfigError, read_text
+from greengauge.contract import CUSTOM_PREFIX, Id, Quantity
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

@@ -24,8 +24,8 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from agent.files import read_limited, set_aside, write_atomically
-from agent.logs import fields
+from greengauge.common.files import read_limited, set_aside, write_atomically
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

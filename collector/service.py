@@ -9,10 +9,6 @@ import socket
 import sys
 from datetime import UTC, datetime, timedelta
 
-from agent.files import open_state
-from agent.logs import fields
-from agent.secrets import redact_url
-from agent.wire import BrokerSettings, ReadingBatch, Topic, subscription
 from collector import sequences
 from collector.accounting.live import accounting_for
 from collector.api.live import LiveHub
@@ -27,6 +23,11 @@ from collector.spool import Spool
 from collector.stores import RetentionStore, Store
 from collector.validate import DEFAULT_MAX_AGE, Window, reading_batch
 from collector.writer import BatchWriter
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.files import open_state
+from greengauge.common.logs import fields
+from greengauge.common.secrets import redact_url
+from greengauge.contract import ReadingBatch, Topic, subscription
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
-from agent.wire import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
+from greengauge.contract import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
 DEFAULT_MAX_AGE: Final = timedelta(days=3650)

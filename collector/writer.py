@@ -25,16 +25,16 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from agent.backoff import Backoff
-from agent.files import DiskFault, write_atomically
-from agent.logs import fields
-from agent.wire import ReadingBatch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker
 from collector.spool import Spool, Spooled, SpoolError
 from collector.stores import Store, StoreError, StoreRejected
 from collector.validate import describe
+from greengauge.common.backoff import Backoff
+from greengauge.common.files import DiskFault, write_atomically
+from greengauge.common.logs import fields
+from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 

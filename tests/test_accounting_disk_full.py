@@ -14,9 +14,9 @@ import pytest
 from disks import fill, small_filesystem
 from test_api import READ, SITE, WRITE, batch, make_rig, output, plant, post, tokens
 
-from agent.wire import ReadingBatch
 from collector.accounting.engine import Accounting
 from collector.ingest import Message
+from greengauge.contract import ReadingBatch
 
 START = datetime(2026, 11, 2, 8, tzinfo=UTC)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import SITE_LINE, Accounting, meter_totals
 from collector.plant import AccountingConfig
 from collector.stores.lineprotocol import Point
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 E = Quantity.ENERGY_ACTIVE_IMPORT

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_accounting_engine import FakeStore
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import Accounting
 from collector.api.figures import alert_view
 from collector.cli import main
@@ -26,6 +25,7 @@ from collector.config import load_config
 from collector.plant import AccountingConfig
 from collector.report import build
 from collector.service import EMBEDDED_STORE_FILE
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 E = Quantity.ENERGY_ACTIVE_IMPORT
 P = Quantity.POWER_ACTIVE

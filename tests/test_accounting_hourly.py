@@ -14,10 +14,10 @@ import yaml
 from test_report_sections import config as month_config
 from test_report_sections import month_batches
 
-from agent.configfile import ConfigError
 from collector.accounting.engine import Accounting
 from collector.config import load_config
 from collector.report import build
+from greengauge.common.configfile import ConfigError
 
 
 def write_config(tmp_path: Path, series: str) -> Path:

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from processes import running, simulated_meters, wait_for, write_yaml
 from servers import Mosquitto
 
-from agent.wire import Alert, AlertKind, ProductionOutput, alerts_topic, production_topic
+from greengauge.contract import Alert, AlertKind, ProductionOutput, alerts_topic, production_topic
 
 SITE = "plant-mes"
 UNIT = 38  # a ~140 kW simulated meter

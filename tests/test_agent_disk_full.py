@@ -18,10 +18,10 @@ from disks import fill, small_filesystem
 
 from agent import publisher as publisher_module
 from agent.config import AgentConfig
-from agent.files import DiskFault, condition
 from agent.outbox import Outbox, OutboxError
 from agent.publisher import Publisher
-from agent.wire import MeterReading, Quantity, ReadingBatch
+from greengauge.common.files import DiskFault, condition
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -15,16 +15,6 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from agent.wire import (
-    AgentState,
-    AgentStatus,
-    MeterHealth,
-    MeterReading,
-    MeterState,
-    OutboxHealth,
-    Quantity,
-    ReadingBatch,
-)
 from collector.accounting.engine import Accounting
 from collector.accounting.live import LiveAccounting
 from collector.api import figures
@@ -39,6 +29,16 @@ from collector.livetable import LatestReadings
 from collector.metrics import CollectorMetrics
 from collector.plant import AccountingConfig
 from collector.stores.sqlite import SqliteStore
+from greengauge.contract import (
+    AgentState,
+    AgentStatus,
+    MeterHealth,
+    MeterReading,
+    MeterState,
+    OutboxHealth,
+    Quantity,
+    ReadingBatch,
+)
 
 SITE = "s1"
 READ = "read-token-0123456789"

@@ -15,7 +15,7 @@ import pytest
 from processes import running, wait_for, write_yaml
 from servers import Mosquitto, free_port
 
-from agent.wire import (
+from greengauge.contract import (
     AgentState,
     AgentStatus,
     MeterHealth,

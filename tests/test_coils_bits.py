@@ -21,7 +21,7 @@ from agent.modbus.plan import bit_field, plan_reads
 from agent.profiles import load_profile
 from agent.profiles.model import MAX_BITS_PER_READ, Function, Profile
 from agent.simulator.server import Encoding, tables
-from agent.wire import UNITS, Quantity, QuantityName
+from greengauge.contract import UNITS, Quantity, QuantityName
 
 # Dimensionless quantities stand in for states until quantities can be named by users.
 STATE_QUANTITIES = [q for q in Quantity if UNITS[q] == "1"]

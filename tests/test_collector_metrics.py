@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.metrics import CollectorMetrics
 from collector.stores import StoreError
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 AGE = "greengauge_collector_reading_stored_age_seconds"
 

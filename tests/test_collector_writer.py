@@ -8,13 +8,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker, load
 from collector.spool import Spool
 from collector.stores import StoreError, StoreRejected
 from collector.writer import BatchWriter
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 
 class FakeStore:

@@ -34,7 +34,7 @@ from agent.dlt645.poller import Dlt645Poller
 from agent.modbus.errors import ReadError
 from agent.poller import MeterPoller
 from agent.profiles.model import Function
-from agent.wire import MeterReading, Quantity
+from greengauge.contract import MeterReading, Quantity
 
 EPOCH = 1_767_225_600.0
 ADDRESSES = (0, 2, 4, 6, 70, 100)

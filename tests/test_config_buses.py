@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.config import Framer, MeterSettings, Parity, load_config, meter_problems
-from agent.configfile import ConfigError
+from greengauge.common.configfile import ConfigError
 
 HEAD = """\
 site: s1

@@ -24,7 +24,15 @@ from test_accounting_config import accounting
 from test_accounting_hourly import write_config as write_hourly_config
 
 from agent.config import load_config
-from agent.configfile import (
+from agent.outbox import Outbox, OutboxError
+from collector import sequences
+from collector.accounting.db import FILE as ACCOUNTING_FILE
+from collector.accounting.db import AccountingDB
+from collector.config import load_config as load_collector_config
+from collector.spool import Spool
+from collector.stores.sqlite import SqliteStore
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.configfile import (
     MAX_ALIAS_VALUES,
     MAX_DEPTH,
     MAX_FILE_BYTES,
@@ -32,16 +40,8 @@ from agent.configfile import (
     ConfigError,
     load_yaml,
 )
-from agent.files import open_state
-from agent.outbox import Outbox, OutboxError
-from agent.secrets import tls_problems
-from agent.wire import BrokerSettings
-from collector import sequences
-from collector.accounting.db import FILE as ACCOUNTING_FILE
-from collector.accounting.db import AccountingDB
-from collector.config import load_config as load_collector_config
-from collector.spool import Spool
-from collector.stores.sqlite import SqliteStore
+from greengauge.common.files import open_state
+from greengauge.common.secrets import tls_problems
 
 AGENT = """\
 site: plant-1
@@ -555,7 +555,7 @@ def test_a_corrupt_state_database_is_set_aside_and_a_new_one_opened(
     path = write(tmp_path / "state.sqlite", CORRUPT_DATABASES[corruption])
     write(tmp_path / "state.sqlite-wal", b"wal")
     opener = STATE_DATABASES[what]
-    with caplog.at_level(logging.ERROR, logger="agent.files"):
+    with caplog.at_level(logging.ERROR, logger="greengauge.common.files"):
         database = open_state(path, lambda: opener(path), what)
     database.close()
     [aside] = tmp_path.glob("state.sqlite.bad-*Z")

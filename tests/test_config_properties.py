@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from test_accounting_config import site
 
 from agent.config import load_config as load_agent_config
-from agent.configfile import ConfigError
 from agent.profiles import load_profile
 from collector.config import load_config as load_collector_config
+from greengauge.common.configfile import ConfigError
 
 PROFILE = Path(__file__).resolve().parent.parent / "agent" / "profiles" / "eastron_sdm630.yaml"
 

@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from agent.config import AgentConfig, load_config
-from agent.configfile import ConfigError, load_model, load_yaml
 from agent.profiles import builtin_names
 from collector.config import load_config as load_collector_config
+from greengauge.common.configfile import ConfigError, load_model, load_yaml
 
 VALID = """\
 site: plant-1

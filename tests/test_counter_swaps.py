@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from processes import write_yaml
 from test_api import READ, SITE, WRITE, make_rig, tokens
 
-from agent.configfile import ConfigError
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import Accounting, meter_totals
 from collector.accounting.swaps import SwapRejected, record_swap
 from collector.config import load_config
 from collector.ledger.counters import Replacement
 from collector.plant import AccountingConfig
 from collector.report import build, render
+from greengauge.common.configfile import ConfigError
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -14,7 +14,11 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.profiles.model import Profile
-from agent.wire import (
+from collector.api.history import Query, SqliteHistory
+from collector.stores.lineprotocol import batch_lines, value_count
+from collector.stores.sqlite import SqliteStore
+from collector.validate import Rejected, reading_batch
+from greengauge.contract import (
     CUSTOM_PREFIX,
     MAX_CUSTOM,
     MAX_CUSTOM_NAME,
@@ -27,10 +31,6 @@ from agent.wire import (
     check_custom_name,
     check_unit,
 )
-from collector.api.history import Query, SqliteHistory
-from collector.stores.lineprotocol import batch_lines, value_count
-from collector.stores.sqlite import SqliteStore
-from collector.validate import Rejected, reading_batch
 
 TS = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 NAME = re.compile(r"x_[a-z][a-z0-9_]*")

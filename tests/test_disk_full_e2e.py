@@ -28,8 +28,8 @@ from processes import BIN, Program, wait_for, write_yaml
 from servers import Mosquitto, free_port
 from test_metrics_e2e import scrape, value
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.deadletters import files_of
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 SITE, AGENT = "plant-df", "gw-df"
 TOPIC = f"greengauge/v1/{SITE}/{AGENT}/readings"

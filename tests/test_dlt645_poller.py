@@ -10,14 +10,14 @@ import pytest
 from pydantic import ValidationError
 
 from agent.config import Dlt645Settings, MeterSettings, load_config
-from agent.configfile import ConfigError
 from agent.dlt645.codec import NO_SUCH_DATA, encode_bcd
 from agent.dlt645.poller import NO_DATA, Dlt645Poller
 from agent.dlt645.profile import Dlt645Profile, load_dlt645_profile
 from agent.dlt645.transport import ReadIdentifier
 from agent.modbus.errors import ReadError
 from agent.poller import BAD_VALUE, OFFLINE_AFTER
-from agent.wire import MeterReading, MeterState, Quantity
+from greengauge.common.configfile import ConfigError
+from greengauge.contract import MeterReading, MeterState, Quantity
 
 PROFILE = load_dlt645_profile("chint_ddsu666_dlt645")
 VOLTAGE, ENERGY, FREQUENCY = 0x02010100, 0x00010000, 0x02800002

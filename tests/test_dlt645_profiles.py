@@ -11,7 +11,7 @@ import pytest
 from agent.dlt645.codec import bcd_limit
 from agent.dlt645.profile import builtin_names, load_dlt645_profile
 from agent.profiles import ProfileError
-from agent.wire import Quantity
+from greengauge.contract import Quantity
 
 
 def test_a_three_phase_and_a_single_phase_profile_ship() -> None:

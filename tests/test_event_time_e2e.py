@@ -22,10 +22,10 @@ from servers import Mosquitto, free_port
 from test_accounting_e2e import TIMEOUT, configs, simulators, stored
 from test_metrics_e2e import scrape, value
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.db import from_ms
 from collector.accounting.engine import Accounting
 from collector.config import load_config
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 __all__ = ["simulators"]  # the fixture, used by name
 

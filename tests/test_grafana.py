@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import SITE_LINE, Accounting
 from collector.ledger.intensity import Window
 from collector.plant import AccountingConfig, Carrier
 from collector.stores.lineprotocol import Point, batch_lines, point_lines
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "deploy" / "grafana"

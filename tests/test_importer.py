@@ -17,7 +17,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.wire import UNITS, Quantity
 from collector.importer import (
     CONVERTIBLE,
     Chunk,
@@ -29,6 +28,7 @@ from collector.importer import (
     unit_exponent,
 )
 from collector.validate import MAX_VALUE, Window
+from greengauge.contract import UNITS, Quantity
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 WINDOW = Window(timedelta(days=3650), timedelta(minutes=5))

@@ -29,7 +29,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_api import SITE as PLANT_SITE
 from test_api import plant
 
-from agent.wire import MAX_SEQ
 from collector.accounting.engine import Accounting
 from collector.accounting.live import LiveAccounting
 from collector.api.status import AgentStatuses
@@ -40,6 +39,7 @@ from collector.ingest import Message
 from collector.metrics import CollectorMetrics
 from collector.service import EMBEDDED_STORE_FILE, Collector
 from collector.stores.sqlite import SqliteStore
+from greengauge.contract import MAX_SEQ
 
 SITE, AGENT = "plant-1", "gw-1"
 READINGS = f"greengauge/v1/{SITE}/{AGENT}/readings"

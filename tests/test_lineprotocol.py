@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.stores.lineprotocol import batch_lines, epoch_millis, escape_tag, value_count
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T0_MS = 1_704_067_200_000

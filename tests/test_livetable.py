@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.livetable import COLUMNS, LatestReadings, Row, render
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 Q = Quantity
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)

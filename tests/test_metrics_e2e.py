@@ -13,7 +13,7 @@ from processes import Program, port_open, running, wait_for, write_yaml
 from prometheus_client.parser import text_string_to_metric_families
 from servers import Mosquitto, free_port
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 TIMEOUT = 30.0
 FAULTY = ["--unit-ids", "1,2", "--fault", "2:timeout"]

@@ -17,7 +17,7 @@ from agent.modbus.errors import ReadError
 from agent.modbus.plan import plan_reads
 from agent.modbus.tcp import UNACKED_LIMIT, ModbusTcp
 from agent.profiles.model import Function, Profile
-from agent.wire import Quantity
+from greengauge.contract import Quantity
 
 Request = tuple[int, int, int, int, int]
 """transaction id, unit id, function, address, count."""

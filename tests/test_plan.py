@@ -16,7 +16,7 @@ from agent.modbus.decode import WORDS, ByteOrder, DataType
 from agent.modbus.plan import FieldPlan, Problem, ReadBlock, plan_reads
 from agent.profiles import load_profile
 from agent.profiles.model import Function, Profile, RegisterSpec
-from agent.wire import UNITS, Quantity
+from greengauge.contract import UNITS, Quantity
 
 Q = Quantity
 T = DataType

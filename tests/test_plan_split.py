@@ -16,7 +16,7 @@ from agent.modbus.plan import (
 )
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
-from agent.wire import UNITS, Quantity
+from greengauge.contract import UNITS, Quantity
 
 QUANTITIES = list(Quantity)
 

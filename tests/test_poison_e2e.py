@@ -28,8 +28,8 @@ import pytest
 from processes import Program, running, wait_for, write_yaml
 from servers import Mosquitto, VictoriaMetrics, free_port
 
-from agent.wire import BrokerSettings
 from collector.ingest import Ingest, Message
+from greengauge.common.broker import BrokerSettings
 
 SITE, AGENT = "plant-poison", "gw-1"
 RECEIVE_MAXIMUM = 5

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 import agent.poller as poller_module
-from agent.backoff import Backoff
 from agent.config import MeterSettings
 from agent.modbus.bus import Unit
 from agent.modbus.errors import ReadError
@@ -22,7 +21,8 @@ from agent.modbus.resolve import ReadRegisters
 from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function
-from agent.wire import MeterReading, MeterState, Quantity
+from greengauge.common.backoff import Backoff
+from greengauge.contract import MeterReading, MeterState, Quantity
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400.0

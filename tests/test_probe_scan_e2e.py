@@ -24,7 +24,7 @@ from agent.modbus.plan import plan_reads
 from agent.probe import plausible
 from agent.profiles import load_profile
 from agent.scan import Candidate, Confidence, rank
-from agent.wire import Quantity
+from greengauge.contract import Quantity
 
 
 @pytest.fixture

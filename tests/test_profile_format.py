@@ -34,7 +34,7 @@ from agent.modbus.scale import (
 )
 from agent.profiles import ProfileError, builtin_names, load_profile
 from agent.profiles.model import Addressing, Function, Profile, to_protocol
-from agent.wire import Quantity, QuantityName
+from greengauge.contract import Quantity, QuantityName
 
 Q = Quantity
 H = Function.HOLDING

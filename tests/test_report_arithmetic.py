@@ -40,11 +40,11 @@ from processes import BIN, write_yaml
 from test_report_sections import config as sections_config
 from test_report_sections import month_batches
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.db import AccountingDB, MinuteRow, ms
 from collector.accounting.engine import Accounting
 from collector.plant import AccountingConfig
 from collector.report import DECIMALS, build, render
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 10, 15, 2, 0, tzinfo=UTC)
 AFTER = datetime(2026, 11, 5, tzinfo=UTC)  # "now": October is over

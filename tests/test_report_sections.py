@@ -26,10 +26,10 @@ from typing import Any
 
 import pytest
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.accounting.engine import Accounting
 from collector.plant import AccountingConfig
 from collector.report import build, render
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 E = Quantity.ENERGY_ACTIVE_IMPORT

@@ -17,9 +17,9 @@ from pydantic import BaseModel, SecretStr
 from servers import free_port
 
 from agent.config import load_config as load_agent
-from agent.configfile import ConfigError, load_yaml
-from agent.secrets import MASK, redact_url, redacted
 from collector.config import load_config as load_collector
+from greengauge.common.configfile import ConfigError, load_yaml
+from greengauge.common.secrets import MASK, redact_url, redacted
 
 PASSWORD = "pw-9f3b-never-shown"  # noqa: S105 - a test secret
 TOKEN = "tok-71c2-never-shown"  # noqa: S105 - a test secret

@@ -36,7 +36,7 @@ from agent.modbus.scale import canonical_power_factors
 from agent.profiles import builtin_names, load_profile
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.simulator.server import encode_value, parse_unit_ids, served_value, tables
-from agent.wire import QuantityName
+from greengauge.contract import QuantityName
 
 HOST = "127.0.0.1"
 ENERGY_AGENT = str(Path(sys.executable).parent / "energy-agent")

@@ -19,7 +19,7 @@ from agent.simulator.values import (
     meter_for_unit,
     simulated_values,
 )
-from agent.wire import KINDS, Kind, Quantity
+from greengauge.contract import KINDS, Kind, Quantity
 
 Q = Quantity
 COUNTERS = [q for q in Quantity if KINDS[q] is Kind.COUNTER]

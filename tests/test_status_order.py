@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.wire import AgentState, AgentStatus
 from collector.api.status import AgentStatuses, StatusRejected
+from greengauge.contract import AgentState, AgentStatus
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)

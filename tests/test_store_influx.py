@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 import pytest
 from servers import VictoriaMetrics
 
-from agent.wire import KINDS, Kind, MeterReading, Quantity, ReadingBatch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.influx import InfluxStore
 from collector.stores.lineprotocol import epoch_millis
+from greengauge.contract import KINDS, Kind, MeterReading, Quantity, ReadingBatch
 
 TOKEN = "s3cret-token-value"  # noqa: S105 (a made-up token the tests look for in output)
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

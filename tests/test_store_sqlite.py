@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.sqlite import SqliteStore
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T0_MS = 1_740_830_400_000

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.tls import explain
-from agent.wire import BrokerSettings
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.tls import explain
 
 BROKER = "broker.example:8883"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from agent.wire import MeterReading, Quantity, ReadingBatch, Topic, topic
 from collector.validate import MAX_REASON_ERRORS, Rejected, reading_batch
+from greengauge.contract import MeterReading, Quantity, ReadingBatch, Topic, topic
 
 TOPIC = "greengauge/v1/plant-1/gw-1/readings"
 

@@ -11,14 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.wire import (
+from greengauge.common.broker import BrokerSettings
+from greengauge.contract import (
     KINDS,
     SCHEMA_VERSION,
     TOPIC_ROOT,
     UNITS,
     AgentState,
     AgentStatus,
-    BrokerSettings,
     Kind,
     MeterReading,
     Quantity,

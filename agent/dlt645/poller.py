@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
-from agent.backoff import doubled
 from agent.config import Dlt645Settings, MeterSettings
 from agent.dlt645.codec import NO_SUCH_DATA, FrameError, decode_bcd, identifier_text
 from agent.dlt645.profile import Dlt645Profile, ValueSpec
 from agent.dlt645.transport import ReadIdentifier
-from agent.logs import fields
 from agent.modbus.errors import ReadError
 from agent.poller import BACKOFF_CEILING, BAD_VALUE, Clock, PollerBase, StateSink
-from agent.wire import MeterReading, Quantity
+from greengauge.common.backoff import doubled
+from greengauge.common.logs import fields
+from greengauge.contract import MeterReading, Quantity
 
 log = logging.getLogger(__name__)
 

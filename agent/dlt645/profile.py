@@ -16,10 +16,10 @@ from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.configfile import ConfigError, load_model
 from agent.profiles import ProfileError
 from agent.tables import format_table
-from agent.wire import UNITS, Quantity
+from greengauge.common.configfile import ConfigError, load_model
+from greengauge.contract import UNITS, Quantity
 
 _FORMAT: Final = re.compile(r"(X+)(?:\.(X+))?")
 _BUILTIN: Final = Path(__file__).resolve().parent.parent / "profiles" / "dlt645"

@@ -34,8 +34,8 @@ from agent.dlt645.codec import (
     read_address_request,
     read_request,
 )
-from agent.logs import fields
 from agent.modbus.errors import ReadError
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Protocol
 
-from agent.backoff import Backoff
 from agent.buslink import LinkedBus
 from agent.config import Framer, ModbusSettings
 from agent.modbus.errors import ReadError
 from agent.modbus.resolve import ReadRegisters
 from agent.modbus.tcp import ModbusTcp
 from agent.profiles.model import Function
+from greengauge.common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

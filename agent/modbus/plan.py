@@ -28,7 +28,7 @@ from typing import Final
 from agent.modbus.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
 from agent.modbus.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
-from agent.wire import QuantityName
+from greengauge.contract import QuantityName
 
 
 class ProblemKind(StrEnum):

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from agent.backoff import doubled
 from agent.modbus.errors import ReadError
 from agent.modbus.plan import ReadBlock, split_block, without_registers
 from agent.modbus.resolve import ReadRegisters
+from greengauge.common.backoff import doubled
 
 ILLEGAL_DATA_ADDRESS: Final = 2
 ILLEGAL_DATA_VALUE: Final = 3

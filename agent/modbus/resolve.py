@@ -27,7 +27,7 @@ from agent.profiles.model import (
     RegisterSpec,
     SunSpecModel,
 )
-from agent.wire import QuantityName
+from greengauge.contract import QuantityName
 
 ReadRegisters = Callable[[Function, int, int], Awaitable[Sequence[int]]]
 """read(function, address, count) -> registers; raises agent.modbus.errors.ReadError."""

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from agent.modbus.decode import DataType
-from agent.wire import Quantity
+from greengauge.contract import Quantity
 
 _FLOAT32: Final = struct.Struct("<f")
 

@@ -27,8 +27,8 @@ import socket
 import struct
 from typing import Final
 
-from agent.logs import fields
 from agent.modbus.errors import ReadError
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.configfile import ConfigError, load_model
 from agent.profiles.model import Function, Profile, RegisterSpec
+from greengauge.common.configfile import ConfigError, load_model
 
 __all__ = ["Function", "Profile", "ProfileError", "RegisterSpec", "builtin_names", "load_profile"]
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.modbus.decode import WORDS, ByteOrder, DataType
 from agent.modbus.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
-from agent.wire import (
+from greengauge.contract import (
     UNITS,
     CustomName,
     Kind,
@@ -230,7 +230,7 @@ class RegisterSpec(_Located):
     type: DataType
     unit: str = Field(
         description="unit after scaling; a canonical quantity's canonical unit, or a "
-        "user-named quantity's unit (see agent.wire.check_unit)"
+        "user-named quantity's unit (see greengauge.contract.check_unit)"
     )
     scale: float = Field(default=1.0, description="canonical value = raw * scale + offset")
     offset: float = 0.0

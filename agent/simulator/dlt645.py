@@ -36,10 +36,10 @@ from agent.dlt645.codec import (
 )
 from agent.dlt645.profile import Dlt645Profile, ValueSpec
 from agent.dlt645.transport import Port, SerialPort, TcpPort
-from agent.logs import fields
 from agent.modbus.errors import ReadError
 from agent.simulator.values import meter_for_unit
-from agent.wire import Quantity
+from greengauge.common.logs import fields
+from greengauge.contract import Quantity
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Final
 
 from pymodbus.pdu import ModbusPDU
 
-from agent.logs import fields
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from agent.logs import fields
 from agent.modbus.decode import WORDS, DataType, decode, encode, encode_string
 from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
 from agent.modbus.scale import (
@@ -51,7 +50,8 @@ from agent.modbus.scale import (
 from agent.profiles.model import Function, IdentificationSpec, Profile, RegisterSpec
 from agent.simulator.faults import Fault, FaultInjector, FaultMode
 from agent.simulator.values import meter_values
-from agent.wire import Quantity, QuantityName
+from greengauge.common.logs import fields
+from greengauge.contract import Quantity, QuantityName
 
 log = logging.getLogger(__name__)
 

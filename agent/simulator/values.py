@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final, TypeVar
 
-from agent.wire import Quantity, QuantityName
+from greengauge.contract import Quantity, QuantityName
 
 REFERENCE_EPOCH: Final = 1_767_225_600.0
 """2026-01-01T00:00:00Z: counters hold their starting values here and rise from it.

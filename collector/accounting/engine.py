@@ -29,9 +29,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
-from agent.files import DiskFault, open_state
-from agent.logs import fields
-from agent.wire import Quantity, ReadingBatch
 from collector.accounting.db import (
     FILE,
     AccountingDB,
@@ -67,6 +64,9 @@ from collector.plant import (
 )
 from collector.stores import PointStore, StoreError, StoreRejected
 from collector.stores.lineprotocol import Point
+from greengauge.common.files import DiskFault, open_state
+from greengauge.common.logs import fields
+from greengauge.contract import Quantity, ReadingBatch
 
 log = logging.getLogger(__name__)
 

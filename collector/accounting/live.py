@@ -19,9 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
-from agent.backoff import Backoff
-from agent.logs import fields
-from agent.wire import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
 from collector.accounting.db import MinuteRow, ms
 from collector.accounting.engine import MINUTE, Accounting, output_series
 from collector.acks import Progress
@@ -31,6 +28,9 @@ from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
 from collector.stores import PointStore
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
+from greengauge.common.backoff import Backoff
+from greengauge.common.logs import fields
+from greengauge.contract import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig

@@ -18,11 +18,11 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Final
 
-from agent.logs import fields
 from collector.accounting.db import AccountingDB, FindingRow, ms
 from collector.accounting.engine import END_OF_TIME, Target, _targets, account, scaled
 from collector.ledger.counters import Issue, Replacement, Sample, deltas
 from collector.plant import AccountingConfig
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 

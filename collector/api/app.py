@@ -24,17 +24,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
-from agent.files import condition
-from agent.wire import (
-    TOPIC_ROOT,
-    UNITS,
-    ProductionOutput,
-    Quantity,
-    QuantityName,
-    ValueAdded,
-    check_custom_name,
-    check_id,
-)
 from collector import report
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.accounting.swaps import SwapRejected, record_swap
@@ -48,6 +37,17 @@ from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.plant import SwapRecord
 from collector.validate import unique_keys
+from greengauge.common.files import condition
+from greengauge.contract import (
+    TOPIC_ROOT,
+    UNITS,
+    ProductionOutput,
+    Quantity,
+    QuantityName,
+    ValueAdded,
+    check_custom_name,
+    check_id,
+)
 
 MAX_BODY: Final = 64 * 1024
 DEFAULT_SPAN: Final = timedelta(hours=3)
@@ -95,7 +95,7 @@ def _quantity(name: str) -> QuantityName:
         return check_custom_name(name)
     except ValueError as exc:
         raise HTTPException(
-            422, f"quantity: not a canonical quantity (see agent/wire.py), and {exc}"
+            422, f"quantity: not a canonical quantity (see greengauge/contract/quantities.py), and {exc}"
         ) from None
 
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from agent.wire import AgentState, AgentStatus, Quantity
 from collector.accounting.db import AccountingDB, ms
 from collector.accounting.engine import (
     Accounting,
@@ -28,6 +27,7 @@ from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
 from collector.livetable import LatestReadings, Row
 from collector.plant import Carrier, SiteConfig, resolve_benchmark
+from greengauge.contract import AgentState, AgentStatus, Quantity
 
 STALE_AFTER: Final = timedelta(seconds=60)
 """A meter whose newest reading is older than this shows `stale` (unless its agent says)."""

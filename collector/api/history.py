@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Protocol
 
-from agent.wire import QuantityName
 from collector.stores.lineprotocol import MEASUREMENT, epoch_millis
+from greengauge.contract import QuantityName
 
 MAX_POINTS: Final = 5000
 

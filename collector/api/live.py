@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from agent.wire import ReadingBatch
+from greengauge.contract import ReadingBatch
 
 QUEUE_SIZE: Final = 1000
 KEEPALIVE: Final = 15.0

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Final
 
 import uvicorn
 
-from agent.logs import fields
-from agent.wire import Topic, subscription
 from collector.api import figures
 from collector.api.app import ApiContext, create_app
 from collector.api.history import FluxHistory, History, SqliteHistory
@@ -21,6 +19,8 @@ from collector.api.live import Event
 from collector.api.settings import ApiSettings
 from collector.ingest import Ingest
 from collector.metrics import CollectorMetrics
+from greengauge.common.logs import fields
+from greengauge.contract import Topic, subscription
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig

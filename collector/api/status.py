@@ -16,10 +16,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.wire import AgentStatus, Topic
 from collector.guard import Guard
 from collector.ingest import Message
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, agent_message
+from greengauge.contract import AgentStatus, Topic
 
 StatusRejected = Rejected
 

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
-from agent.wire import ReadingBatch
 from collector.stores.lineprotocol import Point
+from greengauge.contract import ReadingBatch
 
 
 class StoreError(Exception):

@@ -17,11 +17,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from agent.logs import fields
-from agent.secrets import redact_url
-from agent.wire import ReadingBatch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.lineprotocol import Point, batch_lines, point_lines, value_count
+from greengauge.common.logs import fields
+from greengauge.common.secrets import redact_url
+from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 

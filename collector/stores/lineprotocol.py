@@ -6,7 +6,7 @@ One line per meter reading:
 
 Tags are in key order (the order InfluxDB would sort them into anyway, which saves it
 the work). Field keys are the quantity names, canonical then user-named (`x_...`, see
-`agent.wire.check_custom_name`: the same snake_case characters, so they need no
+`greengauge.contract.check_custom_name`: the same snake_case characters, so they need no
 escaping either, and their prefix keeps them apart from canonical fields; their units
 are not in the line: the API shows them from the readings). Every value is a float
 written with `repr`, so it parses back to the identical double and never carries the
@@ -17,7 +17,7 @@ a second into lines, and per-point objects would cost more than the HTTP write.
 
 Escaping follows the line-protocol spec for tag values: backslash, comma, equals sign
 and space are escaped with a backslash (ids cannot hold whitespace or control characters,
-see `agent.wire.check_id`, so newlines never need escaping). VictoriaMetrics and the
+see `greengauge.contract.check_id`, so newlines never need escaping). VictoriaMetrics and the
 spec read a doubled backslash back as one; InfluxDB 1.x/2.x (TSM) keep it doubled, and
 cannot represent a tag value that ends in a backslash at all.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from agent.wire import MeterReading, Quantity, ReadingBatch
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 MEASUREMENT: Final = "reading"
 

@@ -17,10 +17,10 @@ from os import PathLike
 from pathlib import Path
 from typing import Final
 
-from agent.logs import fields
-from agent.wire import Quantity, ReadingBatch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.lineprotocol import Point, epoch_millis
+from greengauge.common.logs import fields
+from greengauge.contract import Quantity, ReadingBatch
 
 log = logging.getLogger(__name__)
 

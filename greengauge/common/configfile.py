@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from agent.files import read_limited
+from greengauge.common.files import read_limited
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]

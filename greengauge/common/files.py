@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypeVar
 
-from agent.logs import fields
+from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, SecretStr
 
-from agent.tls import ssl_context
-from agent.wire import BrokerSettings
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.tls import ssl_context
 
 MASK: Final = "********"
 _SECRET_NAME = re.compile(r"(password|passwd|token|secret|api_key)s?$", re.IGNORECASE)

@@ -9,8 +9,8 @@ from typing import Any, Final
 
 import paho.mqtt.client as paho
 
-from agent.files import require_regular
-from agent.wire import BrokerSettings
+from greengauge.common.broker import BrokerSettings
+from greengauge.common.files import require_regular
 
 # A CA bundle with every public CA is ~250 KiB.
 MAX_TLS_FILE_BYTES = 4 * 1024 * 1024
