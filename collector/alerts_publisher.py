@@ -43,7 +43,7 @@ def alert_message(row: AlertRow) -> Alert:
 
 
 class AlertsPublisher:
-    """A paho client of its own (client id + '-alerts'), reconnecting by itself."""
+    """A paho client of its own, reconnecting by itself."""
 
     def __init__(self, mqtt: BrokerSettings, client_id: str, db: AccountingDB) -> None:
         self._db = db
@@ -51,7 +51,7 @@ class AlertsPublisher:
         self._mqtt = mqtt
         self._lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid -> alert id
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{client_id}-alerts")
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if mqtt.username is not None:
             self._client.username_pw_set(
                 mqtt.username, mqtt.password.get_secret_value() if mqtt.password else None

@@ -164,8 +164,8 @@ def _site_time(text: str, tz: tzinfo, option: str) -> datetime:
 def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
     from collector.accounting.db import from_ms  # noqa: PLC0415
     from collector.accounting.engine import Accounting  # noqa: PLC0415
-    from collector.service import open_store  # noqa: PLC0415
     from collector.stores import PointStore  # noqa: PLC0415
+    from collector.stores.opening import open_store  # noqa: PLC0415
 
     if config.accounting is None:
         print("energy-collector: the config has no `accounting` section", file=sys.stderr)
@@ -299,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from collector.service import run_collector  # noqa: PLC0415 - keep `--help` fast
+    from collector.app import run_collector  # noqa: PLC0415 - keep `--help` fast
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_collector(config, args.table))

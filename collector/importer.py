@@ -33,7 +33,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from collector.accounting.engine import Accounting
 from collector.stores import PointStore, Store, StoreError, StoreRejected
-from collector.validate import Window, check_value
+from collector.stores.opening import open_store, store_retention
+from collector.validate import Window, accepted_window, check_value
 from greengauge.contract import UNITS, Id, MeterReading, Quantity, ReadingBatch, Timestamp
 
 if TYPE_CHECKING:
@@ -116,7 +117,9 @@ def quantity_of(name: str) -> Quantity:
     try:
         return Quantity(name.strip())
     except ValueError:
-        raise ValueError(f"unknown quantity {name!r} (see greengauge/contract/quantities.py)") from None
+        raise ValueError(
+            f"unknown quantity {name!r} (see greengauge/contract/quantities.py)"
+        ) from None
 
 
 def parse_time(text: str, zone: ZoneInfo | None) -> datetime:
@@ -518,10 +521,10 @@ class _Import:
 async def run(config: CollectorConfig, options: Options, out: TextIO, progress: TextIO) -> int:
     """Import the files; 0 if every row was accepted, 1 if some were refused, 2 if the
     store or the accounting database failed (what was imported before stays)."""
-    from collector.service import accepted_window, open_store, store_retention  # noqa: PLC0415
-
     store = open_store(config)
-    window = accepted_window(config, await asyncio.to_thread(store_retention, store))
+    ingest = config.ingest
+    retention = await asyncio.to_thread(store_retention, store)
+    window = accepted_window(ingest.max_age_days, ingest.max_future_seconds, retention)
     accounting = None
     plant = config.accounting
     notes = []

@@ -9,18 +9,17 @@ wrapping the store. Names: `greengauge_collector_*`, `greengauge_api_*`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Final
+from collections.abc import Callable, Iterator, Sequence
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
-from collector.stores import Store
+from collector.stats import Stats
+from collector.stores import PointStore, Store
+from collector.stores.lineprotocol import Point
 from greengauge.contract import ReadingBatch
-
-if TYPE_CHECKING:
-    from collector.service import Collector
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 WRITE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -53,6 +52,15 @@ class TimedStore:
                 observe(now - reading.ts.timestamp())
         return written
 
+    def write_points(self, points: Sequence[Point]) -> int:
+        if not isinstance(self._store, PointStore):
+            raise TypeError(f"{self._store!r} cannot store derived measurements")
+        started = time.perf_counter()
+        try:
+            return self._store.write_points(points)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
+
     def close(self) -> None:
         self._store.close()
 
@@ -61,11 +69,11 @@ class TimedStore:
 
 
 class _Counts(PromCollector):
-    def __init__(self, collector: Collector) -> None:
-        self._c = collector
+    def __init__(self, stats: Callable[[], Stats]) -> None:
+        self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        c = self._c
+        c = self._stats()
         yield CounterMetricFamily(
             "greengauge_collector_messages",
             "Reading messages received from the broker (valid or not)",
@@ -74,46 +82,45 @@ class _Counts(PromCollector):
         yield CounterMetricFamily(
             "greengauge_collector_readings_written",
             "Values written to the store (one quantity of one meter at one time)",
-            value=c.writer.values_written,
+            value=c.values_written,
         )
         yield CounterMetricFamily(
-            "greengauge_collector_store_writes", "Writes to the store", value=c.writer.writes
+            "greengauge_collector_store_writes", "Writes to the store", value=c.store_writes
         )
         yield CounterMetricFamily(
             "greengauge_collector_dead_letters",
             "Messages dead-lettered (invalid, or refused by the store) since start",
-            value=c.dead_letters.count,
+            value=c.dead_letters,
         )
-        dead = c.dead_letters
         yield CounterMetricFamily(
             "greengauge_collector_dead_letter_bytes",
             "Bytes written to the dead-letter files since start",
-            value=dead.bytes_written,
+            value=c.dead_letter_bytes,
         )
         yield CounterMetricFamily(
             "greengauge_collector_dead_letters_truncated",
             "Dead letters whose payload was kept as a prefix only (size and sha256 in full)",
-            value=dead.truncated,
+            value=c.dead_letters_truncated,
         )
         yield CounterMetricFamily(
             "greengauge_collector_dead_letter_files_deleted",
             "Oldest dead-letter files deleted by rotation (max_files reached)",
-            value=dead.files_deleted,
+            value=c.dead_letter_files_deleted,
         )
         yield CounterMetricFamily(
             "greengauge_collector_dead_letter_repeats",
             "Messages delivered again whose dead letter was already written (kept once)",
-            value=dead.repeats,
+            value=c.dead_letter_repeats,
         )
         yield GaugeMetricFamily(
             "greengauge_collector_dead_letters_pending",
             "Dead letters waiting for the disk (their messages not acknowledged)",
-            value=dead.pending,
+            value=c.dead_letters_pending,
         )
         yield CounterMetricFamily(
             "greengauge_collector_dead_letter_repaired_bytes",
             "Bytes of a partial last line cut off the dead-letter file at start",
-            value=dead.repaired_bytes,
+            value=c.dead_letter_repaired_bytes,
         )
         failing = GaugeMetricFamily(
             "greengauge_collector_disk_fault",
@@ -125,58 +132,57 @@ class _Counts(PromCollector):
             "Failed writes of a file (disk full, read-only), each retried",
             labels=["file"],
         )
-        for fault in c.disk_faults:
+        for fault in c.disks:
             failing.add_metric([fault.name], 1.0 if fault.failing else 0.0)
             failures.add_metric([fault.name], fault.failures)
         yield failing
         yield failures
-        agents = c.sequences.agents.values()
         yield CounterMetricFamily(
             "greengauge_collector_sequence_gaps",
             "Batch sequence numbers skipped when they opened a gap (later filled or not)",
-            value=sum(a.gaps for a in agents),
+            value=c.sequence_gaps,
         )
         yield GaugeMetricFamily(
             "greengauge_collector_sequence_missing",
             "Batches inside sequence gaps now (lost unless a backlog brings them)",
-            value=c.sequences.missing,
+            value=c.sequence_missing,
         )
         yield CounterMetricFamily(
             "greengauge_collector_sequence_repeats",
             "Batches delivered again (harmless)",
-            value=c.sequences.repeats,
+            value=c.sequence_repeats,
         )
         yield GaugeMetricFamily(
             "greengauge_collector_spool_depth",
             "Messages waiting in the local spool for the store",
-            value=c.spool.depth,
+            value=c.spool_depth,
         )
         yield GaugeMetricFamily(
             "greengauge_collector_pending",
             "Messages waiting for the next store write",
-            value=c.writer.pending,
+            value=c.pending,
         )
         yield GaugeMetricFamily(
             "greengauge_collector_mqtt_connected",
             "1 while subscribed to the broker",
-            value=1.0 if c.ingest.connected else 0.0,
+            value=1.0 if c.mqtt_connected else 0.0,
         )
         yield GaugeMetricFamily(
             "greengauge_api_stream_subscribers",
             "Clients of the live event stream",
-            value=c.hub.subscribers,
+            value=c.stream_subscribers,
         )
         yield CounterMetricFamily(
             "greengauge_collector_status_rejected",
             "Agent status messages dead-lettered",
-            value=c.statuses.rejected,
+            value=c.status_rejected,
         )
         rejected = CounterMetricFamily(
             "greengauge_collector_messages_rejected",
             "Messages dead-lettered as invalid, by topic (readings, status, production)",
             labels=["topic"],
         )
-        for kind, count in sorted(c.guard.rejected.items()):
+        for kind, count in sorted(c.rejected.items()):
             rejected.add_metric([kind], count)
         yield rejected
         failed = CounterMetricFamily(
@@ -185,61 +191,61 @@ class _Counts(PromCollector):
             "and the stage reached",
             labels=["topic", "stage"],
         )
-        for (kind, stage), count in sorted(c.guard.failed.items()):
+        for (kind, stage), count in sorted(c.failed.items()):
             failed.add_metric([kind, stage], count)
         yield failed
         yield CounterMetricFamily(
             "greengauge_collector_store_faults",
             "Store writes that raised an unforeseen error (then written message by message)",
-            value=c.writer.store_faults,
+            value=c.store_faults,
         )
         yield CounterMetricFamily(
             "greengauge_collector_ack_overdue",
             "Messages that held back the acknowledgements longer than ack_overdue_seconds",
-            value=sum(i.overdue for i in c.ingests),
+            value=c.ack_overdue,
         )
         yield CounterMetricFamily(
             "greengauge_collector_sequence_epochs",
             "Agents' seq numbering restarted (a seq beyond max_seq_jump from every earlier one)",
-            value=sum(a.epochs for a in agents),
+            value=c.sequence_epochs,
         )
         yield CounterMetricFamily(
             "greengauge_collector_sequence_agents_forgotten",
             "Agents whose sequence numbers were forgotten (least recently seen) to stay within "
             "ingest.agents",
-            value=c.sequences.forgotten,
+            value=c.sequence_agents_forgotten,
         )
         yield CounterMetricFamily(
             "greengauge_collector_agent_statuses_evicted",
             "Agent statuses forgotten, least recently updated first, to stay within the bound",
-            value=c.statuses.evicted,
+            value=c.statuses_evicted,
         )
-        if c.latest is not None:
+        if c.latest_meters is not None:
             yield GaugeMetricFamily(
                 "greengauge_collector_latest_meters",
                 "Meters in the latest-readings table",
-                value=len(c.latest),
+                value=c.latest_meters,
             )
             yield CounterMetricFamily(
                 "greengauge_collector_latest_evicted",
                 "Meters evicted from the latest-readings table, least recently updated first",
-                value=c.latest.evicted,
+                value=c.latest_evicted,
             )
         if c.accounting is not None:
             yield CounterMetricFamily(
                 "greengauge_accounting_readings_used",
                 "Counter readings the energy accounting used",
-                value=c.accounting.accounting.readings_used,
+                value=c.accounting.readings_used,
             )
             yield CounterMetricFamily(
                 "greengauge_accounting_corrections",
                 "Accounting passes that replaced minutes because readings arrived late",
-                value=c.accounting.accounting.corrections,
+                value=c.accounting.corrections,
             )
             yield CounterMetricFamily(
                 "greengauge_accounting_late_readings",
                 "Counter readings that arrived before the last one the accounting had used",
-                value=c.accounting.accounting.late_readings,
+                value=c.accounting.late_readings,
             )
 
 
@@ -274,8 +280,8 @@ class CollectorMetrics:
     def timed(self, store: Store) -> TimedStore:
         return TimedStore(store, self.write_seconds, self.stored_age)
 
-    def watch(self, collector: Collector) -> None:
-        self.registry.register(_Counts(collector))
+    def watch(self, stats: Callable[[], Stats]) -> None:
+        self.registry.register(_Counts(stats))
 
     def refused(self, reason: str) -> None:
         self.unauthorized.labels(reason).inc()

@@ -93,6 +93,17 @@ class Window:
 DEFAULT_WINDOW: Final = Window()
 
 
+def accepted_window(
+    max_age_days: float | None, max_future_seconds: float, retention: timedelta | None
+) -> Window:
+    """Not older than configured, else than the store keeps, else 10 years."""
+    if max_age_days is not None:
+        max_age = timedelta(days=max_age_days)
+    else:
+        max_age = retention or DEFAULT_MAX_AGE
+    return Window(max_age, timedelta(seconds=max_future_seconds))
+
+
 def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) -> M:
     """The message of `kind` an agent's topic carries; raise Rejected with the reason."""
     try:

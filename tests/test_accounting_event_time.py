@@ -24,7 +24,7 @@ from collector.cli import main
 from collector.config import load_config
 from collector.plant import AccountingConfig
 from collector.report import build
-from collector.service import EMBEDDED_STORE_FILE
+from collector.stores.opening import EMBEDDED_STORE_FILE
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 E = Quantity.ENERGY_ACTIVE_IMPORT

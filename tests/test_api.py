@@ -19,15 +19,15 @@ from collector.accounting.engine import Accounting
 from collector.accounting.live import LiveAccounting
 from collector.api import figures
 from collector.api.app import ApiContext, create_app
-from collector.api.history import Query, SqliteHistory, flux_query
-from collector.api.live import Event, LiveHub
 from collector.api.settings import ApiSettings
-from collector.api.status import AgentStatuses, StatusRejected, agent_status
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
-from collector.livetable import LatestReadings
 from collector.metrics import CollectorMetrics
 from collector.plant import AccountingConfig
+from collector.state.hub import Event, LiveHub
+from collector.state.latest import LatestReadings
+from collector.state.statuses import AgentStatuses, StatusRejected, agent_status
+from collector.stores.history import Query, SqliteHistory, flux_query
 from collector.stores.sqlite import SqliteStore
 from greengauge.contract import (
     AgentState,

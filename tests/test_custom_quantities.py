@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.profiles.model import Profile
-from collector.api.history import Query, SqliteHistory
+from collector.stores.history import Query, SqliteHistory
 from collector.stores.lineprotocol import batch_lines, value_count
 from collector.stores.sqlite import SqliteStore
 from collector.validate import Rejected, reading_batch

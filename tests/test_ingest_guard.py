@@ -31,13 +31,14 @@ from test_api import plant
 
 from collector.accounting.engine import Accounting
 from collector.accounting.live import LiveAccounting
-from collector.api.status import AgentStatuses
+from collector.app import CollectorApp as Collector
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
 from collector.ingest import Message
 from collector.metrics import CollectorMetrics
-from collector.service import EMBEDDED_STORE_FILE, Collector
+from collector.state.statuses import AgentStatuses
+from collector.stores.opening import EMBEDDED_STORE_FILE
 from collector.stores.sqlite import SqliteStore
 from greengauge.contract import MAX_SEQ
 
@@ -131,13 +132,13 @@ def collector(
     try:
         yield c
     finally:
-        c.spool.close()
+        c.close()
         store.close()
 
 
 def stored(c: Collector) -> set[tuple[str, str, str, int]]:
     """(site, agent, meter, ts ms) of every reading in the embedded store."""
-    with sqlite3.connect(c._config.data_dir / EMBEDDED_STORE_FILE) as db:
+    with sqlite3.connect(c.config.data_dir / EMBEDDED_STORE_FILE) as db:
         rows = db.execute("SELECT site, agent, meter, ts FROM reading").fetchall()
     return {(s, a, m, int(t)) for s, a, m, t in rows}
 
@@ -145,7 +146,7 @@ def stored(c: Collector) -> set[tuple[str, str, str, int]]:
 def feed(c: Collector, payloads: list[tuple[str, bytes]]) -> Acks:
     acks = Acks()
     for topic, payload in payloads:
-        c.receive(acks.message(topic, payload))
+        c.pipeline.receive(acks.message(topic, payload))
     asyncio.run(c.writer.flush())
     return acks
 
@@ -425,7 +426,8 @@ def test_a_fault_at_any_stage_dead_letters_that_message_only(
             original(*args)
 
         if part == "window":  # frozen dataclass: swap the whole window
-            monkeypatch.setattr(c, "window", type("W", (), {"check_batch": staticmethod(once)})())
+            window = type("W", (), {"check_batch": staticmethod(once)})()
+            monkeypatch.setattr(c.pipeline, "_window", window)
         else:
             monkeypatch.setattr(target, method, once)
         acks = feed(c, [(READINGS, readings(n, f"m{n}")) for n in range(3)])
@@ -608,7 +610,7 @@ def test_failures_rejections_and_evictions_are_in_the_metrics(
 ) -> None:
     with collector(tmp_path, meters_per_agent=5, latest_meters=2) as c:
         metrics = CollectorMetrics()
-        metrics.watch(c)
+        metrics.watch(c.stats)
         feed(c, [(READINGS, readings(n, f"m{n}")) for n in range(3)])
         feed(c, [(READINGS, readings(3, ts=OVERFLOWS))])
         monkeypatch.setattr(c.hub, "readings", broken)

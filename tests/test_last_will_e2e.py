@@ -15,7 +15,7 @@ from processes import running
 from servers import Mosquitto
 from test_transports_e2e import agent_config
 
-from collector.api.status import AgentStatuses, agent_status
+from collector.state.statuses import AgentStatuses, agent_status
 from greengauge.contract import AgentState, AgentStatus, Topic, topic
 
 pytestmark = pytest.mark.e2e

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.livetable import COLUMNS, LatestReadings, Row, render
+from collector.state.latest import COLUMNS, LatestReadings, Row, render
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 Q = Quantity

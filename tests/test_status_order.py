@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.api.status import AgentStatuses, StatusRejected
+from collector.state.statuses import AgentStatuses, StatusRejected
 from greengauge.contract import AgentState, AgentStatus
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,11 +1,11 @@
-"""Wires the accounting into a running collector: its store, the alerts publisher, the MES.
+"""The accounting in a running collector, and what the MES reports to it.
 
-`accounting_for(config, guard, window)` gives None when the config has no plant model,
-else a `LiveAccounting` whose `feed` takes every validated reading batch and whose `run`
-is one more task of the collector: the accounting passes, and a subscription to the
-MES's production topics (output per line, value added per month), whose messages are
-validated (times inside the accepted window, no key twice) and either recorded or
-dead-lettered by the guard with the reason, then acknowledged.
+A `LiveAccounting` (built by collector.app when the config has a plant model) takes
+every validated reading batch in `feed`; its `run` is one more task of the collector:
+the accounting passes, and a subscription to the MES's production topics (output per
+line, value added per month), whose messages are validated (times inside the accepted
+window, no key twice) and either recorded or dead-lettered by the guard with the
+reason, then acknowledged.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
@@ -26,14 +26,10 @@ from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
-from collector.stores import PointStore
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
 from greengauge.common.backoff import Backoff
 from greengauge.common.logs import fields
 from greengauge.contract import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
-
-if TYPE_CHECKING:
-    from collector.config import CollectorConfig
 
 log = logging.getLogger(__name__)
 
@@ -183,33 +179,3 @@ class LiveAccounting:
 
     def close(self) -> None:
         self.accounting.close()
-
-
-def accounting_for(config: CollectorConfig, guard: Guard, window: Window) -> LiveAccounting | None:
-    """The live accounting of a collector, or None without a plant model in its config."""
-    if config.accounting is None:
-        return None
-    from collector.alerts_publisher import AlertsPublisher  # noqa: PLC0415
-    from collector.service import client_id, open_store  # noqa: PLC0415 - no import cycle
-
-    store = open_store(config)
-    if not isinstance(store, PointStore):  # both built-in stores are
-        raise TypeError(f"{store!r} cannot store derived measurements")
-    accounting = Accounting(config.accounting, config.data_dir, store)
-    publisher = AlertsPublisher(config.mqtt, client_id(config.mqtt), accounting.db)
-    accounting.set_sink(publisher)
-    publisher.start()
-    accounting.on_close(publisher.stop)
-    accounting.on_close(store.close)
-    live = LiveAccounting(accounting, guard, window)
-    live.subscribe(
-        Ingest(
-            config.mqtt,
-            f"{client_id(config.mqtt)}-mes",
-            MES_SUBSCRIPTION,
-            guard.dead_letters.size_limited(live.receive, config.ingest.max_payload),
-            config.ingest.receive_maximum,
-            config.ingest.ack_overdue_seconds,
-        )
-    )
-    return live

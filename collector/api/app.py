@@ -30,12 +30,12 @@ from collector.accounting.swaps import SwapRejected, record_swap
 from collector.api import figures
 from collector.api.auth import Guard
 from collector.api.bodies import read_body
-from collector.api.history import History, HistoryError
-from collector.api.history import Query as HistoryQuery
-from collector.api.live import LiveHub
 from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.plant import SwapRecord
+from collector.state.hub import LiveHub
+from collector.stores.history import History, HistoryError
+from collector.stores.history import Query as HistoryQuery
 from collector.validate import unique_keys
 from greengauge.common.files import condition
 from greengauge.contract import (
@@ -95,7 +95,8 @@ def _quantity(name: str) -> QuantityName:
         return check_custom_name(name)
     except ValueError as exc:
         raise HTTPException(
-            422, f"quantity: not a canonical quantity (see greengauge/contract/quantities.py), and {exc}"
+            422,
+            f"quantity: not a canonical quantity (greengauge/contract/quantities.py), and {exc}",
         ) from None
 
 

@@ -22,11 +22,11 @@ from collector.accounting.engine import (
     site_figures,
     standing,
 )
-from collector.api.status import AgentStatuses
 from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
-from collector.livetable import LatestReadings, Row
 from collector.plant import Carrier, SiteConfig, resolve_benchmark
+from collector.state.latest import LatestReadings, Row
+from collector.state.statuses import AgentStatuses
 from greengauge.contract import AgentState, AgentStatus, Quantity
 
 STALE_AFTER: Final = timedelta(seconds=60)

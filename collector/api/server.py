@@ -8,23 +8,18 @@ import contextlib
 import logging
 from collections.abc import Generator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import uvicorn
 
+from collector.accounting.live import LiveAccounting
 from collector.api import figures
 from collector.api.app import ApiContext, create_app
-from collector.api.history import FluxHistory, History, SqliteHistory
-from collector.api.live import Event
 from collector.api.settings import ApiSettings
-from collector.ingest import Ingest
 from collector.metrics import CollectorMetrics
+from collector.state.hub import Event, LiveHub
+from collector.stores.history import History
 from greengauge.common.logs import fields
-from greengauge.contract import Topic, subscription
-
-if TYPE_CHECKING:
-    from collector.config import CollectorConfig
-    from collector.service import Collector
 
 log = logging.getLogger(__name__)
 
@@ -40,54 +35,23 @@ class _Server(uvicorn.Server):
         yield
 
 
-def open_history(config: CollectorConfig) -> History:
-    if config.influxdb is not None:
-        influx = config.influxdb
-        return FluxHistory(
-            influx.url, influx.org, influx.bucket, influx.token.get_secret_value(), influx.timeout
-        )
-    from collector.service import EMBEDDED_STORE_FILE  # noqa: PLC0415 - no import cycle
-
-    return SqliteHistory(config.data_dir / EMBEDDED_STORE_FILE)
-
-
 class Api:
-    def __init__(
-        self, collector: Collector, config: CollectorConfig, metrics: CollectorMetrics
-    ) -> None:
-        assert config.api is not None and collector.latest is not None
-        self.settings: ApiSettings = config.api
-        self.collector = collector
-        self.state = figures.State(
-            collector.latest,
-            collector.statuses,
-            collector.accounting.accounting if collector.accounting else None,
-        )
-        self.history = open_history(config)
-        self.context = ApiContext(
-            self.state,
-            collector.hub,
-            self.history,
-            collector.accounting,
-            metrics,
-            self.settings,
-            self.refresh,
-        )
-        self.app = create_app(self.context)
-        from collector.service import client_id  # noqa: PLC0415 - no import cycle
+    """The HTTP API and dashboard over the collector's state, which it reads, never owns."""
 
-        self.status_ingest = Ingest(
-            config.mqtt,
-            f"{client_id(config.mqtt)}-status",
-            subscription(Topic.STATUS),
-            collector.dead_letters.size_limited(
-                lambda message: collector.statuses.receive(message, collector.guard),
-                config.ingest.max_payload,
-            ),
-            config.ingest.receive_maximum,
-            config.ingest.ack_overdue_seconds,
-        )
-        collector.ingests.append(self.status_ingest)
+    def __init__(
+        self,
+        settings: ApiSettings,
+        state: figures.State,
+        hub: LiveHub,
+        history: History,
+        live: LiveAccounting | None,
+        metrics: CollectorMetrics,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.hub = hub
+        self.context = ApiContext(state, hub, history, live, metrics, settings, self.refresh)
+        self.app = create_app(self.context)
         self.server = _Server(
             uvicorn.Config(
                 self.app,
@@ -108,16 +72,16 @@ class Api:
         return f"http://{host}:{self.settings.port}/"
 
     async def refresh(self, site: str) -> None:
-        if not self.collector.hub.subscribers:
+        if not self.hub.subscribers:
             return
         now = datetime.now(UTC)
         summary = await asyncio.to_thread(figures.summary, self.state, site, now)
-        self.collector.hub.publish(Event("summary", site, summary))
+        self.hub.publish(Event("summary", site, summary))
 
     async def _summaries(self) -> None:
         while True:
             await asyncio.sleep(self.settings.summary_interval)
-            if not self.collector.hub.subscribers:
+            if not self.hub.subscribers:
                 continue
             for site in figures.site_ids(self.state):
                 try:
@@ -137,7 +101,7 @@ class Api:
             for a in rows:
                 if a.id > self._last_alert:
                     self._last_alert = a.id
-                    self.collector.hub.publish(Event("alert", a.site, figures.alert_view(a)))
+                    self.hub.publish(Event("alert", a.site, figures.alert_view(a)))
 
     async def _serve(self) -> None:
         task = asyncio.ensure_future(self.server.serve())
@@ -159,11 +123,7 @@ class Api:
                 auth="open (loopback, no token)" if self.settings.open else "bearer tokens",
             ),
         )
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._serve())
-                tasks.create_task(self.status_ingest.run())
-                tasks.create_task(self._summaries())
-                tasks.create_task(self._alerts())
-        finally:
-            self.history.close()
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._serve())
+            tasks.create_task(self._summaries())
+            tasks.create_task(self._alerts())
