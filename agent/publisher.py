@@ -21,7 +21,6 @@ from typing import Any, Final
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.reasoncodes import ReasonCode
 
 from agent.config import AgentConfig
 from agent.mqttclient import CheckedClient
@@ -29,8 +28,9 @@ from agent.outbox import Dropped, Entry, Outbox, OutboxError
 from greengauge.common.backoff import Backoff
 from greengauge.common.files import DiskFault, write_atomically
 from greengauge.common.logs import fields
+from greengauge.common.mqtt import Protocol, reason_value, stay_connected
 from greengauge.common.secrets import redact_url
-from greengauge.common.tls import explain, ssl_context
+from greengauge.common.tls import ssl_context
 from greengauge.contract import (
     AgentState,
     AgentStatus,
@@ -62,16 +62,10 @@ STATS_FILE: Final = "stats.json"
 MAX_UNSAVED_READINGS: Final = 20_000
 OUTBOX_FILE: Final = "outbox.sqlite"
 
-# CONNACK answers that mean "this broker does not speak MQTT 5": 3.1.1's
-# "unacceptable protocol version" and 5's "unsupported protocol version".
-_PROTOCOL_REFUSED: Final = frozenset({1, 132})
 
-
-def refused_protocol(exc: aiomqtt.MqttError) -> bool:
-    """Whether a connect failed because the broker does not speak the protocol version."""
-    rc = getattr(exc, "rc", None)
-    value = rc.value if isinstance(rc, ReasonCode) else rc
-    return isinstance(exc, MqttConnectError) and value in _PROTOCOL_REFUSED
+def refusal(exc: BaseException) -> int | None:
+    """The CONNACK code of a refused connect, for the protocol fallback."""
+    return reason_value(exc.rc) if isinstance(exc, MqttConnectError) else None
 
 
 class Publisher:
@@ -92,7 +86,7 @@ class Publisher:
         self._status_topic = topic(config.site, config.agent_id, Topic.STATUS)
         self._status_changed = asyncio.Event()
         self._meters = meters
-        self._protocol = aiomqtt.ProtocolVersion.V5
+        self._protocol = Protocol(config.mqtt)
         # When the current broker connection began, in every status of it and its last will.
         self._connected_at = datetime.now(UTC)
         self._stats_path = config.state_dir / STATS_FILE
@@ -229,7 +223,7 @@ class Publisher:
             password=mqtt.password.get_secret_value() if mqtt.password else None,
             identifier=mqtt.client_id
             or f"greengauge-agent-{self._config.site}-{self._config.agent_id}",
-            protocol=self._protocol,
+            protocol=aiomqtt.ProtocolVersion(self._protocol.version.value),
             keepalive=mqtt.keepalive,
             timeout=PUBLISH_TIMEOUT,
             will=aiomqtt.Will(
@@ -239,39 +233,31 @@ class Publisher:
         )
 
     async def _connect_forever(self) -> None:
-        backoff = Backoff()
-        broker = redact_url(self._config.mqtt.url)
-        while True:
-            try:
-                async with self._client() as client:
-                    self._connected = True
-                    backoff.reset()
-                    log.info(
-                        "connected to broker",
-                        extra=fields(
-                            broker=broker,
-                            mqtt=self._protocol.name,
-                            backlog=self._outbox.depth,
-                        ),
-                    )
-                    await self._session(client)
-            except aiomqtt.MqttError as exc:
-                self._connected = False
-                if refused_protocol(exc) and self._protocol is aiomqtt.ProtocolVersion.V5:
-                    self._protocol = aiomqtt.ProtocolVersion.V311
-                    log.info("broker refused MQTT 5, using 3.1.1", extra=fields(broker=broker))
-                    continue
-                delay = backoff.next_delay()
-                log.warning(
-                    "broker connection lost",
+        await stay_connected(
+            self._config.mqtt,
+            self._protocol,
+            self._connection,
+            (aiomqtt.MqttError,),
+            refusal,
+            lambda: {"backlog": self._outbox.depth},
+        )
+
+    async def _connection(self, backoff: Backoff) -> None:
+        try:
+            async with self._client() as client:
+                self._connected = True
+                backoff.reset()
+                log.info(
+                    "connected to broker",
                     extra=fields(
-                        broker=broker,
-                        reason=explain(str(exc), self._config.mqtt),
-                        retry_in=f"{delay:.1f}s",
+                        broker=redact_url(self._config.mqtt.url),
+                        mqtt=self._protocol.name,
                         backlog=self._outbox.depth,
                     ),
                 )
-                await asyncio.sleep(delay)
+                await self._session(client)
+        finally:
+            self._connected = False
 
     async def _session(self, client: aiomqtt.Client) -> None:
         # Everything committed before this point is backlog; later batches are live.

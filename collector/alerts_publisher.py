@@ -14,13 +14,13 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.accounting.db import AccountingDB, AlertRow, from_ms
+from greengauge.common.backoff import Backoff
 from greengauge.common.broker import BrokerSettings
 from greengauge.common.files import DiskFault
 from greengauge.common.logs import fields
-from greengauge.common.tls import ssl_context
+from greengauge.common.mqtt import Connection, Protocol, paho_client, stay_connected
 from greengauge.contract import Alert, AlertKind, alerts_topic
 
 log = logging.getLogger(__name__)
@@ -43,38 +43,42 @@ def alert_message(row: AlertRow) -> Alert:
 
 
 class AlertsPublisher:
-    """A paho client of its own, reconnecting by itself."""
+    """A connection of its own, kept by the shared MQTT layer (backoff, MQTT 5 -> 3.1.1)."""
 
     def __init__(self, mqtt: BrokerSettings, client_id: str, db: AccountingDB) -> None:
         self._db = db
         self.disk = DiskFault("alerts", db.path)
         self._mqtt = mqtt
+        self._client_id = client_id
+        self._protocol = Protocol(mqtt)
         self._lock = threading.Lock()
+        self._client: paho.Client | None = None
+        """the connected client; None while away (alerts wait in the database)"""
         self._inflight: dict[int, int] = {}  # mid -> alert id
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
-        if mqtt.username is not None:
-            self._client.username_pw_set(
-                mqtt.username, mqtt.password.get_secret_value() if mqtt.password else None
-            )
-        context = ssl_context(mqtt)
-        if context is not None:
-            self._client.tls_set_context(context)
-        self._client.on_connect = self._on_connect
-        self._client.on_publish = self._on_publish
 
-    def start(self) -> None:
-        self._client.reconnect_delay_set(1, 30)
-        self._client.connect_async(self._mqtt.host, self._mqtt.port, self._mqtt.keepalive)
-        self._client.loop_start()
+    async def run(self) -> None:
+        await stay_connected(self._mqtt, self._protocol, self._session)
 
-    def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
+    async def _session(self, backoff: Backoff) -> None:
+        client = paho_client(self._mqtt, self._client_id, self._protocol)
+        client.on_publish = self._on_publish
+        connection = Connection(client, lambda: self._connected(client))
+        try:
+            await connection.open(self._mqtt)
+            backoff.reset()
+            await connection.until_lost()
+        finally:
+            with self._lock:
+                self._client = None
+                self._inflight.clear()
+            await connection.close()
 
-    def _on_connect(self, _c: paho.Client, _u: Any, _f: Any, code: Any, _p: Any = None) -> None:
-        if not code.is_failure:
-            for row in self._db.alerts(unpublished=True):
-                self._send(row)
+    def _connected(self, client: paho.Client) -> None:
+        """In paho's thread, on the CONNACK: what was not acknowledged goes now."""
+        with self._lock:
+            self._client = client
+        for row in self._db.alerts(unpublished=True):
+            self._send(row)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, _rc: Any, _p: Any = None) -> None:
         with self._lock:
@@ -96,11 +100,13 @@ class AlertsPublisher:
     def _send(self, row: AlertRow) -> None:
         payload = alert_message(row).model_dump_json()
         with self._lock:
-            info = self._client.publish(alerts_topic(row.site), payload, qos=1)
-            if info.rc == paho.MQTT_ERR_SUCCESS:
-                self._inflight[info.mid] = row.id
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            log.info(
-                "alert not published yet (broker away): sent on reconnect",
-                extra=fields(site=row.site, line=row.line, alert_id=row.id),
-            )
+            client = self._client
+            if client is not None:
+                info = client.publish(alerts_topic(row.site), payload, qos=1)
+                if info.rc == paho.MQTT_ERR_SUCCESS:
+                    self._inflight[info.mid] = row.id
+                    return
+        log.info(
+            "alert not published yet (broker away): sent on reconnect",
+            extra=fields(site=row.site, line=row.line, alert_id=row.id),
+        )

@@ -92,6 +92,7 @@ class CollectorApp:
             self.window, ingest.agents, ingest.meters_per_agent, ingest.latest_meters
         )
         self.hub = LiveHub()
+        self.alerts: AlertsPublisher | None = None
         self.accounting = self._accounting(store)
         self.pipeline = Pipeline(
             self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
@@ -128,8 +129,7 @@ class CollectorApp:
         mqtt = self.config.mqtt
         publisher = AlertsPublisher(mqtt, client_id(mqtt, PROGRAM, "alerts"), accounting.db)
         accounting.set_sink(publisher)
-        publisher.start()
-        accounting.on_close(publisher.stop)
+        self.alerts = publisher
         return LiveAccounting(accounting, self.guard, self.window)
 
     @property
@@ -240,6 +240,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
                 tasks.create_task(app.show_table(app.latest))
             if app.accounting is not None:
                 tasks.create_task(app.accounting.run())
+            if app.alerts is not None:
+                tasks.create_task(app.alerts.run())
             if config.api is not None:
                 history = _open_api(app, metrics, tasks)
     except asyncio.CancelledError:
