@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from collector import sequences
 from collector.accounting.engine import Accounting
-from collector.accounting.live import MES_SUBSCRIPTION, LiveAccounting
+from collector.accounting.live import LiveAccounting
 from collector.alerts_publisher import AlertsPublisher
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
@@ -40,7 +40,7 @@ from greengauge.common.clientid import client_id
 from greengauge.common.files import open_state
 from greengauge.common.logs import fields
 from greengauge.common.secrets import redact_url
-from greengauge.contract import Topic, subscription
+from greengauge.contract import PRODUCTION_SUBSCRIPTION, Topic, subscription
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class CollectorApp:
         self.ingest = subscribe("", subscription(Topic.READINGS), self.pipeline.receive)
         self.ingests = [self.ingest]
         if self.accounting is not None:
-            self.ingests.append(subscribe("mes", MES_SUBSCRIPTION, self.accounting.receive))
+            self.ingests.append(subscribe("mes", PRODUCTION_SUBSCRIPTION, self.accounting.receive))
         if config.api is not None:
             # Agents' statuses are read by the API only.
             self.ingests.append(subscribe("status", subscription(Topic.STATUS), self._status))

@@ -29,7 +29,12 @@ from collector.plant import OutputFromMes
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
 from greengauge.common.backoff import Backoff
 from greengauge.common.logs import fields
-from greengauge.contract import TOPIC_ROOT, ProductionOutput, ReadingBatch, ValueAdded, check_id
+from greengauge.contract import (
+    ProductionOutput,
+    ReadingBatch,
+    ValueAdded,
+    parse_production_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ _MES: TypeAdapter[ProductionOutput | ValueAdded] = TypeAdapter(
         Discriminator(_kind),
     ]
 )
-MES_SUBSCRIPTION = f"{TOPIC_ROOT}/+/production"
 
 
 class MesRejected(Rejected):
@@ -111,11 +115,8 @@ class LiveAccounting:
         """Record one MES message; MesRejected with the reason when it cannot be used."""
         progress = progress or Progress()
         progress.stage = "parse"
-        parts = topic.split("/")
-        if len(parts) != 4 or parts[3] != "production":
-            raise MesRejected(f"topic {topic!r} is not {TOPIC_ROOT}/{{site}}/production")
         try:
-            site_id = check_id(parts[2])
+            site_id = parse_production_topic(topic)
             message = _MES.validate_json(payload)
             unique_keys(payload, "production message")
         except ValidationError as exc:

@@ -39,7 +39,6 @@ from collector.stores.history import Query as HistoryQuery
 from collector.validate import unique_keys
 from greengauge.common.files import condition
 from greengauge.contract import (
-    TOPIC_ROOT,
     UNITS,
     ProductionOutput,
     Quantity,
@@ -47,6 +46,7 @@ from greengauge.contract import (
     ValueAdded,
     check_custom_name,
     check_id,
+    production_topic,
 )
 
 MAX_BODY: Final = 64 * 1024
@@ -297,7 +297,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
         body = await read_body(request, MAX_BODY)
-        topic = f"{TOPIC_ROOT}/{site}/production"
+        topic = production_topic(site)
         try:
             await off_loop(live.record, topic, body)
         except MesRejected as exc:

@@ -54,10 +54,12 @@ from greengauge.contract.site import (
     ValueAdded,
 )
 from greengauge.contract.topics import (
+    PRODUCTION_SUBSCRIPTION,
     TOPIC_ROOT,
     Topic,
     TopicError,
     alerts_topic,
+    parse_production_topic,
     parse_topic,
     production_topic,
     subscription,
@@ -75,6 +77,7 @@ __all__ = [
     "MAX_QUANTITY",
     "MAX_SEQ",
     "MAX_UNIT",
+    "PRODUCTION_SUBSCRIPTION",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "UNITS",
@@ -108,6 +111,7 @@ __all__ = [
     "check_unit",
     "default_kind",
     "is_custom",
+    "parse_production_topic",
     "parse_topic",
     "production_topic",
     "subscription",

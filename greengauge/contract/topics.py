@@ -49,3 +49,18 @@ def alerts_topic(site: str) -> str:
 def production_topic(site: str) -> str:
     """Where a MES publishes a site's production output and monthly value added."""
     return f"{TOPIC_ROOT}/{check_id(site)}/production"
+
+
+PRODUCTION_SUBSCRIPTION: Final = f"{TOPIC_ROOT}/+/production"
+"""Every site's production topic, for the collector's MES subscription."""
+
+
+def parse_production_topic(name: str) -> str:
+    """The site of a production topic; TopicError when the topic is not one."""
+    parts = name.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[3] != "production":
+        raise TopicError(f"topic {name!r} is not {TOPIC_ROOT}/{{site}}/production")
+    try:
+        return check_id(parts[2])
+    except ValueError as exc:
+        raise TopicError(f"topic {name!r}: {exc}") from exc
