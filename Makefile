@@ -1,5 +1,6 @@
 # GreenGauge: `make demo` shows the demo plant live; `make test` runs the whole suite.
-# Both set themselves up: a virtualenv in .venv, and the servers from Debian packages.
+# Both set themselves up: a virtualenv in .venv (agent and collector: the `collector` and
+# `dev` extras), and the servers from Debian packages.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chrom
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet -e ".[collector,dev]"
 	touch $@
 
 servers-demo:
