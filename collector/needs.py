@@ -9,6 +9,7 @@ The list is read from the installed package's metadata (pyproject.toml's
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 
@@ -56,3 +57,11 @@ def missing_message(missing: Sequence[str]) -> str:
         f"({', '.join(missing)}): this is an agent-only install. Install the collector with "
         f"pip install 'greengauge[{EXTRA}]'"
     )
+
+
+def require_collector_dependencies() -> None:
+    """Exit with status 2 (as for a usage error) naming the extra, if any is missing."""
+    missing = missing_collector_dependencies()
+    if missing:
+        print(missing_message(missing), file=sys.stderr)
+        raise SystemExit(2)

@@ -9,10 +9,8 @@ pip's cache) runs `--help` and `check`, has none of the collector's dependencies
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_architecture import imports, sources
+from venvs import install, run
 
 from collector.needs import extra_requirements, missing_message
 
@@ -32,6 +31,7 @@ FIRST_PARTY = {"agent", "collector", "greengauge"}
 # The import names of the collector extra's distributions, as the venv test looks for them.
 COLLECTOR_MODULES = ["fastapi", "uvicorn", "influxdb_client", "matplotlib"]
 AGENT_MODULES = ["pymodbus", "serial", "aiomqtt", "paho", "pydantic", "yaml"]
+ALL_MODULES = COLLECTOR_MODULES + AGENT_MODULES
 
 
 def _normal(name: str) -> str:
@@ -99,7 +99,9 @@ _DIST = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatc
 
 @given(
     st.lists(
-        st.tuples(_DIST, st.sampled_from(["", ">=1", "<2,>=1.0", "[x]>=3", " ==1.*"]), st.booleans()),
+        st.tuples(
+            _DIST, st.sampled_from(["", ">=1", "<2,>=1.0", "[x]>=3", " ==1.*"]), st.booleans()
+        ),
         max_size=8,
     ),
     st.sampled_from(["'", '"']),
@@ -121,60 +123,27 @@ def test_the_missing_message_names_the_extra() -> None:
     assert "pip install 'greengauge[collector]'" in message
 
 
-# The venv: installed once for the module.
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """The environment without this checkout on the path; pip's index settings kept."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    return env | {"PIP_DISABLE_PIP_VERSION_CHECK": "1"} | extra
-
-
-def _run(*args: str | Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(a) for a in args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env=_clean_env(**env),
-        cwd=cwd,
-    )
-
-
 @pytest.fixture(scope="module")
 def agent_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh virtualenv with `pip install greengauge` (no extra), from a copy of the
-    package's sources so that the build leaves nothing in the checkout."""
+    """A fresh virtualenv with `pip install greengauge`, no extra."""
     work = tmp_path_factory.mktemp("agent-only")
-    src = work / "src"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("agent", "collector", "greengauge"):
-        shutil.copytree(ROOT / name, src / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, src / name)
-    venv = work / "venv"
-    made = _run(sys.executable, "-m", "venv", venv, cwd=work)
-    assert made.returncode == 0, made.stderr
-    installed = _run(venv / "bin" / "python", "-m", "pip", "install", "--quiet", src, cwd=work)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    yield venv
+    yield install(work, "venv")
     shutil.rmtree(work)
 
 
 @pytest.mark.e2e
 def test_the_agent_alone_runs_help_and_check(agent_venv: Path, tmp_path: Path) -> None:
-    helped = _run(agent_venv / "bin" / "energy-agent", "--help", cwd=tmp_path)
+    helped = run(agent_venv / "bin" / "energy-agent", "--help", cwd=tmp_path)
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: energy-agent")
     config = ROOT / "configs" / "agent.example.yaml"
-    checked = _run(
+    checked = run(
         agent_venv / "bin" / "energy-agent",
         "check",
         "--config",
         config,
         cwd=tmp_path,
-        MQTT_PASSWORD="not-a-secret",
+        env={"MQTT_PASSWORD": "not-a-secret"},
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{config}: OK" in checked.stdout
@@ -196,16 +165,16 @@ loaded = [m.name for p in (agent, greengauge)
 print(json.dumps({{
     "where": agent.__file__,
     "loaded": len(loaded),
-    "found": {{n: importlib.util.find_spec(n) is not None for n in {COLLECTOR_MODULES + AGENT_MODULES}}},
+    "found": {{n: importlib.util.find_spec(n) is not None for n in {ALL_MODULES}}},
     "in_memory": sorted({{n.split(".")[0] for n in sys.modules}} & set({COLLECTOR_MODULES})),
 }}))
 """
-    result = _run(agent_venv / "bin" / "python", "-c", probe, cwd=tmp_path)
+    result = run(agent_venv / "bin" / "python", "-c", probe, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["where"].startswith(str(agent_venv))
     assert seen["loaded"] > 50
-    assert seen["found"] == {n: n in AGENT_MODULES for n in COLLECTOR_MODULES + AGENT_MODULES}
+    assert seen["found"] == {n: n in AGENT_MODULES for n in ALL_MODULES}
     assert seen["in_memory"] == []
 
 
@@ -216,7 +185,7 @@ def test_the_collector_without_its_extra_names_the_extra(
 ) -> None:
     config = ROOT / "configs" / "collector.single-plant.example.yaml"
     args = ["--site", "plant-a", "--month", "2026-01"] if command == "report" else []
-    result = _run(
+    result = run(
         agent_venv / "bin" / "energy-collector", command, "--config", config, *args, cwd=tmp_path
     )
     assert result.returncode == 2
