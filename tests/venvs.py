@@ -50,10 +50,11 @@ def install(work: Path, name: str, extras: str = "") -> Path:
             shutil.copy2(ROOT / file, src / file)
     venv = work / name
     requirement = f"{src}[{extras}]" if extras else str(src)
-    for step in (
+    steps: list[list[str | Path]] = [
         [sys.executable, "-m", "venv", venv],
         [venv / "bin" / "python", "-m", "pip", "install", "--quiet", requirement],
-    ):
+    ]
+    for step in steps:
         done = run(*step, cwd=work)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(map(str, step))}: {done.stdout}{done.stderr}")
