@@ -10,13 +10,14 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# Only what the package needs, so code changes elsewhere keep the layer cache.
+# Only what the package needs, so code changes elsewhere keep the layer cache. One image
+# for both programs: the agent's dependencies and the collector's (the `collector` extra).
 COPY pyproject.toml README.md ./
 COPY greengauge ./greengauge
 COPY agent ./agent
 COPY collector ./collector
 RUN python -m venv /opt/greengauge \
-    && /opt/greengauge/bin/pip install --no-compile . \
+    && /opt/greengauge/bin/pip install --no-compile ".[collector]" \
     && /opt/greengauge/bin/energy-agent profiles > /dev/null
 
 FROM ${PYTHON_IMAGE}

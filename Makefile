@@ -1,5 +1,6 @@
 # GreenGauge: `make demo` shows the demo plant live; `make test` runs the whole suite.
-# Both set themselves up: a virtualenv in .venv, and the servers from Debian packages.
+# Both set themselves up: a virtualenv in .venv (agent and collector: the `collector` and
+# `dev` extras), and the servers from Debian packages.
 
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -12,7 +13,7 @@ TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chrom
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e ".[dev]"
+	$(VENV)/bin/pip install --quiet -e ".[collector,dev]"
 	touch $@
 
 servers-demo:
@@ -36,7 +37,7 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
 # Benchmarks (issue 8), by hand only, never in CI: see bench/README.md for the figures.
-.PHONY: bench-setup bench-agent bench-limits bench-collector bench-peers bench-summary
+.PHONY: bench-setup bench-agent bench-limits bench-collector bench-peers bench-summary bench-footprint
 bench-setup: $(STAMP) servers-test
 	test -x bench/.venv/bin/py-spy || (python3 -m venv bench/.venv && bench/.venv/bin/pip install -r bench/requirements.txt)
 	test -x bench/.venv-m4m/bin/modbus4mqtt || (python3 -m venv bench/.venv-m4m && bench/.venv-m4m/bin/pip install -r bench/requirements-modbus4mqtt.txt)
@@ -53,3 +54,5 @@ bench-peers: $(STAMP)
 	$(PY) bench/peer_agent_bench.py --peer nodered --meters 10,100
 bench-summary: $(STAMP)
 	$(PY) bench/summarize.py
+bench-footprint: $(STAMP)
+	$(PY) bench/install_footprint.py --repeat 7

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from collector.config import CollectorConfig, load_config
+from collector.needs import require_collector_dependencies
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import check_writable, condition
 from greengauge.common.logs import setup_logging
@@ -271,6 +272,7 @@ def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    require_collector_dependencies()
     setup_logging(args.log_level)
     if args.command == "check":
         from collector.inspect import check_report  # noqa: PLC0415

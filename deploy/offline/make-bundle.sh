@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds an offline install bundle of the GreenGauge agent, for a gateway without internet:
-# the project's wheel and the wheels of all its dependencies for the gateway's platform and
-# Python, pip's own wheel, install.sh, the systemd unit and the example configs, as one
-# .tar.gz. Run it on a connected machine (any platform) from a checkout; copy the file to
+# the project's wheel and the wheels of the agent's dependencies (not the collector's: no
+# `collector` extra) for the gateway's platform and Python, pip's own wheel, install.sh,
+# the systemd unit and the example configs, as one .tar.gz. Run it on a connected machine (any platform) from a checkout; copy the file to
 # the gateway and run install.sh there (deploy/GATEWAY.md, "Offline install").
 set -euo pipefail
 
@@ -138,7 +138,7 @@ mkdir -p "$bundle/wheels" "$work/src"
 
 # Build from a copy of what the package is made of (as .dockerignore), so the checkout
 # gets no build/ or egg-info, and no stray file of it goes into the wheel.
-tar -C "$root" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md agent collector |
+tar -C "$root" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md greengauge agent collector |
   tar -C "$work/src" -xf -
 isolation=()
 # A setuptools at hand that can build this (>= 68, with bdist_wheel) saves fetching one.
