@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -171,6 +171,16 @@ def month_text(year: int, month: int) -> str:
     from babel.dates import format_skeleton  # noqa: PLC0415
 
     return format_skeleton("yMMMM", date(year, month, 1), locale=current())
+
+
+def datetime_text(value: datetime) -> str:
+    """A moment in its own time zone, with the offset: Nov 27, 2026, 4:05:00 PM +08:00,
+    2026年11月27日 16:05:00 +08:00."""
+    from babel.dates import format_datetime  # noqa: PLC0415
+
+    language = current()
+    moment = format_datetime(value, "medium", tzinfo=value.tzinfo, locale=language)
+    return f"{moment} {format_datetime(value, 'xxx', tzinfo=value.tzinfo, locale=language)}"
 
 
 def width(text: str) -> int:
