@@ -675,6 +675,9 @@ def _carriers(report: dict[str, Any]) -> list[str]:
             factor=co2["grid_factor"],
             sourced=_sourced(co2["grid_factor_source"], co2["grid_factor_confidence"]),
         ),
+        _("Comprehensive energy consumption: {tce} tce").format(
+            tce=amount_text(totals["kgce"] / 1000)
+        ),
     ]
     if "hourly_grid_factor" in co2:
         parts.append(

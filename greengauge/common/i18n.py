@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -157,13 +157,16 @@ def decimal_text(value: Decimal, grouped: bool = True, decimals: int | None = No
     pattern = None
     if decimals is not None:
         pattern = ("#,##0" if grouped else "0") + ("." + "0" * decimals if decimals else "")
-    return format_decimal(
-        value,
-        format=pattern,
-        locale=current(),
-        group_separator=grouped,
-        decimal_quantization=pattern is not None,
-    )
+    # Babel quantizes in the current context: 28 digits would fail on a float's 1e25.
+    with localcontext() as context:
+        context.prec = max(context.prec, value.adjusted() + 2 + (decimals or 0))
+        return format_decimal(
+            value,
+            format=pattern,
+            locale=current(),
+            group_separator=grouped,
+            decimal_quantization=pattern is not None,
+        )
 
 
 def month_text(year: int, month: int) -> str:
