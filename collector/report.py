@@ -580,8 +580,7 @@ def amount_text(value: float | None, grouped: bool = True) -> str:
         return "-"
     # Python rounds the float (exactly, half to even); the locale only spells the digits.
     rounded = Decimal(f"{value:.{DECIMALS}f}")
-    text = decimal_text(abs(rounded) if rounded.is_zero() else rounded, grouped, DECIMALS)
-    return text
+    return decimal_text(abs(rounded) if rounded.is_zero() else rounded, grouped, DECIMALS)
 
 
 def ratio_text(value: float | None, grouped: bool = True) -> str:
