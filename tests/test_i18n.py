@@ -61,12 +61,20 @@ def fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
 
 
+def forms(text: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """A message's id or translation as its forms (one, or one per plural form)."""
+    if text is None:
+        return ()
+    return (text,) if isinstance(text, str) else tuple(text)
+
+
 def untranslated(messages: Catalog) -> list[str]:
-    """Messages an English text would print for: no translation, or one marked fuzzy."""
+    """Messages an English text would print for: no translation (of any plural form),
+    or one marked fuzzy."""
     return [
         f"{m.id!r}: {'fuzzy' if m.fuzzy else 'no translation'}"
         for m in messages
-        if m.id and (m.fuzzy or not m.string)
+        if m.id and (m.fuzzy or not all(forms(m.string)) or not forms(m.string))
     ]
 
 
@@ -74,21 +82,25 @@ def test_every_message_has_a_chinese_translation() -> None:
     messages = catalog()
     assert len(messages) > 100
     assert untranslated(messages) == []
+    assert any(not isinstance(m.id, str) for m in messages)  # plurals are checked too
     for m in messages:
         if m.id:
-            assert isinstance(m.id, str) and isinstance(m.string, str)
             # a placeholder left out or made up would print wrongly or raise KeyError
-            assert fields(m.string) == fields(m.id), m.id
+            for text in forms(m.string):
+                assert fields(text) == fields(forms(m.id)[-1]), m.id
 
 
 def test_a_missing_or_fuzzy_translation_is_caught() -> None:
     messages = catalog()
     first, second = [m for m in messages if m.id][:2]
+    (plural,) = [m for m in messages if m.id == ("{n} meter", "{n} meters")]
     first.string = ""
     second.flags.add("fuzzy")
+    plural.string = ("",)
     assert untranslated(messages) == [
         f"{first.id!r}: no translation",
         f"{second.id!r}: fuzzy",
+        f"{plural.id!r}: no translation",
     ]
 
 
@@ -99,12 +111,8 @@ def test_the_catalog_holds_exactly_the_messages_of_the_source() -> None:
     method_map = [
         (pattern.strip(), method) for method, pattern in (s.split(":", 1) for s in cfg.sections())
     ]
-    extracted = {
-        message
-        for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map)
-        if isinstance(message, str)
-    }
-    assert {str(m.id) for m in catalog() if m.id} == extracted
+    extracted = {forms(message) for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map)}
+    assert {forms(m.id) for m in catalog() if m.id} == extracted
 
 
 def test_a_fuzzy_translation_prints_english(tmp_path: Path) -> None:
@@ -390,6 +398,17 @@ def test_the_collector_speaks_the_shells_locale(collector_yaml: Path) -> None:
         env=env,
     )
     assert done.stdout.startswith("\ufeff部分,名称".encode())
+
+
+def test_collector_check_in_chinese_with_plurals(
+    collector_yaml: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert collector_main(["check", "--config", str(collector_yaml), "--lang", "zh-CN"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{collector_yaml}：正常\n")
+    assert "accounting 厂区 s1：2 块计量表，1 条产线\n" in out
+    assert collector_main(["check", "--config", str(collector_yaml), "--lang", "en"]) == 0
+    assert "accounting site s1: 2 meters, 1 line\n" in capsys.readouterr().out
 
 
 def test_agent_check_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
