@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEMO_PACKAGES := mosquitto
 TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium
 
-.PHONY: demo test lint unit servers-demo servers-test clean
+.PHONY: demo test lint unit servers-demo servers-test clean messages
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -32,6 +32,14 @@ lint: $(STAMP)
 
 test: $(STAMP) servers-test lint
 	$(VENV)/bin/pytest
+
+# Message catalogs (README: "In Chinese or English"): extract the messages marked in the
+# code, merge them into each language's .po; then translate the new, empty msgstr entries.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --sort-output \
+		--project GreenGauge --copyright-holder GreenGauge -o $(VENV)/greengauge.pot .
+	$(VENV)/bin/pybabel update -i $(VENV)/greengauge.pot -d greengauge/locale -D greengauge \
+		--ignore-obsolete --no-fuzzy-matching -w 100
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

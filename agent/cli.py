@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from agent.config import ModbusSettings, SerialSettings
 from agent.outbox import OutboxError
 from greengauge.common.configfile import ConfigError
+from greengauge.common.i18n import activate, choose
 from greengauge.common.logs import setup_logging
 
 
@@ -121,6 +122,12 @@ def _parser() -> argparse.ArgumentParser:
     profiles = commands.add_parser("profiles", help="list the built-in meter profiles")
     profiles.add_argument("--protocol", choices=["modbus", "dlt645"], default="modbus")
     commands.add_parser("schema", help="print the JSON schema of the config file")
+    for command in commands.choices.values():
+        command.add_argument(
+            "--lang",
+            help="language of tables and summaries: en or zh-CN (default: GREENGAUGE_LANG, "
+            "then LC_ALL/LANG)",
+        )
     return parser
 
 
@@ -250,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     services = ("run", "simulate")
     setup_logging(args.log_level or ("INFO" if args.command in services else "WARNING"))
     try:
+        activate(choose(args.lang))
         if args.command == "run":
             from agent.runner import run_agent  # noqa: PLC0415 - keep tool start-up light
 

@@ -34,6 +34,7 @@ from agent.profiles.model import Function
 from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
 from agent.watchedbus import WatchedBus
+from greengauge.common.i18n import _
 from greengauge.contract import UNITS, MeterReading, QuantityName
 
 
@@ -330,20 +331,27 @@ class Commissioning:
     def summary(self) -> str:
         good = sum(m.ok for m in self.meters)
         values = [v for m in self.meters for v in m.values]
-        return (
-            f"meters: {good} ok, {len(self.meters) - good} failed; "
-            f"values read: {sum(v.value is not None for v in values)}; "
-            f"values refused: {sum(v.refused is not None for v in values)}; "
-            f"decode errors: {sum(v.undecodable for v in values)}"
+        return _(
+            "meters: {good} ok, {failed} failed; values read: {read}; values refused: "
+            "{refused}; decode errors: {undecodable}"
+        ).format(
+            good=good,
+            failed=len(self.meters) - good,
+            read=sum(v.value is not None for v in values),
+            refused=sum(v.refused is not None for v in values),
+            undecodable=sum(v.undecodable for v in values),
         )
 
     def report(self) -> str:
         sections = [self.title]
         for meter in self.meters:
             link = meter.link
-            heading = (
-                f"meter {meter.meter}: {meter.profile}, {link.transport}, {link.address}: "
-                f"{meter.result}"
+            heading = _("meter {meter}: {profile}, {transport}, {address}: {result}").format(
+                meter=meter.meter,
+                profile=meter.profile,
+                transport=link.transport,
+                address=link.address,
+                result=meter.result,
             )
             rows = [
                 [
@@ -358,13 +366,24 @@ class Commissioning:
                 ]
                 for v in meter.values
             ]
-            headers = ["quantity", "value", "unit", "where", "request", "format", "raw", "note"]
+            headers = [
+                _("quantity"),
+                _("value"),
+                _("unit"),
+                _("where"),
+                _("request"),
+                _("format"),
+                _("raw"),
+                _("note"),
+            ]
             sections.append(heading + ("\n\n" + format_table(headers, rows) if rows else ""))
         overview = [
             [m.meter, m.profile, m.link.transport, m.link.address, m.result] for m in self.meters
         ]
         sections.append(
-            format_table(["meter", "profile", "transport", "address", "result"], overview)
+            format_table(
+                [_("meter"), _("profile"), _("transport"), _("address"), _("result")], overview
+            )
             + "\n\n"
             + self.summary()
         )

@@ -11,6 +11,7 @@ from agent.modbus.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
 from agent.tables import format_table
 from greengauge.common.configfile import ENV_PATTERN, ConfigError
+from greengauge.common.i18n import _
 from greengauge.common.secrets import broker_summary, tls_problems
 
 
@@ -56,11 +57,19 @@ def check_report(path: Path) -> str:
             ]
         )
     table = format_table(
-        ["meter", "profile", "modbus", "unit", "interval s", "quantities", "requests"], rows
+        [
+            _("meter"),
+            _("profile"),
+            "modbus",
+            _("unit"),
+            _("interval s"),
+            _("quantities"),
+            _("requests"),
+        ],
+        rows,
     )
-    header = (
-        f"{path}: OK\nsite {config.site}, agent {config.agent_id}, "
-        f"broker {broker_summary(config.mqtt)}\n"
+    header = _("{path}: OK\nsite {site}, agent {agent}, broker {broker}\n").format(
+        path=path, site=config.site, agent=config.agent_id, broker=broker_summary(config.mqtt)
     )
     if ":" in config.site + config.agent_id:
         # The ids are valid on the wire; only the broker's user for them cannot be made.
@@ -91,8 +100,16 @@ def profiles_report() -> str:
                 profile.description,
             ]
         )
-    headers = ["profile", "manufacturer", "table", "quantities", "unconfirmed", "requests"]
-    return format_table([*headers, "description"], rows)
+    headers = [
+        _("profile"),
+        _("manufacturer"),
+        _("table"),
+        _("quantities"),
+        _("unconfirmed"),
+        _("requests"),
+        _("description"),
+    ]
+    return format_table(headers, rows)
 
 
 _SUBSTITUTED: Final = {

@@ -26,6 +26,7 @@ from agent.modbus.resolve import Identity, identify, resolve_profile
 from agent.modbus.scale import canonical_power_factors
 from agent.profiles import Profile
 from agent.tables import format_table
+from greengauge.common.i18n import _
 from greengauge.contract import Quantity, QuantityName
 
 # The largest magnitude a quantity plausibly has in its canonical unit (a 1 MV line, a
@@ -92,7 +93,7 @@ def _value_rows(reads: Sequence[_Read], profile: Profile) -> list[list[object]]:
     values = {q: v for block_values, _ in decoded for q, v in block_values.items()}
     canonical_power_factors(values, profile.power_factor_sign)
     rows: list[list[object]] = []
-    for read, (_, problems) in zip(reads, decoded, strict=True):
+    for read, (_values, problems) in zip(reads, decoded, strict=True):
         block, registers = read.block, read.registers
         reasons = {p.quantity: p.reason for p in problems}
         for field in block.fields:
@@ -134,7 +135,7 @@ def _orders_table(reads: Sequence[_Read], profile_order: str) -> str:
             rows.append([str(field.quantity), *cells])
     if not rows:
         return ""
-    table = format_table(["quantity", *(o.value for o in ByteOrder)], rows)
+    table = format_table([_("quantity"), *(o.value for o in ByteOrder)], rows)
     best = [o.value for o, n in votes.most_common() if n == max(votes.values())] if votes else []
     if not best:
         verdict = "no order gives plausible values: is this the right profile?"
@@ -186,7 +187,7 @@ async def probe(settings: ModbusSettings, profile: Profile, all_orders: bool) ->
     problem = _failure(reads, unit)
     if problem is not None and all(r.error and r.error.kind == "timeout" for r in reads):
         return ProbeResult("", problem)  # one line says it: no table of identical rows
-    headers = ["quantity", "value", "unit", "register", "type", "raw", "note"]
+    headers = [_("quantity"), _("value"), _("unit"), _("register"), _("type"), _("raw"), _("note")]
     rows = with_state_names(profile, _value_rows(reads, profile))
     text = f"{profile.model} at {unit}\n\n{format_table(headers, rows)}"
     if all_orders:

@@ -37,6 +37,7 @@ from agent.probe import plausible
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.profiles.model import Function
 from agent.tables import format_table
+from greengauge.common.i18n import _
 
 _PARTIAL_SHARE: Final = 0.5
 """A profile whose plausible values are fewer than this share of its map is not shown."""
@@ -222,14 +223,14 @@ async def scan(
 def scan_table(found: Sequence[Found], settings: ModbusSettings) -> str:
     """One row per candidate, best first; the unit id and its answer on the first."""
     if not found:
-        return f"no unit id answered on {settings.bus_name}"
+        return _("no unit id answered on {bus}").format(bus=settings.bus_name)
     rows: list[list[object]] = []
     for f in found:
         if not f.candidates:
-            rows.append([f.unit_id, f.answer, "(no built-in profile fits)", "", ""])
+            rows.append([f.unit_id, f.answer, _("(no built-in profile fits)"), "", ""])
         for index, c in enumerate(f.candidates):
             head: list[object] = [f.unit_id, f.answer] if index == 0 else ["", ""]
             rows.append([*head, c.profile, c.confidence.label, c.evidence])
-    headers = ["unit id", "answer", "profile", "match", "evidence"]
-    note = "generic templates are not matched: configure the device to serve one"
+    headers = [_("unit id"), _("answer"), _("profile"), _("match"), _("evidence")]
+    note = _("generic templates are not matched: configure the device to serve one")
     return f"{format_table(headers, rows)}\n\n{note}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from greengauge.common.i18n import ljust, rjust, width
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Columns as wide as their widest cell; numeric columns right-aligned."""
+    """Columns as wide as their widest cell (in terminal columns: a Chinese character
+    takes two); numeric columns right-aligned."""
     cells = [[_text(value) for value in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths = [max([width(h)] + [width(r[i]) for r in cells]) for i, h in enumerate(headers)]
     numeric = [
         bool(rows) and all(isinstance(r[i], int | float) or r[i] is None for r in rows)
         for i in range(len(headers))
@@ -16,7 +19,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(w) if num else v.ljust(w)
+            rjust(v, w) if num else ljust(v, w)
             for v, w, num in zip(values, widths, numeric, strict=True)
         ]
         return "  ".join(parts).rstrip()

@@ -16,6 +16,7 @@ from collector.config import CollectorConfig, load_config
 from collector.needs import require_collector_dependencies
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import check_writable, condition
+from greengauge.common.i18n import _, activate, choose
 from greengauge.common.logs import setup_logging
 
 
@@ -104,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
     recompute.add_argument(
         "--to", dest="end", required=True, help="ISO 8601 time; without offset: site time"
     )
+    for command in commands.choices.values():
+        command.add_argument(
+            "--lang",
+            help="language of reports and summaries: en or zh-CN (default: GREENGAUGE_LANG, "
+            "the config's `language`, then LC_ALL/LANG)",
+        )
     return parser
 
 
@@ -148,7 +155,11 @@ def _swap(config: CollectorConfig, args: argparse.Namespace) -> int:
         return 2
     finally:
         db.close()
-    print(f"recorded: meter {args.meter} swapped at {given.at.isoformat()} by {given.by}")
+    print(
+        _("recorded: meter {meter} swapped at {at} by {by}").format(
+            meter=args.meter, at=given.at.isoformat(), by=given.by
+        )
+    )
     for note in notes:
         print(f"  {note}")
     return 0
@@ -196,10 +207,21 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
         accounting.close()
     for span in spans:
         print(
-            f"{site.id} {span.series}: minutes {from_ms(span.first).isoformat()} .. "
-            f"{from_ms(span.end).isoformat()} accounted again, {span.changed} changed"
+            _(
+                "{site} {series}: minutes {first} .. {end} accounted again, {changed} changed"
+            ).format(
+                site=site.id,
+                series=span.series,
+                first=from_ms(span.first).isoformat(),
+                end=from_ms(span.end).isoformat(),
+                changed=span.changed,
+            )
         )
-    print(f"{len(spans)} series accounted again, {written} points written to the store")
+    print(
+        _("{spans} series accounted again, {written} points written to the store").format(
+            spans=len(spans), written=written
+        )
+    )
     return 0
 
 
@@ -274,18 +296,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     require_collector_dependencies()
     setup_logging(args.log_level)
-    if args.command == "check":
-        from collector.inspect import check_report  # noqa: PLC0415
-
-        try:
-            print(check_report(args.config))
-        except ConfigError as exc:
-            print(f"energy-collector: {exc}", file=sys.stderr)
-            return 2
-        return 0
+    # ConfigError: a bad config file; ValueError: an unsupported --lang or language.
     try:
+        if args.command == "check":
+            from collector.inspect import check_report  # noqa: PLC0415
+
+            activate(choose(args.lang))
+            print(check_report(args.config))
+            return 0
         config = load_config(args.config)
-    except ConfigError as exc:
+        activate(choose(args.lang, config.language))
+    except (ConfigError, ValueError) as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
     # Not the collector's service: they work on the data_dir's files alone.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -134,6 +135,13 @@ class CollectorConfig(_Config):
     )
     api: ApiSettings | None = Field(
         default=None, description="HTTP API, dashboard and /metrics; leave out for none"
+    )
+    language: Literal["en", "zh-CN"] | None = Field(
+        default=None,
+        description=(
+            "language of reports, summaries and alert texts; --lang and GREENGAUGE_LANG "
+            "come first; leave out for the locale (LC_ALL, LANG)"
+        ),
     )
 
 

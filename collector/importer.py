@@ -35,6 +35,7 @@ from collector.accounting.engine import Accounting
 from collector.stores import PointStore, Store, StoreError, StoreRejected
 from collector.stores.opening import open_store, store_retention
 from collector.validate import Window, accepted_window, check_value
+from greengauge.common.i18n import _, ljust, width
 from greengauge.contract import UNITS, Id, MeterReading, Quantity, ReadingBatch, Timestamp
 
 if TYPE_CHECKING:
@@ -390,21 +391,28 @@ class Summary:
 
     def render(self) -> str:
         refused = sum(self.refused.values())
-        lines = [
-            f"rows read        {self.rows}",
-            f"rows accepted    {self.accepted}",
-            f"readings         {self.readings}",
-            f"values           {self.values}  (stored: {self.stored}; the same meter, "
-            "quantity and time stored again is kept once)",
-            f"rows refused     {refused}",
+        counts = [
+            (_("rows read"), f"{self.rows}"),
+            (_("rows accepted"), f"{self.accepted}"),
+            (_("readings"), f"{self.readings}"),
+            (
+                _("values"),
+                _(
+                    "{values}  (stored: {stored}; the same meter, quantity and time stored "
+                    "again is kept once)"
+                ).format(values=self.values, stored=self.stored),
+            ),
+            (_("rows refused"), f"{refused}"),
         ]
+        pad = max(17, *(width(label) + 2 for label, _count in counts))
+        lines = [ljust(label, pad) + count for label, count in counts]
         lines += [f"  {kind:<14} {n}" for kind, n in sorted(self.refused.items())]
         if self.first:
             more = refused - len(self.first)
-            lines.append("first refusals:" if more else "refusals:")
+            lines.append(_("first refusals:") if more else _("refusals:"))
             lines += [f"  {r}" for r in self.first]
             if more:
-                lines.append(f"  ... and {more} more")
+                lines.append(_("  ... and {more} more").format(more=more))
         lines += self.notes
         return "\n".join(lines)
 

@@ -8,6 +8,7 @@ import yaml
 
 from collector.config import CollectorConfig, load_config
 from greengauge.common.configfile import ConfigError
+from greengauge.common.i18n import _, ngettext
 from greengauge.common.secrets import broker_summary, redact_url, redacted, tls_problems
 
 # Sections the summary lines describe; any other section is shown as data, secrets masked.
@@ -20,7 +21,11 @@ def check_report(path: Path) -> str:
     problems = tls_problems(config.mqtt, str(path))
     if problems:
         raise ConfigError(problems)
-    lines = [f"{path}: OK", f"broker {broker_summary(config.mqtt)}", f"store {_store(config)}"]
+    lines = [
+        _("{path}: OK").format(path=path),
+        f"broker {broker_summary(config.mqtt)}",
+        f"store {_store(config)}",
+    ]
     lines.append(f"data_dir {config.data_dir}")
     lines.append(f"accounting {_accounting(config)}")
     rest = {
@@ -42,8 +47,13 @@ def _store(config: CollectorConfig) -> str:
 
 def _accounting(config: CollectorConfig) -> str:
     if config.accounting is None:
-        return "off (readings are stored only)"
+        return _("off (readings are stored only)")
     sites = config.accounting.sites
     return "; ".join(
-        f"site {site.id}: {len(site.meters)} meters, {len(site.lines)} lines" for site in sites
+        _("site {site}: {meters}, {lines}").format(
+            site=site.id,
+            meters=ngettext("{n} meter", "{n} meters", len(site.meters)).format(n=len(site.meters)),
+            lines=ngettext("{n} line", "{n} lines", len(site.lines)).format(n=len(site.lines)),
+        )
+        for site in sites
     )

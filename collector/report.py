@@ -51,18 +51,20 @@ from collector.plant import (
     min_output,
     resolve_benchmark,
 )
+from greengauge.common.i18n import N_, _, decimal_text, ljust, month_text, rjust, width
 
 DECIMALS: Final = 3
 """Decimals of every additive figure printed (kWh, m3, t, kgce, kgCO2, output, CNY, kW)."""
 SIGNIFICANT: Final = 6
 """Significant digits of every printed ratio (intensity, share, per-unit cost)."""
-ROUNDING_RULE: Final = (
+ROUNDING_TEXT: Final = N_(
     "JSON carries unrounded figures, and every total in it is the exact sum of the parts "
     "listed with it. The table and the CSV round each figure once, for display: amounts "
-    f"to {DECIMALS} decimals, ratios to {SIGNIFICANT} significant digits; a total is "
+    "to {decimals} decimals, ratios to {significant} significant digits; a total is "
     "rounded from the unrounded sum, so it differs from the sum of its printed parts by at "
     "most half a unit of the last decimal per figure."
 )
+ROUNDING_RULE: Final = ROUNDING_TEXT.format(decimals=DECIMALS, significant=SIGNIFICANT)
 QUALITY_KEY: Final = {
     Quality.MEASURED: "measured",
     Quality.APPORTIONED: "spread_over_gap",
@@ -71,14 +73,58 @@ QUALITY_KEY: Final = {
 }
 """How each part of a figure is known, by what was done (not the engine's class name)."""
 QUALITY_MEANING: Final = {
-    Quality.MEASURED: "the difference of two counter readings around the minute",
-    Quality.APPORTIONED: (
+    Quality.MEASURED: N_("the difference of two counter readings around the minute"),
+    Quality.APPORTIONED: N_(
         "a counter difference across a gap in the readings longer than a minute, shared "
         "out over the gap pro rata by time (interpolated)"
     ),
-    Quality.LOWER_BOUND: "a counter reset or meter swap left part of the interval unmeasured",
-    Quality.ESTIMATED: "integrated from power readings (the meter has no energy counter)",
+    Quality.LOWER_BOUND: N_("a counter reset or meter swap left part of the interval unmeasured"),
+    Quality.ESTIMATED: N_("integrated from power readings (the meter has no energy counter)"),
 }
+
+
+TERMS: Final = frozenset(
+    {
+        # carriers
+        N_("electricity"),
+        N_("natural_gas"),
+        N_("steam"),
+        N_("hot_water"),
+        N_("diesel"),
+        N_("coal"),
+        N_("coke"),
+        N_("fuel_oil"),
+        # meter roles
+        N_("boundary"),
+        N_("submeter"),
+        # a line's standing against its benchmark, or why it has none
+        N_("leading"),
+        N_("compliant"),
+        N_("above_baseline"),
+        N_("insufficient_output"),
+        # coal-equivalent bases
+        N_("equivalent"),
+        N_("equal"),
+        # time-of-use periods
+        N_("critical_peak"),
+        N_("peak"),
+        N_("flat"),
+        N_("valley"),
+        N_("deep_valley"),
+        # how a figure is known (QUALITY_KEY)
+        N_("measured"),
+        N_("spread_over_gap"),
+        N_("lower_bound"),
+        N_("estimated"),
+    }
+)
+"""Values in the report that are words (not names): printed in the reader's language."""
+
+
+def _term(value: str) -> str:
+    """A value of the report in the reader's language if it is one of TERMS; a name
+    (meter, line, season) as it is."""
+    return _(value) if value in TERMS else value
 
 
 class ReportError(ValueError):
@@ -524,9 +570,7 @@ def daily(
 
 def _plain(value: Decimal, grouped: bool) -> str:
     """A decimal without exponent and without zeros after its last significant digit."""
-    text = format(value, ",f" if grouped else "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
+    text = decimal_text(value, grouped)
     return "0" if text in ("-0", "") else text
 
 
@@ -534,8 +578,9 @@ def amount_text(value: float | None, grouped: bool = True) -> str:
     """An additive figure to DECIMALS decimals (a total and its parts alike)."""
     if value is None or not math.isfinite(value):
         return "-"
-    text = f"{value:,.{DECIMALS}f}" if grouped else f"{value:.{DECIMALS}f}"
-    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text
+    # Python rounds the float (exactly, half to even); the locale only spells the digits.
+    rounded = Decimal(f"{value:.{DECIMALS}f}")
+    return decimal_text(abs(rounded) if rounded.is_zero() else rounded, grouped, DECIMALS)
 
 
 def ratio_text(value: float | None, grouped: bool = True) -> str:
@@ -546,7 +591,11 @@ def ratio_text(value: float | None, grouped: bool = True) -> str:
 
 
 def share_text(value: float | None) -> str:
-    return "-" if value is None or not math.isfinite(value) else ratio_text(100 * value) + " %"
+    return (
+        "-"
+        if value is None or not math.isfinite(value)
+        else _("{share} %").format(share=ratio_text(100 * value))
+    )
 
 
 def given_text(value: float | None, grouped: bool = True) -> str:
@@ -558,14 +607,15 @@ def given_text(value: float | None, grouped: bool = True) -> str:
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+        max(width(h), *(width(r[i]) for r in rows)) if rows else width(h)
+        for i, h in enumerate(headers)
     ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines = ["  ".join(ljust(h, w) for h, w in zip(headers, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
         lines.append(
             "  ".join(
-                c.rjust(w) if i else c.ljust(w)
+                rjust(c, w) if i else ljust(c, w)
                 for i, (c, w) in enumerate(zip(r, widths, strict=True))
             )
         )
@@ -573,7 +623,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _sourced(source: str, confidence: str) -> str:
-    return f"source: {source} [confidence {confidence}]"
+    return _("source: {source} [confidence {confidence}]").format(
+        source=source, confidence=confidence
+    )
 
 
 Section = Callable[[dict[str, Any]], list[str]]
@@ -581,11 +633,19 @@ Section = Callable[[dict[str, Any]], list[str]]
 
 
 def _head(report: dict[str, Any]) -> list[str]:
+    year, month = (int(x) for x in report["month"].split("-"))
     return [
-        f"Energy and carbon report: site {report['site']}, {report['month']} "
-        f"({report['from']} .. {report['to']}, {report['timezone']})",
-        f"Coal-equivalent basis: {report['conversion_basis']}",
-        f"Rounding: {report['rounding']}",
+        _("Energy and carbon report: site {site}, {month} ({start} .. {end}, {timezone})").format(
+            site=report["site"],
+            month=month_text(year, month),
+            start=report["from"],
+            end=report["to"],
+            timezone=report["timezone"],
+        ),
+        _("Coal-equivalent basis: {basis}").format(basis=_term(report["conversion_basis"])),
+        _("Rounding: {rule}").format(
+            rule=_(ROUNDING_TEXT).format(decimals=DECIMALS, significant=SIGNIFICANT)
+        ),
     ]
 
 
@@ -593,12 +653,12 @@ def _carriers(report: dict[str, Any]) -> list[str]:
     totals, co2 = report["totals"], report["co2"]
     parts = [
         "",
-        "Energy by carrier (boundary meters)",
+        _("Energy by carrier (boundary meters)"),
         _table(
-            ["carrier", "meters", "amount", "unit", "kgce", "kgCO2"],
+            [_("carrier"), _("meters"), _("amount"), _("unit"), "kgce", "kgCO2"],
             [
                 [
-                    c["carrier"],
+                    _term(c["carrier"]),
                     " + ".join(c["meters"]),
                     amount_text(c["amount"]),
                     c["unit"],
@@ -608,20 +668,30 @@ def _carriers(report: dict[str, Any]) -> list[str]:
                 for c in report["carriers"]
             ],
         ),
-        f"Site total: {amount_text(totals['kgce'])} kgce, {amount_text(totals['kgco2'])} kgCO2 "
-        f"(location-based, {co2['grid_factor']}; "
-        f"{_sourced(co2['grid_factor_source'], co2['grid_factor_confidence'])})",
+        _("Site total: {kgce} kgce, {kgco2} kgCO2 (location-based, {factor}; {sourced})").format(
+            kgce=amount_text(totals["kgce"]),
+            kgco2=amount_text(totals["kgco2"]),
+            factor=co2["grid_factor"],
+            sourced=_sourced(co2["grid_factor_source"], co2["grid_factor_confidence"]),
+        ),
+        _("Comprehensive energy consumption: {tce} tce").format(
+            tce=amount_text(totals["kgce"] / 1000)
+        ),
     ]
     if "hourly_grid_factor" in co2:
         parts.append(
-            f"Hourly grid factor: {co2['hourly_grid_factor']} "
-            f"[confidence {co2['hourly_grid_factor_confidence']}]"
+            _("Hourly grid factor: {factor} [confidence {confidence}]").format(
+                factor=co2["hourly_grid_factor"],
+                confidence=co2["hourly_grid_factor_confidence"],
+            )
         )
     if "market_based_kgco2" in co2:
         parts.append(
-            f"Market-based: {amount_text(co2['market_based_kgco2'])} kgCO2 "
-            f"({co2['market_based_basis']}; "
-            f"{_sourced(co2['market_based_source'], co2['market_based_confidence'])})"
+            _("Market-based: {kgco2} kgCO2 ({basis}; {sourced})").format(
+                kgco2=amount_text(co2["market_based_kgco2"]),
+                basis=co2["market_based_basis"],
+                sourced=_sourced(co2["market_based_source"], co2["market_based_confidence"]),
+            )
         )
     return parts
 
@@ -629,16 +699,25 @@ def _carriers(report: dict[str, Any]) -> list[str]:
 def _meters(report: dict[str, Any]) -> list[str]:
     return [
         "",
-        "Meters",
+        _("Meters"),
         _table(
-            ["meter", "carrier", "role", "line", "amount", "unit", "kgce", "kgCO2"],
+            [
+                _("meter"),
+                _("carrier"),
+                _("role"),
+                _("line"),
+                _("amount"),
+                _("unit"),
+                "kgce",
+                "kgCO2",
+            ],
             [
                 [
                     m["meter"]
                     + (f" = {m['formula']}" if m["formula"] else "")
-                    + (" (estimated from power)" if m["estimated"] else ""),
-                    m["carrier"],
-                    m["role"],
+                    + (_(" (estimated from power)") if m["estimated"] else ""),
+                    _term(m["carrier"]),
+                    _term(m["role"]),
                     m["line"] or "-",
                     amount_text(m["amount"]),
                     m["unit"],
@@ -654,9 +733,19 @@ def _meters(report: dict[str, Any]) -> list[str]:
 def _lines(report: dict[str, Any]) -> list[str]:
     parts = [
         "",
-        "Lines",
+        _("Lines"),
         _table(
-            ["line", "product", "output", "unit", "kgce", "kgCO2", "intensity", "per", "status"],
+            [
+                _("line"),
+                _("product"),
+                _("output"),
+                _("unit"),
+                "kgce",
+                "kgCO2",
+                _("intensity"),
+                _("per"),
+                _("status"),
+            ],
             [
                 [
                     x["line"],
@@ -667,7 +756,7 @@ def _lines(report: dict[str, Any]) -> list[str]:
                     amount_text(x["kgco2"]),
                     ratio_text(x["intensity"]),
                     x["intensity_unit"],
-                    x["status"],
+                    _term(x["status"]),
                 ]
                 for x in report["lines"]
             ],
@@ -676,43 +765,78 @@ def _lines(report: dict[str, Any]) -> list[str]:
     for x in report["lines"]:
         b = x["benchmark"]
         parts.append(
-            f"  {x['line']}: meters {' + '.join(x['meters']) or '-'}; output from "
-            f"{x['output_source']}; judged against {b['name']}: benchmark "
-            f"{given_text(b['benchmark'])}, baseline {given_text(b['baseline'])} "
-            f"{x['intensity_unit']} ({_sourced(b['source'], b['confidence'])})"
+            _(
+                "  {line}: meters {meters}; output from {source}; judged against {name}: "
+                "benchmark {benchmark}, baseline {baseline} {unit} ({sourced})"
+            ).format(
+                line=x["line"],
+                meters=" + ".join(x["meters"]) or "-",
+                source=x["output_source"],
+                name=b["name"],
+                benchmark=given_text(b["benchmark"]),
+                baseline=given_text(b["baseline"]),
+                unit=x["intensity_unit"],
+                sourced=_sourced(b["source"], b["confidence"]),
+            )
         )
         parts += [_target_text(x["line"], t) for t in x["targets"]]
         gf = x.get("green_factory")
         if gf is not None and gf["position"] is not None:
             parts.append(
-                f"  {x['line']} {gf['standard']}: {share_text(gf['position'])} of the way from "
-                f"the baseline value {given_text(gf['baseline'])} to the leading value "
-                f"{given_text(gf['leading'])} ({_sourced(gf['source'], gf['confidence'])})"
+                _(
+                    "  {line} {standard}: {share} of the way from the baseline value "
+                    "{baseline} to the leading value {leading} ({sourced})"
+                ).format(
+                    line=x["line"],
+                    standard=gf["standard"],
+                    share=share_text(gf["position"]),
+                    baseline=given_text(gf["baseline"]),
+                    leading=given_text(gf["leading"]),
+                    sourced=_sourced(gf["source"], gf["confidence"]),
+                )
             )
     return parts
 
 
 def _target_text(line: str, t: dict[str, Any]) -> str:
-    head = (
-        f"  {line} {t['kind']} target: -{share_text(t['reduction_required'])} by "
-        f"{t['target_year']} vs {t['base_year']} (base {given_text(t['base_intensity'])}, "
-        f"target {ratio_text(t['target_intensity'])}; "
-        f"{_sourced(t['reduction_source'], t['reduction_confidence'])}); "
-        f"{t['year']} so far {ratio_text(t['intensity'])}, achieved "
-        f"{share_text(t['reduction_achieved'])}"
+    head = _(
+        "  {line} {kind} target: -{required} by {target_year} vs {base_year} (base {base}, "
+        "target {target}; {sourced}); {year} so far {intensity}, achieved {achieved}"
+    ).format(
+        line=line,
+        kind=t["kind"],
+        required=share_text(t["reduction_required"]),
+        target_year=t["target_year"],
+        base_year=t["base_year"],
+        base=given_text(t["base_intensity"]),
+        target=ratio_text(t["target_intensity"]),
+        sourced=_sourced(t["reduction_source"], t["reduction_confidence"]),
+        year=t["year"],
+        intensity=ratio_text(t["intensity"]),
+        achieved=share_text(t["reduction_achieved"]),
     )
     if t["on_path"] is None:
-        reached = "reached" if t["target_reached"] else "NOT reached"
-        return f"{head}; the target year {t['target_year']} has passed: target {reached}"
+        passed = (
+            _("{head}; the target year {year} has passed: target reached")
+            if t["target_reached"]
+            else _("{head}; the target year {year} has passed: target NOT reached")
+        )
+        return passed.format(head=head, year=t["target_year"])
     path = (
-        f"; {'on' if t['on_path'] else 'OFF'} path ({ratio_text(t['path_intensity'])} "
-        f"in {t['year']})"
-    )
+        _("{head}; on path ({intensity} in {year})")
+        if t["on_path"]
+        else _("{head}; OFF path ({intensity} in {year})")
+    ).format(head=head, intensity=ratio_text(t["path_intensity"]), year=t["year"])
     if t["projected_target_year_intensity"] is None:
-        return head + path
+        return path
     return (
-        f"{head}{path}; at this rate {ratio_text(t['projected_target_year_intensity'])} in "
-        f"{t['target_year']} ({'on' if t['on_track'] else 'OFF'} track)"
+        _("{path}; at this rate {intensity} in {year} (on track)")
+        if t["on_track"]
+        else _("{path}; at this rate {intensity} in {year} (OFF track)")
+    ).format(
+        path=path,
+        intensity=ratio_text(t["projected_target_year_intensity"]),
+        year=t["target_year"],
     )
 
 
@@ -724,44 +848,58 @@ def _quality_row(name: str, unit: str, q: dict[str, Any]) -> list[str]:
         share_text(q["completeness"]),
         share_text(q["estimated_share"]),
         *(amount_text(by[k]) for k in QUALITY_KEY.values()),
-        f"{q['minutes_with_data']:,}",
+        decimal_text(Decimal(q["minutes_with_data"])),
     ]
 
 
 def _quality(report: dict[str, Any]) -> list[str]:
     rows = [
-        _quality_row(f"meter {m['meter']}", m["unit"], m["data_quality"]) for m in report["meters"]
+        _quality_row(_("meter {meter}").format(meter=m["meter"]), m["unit"], m["data_quality"])
+        for m in report["meters"]
     ]
-    rows += [_quality_row(f"line {x['line']}", "kgce", x["data_quality"]) for x in report["lines"]]
-    rows.append(_quality_row(f"site {report['site']}", "kgce", report["totals"]["data_quality"]))
+    rows += [
+        _quality_row(_("line {line}").format(line=x["line"]), "kgce", x["data_quality"])
+        for x in report["lines"]
+    ]
+    rows.append(
+        _quality_row(
+            _("site {site}").format(site=report["site"]),
+            "kgce",
+            report["totals"]["data_quality"],
+        )
+    )
     expected = report["totals"]["data_quality"]["expected_minutes"]
     parts = [
         "",
-        f"Data quality (of {expected:,} minutes expected; complete: every minute of the figure "
-        "measured by counter readings; estimated share: the part of the figure spread over gaps "
-        "or estimated; then the figure split by how each part is known)",
+        _(
+            "Data quality (of {expected} minutes expected; complete: every minute of the "
+            "figure measured by counter readings; estimated share: the part of the figure "
+            "spread over gaps or estimated; then the figure split by how each part is known)"
+        ).format(expected=decimal_text(Decimal(expected))),
         _table(
             [
-                "figure",
-                "unit",
-                "complete",
-                "estimated share",
-                *(k.replace("_", " ") for k in QUALITY_KEY.values()),
-                "minutes with data",
+                _("figure"),
+                _("unit"),
+                _("complete"),
+                _("estimated share"),
+                *(_term(k).replace("_", " ") for k in QUALITY_KEY.values()),
+                _("minutes with data"),
             ],
             rows,
         ),
     ]
-    parts += [f"  {k.replace('_', ' ')}: {v}" for k, v in report["quality_meaning"].items()]
+    parts += [
+        f"  {_term(k).replace('_', ' ')}: {_(v)}" for k, v in report["quality_meaning"].items()
+    ]
     return parts
 
 
 def _demand_section(report: dict[str, Any]) -> list[str]:
     return [
         "",
-        "Maximum demand (15-min average, 1-min sliding)",
+        _("Maximum demand (15-min average, 1-min sliding)"),
         _table(
-            ["meter", "kW", "window start", "complete windows"],
+            [_("meter"), "kW", _("window start"), _("complete windows")],
             [
                 [
                     d["meter"],
@@ -780,9 +918,17 @@ def _counters_section(report: dict[str, Any]) -> list[str]:
         return []
     return [
         "",
-        "Counter readings not used, amounts excluded or estimated (estimated: in the totals)",
+        _("Counter readings not used, amounts excluded or estimated (estimated: in the totals)"),
         _table(
-            ["series", "issue", "from", "counted", "excluded", "estimated", "reason"],
+            [
+                _("series"),
+                _("issue"),
+                _("from"),
+                _("counted"),
+                _("excluded"),
+                _("estimated"),
+                _("reason"),
+            ],
             [
                 [c["series"], c["issue"], c["from"]]
                 + [amount_text(c[k]) for k in ("counted", "excluded", "estimated")]
@@ -799,13 +945,15 @@ def _tou_section(report: dict[str, Any]) -> list[str]:
     tou = report["tou"]
     return [
         "",
-        f"Time of use (boundary electricity; prices: {_sourced(tou['source'], tou['confidence'])})",
+        _("Time of use (boundary electricity; prices: {sourced})").format(
+            sourced=_sourced(tou["source"], tou["confidence"])
+        ),
         _table(
-            ["season", "period", "kWh", "CNY/kWh", "CNY"],
+            [_("season"), _("period"), "kWh", _("CNY/kWh"), _("CNY")],
             [
                 [
                     p["season"],
-                    p["period"],
+                    _term(p["period"]),
                     amount_text(p["kwh"]),
                     given_text(p["price"]),
                     amount_text(p["cny"]),
@@ -813,8 +961,11 @@ def _tou_section(report: dict[str, Any]) -> list[str]:
                 for p in tou["periods"]
             ],
         ),
-        f"Total {amount_text(tou['kwh'])} kWh, {amount_text(tou['cny'])} CNY; per unit of output "
-        f"{ratio_text(tou['cny_per_unit'])} CNY",
+        _("Total {kwh} kWh, {cny} CNY; per unit of output {per_unit} CNY").format(
+            kwh=amount_text(tou["kwh"]),
+            cny=amount_text(tou["cny"]),
+            per_unit=ratio_text(tou["cny_per_unit"]),
+        ),
     ]
 
 
@@ -824,21 +975,24 @@ def _value_added(report: dict[str, Any]) -> list[str]:
     va = report["value_added"]
     return [
         "",
-        f"Value added {given_text(va['cny'])} CNY: {ratio_text(va['kgce_per_10k_cny'])} kgce and "
-        f"{ratio_text(va['kgco2_per_10k_cny'])} kgCO2 per 10,000 CNY",
+        _("Value added {cny} CNY: {kgce} kgce and {kgco2} kgCO2 per 10,000 CNY").format(
+            cny=given_text(va["cny"]),
+            kgce=ratio_text(va["kgce_per_10k_cny"]),
+            kgco2=ratio_text(va["kgco2_per_10k_cny"]),
+        ),
     ]
 
 
 def _factors_section(report: dict[str, Any]) -> list[str]:
-    parts = ["", "Coefficients and factors used"]
+    parts = ["", _("Coefficients and factors used")]
     for carrier, f in report["factors"].items():
         parts.append(
-            f"  {carrier}: {f['coefficient']}; "
+            f"  {_term(carrier)}: {f['coefficient']}; "
             f"{_sourced(f['coefficient_source'], f['coefficient_confidence'])}"
         )
         parts.append(
-            f"  {carrier}: {given_text(f['kgco2_per_unit'])} kgCO2/{f['unit']} ({f['co2_basis']}); "
-            f"{_sourced(f['co2_source'], f['co2_confidence'])}"
+            f"  {_term(carrier)}: {given_text(f['kgco2_per_unit'])} kgCO2/{f['unit']} "
+            f"({f['co2_basis']}); {_sourced(f['co2_source'], f['co2_confidence'])}"
         )
     return parts
 
@@ -864,12 +1018,24 @@ def render_table(report: dict[str, Any]) -> str:
 
 CsvRow = tuple[str, str, str, str, str, str, str]
 """section, name, quantity, value (as printed), unit, source, confidence."""
-CSV_HEADER: Final = ("section", "name", "quantity", "value", "unit", "source", "confidence")
+CSV_HEADER: Final = (
+    N_("section"),
+    N_("name"),
+    N_("quantity"),
+    N_("value"),
+    N_("unit"),
+    N_("source"),
+    N_("confidence"),
+)
+"""Column headings, in the reader's language; the first three columns' values are keys."""
+CSV_BOM: Final = "\ufeff"
+"""Leads the CSV: Excel reads a file without it in the system code page (GBK on Chinese
+Windows) and garbles every non-ASCII name."""
 
 
 def _csv_totals(report: dict[str, Any]) -> list[CsvRow]:
     t = report["totals"]
-    basis = "sum of the carriers"
+    basis = _("sum of the carriers")
     return [
         ("site", report["site"], "kgce", amount_text(t["kgce"], False), "kgce", basis, ""),
         ("site", report["site"], "kgco2", amount_text(t["kgco2"], False), "kgCO2", basis, ""),
@@ -879,7 +1045,7 @@ def _csv_totals(report: dict[str, Any]) -> list[CsvRow]:
 def _csv_carriers(report: dict[str, Any]) -> list[CsvRow]:
     rows: list[CsvRow] = []
     for c in report["carriers"]:
-        meters = "sum of " + " + ".join(c["meters"])
+        meters = _("sum of {parts}").format(parts=" + ".join(c["meters"]))
         rows += [
             (
                 "carrier",
@@ -904,7 +1070,7 @@ def _csv_quality(section: str, name: str, q: dict[str, Any], unit: str) -> list[
             "completeness",
             ratio_text(q["completeness"], False),
             "",
-            "measured minutes / expected minutes",
+            _("measured minutes / expected minutes"),
             "",
         ),
         (
@@ -913,12 +1079,20 @@ def _csv_quality(section: str, name: str, q: dict[str, Any], unit: str) -> list[
             "estimated_share",
             ratio_text(q["estimated_share"], False),
             "",
-            "(spread over gaps + estimated) / figure",
+            _("(spread over gaps + estimated) / figure"),
             "",
         ),
     ]
     rows += [
-        (section, name, k, amount_text(v, False), unit, f"part of the figure: {k}", "")
+        (
+            section,
+            name,
+            k,
+            amount_text(v, False),
+            unit,
+            _("part of the figure: {part}").format(part=_term(k)),
+            "",
+        )
         for k, v in q["by_quality"].items()
     ]
     return rows
@@ -939,7 +1113,7 @@ def _csv_lines(report: dict[str, Any]) -> list[CsvRow]:
     rows: list[CsvRow] = []
     for x in report["lines"]:
         b = x["benchmark"]
-        meters = "sum of " + " + ".join(x["meters"])
+        meters = _("sum of {parts}").format(parts=" + ".join(x["meters"]))
         rows += [
             (
                 "line",
@@ -1009,7 +1183,7 @@ def _csv_lines(report: dict[str, Any]) -> list[CsvRow]:
                     "on_path",
                     _flag(t["on_path"]),
                     "",
-                    f"path to {t['target_year']}",
+                    _("path to {year}").format(year=t["target_year"]),
                     "",
                 ),
                 ("target", name, "target_reached", _flag(t["target_reached"]), "", "", ""),
@@ -1019,7 +1193,7 @@ def _csv_lines(report: dict[str, Any]) -> list[CsvRow]:
                     "projected_target_year_intensity",
                     ratio_text(t["projected_target_year_intensity"], False),
                     x["intensity_unit"],
-                    f"at the rate since {t['base_year']}",
+                    _("at the rate since {year}").format(year=t["base_year"]),
                     "",
                 ),
             ]
@@ -1043,7 +1217,7 @@ def _csv_demand(report: dict[str, Any]) -> list[CsvRow]:
             "max_kw",
             amount_text(d["kw"], False),
             "kW",
-            "15-min average, 1-min sliding",
+            _("15-min average, 1-min sliding"),
             "",
         )
         for d in report["demand"]
@@ -1098,8 +1272,8 @@ def _csv_tou(report: dict[str, Any]) -> list[CsvRow]:
         )
     ]
     rows += [
-        ("tou", "total", "kwh", amount_text(tou["kwh"], False), "kWh", "sum of the periods", ""),
-        ("tou", "total", "cny", amount_text(tou["cny"], False), "CNY", "sum of the periods", ""),
+        ("tou", "total", "kwh", amount_text(tou["kwh"], False), "kWh", _("sum of the periods"), ""),
+        ("tou", "total", "cny", amount_text(tou["cny"], False), "CNY", _("sum of the periods"), ""),
     ]
     return rows
 
@@ -1119,9 +1293,10 @@ CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
 
 
 def render_csv(report: dict[str, Any]) -> str:
-    buffer = io.StringIO()
+    buffer = io.StringIO(CSV_BOM)
+    buffer.seek(0, io.SEEK_END)
     writer = csv.writer(buffer)
-    writer.writerow(CSV_HEADER)
+    writer.writerow([_(h) for h in CSV_HEADER])
     for section in CSV_SECTIONS:
         writer.writerows(section(report))
     return buffer.getvalue()

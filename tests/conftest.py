@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from servers import Mosquitto, VictoriaMetrics
+
+# The programs speak the locale's language (LANG, LC_ALL); the suite asserts their
+# English text, on any machine. Tests of the language choice set it themselves.
+os.environ["GREENGAUGE_LANG"] = "en"
 
 _SERVER_FIXTURES = frozenset({"mosquitto", "victoria_metrics"})
 

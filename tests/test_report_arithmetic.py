@@ -412,7 +412,9 @@ def test_the_report_command_prints_source_and_confidence_of_every_factor_and_ben
         if "source" in line and "Rounding" not in line:
             assert "[confidence " in line, line
     assert not re.search(r"\d\.0(?!\d)", table), "a false .0"
-    rows = list(csv.reader(io.StringIO(run("csv"))))
+    csv_text = run("csv")
+    assert csv_text.startswith("\ufeff")  # Excel's sign of UTF-8
+    rows = list(csv.reader(io.StringIO(csv_text.removeprefix("\ufeff"))))
     assert rows[0] == ["section", "name", "quantity", "value", "unit", "source", "confidence"]
     sourced = {(r[0], r[1], r[2]): (r[5], r[6]) for r in rows[1:] if r}
     assert sourced[("factor", "electricity", "kgce_per_unit")][1] == "H"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agent.profiles import ProfileError
 from agent.tables import format_table
 from greengauge.common.configfile import ConfigError, load_model
+from greengauge.common.i18n import _
 from greengauge.contract import UNITS, Quantity
 
 _FORMAT: Final = re.compile(r"(X+)(?:\.(X+))?")
@@ -136,4 +137,4 @@ def profiles_report() -> str:
     for name in builtin_names():
         profile = load_dlt645_profile(name)
         rows.append([name, profile.manufacturer, len(profile.read_values), profile.description])
-    return format_table(["profile", "manufacturer", "quantities", "description"], rows)
+    return format_table([_("profile"), _("manufacturer"), _("quantities"), _("description")], rows)
