@@ -28,6 +28,7 @@ def stale_after(interval: timedelta | None) -> timedelta:
         return STALE_UNKNOWN
     return max(STALE_INTERVALS * interval, STALE_FLOOR)
 
+
 COLUMNS: tuple[tuple[str, Quantity, float, str], ...] = (
     ("P kW", Quantity.POWER_ACTIVE, 1e-3, "{:>9.2f}"),
     ("E import kWh", Quantity.ENERGY_ACTIVE_IMPORT, 1.0, "{:>13.2f}"),
@@ -128,9 +129,7 @@ class LatestReadings:
     def rows(self) -> list[Row]:
         latest = self._latest
         interval = self._interval
-        return [
-            Row(key[0], key[1], latest[key], interval.get(key)) for key in sorted(latest)
-        ]
+        return [Row(key[0], key[1], latest[key], interval.get(key)) for key in sorted(latest)]
 
 
 def _cell(reading: MeterReading, quantity: Quantity, factor: float, fmt: str) -> str:
