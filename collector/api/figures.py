@@ -26,7 +26,7 @@ from collector.api import trust
 from collector.api.status import AgentStatuses
 from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
-from collector.livetable import LatestReadings, Row
+from collector.livetable import LatestReadings, Row, stale_after
 from collector.plant import Carrier, SiteConfig, resolve_benchmark
 from greengauge.contract import UNITS, AgentState, AgentStatus, Quantity
 
@@ -110,6 +110,7 @@ def meters(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
                 "last_reading": iso(last),
                 "age_s": None if age is None else round(age, 3),
                 "interval_s": row.interval.total_seconds() if row and row.interval else None,
+                "stale_after_s": stale_after(row.interval if row else None).total_seconds(),
                 "power_w": values.get(Quantity.POWER_ACTIVE),
                 "reads": h.reads if h else None,
                 "errors": dict(h.errors) if h else {},
