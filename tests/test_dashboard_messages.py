@@ -38,7 +38,7 @@ FAMILIES: dict[str, set[str]] = {
 # The terms of GB/T 2589 and the NDRC benchmark notices, as the page must use them.
 TERMS = ("综合能耗", "单位产品综合能耗", "标杆水平", "基准水平", "吨标准煤")
 # Text the page shows as is, in any language.
-UNTRANSLATED = {"GreenGauge", "…", "×", "·"}
+UNTRANSLATED = {"GreenGauge", "\N{HORIZONTAL ELLIPSIS}", "\N{MULTIPLICATION SIGN}", "·"}
 
 
 def catalog(lang: str) -> dict[str, str]:
