@@ -145,6 +145,13 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def meter_parts(meter: MeterConfig) -> list[tuple[str, float]]:
+    """The series a meter's figure is made of, with their signs."""
+    if not meter.virtual:
+        return [(meter.id, 1.0)]
+    return [(x, 1.0) for x in meter.plus] + [(x, -1.0) for x in meter.minus]
+
+
 class _Month:
     """What the report reads: one site's accounting database over one month."""
 
@@ -164,36 +171,49 @@ class _Month:
         self.expected = max(0, (until - self.a) // 60_000)
 
     def parts(self, meter: MeterConfig) -> list[tuple[str, float]]:
-        """The series a meter's figure is made of, with their signs."""
-        if not meter.virtual:
-            return [(meter.id, 1.0)]
-        return [(x, 1.0) for x in meter.plus] + [(x, -1.0) for x in meter.minus]
+        return meter_parts(meter)
 
     def quality(
         self, parts: Sequence[tuple[str, float]], column: str, also: Sequence[str] = ()
     ) -> dict[str, Any]:
-        """How a figure made of `parts` (series, sign) is known: its `column` (amount or
-        kgce) per quality, summing to the figure; completeness over `also` too (a line's
-        output counter)."""
-        index = {"amount": 3, "kgce": 4, "kgco2": 5}[column]
-        values: dict[Quality, list[float]] = {q: [] for q in Quality}
-        series = sorted({s for s, _ in parts})
-        for row in self.db.by_quality(self.site.id, series, self.a, self.b):
-            for name, sign in parts:
-                if name == row[0]:
-                    values[Quality(row[1])].append(sign * float(row[index]))
-        covered, measured = self.db.covered_minutes(self.site.id, [*series, *also], self.a, self.b)
-        by = {q: math.fsum(v) for q, v in values.items()}
-        figure = math.fsum(by.values())
-        return {
-            "expected_minutes": self.expected,
-            "minutes_with_data": covered,
-            "measured_minutes": measured,
-            "completeness": _ratio(measured, self.expected),
-            "estimated_share": _ratio(by[Quality.APPORTIONED] + by[Quality.ESTIMATED], figure),
-            "by_quality": {QUALITY_KEY[q]: by[q] for q in Quality},
-            "unit_of": column,
-        }
+        return figure_quality(
+            self.db, self.site.id, parts, column, (self.a, self.b), self.expected, also
+        )
+
+
+def figure_quality(
+    db: AccountingDB,
+    site: str,
+    parts: Sequence[tuple[str, float]],
+    column: str,
+    span: tuple[int, int],
+    expected: int,
+    also: Sequence[str] = (),
+) -> dict[str, Any]:
+    """How a figure made of `parts` (series, sign) over `span` (epoch ms) is known: its
+    `column` (amount or kgce) per quality, summing to the figure; completeness (of
+    `expected` minutes) over `also` too (a line's output counter). The report's and the
+    dashboard's data quality both come from here."""
+    a, b = span
+    index = {"amount": 3, "kgce": 4, "kgco2": 5}[column]
+    values: dict[Quality, list[float]] = {q: [] for q in Quality}
+    series = sorted({s for s, _ in parts})
+    for row in db.by_quality(site, series, a, b):
+        for name, sign in parts:
+            if name == row[0]:
+                values[Quality(row[1])].append(sign * float(row[index]))
+    covered, measured = db.covered_minutes(site, [*series, *also], a, b)
+    by = {q: math.fsum(v) for q, v in values.items()}
+    figure = math.fsum(by.values())
+    return {
+        "expected_minutes": expected,
+        "minutes_with_data": covered,
+        "measured_minutes": measured,
+        "completeness": _ratio(measured, expected),
+        "estimated_share": _ratio(by[Quality.APPORTIONED] + by[Quality.ESTIMATED], figure),
+        "by_quality": {QUALITY_KEY[q]: by[q] for q in Quality},
+        "unit_of": column,
+    }
 
 
 def build(

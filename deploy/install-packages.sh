@@ -9,6 +9,8 @@ declare -A provides=(
   [mbpoll]=/usr/bin/mbpoll
   [socat]=/usr/bin/socat
   [chromium]=/usr/bin/chromium
+  # Chinese glyphs for the dashboard's zh-CN screenshots (headless chromium has none).
+  [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 )
 missing=()
 for package in "$@"; do

@@ -405,6 +405,34 @@ def test_sites_meters_health_latest(rig: Rig) -> None:
     )
 
 
+def test_a_line_on_a_silent_meter_is_stale_and_not_judged(rig: Rig) -> None:
+    # m1, read every 5 s, last heard 30 s ago: stale after 3 intervals, floored at 10 s.
+    last = rig.now - timedelta(seconds=30)
+    for i in range(4):
+        rig.feed(batch(i, last - timedelta(seconds=5 * (3 - i)), m1=(10.0 + i, 20_000.0)))
+    for i in range(2):  # the incomer and m2 are current
+        ts = rig.now - timedelta(seconds=1 - i)
+        rig.feed(batch(10 + i, ts, incomer=(100.0 + i, 50_000.0), m2=(20.0 + i, 25_000.0)))
+    summary = rig.get(f"/api/v1/sites/{SITE}")
+    meters = {m["id"]: m for m in summary["meters"]}
+    assert meters["m1"]["state"] == "stale"
+    assert meters["m1"]["interval_s"] == 5.0 and meters["m1"]["stale_after_s"] == 15.0
+    assert meters["incomer"]["state"] == meters["m2"]["state"] == "online"
+    lines = {x["id"]: x for x in summary["accounting"]["lines"]}
+    stale = lines["l1"]["freshness"]
+    assert stale["state"] == "stale" and stale["fed_by"] == ["m1"]
+    assert [m["id"] for m in stale["meters"]] == ["m1"] and stale["age_s"] >= 30
+    assert lines["l2"]["freshness"]["state"] == "live"
+    assert summary["accounting"]["freshness"]["state"] == "live"  # the site: its incomer
+    assert set(lines["l1"]["quality"]) == {"rolling_1h", "today"}
+    assert lines["l1"]["pending_alert"] is None  # no alert configured
+    # The fleet never gives a class that rests on old data.
+    [site] = rig.get("/api/v1/fleet")
+    assert site["status"] == "no_current_data" and site["freshness"] == "live"
+    latest = {x["meter"]: x for x in rig.get(f"/api/v1/sites/{SITE}/latest")}
+    assert latest["m1"]["units"] == {"energy_active_import": "kWh", "power_active": "W"}
+
+
 def test_status_messages_are_validated_against_their_topic() -> None:
     ok = AgentStatus(site="s1", agent="gw", state=AgentState.ONLINE, ts=datetime.now(UTC))
     payload = ok.model_dump_json().encode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from collector.state.latest import COLUMNS, LatestReadings, Row, render
+from collector.state.latest import COLUMNS, STALE_FLOOR, LatestReadings, Row, render, stale_after
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 Q = Quantity
@@ -21,6 +21,7 @@ HEADERS = [
     "Hz",
     "count",
     "age s",
+    "state",
 ]
 
 
@@ -113,7 +114,7 @@ def test_row_keeps_the_whole_reading() -> None:
 
 
 def test_columns() -> None:
-    assert [c[0] for c in COLUMNS] == HEADERS[3:-1]
+    assert [c[0] for c in COLUMNS] == HEADERS[3:-2]
     assert [c[1] for c in COLUMNS] == [
         Q.POWER_ACTIVE,
         Q.ENERGY_ACTIVE_IMPORT,
@@ -210,7 +211,7 @@ def test_render_columns_line_up() -> None:
     assert len(rows) == 2
     assert {len(line) for line in [header, rule, *rows]} == {len(header)}
     # every value ends where its heading ends
-    for title in HEADERS[3:]:
+    for title in HEADERS[3:-1]:  # the state column is blank while a meter is fresh
         end = header.index(title) + len(title)
         for line in rows:
             assert line[end - 1] != " ", (title, line)
@@ -239,3 +240,42 @@ def test_render_footer_is_last() -> None:
     assert render(latest.rows(), T0, "3 messages, 0 rejected").endswith(
         "\n\n3 messages, 0 rejected"
     )
+
+
+# --- stale: a frozen meter is marked, by its own interval -------------------------------------
+
+
+def _fed(latest: LatestReadings, meter: str, seconds: list[float]) -> None:
+    for s in seconds:
+        latest.update(batch("s", "a", reading(meter, s, power_active=1.0)))
+
+
+def test_render_marks_a_meter_silent_for_a_few_of_its_intervals() -> None:
+    latest = LatestReadings()
+    _fed(latest, "fast", [0, 1, 2, 3])  # every second: stale after the floor, 10 s
+    _fed(latest, "slow", [-60, -30, 0])  # every 30 s: stale after 90 s
+    _fed(latest, "once", [0])  # interval unknown: stale after 60 s
+
+    def marks(at: float) -> dict[str, str]:
+        lines = render(latest.rows(), T0 + timedelta(seconds=at), "").split("\n")[2:5]
+        return {cells(x)[2]: cells(x)[-1] for x in lines}
+
+    assert marks(12) == {"fast": "9.0", "once": "12.0", "slow": "12.0"}
+    assert marks(13.5) == {"fast": "stale", "once": "13.5", "slow": "13.5"}
+    assert marks(61) == {"fast": "stale", "once": "stale", "slow": "61.0"}
+    assert marks(90.5) == {"fast": "stale", "once": "stale", "slow": "stale"}
+    header = render(latest.rows(), T0, "").split("\n")[0]
+    assert header.endswith("state")
+
+
+def test_a_gap_does_not_hide_the_next_outage_for_long() -> None:
+    latest = LatestReadings()
+    _fed(latest, "m", [0, 1, 2, 3, 53])  # back after 50 s offline
+    [row] = latest.rows()
+    assert row.interval == timedelta(seconds=2)  # at most doubled by the gap
+    _fed(latest, "m", [54])
+    [row] = latest.rows()
+    assert row.interval == timedelta(seconds=1)
+    assert stale_after(row.interval) == STALE_FLOOR
+    assert stale_after(None) == timedelta(seconds=60)
+    assert stale_after(timedelta(minutes=1)) == timedelta(minutes=3)

@@ -55,6 +55,9 @@ STATIC: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
     "dashboard.css": "text/css; charset=utf-8",
     "charts.js": "text/javascript; charset=utf-8",
+    "i18n.js": "text/javascript; charset=utf-8",
+    "messages.en.json": "application/json",
+    "messages.zh-CN.json": "application/json",
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, ms
@@ -22,15 +22,16 @@ from collector.accounting.engine import (
     site_figures,
     standing,
 )
+from collector.api import trust
 from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
 from collector.plant import Carrier, SiteConfig, resolve_benchmark
-from collector.state.latest import LatestReadings, Row
+from collector.state.latest import LatestReadings, Row, stale_after
 from collector.state.statuses import AgentStatuses
-from greengauge.contract import AgentState, AgentStatus, Quantity
+from greengauge.contract import UNITS, AgentState, AgentStatus, Quantity
 
-STALE_AFTER: Final = timedelta(seconds=60)
-"""A meter whose newest reading is older than this shows `stale` (unless its agent says)."""
+NO_CURRENT_DATA: Final = "no_current_data"
+"""A site's status while a line rests on a meter that is not current."""
 LIVE_WINDOWS: Final = (Window.ROLLING_15MIN, Window.ROLLING_1H, Window.TODAY)
 
 
@@ -96,7 +97,8 @@ def meters(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
             meter_state = "unknown"
         else:
             meter_state = "online"
-        if meter_state == "online" and (last is None or now - last > STALE_AFTER):
+        # Stale after a few of the meter's own intervals (state.latest.stale_after).
+        if meter_state == "online" and (row is None or row.stale(now)):
             meter_state = "stale"
         m = configured.get(meter_id)
         values = row.reading.values if row else {}
@@ -107,6 +109,8 @@ def meters(state: State, site: str, now: datetime) -> list[dict[str, Any]]:
                 "state": meter_state,
                 "last_reading": iso(last),
                 "age_s": None if age is None else round(age, 3),
+                "interval_s": row.interval.total_seconds() if row and row.interval else None,
+                "stale_after_s": stale_after(row.interval if row else None).total_seconds(),
                 "power_w": values.get(Quantity.POWER_ACTIVE),
                 "reads": h.reads if h else None,
                 "errors": dict(h.errors) if h else {},
@@ -145,6 +149,7 @@ def latest(state: State, site: str) -> list[dict[str, Any]]:
             "agent": r.agent,
             "ts": iso(r.reading.ts),
             "values": {q.value: v for q, v in r.reading.values.items()},
+            "units": {q.value: UNITS[q] for q in r.reading.values},
             "custom": {
                 name: {"value": c.value, "unit": c.unit, "kind": c.kind.value}
                 for name, c in r.reading.custom.items()
@@ -241,15 +246,21 @@ def alerts(state: State, site: str | None, active: bool) -> list[dict[str, Any]]
     return [alert_view(a) for a in acc.db.alerts(site=site)]
 
 
-def accounting(state: State, site: str, now: datetime) -> dict[str, Any] | None:
+def accounting(
+    state: State, site: str, now: datetime, meter_list: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """Per line and for the site: every window's energy, kgce, CO2, output, intensity and
-    standing; each line's benchmark; target progress; today's site totals."""
+    standing; each line's benchmark; target progress; today's site totals; and how far
+    each can be trusted: the freshness of the meters it rests on, its data quality and
+    an alert building up (collector.api.trust)."""
     acc = state.accounting
     config = site_config(state, site)
     if acc is None or config is None:
         return None
     db, plant = acc.db, acc.config
     rows = _rows(state, site)
+    if meter_list is None:
+        meter_list = meters(state, site, now)
     lines = []
     for line in config.lines:
         judged = resolve_benchmark(line)
@@ -275,6 +286,9 @@ def accounting(state: State, site: str, now: datetime) -> dict[str, Any] | None:
                 "alert_window": line.alert.window.value if line.alert else None,
                 "windows": by_window,
                 "target": _progress(base, config.targets, ytd_kgce, now),
+                "freshness": trust.freshness(meter_list, trust.line_meters(config, line)),
+                "quality": trust.line_quality(db, config, line, now),
+                "pending_alert": trust.pending_alert(db, config, line, judged),
             }
         )
     site_windows = {
@@ -300,11 +314,20 @@ def accounting(state: State, site: str, now: datetime) -> dict[str, Any] | None:
         "windows": site_windows,
         "target": _progress(site_base, config.targets, _num(ytd_site.get("value")), now),
         "alerts": _active_alerts(db, site),
+        "freshness": trust.freshness(meter_list, trust.boundary_meters(config)),
+        "quality": trust.site_quality(db, config, now),
     }
 
 
 def _worst(statuses: list[str]) -> str:
-    order = ["above_baseline", "compliant", "leading", "ok", "insufficient_output"]
+    order = [
+        "above_baseline",
+        NO_CURRENT_DATA,
+        "compliant",
+        "leading",
+        "ok",
+        "insufficient_output",
+    ]
     for s in order:
         if s in statuses:
             return s
@@ -314,7 +337,7 @@ def _worst(statuses: list[str]) -> str:
 def summary(state: State, site: str, now: datetime) -> dict[str, Any]:
     """Everything the site view shows, in one document (also the stream's `summary`)."""
     meter_list = meters(state, site, now)
-    acc = accounting(state, site, now)
+    acc = accounting(state, site, now, meter_list)
     rows = _rows(state, site)
     newest = max((r.reading.ts for r in rows.values()), default=None)
     power = acc["power_w"] if acc else _power(rows, list(rows))
@@ -341,7 +364,9 @@ def fleet(state: State, now: datetime) -> list[dict[str, Any]]:
         if acc:
             for line in acc["lines"]:
                 w = line["windows"].get(line["alert_window"] or Window.ROLLING_1H.value)
-                if w:
+                if line["freshness"]["state"] != "live":
+                    line_status.append(NO_CURRENT_DATA)  # never a class on old data
+                elif w:
                     line_status.append(w["status"])
             w = acc["windows"].get(Window.ROLLING_1H.value)
             intensity = w["value"] if w else None
@@ -364,6 +389,7 @@ def fleet(state: State, now: datetime) -> list[dict[str, Any]]:
                 "meters": len(states),
                 "meters_online": states.count("online"),
                 "meters_offline": states.count("offline"),
+                "freshness": acc["freshness"]["state"] if acc else None,
             }
         )
     return out

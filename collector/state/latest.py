@@ -14,6 +14,21 @@ from greengauge.contract import MeterReading, Quantity, ReadingBatch
 # own clock) makes room for a new id: a renamed or replaced meter needs no restart.
 FORGET_AFTER: Final = timedelta(days=1)
 
+STALE_INTERVALS: Final = 3
+"""A meter whose newest reading is older than this many of its intervals is stale."""
+STALE_FLOOR: Final = timedelta(seconds=10)
+"""Never stale sooner: readings come in batches, so a fast meter's age jitters by seconds."""
+STALE_UNKNOWN: Final = timedelta(seconds=60)
+"""Stale after this while the meter's interval is not known yet (one reading so far)."""
+
+
+def stale_after(interval: timedelta | None) -> timedelta:
+    """How old a meter's newest reading may be before what rests on it is stale."""
+    if interval is None:
+        return STALE_UNKNOWN
+    return max(STALE_INTERVALS * interval, STALE_FLOOR)
+
+
 COLUMNS: tuple[tuple[str, Quantity, float, str], ...] = (
     ("P kW", Quantity.POWER_ACTIVE, 1e-3, "{:>9.2f}"),
     ("E import kWh", Quantity.ENERGY_ACTIVE_IMPORT, 1.0, "{:>13.2f}"),
@@ -30,6 +45,11 @@ class Row:
     site: str
     agent: str
     reading: MeterReading
+    interval: timedelta | None = None
+    """The meter's reading interval as observed (None: one reading so far)."""
+
+    def stale(self, now: datetime) -> bool:
+        return now - self.reading.ts > stale_after(self.interval)
 
 
 class LatestReadings:
@@ -41,6 +61,7 @@ class LatestReadings:
         # Rows are built when read, not per reading received (thousands a second).
         # Both orders are least recently updated first.
         self._latest: OrderedDict[tuple[str, str, str], MeterReading] = OrderedDict()
+        self._interval: dict[tuple[str, str, str], timedelta] = {}
         self._agents: dict[tuple[str, str], OrderedDict[str, None]] = {}
         self.per_agent = per_agent
         self.total = total
@@ -83,12 +104,22 @@ class LatestReadings:
                 if len(latest) > self.total:
                     self._evict(next(iter(latest)))
             elif known.ts <= reading.ts:
+                if reading.ts > known.ts:
+                    self._observe(key, reading.ts - known.ts)
                 latest[key] = reading
                 latest.move_to_end(key)
                 meters.move_to_end(reading.meter)
 
+    def _observe(self, key: tuple[str, str, str], step: timedelta) -> None:
+        # A shorter step is the interval at once; a gap (an outage, a missed read) at most
+        # doubles the estimate per reading, so one outage does not hide the next for long,
+        # and a meter set to a longer interval is followed within a few readings.
+        known = self._interval.get(key)
+        self._interval[key] = step if known is None else min(step, 2 * known)
+
     def _evict(self, key: tuple[str, str, str]) -> None:
         del self._latest[key]
+        self._interval.pop(key, None)
         meters = self._agents[key[:2]]
         del meters[key[2]]
         if not meters:
@@ -97,7 +128,8 @@ class LatestReadings:
 
     def rows(self) -> list[Row]:
         latest = self._latest
-        return [Row(key[0], key[1], latest[key]) for key in sorted(latest)]
+        interval = self._interval
+        return [Row(key[0], key[1], latest[key], interval.get(key)) for key in sorted(latest)]
 
 
 def _cell(reading: MeterReading, quantity: Quantity, factor: float, fmt: str) -> str:
@@ -107,7 +139,8 @@ def _cell(reading: MeterReading, quantity: Quantity, factor: float, fmt: str) ->
 
 
 def render(rows: list[Row], now: datetime, footer: str) -> str:
-    """A plain-text table, one line per meter, with the age of its latest reading."""
+    """A plain-text table, one line per meter, with the age of its latest reading and
+    `stale` beside a meter not heard from for a few of its intervals (its values frozen)."""
     names = [(r.site, r.agent, r.reading.meter) for r in rows]
     widths = [
         max([len(header)] + [len(n[i]) for n in names])
@@ -117,7 +150,7 @@ def render(rows: list[Row], now: datetime, footer: str) -> str:
     header = "  ".join(
         [h.ljust(w) for h, w in zip(("site", "agent", "meter"), widths, strict=True)]
         + [c[0].rjust(w) for c, w in zip(COLUMNS, value_widths, strict=True)]
-        + ["age s".rjust(6)]
+        + ["age s".rjust(6), "state"]
     )
     lines = [header, "-" * len(header)]
     for row, name in zip(rows, names, strict=True):
@@ -125,6 +158,7 @@ def render(rows: list[Row], now: datetime, footer: str) -> str:
         cells = [n.ljust(w) for n, w in zip(name, widths, strict=True)]
         cells += [_cell(row.reading, q, f, fmt) for _, q, f, fmt in COLUMNS]
         cells.append(f"{age:>6.1f}")
+        cells.append(("stale" if row.stale(now) else "").ljust(len("state")))
         lines.append("  ".join(cells))
     if not rows:
         lines.append("(no readings yet)")

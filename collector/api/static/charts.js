@@ -1,4 +1,4 @@
-// GreenGauge charts: small inline-SVG drawing helpers, no dependencies.
+// GreenGauge charts: small inline-SVG drawing helpers, no dependencies (texts from I18n).
 "use strict";
 
 const Charts = (() => {
@@ -35,13 +35,23 @@ const Charts = (() => {
   function fmt(v, digits) {
     if (v === null || v === undefined || !isFinite(v)) return "–";
     const a = Math.abs(v);
-    if (digits !== undefined) return v.toFixed(digits);
-    if (a >= 1000) return v.toFixed(0);
-    if (a >= 100) return v.toFixed(1);
-    if (a >= 1) return v.toFixed(2);
-    if (a >= 0.01) return v.toFixed(3);
+    if (digits !== undefined) return I18n.number(v, digits);
+    if (a >= 1000) return I18n.number(v, 0);
+    if (a >= 100) return I18n.number(v, 1);
+    if (a >= 1) return I18n.number(v, 2);
+    if (a >= 0.01) return I18n.number(v, 3);
     if (a === 0) return "0";
     return v.toPrecision(2);
+  }
+
+  // Decimals that tell ticks `step` apart, the same for every tick of an axis.
+  function stepDigits(step) {
+    return Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  }
+
+  function message(svg, w, h, text) {
+    const t = el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle", class: "chart-message" }, svg);
+    t.textContent = text;
   }
 
   function timeLabel(ms) {
@@ -49,25 +59,30 @@ const Charts = (() => {
     return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
   }
 
-  // series: [{name, color, points: [[ms, value], ...]}]; opts: {start, end, unit, scale}
+  // series: [{name, color, points: [[ms, value], ...]}]; opts: {start, end, unit, scale, empty}
+  // Without a point in view, no axes (no invented scale): only opts.empty, the reason.
   function lineChart(svg, series, opts) {
     clear(svg);
     const { w, h } = size(svg);
-    const m = { l: 54, r: 12, t: 10, b: 24 };
+    // The unit sits above the top tick, in a margin of its own.
+    const m = { l: 54, r: 12, t: 24, b: 24 };
     const x0 = opts.start, x1 = opts.end;
     let lo = Infinity, hi = -Infinity;
-    for (const s of series) for (const [, v] of s.points) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-    if (!isFinite(lo)) { lo = 0; hi = 1; }
+    for (const s of series) {
+      for (const [t, v] of s.points) if (t >= x0 && t <= x1) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    }
+    if (!isFinite(lo)) { message(svg, w, h, opts.empty || ""); return; }
     lo = Math.min(0, lo);
     if (hi <= lo) hi = lo + 1;
     const step = niceStep(hi - lo, 5);
     hi = Math.ceil(hi / step) * step;
     const X = (t) => m.l + ((t - x0) / (x1 - x0)) * (w - m.l - m.r);
     const Y = (v) => h - m.b - ((v - lo) / (hi - lo)) * (h - m.t - m.b);
-    for (let v = lo; v <= hi + step / 2; v += step) {
+    const digits = stepDigits(step * (opts.scale || 1));
+    for (let i = 0, v = lo; v <= hi + step / 2; i++, v = lo + i * step) {
       el("line", { x1: m.l, x2: w - m.r, y1: Y(v), y2: Y(v), class: "grid" }, svg);
       const t = el("text", { x: m.l - 6, y: Y(v) + 4, "text-anchor": "end" }, svg);
-      t.textContent = fmt(v * (opts.scale || 1)) + (opts.unit ? "" : "");
+      t.textContent = fmt(v * (opts.scale || 1), digits);
     }
     const span = x1 - x0;
     const tstep = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360].map((mm) => mm * 60000)
@@ -78,7 +93,7 @@ const Charts = (() => {
       label.textContent = timeLabel(t);
     }
     if (opts.unit) {
-      const u = el("text", { x: 4, y: m.t + 8 }, svg);
+      const u = el("text", { x: m.l - 6, y: 12, "text-anchor": "end", class: "unit" }, svg);
       u.textContent = opts.unit;
     }
     el("line", { x1: m.l, x2: w - m.r, y1: h - m.b, y2: h - m.b, class: "axis" }, svg);
@@ -111,7 +126,7 @@ const Charts = (() => {
     for (const [a, b, c] of zones) {
       el("rect", { x: X(a), y: top, width: Math.max(0, X(b) - X(a)), height: bar, fill: c, "fill-opacity": 0.25 }, svg);
     }
-    const marks = [[benchmark, "benchmark", "end", -4], [baseline, "baseline", "start", 4]];
+    const marks = [[benchmark, I18n.t("gauge.benchmark"), "end", -4], [baseline, I18n.t("gauge.baseline"), "start", 4]];
     for (const [v, name, anchor, dx] of marks) {
       el("line", { x1: X(v), x2: X(v), y1: top - 3, y2: top + bar + 3, stroke: "#cbd5e1", "stroke-width": 1, "stroke-dasharray": "2 2" }, svg);
       const t = el("text", { x: X(v) + dx, y: h - 4, "text-anchor": anchor }, svg);
@@ -133,7 +148,7 @@ const Charts = (() => {
       }
     }
     svg.setAttribute("role", "img");
-    svg.setAttribute("aria-label", `intensity ${fmt(value)} ${unit}; benchmark ${benchmark}, baseline ${baseline}`);
+    svg.setAttribute("aria-label", I18n.t("gauge.label", { value: fmt(value), unit, benchmark: fmt(benchmark), baseline: fmt(baseline) }));
   }
 
   // Intensity over time drawn over the benchmark / baseline bands.
@@ -147,8 +162,7 @@ const Charts = (() => {
     el("rect", { x: 0, y: Y(baseline), width: w, height: Y(benchmark) - Y(baseline), fill: COLORS.compliant, "fill-opacity": 0.13 }, svg);
     el("rect", { x: 0, y: 0, width: w, height: Y(baseline), fill: COLORS.above, "fill-opacity": 0.13 }, svg);
     if (points.length < 2) {
-      const t = el("text", { x: w / 2, y: h / 2 + 4, "text-anchor": "middle" }, svg);
-      t.textContent = points.length ? "collecting intensity…" : "no intensity yet";
+      message(svg, w, h, I18n.t(points.length ? "spark.collecting" : "spark.none"));
       return;
     }
     const t0 = points[0][0], t1 = Math.max(points[points.length - 1][0], t0 + 1);
@@ -163,5 +177,23 @@ const Charts = (() => {
     el("path", { d, fill: "none", stroke: "#e2e8f0", "stroke-width": 1.8 }, svg);
   }
 
-  return { lineChart, bandGauge, bandSpark, fmt, PALETTE, COLORS };
+  // A small trend without axes (the meter detail): the line and its last point.
+  function spark(svg, points) {
+    clear(svg);
+    const { w, h } = size(svg);
+    const vals = points.map((p) => p[1]).filter((v) => v !== null && isFinite(v));
+    if (vals.length < 2) { message(svg, w, h, I18n.t("spark.collecting")); return; }
+    let lo = Math.min(...vals), hi = Math.max(...vals);
+    if (hi - lo < 1e-9 * Math.max(1, Math.abs(hi))) { lo -= 1; hi += 1; }
+    const t0 = points[0][0], t1 = Math.max(points[points.length - 1][0], t0 + 1);
+    const X = (t) => 2 + ((t - t0) / (t1 - t0)) * (w - 6);
+    const Y = (v) => h - 3 - ((v - lo) / (hi - lo)) * (h - 6);
+    const d = points.filter(([, v]) => v !== null && isFinite(v))
+      .map(([t, v], i) => `${i ? "L" : "M"}${X(t).toFixed(1)},${Y(v).toFixed(1)}`).join("");
+    el("path", { d, fill: "none", stroke: PALETTE[0], "stroke-width": 1.5 }, svg);
+    const [lt, lv] = points[points.length - 1];
+    el("circle", { cx: X(lt), cy: Y(lv), r: 2.5, fill: PALETTE[0] }, svg);
+  }
+
+  return { lineChart, bandGauge, bandSpark, spark, fmt, PALETTE, COLORS };
 })();
