@@ -265,3 +265,25 @@ def test_progress_lines_go_to_the_given_stream(tmp_path: Path) -> None:
         "import: store: incomer energy_active_import: 60 values (series 1 of 1)\n"
     )
     assert (summary.read, summary.fed, summary.series) == (60, 60, 1)
+
+
+def test_a_stored_day_before_live_accounting_started_is_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's case: the accounting counted 16 Oct live; 15 Oct is in the store
+    (another collector's) but was never accounted. Imported from the store, the accounting
+    holds both days: the counter's advance from 15 Oct 00:00 to 16 Oct 23:59."""
+    live = stored_before_accounting(tmp_path)
+    plant = load_config(config(tmp_path)).accounting
+    assert plant is not None
+    acc = Accounting(plant, tmp_path / "data")
+    acc.process([b for b in live if b.readings[0].ts >= DAY + timedelta(days=1)])
+    acc.close()
+    one_day = sum(r.amount for r in minutes(tmp_path / "data"))
+    assert one_day == pytest.approx(kwh(2 * MINUTES) - kwh(MINUTES), rel=1e-12)
+    code, out, err = import_store(tmp_path, capsys, "--from-store", *FIRST_DAY)
+    assert code == 0, err
+    # 1,440 of the gateway's readings were before the ones the accounting had
+    assert "1440 came before ones it had" in out
+    both = sum(r.amount for r in minutes(tmp_path / "data"))
+    assert both == pytest.approx(kwh(2 * MINUTES) - kwh(0), rel=1e-12)
