@@ -277,6 +277,7 @@ def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
 def _csv_options(args: argparse.Namespace) -> Options:
     """`import FILE...`'s options; ValueError for a usage error."""
     from collector.importer import Options  # noqa: PLC0415
+
     if not args.files:
         raise ValueError("give the CSV files to import, or --from-store")
     zone = None
