@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from collector.config import CollectorConfig, load_config
 from collector.needs import require_collector_dependencies
@@ -18,6 +20,9 @@ from greengauge.common.configfile import ConfigError
 from greengauge.common.files import check_writable, condition
 from greengauge.common.i18n import _, activate, choose
 from greengauge.common.logs import setup_logging
+
+if TYPE_CHECKING:
+    from collector.importer import Options
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,26 +76,39 @@ def _parser() -> argparse.ArgumentParser:
     swap.add_argument("--by", required=True, help="who records it")
     imp = commands.add_parser(
         "import",
-        help="load readings from CSV files into the store and the accounting",
+        help="load readings from CSV files, or from the readings store, into the accounting",
         description="Load readings from CSV files (README: 'Importing history'): validated "
         "as live readings, stored (a value already stored is kept once) and accounted. "
+        "With --from-store instead of files: account the readings of a site and period "
+        "that are in the readings store already. "
         "Exit status: 0 every row imported, 1 some rows refused (the others imported), "
         "2 a usage, config, file or store error.",
     )
     imp.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
     imp.add_argument("--site", required=True)
     imp.add_argument(
-        "--agent", default="import", help="agent id the readings are stored under (import)"
+        "--agent",
+        help="agent id the readings are stored under (import); with --from-store: "
+        "only that agent's readings (default: every agent's)",
     )
     imp.add_argument(
         "--timezone", help="zone of times without an offset, e.g. Asia/Shanghai (else refused)"
     )
-    imp.add_argument(
-        "--encoding", default="utf-8-sig", help="of the files, e.g. gbk (default: UTF-8)"
-    )
+    imp.add_argument("--encoding", help="of the files, e.g. gbk (default: UTF-8)")
     imp.add_argument("--refusals", type=Path, help="write every refused row to this file")
     imp.add_argument("--show", type=int, default=20, help="refused rows listed in the summary (20)")
-    imp.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    imp.add_argument(
+        "--from-store",
+        action="store_true",
+        help="account the readings already in the readings store (needs --from and --to)",
+    )
+    imp.add_argument(
+        "--from", dest="start", help="with --from-store: ISO 8601 time; without offset: site time"
+    )
+    imp.add_argument(
+        "--to", dest="end", help="with --from-store: ISO 8601 time; without offset: site time"
+    )
+    imp.add_argument("files", type=Path, nargs="*", metavar="FILE")
     recompute = commands.add_parser(
         "recompute",
         help="account a period of a site again from the readings it used (idempotent)",
@@ -255,41 +273,85 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
 
 
 def _import(config: CollectorConfig, args: argparse.Namespace) -> int:
-    from zoneinfo import ZoneInfo  # noqa: PLC0415
-
-    from collector.importer import Options, run  # noqa: PLC0415
+    from collector.importer import run  # noqa: PLC0415
     from collector.stores import StoreError  # noqa: PLC0415
     from greengauge.contract import check_id  # noqa: PLC0415
 
     try:
         for option in ("site", "agent"):
             try:
-                check_id(getattr(args, option))
+                if getattr(args, option) is not None:
+                    check_id(getattr(args, option))
             except ValueError as exc:
                 raise ValueError(f"--{option}: {exc}") from None
-        zone = None
-        if args.timezone is not None:
-            try:
-                zone = ZoneInfo(args.timezone)
-            except (KeyError, ValueError, OSError):  # not found, not a key, too long
-                raise ValueError(f"--timezone: unknown zone {args.timezone!r}") from None
-        try:
-            codecs.lookup(args.encoding)
-        except LookupError:
-            raise ValueError(f"--encoding: unknown encoding {args.encoding!r}") from None
         if args.show < 0:
             raise ValueError("--show: not negative")
-        for path in args.files:
-            if not path.is_file():
-                raise ValueError(f"{path}: not a file")
-        options = Options(
-            args.files, args.site, args.agent, zone, args.encoding, args.refusals, args.show
-        )
-        return asyncio.run(run(config, options, sys.stdout, sys.stderr))
+        if args.from_store:
+            return _import_store(config, args)
+        if args.start is not None or args.end is not None:
+            raise ValueError("--from and --to: only with --from-store")
+        return asyncio.run(run(config, _csv_options(args), sys.stdout, sys.stderr))
     # HeaderError is a ValueError; sqlite3.Error: the accounting database cannot be opened
     except (ValueError, OSError, StoreError, sqlite3.Error) as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
+
+
+def _csv_options(args: argparse.Namespace) -> Options:
+    """`import FILE...`'s options; ValueError for a usage error."""
+    from collector.importer import Options  # noqa: PLC0415
+
+    if not args.files:
+        raise ValueError("give the CSV files to import, or --from-store")
+    zone = None
+    if args.timezone is not None:
+        try:
+            zone = ZoneInfo(args.timezone)
+        except (KeyError, ValueError, OSError):  # not found, not a key, too long
+            raise ValueError(f"--timezone: unknown zone {args.timezone!r}") from None
+    encoding = args.encoding or "utf-8-sig"
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"--encoding: unknown encoding {encoding!r}") from None
+    for path in args.files:
+        if not path.is_file():
+            raise ValueError(f"{path}: not a file")
+    return Options(
+        args.files, args.site, args.agent or "import", zone, encoding, args.refusals, args.show
+    )
+
+
+def _import_store(config: CollectorConfig, args: argparse.Namespace) -> int:
+    """`import --from-store`; ValueError for a usage error."""
+    from collector import importer_store  # noqa: PLC0415
+
+    given = [
+        f"--{name}"
+        for name, value in (
+            ("timezone", args.timezone),
+            ("encoding", args.encoding),
+            ("refusals", args.refusals),
+        )
+        if value is not None
+    ]
+    if args.files:
+        given.insert(0, f"FILE ({args.files[0]})")
+    if given:
+        raise ValueError(f"--from-store reads no files: leave out {', '.join(given)}")
+    if args.start is None or args.end is None:
+        raise ValueError("--from-store needs --from and --to (the period to account)")
+    site = None if config.accounting is None else config.accounting.site(args.site)
+    if site is None:
+        raise ValueError(
+            f"--site: {args.site!r} is not in the plant model (the config's `accounting`)"
+        )
+    start = _site_time(args.start, site.tz, "--from")
+    end = _site_time(args.end, site.tz, "--to")
+    if not end > start:
+        raise ValueError("--to must be after --from")
+    options = importer_store.StoreOptions(site.id, start, end, args.agent, args.show)
+    return asyncio.run(importer_store.run(config, options, sys.stdout, sys.stderr))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

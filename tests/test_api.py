@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from fastapi.testclient import TestClient
@@ -118,8 +118,9 @@ def batch(seq: int, ts: datetime, **meters: tuple[float, float]) -> ReadingBatch
     )
 
 
-def make_rig(tmp_path: Path, settings: ApiSettings) -> Rig:
-    now = datetime.now(UTC).replace(microsecond=0)
+def make_rig(tmp_path: Path, settings: ApiSettings, at: datetime | None = None) -> Rig:
+    """`at`: the API's clock stands still there (else it is the real clock)."""
+    now = at or datetime.now(UTC).replace(microsecond=0)
     accounting = Accounting(plant(), tmp_path)
     dead_letters = DeadLetters(tmp_path / "dead.jsonl")
     latest, statuses = LatestReadings(), AgentStatuses()
@@ -139,6 +140,8 @@ def make_rig(tmp_path: Path, settings: ApiSettings) -> Rig:
         settings,
         refresh,
     )
+    if at is not None:
+        ctx.clock = lambda: at
     return Rig(
         TestClient(create_app(ctx), base_url=f"http://{settings.listen}"),
         ctx,
@@ -157,7 +160,20 @@ def tokens(read: str, write: str | None) -> ApiSettings:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = make_rig(tmp_path, tokens(READ, WRITE))
+    yield from _rig(make_rig(tmp_path, tokens(READ, WRITE)))
+
+
+NOON: Final = datetime(2026, 10, 15, 4, 0, tzinfo=UTC)
+"""12:00 in the plant's zone (Asia/Shanghai): "today" holds the last hour whatever the real
+time (on the real clock, a test run just after midnight there found less energy today)."""
+
+
+@pytest.fixture
+def noon_rig(tmp_path: Path) -> Iterator[Rig]:
+    yield from _rig(make_rig(tmp_path, tokens(READ, WRITE), at=NOON))
+
+
+def _rig(r: Rig) -> Iterator[Rig]:
     try:
         yield r
     finally:
@@ -481,7 +497,8 @@ def output(rig: Rig, line: str, quantity: float, minutes: int = 10) -> dict[str,
     }
 
 
-def test_accounting_figures_standing_and_production_write(rig: Rig) -> None:
+def test_accounting_figures_standing_and_production_write(noon_rig: Rig) -> None:
+    rig = noon_rig
     _energy(rig)
     # 10 kWh x 0.1229 = 1.229 kgce on l1; 20 kWh on l2.
     assert post(rig, output(rig, "l1", 10.0)).status_code == 202  # 0.1229 kgce/piece
@@ -504,7 +521,7 @@ def test_accounting_figures_standing_and_production_write(rig: Rig) -> None:
     target = lines["l1"]["target"]
     assert target["base_intensity"] == 0.05 and target["reached"] is False
     # after the default target year 2025 there is no path to be on
-    past = datetime.now(UTC).year > 2025
+    past = rig.now.year > 2025
     assert target["on_path"] is (None if past else False)
     assert (target["path_intensity"] is None) is past
     assert target["achieved"] == pytest.approx(1 - 0.1229 / 0.05)

@@ -272,3 +272,21 @@ def test_progress_is_shown_on_stderr_for_a_long_file(tmp_path: Path) -> None:
     assert "import: " in done.stderr and " rows (" in done.stderr
     assert "rows accepted    200000\n" in done.stdout
     assert "values           400000  (stored: 400000;" in done.stdout
+
+
+def test_from_store_on_victoria_metrics_stops_naming_the_store(
+    tmp_path: Path, victoria_metrics: VictoriaMetrics
+) -> None:
+    # VictoriaMetrics takes InfluxDB writes but has no Flux query API: reading back is
+    # refused with the server's answer, not taken for an empty store.
+    yaml = config(tmp_path, victoria_metrics.url)
+    start = DAY.isoformat()
+    end = (DAY + timedelta(days=1)).isoformat()
+    done = import_(yaml, "--from-store", "--from", start, "--to", end)
+    assert done.returncode == 2, done.stdout
+    assert (
+        f"stopped: {victoria_metrics.url}: cannot read bucket 'test' of org 'test' through "
+        "the Flux query API (HTTP 400): " in done.stderr
+    )
+    assert "importing again accounts nothing twice" in done.stderr
+    assert "values accounted 0\n" in done.stdout

@@ -659,14 +659,19 @@ def _walk(
                 if step.state != old:
                     steps.append(step)
                 elif not changes and (through is None or t >= through):
-                    settled = t  # every later state, and so every later amount, is as stored
+                    settled = end = t  # every later state is as stored
         amounts.extend(step.amounts)
         findings.extend(step.findings)
         if settled is None:
             end = max(end, t)
-        elif step.state.pending is None and ms(step.state.good.ts) >= _end_minute(settled, through):
+            continue
+        # A hole after the settled reading is filled from the rates on both sides of it,
+        # and a late reading may have changed the rate before: the fill's minutes are
+        # replaced too, though the states are as stored.
+        end = max([end, *(ms(a.end) for a in step.amounts if ms(a.start) <= settled)])
+        if step.state.pending is None and ms(step.state.good.ts) >= _end_minute(end, through):
             break  # later amounts start at or after the good reading: past the minutes
-    return steps, amounts, findings, end if settled is None else settled
+    return steps, amounts, findings, end
 
 
 def _end_minute(end: int, through: int | None) -> int:
