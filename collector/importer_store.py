@@ -21,6 +21,7 @@ from collector.accounting.db import from_ms
 from collector.accounting.engine import Accounting
 from collector.stores import PointStore
 from collector.stores.lineprotocol import epoch_millis
+from collector.stores.opening import open_readback, open_store
 from collector.stores.readback import CHUNK, ReadingSource, Series, Stored
 from collector.validate import Rejected, check_value
 from greengauge.contract import MeterReading, ReadingBatch, check_id
@@ -156,26 +157,10 @@ def _say(progress: TextIO, text: str) -> None:
     progress.flush()
 
 
-def source_of(config: CollectorConfig) -> ReadingSource:
-    """The readings store of a collector's config, to read from."""
-    if config.influxdb is not None:
-        from collector.stores.readback import FluxReadings  # noqa: PLC0415
-
-        influx = config.influxdb
-        return FluxReadings(
-            influx.url, influx.org, influx.bucket, influx.token.get_secret_value(), influx.timeout
-        )
-    from collector.service import EMBEDDED_STORE_FILE  # noqa: PLC0415
-    from collector.stores.readback import SqliteReadings  # noqa: PLC0415
-
-    return SqliteReadings(config.data_dir / EMBEDDED_STORE_FILE)
-
-
 async def run(config: CollectorConfig, options: StoreOptions, out: TextIO, progress: TextIO) -> int:
     """Account the stored readings; 0 if every value was accounted, 1 if some were
     refused, 2 if the store or the accounting database failed (what was accounted before
     stays: importing again completes it)."""
-    from collector.service import open_store  # noqa: PLC0415
     from collector.stores import StoreError  # noqa: PLC0415
 
     plant = config.accounting
@@ -191,7 +176,7 @@ async def run(config: CollectorConfig, options: StoreOptions, out: TextIO, progr
         plant, config.data_dir, store if isinstance(store, PointStore) else None
     )
     accounting.on_close(store.close)
-    source = source_of(config)
+    source = open_readback(config)
     code = 0
     summary = StoreSummary(shown=options.shown)
     try:

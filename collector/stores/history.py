@@ -140,11 +140,11 @@ class SqliteHistory:
                 self._conn = None
 
 
-def _flux_string(value: str) -> str:
+def flux_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _rfc3339(ts: datetime) -> str:
+def rfc3339(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
@@ -152,13 +152,13 @@ def flux_query(bucket: str, q: Query) -> str:
     """The Flux text of a history query: mean, min and max per step, one table each."""
     q.check()
     step_ms = max(1, round(q.step * 1000))
-    agent = f" and r.agent == {_flux_string(q.agent)}" if q.agent else ""
+    agent = f" and r.agent == {flux_string(q.agent)}" if q.agent else ""
     base = (
-        f"from(bucket: {_flux_string(bucket)})\n"
-        f"  |> range(start: {_rfc3339(q.start)}, stop: {_rfc3339(q.end)})\n"
-        f"  |> filter(fn: (r) => r._measurement == {_flux_string(MEASUREMENT)}"
-        f" and r.site == {_flux_string(q.site)} and r.meter == {_flux_string(q.meter)}"
-        f" and r._field == {_flux_string(str(q.quantity))}{agent})\n"
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: {rfc3339(q.start)}, stop: {rfc3339(q.end)})\n"
+        f"  |> filter(fn: (r) => r._measurement == {flux_string(MEASUREMENT)}"
+        f" and r.site == {flux_string(q.site)} and r.meter == {flux_string(q.meter)}"
+        f" and r._field == {flux_string(str(q.quantity))}{agent})\n"
     )
     parts = []
     for fn in ("mean", "min", "max", "count"):

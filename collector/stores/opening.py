@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final
 
 from collector.stores import RetentionStore, Store
 from collector.stores.history import FluxHistory, History, SqliteHistory
+from collector.stores.readback import FluxReadings, ReadingSource, SqliteReadings
 from greengauge.common.files import open_state
 
 if TYPE_CHECKING:
@@ -40,6 +41,16 @@ def open_history(config: CollectorConfig) -> History:
             influx.url, influx.org, influx.bucket, influx.token.get_secret_value(), influx.timeout
         )
     return SqliteHistory(config.data_dir / EMBEDDED_STORE_FILE)
+
+
+def open_readback(config: CollectorConfig) -> ReadingSource:
+    """The readings store of a collector's config, to read raw readings back from."""
+    if config.influxdb is not None:
+        influx = config.influxdb
+        return FluxReadings(
+            influx.url, influx.org, influx.bucket, influx.token.get_secret_value(), influx.timeout
+        )
+    return SqliteReadings(config.data_dir / EMBEDDED_STORE_FILE)
 
 
 def store_retention(store: Store) -> timedelta | None:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from collector.api.history import _flux_string, _rfc3339
 from collector.stores import StoreError
+from collector.stores.history import flux_string, rfc3339
 from collector.stores.lineprotocol import MEASUREMENT, epoch_millis
 from greengauge.contract import Quantity
 
@@ -128,11 +128,11 @@ class SqliteReadings:
 def flux_readings(bucket: str, series: Series, start: datetime, end: datetime) -> str:
     """The Flux text of a series' raw values, [start, end), in time order."""
     return (
-        f"from(bucket: {_flux_string(bucket)})\n"
-        f"  |> range(start: {_rfc3339(start)}, stop: {_rfc3339(end)})\n"
-        f"  |> filter(fn: (r) => r._measurement == {_flux_string(MEASUREMENT)}"
-        f" and r.site == {_flux_string(series.site)} and r.meter == {_flux_string(series.meter)}"
-        f" and r._field == {_flux_string(series.quantity.value)})\n"
+        f"from(bucket: {flux_string(bucket)})\n"
+        f"  |> range(start: {rfc3339(start)}, stop: {rfc3339(end)})\n"
+        f"  |> filter(fn: (r) => r._measurement == {flux_string(MEASUREMENT)}"
+        f" and r.site == {flux_string(series.site)} and r.meter == {flux_string(series.meter)}"
+        f" and r._field == {flux_string(series.quantity.value)})\n"
         '  |> keep(columns: ["_time", "_value", "agent"])\n'
         '  |> group()\n  |> sort(columns: ["_time", "agent"])'
     )
