@@ -16,6 +16,7 @@ from collector.api.status import AgentStatuses
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
+from collector.health import HEALTH_FILE, HealthFile
 from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
@@ -212,6 +213,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(collector.writer.run())
             tasks.create_task(collector.subscribe_forever())
+            tasks.create_task(HealthFile(collector, config.data_dir / HEALTH_FILE).run())
             if table and collector.latest is not None:
                 tasks.create_task(collector.show_table(collector.latest))
             if collector.accounting is not None:
