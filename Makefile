@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_PACKAGES := mosquitto
-TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium
+TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium prometheus
 
 .PHONY: demo test lint unit servers-demo servers-test clean
 

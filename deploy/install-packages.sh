@@ -9,6 +9,7 @@ declare -A provides=(
   [mbpoll]=/usr/bin/mbpoll
   [socat]=/usr/bin/socat
   [chromium]=/usr/bin/chromium
+  [prometheus]=/usr/bin/promtool
 )
 missing=()
 for package in "$@"; do
@@ -24,7 +25,10 @@ echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts the system broker on install; the project runs its own on other ports.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto || true
-fi
+# Debian starts the system broker (and Prometheus) on install; the project runs its own
+# on other ports, and needs only promtool of the latter.
+for service in mosquitto prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done
