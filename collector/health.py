@@ -11,31 +11,55 @@ can take readings in and put them away:
   them);
 - disk: every state file (spool, sequences, dead letters, accounting) can be written.
 
-`assess` is the pure part; `HealthFile` samples a running collector.
+`assess` is the pure part; `HealthFile` observes a running collector (its counts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
 from greengauge.common.files import write_atomically
-
-if TYPE_CHECKING:
-    from collector.service import Collector
 
 HEALTH_FILE: Final = "health.json"
 INTERVAL: Final = 5.0
 """seconds between two writes of the file"""
 WINDOW: Final = 60.0
 """seconds within which a non-empty spool must have drained a little"""
+
+
+class Disk(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def failing(self) -> bool: ...
+
+
+class Observed(Protocol):
+    """What the health is judged from: the collector's counts now (its Stats snapshot
+    has these fields, or an `Observation`)."""
+
+    @property
+    def mqtt_connected(self) -> bool: ...
+    @property
+    def spool_depth(self) -> int: ...
+    @property
+    def disks(self) -> Sequence[Disk]: ...
+
+
+@dataclass(frozen=True)
+class Observation:
+    mqtt_connected: bool
+    spool_depth: int
+    disks: Sequence[Disk]
 
 
 @dataclass(frozen=True)
@@ -76,15 +100,13 @@ class Health:
         )
 
 
-def assess(
-    broker_connected: bool, depths: Sequence[int], disk_faults: Sequence[str]
-) -> Health:
+def assess(broker_connected: bool, depths: Sequence[int], disk_faults: Sequence[str]) -> Health:
     """`depths`: the spool's depth at each sample over the last window, oldest first, now
     last. A non-empty spool is stuck when it did not shrink once over the window (replay
     shrinks it as soon as the store takes writes); a single sample (the window not yet
     full) is never stuck: a spool that just began filling is given the window's time."""
     now = depths[-1]
-    drained = any(later < earlier for earlier, later in zip(depths, depths[1:], strict=False))
+    drained = any(later < earlier for earlier, later in itertools.pairwise(depths))
     return Health(
         broker_connected=broker_connected,
         spool_depth=now,
@@ -94,29 +116,29 @@ def assess(
 
 
 class HealthFile:
-    """Samples a collector every `interval` seconds and writes its health to `path`."""
+    """Observes the collector every `interval` seconds and writes its health to `path`."""
 
     def __init__(
         self,
-        collector: Collector,
+        observe: Callable[[], Observed],
         path: Path,
         interval: float = INTERVAL,
         window: float = WINDOW,
     ) -> None:
-        self._collector = collector
+        self._observe = observe
         self._path = path
         self._interval = interval
         # One sample more than the window holds: the oldest is `window` seconds ago.
         self._depths: deque[int] = deque(maxlen=max(1, round(window / interval)) + 1)
 
     def sample(self) -> Health:
-        c = self._collector
-        self._depths.append(c.spool.depth)
+        now = self._observe()
+        self._depths.append(now.spool_depth)
         window_full = len(self._depths) == self._depths.maxlen
         return assess(
-            c.ingest.connected,
+            now.mqtt_connected,
             list(self._depths) if window_full else [self._depths[-1]],
-            [fault.name for fault in c.disk_faults if fault.failing],
+            [disk.name for disk in now.disks if disk.failing],
         )
 
     async def run(self) -> None:

@@ -16,7 +16,7 @@ from collector.api.status import AgentStatuses
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
-from collector.health import HEALTH_FILE, HealthFile
+from collector.health import HEALTH_FILE, HealthFile, Observation
 from collector.ingest import Ingest, Message
 from collector.livetable import LatestReadings, render
 from collector.metrics import CollectorMetrics
@@ -160,6 +160,10 @@ class Collector:
             self.accounting.feed(batch)
         return batch
 
+    def observe(self) -> Observation:
+        """What the health file is judged from (collector/health.py)."""
+        return Observation(self.ingest.connected, self.spool.depth, self.disk_faults)
+
     async def subscribe_forever(self) -> None:
         await self.ingest.run()
 
@@ -213,7 +217,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(collector.writer.run())
             tasks.create_task(collector.subscribe_forever())
-            tasks.create_task(HealthFile(collector, config.data_dir / HEALTH_FILE).run())
+            tasks.create_task(HealthFile(collector.observe, config.data_dir / HEALTH_FILE).run())
             if table and collector.latest is not None:
                 tasks.create_task(collector.show_table(collector.latest))
             if collector.accounting is not None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +14,9 @@ from hypothesis import strategies as st
 from processes import running, wait_for, write_yaml
 from servers import Mosquitto
 
-from collector.config import CollectorConfig
-from collector.health import HEALTH_FILE, HealthFile, assess
-from collector.service import EMBEDDED_STORE_FILE, Collector
-from collector.stores.sqlite import SqliteStore
+from collector.health import HEALTH_FILE, HealthFile, Observation, assess
+from collector.spool import Spool
+from greengauge.common.files import DiskFault
 
 ROOT = Path(__file__).resolve().parent.parent
 HEALTHCHECK = ROOT / "deploy" / "healthcheck.py"
@@ -55,38 +52,39 @@ def test_healthy_exactly_when_subscribed_draining_and_writable(
     assert len(health.problems) == (not connected) + stuck + len(faults)
 
 
-@contextmanager
-def idle_collector(directory: Path) -> Iterator[Collector]:
-    config = CollectorConfig.model_validate(
-        {"mqtt": {"url": "mqtt://127.0.0.1:1"}, "data_dir": str(directory)}
-    )
-    c = Collector(config, SqliteStore(directory / EMBEDDED_STORE_FILE))
-    try:
-        yield c
-    finally:
-        c.spool.close()
-
-
 def test_a_spool_that_fills_and_does_not_drain_is_the_stores_fault(tmp_path: Path) -> None:
-    """A real collector's spool (SQLite): filling for a whole window is unhealthy, draining
-    again is healthy; the broker state is the ingest's own flag."""
-    with idle_collector(tmp_path) as c:
-        c.ingest.connected = True
-        watch = HealthFile(c, tmp_path / HEALTH_FILE, interval=1, window=3)
+    """The collector's own spool (SQLite): filling for a whole window is unhealthy,
+    draining again is healthy; the broker state and the disks are observed as they are."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    connected = [True]
+    disk = DiskFault("sequences", tmp_path / "sequences.json")
+    watch = HealthFile(
+        lambda: Observation(connected[0], spool.depth, [disk]),
+        tmp_path / HEALTH_FILE,
+        interval=1,
+        window=3,
+    )
+    try:
         depths = []
         for _ in range(4):  # the store refuses every write: the spool only grows
-            c.spool.append([("greengauge/v1/s/a/readings", b"{}", 1)])
+            spool.append([("greengauge/v1/s/a/readings", b"{}", 1)])
             health = watch.sample()
             depths.append(health.spool_depth)
         assert depths == [1, 2, 3, 4]
         assert health.problems == [
             "store: 4 messages spooled and not draining (the store refuses or times out writes)"
         ]
-        (oldest,) = c.spool.oldest(max_values=1)
-        c.spool.remove_through(oldest.id)  # the store takes writes again: replay drains
+        (oldest,) = spool.oldest(max_values=1)
+        spool.remove_through(oldest.id)  # the store takes writes again: replay drains
         assert watch.sample().problems == []
-        c.ingest.connected = False
-        assert watch.sample().problems == ["ingest: not subscribed to the broker"]
+        connected[0] = False
+        disk.failed(OSError(28, "No space left on device"))
+        assert watch.sample().problems == [
+            "ingest: not subscribed to the broker",
+            "disk: cannot write sequences",
+        ]
+    finally:
+        spool.close()
 
 
 def test_the_running_collector_reports_the_broker_and_the_health_check_reads_it(
@@ -95,7 +93,9 @@ def test_the_running_collector_reports_the_broker_and_the_health_check_reads_it(
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
     data = tmp_path / "data"
-    config = write_yaml(tmp_path / "collector.yaml", {"mqtt": {"url": broker.url}, "data_dir": str(data)})
+    config = write_yaml(
+        tmp_path / "collector.yaml", {"mqtt": {"url": broker.url}, "data_dir": str(data)}
+    )
     health = data / HEALTH_FILE
 
     def report() -> dict[str, object] | None:

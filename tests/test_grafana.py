@@ -55,7 +55,9 @@ def rows_of(lines: bytes) -> list[Row]:
         head, fields, ts = line.split(" ")
         measurement, *tags = head.split(",")
         base: Row = {"_measurement": measurement, "_time": int(ts)}
-        base.update(tag.split("=", 1) for tag in tags)
+        for tag in tags:
+            key, tag_value = tag.split("=", 1)
+            base[key] = tag_value
         for field in fields.split(","):
             name, value = field.split("=", 1)
             rows.append({**base, "_field": name, "_value": float(value)})
@@ -281,7 +283,9 @@ def test_provisioning_fits_the_compose_stack() -> None:
     [token_file] = re.findall(r"\$__file\{([^}]+)\}", json.dumps(source))
     maker = compose["services"]["influxdb-read-token"]
     assert maker["environment"]["TOKEN_FILE"] == token_file
-    volume = {v.split(":")[1]: v.split(":")[0] for v in maker["volumes"]}[str(Path(token_file).parent)]
+    volume = {v.split(":")[1]: v.split(":")[0] for v in maker["volumes"]}[
+        str(Path(token_file).parent)
+    ]
     assert f"{volume}:{Path(token_file).parent}:ro" in grafana["volumes"]
     assert grafana["depends_on"]["influxdb-read-token"] == {
         "condition": "service_completed_successfully"
@@ -322,7 +326,9 @@ def run(query: str, rows: list[Row]) -> dict[tuple[str, ...], list[Row]]:
         if groups:
             columns = re.findall(r'"([^"]+)"', groups[-1])
         else:
-            columns = sorted(k for k in row if not k.startswith("_") or k in ("_field", "_measurement"))
+            columns = sorted(
+                k for k in row if not k.startswith("_") or k in ("_field", "_measurement")
+            )
         tables[tuple(str(row.get(c)) for c in columns)].append(row)
     return dict(tables)
 
@@ -335,7 +341,7 @@ def panel_query(dashboard: str, title: str) -> str:
 
 
 def total(table: list[Row]) -> float:
-    return sum(row["_value"] for row in table)
+    return sum(float(row["_value"]) for row in table)
 
 
 def test_every_query_finds_what_the_collector_wrote(rows: list[Row]) -> None:
@@ -353,7 +359,7 @@ def test_every_query_finds_what_the_collector_wrote(rows: list[Row]) -> None:
 
 def energy(rows: list[Row], field: str, keep: Any) -> float:
     return sum(
-        r["_value"]
+        float(r["_value"])
         for r in rows
         if r["_measurement"] == "energy_interval" and r["_field"] == field and keep(r)
     )
@@ -383,7 +389,9 @@ def test_the_site_total_counts_each_kwh_once(rows: list[Row]) -> None:
 
 
 def test_each_line_counts_its_own_meters_only(rows: list[Row]) -> None:
-    tables = run(panel_query("plant-overview.json", "Electricity per line (kWh per interval)"), rows)
+    tables = run(
+        panel_query("plant-overview.json", "Electricity per line (kWh per interval)"), rows
+    )
     assert set(tables) == {("kiln",)}  # no line made of the site's meters
     kiln = energy(rows, "amount", lambda r: METERS[r["meter"]][1] == "kiln")
     assert kiln == pytest.approx(9.0)  # l1's counter advanced 1 kWh a minute

@@ -22,9 +22,11 @@ PLACEHOLDER = "change-me"
 SECRET_KEYS = ("password", "token", "read_token", "write_token", "secret", "api_key", "passwd")
 # Each way a placeholder is written: a bare value, with spaces, in another case.
 placeholders = st.builds(
-    lambda word, upper, pad: " " * pad + "".join(
-        c.upper() if u else c for c, u in zip(word, upper, strict=False)
-    ) + " " * pad,
+    lambda word, upper, pad: (
+        " " * pad
+        + "".join(c.upper() if u else c for c, u in zip(word, upper, strict=False))
+        + " " * pad
+    ),
     st.sampled_from(["change-me", "changeme"]),
     st.lists(st.booleans(), min_size=9, max_size=9),
     st.integers(0, 2),
@@ -94,7 +96,7 @@ def test_both_programs_refuse_the_env_examples_placeholders(
         "example's placeholder: set a real secret"
     ]
     agent = ROOT / "deploy/demo-agent.yaml"
-    with pytest.raises(ConfigError, match="mqtt.password: environment variable MQTT_PASSWORD"):
+    with pytest.raises(ConfigError, match=r"mqtt\.password: environment variable MQTT_PASSWORD"):
         load_agent(agent)
     # Unset in deploy/.env (the demo's password is optional there): empty, refused too.
     monkeypatch.setenv("MQTT_PASSWORD", "")

@@ -32,7 +32,7 @@ if [ -z "$bucket_id" ]; then
 fi
 token=$(influx auth create --read-bucket "$bucket_id" \
     --description "greengauge grafana read $INFLUX_BUCKET" --json |
-    sed -n 's/^ *"token": *"\([^"]*\)".*/\1/p')
+    sed -n 's/^[[:space:]]*"token":[[:space:]]*"\([^"]*\)".*/\1/p')
 if [ -z "$token" ]; then
     echo "read-token: influx auth create gave no token" >&2
     exit 1

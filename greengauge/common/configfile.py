@@ -184,9 +184,7 @@ class _Builder:
                 # No setting holds one, and a path with one is a ValueError at first use.
                 raise ConfigError([f"{where}: {_dotted(loc)}: a value cannot hold a NUL character"])
             secret = bool(loc) and is_secret_name(str(loc[-1]))
-            return _expand_env(
-                value, f"{where}: {_dotted(loc)}", self.environ, self.base, secret
-            )
+            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base, secret)
         return value
 
     def _construct(self, node: yaml.Node, loc: Loc) -> Any:

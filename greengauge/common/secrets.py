@@ -30,6 +30,8 @@ def is_secret_name(name: str) -> bool:
 def is_placeholder(value: str) -> bool:
     """Whether a secret is still the example's `change-me` (any case, spaces around)."""
     return value.strip().lower() in PLACEHOLDERS
+
+
 # A query parameter whose name says it holds a secret (?token=..., &password=...).
 _SECRET_PARAM = re.compile(
     r"([?&;][^=&;#]*(?:password|passwd|token|secret|key|auth|signature)[^=&;#]*=)[^&;#]*",
