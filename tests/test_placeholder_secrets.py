@@ -95,6 +95,14 @@ def test_both_programs_refuse_the_env_examples_placeholders(
         f"{collector}:12: mqtt.password: environment variable MQTT_PASSWORD is still the "
         "example's placeholder: set a real secret"
     ]
+    # The API read token compose passes from API_READ_TOKEN, once the password is set.
+    monkeypatch.setenv("MQTT_PASSWORD", "a-real-password-93ab")
+    monkeypatch.setenv("GREENGAUGE_API_READ_TOKEN", PLACEHOLDER)
+    with pytest.raises(
+        ConfigError, match=r"api\.read_token: environment variable GREENGAUGE_API_R"
+    ):
+        load_collector(collector)
+    monkeypatch.setenv("MQTT_PASSWORD", PLACEHOLDER)
     agent = ROOT / "deploy/demo-agent.yaml"
     with pytest.raises(ConfigError, match=r"mqtt\.password: environment variable MQTT_PASSWORD"):
         load_agent(agent)
