@@ -247,6 +247,29 @@ def test_prometheus_scrapes_the_collector_with_the_api_token(tmp_path: Path) -> 
     assert "SUCCESS: 6 rules found" in done.stdout
 
 
+def test_each_alert_fires_when_it_should_and_not_before() -> None:
+    """promtool's rule unit tests (tests/data/prometheus-alerts.test.yml): series as the
+    collector exports them, each alert silent at first and firing with its labels and
+    annotations once its condition has held for its `for`."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is needed: make servers-test"
+    done = subprocess.run(
+        [promtool, "test", "rules", str(Path(__file__).parent / "data/prometheus-alerts.test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    tested = set(
+        re.findall(
+            r"alertname: (\w+)",
+            (Path(__file__).parent / "data/prometheus-alerts.test.yml").read_text(),
+        )
+    )
+    rules = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
+    assert tested == {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+
+
 def test_the_alert_rules_name_metrics_the_collector_exports(tmp_path: Path) -> None:
     """Every metric an alert rule names is on a running collector's /metrics."""
     rules = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text())
