@@ -23,6 +23,7 @@ from collector.alerts_publisher import AlertsPublisher
 from collector.config import CollectorConfig
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
+from collector.health import HEALTH_FILE, HealthFile
 from collector.ingest import Ingest, Message
 from collector.metrics import CollectorMetrics
 from collector.pipeline import Pipeline
@@ -234,6 +235,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(app.writer.run())
+            tasks.create_task(HealthFile(app.stats, config.data_dir / HEALTH_FILE).run())
             for ingest in app.ingests:
                 tasks.create_task(ingest.run())
             if table and app.latest is not None:

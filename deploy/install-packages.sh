@@ -11,6 +11,7 @@ declare -A provides=(
   [chromium]=/usr/bin/chromium
   # Chinese glyphs for the dashboard's zh-CN screenshots (headless chromium has none).
   [fonts-wqy-microhei]=/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+  [prometheus]=/usr/bin/promtool
 )
 missing=()
 for package in "$@"; do
@@ -26,7 +27,10 @@ echo "installing Debian packages: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# Debian starts the system broker on install; the project runs its own on other ports.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl stop mosquitto || true
-fi
+# Debian starts the system broker (and Prometheus) on install; the project runs its own
+# on other ports, and needs only promtool of the latter.
+for service in mosquitto prometheus; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl stop "$service" || true
+  fi
+done

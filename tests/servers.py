@@ -268,8 +268,8 @@ class DeployedMosquitto(Mosquitto):
     Paths are moved into the work folder and the two listeners onto free loopback ports:
     `port` is the gateways' and MES's (8883 in compose), `collector_port` the collector's
     (8884). TLS uses a test PKI made by deploy/pki/make-test-pki.sh (`ca_file`). Gateways
-    get their users from deploy/mosquitto/add-agent.sh (`add_agent`); the password files
-    are assembled as deploy/mosquitto/entrypoint.sh does.
+    get their users from deploy/mosquitto/add-agent.sh (`add_agent`, into `users_dir`);
+    the password files and the ACL are assembled as deploy/mosquitto/entrypoint.sh does.
     """
 
     def __init__(self, workdir: Path, collector_password: str) -> None:
@@ -278,6 +278,7 @@ class DeployedMosquitto(Mosquitto):
         self.collector_port = free_port()
         self.config_dir = workdir / "config"
         self.certs = workdir / "certs"
+        self.users_dir = workdir / "users"
         self.config_dir.mkdir(exist_ok=True)
         shutil.copy(DEPLOY / "mosquitto/acl", self.config_dir / "acl")
 
@@ -301,7 +302,7 @@ class DeployedMosquitto(Mosquitto):
             capture_output=True,
             text=True,
             check=False,
-            env={"MOSQUITTO_DIR": str(self.config_dir), "PATH": ":".join(_EXTRA_BIN_DIRS)},
+            env={"MOSQUITTO_DIR": str(self.users_dir), "PATH": ":".join(_EXTRA_BIN_DIRS)},
         )
 
     def _prepare(self) -> None:
@@ -312,9 +313,14 @@ class DeployedMosquitto(Mosquitto):
                 check=True,
                 capture_output=True,
             )
-        gateways = self.config_dir / "passwd"
+        gateways = self.users_dir / "passwd"
         passwd = self.data_dir / "passwd"
         passwd.write_bytes(gateways.read_bytes() if gateways.exists() else b"")
+        agents = self.users_dir / "agents.acl"
+        (self.data_dir / "acl").write_bytes(
+            (self.config_dir / "acl").read_bytes()
+            + (agents.read_bytes() if agents.exists() else b"")
+        )
         subprocess.run(
             [
                 require_binary("mosquitto_passwd"),

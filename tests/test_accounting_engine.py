@@ -184,6 +184,14 @@ def test_energy_interval_points_for_real_and_virtual_meters(tmp_path: Path) -> N
     assert len(rest) == 10
     assert all(dict(p.fields)["amount"] == pytest.approx(1.0) for p in rest)
     assert dict(energy[0].tags)["carrier"] == "electricity"
+    # Role and line as tags: a dashboard adds each kWh once (tests/test_grafana.py).
+    assert {
+        (dict(p.tags)["meter"], dict(p.tags)["role"], dict(p.tags)["line"]) for p in energy
+    } == {
+        ("incomer", "boundary", "_site"),
+        ("l1", "submeter", "kiln"),
+        ("rest", "virtual", "_site"),
+    }
     outputs = [p for p in store.points if p.measurement == "output_interval"]
     assert sum(dict(p.fields)["amount"] for p in outputs) == pytest.approx(600.0)
     assert acc.flush() == 0  # written once

@@ -45,6 +45,8 @@ def check(
     config = tmp_path / source.name
     config.write_text(source.read_text().replace("/etc/greengauge/pki/", f"{pki}/"))
     env = {"PATH": "/usr/bin:/bin", "MQTT_PASSWORD": SECRET, "INFLUX_TOKEN": SECRET}
+    # The central example's API listens on every address: tokens required (compose's).
+    env |= {"GREENGAUGE_API_READ_TOKEN": SECRET + "-read", "GREENGAUGE_API_WRITE_TOKEN": SECRET}
     return subprocess.run(
         [str(BIN / program), "check", "--config", str(config)],
         capture_output=True,

@@ -60,7 +60,7 @@ def test_env_example_holds_no_secret() -> None:
         if re.search(r"PASSWORD|TOKEN|SECRET", name):
             assert value in ("", "change-me"), name
     ignored = (ROOT / ".gitignore").read_text().splitlines()
-    assert {"/deploy/.env", "/deploy/mosquitto/passwd", "/deploy/pki/out/"} <= set(ignored)
+    assert {"/deploy/.env", "/deploy/data/", "/deploy/pki/out/"} <= set(ignored)
 
 
 def test_every_service_has_an_image_and_the_demo_is_a_profile() -> None:
@@ -96,8 +96,8 @@ def test_every_mounted_file_exists() -> None:
             if not source.startswith("."):
                 continue  # a named volume
             path = (DEPLOY / source).resolve()
-            if source.startswith("./pki/out"):
-                continue  # made by deploy/pki/make-test-pki.sh deploy/pki/out
+            if source.startswith(("./pki/out", "./data/")):
+                continue  # made by make-test-pki.sh and add-agent.sh, never committed
             if source.startswith("./grafana"):
                 grafana.append(path)
             elif not path.exists():
@@ -113,6 +113,7 @@ def test_the_collector_and_demo_agent_configs_are_valid(tmp_path: Path) -> None:
     from collector.config import load_config as load_collector  # noqa: PLC0415
 
     env = {"MQTT_PASSWORD": "x", "INFLUX_TOKEN": "y"}
+    env |= {"GREENGAUGE_API_READ_TOKEN": "r" * 16, "GREENGAUGE_API_WRITE_TOKEN": "w" * 16}
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)

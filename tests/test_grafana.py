@@ -44,27 +44,49 @@ class Capture:
         pass
 
 
-def _parse(lines: bytes, schema: Schema) -> None:
+Row = dict[str, Any]
+"""One value as Flux sees it: _measurement, _field, _value, _time and the tags."""
+
+
+def rows_of(lines: bytes) -> list[Row]:
+    """Line protocol (the collector's, no escaped characters in these tests) as rows."""
+    rows = []
     for line in lines.decode().splitlines():
-        head, fields, _ts = line.split(" ")
+        head, fields, ts = line.split(" ")
         measurement, *tags = head.split(",")
-        entry = schema.setdefault(measurement, {"tags": set(), "fields": set()})
-        entry["tags"].update(t.split("=", 1)[0] for t in tags)
-        entry["fields"].update(f.split("=", 1)[0] for f in fields.split(","))
+        base: Row = {"_measurement": measurement, "_time": int(ts)}
+        for tag in tags:
+            key, tag_value = tag.split("=", 1)
+            base[key] = tag_value
+        for field in fields.split(","):
+            name, value = field.split("=", 1)
+            rows.append({**base, "_field": name, "_value": float(value)})
+    return rows
+
+
+SITE = "s1"
+# The dashboards' variables, as a user picks them for the written plant.
+VARIABLES = {"site": SITE, "meter": "incomer", "line": "kiln", "window": "today"}
+METERS = {  # meter -> (role tag, line tag) the plant model gives it
+    "incomer": ("boundary", SITE_LINE),
+    "l1": ("submeter", "kiln"),
+    "compressor": ("submeter", SITE_LINE),
+    "rest": ("virtual", SITE_LINE),
+}
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory) -> Schema:
-    schema: Schema = {}
+def rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
+    """What the collector writes for a site with a boundary meter, a line's sub-meter, a
+    sub-meter of no line and a virtual meter (the rest), 10 minutes of readings: reading
+    batches through its encoder, the accounting's derived points through the same one."""
     t0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
     every = ReadingBatch(
-        site="s1",
+        site=SITE,
         agent="gw",
         seq=0,
-        readings=[MeterReading(meter="m", ts=t0, values={q: 1.0 for q in Quantity})],
+        readings=[MeterReading(meter="incomer", ts=t0, values={q: 1.0 for q in Quantity})],
     )
-    _parse(batch_lines([every]), schema)
-
     line = {
         "id": "kiln",
         "product": "widgets",
@@ -85,11 +107,18 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Schema:
             "settle": 0,
             "sites": [
                 {
-                    "id": "s1",
+                    "id": SITE,
                     "grid_factor": {"series": "national_average", "year": 2023},
                     "meters": [
                         {"id": "incomer", "carrier": "electricity", "role": "boundary"},
                         {"id": "l1", "carrier": "electricity", "line": "kiln"},
+                        {"id": "compressor", "carrier": "electricity"},
+                        {
+                            "id": "rest",
+                            "carrier": "electricity",
+                            "plus": ["incomer"],
+                            "minus": ["l1", "compressor"],
+                        },
                     ],
                     "lines": [line],
                 }
@@ -101,14 +130,15 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Schema:
     accounting = Accounting(config, tmp_path_factory.mktemp("acc"), store, clock=lambda: now)
     batches = [
         ReadingBatch(
-            site="s1",
+            site=SITE,
             agent="gw",
             seq=i,
             readings=[
                 MeterReading(meter=m, ts=t0 + timedelta(minutes=i), values={q: 100.0 + i * step})
                 for m, q, step in (
-                    ("incomer", Quantity.ENERGY_ACTIVE_IMPORT, 2.0),
+                    ("incomer", Quantity.ENERGY_ACTIVE_IMPORT, 4.0),
                     ("l1", Quantity.ENERGY_ACTIVE_IMPORT, 1.0),
+                    ("compressor", Quantity.ENERGY_ACTIVE_IMPORT, 2.0),
                     ("counter", Quantity.COUNT, 10.0),
                 )
             ],
@@ -119,7 +149,16 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Schema:
     accounting.flush()
     accounting.evaluate()
     accounting.close()
-    _parse(point_lines(store.points), schema)
+    return rows_of(batch_lines([every, *batches])) + rows_of(point_lines(store.points))
+
+
+@pytest.fixture(scope="module")
+def written(rows: list[Row]) -> Schema:
+    schema: Schema = {}
+    for row in rows:
+        entry = schema.setdefault(row["_measurement"], {"tags": set(), "fields": set()})
+        entry["tags"].update(k for k in row if not k.startswith("_"))
+        entry["fields"].add(row["_field"])
     assert set(schema) == {"reading", "energy_interval", "output_interval", "intensity"}
     return schema
 
@@ -163,8 +202,8 @@ def test_every_panel_uses_the_provisioned_datasource() -> None:
     )
     [source] = provisioned["datasources"]
     assert source["type"] == "influxdb" and source["jsonData"]["version"] == "Flux"
-    from_environment = "${INFLUXDB_TOKEN}"
-    assert source["secureJsonData"]["token"] == from_environment
+    # A read-only token from a file (compose's influxdb-read-token service writes it).
+    assert re.fullmatch(r"\$__file\{/[^}]+\}", source["secureJsonData"]["token"])
     for name, dashboard in dashboards():
         for panel in dashboard["panels"]:
             assert panel["datasource"]["uid"] == source["uid"], (name, panel["title"])
@@ -239,3 +278,121 @@ def test_provisioning_fits_the_compose_stack() -> None:
     source = yaml.safe_load(source_file.read_text())
     for name in set(re.findall(r"\$\{(\w+)\}", json.dumps(source))):
         assert name in grafana["environment"], name
+    # The read-only token: the one-shot service writes it into a volume Grafana mounts
+    # (read-only) where the datasource reads it, and Grafana starts only after it.
+    [token_file] = re.findall(r"\$__file\{([^}]+)\}", json.dumps(source))
+    maker = compose["services"]["influxdb-read-token"]
+    assert maker["environment"]["TOKEN_FILE"] == token_file
+    volume = {v.split(":")[1]: v.split(":")[0] for v in maker["volumes"]}[
+        str(Path(token_file).parent)
+    ]
+    assert f"{volume}:{Path(token_file).parent}:ro" in grafana["volumes"]
+    assert grafana["depends_on"]["influxdb-read-token"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert "INFLUXDB_TOKEN" not in json.dumps(grafana)  # the operator token stays out
+
+
+# --- the queries' logic run on what the collector wrote ----------------------------------
+
+_FILTER = re.compile(r"\|>\s*filter\(fn:\s*\(r\)\s*=>\s*(.*)\)\s*$")
+_FLUX_NAME = re.compile(r"\br\.([A-Za-z_][A-Za-z0-9_]*)")
+_FLUX_WORDS = re.compile(r"[A-Za-z_]+")
+
+
+def predicate(flux: str) -> Any:
+    """A Flux filter predicate as a Python function of a row. Only what the dashboards
+    use: ==, != on string literals, `and`, `or`, parentheses; anything else fails here."""
+    expression = re.sub(r"\$\{(\w+)\}", lambda m: VARIABLES[m.group(1)], flux)
+    python = _FLUX_NAME.sub(lambda m: f"r.get({m.group(1)!r})", expression)
+    words = set(_FLUX_WORDS.findall(re.sub(r'"[^"]*"|\'[^\']*\'', "", python)))
+    assert words <= {"r", "get", "and", "or"}, f"Flux this test cannot run: {flux}"
+    code = compile(python, "<flux>", "eval")
+    return lambda row: eval(code, {"__builtins__": {}}, {"r": row})  # noqa: S307 - checked
+
+
+def run(query: str, rows: list[Row]) -> dict[tuple[str, ...], list[Row]]:
+    """The query's filters and its last group() over the rows: the tables it gives, by
+    group key (Flux's default group key, the series, when it has no group())."""
+    kept = rows
+    for line in query.splitlines():
+        match = _FILTER.search(line)
+        if match:
+            test = predicate(match.group(1))
+            kept = [row for row in kept if test(row)]
+    groups = _GROUP.findall(query)
+    tables: dict[tuple[str, ...], list[Row]] = defaultdict(list)
+    for row in kept:
+        if groups:
+            columns = re.findall(r'"([^"]+)"', groups[-1])
+        else:
+            columns = sorted(
+                k for k in row if not k.startswith("_") or k in ("_field", "_measurement")
+            )
+        tables[tuple(str(row.get(c)) for c in columns)].append(row)
+    return dict(tables)
+
+
+def panel_query(dashboard: str, title: str) -> str:
+    [(query,)] = [
+        (q,) for name, d in dashboards() for t, q in queries(d) if name == dashboard and t == title
+    ]
+    return query
+
+
+def total(table: list[Row]) -> float:
+    return sum(float(row["_value"]) for row in table)
+
+
+def test_every_query_finds_what_the_collector_wrote(rows: list[Row]) -> None:
+    """Each panel's filters, run on the collector's own points, keep some: no name, tag
+    value or variable in a query that the collector never writes."""
+    empty = []
+    for name, dashboard in dashboards():
+        for title, query in queries(dashboard):
+            if "tagValues" in query:
+                continue  # a variable's values: checked by name above
+            if not run(query, rows):
+                empty.append(f"{name}: {title}")
+    assert empty == []
+
+
+def energy(rows: list[Row], field: str, keep: Any) -> float:
+    return sum(
+        float(r["_value"])
+        for r in rows
+        if r["_measurement"] == "energy_interval" and r["_field"] == field and keep(r)
+    )
+
+
+def test_the_role_and_line_tags_are_the_plant_models(rows: list[Row]) -> None:
+    tags = {
+        (r["meter"], r["role"], r["line"]) for r in rows if r["_measurement"] == "energy_interval"
+    }
+    assert tags == {(meter, role, line) for meter, (role, line) in METERS.items()}
+
+
+def test_the_site_total_counts_each_kwh_once(rows: list[Row]) -> None:
+    """kgce and CO2 per hour: the boundary meters' sum, which is what the accounting's own
+    site figure says; every meter's would count the sub-meters and the rest again."""
+    tables = run(panel_query("plant-overview.json", "kgce and CO₂ per hour"), rows)
+    assert set(tables) == {("kgce",), ("kgco2",)}
+    for field in ("kgce", "kgco2"):
+        boundary = energy(rows, field, lambda r: METERS[r["meter"]][0] == "boundary")
+        everything = energy(rows, field, lambda r: True)
+        assert boundary > 0
+        assert everything == pytest.approx(2 * boundary)  # the trap the panel fell into
+        assert total(tables[(field,)]) == pytest.approx(boundary, rel=1e-12)
+    today = run(panel_query("plant-overview.json", "kgce today"), rows)
+    [site_figure] = [row["_value"] for table in today.values() for row in table]
+    assert total(tables[("kgce",)]) == pytest.approx(site_figure, rel=1e-9)
+
+
+def test_each_line_counts_its_own_meters_only(rows: list[Row]) -> None:
+    tables = run(
+        panel_query("plant-overview.json", "Electricity per line (kWh per interval)"), rows
+    )
+    assert set(tables) == {("kiln",)}  # no line made of the site's meters
+    kiln = energy(rows, "amount", lambda r: METERS[r["meter"]][1] == "kiln")
+    assert kiln == pytest.approx(9.0)  # l1's counter advanced 1 kWh a minute
+    assert total(tables[("kiln",)]) == pytest.approx(kiln, rel=1e-12)

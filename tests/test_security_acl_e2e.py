@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -42,8 +41,6 @@ PASSWORDS = {  # user -> password; none may ever be printed
 def broker_users(folder: Path) -> tuple[Path, Path]:
     """passwd and acl files the way a central team makes them."""
     folder.mkdir()
-    acl = folder / "acl"
-    shutil.copy(ROOT / "deploy/mosquitto/acl", acl)
     for user in ("plant-a/gw-01", "plant-b/gw-01"):
         site, agent = user.split("/")
         subprocess.run(
@@ -56,6 +53,11 @@ def broker_users(folder: Path) -> tuple[Path, Path]:
     passwd = folder / "passwd"
     tool = require_binary("mosquitto_passwd")
     subprocess.run([tool, "-b", str(passwd), "collector", PASSWORDS["collector"]], check=True)
+    # As the broker's entrypoint.sh assembles it: the committed rules, then the gateways'.
+    acl = folder / "acl"
+    acl.write_text(
+        (ROOT / "deploy/mosquitto/acl").read_text() + (folder / "agents.acl").read_text()
+    )
     return passwd, acl
 
 
@@ -199,7 +201,7 @@ def test_gateway_users_for_ids_with_dots_stay_apart(tmp_path: Path) -> None:
     refused = broker.add_agent("plant:a", "gw-01", "x-secret")
     assert refused.returncode == 2
     assert "':' cannot be in a broker user name" in refused.stderr
-    assert "plant:a" not in (broker.config_dir / "acl").read_text()
+    assert "plant:a" not in (broker.users_dir / "agents.acl").read_text()
     broker.start()
     try:
         with mqtt_session(

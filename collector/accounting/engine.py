@@ -56,6 +56,7 @@ from collector.plant import (
     LineConfig,
     MeterConfig,
     OutputFromMeter,
+    Role,
     SiteConfig,
     _coal_key,
     co2_route,
@@ -80,6 +81,8 @@ POWER_MAX_GAP: Final = timedelta(minutes=2)
 """Power readings further apart are not integrated across."""
 OUTPUT_PREFIX: Final = "output:"
 SITE_LINE: Final = "_site"
+VIRTUAL_ROLE: Final = "virtual"
+"""the `role` tag of a virtual meter's energy_interval points (else Role's values)"""
 """The `line` tag of site-level figures."""
 
 
@@ -890,9 +893,19 @@ def _intensity_point(
     )
 
 
+def meter_role(meter: MeterConfig) -> str:
+    """The `role` tag: `boundary` (counted in the site total, as the accounting counts
+    it, virtual or not), else `virtual` (a sum or difference of real meters), else
+    `submeter`; so that a dashboard adds each kWh once."""
+    if meter.role is Role.BOUNDARY:
+        return Role.BOUNDARY.value
+    return VIRTUAL_ROLE if meter.virtual else meter.role.value
+
+
 def _energy_point(site: str, meter: MeterConfig, row: MinuteRow) -> Point:
     tags = [("site", site), ("meter", meter.id), ("carrier", meter.carrier.value)]
     tags += [("unit", CARRIERS[meter.carrier][0]), ("line", meter.line or SITE_LINE)]
+    tags += [("role", meter_role(meter))]
     return Point(
         "energy_interval",
         tuple(tags),

@@ -6,9 +6,10 @@
 #
 # The user is SITE/AGENT ('/' is in no id, so no two gateways share a user); its ACL
 # block lets it publish only under greengauge/v1/SITE/AGENT/. Writes (in $MOSQUITTO_DIR,
-# default this folder):
-#   passwd   hashed passwords (mosquitto_passwd); never committed
-#   acl      the block, appended unless the user already has one
+# default deploy/data/mosquitto, created mode 0700; never committed: .gitignore):
+#   passwd       hashed passwords (mosquitto_passwd)
+#   agents.acl   the block, appended unless the user already has one; the broker reads
+#                it after the committed deploy/mosquitto/acl
 # Then restart the broker (compose: `docker compose restart mosquitto`), and put the
 # password in the gateway's /etc/greengauge/agent.env as MQTT_PASSWORD.
 set -eu
@@ -33,7 +34,7 @@ for id in "$site" "$agent"; do
             ;;
     esac
 done
-dir=${MOSQUITTO_DIR:-$(dirname "$0")}
+dir=${MOSQUITTO_DIR:-$(dirname "$0")/../data/mosquitto}
 user="$site/$agent"
 passwd_tool=$(command -v mosquitto_passwd || true)
 if [ -z "$passwd_tool" ]; then
@@ -54,11 +55,13 @@ if [ -z "$password" ]; then
 fi
 
 umask 077
-touch "$dir/passwd"
+mkdir -p "$dir"
+touch "$dir/passwd" "$dir/agents.acl"
 "$passwd_tool" -b "$dir/passwd" "$user" "$password"
 
-if ! grep -qxF "user $user" "$dir/acl"; then
-    printf '\nuser %s\ntopic write greengauge/v1/%s/%s/#\n' "$user" "$site" "$agent" >> "$dir/acl"
+if ! grep -qxF "user $user" "$dir/agents.acl"; then
+    printf '\nuser %s\ntopic write greengauge/v1/%s/%s/#\n' "$user" "$site" "$agent" \
+        >> "$dir/agents.acl"
 fi
 
 echo "broker user $user: may publish under greengauge/v1/$site/$agent/" >&2

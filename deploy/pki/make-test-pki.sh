@@ -3,14 +3,18 @@
 #
 #   deploy/pki/make-test-pki.sh OUT_DIR [CLIENT_NAME ...]
 #
-# writes into OUT_DIR (created, mode 0700):
+# writes into OUT_DIR (created, mode 0755: the containers must reach the files in it):
 #   ca.pem, ca.key                 the test CA (10 years)
 #   broker.pem, broker.key         the broker, SAN DNS:localhost, DNS:mosquitto,
 #                                  IP:127.0.0.1 (+ $BROKER_SANS, e.g. "DNS:broker.example")
 #   NAME.pem, NAME.key             a client certificate per CLIENT_NAME (CN=NAME),
 #                                  default: collector agent
 #   other-ca.pem, other-ca.key     an unrelated CA, for "wrong CA is refused" tests
-# Keys are EC P-256, unencrypted, mode 0600. Running it again replaces everything.
+# Keys are EC P-256, unencrypted, never world-readable: the CAs' and the broker's 0600
+# (mosquitto's compose entrypoint, root, copies the broker's for the mosquitto user),
+# the clients' 0640 with group $PKI_GID (default 10001, the greengauge image's group:
+# the collector and agent containers read them; set when run as root, else left 0600).
+# Certificates are 0644. Running it again replaces everything.
 set -eu
 
 if [ $# -lt 1 ]; then
@@ -63,7 +67,17 @@ for name in "$@"; do
     leaf "$name" "$name" clientAuth
 done
 rm -f ca.srl
-# Readable by the broker and the services that mount them (keys stay 0600 for the owner;
-# the compose demo runs as the same uid, or copies them).
+# The folder and certificates for everyone (nothing secret); the keys as above.
+chmod 755 .
 chmod 644 ./*.pem
+chmod 600 ./*.key
+gid=${PKI_GID:-10001}
+for name in "$@"; do
+    if chgrp "$gid" "$name.key" 2>/dev/null; then
+        chmod 640 "$name.key"
+    else
+        echo "$0: $name.key stays 0600 (chgrp $gid needs root): a container with another" \
+            "uid cannot read it" >&2
+    fi
+done
 echo "test PKI in $(pwd): ca.pem broker.pem $(printf '%s.pem ' "$@")other-ca.pem"

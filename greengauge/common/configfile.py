@@ -4,7 +4,9 @@ Shared by the agent and the collector for their own config models; it knows no d
 `${NAME}` and `${NAME:-default}` in string values are replaced from the environment, and
 `${file:PATH}` by the content of a file (a secret mounted by Docker, systemd credentials,
 Kubernetes), its trailing newline removed, PATH relative to the config file's folder; so
-secrets stay out of config files.
+secrets stay out of config files. A secret field (password, token, ...) that is still the
+examples' `change-me`, or reads a variable that is set but empty, is refused, naming the
+field and where its value came from.
 
 A file is anything a user or an attacker can write, so reading one is bounded: its size,
 how deep it nests, how much its YAML aliases expand to and how long a number may be;
@@ -23,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from greengauge.common.files import read_limited
+from greengauge.common.secrets import is_placeholder, is_secret_name
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
@@ -63,16 +66,29 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) -> str:
+def _expand_env(
+    value: str, where: str, environ: Mapping[str, str], base: Path, secret: bool = False
+) -> str:
+    """`secret`: the value is a secret field's, which must not be a placeholder."""
+
     def substitute(match: re.Match[str]) -> str:
         if match.group(1) is not None:
-            return read_file(match.group(1))
+            return checked(read_file(match.group(1)), f"secret file {match.group(1).strip()}")
         name, default = match.group(2), match.group(3)
         if name in environ:
-            return environ[name]
+            if secret and default is None and environ[name] == "":
+                raise ConfigError([f"{where}: environment variable {name} is empty: set it"])
+            return checked(environ[name], f"environment variable {name}")
         if default is not None:
-            return default
+            return checked(default, "its default")
         raise ConfigError([f"{where}: environment variable {name} is not set"])
+
+    def checked(text: str, source: str) -> str:
+        if secret and is_placeholder(text):
+            raise ConfigError(
+                [f"{where}: {source} is still the example's placeholder: set a real secret"]
+            )
+        return text
 
     def read_file(name: str) -> str:
         # The error names the file, never its content: it is a secret.
@@ -91,7 +107,7 @@ def _expand_env(value: str, where: str, environ: Mapping[str, str], base: Path) 
     # the next one or fails at once, and the pass is linear (over a tail of "${" with no
     # "}", the regex rescans to the end from each: quadratic, hours for a large file).
     end = value.rfind("}") + 1
-    return _ENV_RE.sub(substitute, value[:end]) + value[end:]
+    return checked(_ENV_RE.sub(substitute, value[:end]) + value[end:], "the value")
 
 
 class _Builder:
@@ -167,7 +183,8 @@ class _Builder:
             if "\0" in value:
                 # No setting holds one, and a path with one is a ValueError at first use.
                 raise ConfigError([f"{where}: {_dotted(loc)}: a value cannot hold a NUL character"])
-            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base)
+            secret = bool(loc) and is_secret_name(str(loc[-1]))
+            return _expand_env(value, f"{where}: {_dotted(loc)}", self.environ, self.base, secret)
         return value
 
     def _construct(self, node: yaml.Node, loc: Loc) -> Any:

@@ -18,6 +18,20 @@ from greengauge.common.tls import ssl_context
 
 MASK: Final = "********"
 _SECRET_NAME = re.compile(r"(password|passwd|token|secret|api_key)s?$", re.IGNORECASE)
+# The examples' stand-ins for a secret (deploy/.env.example): never a real one.
+PLACEHOLDERS: Final = frozenset({"change-me", "changeme"})
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field of this name holds a secret (password, token, ...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def is_placeholder(value: str) -> bool:
+    """Whether a secret is still the example's `change-me` (any case, spaces around)."""
+    return value.strip().lower() in PLACEHOLDERS
+
+
 # A query parameter whose name says it holds a secret (?token=..., &password=...).
 _SECRET_PARAM = re.compile(
     r"([?&;][^=&;#]*(?:password|passwd|token|secret|key|auth|signature)[^=&;#]*=)[^&;#]*",
@@ -51,7 +65,7 @@ def redacted(value: Any, name: str = "") -> Any:
         result = {str(key): redacted(item, str(key)) for key, item in value.items()}
     elif isinstance(value, list | tuple | set | frozenset):
         result = [redacted(item, name) for item in value]
-    elif isinstance(value, str) and value and _SECRET_NAME.search(name):
+    elif isinstance(value, str) and value and is_secret_name(name):
         result = MASK
     elif value is None or isinstance(value, bool | int | float | str):
         result = value
