@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from collector.api.settings import ApiSettings
+from collector.notify.settings import NotifySettings
 from collector.plant import AccountingConfig
 from collector.sequences import DEFAULT_MAX_JUMP
 from greengauge.common.broker import BrokerSettings
@@ -134,6 +135,10 @@ class CollectorConfig(_Config):
     )
     api: ApiSettings | None = Field(
         default=None, description="HTTP API, dashboard and /metrics; leave out for none"
+    )
+    notify: NotifySettings | None = Field(
+        default=None,
+        description="deliver alerts to webhooks, email, DingTalk, WeCom; leave out for none",
     )
 
 

@@ -187,6 +187,10 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     store = metrics.timed(raw_store)
     collector = Collector(config, store, table, retention)
     metrics.watch(collector)
+    if collector.accounting is not None and collector.accounting.notices is not None:
+        from collector.notify.notifier import NotifierMetrics  # noqa: PLC0415
+
+        metrics.registry.register(NotifierMetrics(collector.accounting.notices.notifier))
     log.info(
         "collector starting",
         extra=fields(

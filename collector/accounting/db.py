@@ -86,6 +86,9 @@ _SCHEMA: Final = (
         published INTEGER NOT NULL DEFAULT 0,
         corrected INTEGER NOT NULL DEFAULT 0)  -- 1: the figures it was judged on changed later
     """,
+    """CREATE TABLE IF NOT EXISTS alert_ack (
+        alert_id INTEGER PRIMARY KEY REFERENCES alert (id),
+        by TEXT NOT NULL, at INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '')""",
 )
 
 # "(?)" is replaced by as many placeholders as there are values.
@@ -594,13 +597,19 @@ class AccountingDB:
                 ids.append(int(cursor.lastrowid or 0))
         return ids
 
-    def alerts(self, site: str | None = None, unpublished: bool = False) -> list[AlertRow]:
-        where, args = [], []
+    def alerts(
+        self, site: str | None = None, unpublished: bool = False, alert_id: int | None = None
+    ) -> list[AlertRow]:
+        where: list[str] = []
+        args: list[object] = []
         if site is not None:
             where.append("site = ?")
             args.append(site)
         if unpublished:
             where.append("published = 0")
+        if alert_id is not None:
+            where.append("id = ?")
+            args.append(alert_id)
         sql = (
             "SELECT id, site, line, kind, ts, since, value, threshold, window, unit, benchmark, "
             "published, corrected FROM alert"

@@ -34,6 +34,7 @@ from greengauge.contract import TOPIC_ROOT, ProductionOutput, ReadingBatch, Valu
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
+    from collector.notify.alerts import AlertNotices
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class LiveAccounting:
         self._waiting: deque[Message] = deque()
         self._backoff = Backoff(start=0.2, ceiling=10.0)
         self.mes: Ingest | None = None
+        self.notices: AlertNotices | None = None
+        """alerts delivered to people (config `notify`), None without"""
 
     def subscribe(self, mes: Ingest) -> None:
         """Take the MES's production messages from this subscription (QoS 1, manual acks)."""
@@ -197,11 +200,17 @@ def accounting_for(config: CollectorConfig, guard: Guard, window: Window) -> Liv
         raise TypeError(f"{store!r} cannot store derived measurements")
     accounting = Accounting(config.accounting, config.data_dir, store)
     publisher = AlertsPublisher(config.mqtt, client_id(config.mqtt), accounting.db)
-    accounting.set_sink(publisher)
+    live = LiveAccounting(accounting, guard, window)
+    if config.notify is None:
+        accounting.set_sink(publisher)
+    else:
+        from collector.notify.alerts import Sinks, notices_for  # noqa: PLC0415
+
+        live.notices = notices_for(config.notify, accounting)
+        accounting.set_sink(Sinks([publisher, live.notices]))
     publisher.start()
     accounting.on_close(publisher.stop)
     accounting.on_close(store.close)
-    live = LiveAccounting(accounting, guard, window)
     live.subscribe(
         Ingest(
             config.mqtt,
