@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage
+from email.policy import default as email_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -129,11 +130,11 @@ def make_certificates(out: Path) -> Path:
 
 @dataclass
 class _Mailbox:
-    messages: list[tuple[Envelope, Message]] = field(default_factory=list)
+    messages: list[tuple[Envelope, EmailMessage]] = field(default_factory=list)
 
     async def handle_DATA(self, _server: SMTPServer, _session: Session, envelope: Envelope) -> str:
         data = envelope.content if isinstance(envelope.content, bytes) else b""
-        self.messages.append((envelope, message_from_bytes(data)))
+        self.messages.append((envelope, message_from_bytes(data, policy=email_policy)))
         return "250 Message accepted for delivery"
 
 
@@ -189,7 +190,7 @@ class SmtpReceiver:
         return check
 
     @property
-    def messages(self) -> list[tuple[Envelope, Message]]:
+    def messages(self) -> list[tuple[Envelope, EmailMessage]]:
         return self.mailbox.messages
 
     def __enter__(self) -> SmtpReceiver:
