@@ -224,6 +224,10 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
                 from collector.api.server import Api  # noqa: PLC0415 - only when configured
 
                 tasks.create_task(Api(collector, config, metrics).run())
+            if config.alert_rules is not None:
+                from collector.notify.watch import watcher_for  # noqa: PLC0415
+
+                tasks.create_task(watcher_for(config, collector).run())
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise

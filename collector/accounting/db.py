@@ -562,8 +562,12 @@ class AccountingDB:
         window: str,
         unit: str,
         benchmark: str,
+        subject: str | None = None,
+        published: bool = False,
     ) -> list[int]:
-        """The state and its events, in one transaction; the new alert ids."""
+        """The state and its events, in one transaction; the new alert ids. `subject`: the
+        alerts' line column when the alarm's key is not a line (other alert kinds);
+        `published`: not for the MQTT alerts publisher."""
         ids: list[int] = []
         with self.transaction() as conn:
             conn.execute(
@@ -580,10 +584,10 @@ class AccountingDB:
             for e in events:
                 cursor = conn.execute(
                     "INSERT INTO alert (site, line, kind, ts, since, value, threshold, window, "
-                    "unit, benchmark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "unit, benchmark, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         site,
-                        line,
+                        line if subject is None else subject,
                         e.kind.value,
                         ms(e.ts),
                         ms(e.since),
@@ -592,6 +596,7 @@ class AccountingDB:
                         window,
                         unit,
                         benchmark,
+                        int(published),
                     ),
                 )
                 ids.append(int(cursor.lastrowid or 0))

@@ -128,3 +128,16 @@ def window_start(now: datetime, window: timedelta = timedelta(minutes=15)) -> da
     hour in every zone with a whole-quarter offset)."""
     seconds = window.total_seconds()
     return now - timedelta(seconds=now.timestamp() % seconds)
+
+
+def energy_at(
+    at: datetime, before: tuple[datetime, float], after: tuple[datetime, float]
+) -> float:
+    """A counter's reading at `at`, interpolated linearly between two readings around it
+    (the demand window's start falls between two reads)."""
+    (t0, e0), (t1, e1) = before, after
+    if not t0 <= at <= t1:
+        raise ValueError("`at` must lie between the two readings")
+    if t1 == t0:
+        return e1
+    return e0 + (e1 - e0) * ((at - t0) / (t1 - t0))

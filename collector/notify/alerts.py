@@ -9,7 +9,7 @@ raised alert, and when, in the accounting database (table alert_ack), once.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +20,7 @@ from collector.accounting.engine import Accounting, AlertSink
 from collector.notify.events import Action, AlertKind, Notice, Severity
 from collector.notify.notifier import Notifier
 from collector.notify.settings import NotifySettings, _Model
+from collector.notify.watch import kind_of
 
 
 class AckRequest(_Model):
@@ -44,10 +45,17 @@ class AckRefused(Exception):
 
 
 def notice(row: AlertRow, severity: Severity, ack: Acknowledgement | None = None) -> Notice:
-    """A recorded intensity alert as a notice (acknowledged: when `ack` is given)."""
+    """A recorded alert as a notice (acknowledged: when `ack` is given)."""
+    kind = kind_of(row.window)
+    if kind is AlertKind.INTENSITY:
+        detail = f"window {row.window}, benchmark {row.benchmark}"
+    else:  # the other kinds keep their description there
+        detail = row.benchmark
+    if ack is not None and ack.note:
+        detail += f"; note: {ack.note}"
     return Notice(
         action=Action.ACKNOWLEDGED if ack is not None else Action(row.kind),
-        kind=AlertKind.INTENSITY,
+        kind=kind,
         severity=severity,
         site=row.site,
         subject=row.line,
@@ -57,8 +65,7 @@ def notice(row: AlertRow, severity: Severity, ack: Acknowledgement | None = None
         threshold=row.threshold,
         unit=row.unit,
         since=from_ms(row.since),
-        detail=f"window {row.window}, benchmark {row.benchmark}"
-        + (f"; note: {ack.note}" if ack is not None and ack.note else ""),
+        detail=detail,
         by=ack.by if ack is not None else None,
     )
 
@@ -104,13 +111,18 @@ class AlertNotices:
     def __init__(self, notifier: Notifier, db: AccountingDB) -> None:
         self.notifier = notifier
         self._db = db
+        self.severity_of: Callable[[AlertRow], Severity | None] = lambda _row: None
+        """The severity of the other kinds' alerts (alert_rules), None for intensity."""
+
+    def _severity(self, row: AlertRow) -> Severity:
+        return self.severity_of(row) or self.notifier.settings.intensity_severity
 
     def publish_alert(self, site: str, alert_id: int) -> None:
         for row in self._db.alerts(site=site, alert_id=alert_id):
-            self.notifier.notify(notice(row, self.notifier.settings.intensity_severity))
+            self.notifier.notify(notice(row, self._severity(row)))
 
     def acknowledged(self, row: AlertRow, ack: Acknowledgement) -> None:
-        self.notifier.notify(notice(row, self.notifier.settings.intensity_severity, ack))
+        self.notifier.notify(notice(row, self._severity(row), ack))
 
 
 class Sinks:
