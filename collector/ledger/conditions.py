@@ -130,9 +130,7 @@ def window_start(now: datetime, window: timedelta = timedelta(minutes=15)) -> da
     return now - timedelta(seconds=now.timestamp() % seconds)
 
 
-def energy_at(
-    at: datetime, before: tuple[datetime, float], after: tuple[datetime, float]
-) -> float:
+def energy_at(at: datetime, before: tuple[datetime, float], after: tuple[datetime, float]) -> float:
     """A counter's reading at `at`, interpolated linearly between two readings around it
     (the demand window's start falls between two reads)."""
     (t0, e0), (t1, e1) = before, after

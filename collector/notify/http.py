@@ -45,6 +45,8 @@ def post(request: HttpRequest, timeout: float, robot: bool = False) -> None:
         raise DeliveryError(f"cannot connect: {exc.reason}") from None
     except (TimeoutError, OSError) as exc:
         raise DeliveryError(f"cannot connect: {exc}") from None
+    except ValueError:  # http.client.InvalidURL and the like: their text holds the URL
+        raise DeliveryError("invalid URL (see the channel's url)", retry=False) from None
     if robot:
         _check_robot(text)
 
