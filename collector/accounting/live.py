@@ -25,6 +25,7 @@ from collector.acks import Progress
 from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.ledger.series import Amount, allocate
+from collector.notify.alerts import attach
 from collector.plant import OutputFromMes
 from collector.stores import PointStore
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
@@ -201,13 +202,7 @@ def accounting_for(config: CollectorConfig, guard: Guard, window: Window) -> Liv
     accounting = Accounting(config.accounting, config.data_dir, store)
     publisher = AlertsPublisher(config.mqtt, client_id(config.mqtt), accounting.db)
     live = LiveAccounting(accounting, guard, window)
-    if config.notify is None:
-        accounting.set_sink(publisher)
-    else:
-        from collector.notify.alerts import Sinks, notices_for  # noqa: PLC0415
-
-        live.notices = notices_for(config.notify, accounting)
-        accounting.set_sink(Sinks([publisher, live.notices]))
+    attach(config.notify, live, publisher)
     publisher.start()
     accounting.on_close(publisher.stop)
     accounting.on_close(store.close)

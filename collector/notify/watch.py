@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from collector.accounting.db import AccountingDB, AlertRow
 from collector.ledger.alerts import AlarmState, AlertEvent
@@ -29,12 +29,18 @@ from collector.ledger.conditions import (
     step,
     window_start,
 )
-from collector.livetable import LatestReadings, Row
 from collector.notify.events import Action, AlertKind, Notice, Severity
 from collector.notify.notifier import Notifier
 from collector.notify.rules import AlertRules, ThresholdRule
 from greengauge.common.logs import fields
-from greengauge.contract import UNITS, AgentState, AgentStatus, CustomValue, Quantity
+from greengauge.contract import (
+    UNITS,
+    AgentState,
+    AgentStatus,
+    CustomValue,
+    MeterReading,
+    Quantity,
+)
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig
@@ -47,6 +53,21 @@ AGENTS_OFFLINE = "agents_offline"
 OUTBOX = "outbox"
 THRESHOLD = "threshold:"
 DEMAND_WINDOW = timedelta(minutes=15)
+
+
+class Row(Protocol):
+    """A meter's latest reading, as the collector's latest-readings table gives it."""
+
+    @property
+    def site(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def reading(self) -> MeterReading: ...
+
+
+class LatestRows(Protocol):
+    def rows(self) -> Sequence[Row]: ...
 
 
 def kind_of(source: str) -> AlertKind:
@@ -103,7 +124,7 @@ class Watcher:
         self,
         rules: AlertRules,
         notifier: Notifier,
-        latest: LatestReadings | None,
+        latest: LatestRows | None,
         statuses: Callable[[], Iterable[AgentStatus]],
         db: AccountingDB | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -122,7 +143,9 @@ class Watcher:
 
     # --- what to judge ---------------------------------------------------------------------
 
-    def checks(self, rows: list[Row], statuses: list[AgentStatus], now: datetime) -> list[Check]:
+    def checks(
+        self, rows: Sequence[Row], statuses: list[AgentStatus], now: datetime
+    ) -> list[Check]:
         rules = self.rules
         out: list[Check] = []
         if rules.meters_offline is not None:
@@ -232,7 +255,7 @@ class Watcher:
 
     # --- judging -----------------------------------------------------------------------------
 
-    def evaluate(self, rows: list[Row], statuses: list[AgentStatus]) -> list[Notice]:
+    def evaluate(self, rows: Sequence[Row], statuses: list[AgentStatus]) -> list[Notice]:
         """One pass over a snapshot; the notices it gave (already handed to the notifier)."""
         now = self._clock()
         notices: list[Notice] = []
