@@ -117,6 +117,18 @@ def test_a_gateway_offline_for_the_set_time_then_back(tmp_path: Path) -> None:
     assert cleared.action is Action.CLEARED
 
 
+def test_a_gateway_whose_status_stops_coming_is_offline_too(tmp_path: Path) -> None:
+    """Stopped cleanly (no last will) or hung, its retained status says online for ever:
+    its age tells."""
+    rig = Rig(tmp_path, {"agents_offline": {"after": 90}})
+    rig.statuses = [status(AgentState.ONLINE, T0)]
+    assert rig.at(1) == []
+    [raised] = rig.at(1.6)
+    assert raised.value == 96 and raised.threshold == 90
+    rig.statuses = [status(AgentState.ONLINE, T0 + timedelta(minutes=2))]
+    assert [n.action for n in rig.at(2)] == [Action.CLEARED]
+
+
 def test_outbox_backing_up_with_hysteresis_and_minimum_duration(tmp_path: Path) -> None:
     rules = {"outbox": {"raise_above": 100, "clear_at_or_below": 10, "min_duration": 120}}
     rig = Rig(tmp_path, rules)

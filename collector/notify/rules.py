@@ -111,7 +111,9 @@ class AlertRules(_Model):
         default=None, description="a meter whose latest reading is older than `after`"
     )
     agents_offline: OfflineRule | None = Field(
-        default=None, description="a gateway (agent) whose status says offline for `after`"
+        default=None,
+        description="a gateway (agent) whose status says offline, or whose latest status "
+        "is older than `after` (keep it above the agents' status_interval, default 30 s)",
     )
     outbox: OutboxRule | None = Field(
         default=None, description="an agent's outbox (store-and-forward backlog) backing up"

@@ -5,17 +5,24 @@ from __future__ import annotations
 import smtplib
 import ssl
 from datetime import datetime, tzinfo
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Final
 
 from collector.notify import message
 from collector.notify.events import Notice
 from collector.notify.http import DeliveryError
 from collector.notify.settings import EmailChannel, Security
 
+# Python folds a header longer than 78 characters by moving its whole value to the next
+# line, which receivers unfold into a subject starting with a space: lines up to the
+# RFC 5322 limit instead (a subject is one short line).
+_POLICY: Final = policy.SMTP.clone(max_line_length=998)
+
 
 def build(channel: EmailChannel, notice: Notice, tz: tzinfo, now: datetime) -> EmailMessage:
-    mail = EmailMessage()
+    mail = EmailMessage(policy=_POLICY)
     mail["Subject"] = message.subject(notice)
     mail["From"] = channel.sender
     mail["To"] = ", ".join(channel.to)

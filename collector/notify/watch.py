@@ -173,10 +173,13 @@ class Watcher:
             key = (status.site, status.agent)
             seen.add(key)
             if status.state is AgentState.OFFLINE:
-                since = self._offline_since.setdefault(key, now)
+                # the last will's ts is when the connection opened: from when it was seen
+                last_heard = self._offline_since.setdefault(key, now)
             else:
+                # an agent republishes its status every status_interval: one stopped
+                # cleanly (no will) or hung leaves an "online" that grows old
                 self._offline_since.pop(key, None)
-                since = now
+                last_heard = status.ts
             a = rules.agents_offline
             if a is not None and (not a.sites or status.site in a.sites):
                 out.append(
@@ -186,9 +189,10 @@ class Watcher:
                         status.site,
                         status.agent,
                         a.condition(status.agent),
-                        age(since, now),
+                        age(last_heard, now),
                         "s",
-                        f"gateway (agent) {status.agent} offline for longer than {a.after:g} s",
+                        f"gateway (agent) {status.agent}: offline, or no status, for longer "
+                        f"than {a.after:g} s",
                         a.severity,
                     )
                 )
