@@ -144,6 +144,13 @@ def test_an_alert_and_its_acknowledgement_reach_the_webhook_and_email(rig: Plant
     assert ack_mail["Subject"].endswith("intensity above baseline acknowledged")
     assert "acknowledged by 张伟 (shift B)" in ack_mail.get_content()
 
+    headers = {"Authorization": f"Bearer {READ}"}
+    shown = rig.client.get(f"/api/v1/alerts/{alert.id}/ack", headers=headers)
+    assert shown.status_code == 200 and shown.json()["by"] == "张伟 (shift B)"
+    assert shown.json()["at"] == rig.clock[0].isoformat()
+    missing = rig.client.get(f"/api/v1/alerts/{alert.id + 99}/ack", headers=headers)
+    assert missing.status_code == 404
+
     again = rig.post_ack(alert.id, {"by": "li"})
     assert again.status_code == 409 and "acknowledged by 张伟 (shift B)" in again.json()["detail"]
     assert rig.post_ack(alert.id, {"by": "li"}, token=READ).status_code == 403

@@ -9,6 +9,7 @@ gateway-offline alert.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,6 @@ def test_a_running_collector_notifies_intensity_and_offline_alerts(
         with running("energy-collector", args, tmp_path / "collector.log") as collector:
             with running("energy-agent", ["run", "--config", str(agent_yaml)], tmp_path / "a.log"):
                 wait_for(lambda: "subscribed" in collector.output(), TIMEOUT, "the subscriptions")
-                from datetime import UTC, datetime, timedelta  # noqa: PLC0415
-
                 now = datetime.now(UTC)
                 paho.mqtt.publish.single(
                     production_topic(SITE),

@@ -378,6 +378,19 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             live.notices.acknowledged(row, ack)
         return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
 
+    @app.get("/api/v1/alerts/{alert_id}/ack", dependencies=read, tags=["read"])
+    async def acknowledgement(alert_id: int) -> dict[str, Any]:
+        """Who acknowledged an alert and when; 404 when nobody has (yet)."""
+        from collector.notify.alerts import acknowledgements  # noqa: PLC0415
+
+        if ctx.live is None:
+            raise HTTPException(404, "this collector has no plant model (accounting)")
+        acks = await off_loop(acknowledgements, ctx.live.accounting.db)
+        ack = acks.get(alert_id)
+        if ack is None:
+            raise HTTPException(404, f"alert {alert_id} is not acknowledged")
+        return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
+
     # --- operations --------------------------------------------------------------------------
 
     @app.get("/openapi.json", dependencies=read, include_in_schema=False)
