@@ -26,6 +26,9 @@ from collector.guard import Guard
 from collector.health import HEALTH_FILE, HealthFile
 from collector.ingest import Ingest, Message
 from collector.metrics import CollectorMetrics
+from collector.notify.alerts import attach
+from collector.notify.notifier import NotifierMetrics
+from collector.notify.watch import watcher_for
 from collector.pipeline import Pipeline
 from collector.spool import Spool
 from collector.state.hub import LiveHub
@@ -129,9 +132,10 @@ class CollectorApp:
         accounting = Accounting(self.config.accounting, self.config.data_dir, store)
         mqtt = self.config.mqtt
         publisher = AlertsPublisher(mqtt, client_id(mqtt, PROGRAM, "alerts"), accounting.db)
-        accounting.set_sink(publisher)
         self.alerts = publisher
-        return LiveAccounting(accounting, self.guard, self.window)
+        live = LiveAccounting(accounting, self.guard, self.window)
+        attach(self.config.notify, live, publisher)
+        return live
 
     @property
     def disk_faults(self) -> list[DiskStat]:
@@ -210,6 +214,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     store = metrics.timed(raw_store)
     app = CollectorApp(config, store, table, retention)
     metrics.watch(app.stats)
+    if app.accounting is not None and app.accounting.notices is not None:
+        metrics.registry.register(NotifierMetrics(app.accounting.notices.notifier))
     log.info(
         "collector starting",
         extra=fields(
@@ -244,6 +250,10 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
                 tasks.create_task(app.accounting.run())
             if app.alerts is not None:
                 tasks.create_task(app.alerts.run())
+            if config.alert_rules is not None:
+                tasks.create_task(
+                    watcher_for(config, app.accounting, app.latest, app.statuses).run()
+                )
             if config.api is not None:
                 history = _open_api(app, metrics, tasks)
     except asyncio.CancelledError:

@@ -123,6 +123,17 @@ def _parser() -> argparse.ArgumentParser:
     recompute.add_argument(
         "--to", dest="end", required=True, help="ISO 8601 time; without offset: site time"
     )
+    alerts = commands.add_parser("alerts", help="alert delivery (config `notify`)")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    trial = alert_commands.add_parser(
+        "test",
+        help="send a test message to each configured channel and show what each answered",
+        description="Send a test message to each channel in the config's `notify` section, "
+        "one attempt each. Exit status: 0 every channel took it, 1 some did not, 2 a config "
+        "error.",
+    )
+    trial.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
+    trial.add_argument("--channel", help="only this channel")
     for command in commands.choices.values():
         command.add_argument(
             "--lang",
@@ -130,6 +141,24 @@ def _parser() -> argparse.ArgumentParser:
             "the config's `language`, then LC_ALL/LANG)",
         )
     return parser
+
+
+def _alerts(config: CollectorConfig, args: argparse.Namespace) -> int:
+    from collector.notify.trial import table, try_channels  # noqa: PLC0415
+
+    if config.notify is None:
+        print("energy-collector: the config has no `notify` section", file=sys.stderr)
+        return 2
+    if args.channel is not None and args.channel not in config.notify.channels:
+        known = ", ".join(config.notify.channels)
+        print(
+            f"energy-collector: --channel: no channel {args.channel!r} ({known})", file=sys.stderr
+        )
+        return 2
+    sites = config.accounting.sites if config.accounting is not None else []
+    rows = try_channels(config.notify, {s.id: s.tz for s in sites}, args.channel)
+    print(table(rows))
+    return 0 if all(r[2] == "ok" for r in rows) else 1
 
 
 def _swap(config: CollectorConfig, args: argparse.Namespace) -> int:
@@ -372,7 +401,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2
     # Not the collector's service: they work on the data_dir's files alone.
-    offline = {"report": _report, "swap": _swap, "import": _import, "recompute": _recompute}
+    offline = {
+        "report": _report,
+        "swap": _swap,
+        "import": _import,
+        "recompute": _recompute,
+        "alerts": _alerts,
+    }
     if args.command in offline:
         return offline[args.command](config, args)
     try:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from collector.api.settings import ApiSettings
+from collector.notify.rules import AlertRules
+from collector.notify.settings import NotifySettings
 from collector.plant import AccountingConfig
 from collector.sequences import DEFAULT_MAX_JUMP
 from greengauge.common.broker import BrokerSettings
@@ -143,6 +145,23 @@ class CollectorConfig(_Config):
             "come first; leave out for the locale (LC_ALL, LANG)"
         ),
     )
+    notify: NotifySettings | None = Field(
+        default=None,
+        description="deliver alerts to webhooks, email, DingTalk, WeCom; leave out for none",
+    )
+    alert_rules: AlertRules | None = Field(
+        default=None,
+        description="meters or gateways offline, outboxes backing up, thresholds on any "
+        "quantity; needs `notify` and `api` (whose status subscription they read)",
+    )
+
+    @model_validator(mode="after")
+    def _rules_need(self) -> CollectorConfig:
+        if self.alert_rules is not None:
+            missing = [n for n in ("notify", "api") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"alert_rules: needs the {' and '.join(missing)} section")
+        return self
 
 
 def load_config(path: Path) -> CollectorConfig:

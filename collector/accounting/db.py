@@ -86,6 +86,9 @@ _SCHEMA: Final = (
         published INTEGER NOT NULL DEFAULT 0,
         corrected INTEGER NOT NULL DEFAULT 0)  -- 1: the figures it was judged on changed later
     """,
+    """CREATE TABLE IF NOT EXISTS alert_ack (
+        alert_id INTEGER PRIMARY KEY REFERENCES alert (id),
+        by TEXT NOT NULL, at INTEGER NOT NULL, note TEXT NOT NULL DEFAULT '')""",
 )
 
 # "(?)" is replaced by as many placeholders as there are values.
@@ -559,8 +562,12 @@ class AccountingDB:
         window: str,
         unit: str,
         benchmark: str,
+        subject: str | None = None,
+        published: bool = False,
     ) -> list[int]:
-        """The state and its events, in one transaction; the new alert ids."""
+        """The state and its events, in one transaction; the new alert ids. `subject`: the
+        alerts' line column when the alarm's key is not a line (other alert kinds);
+        `published`: not for the MQTT alerts publisher."""
         ids: list[int] = []
         with self.transaction() as conn:
             conn.execute(
@@ -577,10 +584,10 @@ class AccountingDB:
             for e in events:
                 cursor = conn.execute(
                     "INSERT INTO alert (site, line, kind, ts, since, value, threshold, window, "
-                    "unit, benchmark) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "unit, benchmark, published) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         site,
-                        line,
+                        line if subject is None else subject,
                         e.kind.value,
                         ms(e.ts),
                         ms(e.since),
@@ -589,18 +596,25 @@ class AccountingDB:
                         window,
                         unit,
                         benchmark,
+                        int(published),
                     ),
                 )
                 ids.append(int(cursor.lastrowid or 0))
         return ids
 
-    def alerts(self, site: str | None = None, unpublished: bool = False) -> list[AlertRow]:
-        where, args = [], []
+    def alerts(
+        self, site: str | None = None, unpublished: bool = False, alert_id: int | None = None
+    ) -> list[AlertRow]:
+        where: list[str] = []
+        args: list[object] = []
         if site is not None:
             where.append("site = ?")
             args.append(site)
         if unpublished:
             where.append("published = 0")
+        if alert_id is not None:
+            where.append("id = ?")
+            args.append(alert_id)
         sql = (
             "SELECT id, site, line, kind, ts, since, value, threshold, window, unit, benchmark, "
             "published, corrected FROM alert"

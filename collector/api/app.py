@@ -355,6 +355,46 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         await ctx.refresh(site)
         return {"recorded": json.loads(record.model_dump_json()), "changes": notes}
 
+    @app.post("/api/v1/alerts/{alert_id}/ack", dependencies=write, tags=["write"], status_code=201)
+    async def acknowledge(alert_id: int, request: Request) -> dict[str, Any]:
+        """Acknowledge a raised alert: who (`by`) and an optional `note`; recorded with
+        the time in the accounting database, once, and notified (config `notify`)."""
+        from collector.notify import alerts as notices  # noqa: PLC0415
+
+        live = ctx.live
+        if live is None:
+            raise HTTPException(404, "this collector has no plant model (accounting)")
+        body = await read_body(request, MAX_BODY)
+        try:
+            given = notices.AckRequest.model_validate_json(body)
+            unique_keys(body, "acknowledgement")
+        except (ValueError, ValidationError) as exc:
+            raise HTTPException(422, f"invalid acknowledgement: {exc}") from None
+        try:
+            row, ack = await off_loop(
+                notices.acknowledge, live.accounting.db, alert_id, given, ctx.clock()
+            )
+        except notices.AckRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
+        if live.notices is not None:
+            live.notices.acknowledged(row, ack)
+        return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
+
+    @app.get("/api/v1/alerts/{alert_id}/ack", dependencies=read, tags=["read"])
+    async def acknowledgement(alert_id: int) -> dict[str, Any]:
+        """Who acknowledged an alert and when; 404 when nobody has (yet)."""
+        from collector.notify.alerts import acknowledgements  # noqa: PLC0415
+
+        if ctx.live is None:
+            raise HTTPException(404, "this collector has no plant model (accounting)")
+        acks = await off_loop(acknowledgements, ctx.live.accounting.db)
+        ack = acks.get(alert_id)
+        if ack is None:
+            raise HTTPException(404, f"alert {alert_id} is not acknowledged")
+        return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
+
     # --- operations --------------------------------------------------------------------------
 
     @app.get("/openapi.json", dependencies=read, include_in_schema=False)

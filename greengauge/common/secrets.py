@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from enum import Enum
 from typing import Any, Final
 
 from pydantic import BaseModel, SecretStr
@@ -67,6 +68,8 @@ def redacted(value: Any, name: str = "") -> Any:
         result = [redacted(item, name) for item in value]
     elif isinstance(value, str) and value and is_secret_name(name):
         result = MASK
+    elif isinstance(value, Enum):  # e.g. a StrEnum setting: its plain value, which YAML shows
+        result = redacted(value.value, name)
     elif value is None or isinstance(value, bool | int | float | str):
         result = value
     else:
