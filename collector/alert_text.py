@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from collector.report import ratio_text
+from collector.reports.numbers import ratio_text
 from greengauge.common.i18n import _, datetime_text, using
 from greengauge.contract import Alert, AlertKind
 

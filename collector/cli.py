@@ -274,7 +274,9 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
 
 def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
     from collector.accounting.db import FILE, AccountingDB  # noqa: PLC0415
-    from collector.report import ReportError, build, plot, render  # noqa: PLC0415
+    from collector.reports.build import ReportError, build  # noqa: PLC0415
+    from collector.reports.plot import plot  # noqa: PLC0415
+    from collector.reports.render import render  # noqa: PLC0415
 
     if config.accounting is None:
         print("energy-collector: the config has no `accounting` section", file=sys.stderr)

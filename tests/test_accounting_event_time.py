@@ -23,7 +23,7 @@ from collector.api.figures import alert_view
 from collector.cli import main
 from collector.config import load_config
 from collector.plant import AccountingConfig
-from collector.report import build
+from collector.reports.build import build
 from collector.stores.opening import EMBEDDED_STORE_FILE
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 

@@ -16,7 +16,7 @@ from test_report_sections import month_batches
 
 from collector.accounting.engine import Accounting
 from collector.config import load_config
-from collector.report import build
+from collector.reports.build import build
 from greengauge.common.configfile import ConfigError
 
 

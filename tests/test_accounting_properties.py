@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from collector.accounting.engine import Accounting
 from collector.plant import AccountingConfig
-from collector.report import build
+from collector.reports.build import build
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 E = Quantity.ENERGY_ACTIVE_IMPORT

@@ -26,7 +26,8 @@ from collector.accounting.swaps import SwapRejected, record_swap
 from collector.config import load_config
 from collector.ledger.counters import Replacement
 from collector.plant import AccountingConfig
-from collector.report import build, render
+from collector.reports.build import build
+from collector.reports.render import render
 from greengauge.common.configfile import ConfigError
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 

@@ -14,7 +14,7 @@ import pytest
 from collector.api.app import STATIC
 from collector.ledger.counters import Issue
 from collector.ledger.intensity import Window
-from collector.report import QUALITY_KEY
+from collector.reports.build import QUALITY_KEY
 from greengauge.contract import Quantity
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "collector" / "api" / "static"

@@ -34,7 +34,9 @@ from collector.accounting.engine import Accounting
 from collector.alert_text import alert_text
 from collector.cli import main as collector_main
 from collector.plant import AccountingConfig
-from collector.report import DECIMALS, amount_text, build, render
+from collector.reports.build import build
+from collector.reports.numbers import DECIMALS, amount_text
+from collector.reports.render import render
 from greengauge.common import i18n
 from greengauge.contract import Alert, AlertKind, MeterReading, Quantity, ReadingBatch
 

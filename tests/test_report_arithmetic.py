@@ -43,7 +43,9 @@ from test_report_sections import month_batches
 from collector.accounting.db import AccountingDB, MinuteRow, ms
 from collector.accounting.engine import Accounting
 from collector.plant import AccountingConfig
-from collector.report import DECIMALS, build, render
+from collector.reports.build import build
+from collector.reports.numbers import DECIMALS
+from collector.reports.render import render
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 10, 15, 2, 0, tzinfo=UTC)

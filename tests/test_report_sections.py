@@ -28,7 +28,8 @@ import pytest
 
 from collector.accounting.engine import Accounting
 from collector.plant import AccountingConfig
-from collector.report import build, render
+from collector.reports.build import build
+from collector.reports.render import render
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -65,7 +65,7 @@ import pytest
 from collector.accounting.engine import Accounting
 from collector.importer import Chunk, Row, read
 from collector.plant import AccountingConfig
-from collector.report import build
+from collector.reports.build import build
 from collector.validate import Window
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 

@@ -24,7 +24,6 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import TypeAdapter, ValidationError
 
-from collector import report
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.accounting.swaps import SwapRejected, record_swap
 from collector.api import figures
@@ -33,6 +32,9 @@ from collector.api.bodies import read_body
 from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.plant import SwapRecord
+from collector.reports.build import ReportError, build
+from collector.reports.csvfile import render_csv
+from collector.reports.render import json_safe
 from collector.state.hub import LiveHub
 from collector.stores.history import History, HistoryError
 from collector.stores.history import Query as HistoryQuery
@@ -209,12 +211,12 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if acc is None:
             raise HTTPException(404, f"site {site!r} has no plant model (accounting)")
         try:
-            built = await off_loop(report.build, acc.config, acc.db, site, month, ctx.clock())
-        except report.ReportError as exc:
+            built = await off_loop(build, acc.config, acc.db, site, month, ctx.clock())
+        except ReportError as exc:
             raise HTTPException(422, str(exc)) from None
         if format == "csv":
-            return Response(report.render_csv(built), media_type="text/csv; charset=utf-8")
-        return report.json_safe(built)  # type: ignore[no-any-return]
+            return Response(render_csv(built), media_type="text/csv; charset=utf-8")
+        return json_safe(built)  # type: ignore[no-any-return]
 
     @app.get("/api/v1/alerts", dependencies=read, tags=["read"])
     async def alerts(

@@ -16,7 +16,7 @@ from collector.accounting.engine import output_series
 from collector.ledger.alerts import Phase
 from collector.ledger.intensity import Window, window_start
 from collector.plant import Judged, LineConfig, OutputFromMeter, SiteConfig
-from collector.report import figure_quality, meter_parts
+from collector.reports.build import figure_quality, meter_parts
 
 QUALITY_WINDOWS: Final = (Window.ROLLING_1H, Window.TODAY)
 """The windows whose data quality the dashboard shows beside the figures."""

@@ -1,0 +1,296 @@
+"""The monthly report as CSV: complete, long format, UTF-8 with a byte-order mark so that
+Excel on Chinese Windows reads it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from typing import Any, Final
+
+from collector.reports.numbers import amount_text, given_text, ratio_text, term
+from greengauge.common.i18n import N_, _
+
+CsvRow = tuple[str, str, str, str, str, str, str]
+CSV_HEADER: Final = (
+    N_("section"),
+    N_("name"),
+    N_("quantity"),
+    N_("value"),
+    N_("unit"),
+    N_("source"),
+    N_("confidence"),
+)
+"""Column headings, in the reader's language; the first three columns' values are keys."""
+CSV_BOM: Final = "\ufeff"
+"""Leads the CSV: Excel reads a file without it in the system code page (GBK on Chinese
+Windows) and garbles every non-ASCII name."""
+
+
+def _csv_totals(report: dict[str, Any]) -> list[CsvRow]:
+    t = report["totals"]
+    basis = _("sum of the carriers")
+    return [
+        ("site", report["site"], "kgce", amount_text(t["kgce"], False), "kgce", basis, ""),
+        ("site", report["site"], "kgco2", amount_text(t["kgco2"], False), "kgCO2", basis, ""),
+    ]
+
+
+def _csv_carriers(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for c in report["carriers"]:
+        meters = _("sum of {parts}").format(parts=" + ".join(c["meters"]))
+        rows += [
+            (
+                "carrier",
+                c["carrier"],
+                "amount",
+                amount_text(c["amount"], False),
+                c["unit"],
+                meters,
+                "",
+            ),
+            ("carrier", c["carrier"], "kgce", amount_text(c["kgce"], False), "kgce", meters, ""),
+            ("carrier", c["carrier"], "kgco2", amount_text(c["kgco2"], False), "kgCO2", meters, ""),
+        ]
+    return rows
+
+
+def _csv_quality(section: str, name: str, q: dict[str, Any], unit: str) -> list[CsvRow]:
+    rows: list[CsvRow] = [
+        (
+            section,
+            name,
+            "completeness",
+            ratio_text(q["completeness"], False),
+            "",
+            _("measured minutes / expected minutes"),
+            "",
+        ),
+        (
+            section,
+            name,
+            "estimated_share",
+            ratio_text(q["estimated_share"], False),
+            "",
+            _("(spread over gaps + estimated) / figure"),
+            "",
+        ),
+    ]
+    rows += [
+        (
+            section,
+            name,
+            k,
+            amount_text(v, False),
+            unit,
+            _("part of the figure: {part}").format(part=term(k)),
+            "",
+        )
+        for k, v in q["by_quality"].items()
+    ]
+    return rows
+
+
+def _csv_meters(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for m in report["meters"]:
+        for q, unit in (("amount", m["unit"]), ("kgce", "kgce"), ("kgco2", "kgCO2")):
+            rows.append(
+                ("meter", m["meter"], q, amount_text(m[q], False), unit, m["formula"] or "", "")
+            )
+        rows += _csv_quality("meter", m["meter"], m["data_quality"], m["unit"])
+    return rows
+
+
+def _csv_lines(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for x in report["lines"]:
+        b = x["benchmark"]
+        meters = _("sum of {parts}").format(parts=" + ".join(x["meters"]))
+        rows += [
+            (
+                "line",
+                x["line"],
+                "output",
+                amount_text(x["output"], False),
+                x["output_unit"],
+                x["output_source"],
+                "",
+            ),
+            ("line", x["line"], "kgce", amount_text(x["kgce"], False), "kgce", meters, ""),
+            ("line", x["line"], "kgco2", amount_text(x["kgco2"], False), "kgCO2", meters, ""),
+            (
+                "line",
+                x["line"],
+                "intensity",
+                ratio_text(x["intensity"], False),
+                x["intensity_unit"],
+                b["name"],
+                "",
+            ),
+            ("line", x["line"], "status", x["status"], "", b["name"], ""),
+            (
+                "line",
+                x["line"],
+                "benchmark",
+                given_text(b["benchmark"], False),
+                x["intensity_unit"],
+                b["source"],
+                b["confidence"],
+            ),
+            (
+                "line",
+                x["line"],
+                "baseline",
+                given_text(b["baseline"], False),
+                x["intensity_unit"],
+                b["source"],
+                b["confidence"],
+            ),
+        ]
+        for t in x["targets"]:
+            src, conf = t["reduction_source"], t["reduction_confidence"]
+            name = f"{x['line']} {t['kind']} target"
+            rows += [
+                (
+                    "target",
+                    name,
+                    "reduction_required",
+                    given_text(t["reduction_required"], False),
+                    "",
+                    src,
+                    conf,
+                ),
+                (
+                    "target",
+                    name,
+                    "reduction_achieved",
+                    ratio_text(t["reduction_achieved"], False),
+                    "",
+                    "",
+                    "",
+                ),
+                (
+                    "target",
+                    name,
+                    "on_path",
+                    _flag(t["on_path"]),
+                    "",
+                    _("path to {year}").format(year=t["target_year"]),
+                    "",
+                ),
+                ("target", name, "target_reached", _flag(t["target_reached"]), "", "", ""),
+                (
+                    "target",
+                    name,
+                    "projected_target_year_intensity",
+                    ratio_text(t["projected_target_year_intensity"], False),
+                    x["intensity_unit"],
+                    _("at the rate since {year}").format(year=t["base_year"]),
+                    "",
+                ),
+            ]
+        rows += _csv_quality("line", x["line"], x["data_quality"], "kgce")
+    return rows
+
+
+def _flag(value: bool | None) -> str:
+    return "-" if value is None else str(value).lower()
+
+
+def _csv_site_quality(report: dict[str, Any]) -> list[CsvRow]:
+    return _csv_quality("site", report["site"], report["totals"]["data_quality"], "kgce")
+
+
+def _csv_demand(report: dict[str, Any]) -> list[CsvRow]:
+    return [
+        (
+            "demand",
+            d["meter"],
+            "max_kw",
+            amount_text(d["kw"], False),
+            "kW",
+            _("15-min average, 1-min sliding"),
+            "",
+        )
+        for d in report["demand"]
+    ]
+
+
+def _csv_factors(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for carrier, f in report["factors"].items():
+        rows += [
+            (
+                "factor",
+                carrier,
+                "kgce_per_unit",
+                given_text(f["kgce_per_unit"], False),
+                f"kgce/{f['unit']}",
+                f["coefficient_source"],
+                f["coefficient_confidence"],
+            ),
+            (
+                "factor",
+                carrier,
+                "kgco2_per_unit",
+                given_text(f["kgco2_per_unit"], False),
+                f"kgCO2/{f['unit']}",
+                f["co2_source"],
+                f["co2_confidence"],
+            ),
+        ]
+    return rows
+
+
+def _csv_counters(report: dict[str, Any]) -> list[CsvRow]:
+    return [
+        ("counter", c["series"], f"{c['issue']} {q}", amount_text(c[q], False), "", c["reason"], "")
+        for c in report["counters"]
+        for q in ("counted", "excluded", "estimated")
+    ]
+
+
+def _csv_tou(report: dict[str, Any]) -> list[CsvRow]:
+    if "tou" not in report:
+        return []
+    tou = report["tou"]
+    src, conf = tou["source"], tou["confidence"]
+    rows: list[CsvRow] = [
+        ("tou", f"{p['season']} {p['period']}", q, text, unit, src, conf)
+        for p in tou["periods"]
+        for q, text, unit in (
+            ("kwh", amount_text(p["kwh"], False), "kWh"),
+            ("cny", amount_text(p["cny"], False), "CNY"),
+        )
+    ]
+    rows += [
+        ("tou", "total", "kwh", amount_text(tou["kwh"], False), "kWh", _("sum of the periods"), ""),
+        ("tou", "total", "cny", amount_text(tou["cny"], False), "CNY", _("sum of the periods"), ""),
+    ]
+    return rows
+
+
+CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
+    _csv_totals,
+    _csv_carriers,
+    _csv_meters,
+    _csv_lines,
+    _csv_site_quality,
+    _csv_demand,
+    _csv_counters,
+    _csv_tou,
+    _csv_factors,
+]
+"""The CSV rows, in order; a new part of the report is one more function here."""
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    buffer = io.StringIO(CSV_BOM)
+    buffer.seek(0, io.SEEK_END)
+    writer = csv.writer(buffer)
+    writer.writerow([_(h) for h in CSV_HEADER])
+    for section in CSV_SECTIONS:
+        writer.writerows(section(report))
+    return buffer.getvalue()

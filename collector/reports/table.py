@@ -1,0 +1,434 @@
+"""The monthly report as a plain-text table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+
+from collector.reports.build import QUALITY_KEY
+from collector.reports.numbers import (
+    DECIMALS,
+    ROUNDING_TEXT,
+    SIGNIFICANT,
+    amount_text,
+    given_text,
+    ratio_text,
+    share_text,
+    term,
+)
+from greengauge.common.i18n import _, decimal_text, ljust, month_text, rjust, width
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(width(h), *(width(r[i]) for r in rows)) if rows else width(h)
+        for i, h in enumerate(headers)
+    ]
+    lines = ["  ".join(ljust(h, w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(
+            "  ".join(
+                rjust(c, w) if i else ljust(c, w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def _sourced(source: str, confidence: str) -> str:
+    return _("source: {source} [confidence {confidence}]").format(
+        source=source, confidence=confidence
+    )
+
+
+Section = Callable[[dict[str, Any]], list[str]]
+"""A part of the table: the report in, printed lines out."""
+
+
+def _head(report: dict[str, Any]) -> list[str]:
+    year, month = (int(x) for x in report["month"].split("-"))
+    return [
+        _("Energy and carbon report: site {site}, {month} ({start} .. {end}, {timezone})").format(
+            site=report["site"],
+            month=month_text(year, month),
+            start=report["from"],
+            end=report["to"],
+            timezone=report["timezone"],
+        ),
+        _("Coal-equivalent basis: {basis}").format(basis=term(report["conversion_basis"])),
+        _("Rounding: {rule}").format(
+            rule=_(ROUNDING_TEXT).format(decimals=DECIMALS, significant=SIGNIFICANT)
+        ),
+    ]
+
+
+def _carriers(report: dict[str, Any]) -> list[str]:
+    totals, co2 = report["totals"], report["co2"]
+    parts = [
+        "",
+        _("Energy by carrier (boundary meters)"),
+        _table(
+            [_("carrier"), _("meters"), _("amount"), _("unit"), "kgce", "kgCO2"],
+            [
+                [
+                    term(c["carrier"]),
+                    " + ".join(c["meters"]),
+                    amount_text(c["amount"]),
+                    c["unit"],
+                    amount_text(c["kgce"]),
+                    amount_text(c["kgco2"]),
+                ]
+                for c in report["carriers"]
+            ],
+        ),
+        _("Site total: {kgce} kgce, {kgco2} kgCO2 (location-based, {factor}; {sourced})").format(
+            kgce=amount_text(totals["kgce"]),
+            kgco2=amount_text(totals["kgco2"]),
+            factor=co2["grid_factor"],
+            sourced=_sourced(co2["grid_factor_source"], co2["grid_factor_confidence"]),
+        ),
+        _("Comprehensive energy consumption: {tce} tce").format(
+            tce=amount_text(totals["kgce"] / 1000)
+        ),
+    ]
+    if "hourly_grid_factor" in co2:
+        parts.append(
+            _("Hourly grid factor: {factor} [confidence {confidence}]").format(
+                factor=co2["hourly_grid_factor"],
+                confidence=co2["hourly_grid_factor_confidence"],
+            )
+        )
+    if "market_based_kgco2" in co2:
+        parts.append(
+            _("Market-based: {kgco2} kgCO2 ({basis}; {sourced})").format(
+                kgco2=amount_text(co2["market_based_kgco2"]),
+                basis=co2["market_based_basis"],
+                sourced=_sourced(co2["market_based_source"], co2["market_based_confidence"]),
+            )
+        )
+    return parts
+
+
+def _meters(report: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        _("Meters"),
+        _table(
+            [
+                _("meter"),
+                _("carrier"),
+                _("role"),
+                _("line"),
+                _("amount"),
+                _("unit"),
+                "kgce",
+                "kgCO2",
+            ],
+            [
+                [
+                    m["meter"]
+                    + (f" = {m['formula']}" if m["formula"] else "")
+                    + (_(" (estimated from power)") if m["estimated"] else ""),
+                    term(m["carrier"]),
+                    term(m["role"]),
+                    m["line"] or "-",
+                    amount_text(m["amount"]),
+                    m["unit"],
+                    amount_text(m["kgce"]),
+                    amount_text(m["kgco2"]),
+                ]
+                for m in report["meters"]
+            ],
+        ),
+    ]
+
+
+def _lines(report: dict[str, Any]) -> list[str]:
+    parts = [
+        "",
+        _("Lines"),
+        _table(
+            [
+                _("line"),
+                _("product"),
+                _("output"),
+                _("unit"),
+                "kgce",
+                "kgCO2",
+                _("intensity"),
+                _("per"),
+                _("status"),
+            ],
+            [
+                [
+                    x["line"],
+                    x["product"],
+                    amount_text(x["output"]),
+                    x["output_unit"],
+                    amount_text(x["kgce"]),
+                    amount_text(x["kgco2"]),
+                    ratio_text(x["intensity"]),
+                    x["intensity_unit"],
+                    term(x["status"]),
+                ]
+                for x in report["lines"]
+            ],
+        ),
+    ]
+    for x in report["lines"]:
+        b = x["benchmark"]
+        parts.append(
+            _(
+                "  {line}: meters {meters}; output from {source}; judged against {name}: "
+                "benchmark {benchmark}, baseline {baseline} {unit} ({sourced})"
+            ).format(
+                line=x["line"],
+                meters=" + ".join(x["meters"]) or "-",
+                source=x["output_source"],
+                name=b["name"],
+                benchmark=given_text(b["benchmark"]),
+                baseline=given_text(b["baseline"]),
+                unit=x["intensity_unit"],
+                sourced=_sourced(b["source"], b["confidence"]),
+            )
+        )
+        parts += [_target_text(x["line"], t) for t in x["targets"]]
+        gf = x.get("green_factory")
+        if gf is not None and gf["position"] is not None:
+            parts.append(
+                _(
+                    "  {line} {standard}: {share} of the way from the baseline value "
+                    "{baseline} to the leading value {leading} ({sourced})"
+                ).format(
+                    line=x["line"],
+                    standard=gf["standard"],
+                    share=share_text(gf["position"]),
+                    baseline=given_text(gf["baseline"]),
+                    leading=given_text(gf["leading"]),
+                    sourced=_sourced(gf["source"], gf["confidence"]),
+                )
+            )
+    return parts
+
+
+def _target_text(line: str, t: dict[str, Any]) -> str:
+    head = _(
+        "  {line} {kind} target: -{required} by {target_year} vs {base_year} (base {base}, "
+        "target {target}; {sourced}); {year} so far {intensity}, achieved {achieved}"
+    ).format(
+        line=line,
+        kind=t["kind"],
+        required=share_text(t["reduction_required"]),
+        target_year=t["target_year"],
+        base_year=t["base_year"],
+        base=given_text(t["base_intensity"]),
+        target=ratio_text(t["target_intensity"]),
+        sourced=_sourced(t["reduction_source"], t["reduction_confidence"]),
+        year=t["year"],
+        intensity=ratio_text(t["intensity"]),
+        achieved=share_text(t["reduction_achieved"]),
+    )
+    if t["on_path"] is None:
+        passed = (
+            _("{head}; the target year {year} has passed: target reached")
+            if t["target_reached"]
+            else _("{head}; the target year {year} has passed: target NOT reached")
+        )
+        return passed.format(head=head, year=t["target_year"])
+    path = (
+        _("{head}; on path ({intensity} in {year})")
+        if t["on_path"]
+        else _("{head}; OFF path ({intensity} in {year})")
+    ).format(head=head, intensity=ratio_text(t["path_intensity"]), year=t["year"])
+    if t["projected_target_year_intensity"] is None:
+        return path
+    return (
+        _("{path}; at this rate {intensity} in {year} (on track)")
+        if t["on_track"]
+        else _("{path}; at this rate {intensity} in {year} (OFF track)")
+    ).format(
+        path=path,
+        intensity=ratio_text(t["projected_target_year_intensity"]),
+        year=t["target_year"],
+    )
+
+
+def _quality_row(name: str, unit: str, q: dict[str, Any]) -> list[str]:
+    by = q["by_quality"]
+    return [
+        name,
+        unit,
+        share_text(q["completeness"]),
+        share_text(q["estimated_share"]),
+        *(amount_text(by[k]) for k in QUALITY_KEY.values()),
+        decimal_text(Decimal(q["minutes_with_data"])),
+    ]
+
+
+def _quality(report: dict[str, Any]) -> list[str]:
+    rows = [
+        _quality_row(_("meter {meter}").format(meter=m["meter"]), m["unit"], m["data_quality"])
+        for m in report["meters"]
+    ]
+    rows += [
+        _quality_row(_("line {line}").format(line=x["line"]), "kgce", x["data_quality"])
+        for x in report["lines"]
+    ]
+    rows.append(
+        _quality_row(
+            _("site {site}").format(site=report["site"]),
+            "kgce",
+            report["totals"]["data_quality"],
+        )
+    )
+    expected = report["totals"]["data_quality"]["expected_minutes"]
+    parts = [
+        "",
+        _(
+            "Data quality (of {expected} minutes expected; complete: every minute of the "
+            "figure measured by counter readings; estimated share: the part of the figure "
+            "spread over gaps or estimated; then the figure split by how each part is known)"
+        ).format(expected=decimal_text(Decimal(expected))),
+        _table(
+            [
+                _("figure"),
+                _("unit"),
+                _("complete"),
+                _("estimated share"),
+                *(term(k).replace("_", " ") for k in QUALITY_KEY.values()),
+                _("minutes with data"),
+            ],
+            rows,
+        ),
+    ]
+    parts += [
+        f"  {term(k).replace('_', ' ')}: {_(v)}" for k, v in report["quality_meaning"].items()
+    ]
+    return parts
+
+
+def _demand_section(report: dict[str, Any]) -> list[str]:
+    return [
+        "",
+        _("Maximum demand (15-min average, 1-min sliding)"),
+        _table(
+            [_("meter"), "kW", _("window start"), _("complete windows")],
+            [
+                [
+                    d["meter"],
+                    amount_text(d["kw"]),
+                    d.get("window_start") or "-",
+                    str(d.get("windows", "-")),
+                ]
+                for d in report["demand"]
+            ],
+        ),
+    ]
+
+
+def _counters_section(report: dict[str, Any]) -> list[str]:
+    if not report["counters"]:
+        return []
+    return [
+        "",
+        _("Counter readings not used, amounts excluded or estimated (estimated: in the totals)"),
+        _table(
+            [
+                _("series"),
+                _("issue"),
+                _("from"),
+                _("counted"),
+                _("excluded"),
+                _("estimated"),
+                _("reason"),
+            ],
+            [
+                [c["series"], c["issue"], c["from"]]
+                + [amount_text(c[k]) for k in ("counted", "excluded", "estimated")]
+                + [c["reason"]]
+                for c in report["counters"]
+            ],
+        ),
+    ]
+
+
+def _tou_section(report: dict[str, Any]) -> list[str]:
+    if "tou" not in report:
+        return []
+    tou = report["tou"]
+    return [
+        "",
+        _("Time of use (boundary electricity; prices: {sourced})").format(
+            sourced=_sourced(tou["source"], tou["confidence"])
+        ),
+        _table(
+            [_("season"), _("period"), "kWh", _("CNY/kWh"), _("CNY")],
+            [
+                [
+                    p["season"],
+                    term(p["period"]),
+                    amount_text(p["kwh"]),
+                    given_text(p["price"]),
+                    amount_text(p["cny"]),
+                ]
+                for p in tou["periods"]
+            ],
+        ),
+        _("Total {kwh} kWh, {cny} CNY; per unit of output {per_unit} CNY").format(
+            kwh=amount_text(tou["kwh"]),
+            cny=amount_text(tou["cny"]),
+            per_unit=ratio_text(tou["cny_per_unit"]),
+        ),
+    ]
+
+
+def _value_added(report: dict[str, Any]) -> list[str]:
+    if "value_added" not in report:
+        return []
+    va = report["value_added"]
+    return [
+        "",
+        _("Value added {cny} CNY: {kgce} kgce and {kgco2} kgCO2 per 10,000 CNY").format(
+            cny=given_text(va["cny"]),
+            kgce=ratio_text(va["kgce_per_10k_cny"]),
+            kgco2=ratio_text(va["kgco2_per_10k_cny"]),
+        ),
+    ]
+
+
+def _factors_section(report: dict[str, Any]) -> list[str]:
+    parts = ["", _("Coefficients and factors used")]
+    for carrier, f in report["factors"].items():
+        parts.append(
+            f"  {term(carrier)}: {f['coefficient']}; "
+            f"{_sourced(f['coefficient_source'], f['coefficient_confidence'])}"
+        )
+        parts.append(
+            f"  {term(carrier)}: {given_text(f['kgco2_per_unit'])} kgCO2/{f['unit']} "
+            f"({f['co2_basis']}); {_sourced(f['co2_source'], f['co2_confidence'])}"
+        )
+    return parts
+
+
+TABLE_SECTIONS: Final[list[Section]] = [
+    _head,
+    _carriers,
+    _meters,
+    _lines,
+    _quality,
+    _demand_section,
+    _counters_section,
+    _tou_section,
+    _value_added,
+    _factors_section,
+]
+"""The table, in order; a new part of the report is one more function here."""
+
+
+def render_table(report: dict[str, Any]) -> str:
+    return "\n".join(line for section in TABLE_SECTIONS for line in section(report))
+
+
+"""section, name, quantity, value (as printed), unit, source, confidence."""
