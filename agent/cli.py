@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from agent.config import ModbusSettings, SerialSettings
-from agent.outbox import OutboxError
+from agent.publish.outbox import OutboxError
 from greengauge.common.configfile import ConfigError
 from greengauge.common.i18n import activate, choose
 from greengauge.common.logs import setup_logging

@@ -27,9 +27,9 @@ from greengauge.contract import MeterHealth, MeterState
 
 if TYPE_CHECKING:
     from agent.dlt645.poller import Dlt645MeterBus
-    from agent.outbox import Outbox
     from agent.poller import MeterBus
-    from agent.publisher import Publisher
+    from agent.publish.outbox import Outbox
+    from agent.publish.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

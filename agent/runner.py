@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
 from agent.modbus.bus import Bus
-from agent.outbox import Limits, Outbox
 from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
-from agent.publisher import OUTBOX_FILE, Publisher
+from agent.publish.outbox import Limits, Outbox
+from agent.publish.publisher import OUTBOX_FILE, Publisher
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import open_state
 from greengauge.common.logs import fields

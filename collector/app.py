@@ -40,7 +40,7 @@ from collector.stores.history import History
 from collector.stores.opening import open_history, open_store, store_retention
 from collector.validate import accepted_window
 from collector.writer import BatchWriter
-from greengauge.common.clientid import client_id
+from greengauge.common.clientid import client_id, per_host
 from greengauge.common.files import open_state
 from greengauge.common.logs import fields
 from greengauge.common.secrets import redact_url
@@ -105,7 +105,7 @@ class CollectorApp:
         def subscribe(role: str, topic: str, deliver: Callable[[Message], None]) -> Ingest:
             return Ingest(
                 mqtt,
-                client_id(mqtt, PROGRAM, role),
+                client_id(mqtt, per_host(PROGRAM), role),
                 topic,
                 self.dead_letters.size_limited(deliver, ingest.max_payload),
                 ingest.receive_maximum,
@@ -131,7 +131,9 @@ class CollectorApp:
             raise TypeError(f"{store!r} cannot store derived measurements")
         accounting = Accounting(self.config.accounting, self.config.data_dir, store)
         mqtt = self.config.mqtt
-        publisher = AlertsPublisher(mqtt, client_id(mqtt, PROGRAM, "alerts"), accounting.db)
+        publisher = AlertsPublisher(
+            mqtt, client_id(mqtt, per_host(PROGRAM), "alerts"), accounting.db
+        )
         self.alerts = publisher
         live = LiveAccounting(accounting, self.guard, self.window)
         attach(self.config.notify, live, publisher)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from disks import fill, small_filesystem
 
-from agent import publisher as publisher_module
 from agent.config import AgentConfig
-from agent.outbox import Outbox, OutboxError
-from agent.publisher import Publisher
+from agent.publish import batcher as batcher_module
+from agent.publish.outbox import Outbox, OutboxError
+from agent.publish.publisher import Publisher
 from greengauge.common.files import DiskFault, condition
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
@@ -63,7 +63,7 @@ async def test_readings_wait_for_a_full_disk_and_reach_the_outbox_after(
 ) -> None:
     outbox = Outbox(disk / "outbox.sqlite")
     publisher = Publisher(config(disk), outbox, {})
-    batching = asyncio.create_task(publisher._batch_forever())
+    batching = asyncio.create_task(publisher.batcher.run())
     try:
         filler = fill(disk)
         caplog.set_level(logging.INFO)
@@ -96,10 +96,10 @@ async def test_readings_wait_for_a_full_disk_and_reach_the_outbox_after(
 async def test_memory_is_bounded_while_the_disk_stays_full_and_drops_are_counted(
     disk: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(publisher_module, "MAX_UNSAVED_READINGS", 500)
+    monkeypatch.setattr(batcher_module, "MAX_UNSAVED_READINGS", 500)
     outbox = Outbox(disk / "outbox.sqlite")
     publisher = Publisher(config(disk), outbox, {})
-    batching = asyncio.create_task(publisher._batch_forever())
+    batching = asyncio.create_task(publisher.batcher.run())
     try:
         fill(disk)
         for index in range(2000):
@@ -107,9 +107,9 @@ async def test_memory_is_bounded_while_the_disk_stays_full_and_drops_are_counted
             if index % 100 == 0:
                 await asyncio.sleep(0.3)
         await asyncio.sleep(1.0)
-        publisher._take_queued()  # what the next retry does first
-        waiting = sum(len(b) for b in publisher._unsaved)
-        assert waiting <= 500 and publisher._queue.empty()
+        publisher.batcher._take_queued()  # what the next retry does first
+        waiting = sum(len(b) for b in publisher.batcher._unsaved)
+        assert waiting <= 500 and publisher.batcher._queue.empty()
         assert publisher.unsaved_dropped + waiting == 2000
         assert "oldest readings in memory dropped" in caplog.text
         assert publisher.stats()["dropped_unsaved_readings"] == publisher.unsaved_dropped

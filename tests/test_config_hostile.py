@@ -24,7 +24,7 @@ from test_accounting_config import accounting
 from test_accounting_hourly import write_config as write_hourly_config
 
 from agent.config import load_config
-from agent.outbox import Outbox, OutboxError
+from agent.publish.outbox import Outbox, OutboxError
 from collector import sequences
 from collector.accounting.db import FILE as ACCOUNTING_FILE
 from collector.accounting.db import AccountingDB

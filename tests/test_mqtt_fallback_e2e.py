@@ -23,8 +23,8 @@ from processes import wait_for
 from servers import HOST, Mosquitto, free_port
 
 from agent.config import AgentConfig
-from agent.outbox import Outbox
-from agent.publisher import Publisher
+from agent.publish.outbox import Outbox
+from agent.publish.publisher import Publisher
 from collector.accounting.db import AccountingDB
 from collector.alerts_publisher import AlertsPublisher
 from collector.ingest import Ingest, Message

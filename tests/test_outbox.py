@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Limits, Outbox
+from agent.publish.outbox import Limits, Outbox
 
 
 class Clock:

@@ -1,8 +1,9 @@
-"""The MQTT client ids both programs use: the configured one, else one fixed per host.
+"""The MQTT client ids both programs use: the configured one, else a default that stays
+the same across restarts.
 
-Fixed per host because the broker keeps a session, and the messages queued for it, by
-id; a second connection of one program takes a suffix (`-status`, `-mes`, `-alerts`) so
-that it never kicks the first off the broker.
+Stable because the broker keeps a session, and the messages queued for it, by id; a
+second connection of one program takes a suffix (`-status`, `-mes`, `-alerts`) so that
+it never kicks the first off the broker.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import socket
 from greengauge.common.broker import BrokerSettings
 
 
-def client_id(settings: BrokerSettings, program: str, role: str = "") -> str:
-    base = settings.client_id or f"greengauge-{program}-{socket.gethostname()}"
+def per_host(program: str) -> str:
+    """A default id for a program that runs once per host (the collector)."""
+    return f"greengauge-{program}-{socket.gethostname()}"
+
+
+def client_id(settings: BrokerSettings, default: str, role: str = "") -> str:
+    base = settings.client_id or default
     return f"{base}-{role}" if role else base

@@ -1,0 +1,155 @@
+"""Readings into the outbox, in batches, within BATCH_LINGER of being read.
+
+A batch is committed to the outbox (SQLite, on disk) before anything else sees it; its
+sequence number is then handed to the forwarder as live. While the outbox cannot be
+written (full or read-only disk) the readings wait in memory, bounded, and are retried
+after a backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from agent.publish.outbox import Dropped, Outbox, OutboxError
+from greengauge.common.backoff import Backoff
+from greengauge.common.files import DiskFault
+from greengauge.common.logs import fields
+from greengauge.contract import MeterReading, ReadingBatch
+
+log = logging.getLogger(__name__)
+
+MAX_READINGS_PER_BATCH: Final = 100
+# About 4,000 values, 150 KB of JSON. A batch exists in several copies at once (JSON,
+# SQLite, the MQTT packet): at 500 meters, five batches a tick instead of one keep a
+# small gateway's memory ~3.5 MiB lower for four more commits a second (~1 % of its CPU).
+# Pollers read on the same wall-clock tick; waiting this long after the first reading
+# puts one tick's readings in one batch (and one fsync) instead of one per meter.
+BATCH_LINGER: Final = 0.1
+# Readings kept in memory while the outbox cannot be written (disk full, read-only):
+# beyond this, the oldest are dropped, counted and logged.
+MAX_UNSAVED_READINGS: Final = 20_000
+
+
+class Batcher:
+    def __init__(
+        self,
+        site: str,
+        agent: str,
+        outbox: Outbox,
+        disk: DiskFault,
+        live: asyncio.Queue[int],
+        changed: Callable[[], None],
+    ) -> None:
+        """`live` gets the sequence number of every committed batch; `changed` is called
+        when the outbox dropped batches (a status is due)."""
+        self._site = site
+        self._agent = agent
+        self._outbox = outbox
+        self.disk = disk
+        self._live = live
+        self._changed = changed
+        self._queue: asyncio.Queue[MeterReading] = asyncio.Queue()
+        self._held: list[MeterReading] = []
+        # Batches of readings the outbox could not take yet, oldest first.
+        self._unsaved: list[list[MeterReading]] = []
+        self._unsaved_backoff = Backoff(start=0.2, ceiling=10.0)
+        self.unsaved_dropped = 0
+
+    def submit(self, reading: MeterReading) -> None:
+        self._queue.put_nowait(reading)
+
+    def _commit(self, readings: list[MeterReading]) -> int:
+        def build(seq: int) -> bytes:
+            batch = ReadingBatch(site=self._site, agent=self._agent, seq=seq, readings=readings)
+            # Bytes straight from the serializer: model_dump_json() would make a str of the
+            # whole batch (750 KB at 500 meters) only to encode it again.
+            return batch.__pydantic_serializer__.to_json(batch)
+
+        seq, dropped = self._outbox.add(build, len(readings))
+        self.report_dropped(dropped)
+        self._live.put_nowait(seq)
+        return seq
+
+    def report_dropped(self, dropped: Dropped) -> None:
+        if not dropped.batches:
+            return
+        self._changed()
+        log.warning(
+            "outbox full: oldest batches dropped",
+            extra=fields(
+                batches=dropped.batches,
+                readings=dropped.readings,
+                first_seq=dropped.first_seq,
+                last_seq=dropped.last_seq,
+                dropped_total=self._outbox.dropped_batches,
+                depth=self._outbox.depth,
+            ),
+        )
+
+    async def run(self) -> None:
+        while True:
+            # Held on the object, not a local: a shutdown during the linger commits them.
+            self._held.append(await self._queue.get())
+            await asyncio.sleep(BATCH_LINGER)
+            # What came meanwhile goes now, in as many batches as it takes (none when a
+            # shutdown took the readings meanwhile).
+            while self._held or not self._queue.empty():
+                while len(self._held) < MAX_READINGS_PER_BATCH and not self._queue.empty():
+                    self._held.append(self._queue.get_nowait())
+                readings, self._held = self._held, []
+                self._unsaved.append(readings)
+                while (error := self._save_unsaved()) is not None:
+                    delay = self._unsaved_backoff.next_delay()
+                    self.disk.failed(error, delay)
+                    await asyncio.sleep(delay)
+                    self._take_queued()
+                self._unsaved_backoff.reset()
+
+    def _save_unsaved(self) -> BaseException | None:
+        """Commit the batches waiting for the outbox, oldest first; the error if it cannot."""
+        while self._unsaved:
+            try:
+                self._commit(self._unsaved[0])
+            except OutboxError as exc:
+                return exc.__cause__ or exc
+            self._unsaved.pop(0)
+        self.disk.ok()
+        return None
+
+    def _take_queued(self) -> None:
+        """While the outbox cannot be written: the readings that came meanwhile join the
+        waiting batches, and beyond MAX_UNSAVED_READINGS the oldest are dropped, counted."""
+        while not self._queue.empty():
+            readings = [self._queue.get_nowait()]
+            while len(readings) < MAX_READINGS_PER_BATCH and not self._queue.empty():
+                readings.append(self._queue.get_nowait())
+            self._unsaved.append(readings)
+        dropped = 0
+        while sum(len(b) for b in self._unsaved) > MAX_UNSAVED_READINGS:
+            dropped += len(self._unsaved.pop(0))
+        if dropped:
+            self.unsaved_dropped += dropped
+            log.warning(
+                "outbox cannot be written: oldest readings in memory dropped",
+                extra=fields(readings=dropped, dropped_total=self.unsaved_dropped),
+            )
+
+    def commit_queued(self) -> None:
+        """On shutdown: whatever readings are still in memory go to the outbox."""
+        readings, self._held = self._held, []
+        while not self._queue.empty():
+            readings.append(self._queue.get_nowait())
+        for start in range(0, len(readings), MAX_READINGS_PER_BATCH):
+            self._unsaved.append(readings[start : start + MAX_READINGS_PER_BATCH])
+        error = self._save_unsaved()
+        if error is not None:
+            lost = sum(len(b) for b in self._unsaved)
+            log.error(
+                "outbox cannot be written: readings in memory lost at shutdown",
+                extra=fields(readings=lost, path=str(self._outbox.path), error=str(error)),
+            )
+            self.unsaved_dropped += lost
+            self._unsaved = []
