@@ -1,4 +1,4 @@
-"""What every bus does whatever its protocol (agent.modbus.bus, agent.dlt645.transport):
+"""What every bus does whatever its protocol (agent.modbus.transport.bus, agent.dlt645.transport):
 one request at a time (`lock`), reconnection on demand with exponential backoff and
 jitter between failed attempts (reads fail at once with kind "connect" while it waits),
 and a quiet line between frames.

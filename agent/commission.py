@@ -23,12 +23,12 @@ from agent.dlt645.codec import READ_DATA, FrameError, describe_error
 from agent.dlt645.poller import Dlt645MeterBus, decode_value
 from agent.dlt645.profile import ValueSpec
 from agent.dlt645.transport import ReadIdentifier
-from agent.modbus.bus import Unit
-from agent.modbus.decode import WORDS
+from agent.modbus.codec.decode import WORDS
+from agent.modbus.codec.plan import FieldPlan, Problem, ReadBlock, field_format, sub_block
+from agent.modbus.codec.resolve import ReadRegisters
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import FieldPlan, Problem, ReadBlock, field_format, sub_block
-from agent.modbus.resolve import ReadRegisters
-from agent.modbus.tcp import EXCEPTION_NAMES
+from agent.modbus.transport.bus import Unit
+from agent.modbus.transport.tcp import EXCEPTION_NAMES
 from agent.poller import MeterBus, MeterPoller, PollerBase
 from agent.profiles.model import Function
 from agent.runner import BusWatch, make_pollers

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.config import AgentConfig, AgentSetup, MeterSettings, load_config
-from agent.modbus.plan import plan_reads
+from agent.modbus.codec.plan import plan_reads
 from agent.profiles import builtin_names, load_profile
 from agent.tables import format_table
 from greengauge.common.configfile import ENV_PATTERN, ConfigError

@@ -4,7 +4,7 @@
 - A block the device refuses (exception 2 or 3) is bisected by its fields until the
   registers it refuses are found; those are reported once and left out, the rest goes on
   being read, and the whole block is asked for again on a backoff
-  (agent.modbus.refusals): registers come back, and the reads merge back into the
+  (agent.modbus.codec.refusals): registers come back, and the reads merge back into the
   fewest, once the device answers them again.
 - A value that cannot be decoded (wrong byte count, NaN, infinity) is dropped and counted;
   the other values of the read are still delivered. So are the values of the other blocks
@@ -27,10 +27,8 @@ from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from agent.config import MeterSettings
-from agent.modbus.bus import Unit
-from agent.modbus.errors import ReadError
-from agent.modbus.plan import Problem, ReadBlock, shared_plan
-from agent.modbus.refusals import (
+from agent.modbus.codec.plan import Problem, ReadBlock, shared_plan
+from agent.modbus.codec.refusals import (
     ILLEGAL_DATA_ADDRESS,
     ILLEGAL_DATA_VALUE,
     Outcome,
@@ -39,9 +37,11 @@ from agent.modbus.refusals import (
     read_block,
     settle,
 )
-from agent.modbus.resolve import ReadRegisters, resolve_profile
-from agent.modbus.scale import canonical_power_factors
-from agent.modbus.tcp import EXCEPTION_NAMES
+from agent.modbus.codec.resolve import ReadRegisters, resolve_profile
+from agent.modbus.codec.scale import canonical_power_factors
+from agent.modbus.errors import ReadError
+from agent.modbus.transport.bus import Unit
+from agent.modbus.transport.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.schedule import last_tick, next_tick
@@ -82,7 +82,7 @@ class SystemClock:
 
 
 class MeterBus(Protocol):
-    """What a poller needs of its bus (agent.modbus.bus.Bus; tests pass a fake one)."""
+    """What a poller needs of its bus (agent.modbus.transport.bus.Bus; tests pass a fake one)."""
 
     @property
     def name(self) -> str: ...

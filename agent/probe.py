@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Final
 
 from agent.config import ModbusSettings
-from agent.modbus.bus import Bus, Unit
-from agent.modbus.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
+from agent.modbus.codec.decode import WORDS, ByteOrder, DecodeError, RegisterBuffer
+from agent.modbus.codec.plan import FieldPlan, ReadBlock, field_format, plan_reads
+from agent.modbus.codec.resolve import Identity, identify, resolve_profile
+from agent.modbus.codec.scale import canonical_power_factors
 from agent.modbus.errors import GATEWAY_NO_DEVICE, ReadError
-from agent.modbus.plan import FieldPlan, ReadBlock, field_format, plan_reads
-from agent.modbus.resolve import Identity, identify, resolve_profile
-from agent.modbus.scale import canonical_power_factors
+from agent.modbus.transport.bus import Bus, Unit
 from agent.profiles import Profile
 from agent.tables import format_table
 from greengauge.common.i18n import _

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from agent.config import AgentConfig, AgentSetup, BusKey, MeterSettings, load_config
-from agent.modbus.bus import Bus
+from agent.modbus.transport.bus import Bus
 from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
 from agent.publish.outbox import Limits, Outbox
 from agent.publish.publisher import OUTBOX_FILE, Publisher

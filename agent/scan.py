@@ -29,10 +29,16 @@ from enum import IntEnum
 from typing import Final
 
 from agent.config import ModbusSettings
-from agent.modbus.bus import Bus, Unit
+from agent.modbus.codec.plan import ReadBlock, plan_reads, split_block
+from agent.modbus.codec.resolve import (
+    ReadRegisters,
+    ResolveError,
+    identify,
+    matches,
+    resolve_profile,
+)
 from agent.modbus.errors import GATEWAY_NO_DEVICE, ReadError
-from agent.modbus.plan import ReadBlock, plan_reads, split_block
-from agent.modbus.resolve import ReadRegisters, ResolveError, identify, matches, resolve_profile
+from agent.modbus.transport.bus import Bus, Unit
 from agent.probe import plausible
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.profiles.model import Function

@@ -5,7 +5,7 @@
 Starts bench/multisim.py (bench-only SDM630 profile, one port), then reads the agent's
 three blocks (80 + 26 + 16 input registers) of one unit over and over, nothing else: no
 decoding, no MQTT, with pymodbus 3.16's AsyncModbusTcpClient and then with the agent's
-own client (agent.modbus.tcp.ModbusTcp). This process's CPU seconds (time.process_time)
+own client (agent.modbus.transport.tcp.ModbusTcp). This process's CPU seconds (time.process_time)
 per request and per block set give the ceiling in values per CPU second that an agent
 built on that client has for this profile (39 values per block set).
 """
@@ -20,7 +20,7 @@ import time
 from common import BENCH, VAR, bin_path, child, free_port, machine, save_result, wait_port
 from pymodbus.client import AsyncModbusTcpClient
 
-from agent.modbus.tcp import ModbusTcp
+from agent.modbus.transport.tcp import ModbusTcp
 
 BLOCKS = ((0, 80), (200, 26), (342, 16))
 

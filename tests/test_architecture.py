@@ -26,8 +26,8 @@ IO_LIBRARIES = {
 }
 PURE_MODULES = [
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "greengauge/contract").glob("*.py")),
-    "agent/modbus/decode.py",
-    "agent/modbus/plan.py",
+    "agent/modbus/codec/decode.py",
+    "agent/modbus/codec/plan.py",
     "agent/dlt645/codec.py",
     "agent/schedule.py",
     "agent/profiles/model.py",

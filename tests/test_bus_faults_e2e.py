@@ -11,9 +11,9 @@ import pytest
 from modbus_plant import serial_line, simulator
 
 from agent.config import ModbusSettings
-from agent.modbus.bus import Bus, Unit
+from agent.modbus.codec.plan import plan_reads
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import plan_reads
+from agent.modbus.transport.bus import Bus, Unit
 from agent.profiles import load_profile
 from agent.profiles.model import Function
 

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from test_modbus_tcp import Request, frame, server
 
 from agent.inspect import check_report
-from agent.modbus.decode import WORDS, ByteOrder, DataType, encode
+from agent.modbus.codec.decode import WORDS, ByteOrder, DataType, encode
+from agent.modbus.codec.plan import bit_field, plan_reads
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import bit_field, plan_reads
 from agent.profiles import load_profile
 from agent.profiles.model import MAX_BITS_PER_READ, Function, Profile
 from agent.simulator.server import Encoding, tables

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.modbus.decode import (
+from agent.modbus.codec.decode import (
     WORDS,
     ByteOrder,
     DataType,

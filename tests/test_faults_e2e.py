@@ -18,7 +18,7 @@ from processes import running, write_yaml
 from servers import Mosquitto, free_port
 from test_metrics_e2e import Samples, scrape, value
 
-from agent.modbus.plan import plan_reads
+from agent.modbus.codec.plan import plan_reads
 from agent.profiles import load_profile
 
 pytestmark = pytest.mark.e2e

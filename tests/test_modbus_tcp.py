@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.modbus.bus import Bus, Unit
+from agent.modbus.codec.plan import plan_reads
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import plan_reads
-from agent.modbus.tcp import UNACKED_LIMIT, ModbusTcp
+from agent.modbus.transport.bus import Bus, Unit
+from agent.modbus.transport.tcp import UNACKED_LIMIT, ModbusTcp
 from agent.profiles.model import Function, Profile
 from greengauge.contract import Quantity
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.plan import FieldPlan, Problem, ReadBlock, plan_reads
+from agent.modbus.codec.decode import WORDS, ByteOrder, DataType
+from agent.modbus.codec.plan import FieldPlan, Problem, ReadBlock, plan_reads
 from agent.profiles import load_profile
 from agent.profiles.model import Function, Profile, RegisterSpec
 from greengauge.contract import UNITS, Quantity

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.plan import (
+from agent.modbus.codec.decode import WORDS, ByteOrder, DataType
+from agent.modbus.codec.plan import (
     FieldPlan,
     ReadBlock,
     plan_reads,
@@ -14,7 +14,7 @@ from agent.modbus.plan import (
     sub_block,
     without_registers,
 )
-from agent.modbus.scale import Scaler
+from agent.modbus.codec.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from greengauge.contract import UNITS, Quantity
 

@@ -15,9 +15,9 @@ import pytest
 
 import agent.poller as poller_module
 from agent.config import MeterSettings
-from agent.modbus.bus import Unit
+from agent.modbus.codec.resolve import ReadRegisters
 from agent.modbus.errors import ReadError
-from agent.modbus.resolve import ReadRegisters
+from agent.modbus.transport.bus import Unit
 from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function

@@ -20,7 +20,7 @@ from processes import (
 )
 from servers import free_port
 
-from agent.modbus.plan import plan_reads
+from agent.modbus.codec.plan import plan_reads
 from agent.probe import plausible
 from agent.profiles import load_profile
 from agent.scan import Candidate, Confidence, rank

@@ -15,16 +15,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from agent.modbus.decode import ByteOrder, DataType, decode, decode_string, encode, encode_string
-from agent.modbus.errors import ReadError
-from agent.modbus.plan import ProblemKind, plan_reads
-from agent.modbus.resolve import (
+from agent.modbus.codec.decode import (
+    ByteOrder,
+    DataType,
+    decode,
+    decode_string,
+    encode,
+    encode_string,
+)
+from agent.modbus.codec.plan import ProblemKind, plan_reads
+from agent.modbus.codec.resolve import (
     ResolveError,
     identify,
     matches,
     resolve_profile,
 )
-from agent.modbus.scale import (
+from agent.modbus.codec.scale import (
     PowerFactorSign,
     Scaler,
     Transform,
@@ -32,6 +38,7 @@ from agent.modbus.scale import (
     schneider_4q_pf,
     schneider_4q_pf_register,
 )
+from agent.modbus.errors import ReadError
 from agent.profiles import ProfileError, builtin_names, load_profile
 from agent.profiles.model import Addressing, Function, Profile, to_protocol
 from greengauge.contract import Quantity, QuantityName

@@ -21,9 +21,9 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 from test_simulator_mbpoll import HOST, running_simulator
 
+from agent.modbus.codec.plan import plan_reads
+from agent.modbus.codec.resolve import ReadRegisters, identify, matches, resolve_profile
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import plan_reads
-from agent.modbus.resolve import ReadRegisters, identify, matches, resolve_profile
 from agent.profiles import builtin_names, load_profile
 from agent.profiles.model import Function, Profile
 

@@ -1,4 +1,4 @@
-"""Refused reads over time (agent.modbus.refusals), without a server: a device whose refusals
+"""Refused reads over time (agent.modbus.codec.refusals), without a server: a device whose refusals
 come and go, polled on a fixed grid through the same read_block/settle the poller uses.
 
 For any history of refusals the properties the agent promises hold: nothing refused is
@@ -16,9 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_plan_split import check_block, profile
 
-from agent.modbus.errors import ReadError
-from agent.modbus.plan import ReadBlock, plan_reads
-from agent.modbus.refusals import (
+from agent.modbus.codec.plan import ReadBlock, plan_reads
+from agent.modbus.codec.refusals import (
     Outcome,
     Retry,
     Split,
@@ -26,6 +25,7 @@ from agent.modbus.refusals import (
     reads,
     settle,
 )
+from agent.modbus.errors import ReadError
 from agent.profiles.model import Function
 
 INTERVAL = 1.0

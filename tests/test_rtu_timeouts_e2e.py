@@ -17,8 +17,8 @@ from modbus_plant import serial_line, simulator
 from pymodbus.framer import FramerRTU
 
 from agent.config import Framer, ModbusSettings
-from agent.modbus.bus import Bus, Unit
 from agent.modbus.errors import ReadError
+from agent.modbus.transport.bus import Bus, Unit
 from agent.profiles.model import Function
 
 pytestmark = pytest.mark.e2e

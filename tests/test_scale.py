@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.modbus.decode import DataType
-from agent.modbus.scale import Scaler, decimals, shortest_float32
+from agent.modbus.codec.decode import DataType
+from agent.modbus.codec.scale import Scaler, decimals, shortest_float32
 
 
 def float32(value: float) -> float:

@@ -30,9 +30,9 @@ import yaml
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.pdu import ModbusPDU
 
-from agent.modbus.decode import ByteOrder, DataType, decode
-from agent.modbus.plan import plan_reads
-from agent.modbus.scale import canonical_power_factors
+from agent.modbus.codec.decode import ByteOrder, DataType, decode
+from agent.modbus.codec.plan import plan_reads
+from agent.modbus.codec.scale import canonical_power_factors
 from agent.profiles import builtin_names, load_profile
 from agent.profiles.model import Function, Profile, RegisterSpec
 from agent.simulator.server import encode_value, parse_unit_ids, served_value, tables

@@ -1,7 +1,7 @@
 """DL/T 645 on the wire: a serial line (RS-485) or a TCP transparent gateway in front of
-one, with the bus discipline of every bus (agent.buslink, as agent.modbus.bus): one request at a
-time per line, a meter holds the line for its whole read, a pause between frames on a
-serial line, reconnection with backoff, and a timeout per request.
+one, with the bus discipline of every bus (agent.buslink, as agent.modbus.transport.bus):
+one request at a time per line, a meter holds the line for its whole read, a pause
+between frames on a serial line, reconnection with backoff, and a timeout per request.
 
 A reply is the first frame that answers the request (its address and identifier). Noise
 before it is skipped (the parser resynchronises); a frame for another request (a late reply

@@ -1,1 +1,2 @@
-"""Modbus: pure decoding and request planning, and the I/O that talks to devices."""
+"""Modbus: `codec` (pure: planning, decoding, scaling, resolution) and `transport` (the
+I/O that talks to devices); `errors` are shared by both."""

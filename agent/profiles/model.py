@@ -7,7 +7,7 @@ Addresses are normalised when a profile is loaded: whatever convention the profi
 written in (`addressing`), every register's `address` is afterwards the 0-based protocol
 address sent in the request, and `documented` keeps the number as the manual gives it.
 SunSpec profiles are the exception: their addresses are offsets from the model's ID
-register until `agent.modbus.resolve.resolve_profile` finds the model on the device.
+register until `agent.modbus.codec.resolve.resolve_profile` finds the model on the device.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.modbus.decode import WORDS, ByteOrder, DataType
-from agent.modbus.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
+from agent.modbus.codec.decode import WORDS, ByteOrder, DataType
+from agent.modbus.codec.scale import POWER_FACTORS, PowerFactorSign, Transform, power_factor_of
 from greengauge.contract import (
     UNITS,
     CustomName,

@@ -37,9 +37,9 @@ from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
 
-from agent.modbus.decode import WORDS, DataType, decode, encode, encode_string
-from agent.modbus.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
-from agent.modbus.scale import (
+from agent.modbus.codec.decode import WORDS, DataType, decode, encode, encode_string
+from agent.modbus.codec.resolve import SUNSPEC_END, SUNSPEC_MARKER, locate_model
+from agent.modbus.codec.scale import (
     POWER_FACTORS,
     PowerFactorSign,
     Scaler,

@@ -25,8 +25,8 @@ from enum import StrEnum
 from itertools import groupby
 from typing import Final
 
-from agent.modbus.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
-from agent.modbus.scale import Scaler
+from agent.modbus.codec.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
+from agent.modbus.codec.scale import Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from greengauge.contract import QuantityName
 
@@ -308,7 +308,7 @@ def _block(
 # Splitting refused reads. A device answers a block it cannot serve whole with exception
 # 2 (illegal data address): a register of the profile this unit lacks, or an unmapped gap
 # it does not answer. Such a block is bisected by its fields until every part is either
-# read or a single field the device refuses on its own (agent.modbus.refusals, which
+# read or a single field the device refuses on its own (agent.modbus.codec.refusals, which
 # also asks for the whole block again later).
 
 

@@ -1,7 +1,7 @@
 """RTU framing through pymodbus: serial lines, and RTU over TCP (a serial converter).
 
 Imported only when a configuration has such a bus: Modbus TCP buses use the lean
-client in agent.modbus.tcp, so an agent with Ethernet meters only never loads pymodbus.
+client in agent.modbus.transport.tcp, so an agent with Ethernet meters only never loads pymodbus.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pymodbus.framer import FramerType
 
 from agent.config import Parity, SerialSettings
 from agent.modbus.errors import ReadError
-from agent.modbus.tcp import EXCEPTION_NAMES
+from agent.modbus.transport.tcp import EXCEPTION_NAMES
 
 _PARITY = {Parity.NONE: "N", Parity.EVEN: "E", Parity.ODD: "O"}
 

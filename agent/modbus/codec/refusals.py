@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from agent.modbus.codec.plan import ReadBlock, split_block, without_registers
+from agent.modbus.codec.resolve import ReadRegisters
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import ReadBlock, split_block, without_registers
-from agent.modbus.resolve import ReadRegisters
 from greengauge.common.backoff import doubled
 
 ILLEGAL_DATA_ADDRESS: Final = 2

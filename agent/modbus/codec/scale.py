@@ -19,7 +19,7 @@ from collections.abc import Callable, MutableMapping
 from enum import StrEnum
 from typing import Any, Final
 
-from agent.modbus.decode import DataType
+from agent.modbus.codec.decode import DataType
 from greengauge.contract import Quantity
 
 _FLOAT32: Final = struct.Struct("<f")

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from agent.modbus.decode import DataType, DecodeError, decode, decode_string
+from agent.modbus.codec.decode import DataType, DecodeError, decode, decode_string
+from agent.modbus.codec.plan import plan_reads
 from agent.modbus.errors import ReadError
-from agent.modbus.plan import plan_reads
 from agent.profiles.model import (
     Addressing,
     Function,

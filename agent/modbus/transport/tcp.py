@@ -5,7 +5,7 @@ pymodbus's client spends about 67 µs of CPU a request on a 2-core gateway-class
 PDU whether logged or not, and an `asyncio.wait_for` per request. Reading registers
 needs none of that. A bus holds one request in flight at a time (its lock), so a
 connection here keeps just that request: its transaction id, a future and a timer.
-Serial lines and RTU framing over TCP keep pymodbus (agent.modbus.rtu), whose
+Serial lines and RTU framing over TCP keep pymodbus (agent.modbus.transport.rtu), whose
 inter-frame timing they need.
 
 Reply checks: the transaction id must be the pending request's (a late reply to a

@@ -27,9 +27,9 @@ from typing import Final, Protocol
 
 from agent.buslink import LinkedBus
 from agent.config import Framer, ModbusSettings
+from agent.modbus.codec.resolve import ReadRegisters
 from agent.modbus.errors import ReadError
-from agent.modbus.resolve import ReadRegisters
-from agent.modbus.tcp import ModbusTcp
+from agent.modbus.transport.tcp import ModbusTcp
 from agent.profiles.model import Function
 from greengauge.common.backoff import Backoff
 
@@ -98,7 +98,7 @@ class Bus(LinkedBus[Link]):
     def for_settings(cls, modbus: ModbusSettings) -> Bus:
         """A bus for a meter's settings (the bus key decides which meters share it)."""
         if modbus.serial is not None:
-            from agent.modbus.rtu import RtuLink  # noqa: PLC0415 - pymodbus only for RTU framing
+            from agent.modbus.transport.rtu import RtuLink  # noqa: PLC0415 - pymodbus only for RTU framing
 
             link = RtuLink.serial(modbus.serial, modbus.timeout)
             return cls(
@@ -106,7 +106,7 @@ class Bus(LinkedBus[Link]):
             )
         assert modbus.host is not None
         if modbus.framer is Framer.RTU:
-            from agent.modbus.rtu import RtuLink  # noqa: PLC0415
+            from agent.modbus.transport.rtu import RtuLink  # noqa: PLC0415
 
             link = RtuLink.over_tcp(modbus.host, modbus.port, modbus.timeout)
             # RTU over TCP reaches a serial line behind a converter: keep its inter-frame gap.

@@ -1,0 +1,2 @@
+"""Modbus on the wire: a bus per serial line or host:port, the Modbus TCP client, RTU
+framing through pymodbus."""
