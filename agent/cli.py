@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(run_agent(args.config))
         elif args.command == "check":
-            from agent.inspect import check_report  # noqa: PLC0415
+            from agent.check import check_report  # noqa: PLC0415
 
             print(check_report(args.config))
         elif args.command == "test":
@@ -284,11 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif _is_dlt645(args):
             return _dlt645_command(args)
         elif args.command == "profiles":
-            from agent.inspect import profiles_report  # noqa: PLC0415
+            from agent.check import profiles_report  # noqa: PLC0415
 
             print(profiles_report())
         elif args.command == "schema":
-            from agent.inspect import config_schema  # noqa: PLC0415
+            from agent.check import config_schema  # noqa: PLC0415
 
             print(config_schema())
         elif args.command == "simulate":

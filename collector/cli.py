@@ -392,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ConfigError: a bad config file; ValueError: an unsupported --lang or language.
     try:
         if args.command == "check":
-            from collector.inspect import check_report  # noqa: PLC0415
+            from collector.check import check_report  # noqa: PLC0415
 
             activate(choose(args.lang))
             print(check_report(args.config))

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from processes import BIN
 
+from agent.check import config_schema
 from agent.config import load_config
-from agent.inspect import config_schema
 from agent.profiles import builtin_names, load_profile
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from test_modbus_tcp import Request, frame, server
 
-from agent.inspect import check_report
+from agent.check import check_report
 from agent.modbus.codec.decode import WORDS, ByteOrder, DataType, encode
 from agent.modbus.codec.plan import bit_field, plan_reads
 from agent.modbus.errors import ReadError

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.inspect import check_report
+from collector.check import check_report
 from collector.notify import message
 from collector.notify.events import Action, AlertKind, Notice, Severity
 from collector.notify.routing import channels_for, in_quiet_hours
