@@ -26,8 +26,7 @@ IO_LIBRARIES = {
 }
 PURE_MODULES = [
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "greengauge/contract").glob("*.py")),
-    "agent/modbus/codec/decode.py",
-    "agent/modbus/codec/plan.py",
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "agent/modbus/codec").glob("*.py")),
     "agent/dlt645/codec.py",
     "agent/schedule.py",
     "agent/profiles/model.py",
@@ -35,6 +34,10 @@ PURE_MODULES = [
     "collector/validate.py",
     "collector/state/latest.py",
     "collector/stores/lineprotocol.py",
+    "collector/stats.py",
+    "collector/guard.py",
+    "agent/publish/status.py",
+    *(f"collector/reports/{name}.py" for name in ("build", "numbers", "table", "csvfile", "render")),
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collector/ledger").glob("*.py")),
 ]
 
