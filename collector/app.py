@@ -26,7 +26,7 @@ from collector.guard import Guard
 from collector.health import HEALTH_FILE, HealthFile
 from collector.ingest import Ingest, Message
 from collector.metrics import CollectorMetrics
-from collector.notify.alerts import attach
+from collector.notify.alerts import AlertNotices, Sinks, notices_for
 from collector.notify.notifier import NotifierMetrics
 from collector.notify.watch import watcher_for
 from collector.pipeline import Pipeline
@@ -97,6 +97,7 @@ class CollectorApp:
         )
         self.hub = LiveHub()
         self.alerts: AlertsPublisher | None = None
+        self.notices: AlertNotices | None = None
         self.accounting = self._accounting(store)
         self.pipeline = Pipeline(
             self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
@@ -135,9 +136,14 @@ class CollectorApp:
             mqtt, client_id(mqtt, per_host(PROGRAM), "alerts"), accounting.db
         )
         self.alerts = publisher
-        live = LiveAccounting(accounting, self.guard, self.window)
-        attach(self.config.notify, live, publisher)
-        return live
+        notify = self.config.notify
+        if notify is None:
+            accounting.set_sink(publisher)
+        else:
+            # Alerts to people too; the notifier stops when the accounting closes.
+            self.notices = notices_for(notify, accounting)
+            accounting.set_sink(Sinks([publisher, self.notices]))
+        return LiveAccounting(accounting, self.guard, self.window)
 
     @property
     def disk_faults(self) -> list[DiskStat]:
@@ -216,8 +222,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     store = metrics.timed(raw_store)
     app = CollectorApp(config, store, table, retention)
     metrics.watch(app.stats)
-    if app.accounting is not None and app.accounting.notices is not None:
-        metrics.registry.register(NotifierMetrics(app.accounting.notices.notifier))
+    if app.notices is not None:
+        metrics.registry.register(NotifierMetrics(app.notices.notifier))
     log.info(
         "collector starting",
         extra=fields(
@@ -253,8 +259,9 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             if app.alerts is not None:
                 tasks.create_task(app.alerts.run())
             if config.alert_rules is not None:
+                db = app.accounting.accounting.db if app.accounting is not None else None
                 tasks.create_task(
-                    watcher_for(config, app.accounting, app.latest, app.statuses).run()
+                    watcher_for(config, app.notices, db, app.latest, app.statuses).run()
                 )
             if config.api is not None:
                 history = _open_api(app, metrics, tasks)
@@ -289,6 +296,6 @@ def _open_api(app: CollectorApp, metrics: CollectorMetrics, tasks: asyncio.TaskG
     history = open_history(app.config)
     accounting = app.accounting.accounting if app.accounting is not None else None
     state = figures.State(app.latest, app.statuses, accounting)
-    api = Api(app.config.api, state, app.hub, history, app.accounting, metrics)
+    api = Api(app.config.api, state, app.hub, history, app.accounting, metrics, app.notices)
     tasks.create_task(api.run())
     return history

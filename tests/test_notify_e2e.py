@@ -28,7 +28,7 @@ from collector.cli import main
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
 from collector.metrics import CollectorMetrics
-from collector.notify.alerts import acknowledgements, notices_for
+from collector.notify.alerts import AlertNotices, acknowledgements, notices_for
 from collector.notify.settings import NotifySettings
 from collector.state.hub import LiveHub
 from collector.state.latest import LatestReadings
@@ -45,6 +45,7 @@ class Plant:
     smtp: SmtpReceiver
     accounting: Accounting
     live: LiveAccounting
+    notices: AlertNotices
     client: TestClient
     clock: list[Any]
 
@@ -80,10 +81,8 @@ def rig(tmp_path: Path) -> Iterator[Plant]:
         clock = [T0]
         accounting = Accounting(plant(alert=ALERT), tmp_path, FakeStore(), clock=lambda: clock[0])
         live = LiveAccounting(accounting, Guard(DeadLetters(tmp_path / "dead.jsonl")))
-        live.notices = notices_for(
-            NotifySettings.model_validate(notify_config(hook, smtp)), accounting
-        )
-        accounting.set_sink(live.notices)
+        notices = notices_for(NotifySettings.model_validate(notify_config(hook, smtp)), accounting)
+        accounting.set_sink(notices)
         state = figures.State(LatestReadings(), AgentStatuses(), accounting)
 
         async def refresh(site: str) -> None:
@@ -98,10 +97,11 @@ def rig(tmp_path: Path) -> Iterator[Plant]:
             ApiSettings.model_validate({"read_token": READ, "write_token": WRITE}),
             refresh,
             clock=lambda: clock[0],
+            notices=notices,
         )
         client = TestClient(create_app(ctx), base_url="http://127.0.0.1:8080")
         try:
-            yield Plant(hook, smtp, accounting, live, client, clock)
+            yield Plant(hook, smtp, accounting, live, notices, client, clock)
         finally:
             client.close()
             accounting.close()
@@ -113,8 +113,7 @@ def test_an_alert_and_its_acknowledgement_reach_the_webhook_and_email(rig: Plant
         rig.clock[0] = T0 + timedelta(minutes=minute)
         rig.accounting.evaluate()
     [alert] = rig.accounting.db.alerts("s1")
-    assert rig.live.notices is not None
-    assert rig.live.notices.notifier.drain(10)
+    assert rig.notices.notifier.drain(10)
 
     [raised] = [r.json() for r in rig.hook.received]
     assert raised["action"] == "raised" and raised["kind"] == "intensity"
@@ -135,7 +134,7 @@ def test_an_alert_and_its_acknowledgement_reach_the_webhook_and_email(rig: Plant
     assert answer.json()["by"] == "张伟 (shift B)"
     ack = acknowledgements(rig.accounting.db)[alert.id]
     assert (ack.by, ack.at, ack.note) == ("张伟 (shift B)", rig.clock[0], "kiln door open")
-    assert rig.live.notices.notifier.drain(10)
+    assert rig.notices.notifier.drain(10)
     acked = rig.hook.received[-1].json()
     assert acked["action"] == "acknowledged" and acked["by"] == "张伟 (shift B)"
     assert acked["ts"] == rig.clock[0].isoformat() and acked["alert_id"] == alert.id

@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections import deque
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
@@ -35,9 +35,6 @@ from greengauge.contract import (
     ValueAdded,
     parse_production_topic,
 )
-
-if TYPE_CHECKING:
-    from collector.notify.alerts import AlertNotices
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +70,6 @@ class LiveAccounting:
         self._waiting: deque[Message] = deque()
         self._backoff = Backoff(start=0.2, ceiling=10.0)
         self.mes: Ingest | None = None
-        self.notices: AlertNotices | None = None
         """alerts delivered to people (config `notify`), None without"""
 
     def subscribe(self, mes: Ingest) -> None:

@@ -31,6 +31,7 @@ from collector.api.auth import Guard
 from collector.api.bodies import read_body
 from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
+from collector.notify.alerts import AlertNotices
 from collector.plant import SwapRecord
 from collector.reports.build import ReportError, build
 from collector.reports.csvfile import render_csv
@@ -74,6 +75,8 @@ class ApiContext:
     refresh: Callable[[str], Awaitable[None]]
     """recompute a site's summary and push it on the stream (after a write)"""
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    notices: AlertNotices | None = None
+    """where an acknowledgement is delivered to people (config `notify`), if anywhere"""
 
 
 def _static(name: str) -> bytes:
@@ -380,8 +383,8 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             raise HTTPException(exc.status, str(exc)) from None
         except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
             raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
-        if live.notices is not None:
-            live.notices.acknowledged(row, ack)
+        if ctx.notices is not None:
+            ctx.notices.acknowledged(row, ack)
         return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
 
     @app.get("/api/v1/alerts/{alert_id}/ack", dependencies=read, tags=["read"])

@@ -17,6 +17,7 @@ from collector.api import figures
 from collector.api.app import ApiContext, create_app
 from collector.api.settings import ApiSettings
 from collector.metrics import CollectorMetrics
+from collector.notify.alerts import AlertNotices
 from collector.state.hub import Event, LiveHub
 from collector.stores.history import History
 from greengauge.common.logs import fields
@@ -46,11 +47,14 @@ class Api:
         history: History,
         live: LiveAccounting | None,
         metrics: CollectorMetrics,
+        notices: AlertNotices | None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.hub = hub
-        self.context = ApiContext(state, hub, history, live, metrics, settings, self.refresh)
+        self.context = ApiContext(
+            state, hub, history, live, metrics, settings, self.refresh, notices=notices
+        )
         self.app = create_app(self.context)
         self.server = _Server(
             uvicorn.Config(

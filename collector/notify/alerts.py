@@ -12,19 +12,14 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from collector.accounting.db import AccountingDB, AlertRow, from_ms, ms
 from collector.accounting.engine import Accounting, AlertSink
-from collector.notify.events import Action, AlertKind, Notice, Severity
+from collector.notify.events import Action, AlertKind, Notice, Severity, kind_of
 from collector.notify.notifier import Notifier
 from collector.notify.settings import NotifySettings, _Model
-from collector.notify.watch import kind_of
-
-if TYPE_CHECKING:
-    from collector.accounting.live import LiveAccounting
 
 
 class AckRequest(_Model):
@@ -147,13 +142,3 @@ def notices_for(settings: NotifySettings, accounting: Accounting) -> AlertNotice
     notifier.start()
     accounting.on_close(notifier.stop)
     return AlertNotices(notifier, accounting.db)
-
-
-def attach(settings: NotifySettings | None, live: LiveAccounting, publisher: AlertSink) -> None:
-    """The hook where the collector builds its accounting: its alerts go to the MQTT
-    `publisher` and, with a `notify` config, to people too (`live.notices`)."""
-    if settings is None:
-        live.accounting.set_sink(publisher)
-        return
-    live.notices = notices_for(settings, live.accounting)
-    live.accounting.set_sink(Sinks([publisher, live.notices]))

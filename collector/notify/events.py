@@ -72,3 +72,21 @@ class Notice:
             "detail": self.detail,
             "by": self.by,
         }
+
+
+# The `window` column an alert of another kind than intensity is recorded with.
+METERS_OFFLINE = "meters_offline"
+AGENTS_OFFLINE = "agents_offline"
+OUTBOX = "outbox"
+THRESHOLD = "threshold:"
+
+
+def kind_of(source: str) -> AlertKind:
+    """The kind of an alert from the `window` column it was recorded with."""
+    if source in (METERS_OFFLINE, AGENTS_OFFLINE):
+        return AlertKind.OFFLINE
+    if source == OUTBOX:
+        return AlertKind.OUTBOX
+    if source.startswith(THRESHOLD):
+        return AlertKind.THRESHOLD
+    return AlertKind.INTENSITY

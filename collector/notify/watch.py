@@ -29,7 +29,16 @@ from collector.ledger.conditions import (
     step,
     window_start,
 )
-from collector.notify.events import Action, AlertKind, Notice, Severity
+from collector.notify.events import (
+    AGENTS_OFFLINE,
+    METERS_OFFLINE,
+    OUTBOX,
+    THRESHOLD,
+    Action,
+    Notice,
+    Severity,
+    kind_of,
+)
 from collector.notify.notifier import Notifier
 from collector.notify.rules import AlertRules, ThresholdRule
 from greengauge.common.logs import fields
@@ -43,17 +52,13 @@ from greengauge.contract import (
 )
 
 if TYPE_CHECKING:
-    from collector.accounting.live import LiveAccounting
     from collector.config import CollectorConfig
+    from collector.notify.alerts import AlertNotices
     from collector.state.latest import LatestReadings
     from collector.state.statuses import AgentStatuses
 
 log = logging.getLogger(__name__)
 
-METERS_OFFLINE = "meters_offline"
-AGENTS_OFFLINE = "agents_offline"
-OUTBOX = "outbox"
-THRESHOLD = "threshold:"
 DEMAND_WINDOW = timedelta(minutes=15)
 
 
@@ -70,17 +75,6 @@ class Row(Protocol):
 
 class LatestRows(Protocol):
     def rows(self) -> Sequence[Row]: ...
-
-
-def kind_of(source: str) -> AlertKind:
-    """The kind of an alert from the `window` column it was recorded with."""
-    if source in (METERS_OFFLINE, AGENTS_OFFLINE):
-        return AlertKind.OFFLINE
-    if source == OUTBOX:
-        return AlertKind.OUTBOX
-    if source.startswith(THRESHOLD):
-        return AlertKind.THRESHOLD
-    return AlertKind.INTENSITY
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +370,8 @@ def _notice(check: Check, event: AlertEvent, alert_id: int | None) -> Notice:
 
 def watcher_for(
     config: CollectorConfig,
-    live: LiveAccounting | None,
+    notices: AlertNotices | None,
+    db: AccountingDB | None,
     latest: LatestReadings | None,
     statuses: AgentStatuses,
 ) -> Watcher:
@@ -384,9 +379,8 @@ def watcher_for(
     alerts are recorded there and can be acknowledged), else one of its own, started
     here and stopped when the watcher's run ends."""
     assert config.alert_rules is not None and config.notify is not None
-    notices = live.notices if live is not None else None
-    if notices is not None and live is not None:
-        notifier, db = notices.notifier, live.accounting.db
+    if notices is not None:
+        notifier = notices.notifier
     else:
         notifier, db = Notifier(config.notify), None
     watcher = Watcher(
