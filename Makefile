@@ -6,11 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_PACKAGES := mosquitto
-<<<<<<< HEAD
-TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium fonts-wqy-microhei
-=======
-TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium prometheus
->>>>>>> deploy
+TEST_PACKAGES := mosquitto mosquitto-clients victoria-metrics mbpoll socat chromium fonts-wqy-microhei prometheus
 
 .PHONY: demo test lint unit servers-demo servers-test clean messages
 
