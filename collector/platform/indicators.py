@@ -168,7 +168,9 @@ def _rows(
         "unit_product_energy": [
             (x.id, fig.lines[x.id][2], f"kgce/{x.output_unit}") for x in site.lines
         ],
-    } | {name: [(None, cny, "CNY")] for name, cny in money.items()}
+    }
+    for name, cny in money.items():
+        rows[name] = [(None, cny, "CNY")]
     if key not in rows:
         raise KeyError(f"{key}: an indicator of the catalogue this version cannot compute")
     return rows[key]
@@ -240,11 +242,8 @@ def consistency(
     per: dict[str, Any] = {}
     for key, total in month.items():
         summed = math.fsum(d.get(key, 0.0) for d in days)
-        if total:
-            deviation: float | None = abs(summed - total) / abs(total)
-            ok = deviation <= limit
-        else:
-            deviation, ok = None, summed == 0
+        deviation = abs(summed - total) / abs(total) if total else None
+        ok = deviation <= limit if deviation is not None else summed == 0
         per[key] = {"month": total, "days": summed, "deviation": deviation, "meets": ok}
     worst = [x["deviation"] for x in per.values() if x["deviation"] is not None]
     return {
