@@ -105,7 +105,12 @@ def rows(series: str, amount: float, kgce: float, skip: set[datetime]) -> list[M
 
 @pytest.fixture
 def db(tmp_path: Path) -> AccountingDB:
-    accounting = AccountingDB(tmp_path / "accounting.sqlite")
+    return seeded(tmp_path / "accounting.sqlite")
+
+
+def seeded(path: Path) -> AccountingDB:
+    """The worked day in an accounting database at `path`."""
+    accounting = AccountingDB(path)
     with accounting.transaction() as conn:
         AccountingDB.add_minutes(conn, "p1", rows("grid", 1.0, ELEC_KGCE, MISSING))
         AccountingDB.add_minutes(conn, "p1", rows("gas", 0.25, 0.25 * GAS_KGCE, set()))
@@ -306,7 +311,12 @@ def test_days_splitting_the_month_exactly_are_consistent(
 
 def test_a_month_of_zero_with_days_not_zero_fails() -> None:
     check = consistency({"x": 0.0}, [{"x": 1.0}], 0.05)
-    assert check["indicators"]["x"] == {"month": 0.0, "days": 1.0, "deviation": None, "meets": False}
+    assert check["indicators"]["x"] == {
+        "month": 0.0,
+        "days": 1.0,
+        "deviation": None,
+        "meets": False,
+    }
 
 
 def test_the_catalogue_says_every_code_is_unconfirmed_and_sourced() -> None:
