@@ -13,9 +13,10 @@ import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+import yaml
 from notify_receivers import HttpReceiver
 from processes import write_yaml
 from pydantic import ValidationError
@@ -213,7 +214,7 @@ class Recorder:
     """A province's transport, as a plug-in would be."""
 
     name = "recorder"
-    sent: list[dict[str, Any]] = []
+    sent: ClassVar[list[dict[str, Any]]] = []
 
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
@@ -431,9 +432,26 @@ def test_upload_and_resend_exit_codes(
         ("day", True),
     ]
     record.close()
-    args = ("--site", "p1", "--from", "2026-09-01", "--to", "2026-11-01", "--only-failed")
-    assert cli(cli_config, "resend", *args) == 0
+    failed = ("--site", "p1", "--from", "2026-09-01", "--to", "2026-11-01", "--only-failed")
+    assert cli(cli_config, "resend", *failed) == 0
     assert "p1 month 2026-10: taken" in capsys.readouterr().out
-    args = ("--site", "p1", "--from", "2025-01-01", "--to", "2025-02-01")
-    assert cli(cli_config, "resend", *args) == 0
+    assert (
+        cli(cli_config, "resend", "--site", "p1", "--from", "2025-01-01", "--to", "2025-02-01") == 0
+    )
     assert "nothing recorded for p1" in capsys.readouterr().out
+
+
+def test_the_documented_example_is_valid() -> None:
+    """configs/collector.example.yaml's commented `platform:` block, uncommented."""
+    text = (Path(__file__).resolve().parent.parent / "configs/collector.example.yaml").read_text()
+    lines = text.splitlines()
+    first = lines.index("# platform:")
+    block = []
+    for line in lines[first:]:
+        if line == "#":
+            break
+        block.append(line.removeprefix("# ").replace("${PLATFORM_TOKEN}", "t"))
+    raw = yaml.safe_load("\n".join(block))["platform"]
+    given = PlatformSettings.model_validate(raw)
+    assert given.sites["plant-a"].indicators["carrier_amount:electricity"] == "<code>"
+    assert given.slot_minutes == 15 and given.schedule is False

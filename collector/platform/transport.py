@@ -61,7 +61,7 @@ def open_transport(settings: HttpsJson | Plugin) -> Transport:
         raise ValueError(f"{where}: {module_name} has no {attribute}") from None
     try:
         transport = factory(dict(settings.options))
-    except Exception as exc:  # noqa: BLE001 - a plug-in's fault, named with the plug-in
+    except Exception as exc:  # a plug-in's fault, whatever it is: named with the plug-in
         raise ValueError(f"{where}: failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(transport, Transport):
         raise ValueError(f"{where}: returned {type(transport).__name__}, not a transport")
