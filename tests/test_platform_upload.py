@@ -5,6 +5,7 @@ errors. The worked day is test_platform_indicators' (612.4034 kgce on 2026-10-15
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
@@ -28,7 +29,7 @@ from collector.config import CollectorConfig
 from collector.platform.indicators import day_span, month_span, slot_span
 from collector.platform.record import FILE, Record
 from collector.platform.settings import PlatformSettings
-from collector.platform.task import due
+from collector.platform.task import PER_CYCLE, due, scheduled
 from collector.platform.transport import DeliveryError, open_transport
 from collector.platform.uploader import Uploader
 from greengauge.common import i18n
@@ -455,3 +456,43 @@ def test_the_documented_example_is_valid() -> None:
     given = PlatformSettings.model_validate(raw)
     assert given.sites["plant-a"].indicators["carrier_amount:electricity"] == "<code>"
     assert given.slot_minutes == 15 and given.schedule is False
+
+
+async def test_the_schedule_uploads_the_oldest_due_first_a_few_a_cycle(
+    harness: Harness, receiver: HttpReceiver
+) -> None:
+    now = MIDNIGHT + timedelta(days=1, hours=1, minutes=10)
+    expected = due(harness.site, harness.settings, harness.record, now)
+    runner = asyncio.create_task(scheduled(harness.uploader, cycle=3600, clock=lambda: now))
+    for _ in range(200):
+        if len(receiver.received) >= PER_CYCLE:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # nothing more comes this cycle
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
+    sent = [(r.json()["period"], r.json()["label"]) for r in receiver.received]
+    assert sent == [(s.period, s.label) for s in expected[:PER_CYCLE]]
+    assert sent[0] == ("month", "2026-09")
+    taken = harness.record.latest("p1", 0, ms(now))
+    assert len(taken) == PER_CYCLE and all(u.ok for u in taken)
+    assert due(harness.site, harness.settings, harness.record, now) == expected[PER_CYCLE:]
+
+
+def test_check_redacts_the_platforms_secrets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform = {
+        "sites": {"p1": {"unit_code": UNIT}},
+        "transport": {
+            "kind": "https_json",
+            "url": "https://platform.example/up?key=url-secret-1",
+            "token": "token-secret-2",
+        },
+    }
+    config = write_yaml(tmp_path / "c.yaml", collector_config(tmp_path, platform))
+    assert collector_main(["check", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "platform:" in out and UNIT in out
+    assert "url-secret-1" not in out and "token-secret-2" not in out

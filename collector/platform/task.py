@@ -58,30 +58,33 @@ def due(site: SiteConfig, settings: PlatformSettings, record: Record, now: datet
     ]
 
 
-async def platform_task(
-    config: CollectorConfig,
-    live: LiveAccounting | None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> None:
+async def platform_task(config: CollectorConfig, live: LiveAccounting | None) -> None:
     """Runs while the collector runs; returns at once unless the schedule is configured."""
     settings = config.platform
     if settings is None or not settings.schedule or live is None or config.accounting is None:
         return
-    db = live.accounting.db
     try:
         transport = open_transport(settings.transport)
     except ValueError as exc:
         log.error("platform uploads not scheduled", extra=fields(reason=str(exc)))
         return
     record = Record(config.data_dir / FILE)
-    uploader = Uploader(config.accounting, settings, db, record, transport, clock=clock)
+    uploader = Uploader(config.accounting, settings, live.accounting.db, record, transport)
     try:
-        while True:
-            for site_id in settings.sites:
-                site = config.accounting.site(site_id)
-                assert site is not None  # the config checks it
-                for span in due(site, settings, record, clock())[:PER_CYCLE]:
-                    await asyncio.to_thread(uploader.upload, site_id, span)
-            await asyncio.sleep(CYCLE_SECONDS)
+        await scheduled(uploader)
     finally:
         record.close()
+
+
+async def scheduled(
+    uploader: Uploader,
+    cycle: float = CYCLE_SECONDS,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Upload what is due, a few periods per site and cycle, for ever."""
+    while True:
+        for site_id in uploader.settings.sites:
+            site = uploader.site(site_id)
+            for span in due(site, uploader.settings, uploader.record, clock())[:PER_CYCLE]:
+                await asyncio.to_thread(uploader.upload, site_id, span)
+        await asyncio.sleep(cycle)
