@@ -40,9 +40,10 @@ from collector.platform.indicators import (
     consistency,
     day_span,
     month_span,
+    parse_day,
     slot_span,
 )
-from collector.reports.build import build
+from collector.reports.build import ReportError, build
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 10, 15)
@@ -335,3 +336,59 @@ def test_bad_periods_are_named() -> None:
     site = plant().sites[0]
     with pytest.raises(PeriodError, match="2026-13"):
         month_span(site, "2026-13")
+
+
+# --- periods named by people: any text is a period or a clear error -----------------------
+
+
+@given(st.text(max_size=30) | st.from_regex(r"\d{4}-\d{2}-\d{2}", fullmatch=True))
+def test_any_day_text_is_a_day_or_a_period_error(text: str) -> None:
+    site = plant().sites[0]
+    try:
+        span = day_span(site, parse_day(text))
+    except PeriodError as exc:
+        assert repr(text) in str(exc) or "9999-12-31" in str(exc)
+    else:
+        assert span.end > span.start and span.label == parse_day(text).isoformat()
+
+
+@given(st.text(max_size=12) | st.from_regex(r"-?\d{1,5}-\d{1,3}", fullmatch=True))
+def test_any_month_text_is_a_month_or_a_period_error(text: str) -> None:
+    site = plant().sites[0]
+    try:
+        span = month_span(site, text)
+    except PeriodError as exc:
+        assert repr(text) in str(exc)
+    else:
+        assert span.end > span.start and span.start.day == 1
+
+
+@given(
+    st.integers(min_value=0, max_value=24 * 60 - 1),
+    st.sampled_from([15, 30, 60]),
+)
+def test_a_slot_is_accepted_exactly_on_its_grid(minute: int, minutes: int) -> None:
+    site = plant().sites[0]
+    start = MIDNIGHT + timedelta(minutes=minute)
+    if minute % minutes:
+        with pytest.raises(PeriodError):
+            slot_span(site, start, minutes)
+    else:
+        span = slot_span(site, start, minutes)
+        assert span.end - span.start == timedelta(minutes=minutes)
+
+
+def test_the_last_day_and_month_of_the_calendar_are_period_errors() -> None:
+    site = plant().sites[0]
+    with pytest.raises(PeriodError, match="9999-12-31"):
+        day_span(site, date(9999, 12, 31))
+    with pytest.raises(PeriodError, match="9999-12"):
+        month_span(site, "9999-12")
+    with pytest.raises(PeriodError):
+        slot_span(site, datetime(9999, 12, 31, 23, 45, tzinfo=TZ), 15)
+
+
+def test_the_reports_month_past_the_calendar_is_a_report_error(db: AccountingDB) -> None:
+    """month_bounds (shared with the monthly report): 9999-12 has no end to count to."""
+    with pytest.raises(ReportError, match="9999-12"):
+        build(plant(), db, "p1", "9999-12", now=AFTER)

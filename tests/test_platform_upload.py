@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 from notify_receivers import HttpReceiver
 from processes import write_yaml
 from pydantic import ValidationError
@@ -26,6 +28,7 @@ from test_platform_indicators import DAY, MIDNIGHT, plant, seeded
 from collector.accounting.db import AccountingDB, MinuteRow, ms
 from collector.cli import main as collector_main
 from collector.config import CollectorConfig
+from collector.platform.cli import UsageError, site_time
 from collector.platform.indicators import day_span, month_span, slot_span
 from collector.platform.record import FILE, Record
 from collector.platform.settings import PlatformSettings
@@ -496,3 +499,14 @@ def test_check_redacts_the_platforms_secrets(
     out = capsys.readouterr().out
     assert "platform:" in out and UNIT in out
     assert "url-secret-1" not in out and "token-secret-2" not in out
+
+
+@given(st.text(max_size=40) | st.datetimes().map(datetime.isoformat))
+def test_any_time_text_is_a_time_or_a_usage_error(text: str) -> None:
+    site = plant().sites[0]
+    try:
+        value = site_time(text, site, "--from")
+    except UsageError as exc:
+        assert str(exc).startswith(f"--from {text!r}")
+    else:
+        assert value.tzinfo is not None

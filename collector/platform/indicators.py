@@ -80,12 +80,21 @@ def slot_span(site: SiteConfig, start: datetime, minutes: int) -> Span:
                 "slot {start}: a slot starts on a multiple of {minutes} minutes of local time"
             ).format(start=local.isoformat(), minutes=minutes)
         )
-    return Span("slot", local, local + timedelta(minutes=minutes), local.isoformat())
+    try:
+        end = local + timedelta(minutes=minutes)
+    except OverflowError:
+        raise PeriodError(
+            _("{period}: past the calendar").format(period=local.isoformat())
+        ) from None
+    return Span("slot", local, end, local.isoformat())
 
 
 def day_span(site: SiteConfig, day: date) -> Span:
     start = datetime.combine(day, time(), site.tz)
-    end = datetime.combine(day + timedelta(days=1), time(), site.tz)
+    try:
+        end = datetime.combine(day + timedelta(days=1), time(), site.tz)
+    except OverflowError:
+        raise PeriodError(_("{period}: past the calendar").format(period=day.isoformat())) from None
     return Span("day", start, end, day.isoformat())
 
 
