@@ -95,10 +95,12 @@ def plant(**extra: Any) -> AccountingConfig:
     )
 
 
-def rows(series: str, amount: float, kgce: float, skip: set[datetime]) -> list[MinuteRow]:
+def rows(
+    series: str, amount: float, kgce: float, skip: set[datetime], midnight: datetime = MIDNIGHT
+) -> list[MinuteRow]:
     out = []
     for k in range(24 * 60):
-        t = MIDNIGHT + timedelta(minutes=k)
+        t = midnight + timedelta(minutes=k)
         if t not in skip:
             out.append(MinuteRow(series, ms(t), amount, kgce, 0.0, 0))
     return out
@@ -109,14 +111,18 @@ def db(tmp_path: Path) -> AccountingDB:
     return seeded(tmp_path / "accounting.sqlite")
 
 
-def seeded(path: Path) -> AccountingDB:
-    """The worked day in an accounting database at `path`."""
+def seeded(path: Path, midnight: datetime = MIDNIGHT) -> AccountingDB:
+    """The worked day (starting at `midnight`) in an accounting database at `path`."""
     accounting = AccountingDB(path)
+    missing = {midnight + (t - MIDNIGHT) for t in MISSING}
     with accounting.transaction() as conn:
-        AccountingDB.add_minutes(conn, "p1", rows("grid", 1.0, ELEC_KGCE, MISSING))
-        AccountingDB.add_minutes(conn, "p1", rows("gas", 0.25, 0.25 * GAS_KGCE, set()))
-        AccountingDB.add_minutes(conn, "p1", rows("l1", 0.5, 0.5 * ELEC_KGCE, set()))
-        AccountingDB.add_minutes(conn, "p1", rows(output_series("kiln"), 0.01, 0.0, set()))
+        for series, amount, kgce, skip in (
+            ("grid", 1.0, ELEC_KGCE, missing),
+            ("gas", 0.25, 0.25 * GAS_KGCE, set()),
+            ("l1", 0.5, 0.5 * ELEC_KGCE, set()),
+            (output_series("kiln"), 0.01, 0.0, set()),
+        ):
+            AccountingDB.add_minutes(conn, "p1", rows(series, amount, kgce, skip, midnight))
     return accounting
 
 
