@@ -142,6 +142,9 @@ def test_the_day_worked_by_hand(db: AccountingDB) -> None:
     assert values["carrier_amount:natural_gas"] == pytest.approx(360.0)
     assert values["carrier_energy:electricity"] == pytest.approx(175.2554)
     assert values["carrier_energy:natural_gas"] == pytest.approx(437.148)
+    assert values["meter_amount:grid"] == pytest.approx(1426.0)
+    assert values["meter_amount:gas"] == pytest.approx(360.0)
+    assert values["meter_amount:l1"] == pytest.approx(720.0)  # a submeter: not in the total
     assert values["primary_energy"] == pytest.approx(437.148)
     assert values["secondary_energy"] == pytest.approx(175.2554)
     assert values["product_output:kiln"] == pytest.approx(14.4)
@@ -195,6 +198,9 @@ def test_a_slot_worked_by_hand(db: AccountingDB) -> None:
     report = compute(config, db, "p1", span, codes=Codes(), now=AFTER)
     values = {k: r["value"] for k, r in by_key(report).items()}
     assert set(values) == {
+        "meter_amount:grid",
+        "meter_amount:gas",
+        "meter_amount:l1",
         "total_energy",
         "carrier_amount:electricity",
         "carrier_amount:natural_gas",

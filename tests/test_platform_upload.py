@@ -292,11 +292,26 @@ def collector_config(tmp_path: Path, platform: dict[str, Any] | None) -> dict[st
     return body
 
 
+def test_meter_and_line_codes_map_the_plant_model(tmp_path: Path) -> None:
+    codes = {"meter_amount:grid": "M-GRID", "product_output:kiln": "P-KILN"}
+    raw = collector_config(
+        tmp_path,
+        {
+            "sites": {"p1": {"unit_code": UNIT, "indicators": codes}},
+            "transport": {"kind": "https_json", "url": "https://p.example"},
+        },
+    )
+    config = CollectorConfig.model_validate(raw)
+    assert config.platform is not None
+    assert config.platform.sites["p1"].codes().indicators == codes
+
+
 @pytest.mark.parametrize(
     ("sites", "error"),
     [
         ({"elsewhere": {"unit_code": UNIT}}, "not a site of the plant model"),
         ({"p1": {"unit_code": UNIT, "indicators": {"carrier_amount:water": "W"}}}, "water"),
+        ({"p1": {"unit_code": UNIT, "indicators": {"meter_amount:nope": "M"}}}, "'nope'"),
     ],
 )
 def test_platform_names_only_what_the_plant_model_has(

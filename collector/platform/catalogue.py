@@ -37,7 +37,7 @@ class Indicator(_Model):
         min_length=1, description="native: the carrier's unit; output: the line's output unit"
     )
     periods: tuple[Period, ...] = Field(min_length=1)
-    per: Literal["site", "carrier", "line"]
+    per: Literal["site", "carrier", "line", "meter"]
     code: str | None = None
     source: Source
 

@@ -33,6 +33,7 @@ from collector.plant import (
     CARRIERS,
     AccountingConfig,
     Carrier,
+    Role,
     SiteConfig,
     min_output,
     resolve_benchmark,
@@ -128,6 +129,8 @@ class Figures:
 
     carriers: dict[Carrier, tuple[float, float]]
     """amount in the carrier's unit, kgce; of the boundary meters."""
+    meters: dict[str, float]
+    """Every meter's amount in its carrier's unit (a virtual one: of its parts)."""
     lines: dict[str, tuple[float, float, float | None]]
     """output, kgce, kgce per output unit (None: too little output)."""
 
@@ -136,10 +139,13 @@ def figures(config: AccountingConfig, db: AccountingDB, site: SiteConfig, span: 
     a, b = ms(span.start), ms(span.end)
     amounts: dict[Carrier, list[float]] = {}
     kgce: dict[Carrier, list[float]] = {}
-    for m in site.boundary_meters():
+    meters: dict[str, float] = {}
+    for m in site.meters:
         amount, ce, _co2, _q = meter_totals(db, config, site.id, m, a, b)
-        amounts.setdefault(m.carrier, []).append(amount)
-        kgce.setdefault(m.carrier, []).append(ce)
+        meters[m.id] = amount
+        if m.role is Role.BOUNDARY:
+            amounts.setdefault(m.carrier, []).append(amount)
+            kgce.setdefault(m.carrier, []).append(ce)
     carriers = {c: (math.fsum(amounts[c]), math.fsum(kgce[c])) for c in sorted(amounts)}
     window = Window.MONTH_TO_DATE if span.period == "month" else Window.TODAY
     lines: dict[str, tuple[float, float, float | None]] = {}
@@ -147,7 +153,7 @@ def figures(config: AccountingConfig, db: AccountingDB, site: SiteConfig, span: 
         ce, _co2, _kwh, output, _q = line_totals(db, config, site, line.id, a, b)
         enough = reaches(output, min_output(line)[window])
         lines[line.id] = (output, ce, ce / output if enough else None)
-    return Figures(carriers, lines)
+    return Figures(carriers, meters, lines)
 
 
 Row = tuple[str | None, float | None, str]
@@ -171,6 +177,7 @@ def _rows(
         "total_energy": [(None, math.fsum(ce for _a, ce in carriers.values()), "kgce")],
         "carrier_amount": [(c.value, a, site_unit(c)) for c, (a, _ce) in carriers.items()],
         "carrier_energy": [(c.value, ce, "kgce") for c, (_a, ce) in carriers.items()],
+        "meter_amount": [(m.id, fig.meters[m.id], m.unit) for m in site.meters],
         "primary_energy": of_class("primary"),
         "secondary_energy": of_class("secondary"),
         "product_output": [(x.id, fig.lines[x.id][0], x.output_unit) for x in site.lines],
@@ -220,6 +227,10 @@ def values(
                 carrier = Carrier(of)
                 row["carrier_class"] = table.carriers[carrier].class_
                 row["carrier_code"] = codes.carriers.get(carrier) or table.carriers[carrier].code
+            if ind.per == "meter" and of is not None:
+                meter = site.meter(of)
+                row["carrier"] = meter.carrier.value
+                row["role"] = meter.role.value
             if ind.per == "line" and of is not None:
                 judged = resolve_benchmark(site.line(of))
                 row["energy_limit_standard"] = (

@@ -59,7 +59,7 @@ class SiteCodes(_Model):
     unit_code: str = Field(pattern=_USCC, description="the unit's 统一社会信用代码")
     indicators: dict[str, str] = Field(
         default_factory=dict,
-        description="platform code by indicator key, or key:carrier / key:line",
+        description="platform code by indicator key, or key:carrier / key:line / key:meter",
     )
     carriers: dict[Carrier, str] = Field(default_factory=dict)
     output_value: dict[str, float] = Field(
@@ -124,10 +124,11 @@ class PlatformSettings(_Model):
                 known = [s.id for s in accounting.sites]
                 raise ValueError(f"platform.sites.{site_id}: not a site of the plant model {known}")
             names = {c.value for c in Carrier} | {x.id for x in site.lines}
+            names |= {m.id for m in site.meters}
             for name in given.indicators:
                 _key, _sep, of = name.partition(":")
                 if of and of not in names:
                     raise ValueError(
-                        f"platform.sites.{site_id}.indicators.{name}: {of!r} is neither a "
-                        f"carrier nor a line of the site"
+                        f"platform.sites.{site_id}.indicators.{name}: {of!r} is not a "
+                        f"carrier, line or meter of the site"
                     )
