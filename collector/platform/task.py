@@ -6,6 +6,11 @@ platform has not taken (by the record) are uploaded, oldest first, a few per cyc
 collector that was down catches up without a burst. A period the platform refuses stays
 due and is tried again next cycle; `energy-collector platform resend` sends any range
 again by hand.
+
+An upload under way when the collector stops is not waited for (its retries could hold
+the stop for minutes): it may reach the platform without being recorded, and is then
+sent again after the restart; the platform sees that period twice, the second time with
+the same or corrected figures.
 """
 
 from __future__ import annotations
