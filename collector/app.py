@@ -30,6 +30,7 @@ from collector.notify.alerts import AlertNotices, Sinks, notices_for
 from collector.notify.notifier import NotifierMetrics
 from collector.notify.watch import watcher_for
 from collector.pipeline import Pipeline
+from collector.platform.task import platform_task
 from collector.spool import Spool
 from collector.state.hub import LiveHub
 from collector.state.latest import LatestReadings, render
@@ -263,6 +264,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
                 tasks.create_task(
                     watcher_for(config, app.notices, db, app.latest, app.statuses).run()
                 )
+            tasks.create_task(platform_task(config, app.accounting))
             if config.api is not None:
                 history = _open_api(app, metrics, tasks)
     except asyncio.CancelledError:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from collector.config import CollectorConfig, load_config
 from collector.needs import require_collector_dependencies
+from collector.platform import cli as platform_cli
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import check_writable, condition
 from greengauge.common.i18n import _, activate, choose
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     trial.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
     trial.add_argument("--channel", help="only this channel")
+    platform_cli.add_parser(commands)
     for command in commands.choices.values():
         command.add_argument(
             "--lang",
@@ -409,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import": _import,
         "recompute": _recompute,
         "alerts": _alerts,
+        "platform": platform_cli.run,
     }
     if args.command in offline:
         return offline[args.command](config, args)

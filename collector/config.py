@@ -11,6 +11,7 @@ from collector.api.settings import ApiSettings
 from collector.notify.rules import AlertRules
 from collector.notify.settings import NotifySettings
 from collector.plant import AccountingConfig
+from collector.platform.settings import PlatformSettings
 from collector.sequences import DEFAULT_MAX_JUMP
 from greengauge.common.broker import BrokerSettings
 from greengauge.common.configfile import load_model
@@ -154,6 +155,17 @@ class CollectorConfig(_Config):
         description="meters or gateways offline, outboxes backing up, thresholds on any "
         "quantity; needs `notify` and `api` (whose status subscription they read)",
     )
+
+    platform: PlatformSettings | None = Field(
+        default=None,
+        description="upload indicators to the provincial energy online-monitoring platform",
+    )
+
+    @model_validator(mode="after")
+    def _platform_sites(self) -> CollectorConfig:
+        if self.platform is not None:
+            self.platform.check(self.accounting)
+        return self
 
     @model_validator(mode="after")
     def _rules_need(self) -> CollectorConfig:

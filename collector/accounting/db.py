@@ -501,6 +501,23 @@ class AccountingDB:
         )
         return int(covered), int(measured)
 
+    def covered_per_slot(
+        self, site: str, series: Sequence[str], start_ms: int, end_ms: int, slot_ms: int
+    ) -> dict[int, int]:
+        """Per slot of `slot_ms` from `start_ms` (its start, epoch ms): the minutes of it
+        where every one of the series has a row; slots without one are left out."""
+        if not series:
+            return {}
+        names = sorted(set(series))
+        marks = ",".join("?" * len(names))
+        rows = self.query(
+            f"SELECT (minute - ?) / ? AS slot, count(*) FROM (SELECT minute FROM minute "  # noqa: S608 - marks only
+            f"WHERE site = ? AND series IN ({marks}) AND minute >= ? AND minute < ? "
+            "GROUP BY minute HAVING count(*) = ?) GROUP BY slot",
+            (start_ms, slot_ms, site, *names, start_ms, end_ms, len(names)),
+        )
+        return {start_ms + int(r[0]) * slot_ms: int(r[1]) for r in rows}
+
     def series_minutes(self, site: str, series: str, start_ms: int, end_ms: int) -> list[MinuteRow]:
         rows = self.query(
             "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "

@@ -28,15 +28,16 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def post(request: HttpRequest, timeout: float, robot: bool = False) -> None:
-    """POST it; DeliveryError unless the answer is 2xx (and, for a robot, errcode 0)."""
+def post(request: HttpRequest, timeout: float, robot: bool = False) -> bytes:
+    """POST it; DeliveryError unless the answer is 2xx (and, for a robot, errcode 0). The
+    answer's first MAX_ANSWER bytes (kept by the platform uploader's record)."""
     headers = {"Content-Type": "application/json; charset=utf-8", **request.headers}
     # http(s) only: the config checks the scheme
     http = urllib.request.Request(request.url, request.body, headers, method="POST")  # noqa: S310
     context = ssl.create_default_context()
     try:
         with urllib.request.urlopen(http, timeout=timeout, context=context) as answer:  # noqa: S310
-            text = answer.read(MAX_ANSWER)
+            text: bytes = answer.read(MAX_ANSWER)
     except urllib.error.HTTPError as exc:
         # 4xx but 408/429: the request itself is refused; sending it again will not help
         retry = exc.code >= 500 or exc.code in (408, 429)
@@ -49,6 +50,7 @@ def post(request: HttpRequest, timeout: float, robot: bool = False) -> None:
         raise DeliveryError("invalid URL (see the channel's url)", retry=False) from None
     if robot:
         _check_robot(text)
+    return text
 
 
 def _check_robot(text: bytes) -> None:

@@ -76,9 +76,10 @@ def month_bounds(month: str, site: SiteConfig) -> tuple[datetime, datetime]:
     try:
         year, mon = (int(x) for x in month.split("-"))
         start = datetime(year, mon, 1, tzinfo=site.tz)
+        # in the try: the month after 9999-12 is past the calendar
+        end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=site.tz)
     except ValueError as exc:
         raise ReportError(f"month {month!r}: give YYYY-MM") from exc
-    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=site.tz)
     return start, end
 
 
