@@ -388,7 +388,7 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
 
 GREEN_FACTORY_SCORE_RULE: Final = N_(
     "no score: the points GB/T 36132-2025 gives a quantitative indicator between its "
-    "baseline value (基准值) and leading value (引领值) were not found in a source (the "
+    "baseline value (基准值) and leading value (引领值) were not found in any reference (the "
     "2018 edition's thresholds are unconfirmed too); the position is shown instead"
 )
 """Why a green-factory indicator has a position but no score."""

@@ -434,7 +434,7 @@ def _emissions_section(report: dict[str, Any]) -> list[str]:
     parts = [
         "",
         _("CO2 by scope ({meaning})").format(meaning=_(e["meaning"])),
-        _table([_("scope"), _("source of CO2"), "kgCO2", _("basis")], rows),
+        _table([_("scope"), _("emitted by"), "kgCO2", _("basis")], rows),
         _(
             "Scope 1: {scope1} kgCO2 (combustion {combustion}, process {process}); "
             "scope 2: {scope2} kgCO2 (location-based)"
@@ -511,7 +511,7 @@ def _indicators_section(report: dict[str, Any]) -> list[str]:
                 _("status"),
                 _("grade"),
                 _("levels"),
-                _("source"),
+                _("reference"),
             ],
             rows,
         ),
