@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from collector.accounting.engine import Accounting
 from collector.api import figures
+from collector.ledger import data
 from collector.plant import AccountingConfig
 from collector.reports.build import build
 from collector.reports.render import render
@@ -308,3 +309,32 @@ def test_a_line_with_one_benchmark_still_loads_and_is_graded(tmp_path: Path) -> 
     assert only["name"] == "GB 16780-2021 cement_clinker_comprehensive" and only["grade"] is None
     assert report["emissions"]["process_kgco2"] == 0.0
     assert report["emissions"]["total_kgco2"] == pytest.approx(277.836, rel=1e-9)
+
+
+def test_benchmark_and_factor_sources_cite_the_document_and_its_table() -> None:
+    """Item of issue 17: the standard or official table is the source (document number,
+    table, edition); a blog or code repository only as a pointer after it."""
+    tables = data.benchmarks()
+    for limit in tables.energy_limits:
+        assert limit.source.startswith(f"{limit.standard}, "), limit.source
+        assert "Table" in limit.source or "table not checked" in limit.source, limit.source
+        assert "; pointer: " in limit.source, limit.source
+    for level in tables.ndrc:
+        assert "能效标杆水平和基准水平" in level.source, level.source
+        assert f"{level.edition} edition" in level.source, level.source
+        assert "; pointer: " in level.source, level.source
+    coal = data.coal_table()
+    assert coal.electricity.equivalent_value.source.startswith("GB/T 2589-2008")
+    assert coal.carriers["raw_coal"].source.startswith("GB/T 2589-2008")
+    grid = data.grid_factors()
+    assert grid.series["national_average"].source.startswith("MEE/NBS")
+    assert "公告2024年第12号" in grid.series["national_average"].source
+    every = [
+        *(x.source for x in tables.energy_limits),
+        *(x.source for x in tables.ndrc),
+        coal.electricity.equivalent_value.source,
+        *(x.source for x in coal.carriers.values()),
+        *(x.source for x in grid.series.values()),
+        *(x.source for x in data.fuel_factors().fuels.values()),
+    ]
+    assert not [s for s in every if "many code repos" in s]
