@@ -28,23 +28,29 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collector.accounting.engine import Accounting
 from collector.api import figures
 from collector.ledger import data
+from collector.ledger.emissions import by_scope, process
+from collector.ledger.factors import Confidence
 from collector.plant import AccountingConfig
 from collector.reports.build import build
 from collector.reports.render import render
 from collector.state.latest import LatestReadings
 from collector.state.statuses import AgentStatuses
 from collector.stores.sqlite import SqliteStore
+from greengauge.common import i18n
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -338,3 +344,52 @@ def test_benchmark_and_factor_sources_cite_the_document_and_its_table() -> None:
         *(x.source for x in data.fuel_factors().fuels.values()),
     ]
     assert not [s for s in every if "many code repos" in s]
+
+
+def test_the_chinese_report_uses_the_scope_terms(tmp_path: Path) -> None:
+    _, report = month(tmp_path)
+    with i18n.using("zh-CN"):
+        table = render(report, "table")
+    # Full-width punctuation on purpose: the Chinese texts' own.
+    assert "范围一：741.000 kgCO2（燃料燃烧 216.000，工业生产过程 525.000）" in table  # noqa: RUF001
+    assert "能源 CO2 277.836 kgCO2 + 过程 CO2 525.000 kgCO2 = 802.836 kgCO2" in table
+    assert "2 级" in table and "超过 3 级：未达到能耗限定值" in table  # noqa: RUF001
+    assert "Scope 1" not in table and "grade 2" not in table
+
+
+amounts = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([1, 2]), amounts), max_size=12),
+    st.lists(st.floats(min_value=0, max_value=1e9), max_size=4),
+    st.none() | st.floats(min_value=0, max_value=1e9),
+)
+def test_every_scope_total_is_the_exact_sum_of_its_parts(
+    energy: list[tuple[int, float]], process_kg: list[float], market: float | None
+) -> None:
+    """ROUNDING_RULE: each figure is the exact sum (fsum) of the parts listed with it:
+    a subtotal of the meters' CO2, a total of the subtotals printed beside it."""
+    s = by_scope(energy, process_kg, market)
+    assert s.scope1_combustion == math.fsum(kg for scope, kg in energy if scope == 1)
+    assert s.scope2_location == math.fsum(kg for scope, kg in energy if scope == 2)
+    assert s.scope1_process == math.fsum(process_kg)
+    assert s.scope1 == math.fsum([s.scope1_combustion, s.scope1_process])
+    assert s.energy_location == math.fsum([s.scope1_combustion, s.scope2_location])
+    assert s.total_location == math.fsum([s.scope1_combustion, s.scope1_process, s.scope2_location])
+    if market is None:
+        assert s.total_market is None
+    else:
+        assert s.total_market == math.fsum([s.scope1_combustion, s.scope1_process, market])
+
+
+def test_energy_co2_of_another_scope_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"scope \[3\]: energy CO2 is scope 1 or 2"):
+        by_scope([(3, 1.0)])
+
+
+def test_process_co2_is_output_times_the_factor() -> None:
+    # 2.5 t x 525 kgCO2/t = 1312.5 kg
+    e = process(2.5, "t", "clinker calcination", 525, "lab", Confidence.CONFIGURED)
+    assert e.kg_co2 == 1312.5
+    assert e.basis == "2.5 t x 525 kgCO2/t (clinker calcination)"

@@ -17,7 +17,7 @@ from collector.reports.numbers import (
     share_text,
     term,
 )
-from greengauge.common.i18n import _, decimal_text, ljust, month_text, rjust, width
+from greengauge.common.i18n import N_, _, decimal_text, ljust, month_text, rjust, width
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -412,8 +412,11 @@ def _factors_section(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+SCOPE_NAMES: Final = {1: N_("scope 1"), 2: N_("scope 2")}
+
+
 def _scope_name(scope: int) -> str:
-    return _("scope {n}").format(n=scope)
+    return _(SCOPE_NAMES[scope])
 
 
 def _emissions_section(report: dict[str, Any]) -> list[str]:
