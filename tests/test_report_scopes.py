@@ -258,6 +258,14 @@ def test_the_api_site_summary_splits_today_by_scope(tmp_path: Path) -> None:
     assert e["scope2_kgco2"] == pytest.approx(61.836, rel=1e-9)
     assert e["total_kgco2"] == pytest.approx(802.836, rel=1e-9)
     assert e["process_kgco2_by_line"] == {"kiln": pytest.approx(525.0, rel=1e-9)}
+    (line,) = today["lines"]
+    month_to_date = line["indicators"]
+    assert month_to_date["window"] == "month_to_date"
+    graded = {i["unit"]: (i["value"], i["grade"]) for i in month_to_date["indicators"]}
+    assert graded == {
+        "kgce/t": (pytest.approx(128.1895, rel=1e-9), None),
+        "kWh/t": (pytest.approx(55.0, rel=1e-9), 2),
+    }
 
 
 @pytest.mark.parametrize(

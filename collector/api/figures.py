@@ -27,7 +27,8 @@ from collector.api import trust
 from collector.ledger.emissions import by_scope
 from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
-from collector.plant import Carrier, SiteConfig, resolve_benchmark
+from collector.plant import Carrier, LineConfig, SiteConfig, resolve_benchmark
+from collector.reports.build import indicators
 from collector.state.latest import LatestReadings, Row, stale_after
 from collector.state.statuses import AgentStatuses
 from greengauge.contract import UNITS, AgentState, AgentStatus, Quantity
@@ -291,6 +292,7 @@ def accounting(
                 "freshness": trust.freshness(meter_list, trust.line_meters(config, line)),
                 "quality": trust.line_quality(db, config, line, now),
                 "pending_alert": trust.pending_alert(db, config, line, judged),
+                "indicators": _month_indicators(line, figures),
             }
         )
     site_windows = {
@@ -327,6 +329,16 @@ def accounting(
         "freshness": trust.freshness(meter_list, trust.boundary_meters(config)),
         "quality": trust.site_quality(db, config, now),
     }
+
+
+def _month_indicators(line: LineConfig, figures: list[Figure]) -> dict[str, Any] | None:
+    """Every indicator of the line over the month to date, graded as the report grades."""
+    f = next((x for x in figures if x.window is Window.MONTH_TO_DATE), None)
+    if f is None:
+        return None
+    output = f.output if f.judged.value is not None else None
+    numerators = {"kgce": f.kgce, "kgCO2": f.kgco2, "kWh": f.kwh}
+    return {"window": f.window.value, "indicators": indicators(line, output, numerators)}
 
 
 def emissions(

@@ -364,7 +364,7 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
         "targets": _targets(
             m, line.id, kgce / output if enough else None, kgco2 / output if enough else None
         ),
-        "indicators": _indicators(
+        "indicators": indicators(
             line, output if enough else None, {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}
         ),
         **_process(line, output),
@@ -398,7 +398,7 @@ SCOPE_MEANING: Final = N_(
 )
 
 
-def _indicators(
+def indicators(
     line: LineConfig, output: float | None, numerators: dict[str, float]
 ) -> list[dict[str, Any]]:
     """Every indicator of a line, each against its own benchmark kind; the grade (1/2/3,
