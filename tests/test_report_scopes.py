@@ -44,8 +44,9 @@ from collector.api import figures
 from collector.ledger import data
 from collector.ledger.emissions import by_scope, process
 from collector.ledger.factors import Confidence
-from collector.plant import AccountingConfig
+from collector.plant import CARRIER_SCOPE, AccountingConfig, Carrier
 from collector.reports.build import build
+from collector.reports.numbers import TERMS, term
 from collector.reports.render import render
 from collector.state.latest import LatestReadings
 from collector.state.statuses import AgentStatuses
@@ -401,3 +402,11 @@ def test_process_co2_is_output_times_the_factor() -> None:
     e = process(2.5, "t", "clinker calcination", 525, "lab", Confidence.CONFIGURED)
     assert e.kg_co2 == 1312.5
     assert e.basis == "2.5 t x 525 kgCO2/t (clinker calcination)"
+
+
+def test_every_carrier_has_a_scope_and_a_printed_name() -> None:
+    assert set(CARRIER_SCOPE) == set(Carrier)
+    assert {c.value for c in Carrier} <= TERMS
+    with i18n.using("zh-CN"):
+        untranslated = [c.value for c in Carrier if term(c.value) == c.value]
+    assert untranslated == []
