@@ -173,6 +173,11 @@ def test_scope_split_and_process_emissions_in_the_json(tmp_path: Path) -> None:
     assert p["source"] == CALCINATION["source"] and p["confidence"] == "configured"
     (line,) = report["lines"]
     assert line["process_kgco2"] == pytest.approx(525.0, rel=1e-9)
+    # The kiln's own energy CO2: l1 55 x 0.5306 = 29.183 + gas 216 = 245.183 kg;
+    # with its process CO2 245.183 + 525 = 770.183 kg, per t of clinker the same.
+    assert line["kgco2"] == pytest.approx(245.183, rel=1e-9)
+    assert line["total_kgco2"] == pytest.approx(770.183, rel=1e-9)
+    assert line["total_kgco2_per_unit"] == pytest.approx(770.183, rel=1e-9)
     assert {m["meter"]: m["scope"] for m in report["meters"]} == {
         "incomer": 2,
         "l1": 2,
@@ -216,12 +221,16 @@ def test_table_and_csv_print_the_scopes(tmp_path: Path) -> None:
     assert "scope 2: 61.836 kgCO2 (location-based)" in table
     assert "Energy CO2 277.836 kgCO2 + process CO2 525.000 kgCO2 = 802.836 kgCO2" in table
     assert "Market-based: scope 2 51.946 kgCO2; with scope 1, 792.946 kgCO2" in table
+    kiln = "kiln: energy CO2 245.183 + process CO2 525.000 = 770.183 kgCO2, 770.183 kgCO2/t"
+    assert kiln in table
     assert "[confidence configured]" in table.split("CO2 by scope")[1]
     rows = list(csv.reader(io.StringIO(render(report, "csv").lstrip("\ufeff"))))
     by_key = {(r[0], r[1], r[2]): r for r in rows}
     assert by_key[("emissions", "c1", "total_kgco2")][3] == "802.836"
     assert by_key[("emissions", "c1", "scope2_market_kgco2")][3] == "51.946"
     assert by_key[("carrier", "steam", "scope")][3] == "2"
+    assert by_key[("line", "kiln", "total_kgco2")][3:5] == ["770.183", "kgCO2"]
+    assert by_key[("line", "kiln", "total_kgco2_per_unit")][3:5] == ["770.183", "kgCO2/t"]
     calcination = by_key[("process", "kiln clinker calcination", "kgco2_per_unit")]
     assert calcination[3:] == ["525", "kgCO2/t", CALCINATION["source"], "configured"]
     assert by_key[("indicator", "kiln GB 16780-2021 clinker_electricity", "grade")][3] == "2"

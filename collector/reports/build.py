@@ -367,7 +367,7 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
         "indicators": indicators(
             line, output if enough else None, {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}
         ),
-        **_process(line, output),
+        **_process(line, output, kgco2, enough),
     }
     indicator = line.green_factory
     if indicator is not None:
@@ -427,8 +427,10 @@ def indicators(
     return out
 
 
-def _process(line: LineConfig, output: float) -> dict[str, Any]:
-    """A line's process CO2: its output x each configured factor."""
+def _process(line: LineConfig, output: float, energy_kgco2: float, enough: bool) -> dict[str, Any]:
+    """A line's process CO2: its output x each configured factor; with its energy CO2,
+    the line's total (per unit of output: GB/T 36132's carbon emissions per unit product
+    count both)."""
     parts = [
         (p, process(output, line.output_unit, p.name, p.value, p.source, p.confidence))
         for p in line.process_emissions
@@ -446,7 +448,9 @@ def _process(line: LineConfig, output: float) -> dict[str, Any]:
             }
             for p, e in parts
         ],
-        "process_kgco2": math.fsum(e.kg_co2 for _, e in parts),
+        "process_kgco2": (process_kg := math.fsum(e.kg_co2 for _, e in parts)),
+        "total_kgco2": (total := math.fsum((energy_kgco2, process_kg))),
+        "total_kgco2_per_unit": total / output if enough else None,
     }
 
 

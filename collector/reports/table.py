@@ -453,6 +453,21 @@ def _emissions_section(report: dict[str, Any]) -> list[str]:
             total=amount_text(e["total_kgco2"]),
         ),
     ]
+    parts += [
+        _(
+            "  {line}: energy CO2 {energy} + process CO2 {process} = {total} kgCO2, "
+            "{per_unit} kgCO2/{unit}"
+        ).format(
+            line=x["line"],
+            energy=amount_text(x["kgco2"]),
+            process=amount_text(x["process_kgco2"]),
+            total=amount_text(x["total_kgco2"]),
+            per_unit=ratio_text(x["total_kgco2_per_unit"]),
+            unit=x["output_unit"],
+        )
+        for x in report["lines"]
+        if x["process_emissions"]
+    ]
     if e["total_market_kgco2"] is not None:
         parts.append(
             _("Market-based: scope 2 {scope2} kgCO2; with scope 1, {total} kgCO2").format(
