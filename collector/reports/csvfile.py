@@ -294,38 +294,21 @@ def _csv_emissions(report: dict[str, Any]) -> list[CsvRow]:
         ("carrier", c["carrier"], "scope", str(c["scope"]), "", meaning, "")
         for c in e["by_carrier"]
     ]
-    for x in report["lines"]:
-        if x["process_emissions"]:
-            basis = _("energy CO2 + process CO2")
-            rows += [
-                (
-                    "line",
-                    x["line"],
-                    "process_kgco2",
-                    amount_text(x["process_kgco2"], False),
-                    "kgCO2",
-                    basis,
-                    "",
-                ),
-                (
-                    "line",
-                    x["line"],
-                    "total_kgco2",
-                    amount_text(x["total_kgco2"], False),
-                    "kgCO2",
-                    basis,
-                    "",
-                ),
-                (
-                    "line",
-                    x["line"],
-                    "total_kgco2_per_unit",
-                    ratio_text(x["total_kgco2_per_unit"], False),
-                    f"kgCO2/{x['output_unit']}",
-                    basis,
-                    "",
-                ),
-            ]
+    basis = _("energy CO2 + process CO2")
+    rows += [
+        ("line", x["line"], quantity, text, unit, basis, "")
+        for x in report["lines"]
+        if x["process_emissions"]
+        for quantity, text, unit in (
+            ("process_kgco2", amount_text(x["process_kgco2"], False), "kgCO2"),
+            ("total_kgco2", amount_text(x["total_kgco2"], False), "kgCO2"),
+            (
+                "total_kgco2_per_unit",
+                ratio_text(x["total_kgco2_per_unit"], False),
+                f"kgCO2/{x['output_unit']}",
+            ),
+        )
+    ]
     for p in e["process"]:
         name = f"{p['line']} {p['name']}"
         rows += [
