@@ -395,7 +395,10 @@ class LineConfig(_Model):
         return math.fsum(p.value for p in self.process_emissions)
 
     @model_validator(mode="after")
-    def _process_units(self) -> LineConfig:
+    def _indicators_and_process_units(self) -> LineConfig:
+        refs = [self.benchmark, *self.indicators]
+        if len(set(refs)) != len(refs):
+            raise ValueError("indicators: an indicator given twice (or the benchmark again)")
         for p in self.process_emissions:
             if p.unit != f"kgCO2/{self.output_unit}":
                 raise ValueError(

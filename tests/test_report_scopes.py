@@ -310,6 +310,10 @@ def test_the_api_site_summary_splits_today_by_scope(tmp_path: Path) -> None:
             "line kiln: benchmark per piece is per pieces, the line's output per t",
         ),
         (
+            {"line": {"indicators": [{"energy_limit": "cement_clinker_comprehensive"}]}},
+            "indicators: an indicator given twice (or the benchmark again)",
+        ),
+        (
             {"line": {"indicators": [{"energy_limit": "no_such_product"}]}},
             "line kiln: no energy-limit grades for 'no_such_product'",
         ),
