@@ -423,3 +423,18 @@ def test_every_carrier_has_a_scope_and_a_printed_name() -> None:
     with i18n.using("zh-CN"):
         untranslated = [c.value for c in Carrier if term(c.value) == c.value]
     assert untranslated == []
+
+
+@pytest.mark.parametrize("carrier", list(Carrier))
+@pytest.mark.parametrize("scope", [1, 2])
+def test_a_scope_is_configurable_only_for_what_a_site_may_make_or_buy(
+    carrier: Carrier, scope: int
+) -> None:
+    raw = plant(scopes={carrier.value: scope})
+    adjustable = carrier in (Carrier.STEAM, Carrier.HOT_WATER, Carrier.COMPRESSED_AIR)
+    if adjustable or scope == CARRIER_SCOPE[carrier]:
+        site = AccountingConfig.model_validate(raw).sites[0]
+        assert site.scope(carrier) == scope
+    else:
+        with pytest.raises(ValidationError, match=f"scopes.{carrier.value}: always scope"):
+            AccountingConfig.model_validate(raw)
