@@ -11,12 +11,13 @@ named twice is a config error naming the field, not a surprise in a report.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -96,6 +97,32 @@ CARRIERS: dict[Carrier, tuple[str, Quantity, str | None, str | None]] = {
     Carrier.COMPRESSED_AIR: ("m3", Quantity.VOLUME, "compressed_air", None),
 }
 _POWER = Quantity.POWER_ACTIVE
+
+DIRECT: Final = 1
+"""Scope 1: fuels burned on site (and process emissions)."""
+PURCHASED: Final = 2
+"""Scope 2: purchased electricity, heat and steam."""
+Scope = Literal[1, 2]
+CARRIER_SCOPE: Final[dict[Carrier, Scope]] = {
+    Carrier.ELECTRICITY: PURCHASED,
+    Carrier.STEAM: PURCHASED,
+    Carrier.HOT_WATER: PURCHASED,
+    # Bought in from a utility on the site (a third party's compressors): energy
+    # purchased like steam; a site compressing its own air meters the electricity.
+    Carrier.COMPRESSED_AIR: PURCHASED,
+    Carrier.NATURAL_GAS: DIRECT,
+    Carrier.DIESEL: DIRECT,
+    Carrier.COAL: DIRECT,
+    Carrier.COKE: DIRECT,
+    Carrier.FUEL_OIL: DIRECT,
+    Carrier.GASOLINE: DIRECT,
+    Carrier.LPG: DIRECT,
+}
+"""The GHG Protocol / GB/T 32150 scope of each carrier's CO2 by default; a site that
+makes its own steam or hot water sets `scopes` (its fuel meters carry the CO2 then)."""
+ADJUSTABLE_SCOPE: Final = frozenset({Carrier.STEAM, Carrier.HOT_WATER, Carrier.COMPRESSED_AIR})
+"""Carriers a site may make itself (scope 1 then) or buy (scope 2); the rest are fixed:
+grid electricity is bought, a fuel is burned on site."""
 
 
 class Role(StrEnum):
@@ -327,6 +354,17 @@ class GreenFactoryIndicator(_Model):
         return self
 
 
+class ProcessEmission(_Model):
+    """CO2 released by the process itself per unit of the line's output (clinker
+    calcination: CO2 from the carbonates of the raw meal), not from burning fuel."""
+
+    name: str = Field(min_length=1, description="e.g. clinker calcination")
+    value: float = Field(gt=0, allow_inf_nan=False, description="kgCO2 per output unit")
+    unit: str = Field(pattern=r"^kgCO2/.+$", description="kgCO2/<the line's output unit>")
+    source: str = Field(min_length=1, description="the standard, table and edition: required")
+    confidence: Confidence = Field(description="H, M, L, or configured (a plant measurement)")
+
+
 class LineConfig(_Model):
     id: Id
     product: str = Field(min_length=1)
@@ -342,6 +380,32 @@ class LineConfig(_Model):
         default=None,
         description="GB/T 36132-2025 baseline and leading value of the line's intensity",
     )
+    indicators: tuple[BenchmarkRef, ...] = Field(
+        default=(),
+        description="more indicators judged beside `benchmark`, each against its own kind "
+        "(clinker electricity kWh/t beside comprehensive energy kgce/t)",
+    )
+    process_emissions: tuple[ProcessEmission, ...] = Field(
+        default=(), description="process CO2 per unit of output (scope 1, beside energy CO2)"
+    )
+
+    @property
+    def process_factor(self) -> float:
+        """kgCO2 of process emissions per unit of output, all processes together."""
+        return math.fsum(p.value for p in self.process_emissions)
+
+    @model_validator(mode="after")
+    def _indicators_and_process_units(self) -> LineConfig:
+        refs = [self.benchmark, *self.indicators]
+        if len(set(refs)) != len(refs):
+            raise ValueError("indicators: an indicator given twice (or the benchmark again)")
+        for p in self.process_emissions:
+            if p.unit != f"kgCO2/{self.output_unit}":
+                raise ValueError(
+                    f"process_emissions {p.name!r}: unit {p.unit!r}, expected "
+                    f"'kgCO2/{self.output_unit}' (the line's output unit)"
+                )
+        return self
 
 
 class HourlyGridFactor(_Model):
@@ -466,6 +530,10 @@ class SiteConfig(_Model):
         default_factory=dict,
         description="kgCO2 per native unit for carriers the fuel table lacks (steam, hot water)",
     )
+    scopes: dict[Carrier, Scope] = Field(
+        default_factory=dict,
+        description="scope per carrier where it differs from CARRIER_SCOPE (own steam: 1)",
+    )
     lines: tuple[LineConfig, ...] = ()
     meters: tuple[MeterConfig, ...]
     shifts: tuple[ShiftConfig, ...] = ()
@@ -504,6 +572,10 @@ class SiteConfig(_Model):
     def meter(self, meter_id: str) -> MeterConfig:
         return next(m for m in self.meters if m.id == meter_id)
 
+    def scope(self, carrier: Carrier) -> Scope:
+        """The emission scope of a carrier's CO2 at this site."""
+        return self.scopes.get(carrier, CARRIER_SCOPE[carrier])
+
     def line(self, line_id: str) -> LineConfig:
         return next(x for x in self.lines if x.id == line_id)
 
@@ -531,6 +603,12 @@ class SiteConfig(_Model):
         for x in self.lines:
             if isinstance(x.output, OutputFromMeter) and x.output.meter in ids:
                 raise ValueError(f"line {x.id}: output meter {x.output.meter!r} is an energy meter")
+        for carrier, scope in self.scopes.items():
+            if carrier not in ADJUSTABLE_SCOPE and scope != CARRIER_SCOPE[carrier]:
+                raise ValueError(
+                    f"scopes.{carrier.value}: always scope {CARRIER_SCOPE[carrier]} "
+                    f"(only {sorted(c.value for c in ADJUSTABLE_SCOPE)} depend on the site)"
+                )
         if self.shifts:
             self.shift_list  # noqa: B018 - build them once here to fail early
         return self
@@ -602,12 +680,13 @@ class AccountingConfig(_Model):
                     raise ValueError(f"site {site.id} meter {m.id}: {exc}") from None
                 co2_route(site, m.carrier)
             for x in site.lines:
-                judged = resolve_benchmark(x)
-                if judged.unit.split("/", 1)[1] != x.output_unit:
-                    raise ValueError(
-                        f"line {x.id}: benchmark {judged.name} is per "
-                        f"{judged.unit.split('/', 1)[1]}, the line's output per {x.output_unit}"
-                    )
+                for judged in line_indicators(x):
+                    if judged.unit.split("/", 1)[1] != x.output_unit:
+                        raise ValueError(
+                            f"line {x.id}: benchmark {judged.name} is per "
+                            f"{judged.unit.split('/', 1)[1]}, the line's output per "
+                            f"{x.output_unit}"
+                        )
         return self
 
 
@@ -629,7 +708,16 @@ def co2_route(site: SiteConfig, carrier: Carrier) -> tuple[str, float | None, st
 
 
 def resolve_benchmark(line: LineConfig) -> Judged:
-    ref = line.benchmark
+    """What the line's intensity (and its alerts) is judged against."""
+    return resolve_ref(line.id, line.benchmark)
+
+
+def line_indicators(line: LineConfig) -> list[Judged]:
+    """Every indicator of a line: its benchmark first, then its further indicators."""
+    return [resolve_ref(line.id, ref) for ref in (line.benchmark, *line.indicators)]
+
+
+def resolve_ref(line_id: str, ref: BenchmarkRef) -> Judged:
     try:
         if ref.ndrc is not None:
             level: NdrcLevel = data.benchmarks().ndrc_level(ref.ndrc, ref.edition)
@@ -655,7 +743,7 @@ def resolve_benchmark(line: LineConfig) -> Judged:
                 grades=limit.grades,
             )
     except KeyError as exc:
-        raise ValueError(f"line {line.id}: {exc.args[0]}") from None
+        raise ValueError(f"line {line_id}: {exc.args[0]}") from None
     custom = ref.custom
     assert custom is not None
     return Judged(
@@ -666,6 +754,22 @@ def resolve_benchmark(line: LineConfig) -> Judged:
         source=custom.source,
         confidence=Confidence.CONFIGURED,
         kind="custom",
+    )
+
+
+def energy_limit(judged: Judged) -> EnergyLimit:
+    """The grades of an energy-limit indicator, to grade a value with."""
+    if judged.kind != "energy_limit":
+        raise ValueError(f"{judged.name} is not an energy-limit standard's grades")
+    return EnergyLimit.model_validate(
+        {
+            "standard": judged.name,
+            "product": judged.name,
+            "unit": judged.unit,
+            "grades": judged.grades,
+            "source": judged.source,
+            "confidence": judged.confidence,
+        }
     )
 
 

@@ -412,18 +412,20 @@ class Accounting:
                 line = site.line(row.series.removeprefix(OUTPUT_PREFIX))
                 points.append(_output_point(site_id, line, row))
             else:
-                points.append(_energy_point(site_id, site.meter(row.series), row))
+                points.append(_energy_point(site, site.meter(row.series), row))
         for site_id, minutes in touched.items():
             site = self.config.site(site_id)
             assert site is not None
             for meter in site.meters:
                 if meter.virtual:
-                    points.extend(self._virtual_points(site_id, meter, sorted(minutes)))
+                    points.extend(self._virtual_points(site, meter, sorted(minutes)))
         return points
 
-    def _virtual_points(self, site: str, meter: MeterConfig, minutes: list[int]) -> list[Point]:
+    def _virtual_points(
+        self, site: SiteConfig, meter: MeterConfig, minutes: list[int]
+    ) -> list[Point]:
         parts = [*meter.plus, *meter.minus]
-        rows = self.db.minutes_of(site, parts, minutes)
+        rows = self.db.minutes_of(site.id, parts, minutes)
         points: list[Point] = []
         for minute in minutes:
             if not all((p, minute) in rows for p in parts):
@@ -902,10 +904,10 @@ def meter_role(meter: MeterConfig) -> str:
     return VIRTUAL_ROLE if meter.virtual else meter.role.value
 
 
-def _energy_point(site: str, meter: MeterConfig, row: MinuteRow) -> Point:
-    tags = [("site", site), ("meter", meter.id), ("carrier", meter.carrier.value)]
+def _energy_point(site: SiteConfig, meter: MeterConfig, row: MinuteRow) -> Point:
+    tags = [("site", site.id), ("meter", meter.id), ("carrier", meter.carrier.value)]
     tags += [("unit", CARRIERS[meter.carrier][0]), ("line", meter.line or SITE_LINE)]
-    tags += [("role", meter_role(meter))]
+    tags += [("role", meter_role(meter)), ("scope", str(site.scope(meter.carrier)))]
     return Point(
         "energy_interval",
         tuple(tags),
@@ -921,10 +923,14 @@ def _energy_point(site: str, meter: MeterConfig, row: MinuteRow) -> Point:
 
 
 def _output_point(site: str, line: LineConfig, row: MinuteRow) -> Point:
+    fields_ = [("amount", row.amount), ("quality", float(row.quality))]
+    if line.process_emissions:
+        # Scope 1 process CO2 of the minute's output, beside the output it comes from.
+        fields_.append(("process_kgco2", row.amount * line.process_factor))
     return Point(
         "output_interval",
         (("site", site), ("line", line.id), ("unit", line.output_unit)),
-        (("amount", row.amount), ("quality", float(row.quality))),
+        tuple(fields_),
         row.minute,
     )
 

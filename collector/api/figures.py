@@ -19,13 +19,16 @@ from collector.accounting.engine import (
     Figure,
     line_figures,
     meter_totals,
+    output_series,
     site_figures,
     standing,
 )
 from collector.api import trust
+from collector.ledger.emissions import by_scope
 from collector.ledger.intensity import Window, window_start
 from collector.ledger.targets import Target, progress
-from collector.plant import Carrier, SiteConfig, resolve_benchmark
+from collector.plant import Carrier, LineConfig, SiteConfig, resolve_benchmark
+from collector.reports.build import indicators
 from collector.state.latest import LatestReadings, Row, stale_after
 from collector.state.statuses import AgentStatuses
 from greengauge.contract import UNITS, AgentState, AgentStatus, Quantity
@@ -289,6 +292,7 @@ def accounting(
                 "freshness": trust.freshness(meter_list, trust.line_meters(config, line)),
                 "quality": trust.line_quality(db, config, line, now),
                 "pending_alert": trust.pending_alert(db, config, line, judged),
+                "indicators": _month_indicators(line, figures),
             }
         )
     site_windows = {
@@ -297,10 +301,12 @@ def accounting(
     }
     today = window_start(Window.TODAY, now, config.tz, config.shift_list)
     kwh = kgce = kgco2 = 0.0
+    scoped: list[tuple[int, float]] = []
     for m in config.boundary_meters():
         amount, ce, co2, _ = meter_totals(db, plant, site, m, ms(today), ms(now))
         kgce, kgco2 = kgce + ce, kgco2 + co2
         kwh += amount if m.carrier is Carrier.ELECTRICITY else 0.0
+        scoped.append((config.scope(m.carrier), co2))
     ytd_site = site_windows.get(Window.YEAR_TO_DATE.value, {})
     site_base = config.targets.base_energy_intensity.get(site)
     boundary = [m.id for m in config.boundary_meters() if not m.virtual]
@@ -309,13 +315,55 @@ def accounting(
         "timezone": config.timezone,
         "ts": iso(now),
         "power_w": _power(rows, boundary),
-        "today": {"start": iso(today), "kwh": kwh, "kgce": kgce, "kgco2": kgco2},
+        "today": {
+            "start": iso(today),
+            "kwh": kwh,
+            "kgce": kgce,
+            "kgco2": kgco2,
+            "emissions": emissions(db, config, scoped, today, now),
+        },
         "lines": lines,
         "windows": site_windows,
         "target": _progress(site_base, config.targets, _num(ytd_site.get("value")), now),
         "alerts": _active_alerts(db, site),
         "freshness": trust.freshness(meter_list, trust.boundary_meters(config)),
         "quality": trust.site_quality(db, config, now),
+    }
+
+
+def _month_indicators(line: LineConfig, figures: list[Figure]) -> dict[str, Any] | None:
+    """Every indicator of the line over the month to date, graded as the report grades."""
+    f = next((x for x in figures if x.window is Window.MONTH_TO_DATE), None)
+    if f is None:
+        return None
+    output = f.output if f.judged.value is not None else None
+    numerators = {"kgce": f.kgce, "kgCO2": f.kgco2, "kWh": f.kwh}
+    return {"window": f.window.value, "indicators": indicators(line, output, numerators)}
+
+
+def emissions(
+    db: AccountingDB,
+    site: SiteConfig,
+    energy: list[tuple[int, float]],
+    start: datetime,
+    end: datetime,
+) -> dict[str, Any]:
+    """CO2 by scope over [start, end): energy CO2 given as (scope, kg) of the boundary
+    meters, process CO2 from each line's output x its configured factors."""
+    process: dict[str, float] = {}
+    for line in site.lines:
+        if line.process_emissions:
+            output = db.totals(site.id, [output_series(line.id)], ms(start), ms(end))[0]
+            process[line.id] = output * line.process_factor
+    s = by_scope(energy, process.values())
+    return {
+        "scope1_combustion_kgco2": s.scope1_combustion,
+        "scope1_process_kgco2": s.scope1_process,
+        "scope1_kgco2": s.scope1,
+        "scope2_kgco2": s.scope2_location,
+        "energy_kgco2": s.energy_location,
+        "total_kgco2": s.total_location,
+        "process_kgco2_by_line": process,
     }
 
 

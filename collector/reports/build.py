@@ -27,10 +27,11 @@ from typing import Any, Final
 from collector.accounting.db import AccountingDB, from_ms, ms
 from collector.accounting.engine import line_totals, meter_factors, output_series, standing
 from collector.ledger import data
-from collector.ledger.benchmarks import position
+from collector.ledger.benchmarks import grade, position
 from collector.ledger.carbon import market_based
 from collector.ledger.conversion import coefficient
 from collector.ledger.demand import max_demand
+from collector.ledger.emissions import by_scope, process
 from collector.ledger.factors import Confidence
 from collector.ledger.intensity import Window
 from collector.ledger.series import Amount, Quality, reaches
@@ -39,11 +40,14 @@ from collector.ledger.tou import split
 from collector.plant import (
     AccountingConfig,
     Carrier,
+    LineConfig,
     MeterConfig,
     OutputFromMeter,
     SiteConfig,
     _coal_key,
     co2_route,
+    energy_limit,
+    line_indicators,
     min_output,
     resolve_benchmark,
 )
@@ -183,6 +187,7 @@ def build(
             "unit": _unit(c.value),
             "kgce": math.fsum(x["kgce"] for x in boundary if x["carrier"] == c.value),
             "kgco2": math.fsum(x["kgco2"] for x in boundary if x["carrier"] == c.value),
+            "scope": site.scope(c),
         }
         for c in sorted({Carrier(x["carrier"]) for x in boundary}, key=lambda c: c.value)
     ]
@@ -207,6 +212,7 @@ def build(
         residual = site.market_based.residual.resolve()
         mb = market_based(electricity_kwh, residual, green_share=site.market_based.green_share)
         co2["market_based_kgco2"] = site_co2 - electricity["kgco2"] + mb.emission.kg_co2
+        co2["market_based_electricity_kgco2"] = mb.emission.kg_co2
         co2["market_based_basis"] = mb.emission.basis
         co2["market_based_source"] = mb.emission.source
         co2["market_based_confidence"] = residual.confidence.value
@@ -234,6 +240,7 @@ def build(
         "demand": _demand(db, site, m.a, m.b),
         "quality_meaning": {QUALITY_KEY[q]: QUALITY_MEANING[q] for q in Quality},
         "counters": _counters(db, site, m.a, m.b),
+        "emissions": _emissions(carriers, co2, lines),
     }
     va = db.value_added(site.id, month) or site.value_added.get(month)
     if va:
@@ -271,6 +278,7 @@ def _meter(m: _Month, meter: MeterConfig) -> dict[str, Any]:
         "kgce": math.fsum(kgce),
         "kgco2": math.fsum(kgco2),
         "estimated": meter.estimated,
+        "scope": m.site.scope(meter.carrier),
         "data_quality": m.quality(m.parts(meter), "amount"),
     }
 
@@ -357,6 +365,10 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
         "targets": _targets(
             m, line.id, kgce / output if enough else None, kgco2 / output if enough else None
         ),
+        "indicators": indicators(
+            line, output if enough else None, {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}
+        ),
+        **_process(line, output, kgco2, enough),
     }
     indicator = line.green_factory
     if indicator is not None:
@@ -369,8 +381,122 @@ def _line(m: _Month, line_id: str, meters: dict[str, dict[str, Any]]) -> dict[st
             else position(value, indicator.baseline, indicator.leading),
             "source": indicator.source,
             "confidence": Confidence.CONFIGURED.value,
+            "score": None,
+            "score_rule": GREEN_FACTORY_SCORE_RULE,
         }
     return out
+
+
+GREEN_FACTORY_SCORE_RULE: Final = N_(
+    "no score: the points GB/T 36132-2025 gives a quantitative indicator between its "
+    "baseline value (基准值) and leading value (引领值) were not found in any reference (the "
+    "2018 edition's thresholds are unconfirmed too); the position is shown instead"
+)
+"""Why a green-factory indicator has a position but no score."""
+SCOPE_MEANING: Final = N_(
+    "scope 1: fuels burned on site and process emissions; scope 2: purchased "
+    "electricity, heat and steam (GHG Protocol; GB/T 32150-2015)"
+)
+
+
+def indicators(
+    line: LineConfig, output: float | None, numerators: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Every indicator of a line, each against its own benchmark kind; the grade (1/2/3,
+    None above grade 3) where the benchmark is an energy-limit standard's grades."""
+    out: list[dict[str, Any]] = []
+    for judged in line_indicators(line):
+        value = numerators[judged.numerator] / output if output else None
+        graded = None
+        if judged.kind == "energy_limit" and value is not None:
+            graded = grade(value, judged.unit, energy_limit(judged)).grade
+        out.append(
+            {
+                "name": judged.name,
+                "kind": judged.kind,
+                "value": value,
+                "unit": judged.unit,
+                "status": standing(value, judged),
+                "grade": graded,
+                "grades": list(judged.grades) or None,
+                "benchmark": judged.benchmark,
+                "baseline": judged.baseline,
+                "source": judged.source,
+                "confidence": judged.confidence.value,
+            }
+        )
+    return out
+
+
+def _process(line: LineConfig, output: float, energy_kgco2: float, enough: bool) -> dict[str, Any]:
+    """A line's process CO2: its output x each configured factor; with its energy CO2,
+    the line's total (per unit of output: GB/T 36132's carbon emissions per unit product
+    count both)."""
+    parts = [
+        (p, process(output, line.output_unit, p.name, p.value, p.source, p.confidence))
+        for p in line.process_emissions
+    ]
+    return {
+        "process_emissions": [
+            {
+                "name": p.name,
+                "kgco2_per_unit": p.value,
+                "unit": p.unit,
+                "kgco2": e.kg_co2,
+                "basis": e.basis,
+                "source": e.source,
+                "confidence": e.confidence.value,
+            }
+            for p, e in parts
+        ],
+        "process_kgco2": (process_kg := math.fsum(e.kg_co2 for _, e in parts)),
+        "total_kgco2": (total := math.fsum((energy_kgco2, process_kg))),
+        "total_kgco2_per_unit": total / output if enough else None,
+    }
+
+
+def _emissions(
+    carriers: Sequence[dict[str, Any]], co2: dict[str, Any], lines: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The site's CO2 by scope: energy (boundary carriers) and process (the lines')
+    apart and together; market-based scope 2 when configured."""
+    market = None
+    if "market_based_electricity_kgco2" in co2:
+        market = math.fsum(
+            [c["kgco2"] for c in carriers if c["scope"] == 2 and c["carrier"] != "electricity"]
+            + [co2["market_based_electricity_kgco2"]]
+        )
+    s = by_scope(
+        [(c["scope"], c["kgco2"]) for c in carriers],
+        [x["process_kgco2"] for x in lines],
+        market,
+    )
+    return {
+        "scope1_combustion_kgco2": s.scope1_combustion,
+        "scope1_process_kgco2": s.scope1_process,
+        "scope1_kgco2": s.scope1,
+        "scope2_location_kgco2": s.scope2_location,
+        "scope2_market_kgco2": s.scope2_market,
+        "energy_kgco2": s.energy_location,
+        "process_kgco2": s.scope1_process,
+        "total_kgco2": s.total_location,
+        "total_market_kgco2": s.total_market,
+        "by_carrier": [
+            {"carrier": c["carrier"], "scope": c["scope"], "kgco2": c["kgco2"]} for c in carriers
+        ],
+        "process": [
+            {
+                "line": x["line"],
+                "product": x["product"],
+                "output": x["output"],
+                "output_unit": x["output_unit"],
+                **p,
+            }
+            for x in lines
+            for p in x["process_emissions"]
+        ],
+        "meaning": SCOPE_MEANING,
+    }
 
 
 def _targets(

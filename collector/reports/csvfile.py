@@ -272,11 +272,87 @@ def _csv_tou(report: dict[str, Any]) -> list[CsvRow]:
     return rows
 
 
+def _csv_emissions(report: dict[str, Any]) -> list[CsvRow]:
+    e = report["emissions"]
+    meaning = _(e["meaning"])
+    rows: list[CsvRow] = [
+        ("emissions", report["site"], key, amount_text(e[key], False), "kgCO2", meaning, "")
+        for key in (
+            "scope1_combustion_kgco2",
+            "scope1_process_kgco2",
+            "scope1_kgco2",
+            "scope2_location_kgco2",
+            "scope2_market_kgco2",
+            "energy_kgco2",
+            "process_kgco2",
+            "total_kgco2",
+            "total_market_kgco2",
+        )
+        if e[key] is not None
+    ]
+    rows += [
+        ("carrier", c["carrier"], "scope", str(c["scope"]), "", meaning, "")
+        for c in e["by_carrier"]
+    ]
+    basis = _("energy CO2 + process CO2")
+    rows += [
+        ("line", x["line"], quantity, text, unit, basis, "")
+        for x in report["lines"]
+        if x["process_emissions"]
+        for quantity, text, unit in (
+            ("process_kgco2", amount_text(x["process_kgco2"], False), "kgCO2"),
+            ("total_kgco2", amount_text(x["total_kgco2"], False), "kgCO2"),
+            (
+                "total_kgco2_per_unit",
+                ratio_text(x["total_kgco2_per_unit"], False),
+                f"kgCO2/{x['output_unit']}",
+            ),
+        )
+    ]
+    for p in e["process"]:
+        name = f"{p['line']} {p['name']}"
+        rows += [
+            ("process", name, "output", amount_text(p["output"], False), p["output_unit"], "", ""),
+            (
+                "process",
+                name,
+                "kgco2_per_unit",
+                given_text(p["kgco2_per_unit"], False),
+                p["unit"],
+                p["source"],
+                p["confidence"],
+            ),
+            ("process", name, "kgco2", amount_text(p["kgco2"], False), "kgCO2", p["basis"], ""),
+        ]
+    return rows
+
+
+def _csv_indicators(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for x in report["lines"]:
+        for i in x["indicators"]:
+            name, src, conf = f"{x['line']} {i['name']}", i["source"], i["confidence"]
+            rows += [
+                ("indicator", name, "value", ratio_text(i["value"], False), i["unit"], src, conf),
+                ("indicator", name, "status", i["status"], "", src, conf),
+            ]
+            if i["kind"] == "energy_limit":
+                grade = "-" if i["grade"] is None else str(i["grade"])
+                rows.append(("indicator", name, "grade", grade, "", src, conf))
+        gf = x.get("green_factory")
+        if gf is not None:
+            score = "-" if gf["score"] is None else ratio_text(gf["score"], False)
+            rows.append(("green_factory", x["line"], "score", score, "", _(gf["score_rule"]), ""))
+    return rows
+
+
 CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
     _csv_totals,
     _csv_carriers,
     _csv_meters,
     _csv_lines,
+    _csv_emissions,
+    _csv_indicators,
     _csv_site_quality,
     _csv_demand,
     _csv_counters,

@@ -32,6 +32,9 @@ TERMS: Final = frozenset(
         N_("coal"),
         N_("coke"),
         N_("fuel_oil"),
+        N_("gasoline"),
+        N_("lpg"),
+        N_("compressed_air"),
         # meter roles
         N_("boundary"),
         N_("submeter"),

@@ -17,7 +17,7 @@ from collector.reports.numbers import (
     share_text,
     term,
 )
-from greengauge.common.i18n import _, decimal_text, ljust, month_text, rjust, width
+from greengauge.common.i18n import N_, _, decimal_text, ljust, month_text, rjust, width
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -412,11 +412,146 @@ def _factors_section(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+SCOPE_NAMES: Final = {1: N_("scope 1"), 2: N_("scope 2")}
+
+
+def _scope_name(scope: int) -> str:
+    return _(SCOPE_NAMES[scope])
+
+
+def _emissions_section(report: dict[str, Any]) -> list[str]:
+    e = report["emissions"]
+    rows = [
+        [_scope_name(c["scope"]), term(c["carrier"]), amount_text(c["kgco2"]), "-"]
+        for c in e["by_carrier"]
+    ]
+    rows += [
+        [
+            _scope_name(1),
+            _("{line} process: {name}").format(line=p["line"], name=p["name"]),
+            amount_text(p["kgco2"]),
+            f"{p['basis']}; {_sourced(p['source'], p['confidence'])}",
+        ]
+        for p in e["process"]
+    ]
+    parts = [
+        "",
+        _("CO2 by scope ({meaning})").format(meaning=_(e["meaning"])),
+        _table([_("scope"), _("emitted by"), "kgCO2", _("basis")], rows),
+        _(
+            "Scope 1: {scope1} kgCO2 (combustion {combustion}, process {process}); "
+            "scope 2: {scope2} kgCO2 (location-based)"
+        ).format(
+            scope1=amount_text(e["scope1_kgco2"]),
+            combustion=amount_text(e["scope1_combustion_kgco2"]),
+            process=amount_text(e["scope1_process_kgco2"]),
+            scope2=amount_text(e["scope2_location_kgco2"]),
+        ),
+        _("Energy CO2 {energy} kgCO2 + process CO2 {process} kgCO2 = {total} kgCO2").format(
+            energy=amount_text(e["energy_kgco2"]),
+            process=amount_text(e["process_kgco2"]),
+            total=amount_text(e["total_kgco2"]),
+        ),
+    ]
+    parts += [
+        _(
+            "  {line}: energy CO2 {energy} + process CO2 {process} = {total} kgCO2, "
+            "{per_unit} kgCO2/{unit}"
+        ).format(
+            line=x["line"],
+            energy=amount_text(x["kgco2"]),
+            process=amount_text(x["process_kgco2"]),
+            total=amount_text(x["total_kgco2"]),
+            per_unit=ratio_text(x["total_kgco2_per_unit"]),
+            unit=x["output_unit"],
+        )
+        for x in report["lines"]
+        if x["process_emissions"]
+    ]
+    if e["total_market_kgco2"] is not None:
+        parts.append(
+            _("Market-based: scope 2 {scope2} kgCO2; with scope 1, {total} kgCO2").format(
+                scope2=amount_text(e["scope2_market_kgco2"]),
+                total=amount_text(e["total_market_kgco2"]),
+            )
+        )
+    return parts
+
+
+def _grade_text(i: dict[str, Any]) -> str:
+    if i["kind"] != "energy_limit":
+        return "-"
+    if i["value"] is None:
+        return _("no grade (insufficient output)")
+    if i["grade"] is None:
+        return _("above grade 3: fails the limit")
+    return _("grade {n}").format(n=i["grade"])
+
+
+def _levels_text(i: dict[str, Any]) -> str:
+    if i["grades"]:
+        return " / ".join(
+            _("grade {n} {level}").format(n=n, level=given_text(g))
+            for n, g in enumerate(i["grades"], start=1)
+            if g is not None
+        )
+    return _("benchmark {benchmark}, baseline {baseline}").format(
+        benchmark=given_text(i["benchmark"]), baseline=given_text(i["baseline"])
+    )
+
+
+def _indicators_section(report: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            x["line"],
+            i["name"],
+            ratio_text(i["value"]),
+            i["unit"],
+            term(i["status"]),
+            _grade_text(i),
+            _levels_text(i),
+            _sourced(i["source"], i["confidence"]),
+        ]
+        for x in report["lines"]
+        for i in x["indicators"]
+    ]
+    if not rows:
+        return []
+    parts = [
+        "",
+        _("Indicators and grades (energy-limit standards: grade 1 best, grade 3 the limit)"),
+        _table(
+            [
+                _("line"),
+                _("indicator"),
+                _("value"),
+                _("per"),
+                _("status"),
+                _("grade"),
+                _("levels"),
+                _("reference"),
+            ],
+            rows,
+        ),
+    ]
+    for x in report["lines"]:
+        gf = x.get("green_factory")
+        if gf is not None and gf["score"] is None:
+            parts.append(
+                _("  {line} {standard} score: {rule}").format(
+                    line=x["line"], standard=gf["standard"], rule=_(gf["score_rule"])
+                )
+            )
+    return parts
+
+
 TABLE_SECTIONS: Final[list[Section]] = [
     _head,
     _carriers,
     _meters,
     _lines,
+    _emissions_section,
+    _indicators_section,
     _quality,
     _demand_section,
     _counters_section,
