@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.baselines import DegreeDays, EnergyBaseline, check_baselines
 from collector.ledger import data
 from collector.ledger.conversion import (
     ELECTRICITY,
@@ -474,6 +475,10 @@ class SiteConfig(_Model):
     value_added: dict[str, float] = Field(
         default_factory=dict, description="CNY per month 'YYYY-MM' (the MES may send it too)"
     )
+    energy_baselines: tuple[EnergyBaseline, ...] = Field(
+        default=(), description="ISO 50006 baselines: energy regressed on output, degree days"
+    )
+    degree_days: DegreeDays | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -533,6 +538,9 @@ class SiteConfig(_Model):
                 raise ValueError(f"line {x.id}: output meter {x.output.meter!r} is an energy meter")
         if self.shifts:
             self.shift_list  # noqa: B018 - build them once here to fail early
+        check_baselines(
+            self.energy_baselines, {x.id: x.output_unit for x in self.lines}, self.degree_days
+        )
         return self
 
 

@@ -245,7 +245,22 @@ def build(
         output = math.fsum(x["output"] for x in lines)
         same_unit = len({x.output_unit for x in site.lines}) == 1
         report["tou"] = _tou(db, site, m.a, m.b, output if same_unit else 0.0)
+    report.update(_breakdowns(config, db, site, report, m, now or datetime.now(UTC)))
     return report
+
+
+def _breakdowns(
+    config: AccountingConfig,
+    db: AccountingDB,
+    site: SiteConfig,
+    report: dict[str, Any],
+    m: _Month,
+    now: datetime,
+) -> dict[str, Any]:
+    """Breakdowns, days, comparisons and energy baselines (collector.reports.breakdown)."""
+    from collector.reports.breakdown import extend  # noqa: PLC0415 - it imports this module
+
+    return extend(config, db, site, report, (m.start, m.end), now)
 
 
 def _meter(m: _Month, meter: MeterConfig) -> dict[str, Any]:
