@@ -85,9 +85,11 @@ def parse_degree_days(text: str, name: str) -> dict[date, tuple[float, float]]:
             day = date.fromisoformat(found[1])
             hdd, cdd = float(found[2]), float(found[3])
         except ValueError:
-            if number == 1:
+            if number == 1 and not line[:1].isdigit():
                 continue  # a header
-            raise ValueError(f"{name}:{number}: expected 'YYYY-MM-DD,hdd,cdd', got {line!r}") from None
+            raise ValueError(
+                f"{name}:{number}: expected 'YYYY-MM-DD,hdd,cdd', got {line!r}"
+            ) from None
         if not (0 <= hdd < 100 and 0 <= cdd < 100):
             raise ValueError(f"{name}:{number}: degree days must be 0..100 a day: {line!r}")
         if day in by_day:

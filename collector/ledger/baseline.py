@@ -65,7 +65,9 @@ class Fit:
                 f"the model needs {len(self.coefficients)} variables "
                 f"{list(self.variables)}, got {len(values)}"
             )
-        return self.intercept + math.fsum(c * v for c, v in zip(self.coefficients, values, strict=True))
+        return self.intercept + math.fsum(
+            c * v for c, v in zip(self.coefficients, values, strict=True)
+        )
 
     @property
     def r2_passes(self) -> bool:

@@ -96,7 +96,9 @@ def unallocated(report: dict[str, Any], by_line: list[dict[str, Any]]) -> list[d
     return rows
 
 
-def site_intensity(config: AccountingConfig, site: SiteConfig, report: dict[str, Any]) -> dict[str, Any]:
+def site_intensity(
+    config: AccountingConfig, site: SiteConfig, report: dict[str, Any]
+) -> dict[str, Any]:
     """Site kgce (and kgCO2) per unit of the lines' summed output, as the live site figure
     is made (engine.site_figures): only when every line counts in the same unit."""
     unit = site_unit(site)
