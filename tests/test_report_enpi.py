@@ -53,7 +53,7 @@ def test_one_variable_fit_as_worked_by_hand() -> None:
     assert model.r2 == pytest.approx(0.968)
     assert model.cv_rmse == pytest.approx(math.sqrt(1.6 / 3) / 7)
     assert model.n == 5 and model.parameters == 2
-    assert model.adequate == (0.968 >= MIN_R2 and model.cv_rmse <= MAX_CV_RMSE)
+    assert MIN_R2 <= 0.968 and model.cv_rmse <= MAX_CV_RMSE
     assert model.adequate
 
 
