@@ -310,7 +310,7 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
         else:
             print(render(report, args.format))
         if args.plot is not None:
-            plot(config.accounting, db, args.site, args.month, args.plot)
+            plot(report, args.plot)
     except ReportError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2

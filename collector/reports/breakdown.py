@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from collector.accounting.db import AccountingDB, ms
+from collector.accounting.db import AccountingDB, from_ms, ms
 from collector.accounting.engine import line_totals, site_totals
 from collector.ledger.intensity import Window
 from collector.ledger.series import reaches
@@ -252,6 +252,23 @@ def comparisons(
     return out
 
 
+def corrections(
+    db: AccountingDB, site: SiteConfig, span: tuple[datetime, datetime]
+) -> list[dict[str, Any]]:
+    """Alerts of the month raised or cleared on figures that late readings changed
+    afterwards: where the live view was corrected."""
+    a, b = ms(span[0]), ms(span[1])
+    return [
+        {
+            "line": x.line,
+            "kind": x.kind,
+            "at": from_ms(x.ts).astimezone(site.tz).isoformat(),
+        }
+        for x in db.alerts(site.id)
+        if x.corrected and a <= x.ts < b
+    ]
+
+
 def extend(
     config: AccountingConfig,
     db: AccountingDB,
@@ -269,6 +286,7 @@ def extend(
         "unallocated": unallocated(report, by_line),
         "site_intensity": site_intensity(config, site, report),
         "days": days(config, db, site, span, now),
+        "late_corrections": corrections(db, site, span),
         "comparisons": comparisons(config, db, site, report["month"]),
         "energy_baselines": baselines(config, db, site, span, now),
     }

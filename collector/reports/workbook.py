@@ -225,7 +225,8 @@ def _baselines(report: dict[str, Any]) -> list[list[Cell]]:
         checks = {c["statistic"]: c for c in b["checks"]}
         run = b["reporting"]
         coefficients = "; ".join(
-            f"{k} = {v:.6g}" + (f" kgce/d per {b['variable_units'][k]}" if k in b["variable_units"] else " kgce/d")
+            f"{k} = {v:.6g}"
+            + (f" kgce/d per {b['variable_units'][k]}" if k in b["variable_units"] else " kgce/d")
             for k, v in b["coefficients"].items()
         )
         rows.append(
@@ -265,8 +266,14 @@ def _demand(report: dict[str, Any]) -> list[list[Cell]]:
 
 
 def _quality(report: dict[str, Any]) -> list[list[Cell]]:
-    figures = [(_("meter {meter}").format(meter=m["meter"]), m["unit"], m["data_quality"]) for m in report["meters"]]
-    figures += [(_("line {line}").format(line=x["line"]), "kgce", x["data_quality"]) for x in report["lines"]]
+    figures = [
+        (_("meter {meter}").format(meter=m["meter"]), m["unit"], m["data_quality"])
+        for m in report["meters"]
+    ]
+    figures += [
+        (_("line {line}").format(line=x["line"]), "kgce", x["data_quality"])
+        for x in report["lines"]
+    ]
     figures.append(
         (_("site {site}").format(site=report["site"]), "kgce", report["totals"]["data_quality"])
     )
