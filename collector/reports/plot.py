@@ -15,6 +15,7 @@ from greengauge.common.i18n import _
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 LITTLE_DATA_DAYS: Final = 3
 """Fewer days with an intensity than this: the panel says the month has little data."""
@@ -186,6 +187,15 @@ def _cusum_panel(ax: Axes, baseline: dict[str, Any]) -> None:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Write the report's plot to `path` (PNG)."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig = figure(report)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def figure(report: dict[str, Any]) -> Figure:
+    """The report's figure: a panel per line, then one per fitted energy baseline."""
     import matplotlib  # noqa: PLC0415 - only for --plot
 
     matplotlib.use("Agg")
@@ -213,5 +223,4 @@ def plot(report: dict[str, Any], path: Path) -> None:
         axes[0, 0].text(0.5, 0.5, _("no lines and no energy baselines to draw"), ha="center")
     fig.autofmt_xdate()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
