@@ -13,12 +13,13 @@ import csv
 import io
 import json
 import struct
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
+from test_api import READ, SITE, WRITE, batch, make_rig, tokens
 from test_report_enpi import AFTER, BASELINE, plant, write_days
 from test_report_sections import config as sections_config
 
@@ -29,7 +30,7 @@ from collector.reports.build import build
 from collector.reports.csvfile import excel_text
 from collector.reports.plot import figure, plot
 from collector.reports.render import render
-from collector.reports.workbook import render_xlsx
+from collector.reports.workbook import XLSX_MEDIA_TYPE, render_xlsx
 from greengauge.common import i18n
 
 
@@ -239,3 +240,32 @@ def test_the_report_command_writes_a_workbook_and_a_plot(
     csv_path = tmp_path / "month.csv"
     assert collector_main([*args, "--format", "csv", "--output", str(csv_path)]) == 0
     assert excel_rows(csv_path.read_bytes())[0][0] == "section"
+
+
+def test_the_api_answers_the_workbook_of_the_json_report(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, tokens(READ, WRITE))
+    try:
+        start = datetime(2026, 10, 15, 2, 0, tzinfo=UTC)
+        rig.feed(
+            *[
+                batch(i, start + timedelta(minutes=i), incomer=(100.0 + 4 * i, 240_000.0))
+                for i in range(11)
+            ]
+        )
+        path = f"/api/v1/sites/{SITE}/report"
+        headers = {"Authorization": f"Bearer {READ}"}
+        answer = rig.client.get(path, params={"month": "2026-10", "format": "xlsx"}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == XLSX_MEDIA_TYPE
+        assert f'filename="{SITE}-2026-10.xlsx"' in answer.headers["content-disposition"]
+        book = openpyxl.load_workbook(io.BytesIO(answer.content))
+        summary = {(r[0], r[2]): r[1] for r in sheet(book, "Summary")[1:]}
+        figures = rig.get(path, month="2026-10")
+        assert summary[("comprehensive energy consumption", "kgce")] == pytest.approx(
+            figures["totals"]["kgce"], rel=EXCEL
+        )
+        assert rig.client.get(path, params={"month": "2026-10", "format": "xlsx"}).status_code == 401
+    finally:
+        rig.client.close()
+        rig.accounting.close()
+        rig.store.close()
