@@ -36,10 +36,14 @@ from greengauge.common import i18n
 
 def full_plant() -> AccountingConfig:
     """The enpi plant with every optional section of the sections plant."""
-    extra = sections_config().sites[0].model_dump(
-        mode="json",
-        include={"market_based", "value_added", "tou"},
-        exclude_unset=True,
+    extra = (
+        sections_config()
+        .sites[0]
+        .model_dump(
+            mode="json",
+            include={"market_based", "value_added", "tou"},
+            exclude_unset=True,
+        )
     )
     extra["tou"]["source"] = '=HYPERLINK("http://x","tariff"), a notice'
     extra["targets"] = {"base_energy_intensity": {"kiln": 0.5}}
@@ -95,9 +99,7 @@ def test_the_workbook_carries_the_reports_figures_as_numbers(report: dict[str, A
     assert named["R²"] == pytest.approx(b["r2"], rel=EXCEL)
     assert named["CV(RMSE)"] == pytest.approx(b["cv_rmse"], rel=EXCEL, abs=1e-18)
     assert named["savings (kgce)"] == pytest.approx(b["reporting"]["savings_kgce"], rel=EXCEL)
-    assert named["normalised EnPI"] == pytest.approx(
-        b["reporting"]["normalised_enpi"], rel=EXCEL
-    )
+    assert named["normalised EnPI"] == pytest.approx(b["reporting"]["normalised_enpi"], rel=EXCEL)
     assert named["adequate"] is True
     cusum = [r[5] for r in sheet(book, "CUSUM")[1:]]
     assert cusum == pytest.approx([s["cusum_kgce"] for s in b["reporting"]["cusum"]], rel=EXCEL)
@@ -232,7 +234,10 @@ def test_the_report_command_writes_a_workbook_and_a_plot(
     assert collector_main([*args, "--format", "xlsx"]) == 2
     assert "--format xlsx needs --output FILE" in capsys.readouterr().err
     book_path, png = tmp_path / "month.xlsx", tmp_path / "month.png"
-    assert collector_main([*args, "--format", "xlsx", "--output", str(book_path), "--plot", str(png)]) == 0
+    assert (
+        collector_main([*args, "--format", "xlsx", "--output", str(book_path), "--plot", str(png)])
+        == 0
+    )
     book = openpyxl.load_workbook(book_path)
     (row,) = sheet(book, "Energy baselines")[1:]
     assert row[0] == "kiln" and row[5] == pytest.approx(1.0)
@@ -254,7 +259,9 @@ def test_the_api_answers_the_workbook_of_the_json_report(tmp_path: Path) -> None
         )
         path = f"/api/v1/sites/{SITE}/report"
         headers = {"Authorization": f"Bearer {READ}"}
-        answer = rig.client.get(path, params={"month": "2026-10", "format": "xlsx"}, headers=headers)
+        answer = rig.client.get(
+            path, params={"month": "2026-10", "format": "xlsx"}, headers=headers
+        )
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"] == XLSX_MEDIA_TYPE
         assert f'filename="{SITE}-2026-10.xlsx"' in answer.headers["content-disposition"]
@@ -264,7 +271,9 @@ def test_the_api_answers_the_workbook_of_the_json_report(tmp_path: Path) -> None
         assert summary[("comprehensive energy consumption", "kgce")] == pytest.approx(
             figures["totals"]["kgce"], rel=EXCEL
         )
-        assert rig.client.get(path, params={"month": "2026-10", "format": "xlsx"}).status_code == 401
+        assert (
+            rig.client.get(path, params={"month": "2026-10", "format": "xlsx"}).status_code == 401
+        )
     finally:
         rig.client.close()
         rig.accounting.close()

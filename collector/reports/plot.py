@@ -7,7 +7,7 @@ savings against each energy baseline. A month with little data says so on its pa
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,32 +21,47 @@ LITTLE_DATA_DAYS: Final = 3
 """Fewer days with an intensity than this: the panel says the month has little data."""
 CJK_FONTS: Final = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Source Han Sans SC")
 """Fallbacks for Chinese labels, used when installed (Debian: fonts-wqy-microhei)."""
+CJK_FILES: Final = ("wqy-microhei", "notosanscjk", "sourcehansans")
 FIGURE_WIDTH: Final = 11.0
 PANEL_HEIGHT: Final = 3.6
 ISSUE_COLOURS: Final = {"replacement": "purple", "reset": "darkorange", "jump": "crimson"}
 
 
-def _day(text: str) -> date:
-    return date.fromisoformat(text[:10])
+def _x(report: dict[str, Any], stamp: str) -> float:
+    """Where a time of the month falls on the x axis: days since the month began (the
+    day d is drawn at d + 0.5, its noon)."""
+    start = datetime.fromisoformat(report["from"])
+    return (datetime.fromisoformat(stamp) - start).total_seconds() / 86_400
 
 
-def _fonts() -> None:
-    from matplotlib import font_manager, rcParams  # noqa: PLC0415
+def _dates(ax: Axes, report: dict[str, Any]) -> None:
+    """Label the x axis with the days' dates (MM-DD), about ten of them."""
+    days = [d["date"] for d in report["days"]]
+    step = max(1, len(days) // 10)
+    ax.set_xticks([k + 0.5 for k in range(0, len(days), step)], [d[5:] for d in days[::step]])
+    ax.set_xlim(0, max(1, len(days)))
+
+
+def _fonts() -> list[str]:
+    """The font families to draw with: DejaVu Sans, then a CJK font for Chinese labels."""
+    from matplotlib import font_manager  # noqa: PLC0415
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
-    rcParams["font.sans-serif"] = [
-        "DejaVu Sans",
-        *(f for f in CJK_FONTS if f in installed),
-    ]
+    if not installed & set(CJK_FONTS):
+        # matplotlib's font cache predates a font installed later (fonts-wqy-microhei):
+        # add the CJK files it has not seen.
+        for path in font_manager.findSystemFonts():
+            if any(k in Path(path).name.lower() for k in CJK_FILES):
+                font_manager.fontManager.addfont(path)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(f for f in CJK_FONTS if f in installed)]
 
 
 def _line_panel(ax: Axes, report: dict[str, Any], index: int) -> None:
-    import matplotlib.dates as mdates  # noqa: PLC0415
-
     line = report["lines"][index]
     bench = line["benchmark"]
     unit = line["intensity_unit"]
-    days = [_day(d["date"]) for d in report["days"]]
+    days = [k + 0.5 for k in range(len(report["days"]))]
     values = [d["lines"][index]["intensity"] for d in report["days"]]
     output = [d["lines"][index]["output"] for d in report["days"]]
     known = [v for v in values if v is not None]
@@ -86,7 +101,7 @@ def _line_panel(ax: Axes, report: dict[str, Any], index: int) -> None:
             linewidth=1,
             label=_("month {value:.4g}").format(value=line["intensity"]),
         )
-    _marks(ax, report, line["line"], days)
+    _marks(ax, report, line["line"])
 
     twin = ax.twinx()
     twin.bar(days, output, width=0.8, color="grey", alpha=0.25, label=_("output"))
@@ -97,8 +112,6 @@ def _line_panel(ax: Axes, report: dict[str, Any], index: int) -> None:
     ax.patch.set_visible(False)
     ax.set_title(f"{report['site']} {line['line']}: {bench['name']}, {report['month']}")
     ax.set_ylabel(unit)
-    ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, len(days) // 10)))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     handles, labels = ax.get_legend_handles_labels()
     more, more_labels = twin.get_legend_handles_labels()
     ax.legend(handles + more, labels + more_labels, loc="upper left", fontsize="x-small", ncols=4)
@@ -117,7 +130,7 @@ def _line_panel(ax: Axes, report: dict[str, Any], index: int) -> None:
         )
 
 
-def _marks(ax: Axes, report: dict[str, Any], line: str, days: list[date]) -> None:
+def _marks(ax: Axes, report: dict[str, Any], line: str) -> None:
     """Gaps shaded, counter findings and corrected alerts marked, each once in the legend."""
     labelled: set[str] = set()
 
@@ -127,17 +140,13 @@ def _marks(ax: Axes, report: dict[str, Any], line: str, days: list[date]) -> Non
         labelled.add(text)
         return text
 
-    half = timedelta(hours=12)
-    for d, row in zip(days, report["days"], strict=True):
+    for k, row in enumerate(report["days"]):
         if row["gap"]:
-            noon = datetime.combine(d, time())
-            ax.axvspan(
-                noon - half, noon + half, color="grey", alpha=0.2, lw=0, label=label(_("gap"))
-            )
+            ax.axvspan(k, k + 1, color="grey", alpha=0.2, lw=0, label=label(_("gap")))
     for c in report["counters"]:
         colour = ISSUE_COLOURS.get(c["issue"], "black")
         ax.axvline(
-            datetime.fromisoformat(c["from"]).replace(tzinfo=None),
+            _x(report, c["from"]),
             color=colour,
             linestyle=":",
             label=label(c["issue"]),
@@ -146,7 +155,7 @@ def _marks(ax: Axes, report: dict[str, Any], line: str, days: list[date]) -> Non
         if c["line"] != line:
             continue
         ax.plot(
-            [datetime.fromisoformat(c["at"]).replace(tzinfo=None)],
+            [_x(report, c["at"])],
             [ax.get_ylim()[1] * 0.95],
             marker="v",
             color="black",
@@ -155,17 +164,16 @@ def _marks(ax: Axes, report: dict[str, Any], line: str, days: list[date]) -> Non
         )
 
 
-def _cusum_panel(ax: Axes, baseline: dict[str, Any]) -> None:
-    import matplotlib.dates as mdates  # noqa: PLC0415
-
+def _cusum_panel(ax: Axes, report: dict[str, Any], baseline: dict[str, Any]) -> None:
     steps = baseline["reporting"]["cusum"]
-    days = [_day(s["date"]) for s in steps]
+    days = [_x(report, s["date"] + "T12:00" + report["from"][19:]) for s in steps]
     ax.axhline(0, color="black", linewidth=0.8)
     ax.fill_between(days, [s["cusum_kgce"] for s in steps], color="tab:green", alpha=0.2)
     ax.plot(days, [s["cusum_kgce"] for s in steps], marker="o", color="tab:green", label="CUSUM")
     ax.set_title(
         _(
-            "CUSUM of savings against the energy baseline of {name} (R² {r2:.3f}, CV(RMSE) {cv:.1%}{verdict})"
+            "CUSUM of savings against the energy baseline of {name} "
+            "(R² {r2:.3f}, CV(RMSE) {cv:.1%}{verdict})"
         ).format(
             name=baseline["baseline"],
             r2=baseline["r2"],
@@ -174,7 +182,6 @@ def _cusum_panel(ax: Axes, baseline: dict[str, Any]) -> None:
         )
     )
     ax.set_ylabel("kgce")
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
     if len(steps) < LITTLE_DATA_DAYS:
         ax.text(
             0.5,
@@ -187,10 +194,15 @@ def _cusum_panel(ax: Axes, baseline: dict[str, Any]) -> None:
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Write the report's plot to `path` (PNG)."""
+    import matplotlib  # noqa: PLC0415 - only for --plot
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig = figure(report)
-    fig.savefig(path, dpi=100)
+    # A family list, not font.sans-serif: only the family list falls back glyph by glyph.
+    with matplotlib.rc_context({"font.family": _fonts()}):
+        fig = figure(report)
+        fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -201,7 +213,6 @@ def figure(report: dict[str, Any]) -> Figure:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    _fonts()
     baselines = [b for b in report["energy_baselines"] if b["status"] == "ok"]
     panels = len(report["lines"]) + len(baselines)
     fig, axes = plt.subplots(
@@ -214,11 +225,8 @@ def figure(report: dict[str, Any]) -> Figure:
     for k in range(len(report["lines"])):
         _line_panel(axes[k, 0], report, k)
     for k, b in enumerate(baselines, start=len(report["lines"])):
-        _cusum_panel(axes[k, 0], b)
-    if report["days"]:
-        half = timedelta(hours=12)
-        first, last = (datetime.combine(_day(report["days"][k]["date"]), time()) for k in (0, -1))
-        axes[0, 0].set_xlim(first - half, last + half)
+        _cusum_panel(axes[k, 0], report, b)
+    _dates(axes[-1, 0], report)
     if not panels:
         axes[0, 0].text(0.5, 0.5, _("no lines and no energy baselines to draw"), ha="center")
     fig.autofmt_xdate()

@@ -125,16 +125,31 @@ def _lines(report: dict[str, Any]) -> list[list[Cell]]:
 
 def _line_carriers(report: dict[str, Any]) -> list[list[Cell]]:
     return [
-        [x["line"], term(x["carrier"]), " + ".join(x["meters"]), x["amount"], x["unit"]]
-        + [x["kgce"], x["kgco2"]]
+        [
+            x["line"],
+            term(x["carrier"]),
+            " + ".join(x["meters"]),
+            x["amount"],
+            x["unit"],
+            x["kgce"],
+            x["kgco2"],
+        ]
         for x in report["line_carriers"]
     ]
 
 
 def _unallocated(report: dict[str, Any]) -> list[list[Cell]]:
     return [
-        [term(x["carrier"]), x["site_amount"], x["lines_amount"], x["amount"], x["unit"]]
-        + [x["share"], x["kgce"], x["kgco2"]]
+        [
+            term(x["carrier"]),
+            x["site_amount"],
+            x["lines_amount"],
+            x["amount"],
+            x["unit"],
+            x["share"],
+            x["kgce"],
+            x["kgco2"],
+        ]
         for x in report["unallocated"]
     ]
 
@@ -207,9 +222,20 @@ def _comparisons(report: dict[str, Any]) -> list[list[Cell]]:
             continue
         f, ch = c["figures"], c["change"]
         rows.append(
-            [kind, c["month"], f["kgce"], ch["kgce"], f["kgco2"], ch["kgco2"]]
-            + [f["electricity_kwh"], ch["electricity_kwh"], f["output"], ch["output"]]
-            + [f["kgce_per_unit"], ch["kgce_per_unit"]]
+            [
+                kind,
+                c["month"],
+                f["kgce"],
+                ch["kgce"],
+                f["kgco2"],
+                ch["kgco2"],
+                f["electricity_kwh"],
+                ch["electricity_kwh"],
+                f["output"],
+                ch["output"],
+                f["kgce_per_unit"],
+                ch["kgce_per_unit"],
+            ]
         )
     return rows
 
@@ -230,18 +256,34 @@ def _baselines(report: dict[str, Any]) -> list[list[Cell]]:
             for k, v in b["coefficients"].items()
         )
         rows.append(
-            [*head, coefficients, b["r2"], checks["r2"]["passes"], b["cv_rmse"]]
-            + [checks["cv_rmse"]["passes"], b["adequate"], run["actual_kgce"]]
-            + [run["expected_kgce"], run["savings_kgce"], run["normalised_enpi"]]
-            + [f"{checks['r2']['source']}; {checks['cv_rmse']['source']}"]
+            [
+                *head,
+                coefficients,
+                b["r2"],
+                checks["r2"]["passes"],
+                b["cv_rmse"],
+                checks["cv_rmse"]["passes"],
+                b["adequate"],
+                run["actual_kgce"],
+                run["expected_kgce"],
+                run["savings_kgce"],
+                run["normalised_enpi"],
+                f"{checks['r2']['source']}; {checks['cv_rmse']['source']}",
+            ]
         )
     return rows
 
 
 def _cusum(report: dict[str, Any]) -> list[list[Cell]]:
     return [
-        [b["baseline"], s["date"], s["actual_kgce"], s["expected_kgce"], s["savings_kgce"]]
-        + [s["cusum_kgce"]]
+        [
+            b["baseline"],
+            s["date"],
+            s["actual_kgce"],
+            s["expected_kgce"],
+            s["savings_kgce"],
+            s["cusum_kgce"],
+        ]
         for b in report["energy_baselines"]
         if b["status"] == "ok"
         for s in b["reporting"]["cusum"]
@@ -287,17 +329,33 @@ def _quality(report: dict[str, Any]) -> list[list[Cell]]:
 
 def _counters(report: dict[str, Any]) -> list[list[Cell]]:
     return [
-        [c["series"], c["issue"], c["from"], c["to"], c["counted"], c["excluded"], c["estimated"]]
-        + [c["reason"]]
+        [
+            c["series"],
+            c["issue"],
+            c["from"],
+            c["to"],
+            c["counted"],
+            c["excluded"],
+            c["estimated"],
+            c["reason"],
+        ]
         for c in report["counters"]
     ]
 
 
 def _factors(report: dict[str, Any]) -> list[list[Cell]]:
     return [
-        [term(carrier), f["kgce_per_unit"], f"kgce/{f['unit']}", f["coefficient_source"]]
-        + [f["coefficient_confidence"], f["kgco2_per_unit"], f"kgCO2/{f['unit']}"]
-        + [f["co2_source"], f["co2_confidence"]]
+        [
+            term(carrier),
+            f["kgce_per_unit"],
+            f"kgce/{f['unit']}",
+            f["coefficient_source"],
+            f["coefficient_confidence"],
+            f["kgco2_per_unit"],
+            f"kgCO2/{f['unit']}",
+            f["co2_source"],
+            f["co2_confidence"],
+        ]
         for carrier, f in report["factors"].items()
     ]
 
