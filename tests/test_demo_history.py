@@ -63,9 +63,9 @@ def test_the_history_command_reads_the_demo_agents_meters(tmp_path: Path) -> Non
         agent_main(["history", "--config", str(config), "--days", "0.05", "--output", str(out)])
         == 0
     )
-    header, first, *rest = out.read_text().splitlines()
+    header, *rows = out.read_text().splitlines()
     assert header.split(",")[:2] == ["time", "incomer/energy_active_import[kWh]"]
     assert "line-1-counter/count[1]" in header and "line-1-counter/energy" not in header
-    last = datetime.fromisoformat(rest[-1].split(",")[0]).timestamp()
+    last = datetime.fromisoformat(rows[-1].split(",")[0]).timestamp()
     assert before - 600 < last <= before  # up to the last whole 5 minutes before now, less
-    assert len(rest) + 1 == 15  # 0.05 days = 72 minutes: a row every 5 minutes from its start
+    assert len(rows) == 15  # 0.05 days = 72 minutes: a row every 5 minutes from its start
