@@ -8,6 +8,7 @@ The regression, by hand (one variable, five days):
     fitted 2.6, 4.8, 7.0, 9.2, 11.4; residuals 0.4, 0.2, -1.0, -0.2, 0.6
     SSE = 0.16 + 0.04 + 1 + 0.04 + 0.36 = 1.6; SST = 16 + 4 + 1 + 4 + 25 = 50
     R^2 = 1 - 1.6 / 50 = 0.968; CV(RMSE) = sqrt(1.6 / (5 - 2)) / 7 = 0.10433
+    s^2 = 1.6 / 3; standard error of the slope sqrt(s^2 / Sxx) = 0.23094; t = 2.2 / 0.23094 = 9.5263
 
 CUSUM of that model over three reporting days (x, y) = (2, 4), (4, 8), (5, 13):
     expected 4.8, 9.2, 11.4; savings 0.8, 1.2, -1.6; CUSUM 0.8, 2.0, 0.4.
@@ -53,6 +54,8 @@ def test_one_variable_fit_as_worked_by_hand() -> None:
     assert model.r2 == pytest.approx(0.968)
     assert model.cv_rmse == pytest.approx(math.sqrt(1.6 / 3) / 7)
     assert model.n == 5 and model.parameters == 2
+    assert model.t_stats == pytest.approx((2.2 / math.sqrt(1.6 / 3 / 10),))
+    assert model.t_passes == (True,)
     assert MIN_R2 <= 0.968 and model.cv_rmse <= MAX_CV_RMSE
     assert model.adequate
 
@@ -84,6 +87,22 @@ def normal_equations(rows: list[list[int]], y: list[int]) -> list[Fraction]:
     return [a[i][p] for i in range(p)]
 
 
+def gram(rows: list[list[int]]) -> list[list[Fraction]]:
+    """X'X of the rows with an intercept column, exactly."""
+    x = [[1, *r] for r in rows]
+    return [
+        [sum((Fraction(u[i] * u[j]) for u in x), Fraction(0)) for j in range(3)] for i in range(3)
+    ]
+
+
+def det3(a: list[list[Fraction]]) -> Fraction:
+    return (
+        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+        - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+    )
+
+
 @given(
     st.lists(
         st.tuples(st.integers(0, 500), st.integers(0, 30), st.integers(-20, 20)),
@@ -100,14 +119,11 @@ def test_two_variable_fit_matches_the_normal_equations(data: list[tuple[int, int
     except BaselineError:
         # numpy found the two variables (or a constant one) unable to fit: check that
         # they are indeed collinear or constant, by the determinant of X'X
-        x = [[1, *r] for r in rows]
-        xtx = [[sum(a[i] * a[j] for a in x) for j in range(3)] for i in range(3)]
-        det = (
-            xtx[0][0] * (xtx[1][1] * xtx[2][2] - xtx[1][2] * xtx[2][1])
-            - xtx[0][1] * (xtx[1][0] * xtx[2][2] - xtx[1][2] * xtx[2][0])
-            + xtx[0][2] * (xtx[1][0] * xtx[2][1] - xtx[1][1] * xtx[2][0])
+        assert (
+            det3(gram(rows)) == 0
+            or len({r[0] for r in rows}) == 1
+            or len({r[1] for r in rows}) == 1
         )
-        assert det == 0 or len({r[0] for r in rows}) == 1 or len({r[1] for r in rows}) == 1
         return
     b0, b1, b2 = normal_equations(rows, y)
     assert model.intercept == pytest.approx(float(b0), rel=1e-6, abs=1e-6)
@@ -120,6 +136,12 @@ def test_two_variable_fit_matches_the_normal_equations(data: list[tuple[int, int
     assert model.cv_rmse == pytest.approx(
         math.sqrt(float(sse) / (len(y) - 3)) / float(mean), rel=1e-6, abs=1e-9
     )
+    if sse:
+        # t of output: b1 / sqrt(s^2 [(X'X)^-1]_11), the inverse's element by cofactors
+        a = gram(rows)
+        inverse_11 = (a[0][0] * a[2][2] - a[0][2] * a[2][0]) / det3(a)
+        t1 = b1 / Fraction(math.sqrt(float(sse / (len(y) - 3) * inverse_11)))
+        assert model.t_stats[0] == pytest.approx(float(t1), rel=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -370,3 +392,13 @@ def test_month_arithmetic_and_local_days() -> None:
         local_days(datetime(2026, 10, 24, tzinfo=berlin), datetime(2026, 10, 27, tzinfo=berlin))
     )
     assert [(b.timestamp() - a.timestamp()) / 3600 for a, b in spans] == [24, 25, 24]
+
+
+def test_a_site_baseline_regresses_the_boundary_on_the_lines_output(db: AccountingDB) -> None:
+    # the incomer is twice the kiln: 100 kgce a day plus 0.4 a piece; 10 a day saved
+    site = {"first_month": "2026-09", "last_month": "2026-10"}
+    (b,) = build(plant(energy_baselines=[site]), db, "p1", "2026-11", now=AFTER)["energy_baselines"]
+    assert b["baseline"] == "site" and b["line"] is None
+    assert b["coefficients"]["intercept"] == pytest.approx(100)
+    assert b["coefficients"]["output"] == pytest.approx(0.4)
+    assert b["reporting"]["savings_kgce"] == pytest.approx(300)

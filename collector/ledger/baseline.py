@@ -8,6 +8,7 @@ digits. The statistics follow their usual definitions:
 
     R^2       = 1 - SSE / SST
     CV(RMSE)  = sqrt(SSE / (n - p)) / mean(y)     (ASHRAE Guideline 14: n - p degrees of freedom)
+    t_j       = b_j / sqrt(s^2 [(X'X)^-1]_jj),  s^2 = SSE / (n - p)
 
 with n observations, p fitted parameters (the intercept included), SSE the sum of squared
 residuals and SST the sum of squares about the mean.
@@ -29,6 +30,12 @@ MIN_R2_SOURCE: Final = (
     "R^2 >= 0.75: the adequacy level commonly applied to energy baseline regressions "
     "(e.g. Bonneville Power Administration, Regression for M&V: Reference Guide, 2012, "
     "sec. 5.1.1); ISO 50006:2014 asks for a statistically valid model without fixing a number"
+)
+MIN_T: Final = 2.0
+MIN_T_SOURCE: Final = (
+    "|t| >= 2 for each variable's coefficient: about 95 % confidence that the variable is "
+    "relevant, the rule of thumb of IPMVP-based regression guides (e.g. Bonneville Power "
+    "Administration, Regression for M&V: Reference Guide, 2012)"
 )
 MAX_CV_RMSE: Final = 0.20
 MAX_CV_RMSE_SOURCE: Final = (
@@ -54,6 +61,8 @@ class Fit:
     r2: float
     cv_rmse: float
     mean: float
+    t_stats: tuple[float, ...]
+    """Each variable's coefficient over its standard error (infinite for an exact fit)."""
 
     @property
     def parameters(self) -> int:
@@ -78,8 +87,12 @@ class Fit:
         return self.cv_rmse <= MAX_CV_RMSE
 
     @property
+    def t_passes(self) -> tuple[bool, ...]:
+        return tuple(abs(t) >= MIN_T for t in self.t_stats)
+
+    @property
     def adequate(self) -> bool:
-        return self.r2_passes and self.cv_rmse_passes
+        return self.r2_passes and self.cv_rmse_passes and all(self.t_passes)
 
 
 def fit(variables: Sequence[str], rows: Sequence[Sequence[float]], energy: Sequence[float]) -> Fit:
@@ -104,6 +117,9 @@ def fit(variables: Sequence[str], rows: Sequence[Sequence[float]], energy: Seque
     sse = float(residuals @ residuals)
     mean = float(y.mean())
     sst = float(((y - mean) ** 2).sum())
+    errors = np.sqrt(sse / (n - p) * np.diag(np.linalg.inv(x.T @ x)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_stats = solution / errors
     return Fit(
         variables=tuple(variables),
         intercept=float(solution[0]),
@@ -112,6 +128,10 @@ def fit(variables: Sequence[str], rows: Sequence[Sequence[float]], energy: Seque
         r2=1.0 - sse / sst if sst else math.nan,
         cv_rmse=math.sqrt(sse / (n - p)) / mean if mean else math.nan,
         mean=mean,
+        t_stats=tuple(
+            float(t) if math.isfinite(t) else math.copysign(math.inf, c)
+            for t, c in zip(t_stats[1:], solution[1:], strict=True)
+        ),
     )
 
 

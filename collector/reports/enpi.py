@@ -17,6 +17,8 @@ from collector.ledger.baseline import (
     MAX_CV_RMSE_SOURCE,
     MIN_R2,
     MIN_R2_SOURCE,
+    MIN_T,
+    MIN_T_SOURCE,
     THRESHOLD_CONFIDENCE,
     BaselineError,
     Fit,
@@ -83,7 +85,20 @@ def _units(site: SiteConfig, baseline: EnergyBaseline) -> dict[str, str]:
 
 
 def _checks(model: Fit) -> list[dict[str, Any]]:
+    significance = [
+        {
+            "statistic": f"t_{name}",
+            "value": t,
+            "limit": MIN_T,
+            "rule": "|t| >=",
+            "passes": passes,
+            "source": MIN_T_SOURCE,
+            "confidence": THRESHOLD_CONFIDENCE.value,
+        }
+        for name, t, passes in zip(model.variables, model.t_stats, model.t_passes, strict=True)
+    ]
     return [
+        *significance,
         {
             "statistic": "r2",
             "value": model.r2,

@@ -581,7 +581,9 @@ def _baselines_section(report: dict[str, Any]) -> list[str]:
         for c in b["checks"]:
             parts.append(
                 _("  {statistic} = {value} ({rule} {limit}: {verdict}; {sourced})").format(
-                    statistic={"r2": "R²", "cv_rmse": "CV(RMSE)"}[c["statistic"]],
+                    statistic={"r2": "R²", "cv_rmse": "CV(RMSE)"}.get(
+                        c["statistic"], f"t({c['statistic'].removeprefix('t_')})"
+                    ),
                     value=ratio_text(c["value"]),
                     rule=c["rule"],
                     limit=given_text(c["limit"]),

@@ -251,8 +251,10 @@ def _baselines(report: dict[str, Any]) -> list[list[Cell]]:
         checks = {c["statistic"]: c for c in b["checks"]}
         run = b["reporting"]
         coefficients = "; ".join(
-            f"{k} = {v:.6g}"
-            + (f" kgce/d per {b['variable_units'][k]}" if k in b["variable_units"] else " kgce/d")
+            f"{k} = {v:.6g} kgce/d per {b['variable_units'][k]} "
+            f"(t = {checks['t_' + k]['value']:.3g})"
+            if k in b["variable_units"]
+            else f"{k} = {v:.6g} kgce/d"
             for k, v in b["coefficients"].items()
         )
         rows.append(
@@ -268,7 +270,7 @@ def _baselines(report: dict[str, Any]) -> list[list[Cell]]:
                 run["expected_kgce"],
                 run["savings_kgce"],
                 run["normalised_enpi"],
-                f"{checks['r2']['source']}; {checks['cv_rmse']['source']}",
+                "; ".join(sorted({c["source"] for c in b["checks"]})),
             ]
         )
     return rows
