@@ -122,6 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     profiles = commands.add_parser("profiles", help="list the built-in meter profiles")
     profiles.add_argument("--protocol", choices=["modbus", "dlt645"], default="modbus")
     commands.add_parser("schema", help="print the JSON schema of the config file")
+    history = commands.add_parser(
+        "history",
+        help="the simulated meters' past counter readings, as CSV for energy-collector import",
+    )
+    history.add_argument("--config", type=Path, required=True, help="agent config (YAML)")
+    history.add_argument("--days", type=float, default=30.0, help="how far back (30)")
+    history.add_argument("--step", type=float, default=300.0, help="seconds between rows (300)")
+    history.add_argument("--output", type=Path, required=True, help="the CSV file to write")
     for command in commands.choices.values():
         command.add_argument(
             "--lang",
@@ -252,6 +260,27 @@ async def _simulate_dlt645(args: argparse.Namespace) -> None:
     await serve_dlt645(profile, args.host, args.port, unit_ids, args.hold, args.dump, serial=line)
 
 
+def _history(args: argparse.Namespace) -> None:
+    """Up to the last whole step before now: the live readings carry on from there."""
+    import time  # noqa: PLC0415
+
+    from agent.config import load_config  # noqa: PLC0415
+    from agent.simulator.history import COUNTERS, SimulatedMeter, history_csv  # noqa: PLC0415
+
+    setup = load_config(args.config)
+    meters = [
+        SimulatedMeter(
+            m.id,
+            m.modbus.unit_id,
+            tuple(q for q in COUNTERS if q in {r.quantity for r in setup.profiles[m.id].registers}),
+        )
+        for m in setup.config.meters
+        if m.modbus is not None
+    ]
+    end = time.time() // args.step * args.step
+    args.output.write_text(history_csv(meters, end - args.days * 86_400, end, args.step))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     services = ("run", "simulate")
@@ -291,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.check import config_schema  # noqa: PLC0415
 
             print(config_schema())
+        elif args.command == "history":
+            _history(args)
         elif args.command == "simulate":
             from agent.profiles import load_profile  # noqa: PLC0415
             from agent.simulator.faults import parse_fault  # noqa: PLC0415

@@ -50,8 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
     report.add_argument("--site", required=True)
     report.add_argument("--month", required=True, help="YYYY-MM, in the site's time zone")
-    report.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    report.add_argument("--plot", type=Path, help="also draw intensity per day to this PNG")
+    report.add_argument("--format", choices=["table", "json", "csv", "xlsx"], default="table")
+    report.add_argument(
+        "--output", type=Path, help="write the report to this file (xlsx: required)"
+    )
+    report.add_argument(
+        "--plot", type=Path, help="also draw intensity, output and CUSUM per day to this PNG"
+    )
     swap = commands.add_parser(
         "swap",
         help="record a meter swap or counter reset (kept in the accounting database)",
@@ -279,6 +284,7 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
     from collector.reports.build import ReportError, build  # noqa: PLC0415
     from collector.reports.plot import plot  # noqa: PLC0415
     from collector.reports.render import render  # noqa: PLC0415
+    from collector.reports.workbook import render_xlsx  # noqa: PLC0415
 
     if config.accounting is None:
         print("energy-collector: the config has no `accounting` section", file=sys.stderr)
@@ -294,9 +300,19 @@ def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
         return 2
     try:
         report = build(config.accounting, db, args.site, args.month)
-        print(render(report, args.format))
+        if args.format == "xlsx" or args.output is not None:
+            if args.output is None:
+                print(_("energy-collector: --format xlsx needs --output FILE"), file=sys.stderr)
+                return 2
+            args.output.write_bytes(
+                render_xlsx(report)
+                if args.format == "xlsx"
+                else render(report, args.format).encode("utf-8")
+            )
+        else:
+            print(render(report, args.format))
         if args.plot is not None:
-            plot(config.accounting, db, args.site, args.month, args.plot)
+            plot(report, args.plot)
     except ReportError as exc:
         print(f"energy-collector: {exc}", file=sys.stderr)
         return 2

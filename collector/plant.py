@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.baselines import DegreeDays, EnergyBaseline, check_baselines
 from collector.ledger import data
 from collector.ledger.conversion import (
     ELECTRICITY,
@@ -542,6 +543,10 @@ class SiteConfig(_Model):
     value_added: dict[str, float] = Field(
         default_factory=dict, description="CNY per month 'YYYY-MM' (the MES may send it too)"
     )
+    energy_baselines: tuple[EnergyBaseline, ...] = Field(
+        default=(), description="ISO 50006 baselines: energy regressed on output, degree days"
+    )
+    degree_days: DegreeDays | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -611,6 +616,9 @@ class SiteConfig(_Model):
                 )
         if self.shifts:
             self.shift_list  # noqa: B018 - build them once here to fail early
+        check_baselines(
+            self.energy_baselines, {x.id: x.output_unit for x in self.lines}, self.degree_days
+        )
         return self
 
 

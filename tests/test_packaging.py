@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 FIRST_PARTY = {"agent", "collector", "greengauge"}
 # The import names of the collector extra's distributions, as the venv test looks for them.
-COLLECTOR_MODULES = ["fastapi", "uvicorn", "influxdb_client", "matplotlib"]
+COLLECTOR_MODULES = ["fastapi", "uvicorn", "influxdb_client", "matplotlib", "openpyxl"]
 AGENT_MODULES = ["pymodbus", "serial", "aiomqtt", "paho", "pydantic", "yaml"]
 ALL_MODULES = COLLECTOR_MODULES + AGENT_MODULES
 

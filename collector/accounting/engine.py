@@ -782,6 +782,23 @@ def line_totals(
     return kgce, kgco2, kwh, output, max(qualities) if qualities else None
 
 
+def site_totals(
+    db: AccountingDB, config: AccountingConfig, site: SiteConfig, start_ms: int, end_ms: int
+) -> tuple[float, float, float, float, int | None]:
+    """kgce, kgCO2, electricity kWh of the boundary meters, the lines' output summed, and
+    the worst quality of the meters (None: no data) over [start, end)."""
+    kgce = kgco2 = kwh = 0.0
+    qualities: list[int] = []
+    for m in site.boundary_meters():
+        amount, ce, co2, q = meter_totals(db, config, site.id, m, start_ms, end_ms)
+        kgce, kgco2 = kgce + ce, kgco2 + co2
+        kwh += amount if m.carrier.value == "electricity" else 0.0
+        if q is not None:
+            qualities.append(q)
+    output = db.totals(site.id, [output_series(x.id) for x in site.lines], start_ms, end_ms)[0]
+    return kgce, kgco2, kwh, output, max(qualities) if qualities else None
+
+
 def _line_series(site: SiteConfig, line_id: str) -> set[str]:
     """The series a line's figures are computed from (a virtual meter: its parts)."""
     series = {output_series(line_id)}
@@ -827,14 +844,7 @@ def site_figures(
         start = window_start(w, now, site.tz, site.shift_list)
         if start >= now:
             continue
-        kgce = kgco2 = kwh = 0.0
-        for m in site.boundary_meters():
-            amount, ce, co2, _ = meter_totals(db, config, site.id, m, ms(start), ms(now))
-            kgce, kgco2 = kgce + ce, kgco2 + co2
-            kwh += amount if m.carrier.value == "electricity" else 0.0
-        output = db.totals(site.id, [output_series(x.id) for x in site.lines], ms(start), ms(now))[
-            0
-        ]
+        kgce, kgco2, kwh, output, _ = site_totals(db, config, site, ms(start), ms(now))
         value = intensity(
             [Amount(start, now, kgce)], [Amount(start, now, output)], start, now, minimum, w.value
         )

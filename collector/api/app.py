@@ -36,6 +36,7 @@ from collector.plant import SwapRecord
 from collector.reports.build import ReportError, build
 from collector.reports.csvfile import render_csv
 from collector.reports.render import json_safe
+from collector.reports.workbook import XLSX_MEDIA_TYPE, render_xlsx
 from collector.state.hub import LiveHub
 from collector.stores.history import History, HistoryError
 from collector.stores.history import Query as HistoryQuery
@@ -204,7 +205,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
     async def site_report(
         site: str,
         month: Annotated[str, Query(description="YYYY-MM, in the site's time zone")],
-        format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+        format: Annotated[str, Query(pattern="^(json|csv|xlsx)$")] = "json",
     ) -> dict[str, Any] | Response:
         """The month's report, as `energy-collector report` makes it: unrounded figures
         whose totals are exact sums, with the data quality of every meter, line and the
@@ -219,6 +220,12 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             raise HTTPException(422, str(exc)) from None
         if format == "csv":
             return Response(render_csv(built), media_type="text/csv; charset=utf-8")
+        if format == "xlsx":
+            return Response(
+                await off_loop(render_xlsx, built),
+                media_type=XLSX_MEDIA_TYPE,
+                headers={"Content-Disposition": f'attachment; filename="{site}-{month}.xlsx"'},
+            )
         return json_safe(built)  # type: ignore[no-any-return]
 
     @app.get("/api/v1/alerts", dependencies=read, tags=["read"])

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, from_ms, ms
-from collector.accounting.engine import line_totals, meter_factors, output_series, standing
+from collector.accounting.engine import meter_factors, output_series, standing
 from collector.ledger import data
 from collector.ledger.benchmarks import grade, position
 from collector.ledger.carbon import market_based
@@ -253,7 +253,22 @@ def build(
         output = math.fsum(x["output"] for x in lines)
         same_unit = len({x.output_unit for x in site.lines}) == 1
         report["tou"] = _tou(db, site, m.a, m.b, output if same_unit else 0.0)
+    report.update(_breakdowns(config, db, site, report, m, now or datetime.now(UTC)))
     return report
+
+
+def _breakdowns(
+    config: AccountingConfig,
+    db: AccountingDB,
+    site: SiteConfig,
+    report: dict[str, Any],
+    m: _Month,
+    now: datetime,
+) -> dict[str, Any]:
+    """Breakdowns, days, comparisons and energy baselines (collector.reports.breakdown)."""
+    from collector.reports.breakdown import extend  # noqa: PLC0415 - it imports this module
+
+    return extend(config, db, site, report, (m.start, m.end), now)
 
 
 def _meter(m: _Month, meter: MeterConfig) -> dict[str, Any]:
@@ -628,26 +643,3 @@ def _tou(db: AccountingDB, site: SiteConfig, a: int, b: int, output: float) -> d
         "cny": cny,
         "cny_per_unit": cny / output if output else None,
     }
-
-
-def daily(
-    config: AccountingConfig, db: AccountingDB, site_id: str, month: str
-) -> dict[str, list[tuple[datetime, float | None]]]:
-    """Per line, the intensity of each local day of the month (None: insufficient output)."""
-    site = config.site(site_id)
-    assert site is not None
-    start, end = month_bounds(month, site)
-    out: dict[str, list[tuple[datetime, float | None]]] = {}
-    for line in site.lines:
-        judged = resolve_benchmark(line)
-        day = start
-        series: list[tuple[datetime, float | None]] = []
-        while day < end:
-            nxt = (day + timedelta(days=1, hours=2)).replace(hour=0)
-            kgce, kgco2, kwh, output, _ = line_totals(db, config, site, line.id, ms(day), ms(nxt))
-            num = {"kgce": kgce, "kgCO2": kgco2, "kWh": kwh}[judged.numerator]
-            enough = reaches(output, min_output(line)[Window.TODAY])
-            series.append((day, num / output if enough else None))
-            day = nxt
-        out[line.id] = series
-    return out

@@ -272,6 +272,276 @@ def _csv_tou(report: dict[str, Any]) -> list[CsvRow]:
     return rows
 
 
+def _csv_site_extra(report: dict[str, Any]) -> list[CsvRow]:
+    """The site's figures beside its totals: electricity, tce, market-based CO2, value added."""
+    t, co2, site = report["totals"], report["co2"], report["site"]
+    rows: list[CsvRow] = [
+        (
+            "site",
+            site,
+            "electricity_kwh",
+            amount_text(t["electricity_kwh"], False),
+            "kWh",
+            _("boundary electricity"),
+            "",
+        ),
+        ("site", site, "tce", amount_text(t["kgce"] / 1000, False), "tce", "kgce / 1000", ""),
+    ]
+    if "market_based_kgco2" in co2:
+        rows.append(
+            (
+                "site",
+                site,
+                "market_based_kgco2",
+                amount_text(co2["market_based_kgco2"], False),
+                "kgCO2",
+                f"{co2['market_based_basis']}; {co2['market_based_source']}",
+                co2["market_based_confidence"],
+            )
+        )
+    va = report.get("value_added")
+    if va is not None:
+        rows += [
+            ("site", site, "value_added", given_text(va["cny"], False), "CNY", "", ""),
+            (
+                "site",
+                site,
+                "kgce_per_10k_cny",
+                ratio_text(va["kgce_per_10k_cny"], False),
+                "kgce/10^4 CNY",
+                "",
+                "",
+            ),
+            (
+                "site",
+                site,
+                "kgco2_per_10k_cny",
+                ratio_text(va["kgco2_per_10k_cny"], False),
+                "kgCO2/10^4 CNY",
+                "",
+                "",
+            ),
+        ]
+    si = report["site_intensity"]
+    if si["output_unit"] is not None:
+        rows += [
+            ("site", site, "output", amount_text(si["output"], False), si["output_unit"], "", ""),
+            (
+                "site",
+                site,
+                "kgce_per_unit",
+                ratio_text(si["kgce_per_unit"], False),
+                f"kgce/{si['output_unit']}",
+                _("boundary kgce / the lines' output"),
+                "",
+            ),
+        ]
+    return rows
+
+
+def _csv_line_extra(report: dict[str, Any]) -> list[CsvRow]:
+    """Each target's intensities, the green-factory position, TOU cost per unit."""
+    rows: list[CsvRow] = []
+    for x in report["lines"]:
+        unit = x["intensity_unit"]
+        for t in x["targets"]:
+            name = f"{x['line']} {t['kind']} target"
+            rows += [
+                ("target", name, q, ratio_text(t[q], False), unit, "", "")
+                for q in ("intensity", "target_intensity", "path_intensity")
+            ]
+            rows.append(
+                (
+                    "target",
+                    name,
+                    "base_intensity",
+                    given_text(t["base_intensity"], False),
+                    unit,
+                    t["reduction_source"],
+                    t["reduction_confidence"],
+                )
+            )
+        gf = x.get("green_factory")
+        if gf is not None:
+            rows.append(
+                (
+                    "green_factory",
+                    x["line"],
+                    "position",
+                    ratio_text(gf["position"], False),
+                    "",
+                    f"{gf['standard']}: {gf['source']}",
+                    gf["confidence"],
+                )
+            )
+    if "tou" in report:
+        tou = report["tou"]
+        rows.append(
+            (
+                "tou",
+                "total",
+                "cny_per_unit",
+                ratio_text(tou["cny_per_unit"], False),
+                "CNY",
+                _("cost / output"),
+                "",
+            )
+        )
+    return rows
+
+
+def _csv_breakdowns(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for x in report["line_carriers"]:
+        name = f"{x['line']} {x['carrier']}"
+        meters = _("sum of {parts}").format(parts=" + ".join(x["meters"]))
+        rows += [
+            (
+                "line_carrier",
+                name,
+                "amount",
+                amount_text(x["amount"], False),
+                x["unit"],
+                meters,
+                "",
+            ),
+            ("line_carrier", name, "kgce", amount_text(x["kgce"], False), "kgce", meters, ""),
+            ("line_carrier", name, "kgco2", amount_text(x["kgco2"], False), "kgCO2", meters, ""),
+        ]
+    basis = _("site boundary minus the lines' meters")
+    for x in report["unallocated"]:
+        rows += [
+            (
+                "unallocated",
+                x["carrier"],
+                "amount",
+                amount_text(x["amount"], False),
+                x["unit"],
+                basis,
+                "",
+            ),
+            ("unallocated", x["carrier"], "kgce", amount_text(x["kgce"], False), "kgce", basis, ""),
+            ("unallocated", x["carrier"], "share", ratio_text(x["share"], False), "", basis, ""),
+        ]
+    return rows
+
+
+def _csv_days(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    units = {x["line"]: x["intensity_unit"] for x in report["lines"]}
+    for d in report["days"]:
+        rows += [
+            ("day", d["date"], "kgce", amount_text(d["kgce"], False), "kgce", "", ""),
+            ("day", d["date"], "kgco2", amount_text(d["kgco2"], False), "kgCO2", "", ""),
+            (
+                "day",
+                d["date"],
+                "electricity_kwh",
+                amount_text(d["electricity_kwh"], False),
+                "kWh",
+                "",
+                "",
+            ),
+            ("day", d["date"], "completeness", ratio_text(d["completeness"], False), "", "", ""),
+        ]
+        rows += [
+            (
+                "day",
+                f"{d['date']} {x['line']}",
+                "intensity",
+                ratio_text(x["intensity"], False),
+                units[x["line"]],
+                "",
+                "",
+            )
+            for x in d["lines"]
+        ]
+    return rows
+
+
+def _csv_comparisons(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for c in report["comparisons"]:
+        name = f"{c['kind']} {c['month']}"
+        if c["status"] != "ok":
+            rows.append(("comparison", name, "status", c["status"], "", "", ""))
+            continue
+        for key, unit in (("kgce", "kgce"), ("kgco2", "kgCO2"), ("electricity_kwh", "kWh")):
+            rows += [
+                ("comparison", name, key, amount_text(c["figures"][key], False), unit, "", ""),
+                (
+                    "comparison",
+                    name,
+                    f"{key}_change",
+                    ratio_text(c["change"][key], False),
+                    "",
+                    _("this month / that month - 1"),
+                    "",
+                ),
+            ]
+    return rows
+
+
+def _csv_baselines(report: dict[str, Any]) -> list[CsvRow]:
+    rows: list[CsvRow] = []
+    for b in report["energy_baselines"]:
+        name = f"baseline {b['baseline']}"
+        period = f"{b['first_month']}..{b['last_month']}"
+        rows.append(("baseline", name, "observations", str(b["observations"]), "d", period, ""))
+        if b["status"] != "ok":
+            rows.append(("baseline", name, "status", b["status"], "", b["reason"], ""))
+            continue
+        units = {"intercept": "kgce/d"} | {
+            k: f"kgce/d per {u}" for k, u in b["variable_units"].items()
+        }
+        rows += [
+            ("baseline", name, f"coefficient {k}", ratio_text(v, False), units[k], period, "")
+            for k, v in b["coefficients"].items()
+        ]
+        rows += [
+            (
+                "baseline",
+                name,
+                c["statistic"],
+                ratio_text(c["value"], False),
+                f"{c['rule']} {given_text(c['limit'])}",
+                c["source"],
+                c["confidence"],
+            )
+            for c in b["checks"]
+        ]
+        rows.append(("baseline", name, "adequate", _flag(b["adequate"]), "", "", ""))
+        run = b["reporting"]
+        rows += [
+            ("baseline", name, key, amount_text(run[key], False), "kgce", "", "")
+            for key in ("actual_kgce", "expected_kgce", "savings_kgce")
+        ]
+        rows.append(
+            (
+                "baseline",
+                name,
+                "normalised_enpi",
+                ratio_text(run["normalised_enpi"], False),
+                "",
+                _("actual / expected"),
+                "",
+            )
+        )
+        rows += [
+            (
+                "cusum",
+                f"{b['baseline']} {s['date']}",
+                "cusum_kgce",
+                amount_text(s["cusum_kgce"], False),
+                "kgce",
+                "",
+                "",
+            )
+            for s in run["cusum"]
+        ]
+    return rows
+
+
 def _csv_emissions(report: dict[str, Any]) -> list[CsvRow]:
     e = report["emissions"]
     meaning = _(e["meaning"])
@@ -348,6 +618,7 @@ def _csv_indicators(report: dict[str, Any]) -> list[CsvRow]:
 
 CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
     _csv_totals,
+    _csv_site_extra,
     _csv_carriers,
     _csv_meters,
     _csv_lines,
@@ -357,16 +628,38 @@ CSV_SECTIONS: Final[list[Callable[[dict[str, Any]], list[CsvRow]]]] = [
     _csv_demand,
     _csv_counters,
     _csv_tou,
+    _csv_line_extra,
+    _csv_breakdowns,
+    _csv_comparisons,
+    _csv_baselines,
+    _csv_days,
     _csv_factors,
 ]
+"""The CSV rows, in order; a new part of the report is one more function here."""
 """The CSV rows, in order; a new part of the report is one more function here."""
 
 
 def render_csv(report: dict[str, Any]) -> str:
     buffer = io.StringIO(CSV_BOM)
     buffer.seek(0, io.SEEK_END)
-    writer = csv.writer(buffer)
+    writer = csv.writer(buffer, dialect="excel")
     writer.writerow([_(h) for h in CSV_HEADER])
     for section in CSV_SECTIONS:
-        writer.writerows(section(report))
+        writer.writerows(tuple(excel_text(c) for c in row) for row in section(report))
     return buffer.getvalue()
+
+
+FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+"""How a cell Excel would run as a formula starts (OWASP, CSV injection)."""
+
+
+def excel_text(cell: str) -> str:
+    """A cell as Excel shows it and does not run: a text (a source, a meter's name) that
+    starts like a formula gets a leading apostrophe; a number (-5.000) stays a number."""
+    if cell == "-" or not cell.startswith(FORMULA_START):
+        return cell  # "-" alone: a figure not known, which Excel leaves as text
+    try:
+        float(cell)
+    except ValueError:
+        return "'" + cell
+    return cell

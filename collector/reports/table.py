@@ -6,6 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
 
+from collector.reports.breakdown import NO_DATA
 from collector.reports.build import QUALITY_KEY
 from collector.reports.numbers import (
     DECIMALS,
@@ -412,6 +413,220 @@ def _factors_section(report: dict[str, Any]) -> list[str]:
     return parts
 
 
+def _breakdown_section(report: dict[str, Any]) -> list[str]:
+    site = report["site_intensity"]
+    parts = [
+        "",
+        _("Energy by carrier per line"),
+        _table(
+            [_("line"), _("carrier"), _("meters"), _("amount"), _("unit"), "kgce", "kgCO2"],
+            [
+                [
+                    x["line"],
+                    term(x["carrier"]),
+                    " + ".join(x["meters"]),
+                    amount_text(x["amount"]),
+                    x["unit"],
+                    amount_text(x["kgce"]),
+                    amount_text(x["kgco2"]),
+                ]
+                for x in report["line_carriers"]
+            ],
+        ),
+        "",
+        _("Not allocated to a line (site boundary minus the lines' meters)"),
+        _table(
+            [_("carrier"), _("site"), _("lines"), _("remainder"), _("unit"), _("share"), "kgce"],
+            [
+                [
+                    term(x["carrier"]),
+                    amount_text(x["site_amount"]),
+                    amount_text(x["lines_amount"]),
+                    amount_text(x["amount"]),
+                    x["unit"],
+                    share_text(x["share"]),
+                    amount_text(x["kgce"]),
+                ]
+                for x in report["unallocated"]
+            ],
+        ),
+    ]
+    if site["output_unit"] is None:
+        parts.append(_("Site intensity: none, the lines count output in different units"))
+    else:
+        parts.append(
+            _(
+                "Site intensity: {kgce} kgce/{unit} and {kgco2} kgCO2/{unit} "
+                "(output {output} {unit})"
+            ).format(
+                kgce=ratio_text(site["kgce_per_unit"]),
+                kgco2=ratio_text(site["kgco2_per_unit"]),
+                output=amount_text(site["output"]),
+                unit=site["output_unit"],
+            )
+        )
+    return parts
+
+
+def _days_section(report: dict[str, Any]) -> list[str]:
+    days = report["days"]
+    if not days:
+        return []
+    lines = [x["line"] for x in days[0]["lines"]]
+    units = {x["line"]: x["intensity_unit"] for x in report["lines"]}
+    return [
+        "",
+        _("Per day (*: a gap, less than 90 % of the day measured)"),
+        _table(
+            [
+                _("date"),
+                "kgce",
+                "kgCO2",
+                "kWh",
+                _("output"),
+                _("complete"),
+                *(f"{x} {units[x]}" for x in lines),
+            ],
+            [
+                [
+                    d["date"] + (" *" if d["gap"] else ""),
+                    amount_text(d["kgce"]),
+                    amount_text(d["kgco2"]),
+                    amount_text(d["electricity_kwh"]),
+                    amount_text(d["output"]),
+                    share_text(d["completeness"]),
+                    *(ratio_text(x["intensity"]) for x in d["lines"]),
+                ]
+                for d in days
+            ],
+        ),
+    ]
+
+
+COMPARISON_KINDS: Final = {
+    "previous_month": N_("previous month"),
+    "same_month_last_year": N_("same month last year"),
+}
+
+
+def _comparisons_section(report: dict[str, Any]) -> list[str]:
+    rows = []
+    for c in report["comparisons"]:
+        if c["status"] == NO_DATA:
+            rows.append([_(COMPARISON_KINDS[c["kind"]]), c["month"], _("no data"), *["-"] * 5])
+            continue
+        f, change = c["figures"], c["change"]
+        rows.append(
+            [
+                _(COMPARISON_KINDS[c["kind"]]),
+                c["month"],
+                amount_text(f["kgce"]),
+                share_text(change["kgce"]),
+                amount_text(f["output"]),
+                share_text(change["output"]),
+                ratio_text(f["kgce_per_unit"]),
+                share_text(change["kgce_per_unit"]),
+            ]
+        )
+    return [
+        "",
+        _("Compared (change: this month against that month)"),
+        _table(
+            [
+                _("against"),
+                _("month"),
+                "kgce",
+                _("change"),
+                _("output"),
+                _("change"),
+                _("kgce per unit"),
+                _("change"),
+            ],
+            rows,
+        ),
+    ]
+
+
+def _baselines_section(report: dict[str, Any]) -> list[str]:
+    parts: list[str] = []
+    for b in report["energy_baselines"]:
+        parts += [
+            "",
+            _(
+                "Energy baseline (ISO 50006) of {name}: daily kgce on {variables}, "
+                "{first} .. {last}, {n} days"
+            ).format(
+                name=b["baseline"],
+                variables=", ".join(b["variables"]),
+                first=b["first_month"],
+                last=b["last_month"],
+                n=b["observations"],
+            ),
+        ]
+        if b["status"] != "ok":
+            parts.append(_("  no model: {reason}").format(reason=b["reason"]))
+            continue
+        terms = " + ".join(
+            f"{ratio_text(v)} x {k} ({b['variable_units'][k]})"
+            for k, v in b["coefficients"].items()
+            if k != "intercept"
+        )
+        parts.append(
+            _("  kgce/d = {intercept} + {terms}").format(
+                intercept=ratio_text(b["coefficients"]["intercept"]), terms=terms
+            )
+        )
+        if b["degree_days_source"]:
+            parts.append(_("  degree days: {source}").format(source=b["degree_days_source"]))
+        for c in b["checks"]:
+            parts.append(
+                _("  {statistic} = {value} ({rule} {limit}: {verdict}; {sourced})").format(
+                    statistic={"r2": "R²", "cv_rmse": "CV(RMSE)"}.get(
+                        c["statistic"], f"t({c['statistic'].removeprefix('t_')})"
+                    ),
+                    value=ratio_text(c["value"]),
+                    rule=c["rule"],
+                    limit=given_text(c["limit"]),
+                    verdict=_("passes") if c["passes"] else _("FAILS"),
+                    sourced=_sourced(c["source"], c["confidence"]),
+                )
+            )
+        parts.append(
+            _("  the model is adequate")
+            if b["adequate"]
+            else _("  the model is NOT adequate: read its savings with care")
+        )
+        run = b["reporting"]
+        parts.append(
+            _(
+                "  this month, {days} days: actual {actual} kgce, expected {expected} kgce, "
+                "savings {savings} kgce; normalised EnPI (actual / expected) {enpi}"
+            ).format(
+                days=run["days"],
+                actual=amount_text(run["actual_kgce"]),
+                expected=amount_text(run["expected_kgce"]),
+                savings=amount_text(run["savings_kgce"]),
+                enpi=ratio_text(run["normalised_enpi"]),
+            )
+        )
+        parts.append(
+            _table(
+                [_("date"), _("actual"), _("expected"), _("savings"), "CUSUM"],
+                [
+                    [
+                        s["date"],
+                        amount_text(s["actual_kgce"]),
+                        amount_text(s["expected_kgce"]),
+                        amount_text(s["savings_kgce"]),
+                        amount_text(s["cusum_kgce"]),
+                    ]
+                    for s in run["cusum"]
+                ],
+            )
+        )
+    return parts
+
+
 SCOPE_NAMES: Final = {1: N_("scope 1"), 2: N_("scope 2")}
 
 
@@ -557,6 +772,10 @@ TABLE_SECTIONS: Final[list[Section]] = [
     _counters_section,
     _tou_section,
     _value_added,
+    _breakdown_section,
+    _comparisons_section,
+    _baselines_section,
+    _days_section,
     _factors_section,
 ]
 """The table, in order; a new part of the report is one more function here."""

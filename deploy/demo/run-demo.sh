@@ -34,6 +34,18 @@ wait_port() {  # wait_port PORT NAME: until something listens there (10 s at mos
   exit 1
 }
 
+# A month of history first (once), through the import path, from the simulators' own
+# model: the report, the plots and the dashboard's trends have data at first run, and
+# the live readings carry on from where it ends.
+if [ ! -e var/demo/history.imported ]; then
+  echo "demo: loading a month of simulated history (once; a minute or two; log: $logs/import.log)"
+  "$bin/energy-agent" history --config configs/demo/agent.yaml --days 30 --step 300 \
+    --output var/demo/history.csv
+  "$bin/energy-collector" import --config configs/demo/collector.yaml --site demo-plant \
+    --agent gw-01 var/demo/history.csv >"$logs/import.log" 2>&1
+  touch var/demo/history.imported
+fi
+
 start mosquitto mosquitto -c configs/demo/mosquitto.conf
 start sim-sdm630 "$bin/energy-agent" simulate --profile eastron_sdm630 --port 15020 --unit-ids 10,91
 start sim-dtsu666 "$bin/energy-agent" simulate --profile chint_dtsu666 --port 15021 --unit-ids 3-5
