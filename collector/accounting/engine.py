@@ -18,6 +18,7 @@ is written (measurement `intensity`) and the lines' alarms are advanced (ledger.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import sqlite3
@@ -35,8 +36,11 @@ from collector.accounting.db import (
     AlertRow,
     FindingRow,
     MinuteRow,
+    ReadingRow,
     from_ms,
     ms,
+    reading_row,
+    state_of,
 )
 from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
@@ -45,8 +49,8 @@ from collector.ledger.conversion import to_kgce
 from collector.ledger.counters import CounterSpec, Finding, Issue, Replacement, Sample
 from collector.ledger.factors import NdrcLevel
 from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
-from collector.ledger.series import Amount, allocate
-from collector.ledger.walk import State, Step, Walker
+from collector.ledger.series import Amount, MsAmount, Quality, allocate_ms
+from collector.ledger.walk import State, Walker
 from collector.plant import (
     CARRIERS,
     AccountingConfig,
@@ -76,6 +80,7 @@ END_OF_TIME: Final = 2**62
 """Epoch ms after every reading."""
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
+MAX_GAP_MS: Final = 300_000
 POWER_MAX_GAP: Final = timedelta(minutes=2)
 """Power readings further apart are not integrated across."""
 OUTPUT_PREFIX: Final = "output:"
@@ -107,9 +112,9 @@ class Target:
     hourly: HourlyGridFactor | None = None
     """Overrides kgco2_per_unit for the hours it covers (grid electricity only)."""
 
-    def kgco2_at(self, start: datetime) -> float:
+    def kgco2_at(self, start_ms: int) -> float:
         if self.hourly is not None:
-            factor = self.hourly.factor_at(int(start.timestamp() // 3600))
+            factor = self.hourly.factor_at(start_ms // 3_600_000)
             if factor is not None:
                 return factor  # grid electricity: kWh, the unit the factor is per
         return self.kgco2_per_unit
@@ -534,26 +539,49 @@ RECORDED: Final = (
 amount excluded or estimated, and every swap bridged."""
 
 
+class _Tail:
+    """The stored readings a pass needs around where its walk starts, taken from the last
+    two a series keeps when they are the ones (an in-order pass asks once, not five times)."""
+
+    def __init__(self, conn: sqlite3.Connection, site: str, series: str) -> None:
+        self._conn, self._site, self._series = conn, site, series
+        self.rows = AccountingDB.last_readings(conn, site, series, END_OF_TIME, 2)
+
+    @property
+    def latest(self) -> ReadingRow | None:
+        return self.rows[0] if self.rows else None
+
+    def before(self, t: int) -> ReadingRow | None:
+        """The last reading before t."""
+        rows = self.rows
+        if not rows:
+            return None
+        if rows[0][0] < t:
+            return rows[0]
+        if len(rows) == 1:
+            return None  # the only reading is at or after t
+        if rows[1][0] < t:
+            return rows[1]
+        return AccountingDB.reading_before(self._conn, self._site, self._series, t)
+
+
 def _walker(
-    conn: sqlite3.Connection,
-    site: str,
-    target: Target,
-    start: tuple[int, State] | None,
-    swaps: Sequence[Replacement],
+    tail: _Tail, target: Target, start: ReadingRow | None, swaps: Sequence[Replacement]
 ) -> Walker:
     """A walker from a stored state, knowing the amount that ended at its good reading
     (the rate before a hole), as a walk through that reading would."""
     if start is None:
         return Walker(None, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-    good = start[1].good
+    state = state_of(start)
+    good_ms = start[2]
     before: list[Amount] = []
-    prev = AccountingDB.state_before(conn, site, target.series, ms(good.ts))
-    value = AccountingDB.stored_values(conn, site, target.series, ms(good.ts), ms(good.ts))
-    if prev is not None and ms(good.ts) in value:
-        seed = Walker(prev[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-        step = seed.feed(Sample(good.ts, value[ms(good.ts)]))
-        before = [a for a in step.amounts if a.end == good.ts]
-    return Walker(start[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps, before)
+    prev = tail.before(good_ms)
+    at = tail.before(good_ms + 1)
+    if prev is not None and at is not None and at[0] == good_ms:
+        seed = Walker(state_of(prev), target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
+        step = seed.feed(Sample(state.good.ts, at[1]))
+        before = [a for a in step.amounts if a.end == state.good.ts]
+    return Walker(state, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps, before)
 
 
 def account(
@@ -575,9 +603,10 @@ def account(
     the stored readings, not of the order they came in.
     """
     series = target.series
-    latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
-    if latest is None and _carry_over(conn, site, series):
-        latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    tail = _Tail(conn, site, series)
+    if tail.latest is None and _carry_over(conn, site, series):
+        tail = _Tail(conn, site, series)
+    latest = tail.latest
     last = None if latest is None else latest[0]
     incoming: dict[int, float] = {}
     for s in new:
@@ -592,81 +621,146 @@ def account(
     if not changed and since is None:
         return None  # nothing the accounting has not used already
     first = min([*changed, *([since] if since is not None else [])])
-    if last is not None and last < first:
-        before = latest
-    else:
-        before = AccountingDB.state_before(conn, site, series, first)
+    before = tail.before(first)
     # The walk's amounts start at the good reading before the first new one; the walk
     # starts at the last reading at or before that minute, so that it also yields the
     # amounts that share the minute.
-    first_minute = _floor_minute(first if before is None else ms(before[1].good.ts))
-    start = AccountingDB.state_before(conn, site, series, min(first_minute + 1, first))
-    stored_after = AccountingDB.readings_from(
-        conn, site, series, first_minute if start is None else start[0] + 1
+    first_minute = _floor_minute(first if before is None else before[2])
+    start = tail.before(min(first_minute + 1, first))
+    stored_after: Iterator[ReadingRow] = (
+        iter(())  # it is the last kept: nothing after it
+        if start is not None and start == latest
+        else AccountingDB.readings_from(
+            conn, site, series, first_minute if start is None else start[0] + 1
+        )
     )
     swaps = [scaled(x, target.scale) for x in AccountingDB.swaps(conn, site, target.meter)]
-    walker = _walker(conn, site, target, start, swaps)
-    steps, amounts, findings, end = _walk(
-        walker, stored_after, sorted(changed.items()), first, through
+    walked = _walk(
+        _walker(tail, target, start, swaps), target, stored_after, changed, first, through
     )
-    AccountingDB.save_readings(conn, site, series, steps)
-    _log_findings(series, findings)
+    AccountingDB.save_readings(conn, site, series, walked.rows)
+    _log_findings(series, walked.findings)
     # the findings of the readings walked replace those stored for them
-    AccountingDB.drop_findings(conn, site, series, None if start is None else start[0], end)
-    AccountingDB.put_findings(
-        conn,
-        site,
-        [FindingRow(series, f, counted(amounts, f)) for f in findings if f.issue in RECORDED],
-    )
-    end_minute = _end_minute(end, through)
-    rows = [r for r in minute_rows(amounts, target) if first_minute <= r.minute < end_minute]
+    AccountingDB.drop_findings(conn, site, series, None if start is None else start[0], walked.end)
+    recorded = [f for f in walked.findings if f.issue in RECORDED]
+    if recorded:
+        AccountingDB.put_findings(
+            conn, site, [FindingRow(series, f, counted(walked.amounts, f)) for f in recorded]
+        )
+    end_minute = _end_minute(walked.end, through)
+    rows = minute_rows(walked.amounts, target, first_minute, end_minute)
     minutes = AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
     late = sum(1 for t in changed if last is not None and t <= last)
     return Span(site, series, first_minute, end_minute, late, minutes)
 
 
+@dataclass(slots=True)
+class _Walked:
+    rows: list[ReadingRow]
+    """The readings whose state is new (to be saved)."""
+    amounts: list[MsAmount]
+    findings: list[Finding]
+    end: int
+    """The time of the reading the walk settled at."""
+
+
+def _in_line(spec: CounterSpec, good_t: int, good_v: float, t: int, v: float) -> float | None:
+    """The amount the walker measures from its good reading (none waiting after it) to
+    the next reading when nothing but that amount comes of it: no gap, wrap or step (a
+    swap between them is the caller's to rule out). None: the walker must judge it."""
+    rise = v - good_v
+    if rise < -spec.tolerance or t - good_t > MAX_GAP_MS:
+        return None
+    if rise < 0.0:
+        rise = 0.0
+    return rise if spec.fits_seconds(rise, (t - good_t) / 1000) else None
+
+
 def _walk(
     walker: Walker,
-    stored: Iterator[tuple[Sample, State]],
-    changed: list[tuple[int, float]],
+    target: Target,
+    stored: Iterator[ReadingRow],
+    changed: dict[int, float],
     first: int,
     through: int | None,
-) -> tuple[list[Step], list[Amount], list[Finding], int]:
-    """Walk the stored readings with the changed ones in their place: the steps from
-    `first` whose state is new (to be saved), every amount up to past the minutes the
-    walk touches, and the time of the reading it settled at (a state as stored, with no
-    change after it and `through` reached)."""
-    changes = deque(changed)
+) -> _Walked:
+    """Walk the stored readings with the changed ones in their place: the readings from
+    `first` whose state is new, every amount up to past the minutes the walk touches, and
+    the time of the reading it settled at (a state as stored, with no change after it and
+    `through` reached).
+
+    A reading in line with the good one before it (the bulk of any series) is measured
+    here as the walker measures it, without the walker's objects; the walker gets the
+    state back, with the amount that ended there, at the next reading it must judge (a
+    walk may start at any reading's state: every pass does)."""
+    out = _Walked([], [], [], first)
+    changes = deque(sorted(changed.items()))
     following = next(stored, None)
-    steps: list[Step] = []
-    amounts: list[Amount] = []
-    findings: list[Finding] = []
-    end = first
+    swap_times = [ms(x.ts) for x in walker.swaps]
+    # The good reading while no reading waits after it (a counter), else None; while
+    # `behind`, the walk ran in line past the walker's own state.
+    state = walker.state
+    good: tuple[int, float] | None = None
+    if not target.integrate and state is not None and state.pending is None:
+        good = (ms(state.good.ts), state.good.value)
+    behind = False
     settled: int | None = None
+    settle_at = 0
     while changes or following is not None:
-        if changes and (following is None or changes[0][0] <= ms(following[0].ts)):
+        old: ReadingRow | None = None
+        if changes and (following is None or changes[0][0] <= following[0]):
             t, value = changes.popleft()
-            if following is not None and ms(following[0].ts) == t:
+            if following is not None and following[0] == t:
                 following = next(stored, None)
-            step = walker.feed(Sample(from_ms(t), value))
-            steps.append(step)
         else:
             assert following is not None
-            (sample, old), following = following, next(stored, None)
-            step = walker.feed(sample)
-            t = ms(sample.ts)
-            if settled is None and t >= first:
-                if step.state != old:
-                    steps.append(step)
-                elif not changes and (through is None or t >= through):
-                    settled = t  # every later state, and so every later amount, is as stored
-        amounts.extend(step.amounts)
-        findings.extend(step.findings)
+            old, following = following, next(stored, None)
+            t, value = old[0], old[1]
+        amount = None
+        if good is not None and not (swap_times and _swap_between(swap_times, good[0], t)):
+            amount = _in_line(target.spec, good[0], good[1], t, value)
+        row: ReadingRow
+        if amount is not None:
+            assert good is not None
+            out.amounts.append((good[0], t, amount, 0))
+            # jitter within tolerance keeps the higher level
+            good = (t, value) if value >= good[1] else (t, good[1])
+            row = (t, value, good[0], good[1], None, None)
+            behind = True
+        else:
+            if behind:
+                assert good is not None
+                back = State(Sample(from_ms(good[0]), good[1]))
+                walker = walker.resumed(back, [amount_of(out.amounts[-1])])
+                behind = False
+            step = walker.feed(Sample(from_ms(t), value))
+            out.amounts.extend(ms_amount(a) for a in step.amounts)
+            out.findings.extend(step.findings)
+            row = reading_row(step.sample, step.state)
+            counter = row[4] is None and not target.integrate
+            good = (row[2], row[3]) if counter else None
+        if old is None:
+            out.rows.append(row)
+        elif settled is None and t >= first:
+            if row != old:
+                out.rows.append(row)
+            elif not changes and (through is None or t >= through):
+                settled = t  # every later state, and so every later amount, is as stored
+                settle_at = _end_minute(settled, through)
         if settled is None:
-            end = max(end, t)
-        elif step.state.pending is None and ms(step.state.good.ts) >= _end_minute(settled, through):
+            if t > out.end:
+                out.end = t
+        elif row[4] is None and row[2] >= settle_at:
             break  # later amounts start at or after the good reading: past the minutes
-    return steps, amounts, findings, end if settled is None else settled
+    if settled is not None:
+        out.end = settled
+    return out
+
+
+def _swap_between(swap_times: list[int], after: int, through: int) -> bool:
+    """Whether a swap falls in (after, through]: the walker then starts a new counter."""
+    i = bisect.bisect_right(swap_times, after)
+    return i < len(swap_times) and swap_times[i] <= through
 
 
 def _end_minute(end: int, through: int | None) -> int:
@@ -679,7 +773,7 @@ def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> bool:
     (the out-of-line one after it, if any, is judged again by the next reading)."""
     old = AccountingDB.load_state(conn, site, series)
     if old is not None:
-        AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
+        AccountingDB.save_readings(conn, site, series, [reading_row(old.good, State(old.good))])
     return old is not None
 
 
@@ -703,22 +797,36 @@ def scaled(swap: Replacement, scale: float) -> Replacement:
     return Replacement(swap.ts, swap.new_initial * scale, old, swap.by)
 
 
-def counted(amounts: Sequence[Amount], f: Finding) -> float:
+def counted(amounts: Sequence[MsAmount], f: Finding) -> float:
     """What the totals hold for a finding's interval."""
-    return math.fsum(a.value for a in amounts if a.start == f.start and a.end == f.end)
+    start, end = ms(f.start), ms(f.end)
+    return math.fsum(a[2] for a in amounts if a[0] == start and a[1] == end)
 
 
-def minute_rows(amounts: Sequence[Amount], target: Target) -> list[MinuteRow]:
+def ms_amount(a: Amount) -> MsAmount:
+    return (ms(a.start), ms(a.end), a.value, int(a.quality))
+
+
+def amount_of(a: MsAmount) -> Amount:
+    return Amount(from_ms(a[0]), from_ms(a[1]), a[2], Quality(a[3]))
+
+
+def minute_rows(
+    amounts: Sequence[MsAmount], target: Target, first_ms: int, end_ms: int
+) -> list[MinuteRow]:
+    """The minutes in [first, end) the amounts make."""
+    series, kgce = target.series, target.kgce_per_unit
+    if target.hourly is None:
+        kgco2 = target.kgco2_per_unit
+        return [
+            MinuteRow(series, minute, value, value * kgce, value * kgco2, quality)
+            for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
+            if first_ms <= minute < end_ms
+        ]
     return [
-        MinuteRow(
-            target.series,
-            ms(b.start),
-            b.value,
-            b.value * target.kgce_per_unit,
-            b.value * target.kgco2_at(b.start),
-            int(b.quality),
-        )
-        for b in allocate(amounts, MINUTE)
+        MinuteRow(series, minute, value, value * kgce, value * target.kgco2_at(minute), quality)
+        for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
+        if first_ms <= minute < end_ms
     ]
 
 
