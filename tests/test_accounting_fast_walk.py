@@ -20,6 +20,7 @@ from collector.accounting.engine import Accounting
 from collector.accounting.swaps import record_swap
 from collector.ledger.counters import Replacement
 from collector.ledger.series import Amount, Quality, allocate, allocate_ms
+from collector.plant import CounterSettings
 from greengauge.contract import Quantity, ReadingBatch
 
 E = Quantity.ENERGY_ACTIVE_IMPORT
@@ -103,7 +104,7 @@ def test_the_in_line_shortcut_gives_what_the_walker_gives(
 
 def test_the_shortcut_takes_the_plain_readings() -> None:
     """It measures a plain rise, and leaves gaps, falls, steps and wraps to the walker."""
-    spec = engine._spec(engine.CounterSettings(max_rate=60.0, tolerance=0.5))
+    spec = engine._spec(CounterSettings(max_rate=60.0, tolerance=0.5))
     assert engine._in_line(spec, 0, 10.0, 60_000, 11.0) == 1.0
     assert engine._in_line(spec, 0, 10.0, 60_000, 9.75) == 0.0  # jitter within tolerance
     assert engine._in_line(spec, 0, 10.0, 300_001, 11.0) is None  # a gap
@@ -135,3 +136,23 @@ def test_allocate_ms_is_allocate(amounts: list[tuple[int, int, float, Quality]])
         for b in allocate(objects, timedelta(minutes=1))
     ]
     assert allocate_ms(as_ms, 60_000) == expected
+
+
+def test_a_late_reading_before_a_hole_changes_its_estimate(tmp_path: Path) -> None:
+    """Found by the test above (in the code before the shortcut too): the counter falls
+    50,000 between 03:00:02 and 03:01:02 (a hole, not a wrap: 20,000 kW allow 333 kWh)
+    and stays; the reading at 03:00:01 arrives last. The hole's use is estimated from
+    the rates beside it: 0.2222 kWh in 1 s (800 kW) before, 0 after: 400 kW x 60 s =
+    6.667 kWh, 2 s of it (0.2222) in the minute 03:01. The late reading leaves every
+    state as stored, but changes that estimate: the walk must not settle before it."""
+    readings = [batch(T0 + timedelta(seconds=1), 0, incomer={E: 99_000.0})]
+    readings.append(batch(T0 + timedelta(seconds=2), 1, incomer={E: 99_000.0 + 0.8 / 3.6}))
+    for i in range(2, 6):
+        readings.append(batch(T0 + timedelta(seconds=60 + i), i, incomer={E: 49_000.0}))
+    late = _account(tmp_path / "late", [readings[1:], readings[:1]], None)
+    in_order = _account(tmp_path / "in-order", [readings], None)
+    assert late == in_order
+    by_minute = {r[2]: r[3] for r in late[0]}
+    minute = 1_795_489_200_000  # 03:00
+    assert by_minute[minute] == pytest.approx(0.8 / 3.6 + 400 * 58 / 3600)
+    assert by_minute[minute + 60_000] == pytest.approx(400 * 2 / 3600)

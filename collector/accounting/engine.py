@@ -565,23 +565,17 @@ class _Tail:
         return AccountingDB.reading_before(self._conn, self._site, self._series, t)
 
 
-def _walker(
-    tail: _Tail, target: Target, start: ReadingRow | None, swaps: Sequence[Replacement]
-) -> Walker:
-    """A walker from a stored state, knowing the amount that ended at its good reading
-    (the rate before a hole), as a walk through that reading would."""
-    if start is None:
-        return Walker(None, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-    state = state_of(start)
+def _before(tail: _Tail, start: ReadingRow, walker: Walker) -> list[Amount]:
+    """The amount that ended at a stored state's good reading (the rate before a hole the
+    next reading may open), as a walk through that reading would have it."""
     good_ms = start[2]
-    before: list[Amount] = []
     prev = tail.before(good_ms)
     at = tail.before(good_ms + 1)
-    if prev is not None and at is not None and at[0] == good_ms:
-        seed = Walker(state_of(prev), target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-        step = seed.feed(Sample(state.good.ts, at[1]))
-        before = [a for a in step.amounts if a.end == state.good.ts]
-    return Walker(state, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps, before)
+    if prev is None or at is None or at[0] != good_ms:
+        return []
+    good = state_of(start).good
+    step = walker.resumed(state_of(prev), ()).feed(Sample(good.ts, at[1]))
+    return [a for a in step.amounts if a.end == good.ts]
 
 
 def account(
@@ -635,9 +629,17 @@ def account(
         )
     )
     swaps = [scaled(x, target.scale) for x in AccountingDB.swaps(conn, site, target.meter)]
-    walked = _walk(
-        _walker(tail, target, start, swaps), target, stored_after, changed, first, through
+    walker = Walker(
+        None if start is None else state_of(start),
+        target.spec,
+        MAX_GAP,
+        target.integrate,
+        POWER_MAX_GAP,
+        swaps,
     )
+    # (asked for only when the walker judges a reading before any in line: rarely)
+    seed = (lambda: []) if start is None else (lambda: _before(tail, start, walker))
+    walked = _walk(_Measure(walker, seed, target), stored_after, changed, first, through)
     AccountingDB.save_readings(conn, site, series, walked.rows)
     _log_findings(series, walked.findings)
     # the findings of the readings walked replace those stored for them
@@ -671,14 +673,66 @@ def _in_line(spec: CounterSpec, good_t: int, good_v: float, t: int, v: float) ->
     rise = v - good_v
     if rise < -spec.tolerance or t - good_t > MAX_GAP_MS:
         return None
-    if rise < 0.0:
-        rise = 0.0
+    rise = max(rise, 0.0)
     return rise if spec.fits_seconds(rise, (t - good_t) / 1000) else None
 
 
+class _Measure:
+    """Readings, in time order, into amounts and the state after each.
+
+    A reading in line with the good one before it (the bulk of any series) is measured
+    here as the walker measures it, without the walker's objects; the walker gets the
+    state back, with the amount that ended there, at the next reading it must judge (a
+    walk may start at any reading's state: every pass does)."""
+
+    def __init__(self, walker: Walker, seed: Callable[[], list[Amount]], target: Target) -> None:
+        self.amounts: list[MsAmount] = []
+        self.findings: list[Finding] = []
+        self._walker = walker
+        self._seed: Callable[[], list[Amount]] | None = seed
+        """The amount that ended at the walker's good reading, until it is known."""
+        self._spec = target.spec
+        self._integrate = target.integrate
+        self._swap_times = [ms(x.ts) for x in walker.swaps]
+        state = walker.state
+        # The good reading while none waits after it (a counter), else None.
+        self._good: tuple[int, float] | None = None
+        if not target.integrate and state is not None and state.pending is None:
+            self._good = (ms(state.good.ts), state.good.value)
+        self._behind = False
+        """The walk ran in line past the walker's own state."""
+
+    def __call__(self, t: int, value: float) -> ReadingRow:
+        good = self._good
+        if good is not None and not (
+            self._swap_times and _swap_between(self._swap_times, good[0], t)
+        ):
+            amount = _in_line(self._spec, good[0], good[1], t, value)
+            if amount is not None:
+                self.amounts.append((good[0], t, amount, 0))
+                # jitter within tolerance keeps the higher level
+                self._good = good = (t, value) if value >= good[1] else (t, good[1])
+                self._behind, self._seed = True, None
+                return (t, value, t, good[1], None, None)
+        walker = self._walker
+        if self._behind:
+            assert good is not None
+            back = State(Sample(from_ms(good[0]), good[1]))
+            walker = walker.resumed(back, [amount_of(self.amounts[-1])])
+            self._behind = False
+        elif self._seed is not None and walker.state is not None:
+            walker = walker.resumed(walker.state, self._seed())
+        self._walker, self._seed = walker, None
+        step = walker.feed(Sample(from_ms(t), value))
+        self.amounts.extend(ms_amount(a) for a in step.amounts)
+        self.findings.extend(step.findings)
+        row = reading_row(step.sample, step.state)
+        self._good = (row[2], row[3]) if row[4] is None and not self._integrate else None
+        return row
+
+
 def _walk(
-    walker: Walker,
-    target: Target,
+    measure: _Measure,
     stored: Iterator[ReadingRow],
     changed: dict[int, float],
     first: int,
@@ -687,25 +741,16 @@ def _walk(
     """Walk the stored readings with the changed ones in their place: the readings from
     `first` whose state is new, every amount up to past the minutes the walk touches, and
     the time of the reading it settled at (a state as stored, with no change after it and
-    `through` reached).
-
-    A reading in line with the good one before it (the bulk of any series) is measured
-    here as the walker measures it, without the walker's objects; the walker gets the
-    state back, with the amount that ended there, at the next reading it must judge (a
-    walk may start at any reading's state: every pass does)."""
-    out = _Walked([], [], [], first)
+    `through` reached)."""
+    out = _Walked([], measure.amounts, measure.findings, first)
     changes = deque(sorted(changed.items()))
     following = next(stored, None)
-    swap_times = [ms(x.ts) for x in walker.swaps]
-    # The good reading while no reading waits after it (a counter), else None; while
-    # `behind`, the walk ran in line past the walker's own state.
-    state = walker.state
-    good: tuple[int, float] | None = None
-    if not target.integrate and state is not None and state.pending is None:
-        good = (ms(state.good.ts), state.good.value)
-    behind = False
     settled: int | None = None
     settle_at = 0
+    # The state before the reading is as stored: then so is the amount that ends at it,
+    # which a hole after it is estimated from (a reading late before one that opened a
+    # hole changes the estimate, not the states).
+    as_before = True
     while changes or following is not None:
         old: ReadingRow | None = None
         if changes and (following is None or changes[0][0] <= following[0]):
@@ -716,40 +761,19 @@ def _walk(
             assert following is not None
             old, following = following, next(stored, None)
             t, value = old[0], old[1]
-        amount = None
-        if good is not None and not (swap_times and _swap_between(swap_times, good[0], t)):
-            amount = _in_line(target.spec, good[0], good[1], t, value)
-        row: ReadingRow
-        if amount is not None:
-            assert good is not None
-            out.amounts.append((good[0], t, amount, 0))
-            # jitter within tolerance keeps the higher level
-            good = (t, value) if value >= good[1] else (t, good[1])
-            row = (t, value, good[0], good[1], None, None)
-            behind = True
-        else:
-            if behind:
-                assert good is not None
-                back = State(Sample(from_ms(good[0]), good[1]))
-                walker = walker.resumed(back, [amount_of(out.amounts[-1])])
-                behind = False
-            step = walker.feed(Sample(from_ms(t), value))
-            out.amounts.extend(ms_amount(a) for a in step.amounts)
-            out.findings.extend(step.findings)
-            row = reading_row(step.sample, step.state)
-            counter = row[4] is None and not target.integrate
-            good = (row[2], row[3]) if counter else None
+        row = measure(t, value)
+        same = old is not None and (row == old or t < first)
         if old is None:
             out.rows.append(row)
         elif settled is None and t >= first:
-            if row != old:
+            if not same:
                 out.rows.append(row)
-            elif not changes and (through is None or t >= through):
+            elif as_before and row[4] is None and not changes and (through is None or t >= through):
                 settled = t  # every later state, and so every later amount, is as stored
                 settle_at = _end_minute(settled, through)
+        as_before = same
         if settled is None:
-            if t > out.end:
-                out.end = t
+            out.end = max(out.end, t)
         elif row[4] is None and row[2] >= settle_at:
             break  # later amounts start at or after the good reading: past the minutes
     if settled is not None:
