@@ -42,6 +42,10 @@ _SCHEMA: Final = (
         good_ts INTEGER NOT NULL, good_value REAL NOT NULL,  -- the walker's state after it
         pending_ts INTEGER, pending_value REAL,
         PRIMARY KEY (site, series, ts)) WITHOUT ROWID""",
+    # Readings at or before a series' horizon were pruned (accounting.retention).
+    """CREATE TABLE IF NOT EXISTS reading_horizon (
+        site TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (site, series)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS minute (
         site TEXT NOT NULL, series TEXT NOT NULL,
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
@@ -328,6 +332,19 @@ class AccountingDB:
             "pending_ts, pending_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(site, series, *r) for r in rows],
         )
+
+    @staticmethod
+    def set_horizon(conn: sqlite3.Connection, site: str, series: str, ts_ms: int) -> None:
+        conn.execute(
+            "INSERT INTO reading_horizon (site, series, ts) VALUES (?, ?, ?) "
+            "ON CONFLICT (site, series) DO UPDATE SET ts = max(ts, excluded.ts)",
+            (site, series, ts_ms),
+        )
+
+    def horizons(self, site: str) -> dict[str, int]:
+        """Per series of a site, the time at or before which its readings were pruned."""
+        rows = self.query("SELECT series, ts FROM reading_horizon WHERE site = ?", (site,))
+        return {str(series): int(ts) for series, ts in rows}
 
     @staticmethod
     def replace_minutes(

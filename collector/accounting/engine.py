@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
+from collector.accounting import retention
 from collector.accounting.db import (
     FILE,
     AccountingDB,
@@ -81,6 +82,8 @@ END_OF_TIME: Final = 2**62
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 MAX_GAP_MS: Final = 300_000
+PRUNE_EVERY: Final = 600.0
+"""Seconds between prunes of old readings once caught up."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
 """Power readings further apart are not integrated across."""
 OUTPUT_PREFIX: Final = "output:"
@@ -219,6 +222,9 @@ class Accounting:
         self.corrections = 0
         """Passes that accounted minutes again because readings came late."""
         self.late_readings = 0
+        self.too_old_readings = 0
+        """Late readings refused: older than the readings kept (accounting.retention)."""
+        self.readings_pruned = 0
         self._record_configured_swaps()
 
     def _record_configured_swaps(self) -> None:
@@ -253,6 +259,7 @@ class Accounting:
 
     async def run(self) -> None:
         next_intensity = time.monotonic() + self.config.intensity_interval
+        next_prune = time.monotonic()
         while True:
             await asyncio.sleep(self.config.interval)
             try:
@@ -260,6 +267,10 @@ class Accounting:
                 if time.monotonic() >= next_intensity:
                     next_intensity = time.monotonic() + self.config.intensity_interval
                     await asyncio.to_thread(self.evaluate)
+                if time.monotonic() >= next_prune:
+                    # a full batch: more may wait, taken a pass later
+                    full = await asyncio.to_thread(self.prune) >= retention.BATCH
+                    next_prune = time.monotonic() + (0 if full else PRUNE_EVERY)
             except sqlite3.Error as exc:  # disk full or read-only: tried again next step
                 self.disk.failed(exc, self.config.interval)
             else:
@@ -287,6 +298,46 @@ class Accounting:
 
     # --- counters to minutes ---------------------------------------------------------------
 
+    def prune(self) -> int:
+        """Delete a batch of readings older than accounting.keep_readings_days."""
+        cutoff = self._clock() - timedelta(days=self.config.keep_readings_days)
+        series = [(site, t.series) for site in self._targets for t in self.series(site)]
+        deleted = retention.prune(self.db, series, ms(cutoff))
+        self.readings_pruned += deleted
+        if deleted:
+            log.info(
+                "accounting readings pruned",
+                extra=fields(readings=deleted, before=cutoff.isoformat()),
+            )
+        return deleted
+
+    def _refuse_too_old(self, samples: dict[tuple[str, str], list[Sample]]) -> None:
+        """Drop the readings at or before their series' horizon (pruned neighbours: they
+        cannot be placed), each series logged once with the count and the horizon."""
+        for site in {site for site, _ in samples}:
+            horizons = self.db.horizons(site)
+            for (s, series), got in samples.items():
+                horizon = horizons.get(series)
+                if s != site or horizon is None:
+                    continue
+                kept = [x for x in got if ms(x.ts) > horizon]
+                if len(kept) == len(got):
+                    continue
+                refused = len(got) - len(kept)
+                self.too_old_readings += refused
+                log.warning(
+                    "readings older than the accounting keeps: not accounted",
+                    extra=fields(
+                        site=site,
+                        series=series,
+                        readings=refused,
+                        oldest=min(x.ts for x in got).isoformat(),
+                        kept_from=from_ms(horizon).isoformat(),
+                        keep_readings_days=self.config.keep_readings_days,
+                    ),
+                )
+                got[:] = kept
+
     def process(self, batches: Sequence[ReadingBatch]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
@@ -299,10 +350,13 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
+        self._refuse_too_old(samples)
         used = 0
         spans: list[Span] = []
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
+                if not new:
+                    continue
                 span = account(conn, site, targets[(site, series)], new)
                 if span is not None:
                     spans.append(span)
@@ -316,9 +370,21 @@ class Accounting:
         """Account [start, end) of a site again from the readings used, as if each had
         just arrived: the same walk and the same minutes as the live path. Idempotent."""
         spans: list[Span] = []
+        horizons = self.db.horizons(site)
         for target in self.series(site):
+            since = ms(start)
+            horizon = horizons.get(target.series)
+            if horizon is not None and since <= horizon:
+                # its readings before are gone: those minutes stay as accounted
+                log.warning(
+                    "recompute starts after the readings kept",
+                    extra=fields(series=target.series, kept_from=from_ms(horizon).isoformat()),
+                )
+                since = horizon + 1
+                if since >= ms(end):
+                    continue
             with self.db.transaction() as conn:
-                span = account(conn, site, target, (), since=ms(start), through=ms(end))
+                span = account(conn, site, target, (), since=since, through=ms(end))
             if span is not None:
                 spans.append(span)
         return spans
