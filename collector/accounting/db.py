@@ -46,6 +46,10 @@ _SCHEMA: Final = (
     """CREATE TABLE IF NOT EXISTS reading_horizon (
         site TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,
         PRIMARY KEY (site, series)) WITHOUT ROWID""",
+    # When intensity points were written (to write them again after late readings).
+    """CREATE TABLE IF NOT EXISTS intensity_time (
+        site TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (site, ts)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS minute (
         site TEXT NOT NULL, series TEXT NOT NULL,
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
@@ -340,6 +344,20 @@ class AccountingDB:
             "ON CONFLICT (site, series) DO UPDATE SET ts = max(ts, excluded.ts)",
             (site, series, ts_ms),
         )
+
+    def add_intensity_time(self, site: str, ts_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO intensity_time (site, ts) VALUES (?, ?)", (site, ts_ms)
+            )
+
+    def intensity_times(self, site: str, from_ms: int, limit: int) -> list[int]:
+        """When intensity points of a site were written, from a time on, oldest first."""
+        rows = self.query(
+            "SELECT ts FROM intensity_time WHERE site = ? AND ts > ? ORDER BY ts LIMIT ?",
+            (site, from_ms, limit),
+        )
+        return [int(r[0]) for r in rows]
 
     def horizons(self, site: str) -> dict[str, int]:
         """Per series of a site, the time at or before which its readings were pruned."""

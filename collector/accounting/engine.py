@@ -82,6 +82,8 @@ END_OF_TIME: Final = 2**62
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 MAX_GAP_MS: Final = 300_000
+RESTATE_BATCH: Final = 60
+"""Evaluation times whose intensity points one evaluation writes again."""
 PRUNE_EVERY: Final = 600.0
 """Seconds between prunes of old readings once caught up."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
@@ -225,6 +227,9 @@ class Accounting:
         self.too_old_readings = 0
         """Late readings refused: older than the readings kept (accounting.retention)."""
         self.readings_pruned = 0
+        self._restate: dict[str, int] = {}
+        """Per site, the first minute late readings changed whose intensity points written
+        since are to be written again."""
         self._record_configured_swaps()
 
     def _record_configured_swaps(self) -> None:
@@ -365,6 +370,9 @@ class Accounting:
         self.readings_used += used
         self._count(spans)
         self._mark_alerts([s for s in spans if s.late])
+        for span in spans:
+            if span.late and span.changed:
+                self._restate[span.site] = min(span.first, self._restate.get(span.site, span.first))
 
     def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
         """Account [start, end) of a site again from the readings used, as if each had
@@ -519,24 +527,68 @@ class Accounting:
     # --- intensities and alerts ------------------------------------------------------------------
 
     def evaluate(self) -> list[Point]:
-        """Intensities of every line and site over every window, now; alarms advanced."""
+        """Intensities of every line and site over every window, now; alarms advanced.
+        The points written earlier on minutes late readings changed are written again."""
         now = self._clock()
         points: list[Point] = []
         for site in self.config.sites:
-            for line in site.lines:
-                figures = line_figures(self.db, self.config, site, line, now)
-                judged = self._judged[(site.id, line.id)]
-                points.extend(_intensity_point(site.id, line.id, f, judged, now) for f in figures)
-                if line.alert is not None:
-                    self._advance_alarm(site, line, judged, figures, now)
-            for f in site_figures(self.db, self.config, site, now):
-                points.append(_intensity_point(site.id, SITE_LINE, f, None, now))
+            points.extend(self._intensity_points(site, now, advance=True))
+            self.db.add_intensity_time(site.id, ms(now))
         if self._store is not None and points:
             try:
                 self._store.write_points(points)
             except (StoreError, StoreRejected) as exc:
                 log.warning("intensity not stored", extra=fields(reason=str(exc)))
+        self.restate()
         return points
+
+    def _intensity_points(self, site: SiteConfig, now: datetime, advance: bool) -> list[Point]:
+        points: list[Point] = []
+        for line in site.lines:
+            figures = line_figures(self.db, self.config, site, line, now)
+            judged = self._judged[(site.id, line.id)]
+            points.extend(_intensity_point(site.id, line.id, f, judged, now) for f in figures)
+            if advance and line.alert is not None:
+                self._advance_alarm(site, line, judged, figures, now)
+        for f in site_figures(self.db, self.config, site, now):
+            points.append(_intensity_point(site.id, SITE_LINE, f, None, now))
+        return points
+
+    def restate(self) -> int:
+        """Write again the intensity points written at or after the first minute late
+        readings changed (as they are now figured; the alarms are not advanced again: the
+        alerts are marked instead), up to RESTATE_BATCH times a call, oldest first: a long
+        backlog is caught up over a few evaluations. The number of points written."""
+        if self._store is None:
+            self._restate.clear()
+            return 0
+        written = 0
+        for site_id, first in list(self._restate.items()):
+            site = self.config.site(site_id)
+            assert site is not None
+            times = self.db.intensity_times(site_id, first, RESTATE_BATCH)
+            points = [p for t in times for p in self._intensity_points(site, from_ms(t), False)]
+            try:
+                if points:
+                    written += self._store.write_points(points)
+            except (StoreError, StoreRejected) as exc:
+                log.warning("intensity not restated yet", extra=fields(reason=str(exc)))
+                continue  # tried again at the next evaluation
+            if len(times) < RESTATE_BATCH:
+                del self._restate[site_id]
+            else:
+                self._restate[site_id] = times[-1] + 1
+            if times:
+                log.info(
+                    "intensity on late readings written again",
+                    extra=fields(
+                        site=site_id,
+                        points=len(points),
+                        start=from_ms(times[0]).isoformat(),
+                        end=from_ms(times[-1]).isoformat(),
+                    ),
+                )
+        return written
 
     def _advance_alarm(
         self,
