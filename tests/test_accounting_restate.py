@@ -85,3 +85,16 @@ def test_restating_a_long_backlog_goes_in_batches(
     # 7 evaluation times after minute 2: 2 a call, the last call finds 1
     assert [acc.restate() > 0 for _ in range(5)] == [True, True, True, True, False]
     acc.close()
+
+
+def test_a_recompute_writes_the_intensity_points_again(tmp_path: Path) -> None:
+    times = [T0 + timedelta(minutes=m) for m in range(3, 10)]
+    acc = _evaluated(tmp_path, [[k for k in range(61) if k <= 6 * m] for m in range(3, 10)], times)
+    written = _intensity(tmp_path)
+    acc.db.query("UPDATE minute SET amount = amount * 2, kgce = kgce * 2")
+    acc.evaluate()  # at minute 9 again: figured on the doubled minutes
+    assert _intensity(tmp_path) != written
+    acc.recompute("s1", T0, T0 + timedelta(minutes=10))
+    assert acc.restate_all() > 0
+    assert _intensity(tmp_path) == pytest.approx(written, rel=1e-12)
+    acc.close()

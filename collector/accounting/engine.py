@@ -308,6 +308,7 @@ class Accounting:
         cutoff = self._clock() - timedelta(days=self.config.keep_readings_days)
         series = [(site, t.series) for site in self._targets for t in self.series(site)]
         deleted = retention.prune(self.db, series, ms(cutoff))
+        self.db.query("DELETE FROM intensity_time WHERE ts < ?", (ms(cutoff),))
         self.readings_pruned += deleted
         if deleted:
             log.info(
@@ -395,6 +396,8 @@ class Accounting:
                 span = account(conn, site, target, (), since=since, through=ms(end))
             if span is not None:
                 spans.append(span)
+                if span.changed:
+                    self._restate[site] = min(span.first, self._restate.get(site, span.first))
         return spans
 
     def series(self, site: str) -> list[Target]:
@@ -588,6 +591,16 @@ class Accounting:
                         end=from_ms(times[-1]).isoformat(),
                     ),
                 )
+        return written
+
+    def restate_all(self) -> int:
+        """`restate` until every point due is written again (or the store refuses)."""
+        written = 0
+        while self._restate:
+            due = dict(self._restate)
+            written += self.restate()
+            if self._restate == due:
+                break
         return written
 
     def _advance_alarm(
