@@ -387,10 +387,11 @@ class AccountingDB:
         }
         changed = [r for r in rows if old.get(r.minute) != r]
         gone = old.keys() - {r.minute for r in rows}
-        conn.executemany(
-            "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
-            [(site, series, m) for m in gone],
-        )
+        if gone:
+            conn.executemany(
+                "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
+                [(site, series, m) for m in gone],
+            )
         conn.executemany(
             "INSERT OR REPLACE INTO minute (site, series, minute, amount, kgce, kgco2, quality, "
             "dirty) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
