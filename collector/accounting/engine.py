@@ -272,14 +272,18 @@ class Accounting:
                 if time.monotonic() >= next_intensity:
                     next_intensity = time.monotonic() + self.config.intensity_interval
                     await asyncio.to_thread(self.evaluate)
-                if time.monotonic() >= next_prune:
-                    # a full batch: more may wait, taken a pass later
-                    full = await asyncio.to_thread(self.prune) >= retention.BATCH
-                    next_prune = time.monotonic() + (0 if full else PRUNE_EVERY)
             except sqlite3.Error as exc:  # disk full or read-only: tried again next step
                 self.disk.failed(exc, self.config.interval)
-            else:
-                self.disk.ok()
+                continue
+            self.disk.ok()
+            if time.monotonic() >= next_prune:  # after the pass: housekeeping
+                try:
+                    # a full batch: more may wait, taken a pass later
+                    full = await asyncio.to_thread(self.prune) >= retention.BATCH
+                except sqlite3.Error as exc:
+                    self.disk.failed(exc, PRUNE_EVERY)
+                    full = False
+                next_prune = time.monotonic() + (0 if full else PRUNE_EVERY)
 
     async def step(self) -> None:
         taken, self._queue = self._queue, []
