@@ -12,7 +12,9 @@ corrects the minutes it belongs to and `recompute` gives what the live path gave
 Minutes that have settled, or were corrected, are written to the store beside the
 readings (measurement `energy_interval`, and `output_interval` for production counters).
 Every `intensity_interval` seconds the intensity of each line and site over each window
-is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts).
+is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts);
+the points written earlier on minutes late readings changed are written again (`restate`).
+Readings older than `keep_readings_days` are pruned (accounting.retention).
 """
 
 from __future__ import annotations
