@@ -7,7 +7,12 @@ own function (`engine.account`, a day per meter per pass, readings in time order
 - `recompute`: `Accounting.recompute` over the whole period (every series walked again
   and every minute replaced), as `energy-collector recompute` does;
 - `late`: a 15-minute backlog of every meter, from the middle of the period, delivered
-  after everything else (the broker outage of the issue), through `Accounting.process`.
+  after everything else (the broker outage of the issue), through `Accounting.process`;
+- `live`: 60 passes of the live path (`Accounting.process`), each one reading of every
+  meter, in order, as a collector takes them: CPU microseconds per reading;
+- `floor`: the same readings inserted into an empty SQLite table of the accounting's
+  `reading` schema, one `executemany` in one transaction (no walk, no minutes): what
+  writing the rows alone costs, the peer the recompute is compared with.
 
 Figures: wall and CPU seconds (this process), readings per CPU second, the database's
 size, peak RSS. Appended to bench/results/recompute.jsonl.
@@ -20,13 +25,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from common import VAR, MachineLoad, cpu_seconds, machine, memory_kib, save_result
 
-from collector.accounting.db import FILE
+from collector.accounting.db import _SCHEMA, FILE
 from collector.accounting.engine import Accounting, account
 from collector.ledger.counters import Sample
 from collector.plant import AccountingConfig
@@ -65,6 +71,29 @@ def counter(meter: int, minutes: range, value: float) -> tuple[list[Sample], flo
         out.append(Sample(START + i * MINUTE, value))
         value += kw(meter, i) / 60.0
     return out, value
+
+
+def insert_floor(data: Any, meters: int, minutes: int) -> None:
+    """meters x minutes rows into an empty table of the reading schema, one transaction."""
+    path = data / "floor.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(next(x for x in _SCHEMA if "EXISTS reading (" in x))
+    start = int(START.timestamp() * 1000)
+    conn.execute("BEGIN")
+    for m in range(meters):
+        series = f"m{m:03d}"
+        conn.executemany(
+            "INSERT INTO reading VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ("s1", series, t, float(i), t, float(i), None, None)
+                for i, t in enumerate(range(start, start + minutes * 60_000, 60_000))
+            ),
+        )
+    conn.execute("COMMIT")
+    conn.close()
+    path.unlink()
 
 
 def timed(work: Any) -> tuple[float, float]:
@@ -120,6 +149,30 @@ def main() -> None:
         for k in range(len(outage))
     ]
     late_wall, late_cpu = timed(lambda: acc.process(batches))
+
+    # the live path: a pass per minute after the month, one reading of every meter each
+    values = [
+        float(
+            acc.db.query(
+                "SELECT value FROM reading WHERE series = ? ORDER BY ts DESC LIMIT 1",
+                (t.series,),
+            )[0][0]
+        )
+        for t in targets
+    ]
+    passes = []
+    for k in range(60):
+        i = args.days * day + k
+        readings_k = []
+        for m, target in enumerate(targets):
+            readings_k.append(
+                MeterReading(meter=target.series, ts=START + i * MINUTE, values={E: values[m]})
+            )
+            values[m] += kw(m, i) / 60.0
+        passes.append(ReadingBatch(site="s1", agent="gw", seq=1000 + k, readings=readings_k))
+    live_wall, live_cpu = timed(lambda: [acc.process([b]) for b in passes])
+
+    floor_wall, floor_cpu = timed(lambda: insert_floor(data, args.meters, args.days * day))
     busy = load.busy()
     size = (data / FILE).stat().st_size + sum(
         p.stat().st_size for p in data.glob(f"{FILE}-*") if p.is_file()
@@ -140,6 +193,11 @@ def main() -> None:
         "late_wall_s": round(late_wall, 2),
         "late_cpu_s": round(late_cpu, 2),
         "corrections": acc.corrections,
+        "live_us_per_reading": round(live_cpu / (60 * args.meters) * 1e6, 1),
+        "live_wall_s": round(live_wall, 2),
+        "floor_insert_wall_s": round(floor_wall, 1),
+        "floor_insert_cpu_s": round(floor_cpu, 1),
+        "recompute_over_floor_cpu": round(recompute_cpu / floor_cpu, 2) if floor_cpu else None,
         "database_mib": round(size / 2**20, 1),
         "peak_rss_mib": round(memory_kib(os.getpid())["VmHWM"] / 1024, 1),
         "machine_busy": round(busy, 2),

@@ -187,7 +187,9 @@ class CollectorApp:
             latest_meters=len(self.latest) if self.latest is not None else None,
             latest_evicted=self.latest.evicted if self.latest is not None else 0,
             accounting=(
-                AccountingStat(acc.readings_used, acc.corrections, acc.late_readings)
+                AccountingStat(
+                    acc.readings_used, acc.corrections, acc.late_readings, acc.too_old_readings
+                )
                 if acc is not None
                 else None
             ),

@@ -257,6 +257,7 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
     try:
         spans = accounting.recompute(site.id, start, end)
         written = accounting.flush()  # the replaced minutes, beside the readings
+        written += accounting.restate_all()  # and the intensity points written on them
     finally:
         accounting.close()
     for span in spans:

@@ -247,6 +247,11 @@ class _Counts(PromCollector):
                 "Counter readings that arrived before the last one the accounting had used",
                 value=c.accounting.late_readings,
             )
+            yield CounterMetricFamily(
+                "greengauge_accounting_too_old_readings",
+                "Late counter readings refused: older than accounting.keep_readings_days keeps",
+                value=c.accounting.too_old_readings,
+            )
 
 
 class CollectorMetrics:

@@ -662,6 +662,12 @@ class AccountingConfig(_Model):
         le=3600,
         description="seconds after a minute ends before its energy_interval is written",
     )
+    keep_readings_days: float = Field(
+        default=400.0,
+        ge=1,
+        description="days the accounting keeps the counter readings it used, so late ones "
+        "can be placed among them; a reading older than that is refused",
+    )
 
     def site(self, site_id: str) -> SiteConfig | None:
         return next((s for s in self.sites if s.id == site_id), None)

@@ -22,6 +22,7 @@ class AccountingStat:
     readings_used: int
     corrections: int
     late_readings: int
+    too_old_readings: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from collector.ledger.alerts import AlarmState, AlertEvent, Phase
 from collector.ledger.counters import Finding, Issue, Replacement, Sample
 from collector.ledger.series import EPOCH
-from collector.ledger.walk import State, Step
+from collector.ledger.walk import State
 from collector.stores.lineprotocol import epoch_millis
 
 FILE: Final = "accounting.sqlite"
@@ -42,6 +42,14 @@ _SCHEMA: Final = (
         good_ts INTEGER NOT NULL, good_value REAL NOT NULL,  -- the walker's state after it
         pending_ts INTEGER, pending_value REAL,
         PRIMARY KEY (site, series, ts)) WITHOUT ROWID""",
+    # Readings at or before a series' horizon were pruned (accounting.retention).
+    """CREATE TABLE IF NOT EXISTS reading_horizon (
+        site TEXT NOT NULL, series TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (site, series)) WITHOUT ROWID""",
+    # When intensity points were written (to write them again after late readings).
+    """CREATE TABLE IF NOT EXISTS intensity_time (
+        site TEXT NOT NULL, ts INTEGER NOT NULL,
+        PRIMARY KEY (site, ts)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS minute (
         site TEXT NOT NULL, series TEXT NOT NULL,
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
@@ -134,9 +142,44 @@ def from_ms(value: int) -> datetime:
     return EPOCH + timedelta(milliseconds=value)
 
 
-def _state(row: Sequence[Any]) -> State:
-    good = Sample(from_ms(int(row[0])), float(row[1]))
-    return State(good, None if row[2] is None else Sample(from_ms(int(row[2])), float(row[3])))
+ReadingRow = tuple[int, float, int, float, int | None, float | None]
+"""A kept reading: ts, value, and the walker's state after it: good ts and value, pending
+ts and value (None: no reading out of line waits)."""
+
+_READINGS: Final = (
+    "SELECT ts, value, good_ts, good_value, pending_ts, pending_value FROM reading "
+    "WHERE site = ? AND series = ? "
+)
+
+
+def _reading_row(r: Sequence[Any]) -> ReadingRow:
+    return (
+        int(r[0]),
+        float(r[1]),
+        int(r[2]),
+        float(r[3]),
+        None if r[4] is None else int(r[4]),
+        None if r[5] is None else float(r[5]),
+    )
+
+
+def state_of(row: ReadingRow) -> State:
+    """The walker's state after a kept reading."""
+    good = Sample(from_ms(row[2]), row[3])
+    pending = None if row[4] is None or row[5] is None else Sample(from_ms(row[4]), row[5])
+    return State(good, pending)
+
+
+def reading_row(sample: Sample, state: State) -> ReadingRow:
+    p = state.pending
+    return (
+        ms(sample.ts),
+        sample.value,
+        ms(state.good.ts),
+        state.good.value,
+        None if p is None else ms(p.ts),
+        None if p is None else p.value,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +198,9 @@ class FindingRow:
     counted: float
 
 
-@dataclass(frozen=True, slots=True)
-class MinuteRow:
+class MinuteRow(NamedTuple):
+    """A series' figures over one minute (a tuple: a month's recompute makes millions)."""
+
     series: str
     minute: int
     amount: float
@@ -250,52 +294,78 @@ class AccountingDB:
         conn: sqlite3.Connection, site: str, series: str, before_ms: int
     ) -> tuple[int, State] | None:
         """The time of the last reading before a time, and the state after it."""
-        row = conn.execute(
-            "SELECT ts, good_ts, good_value, pending_ts, pending_value FROM reading "
-            "WHERE site = ? AND series = ? AND ts < ? ORDER BY ts DESC LIMIT 1",
-            (site, series, before_ms),
-        ).fetchone()
-        return None if row is None else (int(row[0]), _state(row[1:]))
+        row = AccountingDB.reading_before(conn, site, series, before_ms)
+        return None if row is None else (row[0], state_of(row))
+
+    @staticmethod
+    def reading_before(
+        conn: sqlite3.Connection, site: str, series: str, before_ms: int
+    ) -> ReadingRow | None:
+        rows = AccountingDB.last_readings(conn, site, series, before_ms, 1)
+        return rows[0] if rows else None
+
+    @staticmethod
+    def last_readings(
+        conn: sqlite3.Connection, site: str, series: str, before_ms: int, n: int
+    ) -> list[ReadingRow]:
+        """The last n readings before a time, newest first."""
+        rows = conn.execute(
+            _READINGS + "AND ts < ? ORDER BY ts DESC LIMIT ?",
+            (site, series, before_ms, n),
+        ).fetchall()
+        return [_reading_row(r) for r in rows]
 
     @staticmethod
     def readings_from(
         conn: sqlite3.Connection, site: str, series: str, start_ms: int
-    ) -> Iterator[tuple[Sample, State]]:
-        """The readings at or after a time, in time order, with their states (read lazily:
+    ) -> Iterator[ReadingRow]:
+        """The readings at or after a time, in time order (read lazily, a chunk at a time:
         a walk usually stops after a few)."""
-        sql = (
-            "SELECT ts, value, good_ts, good_value, pending_ts, pending_value FROM reading "
-            "WHERE site = ? AND series = ? AND ts >= ? ORDER BY ts LIMIT ?"
-        )
         while True:
-            rows = conn.execute(sql, (site, series, start_ms, _CHUNK)).fetchall()
-            for r in rows:
-                yield Sample(from_ms(r[0]), float(r[1])), _state(r[2:])
+            rows = conn.execute(
+                _READINGS + "AND ts >= ? ORDER BY ts LIMIT ?", (site, series, start_ms, _CHUNK)
+            ).fetchall()
+            yield from rows  # the columns' types are ReadingRow's
             if len(rows) < _CHUNK:
                 return
             start_ms = int(rows[-1][0]) + 1
 
     @staticmethod
     def save_readings(
-        conn: sqlite3.Connection, site: str, series: str, steps: Sequence[Step]
+        conn: sqlite3.Connection, site: str, series: str, rows: Sequence[ReadingRow]
     ) -> None:
         conn.executemany(
             "INSERT OR REPLACE INTO reading (site, series, ts, value, good_ts, good_value, "
             "pending_ts, pending_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    site,
-                    series,
-                    ms(s.sample.ts),
-                    s.sample.value,
-                    ms(s.state.good.ts),
-                    s.state.good.value,
-                    None if s.state.pending is None else ms(s.state.pending.ts),
-                    None if s.state.pending is None else s.state.pending.value,
-                )
-                for s in steps
-            ],
+            [(site, series, *r) for r in rows],
         )
+
+    @staticmethod
+    def set_horizon(conn: sqlite3.Connection, site: str, series: str, ts_ms: int) -> None:
+        conn.execute(
+            "INSERT INTO reading_horizon (site, series, ts) VALUES (?, ?, ?) "
+            "ON CONFLICT (site, series) DO UPDATE SET ts = max(ts, excluded.ts)",
+            (site, series, ts_ms),
+        )
+
+    def add_intensity_time(self, site: str, ts_ms: int) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO intensity_time (site, ts) VALUES (?, ?)", (site, ts_ms)
+            )
+
+    def intensity_times(self, site: str, from_ms: int, limit: int) -> list[int]:
+        """When intensity points of a site were written, from a time on, oldest first."""
+        rows = self.query(
+            "SELECT ts FROM intensity_time WHERE site = ? AND ts > ? ORDER BY ts LIMIT ?",
+            (site, from_ms, limit),
+        )
+        return [int(r[0]) for r in rows]
+
+    def horizons(self, site: str) -> dict[str, int]:
+        """Per series of a site, the time at or before which its readings were pruned."""
+        rows = self.query("SELECT series, ts FROM reading_horizon WHERE site = ?", (site,))
+        return {str(series): int(ts) for series, ts in rows}
 
     @staticmethod
     def replace_minutes(
@@ -311,19 +381,20 @@ class AccountingDB:
         writes nothing). The number of minutes changed."""
         where = (site, series, first_ms, end_ms)
         old = {
-            int(r[0]): tuple(r[1:])
+            r[1]: r
             for r in conn.execute(
-                "SELECT minute, amount, kgce, kgco2, quality FROM minute "
+                "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "
                 "WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
                 where,
             )
         }
-        changed = [r for r in rows if old.get(r.minute) != (r.amount, r.kgce, r.kgco2, r.quality)]
+        changed = [r for r in rows if old.get(r.minute) != r]
         gone = old.keys() - {r.minute for r in rows}
-        conn.executemany(
-            "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
-            [(site, series, m) for m in gone],
-        )
+        if gone:
+            conn.executemany(
+                "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
+                [(site, series, m) for m in gone],
+            )
         conn.executemany(
             "INSERT OR REPLACE INTO minute (site, series, minute, amount, kgce, kgco2, quality, "
             "dirty) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",

@@ -12,12 +12,15 @@ corrects the minutes it belongs to and `recompute` gives what the live path gave
 Minutes that have settled, or were corrected, are written to the store beside the
 readings (measurement `energy_interval`, and `output_interval` for production counters).
 Every `intensity_interval` seconds the intensity of each line and site over each window
-is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts).
+is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts);
+the points written earlier on minutes late readings changed are written again (`restate`).
+Readings older than `keep_readings_days` are pruned (accounting.retention).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import sqlite3
@@ -29,14 +32,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, Protocol
 
+from collector.accounting import retention
 from collector.accounting.db import (
     FILE,
     AccountingDB,
     AlertRow,
     FindingRow,
     MinuteRow,
+    ReadingRow,
     from_ms,
     ms,
+    reading_row,
+    state_of,
 )
 from collector.ledger import alerts, data
 from collector.ledger.benchmarks import Standing, classify
@@ -45,8 +52,8 @@ from collector.ledger.conversion import to_kgce
 from collector.ledger.counters import CounterSpec, Finding, Issue, Replacement, Sample
 from collector.ledger.factors import NdrcLevel
 from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
-from collector.ledger.series import Amount, allocate
-from collector.ledger.walk import State, Step, Walker
+from collector.ledger.series import Amount, MsAmount, Quality, allocate_ms
+from collector.ledger.walk import State, Walker
 from collector.plant import (
     CARRIERS,
     AccountingConfig,
@@ -77,6 +84,11 @@ END_OF_TIME: Final = 2**62
 """Epoch ms after every reading."""
 MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
+MAX_GAP_MS: Final = 300_000
+RESTATE_BATCH: Final = 60
+"""Evaluation times whose intensity points one evaluation writes again."""
+PRUNE_EVERY: Final = 600.0
+"""Seconds between prunes of old readings once caught up."""
 POWER_MAX_GAP: Final = timedelta(minutes=2)
 """Power readings further apart are not integrated across."""
 OUTPUT_PREFIX: Final = "output:"
@@ -110,9 +122,9 @@ class Target:
     hourly: HourlyGridFactor | None = None
     """Overrides kgco2_per_unit for the hours it covers (grid electricity only)."""
 
-    def kgco2_at(self, start: datetime) -> float:
+    def kgco2_at(self, start_ms: int) -> float:
         if self.hourly is not None:
-            factor = self.hourly.factor_at(int(start.timestamp() // 3600))
+            factor = self.hourly.factor_at(start_ms // 3_600_000)
             if factor is not None:
                 return factor  # grid electricity: kWh, the unit the factor is per
         return self.kgco2_per_unit
@@ -217,6 +229,12 @@ class Accounting:
         self.corrections = 0
         """Passes that accounted minutes again because readings came late."""
         self.late_readings = 0
+        self.too_old_readings = 0
+        """Late readings refused: older than the readings kept (accounting.retention)."""
+        self.readings_pruned = 0
+        self._restate: dict[str, int] = {}
+        """Per site, the first minute late readings changed whose intensity points written
+        since are to be written again."""
         self._record_configured_swaps()
 
     def _record_configured_swaps(self) -> None:
@@ -251,6 +269,7 @@ class Accounting:
 
     async def run(self) -> None:
         next_intensity = time.monotonic() + self.config.intensity_interval
+        next_prune = time.monotonic()
         while True:
             await asyncio.sleep(self.config.interval)
             try:
@@ -260,8 +279,16 @@ class Accounting:
                     await asyncio.to_thread(self.evaluate)
             except sqlite3.Error as exc:  # disk full or read-only: tried again next step
                 self.disk.failed(exc, self.config.interval)
-            else:
-                self.disk.ok()
+                continue
+            self.disk.ok()
+            if time.monotonic() >= next_prune:  # after the pass: housekeeping
+                try:
+                    # a full batch: more may wait, taken a pass later
+                    full = await asyncio.to_thread(self.prune) >= retention.BATCH
+                except sqlite3.Error as exc:
+                    self.disk.failed(exc, PRUNE_EVERY)
+                    full = False
+                next_prune = time.monotonic() + (0 if full else PRUNE_EVERY)
 
     async def step(self) -> None:
         taken, self._queue = self._queue, []
@@ -285,6 +312,47 @@ class Accounting:
 
     # --- counters to minutes ---------------------------------------------------------------
 
+    def prune(self) -> int:
+        """Delete a batch of readings older than accounting.keep_readings_days."""
+        cutoff = self._clock() - timedelta(days=self.config.keep_readings_days)
+        series = [(site, t.series) for site in self._targets for t in self.series(site)]
+        deleted = retention.prune(self.db, series, ms(cutoff))
+        self.db.query("DELETE FROM intensity_time WHERE ts < ?", (ms(cutoff),))
+        self.readings_pruned += deleted
+        if deleted:
+            log.info(
+                "accounting readings pruned",
+                extra=fields(readings=deleted, before=cutoff.isoformat()),
+            )
+        return deleted
+
+    def _refuse_too_old(self, samples: dict[tuple[str, str], list[Sample]]) -> None:
+        """Drop the readings at or before their series' horizon (pruned neighbours: they
+        cannot be placed), each series logged once with the count and the horizon."""
+        for site in {site for site, _ in samples}:
+            horizons = self.db.horizons(site)
+            for (s, series), got in samples.items():
+                horizon = horizons.get(series)
+                if s != site or horizon is None:
+                    continue
+                kept = [x for x in got if ms(x.ts) > horizon]
+                if len(kept) == len(got):
+                    continue
+                refused = len(got) - len(kept)
+                self.too_old_readings += refused
+                log.warning(
+                    "readings older than the accounting keeps: not accounted",
+                    extra=fields(
+                        site=site,
+                        series=series,
+                        readings=refused,
+                        oldest=min(x.ts for x in got).isoformat(),
+                        kept_from=from_ms(horizon).isoformat(),
+                        keep_readings_days=self.config.keep_readings_days,
+                    ),
+                )
+                got[:] = kept
+
     def process(self, batches: Sequence[ReadingBatch]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
@@ -297,10 +365,13 @@ class Accounting:
                         key = (batch.site, target.series)
                         samples[key].append(Sample(reading.ts, value * target.scale))
                         targets[key] = target
+        self._refuse_too_old(samples)
         used = 0
         spans: list[Span] = []
         with self.db.transaction() as conn:
             for (site, series), new in samples.items():
+                if not new:
+                    continue
                 span = account(conn, site, targets[(site, series)], new)
                 if span is not None:
                     spans.append(span)
@@ -309,16 +380,33 @@ class Accounting:
         self.readings_used += used
         self._count(spans)
         self._mark_alerts([s for s in spans if s.late])
+        for span in spans:
+            if span.late and span.changed:
+                self._restate[span.site] = min(span.first, self._restate.get(span.site, span.first))
 
     def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
         """Account [start, end) of a site again from the readings used, as if each had
         just arrived: the same walk and the same minutes as the live path. Idempotent."""
         spans: list[Span] = []
+        horizons = self.db.horizons(site)
         for target in self.series(site):
+            since = ms(start)
+            horizon = horizons.get(target.series)
+            if horizon is not None and since <= horizon:
+                # its readings before are gone: those minutes stay as accounted
+                log.warning(
+                    "recompute starts after the readings kept",
+                    extra=fields(series=target.series, kept_from=from_ms(horizon).isoformat()),
+                )
+                since = horizon + 1
+                if since >= ms(end):
+                    continue
             with self.db.transaction() as conn:
-                span = account(conn, site, target, (), since=ms(start), through=ms(end))
+                span = account(conn, site, target, (), since=since, through=ms(end))
             if span is not None:
                 spans.append(span)
+                if span.changed:
+                    self._restate[site] = min(span.first, self._restate.get(site, span.first))
         return spans
 
     def series(self, site: str) -> list[Target]:
@@ -453,24 +541,78 @@ class Accounting:
     # --- intensities and alerts ------------------------------------------------------------------
 
     def evaluate(self) -> list[Point]:
-        """Intensities of every line and site over every window, now; alarms advanced."""
+        """Intensities of every line and site over every window, now; alarms advanced.
+        The points written earlier on minutes late readings changed are written again."""
         now = self._clock()
         points: list[Point] = []
         for site in self.config.sites:
-            for line in site.lines:
-                figures = line_figures(self.db, self.config, site, line, now)
-                judged = self._judged[(site.id, line.id)]
-                points.extend(_intensity_point(site.id, line.id, f, judged, now) for f in figures)
-                if line.alert is not None:
-                    self._advance_alarm(site, line, judged, figures, now)
-            for f in site_figures(self.db, self.config, site, now):
-                points.append(_intensity_point(site.id, SITE_LINE, f, None, now))
+            points.extend(self._intensity_points(site, now, advance=True))
+            self.db.add_intensity_time(site.id, ms(now))
         if self._store is not None and points:
             try:
                 self._store.write_points(points)
             except (StoreError, StoreRejected) as exc:
                 log.warning("intensity not stored", extra=fields(reason=str(exc)))
+        self.restate()
         return points
+
+    def _intensity_points(self, site: SiteConfig, now: datetime, advance: bool) -> list[Point]:
+        points: list[Point] = []
+        for line in site.lines:
+            figures = line_figures(self.db, self.config, site, line, now)
+            judged = self._judged[(site.id, line.id)]
+            points.extend(_intensity_point(site.id, line.id, f, judged, now) for f in figures)
+            if advance and line.alert is not None:
+                self._advance_alarm(site, line, judged, figures, now)
+        for f in site_figures(self.db, self.config, site, now):
+            points.append(_intensity_point(site.id, SITE_LINE, f, None, now))
+        return points
+
+    def restate(self) -> int:
+        """Write again the intensity points written at or after the first minute late
+        readings changed (as they are now figured; the alarms are not advanced again: the
+        alerts are marked instead), up to RESTATE_BATCH times a call, oldest first: a long
+        backlog is caught up over a few evaluations. The number of points written."""
+        if self._store is None:
+            self._restate.clear()
+            return 0
+        written = 0
+        for site_id, first in list(self._restate.items()):
+            site = self.config.site(site_id)
+            assert site is not None
+            times = self.db.intensity_times(site_id, first, RESTATE_BATCH)
+            points = [p for t in times for p in self._intensity_points(site, from_ms(t), False)]
+            try:
+                if points:
+                    written += self._store.write_points(points)
+            except (StoreError, StoreRejected) as exc:
+                log.warning("intensity not restated yet", extra=fields(reason=str(exc)))
+                continue  # tried again at the next evaluation
+            if len(times) < RESTATE_BATCH:
+                del self._restate[site_id]
+            else:
+                self._restate[site_id] = times[-1] + 1
+            if times:
+                log.info(
+                    "intensity on late readings written again",
+                    extra=fields(
+                        site=site_id,
+                        points=len(points),
+                        start=from_ms(times[0]).isoformat(),
+                        end=from_ms(times[-1]).isoformat(),
+                    ),
+                )
+        return written
+
+    def restate_all(self) -> int:
+        """`restate` until every point due is written again (or the store refuses)."""
+        written = 0
+        while self._restate:
+            due = dict(self._restate)
+            written += self.restate()
+            if self._restate == due:
+                break
+        return written
 
     def _advance_alarm(
         self,
@@ -539,26 +681,43 @@ RECORDED: Final = (
 amount excluded or estimated, and every swap bridged."""
 
 
-def _walker(
-    conn: sqlite3.Connection,
-    site: str,
-    target: Target,
-    start: tuple[int, State] | None,
-    swaps: Sequence[Replacement],
-) -> Walker:
-    """A walker from a stored state, knowing the amount that ended at its good reading
-    (the rate before a hole), as a walk through that reading would."""
-    if start is None:
-        return Walker(None, target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-    good = start[1].good
-    before: list[Amount] = []
-    prev = AccountingDB.state_before(conn, site, target.series, ms(good.ts))
-    value = AccountingDB.stored_values(conn, site, target.series, ms(good.ts), ms(good.ts))
-    if prev is not None and ms(good.ts) in value:
-        seed = Walker(prev[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps)
-        step = seed.feed(Sample(good.ts, value[ms(good.ts)]))
-        before = [a for a in step.amounts if a.end == good.ts]
-    return Walker(start[1], target.spec, MAX_GAP, target.integrate, POWER_MAX_GAP, swaps, before)
+class _Tail:
+    """The stored readings a pass needs around where its walk starts, taken from the last
+    two a series keeps when they are the ones (an in-order pass asks once, not five times)."""
+
+    def __init__(self, conn: sqlite3.Connection, site: str, series: str) -> None:
+        self._conn, self._site, self._series = conn, site, series
+        self.rows = AccountingDB.last_readings(conn, site, series, END_OF_TIME, 2)
+
+    @property
+    def latest(self) -> ReadingRow | None:
+        return self.rows[0] if self.rows else None
+
+    def before(self, t: int) -> ReadingRow | None:
+        """The last reading before t."""
+        rows = self.rows
+        if not rows:
+            return None
+        if rows[0][0] < t:
+            return rows[0]
+        if len(rows) == 1:
+            return None  # the only reading is at or after t
+        if rows[1][0] < t:
+            return rows[1]
+        return AccountingDB.reading_before(self._conn, self._site, self._series, t)
+
+
+def _before(tail: _Tail, start: ReadingRow, walker: Walker) -> list[Amount]:
+    """The amount that ended at a stored state's good reading (the rate before a hole the
+    next reading may open), as a walk through that reading would have it."""
+    good_ms = start[2]
+    prev = tail.before(good_ms)
+    at = tail.before(good_ms + 1)
+    if prev is None or at is None or at[0] != good_ms:
+        return []
+    good = state_of(start).good
+    step = walker.resumed(state_of(prev), ()).feed(Sample(good.ts, at[1]))
+    return [a for a in step.amounts if a.end == good.ts]
 
 
 def account(
@@ -580,9 +739,10 @@ def account(
     the stored readings, not of the order they came in.
     """
     series = target.series
-    latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
-    if latest is None and _carry_over(conn, site, series):
-        latest = AccountingDB.state_before(conn, site, series, END_OF_TIME)
+    tail = _Tail(conn, site, series)
+    if tail.latest is None and _carry_over(conn, site, series):
+        tail = _Tail(conn, site, series)
+    latest = tail.latest
     last = None if latest is None else latest[0]
     incoming: dict[int, float] = {}
     for s in new:
@@ -597,86 +757,176 @@ def account(
     if not changed and since is None:
         return None  # nothing the accounting has not used already
     first = min([*changed, *([since] if since is not None else [])])
-    if last is not None and last < first:
-        before = latest
-    else:
-        before = AccountingDB.state_before(conn, site, series, first)
+    before = tail.before(first)
     # The walk's amounts start at the good reading before the first new one; the walk
     # starts at the last reading at or before that minute, so that it also yields the
     # amounts that share the minute.
-    first_minute = _floor_minute(first if before is None else ms(before[1].good.ts))
-    start = AccountingDB.state_before(conn, site, series, min(first_minute + 1, first))
-    stored_after = AccountingDB.readings_from(
-        conn, site, series, first_minute if start is None else start[0] + 1
+    first_minute = _floor_minute(first if before is None else before[2])
+    start = tail.before(min(first_minute + 1, first))
+    stored_after: Iterator[ReadingRow] = (
+        iter(())  # it is the last kept: nothing after it
+        if start is not None and start == latest
+        else AccountingDB.readings_from(
+            conn, site, series, first_minute if start is None else start[0] + 1
+        )
     )
     swaps = [scaled(x, target.scale) for x in AccountingDB.swaps(conn, site, target.meter)]
-    walker = _walker(conn, site, target, start, swaps)
-    steps, amounts, findings, end = _walk(
-        walker, stored_after, sorted(changed.items()), first, through
+    walker = Walker(
+        None if start is None else state_of(start),
+        target.spec,
+        MAX_GAP,
+        target.integrate,
+        POWER_MAX_GAP,
+        swaps,
     )
-    AccountingDB.save_readings(conn, site, series, steps)
-    _log_findings(series, findings)
+    # (asked for only when the walker judges a reading before any in line: rarely)
+    seed = (lambda: []) if start is None else (lambda: _before(tail, start, walker))
+    walked = _walk(_Measure(walker, seed, target), stored_after, changed, first, through)
+    AccountingDB.save_readings(conn, site, series, walked.rows)
+    _log_findings(series, walked.findings)
     # the findings of the readings walked replace those stored for them
-    AccountingDB.drop_findings(conn, site, series, None if start is None else start[0], end)
-    AccountingDB.put_findings(
-        conn,
-        site,
-        [FindingRow(series, f, counted(amounts, f)) for f in findings if f.issue in RECORDED],
-    )
-    end_minute = _end_minute(end, through)
-    rows = [r for r in minute_rows(amounts, target) if first_minute <= r.minute < end_minute]
+    AccountingDB.drop_findings(conn, site, series, None if start is None else start[0], walked.end)
+    recorded = [f for f in walked.findings if f.issue in RECORDED]
+    if recorded:
+        AccountingDB.put_findings(
+            conn, site, [FindingRow(series, f, counted(walked.amounts, f)) for f in recorded]
+        )
+    end_minute = _end_minute(walked.end, through)
+    rows = minute_rows(walked.amounts, target, first_minute, end_minute)
     minutes = AccountingDB.replace_minutes(conn, site, series, first_minute, end_minute, rows)
     late = sum(1 for t in changed if last is not None and t <= last)
     return Span(site, series, first_minute, end_minute, late, minutes)
 
 
+@dataclass(slots=True)
+class _Walked:
+    rows: list[ReadingRow]
+    """The readings whose state is new (to be saved)."""
+    amounts: list[MsAmount]
+    findings: list[Finding]
+    end: int
+    """The time of the reading the walk settled at."""
+
+
+def _in_line(spec: CounterSpec, good_t: int, good_v: float, t: int, v: float) -> float | None:
+    """The amount the walker measures from its good reading (none waiting after it) to
+    the next reading when nothing but that amount comes of it: no gap, wrap or step (a
+    swap between them is the caller's to rule out). None: the walker must judge it."""
+    rise = v - good_v
+    if rise < -spec.tolerance or t - good_t > MAX_GAP_MS:
+        return None
+    rise = max(rise, 0.0)
+    return rise if spec.fits_seconds(rise, (t - good_t) / 1000) else None
+
+
+class _Measure:
+    """Readings, in time order, into amounts and the state after each.
+
+    A reading in line with the good one before it (the bulk of any series) is measured
+    here as the walker measures it, without the walker's objects; the walker gets the
+    state back, with the amount that ended there, at the next reading it must judge (a
+    walk may start at any reading's state: every pass does)."""
+
+    def __init__(self, walker: Walker, seed: Callable[[], list[Amount]], target: Target) -> None:
+        self.amounts: list[MsAmount] = []
+        self.findings: list[Finding] = []
+        self._walker = walker
+        self._seed: Callable[[], list[Amount]] | None = seed
+        """The amount that ended at the walker's good reading, until it is known."""
+        self._spec = target.spec
+        self._integrate = target.integrate
+        self._swap_times = [ms(x.ts) for x in walker.swaps]
+        state = walker.state
+        # The good reading while none waits after it (a counter), else None.
+        self._good: tuple[int, float] | None = None
+        if not target.integrate and state is not None and state.pending is None:
+            self._good = (ms(state.good.ts), state.good.value)
+        self._behind = False
+        """The walk ran in line past the walker's own state."""
+
+    def __call__(self, t: int, value: float) -> ReadingRow:
+        good = self._good
+        if good is not None and not (
+            self._swap_times and _swap_between(self._swap_times, good[0], t)
+        ):
+            amount = _in_line(self._spec, good[0], good[1], t, value)
+            if amount is not None:
+                self.amounts.append((good[0], t, amount, 0))
+                # jitter within tolerance keeps the higher level
+                self._good = good = (t, value) if value >= good[1] else (t, good[1])
+                self._behind, self._seed = True, None
+                return (t, value, t, good[1], None, None)
+        walker = self._walker
+        if self._behind:
+            assert good is not None
+            back = State(Sample(from_ms(good[0]), good[1]))
+            walker = walker.resumed(back, [amount_of(self.amounts[-1])])
+            self._behind = False
+        elif self._seed is not None and walker.state is not None:
+            walker = walker.resumed(walker.state, self._seed())
+        self._walker, self._seed = walker, None
+        step = walker.feed(Sample(from_ms(t), value))
+        self.amounts.extend(ms_amount(a) for a in step.amounts)
+        self.findings.extend(step.findings)
+        row = reading_row(step.sample, step.state)
+        self._good = (row[2], row[3]) if row[4] is None and not self._integrate else None
+        return row
+
+
 def _walk(
-    walker: Walker,
-    stored: Iterator[tuple[Sample, State]],
-    changed: list[tuple[int, float]],
+    measure: _Measure,
+    stored: Iterator[ReadingRow],
+    changed: dict[int, float],
     first: int,
     through: int | None,
-) -> tuple[list[Step], list[Amount], list[Finding], int]:
-    """Walk the stored readings with the changed ones in their place: the steps from
-    `first` whose state is new (to be saved), every amount up to past the minutes the
-    walk touches, and the time of the reading it settled at (a state as stored, with no
-    change after it and `through` reached)."""
-    changes = deque(changed)
+) -> _Walked:
+    """Walk the stored readings with the changed ones in their place: the readings from
+    `first` whose state is new, every amount up to past the minutes the walk touches, and
+    the time of the reading it settled at (a state as stored, with no change after it and
+    `through` reached)."""
+    out = _Walked([], measure.amounts, measure.findings, first)
+    changes = deque(sorted(changed.items()))
     following = next(stored, None)
-    steps: list[Step] = []
-    amounts: list[Amount] = []
-    findings: list[Finding] = []
-    end = first
     settled: int | None = None
+    settle_at = 0
+    # The state before the reading is as stored: then so is the amount that ends at it,
+    # which a hole after it is estimated from (a reading late before one that opened a
+    # hole changes the estimate, not the states).
+    as_before = True
     while changes or following is not None:
-        if changes and (following is None or changes[0][0] <= ms(following[0].ts)):
+        old: ReadingRow | None = None
+        if changes and (following is None or changes[0][0] <= following[0]):
             t, value = changes.popleft()
-            if following is not None and ms(following[0].ts) == t:
+            if following is not None and following[0] == t:
                 following = next(stored, None)
-            step = walker.feed(Sample(from_ms(t), value))
-            steps.append(step)
         else:
             assert following is not None
-            (sample, old), following = following, next(stored, None)
-            step = walker.feed(sample)
-            t = ms(sample.ts)
-            if settled is None and t >= first:
-                if step.state != old:
-                    steps.append(step)
-                elif not changes and (through is None or t >= through):
-                    settled = end = t  # every later state is as stored
-        amounts.extend(step.amounts)
-        findings.extend(step.findings)
+            old, following = following, next(stored, None)
+            t, value = old[0], old[1]
+        row = measure(t, value)
+        same = old is not None and (row == old or t < first)
+        if old is None:
+            out.rows.append(row)
+        elif settled is None and t >= first:
+            if not same:
+                out.rows.append(row)
+            elif as_before and row[4] is None and not changes and (through is None or t >= through):
+                settled = t  # every later state, and so every later amount, is as stored
+                settle_at = _end_minute(settled, through)
+        as_before = same
         if settled is None:
-            end = max(end, t)
-            continue
-        # A hole after the settled reading is filled from the rates on both sides of it,
-        # and a late reading may have changed the rate before: the fill's minutes are
-        # replaced too, though the states are as stored.
-        end = max([end, *(ms(a.end) for a in step.amounts if ms(a.start) <= settled)])
-        if step.state.pending is None and ms(step.state.good.ts) >= _end_minute(end, through):
+            out.end = max(out.end, t)
+        elif row[4] is None and row[2] >= settle_at:
             break  # later amounts start at or after the good reading: past the minutes
-    return steps, amounts, findings, end
+    if settled is not None:
+        out.end = settled
+    return out
+
+
+def _swap_between(swap_times: list[int], after: int, through: int) -> bool:
+    """Whether a swap falls in (after, through]: the walker then starts a new counter."""
+    i = bisect.bisect_right(swap_times, after)
+    return i < len(swap_times) and swap_times[i] <= through
 
 
 def _end_minute(end: int, through: int | None) -> int:
@@ -689,7 +939,7 @@ def _carry_over(conn: sqlite3.Connection, site: str, series: str) -> bool:
     (the out-of-line one after it, if any, is judged again by the next reading)."""
     old = AccountingDB.load_state(conn, site, series)
     if old is not None:
-        AccountingDB.save_readings(conn, site, series, [Step(old.good, State(old.good), (), ())])
+        AccountingDB.save_readings(conn, site, series, [reading_row(old.good, State(old.good))])
     return old is not None
 
 
@@ -713,22 +963,36 @@ def scaled(swap: Replacement, scale: float) -> Replacement:
     return Replacement(swap.ts, swap.new_initial * scale, old, swap.by)
 
 
-def counted(amounts: Sequence[Amount], f: Finding) -> float:
+def counted(amounts: Sequence[MsAmount], f: Finding) -> float:
     """What the totals hold for a finding's interval."""
-    return math.fsum(a.value for a in amounts if a.start == f.start and a.end == f.end)
+    start, end = ms(f.start), ms(f.end)
+    return math.fsum(a[2] for a in amounts if a[0] == start and a[1] == end)
 
 
-def minute_rows(amounts: Sequence[Amount], target: Target) -> list[MinuteRow]:
+def ms_amount(a: Amount) -> MsAmount:
+    return (ms(a.start), ms(a.end), a.value, int(a.quality))
+
+
+def amount_of(a: MsAmount) -> Amount:
+    return Amount(from_ms(a[0]), from_ms(a[1]), a[2], Quality(a[3]))
+
+
+def minute_rows(
+    amounts: Sequence[MsAmount], target: Target, first_ms: int, end_ms: int
+) -> list[MinuteRow]:
+    """The minutes in [first, end) the amounts make."""
+    series, kgce = target.series, target.kgce_per_unit
+    if target.hourly is None:
+        kgco2 = target.kgco2_per_unit
+        return [
+            MinuteRow(series, minute, value, value * kgce, value * kgco2, quality)
+            for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
+            if first_ms <= minute < end_ms
+        ]
     return [
-        MinuteRow(
-            target.series,
-            ms(b.start),
-            b.value,
-            b.value * target.kgce_per_unit,
-            b.value * target.kgco2_at(b.start),
-            int(b.quality),
-        )
-        for b in allocate(amounts, MINUTE)
+        MinuteRow(series, minute, value, value * kgce, value * target.kgco2_at(minute), quality)
+        for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
+        if first_ms <= minute < end_ms
     ]
 
 

@@ -79,7 +79,13 @@ class CounterSpec:
     def fits(self, amount: float, start: datetime, end: datetime) -> bool:
         """0 <= amount <= limit; readings are decimal figures held in binary floats
         (128.3 - 3.3 is 125.00000000000001): an amount exactly at the limit fits."""
-        return 0.0 <= amount <= self.limit(start, end) * (1 + 1e-12) + 1e-9
+        return self.fits_seconds(amount, (end - start).total_seconds())
+
+    def fits_seconds(self, amount: float, seconds: float) -> bool:
+        """`fits` over an interval of this many seconds."""
+        if self.max_rate is None:
+            return amount >= 0.0
+        return 0.0 <= amount <= self.max_rate * seconds / 3600.0 * (1 + 1e-12) + 1e-9
 
 
 @dataclass(frozen=True)

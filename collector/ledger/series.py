@@ -101,6 +101,42 @@ def allocate(amounts: Iterable[Amount], step: timedelta, origin: datetime = EPOC
     ]
 
 
+MsAmount = tuple[int, int, float, int]
+"""An amount as (start, end, value, quality), times in epoch ms: what a long walk keeps
+(an `Amount` a reading costs datetimes and validation the walk's own arithmetic does not need)."""
+
+
+def allocate_ms(amounts: Iterable[MsAmount], step_ms: int) -> list[tuple[int, float, int]]:
+    """`allocate` over epoch-aligned buckets for amounts in whole ms: (bucket start, value,
+    quality), the same floats `allocate` gives (a share is value x overlap / length, both
+    in seconds, which whole ms give exactly as timedeltas do)."""
+    if step_ms <= 0:
+        raise ValueError("step must be positive")
+    values: dict[int, float] = {}
+    quality: dict[int, int] = {}
+    for start, end, value, q in amounts:
+        b = start - start % step_ms
+        if end <= b + step_ms:  # within one bucket (a reading a minute or more often)
+            values[b] = values.get(b, 0.0) + value
+            held = quality.get(b, Quality.MEASURED)
+            quality[b] = q if q > held else held
+            continue
+        own = max(q, Quality.APPORTIONED) if end - start > step_ms else q
+        while b < end:
+            e = b + step_ms
+            lo, hi = max(start, b), min(end, e)
+            if hi <= lo:
+                share = 0.0
+            elif lo == start and hi == end:
+                share = value
+            else:
+                share = value * ((hi - lo) / 1000) / ((end - start) / 1000)
+            values[b] = values.get(b, 0.0) + share
+            quality[b] = max(quality.get(b, Quality.MEASURED), own)
+            b = e
+    return [(b, values[b], int(quality[b])) for b in sorted(values)]
+
+
 def total(amounts: Iterable[Amount], start: datetime, end: datetime) -> float:
     """The sum of amounts over [start, end), pro rata for amounts that straddle its ends."""
     return sum(a.share(start, end) for a in amounts)

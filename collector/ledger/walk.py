@@ -76,6 +76,22 @@ class Walker:
             self._segment.first = self._segment.good = state.good
             self._segment.pending = state.pending
 
+    @property
+    def swaps(self) -> Sequence[Replacement]:
+        return self._swaps
+
+    def resumed(self, state: State, before: Sequence[Amount]) -> Walker:
+        """A walker of the same counter from another state (as a pass starting there)."""
+        return Walker(
+            state,
+            self._spec,
+            self._max_gap,
+            self._integrate,
+            self._power_gap,
+            self._swaps,
+            before,
+        )
+
     def feed(self, s: Sample) -> Step:
         if self.state is not None:
             last = self.state.pending or self.state.good
