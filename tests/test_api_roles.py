@@ -23,6 +23,8 @@ from collector.accounting.db import ms
 from collector.api.audit import AuditLog
 from collector.api.principals import Principal, Role, Tokens, Via, role_of_groups, user_name
 from collector.api.settings import ApiSettings
+from collector.check import check_report
+from greengauge.common import i18n
 from greengauge.contract import MeterReading, ReadingBatch
 
 TOKENS = {
@@ -414,3 +416,35 @@ def test_the_highest_role_of_the_groups_counts() -> None:
     assert role_of_groups("all, admins ops", mapping, None) is Role.ADMIN
     assert role_of_groups("", mapping, Role.VIEWER) is Role.VIEWER
     assert role_of_groups("Admins", mapping, None) is None  # names are exact
+
+
+# --- `energy-collector check` ------------------------------------------------------------------
+
+
+def test_check_says_who_may_use_the_api_in_either_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTTO_TOKEN", TOKENS["otto"])
+    path = tmp_path / "collector.yaml"
+    api = {
+        "listen": "0.0.0.0:8080",
+        "read_token": READ,
+        "users": [
+            {"name": "otto", "role": "operator", "token": "${OTTO_TOKEN}"},
+            {"name": "ada", "role": "admin", "token": TOKENS["ada"]},
+        ],
+        "trusted_proxy": {"from": ["127.0.0.1/32"]},
+    }
+    body = {"mqtt": {"url": "mqtt://127.0.0.1:1"}, "data_dir": str(tmp_path), "api": api}
+    path.write_text(json.dumps(body))
+    report = check_report(path)
+    assert (
+        "api 0.0.0.0:8080: 2 users: otto (operator), ada (admin); legacy shared tokens: "
+        "read_token; single sign-on proxy from 127.0.0.1/32"
+    ) in report.splitlines()
+    for secret in (READ, *TOKENS.values()):
+        assert secret not in report
+    with i18n.using("zh_CN"):
+        chinese = check_report(path)
+    assert "2 个用户: otto（操作员）, ada（管理员）" in chinese  # noqa: RUF001
+    assert "单点登录代理，来自 127.0.0.1/32" in chinese  # noqa: RUF001

@@ -23,8 +23,7 @@ from urllib.parse import urlsplit
 from fastapi import HTTPException, Request
 
 from collector.api.principals import (
-    LEGACY_READER,
-    LEGACY_WRITER,
+    LEGACY_ROLES,
     LOCAL,
     Principal,
     Role,
@@ -63,12 +62,8 @@ def same_origin(request: Request) -> bool:
 class Guard:
     def __init__(self, settings: ApiSettings, refused: Callable[[str], None]) -> None:
         legacy = [
-            (token, Principal(name, role, Via.LEGACY_TOKEN))
-            for name, token, role in (
-                (LEGACY_READER, settings.read_token, Role.VIEWER),
-                (LEGACY_WRITER, settings.write_token, Role.OPERATOR),
-            )
-            if token is not None
+            (token, Principal(name, LEGACY_ROLES[name], Via.LEGACY_TOKEN))
+            for name, token in settings.legacy_tokens()
         ]
         users = [(u.token, Principal(u.name, u.role, Via.TOKEN)) for u in settings.users]
         self._tokens = Tokens((t.get_secret_value(), who) for t, who in [*legacy, *users])

@@ -59,6 +59,7 @@ class Principal:
 LOCAL: Final = Principal("local", Role.ADMIN, Via.OPEN)
 LEGACY_READER: Final = "read_token"
 LEGACY_WRITER: Final = "write_token"
+LEGACY_ROLES: Final = {LEGACY_READER: Role.VIEWER, LEGACY_WRITER: Role.OPERATOR}
 MAX_USER_LENGTH: Final = 100
 
 

@@ -227,16 +227,16 @@ class ApiSettings(BaseModel):
             return None
         return frozenset(name.strip("[]").lower() for name in names)
 
+    def legacy_tokens(self) -> list[tuple[str, SecretStr]]:
+        """The shared tokens set, by setting name (read_token, write_token)."""
+        pairs = ((LEGACY_READER, self.read_token), (LEGACY_WRITER, self.write_token))
+        return [(name, token) for name, token in pairs if token is not None]
+
     def tokens(self) -> list[tuple[str, str]]:
         """Every configured token, as (where it is set, the token)."""
-        legacy = [
-            (name, token.get_secret_value())
-            for name, token in ((LEGACY_READER, self.read_token), (LEGACY_WRITER, self.write_token))
-            if token is not None
-        ]
-        return legacy + [
-            (f"users: {u.name}: token", u.token.get_secret_value()) for u in self.users
-        ]
+        legacy = [(name, token.get_secret_value()) for name, token in self.legacy_tokens()]
+        users = [(f"users: {u.name}: token", u.token.get_secret_value()) for u in self.users]
+        return legacy + users
 
     @property
     def open(self) -> bool:
