@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -448,3 +449,16 @@ def test_check_says_who_may_use_the_api_in_either_language(
         chinese = check_report(path)
     assert "2 个用户: otto（操作员）, ada（管理员）" in chinese  # noqa: RUF001
     assert "单点登录代理，来自 127.0.0.1/32" in chinese  # noqa: RUF001
+
+
+def test_the_single_sign_on_example_is_valid() -> None:
+    """The collector settings in docs/single-sign-on.md, as an operator would copy them."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "single-sign-on.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    api = yaml.safe_load(block.replace("${MES_API_TOKEN}", TOKENS["otto"]))["api"]
+    settings = ApiSettings.model_validate(api)
+    proxy = settings.trusted_proxy
+    assert proxy is not None and [str(n) for n in proxy.from_] == ["127.0.0.1/32"]
+    assert (
+        role_of_groups("staff,shift-leads", proxy.group_roles, proxy.default_role) is Role.OPERATOR
+    )
