@@ -65,6 +65,9 @@ class Api:
                 port=self.settings.port,
                 log_config=None,
                 access_log=False,
+                # request.client stays the peer, never an X-Forwarded-For from loopback:
+                # api.trusted_proxy decides by the peer's address.
+                proxy_headers=False,
                 lifespan="off",
                 timeout_graceful_shutdown=1,
             )
