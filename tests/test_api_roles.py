@@ -166,7 +166,12 @@ def test_each_role_on_each_write_route(roles: Roles, route: str, name: str) -> N
         assert answer.status_code == 403, answer.text
         assert f"{name} (viewer) may not do this" in answer.json()["detail"]
         assert refusals(rig, "read_only") == 1
-        assert rows == []  # nothing was done
+        # Nothing was done, but the attempt is kept: who tried what, and why it was refused.
+        [row] = rows
+        assert (row["who"], row["role"], row["status"], row["body"]) == (name, "viewer", 403, "")
+        assert row["action"] == {"production": "production", "swaps": "swap", "ack": "ack"}[route]
+        assert row["site"] == (None if route == "ack" else SITE)
+        assert "needs the operator role" in row["outcome"]
         return
     assert answer.status_code == done, answer.text
     [row] = rows
@@ -322,6 +327,9 @@ def test_the_proxy_user_is_honoured_only_from_the_proxy(roles: Roles) -> None:
         content=b"{}",
     )
     assert cross.status_code == 403 and refusals(rig, "origin") == 1
+    refused = audit_rows(roles.path)[-1]
+    assert (refused["who"], refused["status"], refused["target"]) == ("zhao", 403, str(alert))
+    assert "another origin" in refused["outcome"]
     # A header that is no user name is refused, not taken for someone.
     assert from_proxy.get("/api/v1/me", headers={"X-Forwarded-User": " "}).status_code == 401
     assert refusals(rig, "proxy_user") == 1

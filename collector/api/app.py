@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 
 MAX_BODY: Final = 64 * 1024
 MAX_AUDIT_PAGE: Final = 500
+# The writes, as their routes are named and the audit log names them.
+PRODUCTION: Final = "production"
+SWAP: Final = "swap"
+ACK: Final = "ack"
 DEFAULT_SPAN: Final = timedelta(hours=3)
 STATIC: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -126,7 +130,27 @@ _PRODUCTION_SCHEMA: Final = TypeAdapter(ProductionOutput | ValueAdded).json_sche
 
 
 def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per function
-    guard = Guard(ctx.settings, ctx.metrics.refused)
+    def keep(who: Principal, write: Write, status: int, outcome: str) -> None:
+        if ctx.audit is None:
+            return
+        try:
+            ctx.audit.record(who, write, status, outcome, ctx.clock())
+        except sqlite3.Error as exc:
+            # The write itself is done: refusing it now would only make the client retry.
+            log.error(
+                "audit log not written",
+                extra=fields(who=who.name, action=write.action, error=condition(exc)),
+            )
+
+    def denied(who: Principal, request: Request, refusal: HTTPException) -> None:
+        """A write refused for the role or the origin: kept too, without its body."""
+        route = request.scope.get("route")
+        params = request.path_params
+        action = getattr(route, "name", None) or request.url.path
+        write = Write(action, params.get("site"), params.get("alert_id"), "")
+        keep(who, write, refusal.status_code, str(refusal.detail))
+
+    guard = Guard(ctx.settings, ctx.metrics.refused, denied)
     app = FastAPI(
         title="GreenGauge collector API",
         version="1",
@@ -144,27 +168,15 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
     async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
-    async def keep(who: Principal, write: Write, status: int, outcome: str) -> None:
-        if ctx.audit is None:
-            return
-        try:
-            await off_loop(ctx.audit.record, who, write, status, outcome, ctx.clock())
-        except sqlite3.Error as exc:
-            # The write itself is done: refusing it now would only make the client retry.
-            log.error(
-                "audit log not written",
-                extra=fields(who=who.name, action=write.action, error=condition(exc)),
-            )
-
     @asynccontextmanager
     async def audited(who: Principal, write: Write, status: int) -> AsyncIterator[None]:
         """Keep the write in the audit log with how it ended: done, or refused and why."""
         try:
             yield
         except HTTPException as exc:
-            await keep(who, write, exc.status_code, str(exc.detail))
+            await off_loop(keep, who, write, exc.status_code, str(exc.detail))
             raise
-        await keep(who, write, status, "done")
+        await off_loop(keep, who, write, status, "done")
 
     # --- dashboard ---------------------------------------------------------------------
 
@@ -321,6 +333,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
 
     @app.post(
         "/api/v1/sites/{site}/production",
+        name=PRODUCTION,
         tags=["write"],
         status_code=202,
         openapi_extra={
@@ -338,7 +351,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
         body = await read_body(request, MAX_BODY)
-        async with audited(who, Write("production", site, None, body_text(body)), 202):
+        async with audited(who, Write(PRODUCTION, site, None, body_text(body)), 202):
             topic = production_topic(site)
             try:
                 await off_loop(live.record, topic, body)
@@ -353,6 +366,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
 
     @app.post(
         "/api/v1/sites/{site}/swaps",
+        name=SWAP,
         tags=["write"],
         status_code=201,
         openapi_extra={
@@ -372,7 +386,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             raise HTTPException(404, "this collector has no plant model (accounting)")
         _site(ctx, site)
         body = await read_body(request, MAX_BODY)
-        async with audited(who, Write("swap", site, None, body_text(body)), 201):
+        async with audited(who, Write(SWAP, site, None, body_text(body)), 201):
             try:
                 record = SwapRecord.model_validate_json(body)
                 unique_keys(body, "swap")
@@ -398,7 +412,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         await ctx.refresh(site)
         return {"recorded": json.loads(record.model_dump_json()), "changes": notes}
 
-    @app.post("/api/v1/alerts/{alert_id}/ack", tags=["write"], status_code=201)
+    @app.post("/api/v1/alerts/{alert_id}/ack", name=ACK, tags=["write"], status_code=201)
     async def acknowledge(
         alert_id: int, request: Request, who: Principal = operator
     ) -> dict[str, Any]:
@@ -411,7 +425,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
         body = await read_body(request, MAX_BODY)
-        async with audited(who, Write("ack", None, str(alert_id), body_text(body)), 201):
+        async with audited(who, Write(ACK, None, str(alert_id), body_text(body)), 201):
             try:
                 given = notices.AckRequest.model_validate_json(body)
                 unique_keys(body, "acknowledgement")

@@ -60,7 +60,14 @@ def same_origin(request: Request) -> bool:
 
 
 class Guard:
-    def __init__(self, settings: ApiSettings, refused: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        refused: Callable[[str], None],
+        denied: Callable[[Principal, Request, HTTPException], None] = lambda *_: None,
+    ) -> None:
+        """`refused(reason)`: every refusal, counted; `denied(who, request, refusal)`: a
+        write refused to someone the API knows (kept in the audit log)."""
         legacy = [
             (token, Principal(name, LEGACY_ROLES[name], Via.LEGACY_TOKEN))
             for name, token in settings.legacy_tokens()
@@ -71,6 +78,7 @@ class Guard:
         self._open = settings.open
         self._hosts = settings.hosts
         self._refused = refused
+        self._denied = denied
 
     def _deny(self, status: int, reason: str, detail: str) -> HTTPException:
         self._refused(reason)
@@ -121,6 +129,10 @@ class Guard:
     def check(self, request: Request, needed: Role) -> Principal:
         """The principal making the request, if their role allows `needed`'s."""
         who = self._principal(request)
+        self._allow(request, who, needed)
+        return who
+
+    def _allow(self, request: Request, who: Principal, needed: Role) -> None:
         # Without a token the browser sends what authenticates it on its own (nothing,
         # or the proxy's cookie): a write must then come from the API's own page.
         ambient = who.via in (Via.OPEN, Via.PROXY)
@@ -132,7 +144,6 @@ class Guard:
             raise self._deny(
                 403, reason, f"{who.name} ({who.role}) may not do this: it needs the {needed} role"
             )
-        return who
 
     def read(self, request: Request) -> Principal:
         return self.check(request, Role.VIEWER)
@@ -142,7 +153,12 @@ class Guard:
 
     def write(self, request: Request) -> Principal:
         """An operator's (or admin's) write, as JSON."""
-        who = self.check(request, Role.OPERATOR)
+        who = self._principal(request)  # unknown (401): nobody to name in the audit log
+        try:
+            self._allow(request, who, Role.OPERATOR)
+        except HTTPException as exc:
+            self._denied(who, request, exc)
+            raise
         media_type = request.headers.get("content-type", "").partition(";")[0]
         if media_type.strip().lower() != JSON:
             raise HTTPException(415, f"send the body as Content-Type: {JSON}")
