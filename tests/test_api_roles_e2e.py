@@ -16,6 +16,7 @@ import yaml
 from processes import running, wait_for, write_yaml
 from servers import Mosquitto, free_port
 from test_api_e2e import SITE, _up, config
+from test_dashboard_e2e import CHROMIUM_ARGS, _chromium
 
 PROXY = "127.0.0.2"
 """Another loopback address: a connection from it is the proxy's."""
@@ -73,6 +74,7 @@ def test_the_proxy_user_only_from_the_proxy_address_and_audited(
         ]
         metrics = local.get(f"{base}/metrics", headers=admin).text
         assert 'greengauge_api_unauthorized_total{reason="missing"} 2.0' in metrics
+        signed_in_on_the_page(base)
     conn = sqlite3.connect(tmp_path / "data" / "audit.sqlite")
     try:
         [(who, role, body, at)] = conn.execute("SELECT who, role, body, at FROM audit").fetchall()
@@ -80,3 +82,20 @@ def test_the_proxy_user_only_from_the_proxy_address_and_audited(
         conn.close()
     assert (who, role, json.loads(body)) == ("zhao", "operator", output)
     assert abs(at / 1000 - datetime.now(UTC).timestamp()) < 120
+
+
+def signed_in_on_the_page(base: str) -> None:
+    """The page says who it is signed in as, in the browser's language."""
+    from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            for locale, text in (("en-US", "ada · admin"), ("zh-CN", "ada · 管理员")):
+                page = browser.new_context(locale=locale).new_page()
+                page.goto(f"{base}/#token={ADMIN_TOKEN}")
+                expect(page.locator("#who")).to_have_text(text, timeout=10_000)
+                title = page.locator("#who").get_attribute("title") or ""
+                assert ("personal token" in title) if locale == "en-US" else ("个人令牌" in title)
+        finally:
+            browser.close()
