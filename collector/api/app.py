@@ -136,7 +136,8 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         try:
             ctx.audit.record(who, write, status, outcome, ctx.clock())
         except sqlite3.Error as exc:
-            # The write itself is done: refusing it now would only make the client retry.
+            # Logged, not answered: the write is done (or refused) already, and an error
+            # now would only make the client retry it.
             log.error(
                 "audit log not written",
                 extra=fields(who=who.name, action=write.action, error=condition(exc)),
