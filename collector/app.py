@@ -294,12 +294,15 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
 def _open_api(app: CollectorApp, metrics: CollectorMetrics, tasks: asyncio.TaskGroup) -> History:
     """Start the API (imported only when configured: FastAPI and uvicorn are heavy)."""
     from collector.api import figures  # noqa: PLC0415
+    from collector.api.audit import FILE_NAME as AUDIT_FILE  # noqa: PLC0415
+    from collector.api.audit import AuditLog  # noqa: PLC0415
     from collector.api.server import Api  # noqa: PLC0415
 
     assert app.config.api is not None and app.latest is not None
     history = open_history(app.config)
     accounting = app.accounting.accounting if app.accounting is not None else None
     state = figures.State(app.latest, app.statuses, accounting)
-    api = Api(app.config.api, state, app.hub, history, app.accounting, metrics, app.notices)
+    audit = AuditLog(app.config.data_dir / AUDIT_FILE, app.config.api.audit_days)
+    api = Api(app.config.api, state, app.hub, history, app.accounting, metrics, app.notices, audit)
     tasks.create_task(api.run())
     return history

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import yaml
 
+from collector.api.principals import Role
 from collector.config import CollectorConfig, load_config
 from greengauge.common.configfile import ConfigError
-from greengauge.common.i18n import _, ngettext
+from greengauge.common.i18n import N_, _, ngettext
 from greengauge.common.secrets import broker_summary, redact_url, redacted, tls_problems
 
 # Sections the summary lines describe; any other section is shown as data, secrets masked.
@@ -28,6 +29,7 @@ def check_report(path: Path) -> str:
     ]
     lines.append(f"data_dir {config.data_dir}")
     lines.append(f"accounting {_accounting(config)}")
+    lines.append(f"api {_api(config)}")
     rest = {
         name: redacted(getattr(config, name), name)
         for name in type(config).model_fields
@@ -57,3 +59,29 @@ def _accounting(config: CollectorConfig) -> str:
         )
         for site in sites
     )
+
+
+ROLE_NAMES = {Role.VIEWER: N_("viewer"), Role.OPERATOR: N_("operator"), Role.ADMIN: N_("admin")}
+
+
+def _api(config: CollectorConfig) -> str:
+    """Who may use the API: its users and roles, legacy tokens, the single sign-on proxy."""
+    api = config.api
+    if api is None:
+        return _("off (no dashboard)")
+    if api.open:
+        return _("{listen}: open to anyone on this computer (no tokens)").format(listen=api.listen)
+    access = []
+    if api.users:
+        names = ", ".join(
+            _("{name} ({role})").format(name=u.name, role=_(ROLE_NAMES[u.role])) for u in api.users
+        )
+        count = ngettext("{n} user", "{n} users", len(api.users)).format(n=len(api.users))
+        access.append(f"{count}: {names}")
+    legacy = [name for name, _token in api.legacy_tokens()]
+    if legacy:
+        access.append(_("legacy shared tokens: {names}").format(names=", ".join(legacy)))
+    if api.trusted_proxy is not None:
+        networks = ", ".join(str(n) for n in api.trusted_proxy.from_)
+        access.append(_("single sign-on proxy from {networks}").format(networks=networks))
+    return _("{listen}: {access}").format(listen=api.listen, access="; ".join(access))

@@ -275,11 +275,22 @@ class CollectorMetrics:
         self.unauthorized = Counter(
             "greengauge_api_unauthorized",
             "API requests refused: missing or invalid token (401), read-only token (403), "
-            "host name not allowed (400), write from another origin (403)",
+            "host name not allowed (400), write from another origin (403), operator on an "
+            "admin route (not_admin, 403), proxy user header invalid (proxy_user, 401) or in "
+            "no allowed group (no_role, 403)",
             ["reason"],
             registry=self.registry,
         )
-        for reason in ("missing", "invalid", "read_only", "host", "origin"):
+        for reason in (
+            "missing",
+            "invalid",
+            "read_only",
+            "not_admin",
+            "proxy_user",
+            "no_role",
+            "host",
+            "origin",
+        ):
             self.unauthorized.labels(reason)
 
     def timed(self, store: Store) -> TimedStore:

@@ -37,7 +37,10 @@ PURE_MODULES = [
     "collector/stats.py",
     "collector/guard.py",
     "agent/publish/status.py",
-    *(f"collector/reports/{name}.py" for name in ("build", "numbers", "table", "csvfile", "render")),
+    *(
+        f"collector/reports/{name}.py"
+        for name in ("build", "numbers", "table", "csvfile", "render")
+    ),
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collector/ledger").glob("*.py")),
 ]
 

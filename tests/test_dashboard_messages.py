@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.api.app import STATIC
+from collector.api.principals import Role, Via
 from collector.ledger.counters import Issue
 from collector.ledger.intensity import Window
 from collector.reports.build import QUALITY_KEY
@@ -34,6 +35,8 @@ FAMILIES: dict[str, set[str]] = {
     "quality.kind": set(QUALITY_KEY.values()),
     "conn": {"loading", "no_data", "down", "live"},
     "meters": {"meter", "state", "line", "power", "last_reading", "reads", "errors", "agent"},
+    "role": {r.value for r in Role},
+    "who.via": {v.value for v in Via},
 }
 # The terms of GB/T 2589 and the NDRC benchmark notices, as the page must use them.
 TERMS = ("综合能耗", "单位产品综合能耗", "标杆水平", "基准水平", "吨标准煤")

@@ -6,7 +6,8 @@ quantity. Live: /api/v1/stream (server-sent events: `reading`, `summary`, `alert
 Write: production output or value added from the MES, validated exactly as the MES's
 MQTT messages are (collector.accounting.live); meter swaps (collector.accounting.swaps).
 /metrics for Prometheus.
-Access (host names, tokens, where writes come from): collector.api.auth.
+Access (host names, users and roles, where writes come from): collector.api.auth; every
+write is kept with who and when in the audit log (collector.api.audit, GET /api/v1/audit).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import importlib.resources
 import json
+import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
@@ -27,8 +30,10 @@ from pydantic import TypeAdapter, ValidationError
 from collector.accounting.live import LiveAccounting, MesRejected
 from collector.accounting.swaps import SwapRejected, record_swap
 from collector.api import figures
+from collector.api.audit import AuditLog, Write, body_text
 from collector.api.auth import Guard
 from collector.api.bodies import read_body
+from collector.api.principals import Principal
 from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.notify.alerts import AlertNotices
@@ -42,6 +47,7 @@ from collector.stores.history import History, HistoryError
 from collector.stores.history import Query as HistoryQuery
 from collector.validate import unique_keys
 from greengauge.common.files import condition
+from greengauge.common.logs import fields
 from greengauge.contract import (
     UNITS,
     ProductionOutput,
@@ -53,7 +59,14 @@ from greengauge.contract import (
     production_topic,
 )
 
+log = logging.getLogger(__name__)
+
 MAX_BODY: Final = 64 * 1024
+MAX_AUDIT_PAGE: Final = 500
+# The writes, as their routes are named and the audit log names them.
+PRODUCTION: Final = "production"
+SWAP: Final = "swap"
+ACK: Final = "ack"
 DEFAULT_SPAN: Final = timedelta(hours=3)
 STATIC: Final = {
     "dashboard.js": "text/javascript; charset=utf-8",
@@ -78,6 +91,8 @@ class ApiContext:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     notices: AlertNotices | None = None
     """where an acknowledgement is delivered to people (config `notify`), if anywhere"""
+    audit: AuditLog | None = None
+    """where every write is kept with who and when (data_dir), if anywhere"""
 
 
 def _static(name: str) -> bytes:
@@ -116,7 +131,28 @@ _PRODUCTION_SCHEMA: Final = TypeAdapter(ProductionOutput | ValueAdded).json_sche
 
 
 def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per function
-    guard = Guard(ctx.settings, ctx.metrics.refused)
+    def keep(who: Principal, write: Write, status: int, outcome: str) -> None:
+        if ctx.audit is None:
+            return
+        try:
+            ctx.audit.record(who, write, status, outcome, ctx.clock())
+        except sqlite3.Error as exc:
+            # Logged, not answered: the write is done (or refused) already, and an error
+            # now would only make the client retry it.
+            log.error(
+                "audit log not written",
+                extra=fields(who=who.name, action=write.action, error=condition(exc)),
+            )
+
+    def denied(who: Principal, request: Request, refusal: HTTPException) -> None:
+        """A write refused for the role or the origin: kept too, without its body."""
+        route = request.scope.get("route")
+        params = request.path_params
+        action = getattr(route, "name", None) or request.url.path
+        write = Write(action, params.get("site"), params.get("alert_id"), "")
+        keep(who, write, refusal.status_code, str(refusal.detail))
+
+    guard = Guard(ctx.settings, ctx.metrics.refused, denied)
     app = FastAPI(
         title="GreenGauge collector API",
         version="1",
@@ -127,11 +163,22 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         dependencies=[Depends(guard.host)],
     )
     read = [Depends(guard.read)]
-    write = [Depends(guard.write)]
+    operator = Depends(guard.write)
+    viewer = Depends(guard.read)
     state = ctx.state
 
     async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
+
+    @asynccontextmanager
+    async def audited(who: Principal, write: Write, status: int) -> AsyncIterator[None]:
+        """Keep the write in the audit log with how it ended: done, or refused and why."""
+        try:
+            yield
+        except HTTPException as exc:
+            await off_loop(keep, who, write, exc.status_code, str(exc.detail))
+            raise
+        await off_loop(keep, who, write, status, "done")
 
     # --- dashboard ---------------------------------------------------------------------
 
@@ -294,7 +341,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
 
     @app.post(
         "/api/v1/sites/{site}/production",
-        dependencies=write,
+        name=PRODUCTION,
         tags=["write"],
         status_code=202,
         openapi_extra={
@@ -304,7 +351,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             }
         },
     )
-    async def production(site: str, request: Request) -> dict[str, Any]:
+    async def production(site: str, request: Request, who: Principal = operator) -> dict[str, Any]:
         """Production output of a line over [start, end) or a month's value added, from the
         MES: the same message and the same checks as on greengauge/v1/{site}/production.
         Sending the same period again replaces it."""
@@ -312,19 +359,22 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
         body = await read_body(request, MAX_BODY)
-        topic = production_topic(site)
-        try:
-            await off_loop(live.record, topic, body)
-        except MesRejected as exc:
-            raise HTTPException(422, str(exc)) from None
-        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
-            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
+        async with audited(who, Write(PRODUCTION, site, None, body_text(body)), 202):
+            topic = production_topic(site)
+            try:
+                await off_loop(live.record, topic, body)
+            except MesRejected as exc:
+                raise HTTPException(422, str(exc)) from None
+            except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+                raise HTTPException(
+                    503, f"cannot record it now ({condition(exc)}): retry"
+                ) from None
         await ctx.refresh(site)
         return {"recorded": json.loads(body)}
 
     @app.post(
         "/api/v1/sites/{site}/swaps",
-        dependencies=write,
+        name=SWAP,
         tags=["write"],
         status_code=201,
         openapi_extra={
@@ -334,7 +384,7 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             }
         },
     )
-    async def swaps(site: str, request: Request) -> dict[str, Any]:
+    async def swaps(site: str, request: Request, who: Principal = operator) -> dict[str, Any]:
         """Record a meter swap or counter reset: the meter, when the new counter was
         fitted, the old one's final reading and the new one's first (as shown on the
         meters), who records it. Kept in the accounting database; the energy across the
@@ -344,55 +394,75 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
             raise HTTPException(404, "this collector has no plant model (accounting)")
         _site(ctx, site)
         body = await read_body(request, MAX_BODY)
-        try:
-            record = SwapRecord.model_validate_json(body)
-            unique_keys(body, "swap")
-        except (ValueError, ValidationError) as exc:
-            raise HTTPException(422, f"invalid swap: {exc}") from None
-        accounting = live.accounting
-        try:
-            notes = await off_loop(
-                record_swap,
-                accounting.db,
-                accounting.config,
-                site,
-                record.meter,
-                record.replacement(),
-                ctx.clock(),
-            )
-        except SwapRejected as exc:
-            raise HTTPException(422, str(exc)) from None
-        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
-            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
+        async with audited(who, Write(SWAP, site, None, body_text(body)), 201):
+            try:
+                record = SwapRecord.model_validate_json(body)
+                unique_keys(body, "swap")
+            except (ValueError, ValidationError) as exc:
+                raise HTTPException(422, f"invalid swap: {exc}") from None
+            accounting = live.accounting
+            try:
+                notes = await off_loop(
+                    record_swap,
+                    accounting.db,
+                    accounting.config,
+                    site,
+                    record.meter,
+                    record.replacement(),
+                    ctx.clock(),
+                )
+            except SwapRejected as exc:
+                raise HTTPException(422, str(exc)) from None
+            except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+                raise HTTPException(
+                    503, f"cannot record it now ({condition(exc)}): retry"
+                ) from None
         await ctx.refresh(site)
         return {"recorded": json.loads(record.model_dump_json()), "changes": notes}
 
-    @app.post("/api/v1/alerts/{alert_id}/ack", dependencies=write, tags=["write"], status_code=201)
-    async def acknowledge(alert_id: int, request: Request) -> dict[str, Any]:
-        """Acknowledge a raised alert: who (`by`) and an optional `note`; recorded with
-        the time in the accounting database, once, and notified (config `notify`)."""
+    @app.post("/api/v1/alerts/{alert_id}/ack", name=ACK, tags=["write"], status_code=201)
+    async def acknowledge(
+        alert_id: int, request: Request, who: Principal = operator
+    ) -> dict[str, Any]:
+        """Acknowledge a raised alert: who is on shift (`by`, default: the signed-in
+        user) and an optional `note`; recorded with the time in the accounting database,
+        once, and notified (config `notify`). The audit log keeps the signed-in user."""
         from collector.notify import alerts as notices  # noqa: PLC0415
 
         live = ctx.live
         if live is None:
             raise HTTPException(404, "this collector has no plant model (accounting)")
         body = await read_body(request, MAX_BODY)
-        try:
-            given = notices.AckRequest.model_validate_json(body)
-            unique_keys(body, "acknowledgement")
-        except (ValueError, ValidationError) as exc:
-            raise HTTPException(422, f"invalid acknowledgement: {exc}") from None
-        try:
-            row, ack = await off_loop(
-                notices.acknowledge, live.accounting.db, alert_id, given, ctx.clock()
-            )
-        except notices.AckRefused as exc:
-            raise HTTPException(exc.status, str(exc)) from None
-        except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
-            raise HTTPException(503, f"cannot record it now ({condition(exc)}): retry") from None
+        async with audited(who, Write(ACK, None, str(alert_id), body_text(body)), 201):
+            try:
+                given = notices.AckRequest.model_validate_json(body)
+                unique_keys(body, "acknowledgement")
+            except (ValueError, ValidationError) as exc:
+                raise HTTPException(422, f"invalid acknowledgement: {exc}") from None
+            try:
+                row, ack = await off_loop(
+                    notices.acknowledge,
+                    live.accounting.db,
+                    alert_id,
+                    given,
+                    ctx.clock(),
+                    who.name,
+                )
+            except notices.AckRefused as exc:
+                raise HTTPException(exc.status, str(exc)) from None
+            except sqlite3.Error as exc:  # full or read-only disk: nothing recorded
+                raise HTTPException(
+                    503, f"cannot record it now ({condition(exc)}): retry"
+                ) from None
         if ctx.notices is not None:
             ctx.notices.acknowledged(row, ack)
-        return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
+        return {
+            "alert_id": alert_id,
+            "by": ack.by,
+            "at": ack.at.isoformat(),
+            "note": ack.note,
+            "user": who.name,
+        }
 
     @app.get("/api/v1/alerts/{alert_id}/ack", dependencies=read, tags=["read"])
     async def acknowledgement(alert_id: int) -> dict[str, Any]:
@@ -406,6 +476,29 @@ def create_app(ctx: ApiContext) -> FastAPI:  # noqa: PLR0915 - one route per fun
         if ack is None:
             raise HTTPException(404, f"alert {alert_id} is not acknowledged")
         return {"alert_id": alert_id, "by": ack.by, "at": ack.at.isoformat(), "note": ack.note}
+
+    # --- who --------------------------------------------------------------------------------
+
+    @app.get("/api/v1/me", tags=["read"])
+    async def me(who: Principal = viewer) -> dict[str, Any]:
+        """Who the API takes the caller for: name, role (viewer, operator, admin) and how
+        they were recognised (token, legacy_token, proxy, open)."""
+        return {"name": who.name, "role": who.role.value, "via": who.via.value}
+
+    @app.get("/api/v1/audit", dependencies=[Depends(guard.admin)], tags=["admin"])
+    async def audit(
+        limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 100,
+        before: Annotated[int | None, Query(ge=1, description="`next` of the page before")] = None,
+        site: str | None = None,
+        user: Annotated[str | None, Query(description="the signed-in user (who)")] = None,
+    ) -> dict[str, Any]:
+        """Every write through the API, newest first: when, who (the signed-in user, their
+        role, and how they were recognised), what (action, site, target, the body) and how
+        it ended (HTTP status, outcome). Admins only. Page on with `before=next`."""
+        if ctx.audit is None:
+            raise HTTPException(501, "this collector keeps no audit log")
+        rows = await off_loop(ctx.audit.page, limit, before, site, user)
+        return {"entries": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
     # --- operations --------------------------------------------------------------------------
 

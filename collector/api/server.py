@@ -15,6 +15,7 @@ import uvicorn
 from collector.accounting.live import LiveAccounting
 from collector.api import figures
 from collector.api.app import ApiContext, create_app
+from collector.api.audit import AuditLog
 from collector.api.settings import ApiSettings
 from collector.metrics import CollectorMetrics
 from collector.notify.alerts import AlertNotices
@@ -48,12 +49,13 @@ class Api:
         live: LiveAccounting | None,
         metrics: CollectorMetrics,
         notices: AlertNotices | None,
+        audit: AuditLog | None = None,
     ) -> None:
         self.settings = settings
         self.state = state
         self.hub = hub
         self.context = ApiContext(
-            state, hub, history, live, metrics, settings, self.refresh, notices=notices
+            state, hub, history, live, metrics, settings, self.refresh, notices=notices, audit=audit
         )
         self.app = create_app(self.context)
         self.server = _Server(
@@ -63,6 +65,9 @@ class Api:
                 port=self.settings.port,
                 log_config=None,
                 access_log=False,
+                # request.client stays the peer, never an X-Forwarded-For from loopback:
+                # api.trusted_proxy decides by the peer's address.
+                proxy_headers=False,
                 lifespan="off",
                 timeout_graceful_shutdown=1,
             )
@@ -124,7 +129,9 @@ class Api:
             extra=fields(
                 url=self.url,
                 dashboard=self.url,
-                auth="open (loopback, no token)" if self.settings.open else "bearer tokens",
+                auth="open (loopback, no token)" if self.settings.open else "users and roles",
+                users=len(self.settings.users),
+                sso_proxy=self.settings.trusted_proxy is not None,
             ),
         )
         async with asyncio.TaskGroup() as tasks:

@@ -1,5 +1,6 @@
-"""The `api:` section of the collector's config: where the HTTP API listens, its tokens,
-the host names it answers to."""
+"""The `api:` section of the collector's config: where the HTTP API listens, who may use
+it (named users with roles, the legacy shared tokens, a single sign-on proxy), the host
+names it answers to, how long its audit log is kept."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from collector.api.principals import LEGACY_READER, LEGACY_WRITER, Network, Role
+
 READ_TOKEN_ENV: Final = "GREENGAUGE_API_READ_TOKEN"  # noqa: S105 - a variable name
 WRITE_TOKEN_ENV: Final = "GREENGAUGE_API_WRITE_TOKEN"  # noqa: S105
 MIN_TOKEN_LENGTH: Final = 16
 LOOPBACK_NAMES: Final = ("localhost", "127.0.0.1", "::1")
 ANY_HOST: Final = "*"
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
+# An HTTP header name (RFC 9110 token).
+_HEADER_RE: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -53,6 +58,72 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: assume reachable from elsewhere
 
 
+class UserSettings(BaseModel):
+    """One named user of the API: the audit log says who did what by this name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$", description="e.g. li.wei or mes")
+    role: Role = Field(description="viewer (reads), operator (also writes), admin (also audit)")
+    token: SecretStr = Field(description="bearer token, at least 16 characters; use ${ENV}")
+
+    @field_validator("name")
+    @classmethod
+    def _not_legacy(cls, value: str) -> str:
+        if value in (LEGACY_READER, LEGACY_WRITER):
+            raise ValueError(f"{value!r} names the legacy token: choose another name")
+        return value
+
+
+class TrustedProxySettings(BaseModel):
+    """A reverse proxy doing the plant's single sign-on in front of the API, passing the
+    signed-in user (and their groups) in headers. Only honoured on a connection from one
+    of `from`: the proxy must be the only way to those addresses, and must set (not pass
+    on) these headers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    header: str = Field(default="X-Forwarded-User", description="the user's name")
+    roles_header: str | None = Field(
+        default="X-Forwarded-Groups",
+        description="the user's groups, comma- or space-separated; null: every user gets "
+        "default_role",
+    )
+    roles: dict[str, Role] = Field(
+        default_factory=dict,
+        description="group -> role (the highest of the user's groups counts); empty: "
+        "groups named viewer, operator or admin",
+    )
+    default_role: Role | None = Field(
+        default=Role.VIEWER,
+        description="role of a user in none of the groups; null: such a user is refused",
+    )
+    from_: list[Network] = Field(
+        alias="from",
+        min_length=1,
+        description="the proxy's addresses (CIDR), e.g. [127.0.0.1/32]",
+    )
+
+    @field_validator("header", "roles_header")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        if value is not None and not _HEADER_RE.fullmatch(value):
+            raise ValueError(f"{value!r}: not an HTTP header name")
+        return value
+
+    @field_validator("from_")
+    @classmethod
+    def _networks(cls, value: list[Network]) -> list[Network]:
+        for net in value:
+            if net.prefixlen == 0:
+                raise ValueError(f"{net}: would trust every address; give the proxy's")
+        return value
+
+    @property
+    def group_roles(self) -> dict[str, Role]:
+        return dict(self.roles) or {role.value: role for role in Role}
+
+
 class ApiSettings(BaseModel):
     """Off by default; `listen` on anything but loopback requires a read token."""
 
@@ -63,11 +134,22 @@ class ApiSettings(BaseModel):
     )
     read_token: SecretStr | None = Field(
         default=None,
-        description=f"bearer token for reads (default: ${READ_TOKEN_ENV}); use ${{ENV}}",
+        description=f"legacy: one shared viewer token (default: ${READ_TOKEN_ENV}); prefer users",
     )
     write_token: SecretStr | None = Field(
         default=None,
-        description=f"bearer token for writes and reads (default: ${WRITE_TOKEN_ENV})",
+        description=f"legacy: one shared operator token (default: ${WRITE_TOKEN_ENV}); "
+        "prefer users",
+    )
+    users: list[UserSettings] = Field(
+        default_factory=list,
+        description="named users with a role and a bearer token each",
+    )
+    trusted_proxy: TrustedProxySettings | None = Field(
+        default=None, description="a single sign-on reverse proxy passing the user"
+    )
+    audit_days: int = Field(
+        default=400, ge=1, le=3650, description="days the audit log (data_dir) keeps a write"
     )
     allowed_hosts: list[str] | None = Field(
         default=None,
@@ -107,9 +189,9 @@ class ApiSettings(BaseModel):
 
     @model_validator(mode="after")
     def _tokens(self) -> ApiSettings:
-        for name in ("read_token", "write_token"):
-            token = getattr(self, name)
-            if token is not None and len(token.get_secret_value()) < MIN_TOKEN_LENGTH:
+        named = self.tokens()
+        for name, token in named:
+            if len(token) < MIN_TOKEN_LENGTH:
                 raise ValueError(f"{name}: at least {MIN_TOKEN_LENGTH} characters")
         if (
             self.read_token is not None
@@ -117,10 +199,13 @@ class ApiSettings(BaseModel):
             and self.read_token.get_secret_value() == self.write_token.get_secret_value()
         ):
             raise ValueError("read_token and write_token must differ")
-        if not self.loopback and self.read_token is None:
+        _unique([u.name for u in self.users], "users: the name {} is given twice")
+        _unique([t for _, t in named], "users: two users (or a legacy token) share a token")
+        if not self.loopback and self.open:
             raise ValueError(
                 f"listen {self.listen} is not loopback: set read_token (and write_token for "
-                f"the production endpoint), or ${READ_TOKEN_ENV} / ${WRITE_TOKEN_ENV}"
+                f"the production endpoint), or ${READ_TOKEN_ENV} / ${WRITE_TOKEN_ENV}, or users, "
+                "or trusted_proxy"
             )
         if self.open and self.hosts is None:
             raise ValueError(
@@ -142,10 +227,21 @@ class ApiSettings(BaseModel):
             return None
         return frozenset(name.strip("[]").lower() for name in names)
 
+    def legacy_tokens(self) -> list[tuple[str, SecretStr]]:
+        """The shared tokens set, by setting name (read_token, write_token)."""
+        pairs = ((LEGACY_READER, self.read_token), (LEGACY_WRITER, self.write_token))
+        return [(name, token) for name, token in pairs if token is not None]
+
+    def tokens(self) -> list[tuple[str, str]]:
+        """Every configured token, as (where it is set, the token)."""
+        legacy = [(name, token.get_secret_value()) for name, token in self.legacy_tokens()]
+        users = [(f"users: {u.name}: token", u.token.get_secret_value()) for u in self.users]
+        return legacy + users
+
     @property
     def open(self) -> bool:
-        """No token configured (loopback only): every request is allowed."""
-        return self.read_token is None and self.write_token is None
+        """No token nor proxy configured (loopback only): every request is allowed."""
+        return not self.tokens() and self.trusted_proxy is None
 
     @property
     def host(self) -> str:
@@ -158,3 +254,12 @@ class ApiSettings(BaseModel):
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+
+def _unique(values: list[str], message: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            # The value is not named when it is a secret: the message says which kind.
+            raise ValueError(message.format(value))
+        seen.add(value)

@@ -23,9 +23,12 @@ from collector.notify.settings import NotifySettings, _Model
 
 
 class AckRequest(_Model):
-    """The body of POST /api/v1/alerts/{id}/ack."""
+    """The body of POST /api/v1/alerts/{id}/ack; `by` (the person on shift) defaults to
+    the authenticated user."""
 
-    by: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")
+    by: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"
+    )
     note: str = Field(default="", max_length=1000)
 
 
@@ -78,9 +81,10 @@ def acknowledgements(db: AccountingDB) -> dict[int, Acknowledgement]:
 
 
 def acknowledge(
-    db: AccountingDB, alert_id: int, request: AckRequest, at: datetime
+    db: AccountingDB, alert_id: int, request: AckRequest, at: datetime, user: str = ""
 ) -> tuple[AlertRow, Acknowledgement]:
-    """Record it; AckRefused (404 no such alert, 422 not a raised one, 409 done before)."""
+    """Record it, by `request.by` or else `user` (who is signed in); AckRefused (404 no
+    such alert, 422 not a raised one, 409 done before)."""
     rows = db.alerts(alert_id=alert_id)
     if not rows:
         raise AckRefused(404, f"no alert {alert_id}")
@@ -89,7 +93,7 @@ def acknowledge(
         raise AckRefused(
             422, f"alert {alert_id} records the alert {row.kind}: acknowledge the raised one"
         )
-    ack = Acknowledgement(alert_id, request.by, at, request.note)
+    ack = Acknowledgement(alert_id, request.by or user, at, request.note)
     try:
         with db.transaction() as conn:
             conn.execute(

@@ -30,6 +30,7 @@
     lastEvent: 0,
     detail: null,         // the meter shown in detail
     detailTrend: {},      // quantity -> [[ms, value], ...] of that meter
+    who: null,            // GET /api/v1/me: name, role, via
   };
 
   // --- token ----------------------------------------------------------------------------
@@ -75,6 +76,22 @@
       if (!res.ok) throw new Error(`${path}: ${res.status}`);
       return res.json();
     }
+  }
+
+  // --- who ----------------------------------------------------------------------------------
+  // Who the API takes this page for: a named user, the single sign-on user, or anyone
+  // (no tokens, loopback), and so what they may do.
+  async function loadWho() {
+    ui.who = await api("/api/v1/me");
+    renderWho();
+  }
+
+  function renderWho() {
+    if (!ui.who) return;
+    const el = $("#who");
+    el.hidden = false;
+    el.textContent = t("who.signed_in", { name: ui.who.name, role: t(`role.${ui.who.role}`) });
+    el.title = t(`who.via.${ui.who.via}`);
   }
 
   // --- formatting -------------------------------------------------------------------------
@@ -781,6 +798,7 @@
 
   function rerender() {
     renderState();
+    renderWho();
     renderSite();
     renderTrend();
     if (ui.view === "fleet") renderFleet();
@@ -799,6 +817,7 @@
     renderState();
     renderTrend();
     loadToken();
+    loadWho().catch(console.error);
     for (const b of document.querySelectorAll(".tabs button")) b.onclick = () => show(b.dataset.view);
     for (const th of document.querySelectorAll("#fleet th")) {
       th.onclick = () => {
