@@ -26,6 +26,16 @@ from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.metrics import CollectorMetrics
 from collector.pipeline import Pipeline
+from collector.replicas import (
+    NOTICE_RECEIVE_MAXIMUM,
+    STORED_TOPIC,
+    SharedSequences,
+    StoredNotices,
+    replica_client_id,
+    replica_id,
+    shared,
+    state_dir,
+)
 from collector.spool import Spool
 from collector.state.hub import LiveHub
 from collector.state.latest import LatestReadings, render
@@ -65,6 +75,10 @@ class CollectorApp:
         data_dir = config.data_dir
         ingest = config.ingest
         mqtt = config.mqtt
+        # A replica's own files live in a folder of its own: replicas may share a volume.
+        self.replica = replica_id(ingest.replica) if ingest.shared_group is not None else None
+        if self.replica is not None:
+            data_dir = state_dir(data_dir, self.replica)
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE, config.dead_letters)
         self.guard = Guard(self.dead_letters)
         self.window = accepted_window(ingest.max_age_days, ingest.max_future_seconds, retention)
@@ -73,6 +87,13 @@ class CollectorApp:
         self.sequences = sequences.load(
             data_dir / SEQUENCES_FILE, ingest.max_seq_jump, ingest.agents
         )
+        self.notices: StoredNotices | None = None
+        self.shared_sequences: SharedSequences | None = None
+        if self.replica is not None:
+            self.notices = StoredNotices(mqtt, self._client_id("stored"), self.replica)
+            self.shared_sequences = SharedSequences(
+                self.sequences, data_dir / SEQUENCES_FILE, ingest.sequence_grace_seconds
+            )
         self.writer = BatchWriter(
             store,
             config.write,
@@ -80,6 +101,7 @@ class CollectorApp:
             self.spool,
             self.sequences,
             data_dir / SEQUENCES_FILE,
+            self.notices.publish if self.notices is not None else None,
         )
         # Kept only for its readers, the terminal table and the API: per reading, it is a
         # measurable share of the collector's CPU at hundreds of thousands of values a second.
@@ -94,27 +116,57 @@ class CollectorApp:
         self.hub = LiveHub()
         self.alerts: AlertsPublisher | None = None
         self.accounting = self._accounting(store)
-        self.pipeline = Pipeline(
-            self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
-        )
 
-        def subscribe(role: str, topic: str, deliver: Callable[[Message], None]) -> Ingest:
+        def subscribe(
+            role: str,
+            topic: str,
+            deliver: Callable[[Message], None],
+            receive_maximum: int = ingest.receive_maximum,
+        ) -> Ingest:
             return Ingest(
                 mqtt,
-                client_id(mqtt, PROGRAM, role),
+                self._client_id(role),
                 topic,
                 self.dead_letters.size_limited(deliver, ingest.max_payload),
-                ingest.receive_maximum,
+                receive_maximum,
                 ingest.ack_overdue_seconds,
             )
 
-        self.ingest = subscribe("", subscription(Topic.READINGS), self.pipeline.receive)
-        self.ingests = [self.ingest]
+        readings = subscription(Topic.READINGS)
+        if ingest.shared_group is None or self.shared_sequences is None:
+            self.pipeline = Pipeline(
+                self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
+            )
+            self.ingest = subscribe("", readings, self.pipeline.receive)
+            self.ingests = [self.ingest]
+        else:
+            # A replica stores its share; the views (table, API, accounting) need every
+            # batch, so a replica serving them also takes all of them, unshared.
+            self.pipeline = Pipeline(self.guard, self.window, self.writer, self.hub, None, None)
+            self.ingest = subscribe(
+                "", shared(ingest.shared_group, readings), self.pipeline.receive
+            )
+            self.ingests = [
+                self.ingest,
+                subscribe(
+                    "sequences", STORED_TOPIC, self.shared_sequences.receive, NOTICE_RECEIVE_MAXIMUM
+                ),
+            ]
+            if self.latest is not None or self.accounting is not None:
+                view = Pipeline(
+                    self.guard, self.window, None, self.hub, self.latest, self.accounting
+                )
+                self.ingests.append(subscribe("view", readings, view.receive))
         if self.accounting is not None:
             self.ingests.append(subscribe("mes", PRODUCTION_SUBSCRIPTION, self.accounting.receive))
         if config.api is not None:
             # Agents' statuses are read by the API only.
             self.ingests.append(subscribe("status", subscription(Topic.STATUS), self._status))
+
+    def _client_id(self, role: str) -> str:
+        if self.replica is None:
+            return client_id(self.config.mqtt, PROGRAM, role)
+        return replica_client_id(self.config.mqtt, PROGRAM, self.replica, role)
 
     def _status(self, message: Message) -> None:
         self.statuses.receive(message, self.guard)
@@ -127,7 +179,7 @@ class CollectorApp:
             raise TypeError(f"{store!r} cannot store derived measurements")
         accounting = Accounting(self.config.accounting, self.config.data_dir, store)
         mqtt = self.config.mqtt
-        publisher = AlertsPublisher(mqtt, client_id(mqtt, PROGRAM, "alerts"), accounting.db)
+        publisher = AlertsPublisher(mqtt, self._client_id("alerts"), accounting.db)
         accounting.set_sink(publisher)
         self.alerts = publisher
         return LiveAccounting(accounting, self.guard, self.window)
@@ -217,6 +269,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             data_dir=str(config.data_dir),
             spooled=app.spool.depth,
             accepted_days=app.window.max_age.days,
+            replica=app.replica,
         ),
     )
     # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and
@@ -234,6 +287,9 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     try:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(app.writer.run())
+            if app.notices is not None and app.shared_sequences is not None:
+                tasks.create_task(app.notices.run())
+                tasks.create_task(app.shared_sequences.run())
             for ingest in app.ingests:
                 tasks.create_task(ingest.run())
             if table and app.latest is not None:

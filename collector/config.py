@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from collector.api.settings import ApiSettings
 from collector.plant import AccountingConfig
@@ -96,6 +96,32 @@ class IngestSettings(_Config):
             "statuses kept (least recently updated evicted)"
         ),
     )
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description=(
+            "run as one of several replicas sharing the readings through the MQTT 5 shared "
+            "subscription $share/<group>/...; leave out for a single collector"
+        ),
+    )
+    replica: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description=(
+            "with shared_group: this replica's id, stable across its restarts (its broker "
+            "session and its state folder data_dir/replicas/<id> are kept by it); default: "
+            "the host name"
+        ),
+    )
+    sequence_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "with shared_group: how long a batch stored by one replica may trail a later "
+            "batch of its agent stored by another before the hole counts as a gap"
+        ),
+    )
     agents: int = Field(
         default=10_000,
         ge=1,
@@ -143,6 +169,15 @@ class CollectorConfig(_Config):
             "come first; leave out for the locale (LC_ALL, LANG)"
         ),
     )
+
+    @model_validator(mode="after")
+    def _replicas_share_a_store(self) -> CollectorConfig:
+        if self.ingest.shared_group is not None and self.influxdb is None:
+            raise ValueError(
+                "ingest.shared_group: replicas need a store they share (influxdb: InfluxDB "
+                "or VictoriaMetrics); the embedded SQLite store is one collector's own"
+            )
+        return self
 
 
 def load_config(path: Path) -> CollectorConfig:

@@ -53,6 +53,21 @@ class Message:
     """the stage its handling reached, named in the log if its ack is overdue"""
 
 
+class SharedSubscriptionNeedsMqtt5(RuntimeError):
+    """A shared subscription (`$share/...`) on a broker that refused MQTT 5.
+
+    Not retried: mosquitto 2 shares on 3.1.1 too, as an extension, but a broker too old
+    for 5 is too old to share, and would refuse the filter or take it for an ordinary
+    topic nothing is published on: a collector that silently receives nothing."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(
+            f"ingest.shared_group: the broker refused MQTT 5, which the shared subscription "
+            f"{topic} needs; upgrade the broker (mosquitto >= 1.6, EMQX) or leave "
+            f"shared_group out to run one collector"
+        )
+
+
 class _Acks:
     """The messages of one connection, acknowledged in order, never on a later one."""
 
@@ -97,6 +112,8 @@ class Ingest:
     async def _session(self, backoff: Backoff) -> None:
         loop = asyncio.get_running_loop()
         v5 = self._protocol.v5
+        if self._topic.startswith("$share/") and not v5:
+            raise SharedSubscriptionNeedsMqtt5(self._topic)
         client = paho_client(
             self._mqtt,
             self._client_id,
