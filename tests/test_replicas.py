@@ -1,0 +1,259 @@
+"""Replicas: the shared sequence view (pure, with a fake clock), their settings and client
+ids, the subscriptions a replica builds, and the refusal of a shared subscription over
+MQTT 3.1.1 (the real mosquitto behind a proxy that refuses MQTT 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+from servers import Mosquitto
+from test_mqtt_fallback_e2e import Refusing
+
+from collector.app import CollectorApp
+from collector.config import CollectorConfig
+from collector.ingest import Ingest, Message, SharedSubscriptionNeedsMqtt5
+from collector.replicas import (
+    REPLICA_ENV,
+    STORED_TOPIC,
+    SharedSequences,
+    replica_id,
+)
+from collector.sequences import SequenceTracker
+from greengauge.contract import ReadingBatch
+
+GRACE = 10.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Acked:
+    def __init__(self) -> None:
+        self.order: list[int] = []
+
+
+def notice(number: int, seqs: list[tuple[str, int]], acked: Acked) -> Message:
+    payload = json.dumps({"replica": "r", "seqs": [["s", a, q] for a, q in seqs]}).encode()
+    return Message(STORED_TOPIC, payload, lambda: acked.order.append(number))
+
+
+def shared(tmp_path: Path) -> tuple[SharedSequences, Clock]:
+    clock = Clock()
+    return SharedSequences(SequenceTracker(), tmp_path / "seqs.json", GRACE, clock), clock
+
+
+def feed(view: SharedSequences) -> None:
+    asyncio.run(view.feed())
+
+
+def test_interleaved_replicas_open_no_gap(tmp_path: Path) -> None:
+    view, clock = shared(tmp_path)
+    acked = Acked()
+    view.receive(notice(0, [("a", 0)], acked))
+    feed(view)
+    view.receive(notice(1, [("a", 3), ("a", 1)], acked))  # 2 is in another replica's write
+    clock.now = 1.0
+    feed(view)
+    assert view.tracker.agents[("s", "a")].ranges == [[0, 1]]
+    assert acked.order == [0]  # notice 1 waits: seq 3 is not fed yet
+    view.receive(notice(2, [("a", 2)], acked))
+    feed(view)
+    seqs = view.tracker.agents[("s", "a")]
+    assert seqs.ranges == [[0, 3]]
+    assert (seqs.gaps, seqs.missing()) == (0, 0)
+    assert sorted(acked.order) == [0, 1, 2]
+    assert json.loads((tmp_path / "seqs.json").read_text())[0]["ranges"] == [[0, 3]]
+
+
+def test_a_batch_stored_nowhere_is_a_gap_once_grace_has_passed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    view, clock = shared(tmp_path)
+    acked = Acked()
+    view.receive(notice(0, [("a", 0)], acked))
+    feed(view)
+    view.receive(notice(1, [("a", 2), ("a", 3)], acked))
+    clock.now = GRACE - 0.1
+    feed(view)
+    assert view.tracker.missing == 0 and "sequence gap" not in caplog.text
+    clock.now = GRACE
+    feed(view)
+    seqs = view.tracker.agents[("s", "a")]
+    assert seqs.ranges == [[0, 0], [2, 3]]
+    assert (seqs.gaps, seqs.missing()) == (1, 1)
+    assert "sequence gap" in caplog.text
+    # Stored late after all (a replica that was down): filled, not lost.
+    view.receive(notice(2, [("a", 1)], acked))
+    feed(view)
+    assert view.tracker.missing == 0
+    assert sorted(acked.order) == [0, 1, 2]
+
+
+def test_a_replica_joining_late_does_not_judge_what_was_stored_before(tmp_path: Path) -> None:
+    view, clock = shared(tmp_path)
+    acked = Acked()
+    # Its first notices: live seqs of other replicas, and a late one of a replica that
+    # was down, stored minutes after its successors.
+    view.receive(notice(0, [("a", 50), ("a", 33)], acked))
+    view.receive(notice(1, [("a", 51)], acked))
+    feed(view)
+    view.receive(notice(2, [("a", 36), ("a", 52)], acked))
+    clock.now = 2 * GRACE
+    feed(view)
+    seqs = view.tracker.agents[("s", "a")]
+    assert seqs.ranges == [[51, 52]]
+    assert (seqs.gaps, seqs.missing()) == (0, 0)
+    assert view.before_start == 3
+    assert sorted(acked.order) == [0, 1, 2]
+
+
+def test_a_known_agent_is_tracked_on_from_the_saved_view(tmp_path: Path) -> None:
+    tracker = SequenceTracker()
+    tracker.see("s", "a", 0)
+    tracker.see("s", "a", 1)
+    clock = Clock()
+    view = SharedSequences(tracker, tmp_path / "seqs.json", GRACE, clock)
+    acked = Acked()
+    view.receive(notice(0, [("a", 3), ("a", 2)], acked))
+    feed(view)
+    assert tracker.agents[("s", "a")].ranges == [[0, 3]]
+
+
+def test_an_invalid_notice_is_acknowledged_and_counted(tmp_path: Path) -> None:
+    view, _ = shared(tmp_path)
+    acked = Acked()
+    view.receive(
+        Message(
+            STORED_TOPIC,
+            b'{"replica": "r", "seqs": [["s", "a", "x"]]}',
+            lambda: acked.order.append(0),
+        )
+    )
+    assert (view.rejected, acked.order) == (1, [0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 60),
+    seed=st.integers(0, 2**32 - 1),
+    lost=st.sets(st.integers(1, 58), max_size=3),
+)
+def test_any_interleaving_within_grace_reports_exactly_the_batches_stored_nowhere(
+    tmp_path_factory: pytest.TempPathFactory, n: int, seed: int, lost: set[int]
+) -> None:
+    """Seqs 1..n of one agent (0 is known already), stored by replicas whose notices come
+    up to grace/2 late and out of order, fed at random moments; some are stored nowhere.
+    Whatever the order, the view ends with exactly those missing."""
+    rng = random.Random(seed)
+    lost = {q for q in lost if q < n}  # the last one stored, so every hole is inside
+    tracker = SequenceTracker()
+    tracker.see("s", "a", 0)
+    clock = Clock()
+    view = SharedSequences(tracker, tmp_path_factory.mktemp("v") / "s.json", GRACE, clock)
+    acked = Acked()
+    arrivals: list[tuple[float, int]] = []
+    for seq in range(1, n + 1):
+        if seq not in lost:
+            arrivals.append((seq * 0.1 + rng.uniform(0, GRACE / 2), seq))
+    arrivals.sort()
+    for number, (at, seq) in enumerate(arrivals):
+        clock.now = at
+        view.receive(notice(number, [("a", seq)], acked))
+        if rng.random() < 0.3:
+            feed(view)
+    clock.now += GRACE
+    feed(view)
+    seqs = tracker.agents[("s", "a")]
+    assert seqs.missing() == len(lost)
+    assert seqs.ranges[-1][1] == n
+    assert sorted(acked.order) == list(range(len(arrivals)))
+
+
+# --- settings, ids, subscriptions -------------------------------------------------------
+
+BASE: dict[str, Any] = {
+    "mqtt": {"url": "mqtt://127.0.0.1:1", "client_id": "central"},
+    "influxdb": {"url": "http://127.0.0.1:1", "org": "o", "bucket": "b", "token": "t"},
+}
+
+
+def config(tmp_path: Path, **ingest: Any) -> CollectorConfig:
+    return CollectorConfig.model_validate({**BASE, "data_dir": str(tmp_path), "ingest": ingest})
+
+
+def test_replicas_need_a_shared_store(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="replicas need a store they share"):
+        CollectorConfig.model_validate(
+            {"mqtt": BASE["mqtt"], "data_dir": str(tmp_path), "ingest": {"shared_group": "g"}}
+        )
+
+
+@pytest.mark.parametrize("bad", ["a/b", "a+", "#", "", "x" * 65])
+def test_a_group_that_would_break_the_filter_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValidationError, match="shared_group"):
+        config(tmp_path, shared_group=bad)
+
+
+def test_replica_id_from_setting_environment_or_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(REPLICA_ENV, "from-env")
+    assert replica_id("set") == "set"
+    assert replica_id(None) == "from-env"
+    monkeypatch.delenv(REPLICA_ENV)
+    assert replica_id(None) == socket.gethostname()
+
+
+class NoStore:
+    def write(self, batches: list[ReadingBatch]) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_each_replica_has_its_own_ids_state_and_the_shared_filter(tmp_path: Path) -> None:
+    apps = [CollectorApp(config(tmp_path, shared_group="g", replica=r), NoStore()) for r in "ab"]
+    topics = [[(i._client_id, i._topic) for i in app.ingests] for app in apps]
+    assert topics[0] == [
+        ("central-a", "$share/g/greengauge/v1/+/+/readings"),
+        ("central-a-sequences", STORED_TOPIC),
+    ]
+    ids = [cid for app in topics for cid, _ in app]
+    assert len(set(ids)) == len(ids)
+    assert apps[1].spool.path == tmp_path / "replicas" / "b" / "spool.sqlite"
+    for app in apps:
+        app.close()
+
+
+def test_a_single_collector_is_as_before(tmp_path: Path) -> None:
+    app = CollectorApp(config(tmp_path), NoStore())
+    assert [(i._client_id, i._topic) for i in app.ingests] == [
+        ("central", "greengauge/v1/+/+/readings")
+    ]
+    assert app.spool.path == tmp_path / "spool.sqlite"
+    app.close()
+
+
+async def test_a_shared_subscription_over_mqtt311_stops_with_the_reason(
+    mosquitto: Mosquitto,
+) -> None:
+    refusing = Refusing(mosquitto.port)
+    async with refusing.serving() as broker:
+        ingest = Ingest(broker, "shared-311", "$share/g/greengauge/v1/+/+/readings", list().append)
+        with pytest.raises(SharedSubscriptionNeedsMqtt5, match=r"ingest.shared_group.*MQTT 5"):
+            await asyncio.wait_for(ingest.run(), 20)
+    assert refusing.connects[5] == 1
+    assert refusing.connects[4] == 0  # refused before subscribing to a topic nobody uses
