@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -217,7 +218,7 @@ def test_replica_id_from_setting_environment_or_host(monkeypatch: pytest.MonkeyP
 
 
 class NoStore:
-    def write(self, batches: list[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[ReadingBatch]) -> int:
         return 0
 
     def close(self) -> None:
@@ -252,7 +253,10 @@ async def test_a_shared_subscription_over_mqtt311_stops_with_the_reason(
 ) -> None:
     refusing = Refusing(mosquitto.port)
     async with refusing.serving() as broker:
-        ingest = Ingest(broker, "shared-311", "$share/g/greengauge/v1/+/+/readings", list().append)
+        received: list[Message] = []
+        ingest = Ingest(
+            broker, "shared-311", "$share/g/greengauge/v1/+/+/readings", received.append
+        )
         with pytest.raises(SharedSubscriptionNeedsMqtt5, match=r"ingest.shared_group.*MQTT 5"):
             await asyncio.wait_for(ingest.run(), 20)
     assert refusing.connects[5] == 1

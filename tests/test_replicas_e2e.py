@@ -157,8 +157,9 @@ def test_replicas_share_the_stream_and_survive_a_kill_and_a_join(
     programs = {n: start(n) for n in names[:3]}
     restarted: Program | None = None
     try:
-        for program in programs.values():  # readings and notices
-            wait_for(lambda p=program: subscribed(p, 2), TIMEOUT, f"{program.log.name} subscribed")
+        wait_for(  # readings and notices
+            lambda: all(subscribed(p, 2) for p in programs.values()), TIMEOUT, "subscribed"
+        )
         agents = Agents(mosquitto)
         agents.start()
         agents.at(4.0)
