@@ -48,8 +48,10 @@ from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 
-STORED_TOPIC: Final = "greengauge/v1/_collectors/stored"
-"""Where replicas say which batches they stored (outside every agent's topics)."""
+STORED_TOPIC: Final = "greengauge/collectors/stored"
+"""Where replicas say which batches they stored: outside greengauge/v1/, where an agent
+whose ids spelt such a topic could publish under its own prefix (the ACL's
+greengauge/v1/SITE/AGENT/# also matches its parent level)."""
 REPLICAS_DIR: Final = "replicas"
 """data_dir/replicas/<id>: one replica's spool, dead letters and sequence state."""
 REPLICA_ENV: Final = "GREENGAUGE_REPLICA"
