@@ -133,6 +133,8 @@ class CollectorApp:
             )
 
         readings = subscription(Topic.READINGS)
+        self.view: Pipeline | None = None
+        """a replica's views (table, API, accounting), fed every batch unshared"""
         if ingest.shared_group is None or self.shared_sequences is None:
             self.pipeline = Pipeline(
                 self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
@@ -142,7 +144,8 @@ class CollectorApp:
         else:
             # A replica stores its share; the views (table, API, accounting) need every
             # batch, so a replica serving them also takes all of them, unshared.
-            self.pipeline = Pipeline(self.guard, self.window, self.writer, self.hub, None, None)
+            # Its own hub, which nothing reads: the live stream is the view's.
+            self.pipeline = Pipeline(self.guard, self.window, self.writer, LiveHub(), None, None)
             self.ingest = subscribe(
                 "", shared(ingest.shared_group, readings), self.pipeline.receive
             )
@@ -153,10 +156,10 @@ class CollectorApp:
                 ),
             ]
             if self.latest is not None or self.accounting is not None:
-                view = Pipeline(
+                self.view = Pipeline(
                     self.guard, self.window, None, self.hub, self.latest, self.accounting
                 )
-                self.ingests.append(subscribe("view", readings, view.receive))
+                self.ingests.append(subscribe("view", readings, self.view.receive))
         if self.accounting is not None:
             self.ingests.append(subscribe("mes", PRODUCTION_SUBSCRIPTION, self.accounting.receive))
         if config.api is not None:

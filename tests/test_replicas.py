@@ -8,7 +8,8 @@ import asyncio
 import json
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from servers import Mosquitto
+from test_accounting_engine import T0 as ACCOUNTING_T0
+from test_accounting_engine import config as accounting_config
+from test_accounting_engine import readings as accounting_readings
 from test_mqtt_fallback_e2e import Refusing
 
+from collector.accounting.engine import meter_totals
 from collector.app import CollectorApp
 from collector.config import CollectorConfig
 from collector.ingest import Ingest, Message, SharedSubscriptionNeedsMqtt5
@@ -29,6 +34,7 @@ from collector.replicas import (
     replica_id,
 )
 from collector.sequences import SequenceTracker
+from collector.stores.lineprotocol import Point
 from greengauge.contract import ReadingBatch
 
 GRACE = 10.0
@@ -221,6 +227,9 @@ class NoStore:
     def write(self, batches: Sequence[ReadingBatch]) -> int:
         return 0
 
+    def write_points(self, points: Sequence[Point]) -> int:
+        return len(points)
+
     def close(self) -> None:
         pass
 
@@ -261,3 +270,50 @@ async def test_a_shared_subscription_over_mqtt311_stops_with_the_reason(
             await asyncio.wait_for(ingest.run(), 20)
     assert refusing.connects[5] == 1
     assert refusing.connects[4] == 0  # refused before subscribing to a topic nobody uses
+
+
+def test_the_accounting_of_replicas_equals_a_single_collectors(tmp_path: Path) -> None:
+    """Three replicas share the batches round robin; the one with the plant model also
+    takes every batch on its view: its figures are a single collector's, exactly."""
+    plant = accounting_config().model_dump(mode="json")
+    batches = accounting_readings(30)
+    topic = "greengauge/v1/s1/gw/readings"
+    payloads = [b.model_dump_json().encode() for b in batches]
+
+    def deliver(receive: Callable[[Message], None], payload: bytes) -> None:
+        receive(Message(topic, payload, lambda: None))
+
+    def app(data: str, **more: Any) -> CollectorApp:
+        settings = {**BASE, "data_dir": str(tmp_path / data), **more}
+        return CollectorApp(CollectorConfig.model_validate(settings), NoStore())
+
+    single = app("single", accounting=plant)
+    replicas = [
+        app(
+            "replicas",
+            ingest={"shared_group": "g", "replica": name},
+            **({"accounting": plant} if name == "r1" else {}),
+        )
+        for name in ("r1", "r2", "r3")
+    ]
+    view = replicas[0].view
+    assert view is not None and all(r.view is None for r in replicas[1:])
+    for number, payload in enumerate(payloads):
+        deliver(single.pipeline.receive, payload)
+        deliver(replicas[number % 3].pipeline.receive, payload)  # its share, to store
+        deliver(view.receive, payload)  # every batch, unshared
+    figures = []
+    end = int((ACCOUNTING_T0 + timedelta(hours=1)).timestamp() * 1000)
+    for each in (single, replicas[0]):
+        assert each.accounting is not None
+        accounting = each.accounting.accounting
+        asyncio.run(accounting.step())
+        assert accounting.readings_used == 3 * len(batches)  # 3 counters a batch, once
+        site = accounting.config.sites[0]
+        figures.append(
+            [meter_totals(accounting.db, accounting.config, "s1", m, 0, end) for m in site.meters]
+        )
+    assert figures[0] == figures[1]
+    assert figures[0][0][0] == pytest.approx(60.0)  # the incomer: 120 kW for 30 minutes
+    for each in (single, *replicas):
+        each.close()
