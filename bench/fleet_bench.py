@@ -104,7 +104,9 @@ def replica_config(
     path: Path, broker: Mosquitto, vm: VictoriaMetrics, group: str, name: str
 ) -> Path:
     config: dict[str, Any] = {
-        "mqtt": {"url": broker.url, "client_id": "fleet"},
+        # A client id per case: a session keeps its subscriptions, so a replica id reused
+        # with another group would receive through both (see docs/architecture.md).
+        "mqtt": {"url": broker.url, "client_id": f"fleet-{group}"},
         "influxdb": {"url": vm.url, "org": "bench", "bucket": "bench", "token": "bench"},
         "data_dir": str(path.parent / "data"),
         "ingest": {"shared_group": group, "replica": name},
