@@ -10,6 +10,7 @@ the API and the metrics, which read the parts' counts through `stats()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import sys
@@ -58,6 +59,8 @@ PROGRAM = "collector"
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
 SPOOL_FILE = "spool.sqlite"
 SEQUENCES_FILE = "sequences.json"
+LEAVE_TIMEOUT = 20.0
+"""seconds a stopping replica waits for what it was sent to be stored and acknowledged"""
 
 
 class CollectorApp:
@@ -283,7 +286,12 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     def terminate() -> None:
         terminated.set()
         if main is not None:
-            main.cancel()
+            if app.replica is not None:
+                leaving.append(asyncio.ensure_future(_leave(app, main)))
+            else:
+                main.cancel()
+
+    leaving: list[asyncio.Future[None]] = []
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     history: History | None = None
@@ -323,6 +331,14 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             history.close()
         app.close()
         store.close()
+
+
+async def _leave(app: CollectorApp, main: asyncio.Task[None]) -> None:
+    """A replica stopping leaves its shared group first and finishes what it was sent:
+    a replica that does not come back (scaled down) leaves nothing queued for it."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(app.ingest.leave(), LEAVE_TIMEOUT)
+    main.cancel()
 
 
 def _open_api(app: CollectorApp, metrics: CollectorMetrics, tasks: asyncio.TaskGroup) -> History:

@@ -101,6 +101,10 @@ class Ingest:
         self._receive_maximum = receive_maximum
         self._ack_overdue = ack_overdue
         self._protocol = Protocol(mqtt)
+        self._client: paho.Client | None = None
+        self._acks: _Acks | None = None
+        self._leaving = False
+        self.received = 0
         self.connected = False
         self.overdue = 0
         """messages whose acknowledgement waited longer than `ack_overdue` seconds"""
@@ -123,7 +127,9 @@ class Ingest:
         )
         acks = _Acks(client)
         # On every connect: a broker that lost its state still delivers.
-        connection = Connection(client, lambda: client.subscribe(self._topic, qos=1))
+        connection = Connection(
+            client, lambda: None if self._leaving else client.subscribe(self._topic, qos=1)
+        )
 
         received: Callable[..., None] = self._received  # paho types the payload loosely
 
@@ -143,6 +149,7 @@ class Ingest:
         try:
             await connection.open(self._mqtt, **connect)
             self.connected = True
+            self._client, self._acks = client, acks
             backoff.reset()
             log.info(
                 "subscribed",
@@ -159,8 +166,26 @@ class Ingest:
                 watchdog.cancel()
         finally:
             self.connected = False
+            self._client = self._acks = None
             acks.open = False
             await connection.close()
+
+    async def leave(self, quiet: float = 1.0) -> None:
+        """Unsubscribe, so that the broker gives this client no more messages (a replica
+        leaving its shared group: mosquitto would otherwise queue its share for it while
+        it is away), and return once every message it was sent is acknowledged and none
+        came for `quiet` seconds. The caller bounds the wait."""
+        self._leaving = True
+        client = self._client
+        if client is None:
+            return
+        client.unsubscribe(self._topic)
+        while True:
+            before = self.received
+            await asyncio.sleep(quiet)
+            acks = self._acks
+            if acks is None or (acks.acks.waiting == 0 and self.received == before):
+                return
 
     async def _watch(self, connection: _Acks) -> None:
         """Log every message that holds the acknowledgements back longer than the bound.
@@ -183,6 +208,7 @@ class Ingest:
                 )
 
     def _received(self, connection: _Acks, mid: int, qos: int, topic: str, payload: bytes) -> None:
+        self.received += 1
         if qos == 0:  # nothing to acknowledge
             self._deliver(Message(topic, payload, _nothing))
             return
