@@ -275,7 +275,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             data_dir=str(config.data_dir),
             spooled=app.spool.depth,
             accepted_days=app.window.max_age.days,
-            replica=app.replica,
+            **({"replica": app.replica} if app.replica is not None else {}),
         ),
     )
     # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and
