@@ -13,11 +13,11 @@ everywhere.
 A batch is never acknowledged before its notice is at the broker, so a replica that
 dies in between leaves the batch unacknowledged: it is delivered again and noticed
 again (a repeat). Replicas write at different moments, so notices of one agent arrive
-out of order by up to a write's duration; they wait `grace` seconds and are then fed to
-the tracker in seq order, so that such an interleaving never opens a gap. A batch that
-trails by more (it waits in a replica that is down, or in a replica's spool) opens a
-gap that is filled, and logged as a late batch, once it is stored: `missing` counts
-only what is not stored anywhere yet.
+out of order by up to a write's duration: a seq that would open a gap waits up to
+`grace` seconds for the ones before it (`SharedSequences`), so that such an interleaving
+never opens one. A batch that trails by more (it waits in a replica that is down, or in
+a replica's spool) opens a gap that is filled once it is stored: `missing` counts only
+what is not stored anywhere yet.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ greengauge/v1/SITE/AGENT/# also matches its parent level)."""
 REPLICAS_DIR: Final = "replicas"
 """data_dir/replicas/<id>: one replica's spool, dead letters and sequence state."""
 REPLICA_ENV: Final = "GREENGAUGE_REPLICA"
+RETRY_DELAY: Final = 0.1
 NOTICE_RECEIVE_MAXIMUM: Final = 65535
 """Notices are tiny and may wait `grace` seconds for their ack: let the broker send them."""
 
@@ -104,11 +104,10 @@ class StoredNotices:
         self._client_id = client_id
         self._replica = replica
         self._protocol = Protocol(mqtt)
-        self._lock = threading.Lock()
         self._client: paho.Client | None = None
+        """the connected client, set and read on the event loop only"""
         self._connected = asyncio.Event()
         self._inflight: dict[int, asyncio.Future[None]] = {}
-        self.published = 0
 
     async def run(self) -> None:
         await stay_connected(self._mqtt, self._protocol, self._session)
@@ -125,15 +124,13 @@ class StoredNotices:
         try:
             await connection.open(self._mqtt)
             backoff.reset()
-            with self._lock:
-                self._client = client
+            self._client = client
             self._connected.set()
             await connection.until_lost()
         finally:
             self._connected.clear()
-            with self._lock:
-                self._client = None
-                lost, self._inflight = self._inflight, {}
+            self._client = None
+            lost, self._inflight = self._inflight, {}
             for future in lost.values():  # published again by their callers
                 if not future.done():
                     future.set_exception(ConnectionError("broker connection lost"))
@@ -151,21 +148,19 @@ class StoredNotices:
         loop = asyncio.get_running_loop()
         while True:
             await self._connected.wait()
+            client = self._client
+            info = client.publish(STORED_TOPIC, payload, qos=1) if client is not None else None
+            if info is None or info.rc != paho.MQTT_ERR_SUCCESS:
+                # Lost, and not noticed yet: let the session see it before trying again.
+                await asyncio.sleep(RETRY_DELAY)
+                continue
+            # paho reports the PUBACK through the event loop, so after this registration.
             future: asyncio.Future[None] = loop.create_future()
-            with self._lock:
-                client = self._client
-                if client is None:
-                    continue
-                # Registered under the lock before paho's thread can report the PUBACK.
-                info = client.publish(STORED_TOPIC, payload, qos=1)
-                if info.rc != paho.MQTT_ERR_SUCCESS:
-                    continue
-                self._inflight[info.mid] = future
+            self._inflight[info.mid] = future
             try:
                 await future
             except ConnectionError:
                 continue
-            self.published += 1
             return
 
 

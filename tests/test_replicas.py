@@ -25,7 +25,8 @@ from test_mqtt_fallback_e2e import Refusing
 
 from collector.accounting.engine import meter_totals
 from collector.app import CollectorApp
-from collector.config import CollectorConfig
+from collector.config import CollectorConfig, DeadLetterSettings, WriteSettings
+from collector.deadletters import DeadLetters
 from collector.ingest import Ingest, Message, SharedSubscriptionNeedsMqtt5
 from collector.replicas import (
     REPLICA_ENV,
@@ -34,7 +35,9 @@ from collector.replicas import (
     replica_id,
 )
 from collector.sequences import SequenceTracker
+from collector.spool import Spool
 from collector.stores.lineprotocol import Point
+from collector.writer import BatchWriter
 from greengauge.contract import ReadingBatch
 
 GRACE = 10.0
@@ -317,3 +320,45 @@ def test_the_accounting_of_replicas_equals_a_single_collectors(tmp_path: Path) -
     assert figures[0][0][0] == pytest.approx(60.0)  # the incomer: 120 kW for 30 minutes
     for each in (single, *replicas):
         each.close()
+
+
+def test_a_batch_is_acknowledged_only_once_its_stored_notice_is_at_the_broker(
+    tmp_path: Path,
+) -> None:
+    """A replica killed between the store and the notice leaves the batch unacknowledged
+    (delivered again: a repeat), never acknowledged without a notice (a false gap)."""
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def notice(batches: Sequence[ReadingBatch]) -> None:
+        order.append(f"notice {[b.seq for b in batches]}")
+        await release.wait()  # the broker's PUBACK
+        order.append("notice acknowledged")
+
+    writer = BatchWriter(
+        NoStore(),
+        WriteSettings(),
+        DeadLetters(tmp_path / "dead.jsonl", DeadLetterSettings()),
+        Spool(tmp_path / "spool.sqlite"),
+        SequenceTracker(),
+        tmp_path / "sequences.json",
+        notice,
+    )
+    for batch in accounting_readings(0, 0)[:1] + accounting_readings(1)[1:3]:
+        writer.add(
+            "t",
+            batch.model_dump_json().encode(),
+            batch,
+            lambda s=batch.seq: order.append(f"ack {s}"),
+        )
+
+    async def run() -> None:
+        flushing = asyncio.create_task(writer.flush())
+        await asyncio.sleep(0.2)
+        assert order == ["notice [0, 1, 2]"]  # stored, not acknowledged
+        release.set()
+        await flushing
+
+    asyncio.run(run())
+    assert order == ["notice [0, 1, 2]", "notice acknowledged", "ack 0", "ack 1", "ack 2"]
+    assert not (tmp_path / "sequences.json").exists()  # the replicas' view tracks them
