@@ -344,13 +344,12 @@ def test_a_batch_is_acknowledged_only_once_its_stored_notice_is_at_the_broker(
         tmp_path / "sequences.json",
         notice,
     )
+
+    def ack(seq: int) -> Callable[[], None]:
+        return lambda: order.append(f"ack {seq}")
+
     for batch in accounting_readings(0, 0)[:1] + accounting_readings(1)[1:3]:
-        writer.add(
-            "t",
-            batch.model_dump_json().encode(),
-            batch,
-            lambda s=batch.seq: order.append(f"ack {s}"),
-        )
+        writer.add("t", batch.model_dump_json().encode(), batch, ack(batch.seq))
 
     async def run() -> None:
         flushing = asyncio.create_task(writer.flush())
