@@ -192,7 +192,10 @@ class CollectorApp:
 
     @property
     def disk_faults(self) -> list[DiskStat]:
-        faults = [self.dead_letters.fault, self.writer.disk, self.writer.sequences_disk]
+        faults = [self.dead_letters.fault, self.writer.disk]
+        # A replica's sequence file is the shared view's, not the writer's.
+        shared = self.shared_sequences
+        faults.append(shared.disk if shared is not None else self.writer.sequences_disk)
         if self.accounting is not None:
             faults.append(self.accounting.accounting.disk)
         return [DiskStat(f.name, f.failing, f.failures) for f in faults]

@@ -247,6 +247,11 @@ def test_each_replica_has_its_own_ids_state_and_the_shared_filter(tmp_path: Path
     ids = [cid for app in topics for cid, _ in app]
     assert len(set(ids)) == len(ids)
     assert apps[1].spool.path == tmp_path / "replicas" / "b" / "spool.sqlite"
+    # A disk that cannot take the shared view's file shows in the metrics.
+    shared = apps[0].shared_sequences
+    assert shared is not None
+    shared.disk.failed(OSError(28, "No space left on device"))
+    assert [d.name for d in apps[0].disk_faults if d.failing] == ["sequences"]
     for app in apps:
         app.close()
 
