@@ -10,7 +10,6 @@ the API and the metrics, which read the parts' counts through `stats()`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -59,8 +58,6 @@ PROGRAM = "collector"
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
 SPOOL_FILE = "spool.sqlite"
 SEQUENCES_FILE = "sequences.json"
-LEAVE_TIMEOUT = 20.0
-"""seconds a stopping replica waits for what it was sent to be stored and acknowledged"""
 
 
 class CollectorApp:
@@ -263,7 +260,7 @@ class CollectorApp:
             self.accounting.close()
 
 
-async def run_collector(config: CollectorConfig, table: bool) -> None:
+async def run_collector(config: CollectorConfig, table: bool, drain: bool = False) -> None:
     metrics = CollectorMetrics()
     raw_store = open_store(config)
     retention = await asyncio.to_thread(store_retention, raw_store)
@@ -289,12 +286,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     def terminate() -> None:
         terminated.set()
         if main is not None:
-            if app.replica is not None:
-                leaving.append(asyncio.ensure_future(_leave(app, main)))
-            else:
-                main.cancel()
-
-    leaving: list[asyncio.Future[None]] = []
+            main.cancel()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, terminate)
     history: History | None = None
@@ -304,6 +296,8 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             if app.notices is not None and app.shared_sequences is not None:
                 tasks.create_task(app.notices.run())
                 tasks.create_task(app.shared_sequences.run())
+                if drain:
+                    tasks.create_task(_drain(app, terminate))
             for ingest in app.ingests:
                 tasks.create_task(ingest.run())
             if table and app.latest is not None:
@@ -336,12 +330,14 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
         store.close()
 
 
-async def _leave(app: CollectorApp, main: asyncio.Task[None]) -> None:
-    """A replica stopping leaves its shared group first and finishes what it was sent:
-    a replica that does not come back (scaled down) leaves nothing queued for it."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(app.ingest.leave(), LEAVE_TIMEOUT)
-    main.cancel()
+async def _drain(app: CollectorApp, stop: Callable[[], None]) -> None:
+    """Leave the shared group, store what the broker queued for this replica's id, stop.
+
+    Explicit, never on SIGTERM: replicas all stopping at once (an upgrade) must stay in
+    the group, or the broker, finding no member, would drop what agents send meanwhile."""
+    await app.ingest.leave()
+    log.info("drained: left the shared group, everything queued for it is stored")
+    stop()
 
 
 def _open_api(app: CollectorApp, metrics: CollectorMetrics, tasks: asyncio.TaskGroup) -> History:

@@ -104,6 +104,7 @@ class Ingest:
         self._client: paho.Client | None = None
         self._acks: _Acks | None = None
         self._leaving = False
+        self._up = asyncio.Event()
         self.received = 0
         self.connected = False
         self.overdue = 0
@@ -150,6 +151,7 @@ class Ingest:
             await connection.open(self._mqtt, **connect)
             self.connected = True
             self._client, self._acks = client, acks
+            self._up.set()
             backoff.reset()
             log.info(
                 "subscribed",
@@ -167,18 +169,20 @@ class Ingest:
         finally:
             self.connected = False
             self._client = self._acks = None
+            self._up.clear()
             acks.open = False
             await connection.close()
 
     async def leave(self, quiet: float = 1.0) -> None:
         """Unsubscribe, so that the broker gives this client no more messages (a replica
         leaving its shared group: mosquitto would otherwise queue its share for it while
-        it is away), and return once every message it was sent is acknowledged and none
-        came for `quiet` seconds. The caller bounds the wait."""
+        it is away), and return once every message it was sent (its session's queue
+        included) is acknowledged and none came for `quiet` seconds. Waits for a
+        connection first."""
         self._leaving = True
+        await self._up.wait()
         client = self._client
-        if client is None:
-            return
+        assert client is not None  # set with _up, on the event loop
         client.unsubscribe(self._topic)
         while True:
             before = self.received

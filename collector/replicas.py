@@ -179,10 +179,10 @@ class SharedSequences:
     one filling a gap), else it waits until it, or a higher seq of its agent, has waited
     `grace` seconds: the batches between were then not stored in time, a real gap. A seq
     below an agent's first tracked seq is before this replica's time (it joined later,
-    or a replica that was down stores it late): ignored, never a gap. The first tracked
-    seq of an agent new to the tracker is the highest of its first feed: at most a gap
-    at an agent's first appearance goes unreported. The tracker is saved to `path`
-    before the notices are acknowledged."""
+    or a replica that was down stores it late): ignored, never a gap. An agent new to
+    the tracker starts at the highest seq noticed within `grace` seconds of its first
+    notice: at most a gap at an agent's first appearance goes unreported. The tracker
+    is saved to `path` before the notices are acknowledged."""
 
     def __init__(
         self,
@@ -228,14 +228,17 @@ class SharedSequences:
         for key, entries in list(self._waiting.items()):
             entries.sort(key=lambda e: e[0])
             seqs = self.tracker.agents.get(key)
+            waited = [seq for seq, arrived, _ in entries if now - arrived >= self._grace]
             if seqs is None or not seqs.ranges:
-                # The seqs of one feed may come from replicas that stored them minutes
-                # apart (one was down): only the highest is surely not before our time.
+                if not waited:
+                    continue
+                # New to this replica: what arrived within its first `grace` seconds may
+                # come from replicas that stored it minutes apart (one was down, or this
+                # one joined late), so only the highest is surely not before its time.
                 start = entries[-1][0]
                 highest = start - 1
             else:
                 start, highest = seqs.ranges[0][0], seqs.ranges[-1][1]
-            waited = [seq for seq, arrived, _ in entries if now - arrived >= self._grace]
             due_through = max(waited, default=start - 1)
             keep: list[tuple[int, float, _Held]] = []
             for entry in entries:

@@ -61,9 +61,13 @@ def notice(number: int, seqs: list[tuple[str, int]], acked: Acked) -> Message:
     return Message(STORED_TOPIC, payload, lambda: acked.order.append(number))
 
 
-def shared(tmp_path: Path) -> tuple[SharedSequences, Clock]:
+def shared(tmp_path: Path, known: bool = True) -> tuple[SharedSequences, Clock]:
+    """A view with a clock; `known`: agent a's seq 0 tracked already."""
     clock = Clock()
-    return SharedSequences(SequenceTracker(), tmp_path / "seqs.json", GRACE, clock), clock
+    tracker = SequenceTracker()
+    if known:
+        tracker.see("s", "a", 0)
+    return SharedSequences(tracker, tmp_path / "seqs.json", GRACE, clock), clock
 
 
 def feed(view: SharedSequences) -> None:
@@ -73,7 +77,7 @@ def feed(view: SharedSequences) -> None:
 def test_interleaved_replicas_open_no_gap(tmp_path: Path) -> None:
     view, clock = shared(tmp_path)
     acked = Acked()
-    view.receive(notice(0, [("a", 0)], acked))
+    view.receive(notice(0, [("a", 0)], acked))  # a repeat
     feed(view)
     view.receive(notice(1, [("a", 3), ("a", 1)], acked))  # 2 is in another replica's write
     clock.now = 1.0
@@ -94,7 +98,7 @@ def test_a_batch_stored_nowhere_is_a_gap_once_grace_has_passed(
 ) -> None:
     view, clock = shared(tmp_path)
     acked = Acked()
-    view.receive(notice(0, [("a", 0)], acked))
+    view.receive(notice(0, [("a", 0)], acked))  # a repeat
     feed(view)
     view.receive(notice(1, [("a", 2), ("a", 3)], acked))
     clock.now = GRACE - 0.1
@@ -114,21 +118,27 @@ def test_a_batch_stored_nowhere_is_a_gap_once_grace_has_passed(
 
 
 def test_a_replica_joining_late_does_not_judge_what_was_stored_before(tmp_path: Path) -> None:
-    view, clock = shared(tmp_path)
+    view, clock = shared(tmp_path, known=False)
     acked = Acked()
-    # Its first notices: live seqs of other replicas, and a late one of a replica that
-    # was down, stored minutes after its successors.
-    view.receive(notice(0, [("a", 50), ("a", 33)], acked))
-    view.receive(notice(1, [("a", 51)], acked))
+    # Its first notices: live seqs of other replicas, and late ones of a replica that
+    # was down, stored minutes after their successors, arriving first.
+    view.receive(notice(0, [("a", 33), ("a", 36)], acked))
+    view.receive(notice(1, [("a", 50)], acked))
     feed(view)
-    view.receive(notice(2, [("a", 36), ("a", 52)], acked))
-    clock.now = 2 * GRACE
+    assert ("s", "a") not in view.tracker.agents  # not judged before `grace`
+    clock.now = GRACE / 2
+    view.receive(notice(2, [("a", 39), ("a", 51)], acked))
+    clock.now = GRACE
+    feed(view)
+    view.receive(notice(3, [("a", 42), ("a", 52)], acked))
+    feed(view)
+    clock.now = 3 * GRACE
     feed(view)
     seqs = view.tracker.agents[("s", "a")]
     assert seqs.ranges == [[51, 52]]
     assert (seqs.gaps, seqs.missing()) == (0, 0)
-    assert view.before_start == 3
-    assert sorted(acked.order) == [0, 1, 2]
+    assert view.before_start == 5
+    assert sorted(acked.order) == [0, 1, 2, 3]
 
 
 def test_a_known_agent_is_tracked_on_from_the_saved_view(tmp_path: Path) -> None:
@@ -170,10 +180,8 @@ def test_any_interleaving_within_grace_reports_exactly_the_batches_stored_nowher
     Whatever the order, the view ends with exactly those missing."""
     rng = random.Random(seed)
     lost = {q for q in lost if q < n}  # the last one stored, so every hole is inside
-    tracker = SequenceTracker()
-    tracker.see("s", "a", 0)
-    clock = Clock()
-    view = SharedSequences(tracker, tmp_path_factory.mktemp("v") / "s.json", GRACE, clock)
+    view, clock = shared(tmp_path_factory.mktemp("v"))
+    tracker = view.tracker
     acked = Acked()
     arrivals: list[tuple[float, int]] = []
     for seq in range(1, n + 1):

@@ -5,10 +5,11 @@ into one VictoriaMetrics while simulated agents publish the wire format at a ste
 rate. Mid-stream one replica is killed with SIGKILL (and brought back by its
 "supervisor" with the same id, as compose's restart policy or systemd would: mosquitto
 keeps a dead member's share in its session, see docs/architecture.md), a fourth
-replica joins, and one is stopped for good with SIGTERM (scaled down: it leaves its
-group first). Afterwards: every reading published is in the store, each (series, ms)
-once; every replica's sequence view is one range up to the last seq of every agent, without a
-gap ever reported; each replica stored a share (the notices on the broker say who stored
+replica joins, and one is stopped for good with SIGTERM (scaled down) and drained
+(`run --drain`: it leaves its group and stores what the broker queued for it).
+Afterwards: every reading published is in the store, each (series, ms) once; every
+replica's sequence view is one range up to the last seq of every agent, without a gap
+ever reported; each replica stored a share (the notices on the broker say who stored
 what), the new one included.
 """
 
@@ -150,8 +151,8 @@ def test_replicas_share_the_stream_and_survive_a_kill_and_a_join(
     names = ["r1", "r2", "r3", "r4"]
     configs = {n: replica_config(tmp_path, n, mosquitto, victoria_metrics) for n in names}
 
-    def start(name: str, run: int = 0) -> Program:
-        args = ["run", "--config", str(configs[name])]
+    def start(name: str, run: int = 0, *more: str) -> Program:
+        args = ["run", "--config", str(configs[name]), *more]
         return Program("energy-collector", args, tmp_path / f"{name}-{run}.log")
 
     notices = Notices(mosquitto)
@@ -170,11 +171,15 @@ def test_replicas_share_the_stream_and_survive_a_kill_and_a_join(
         agents.at(6.5)
         restarted = start("r2", 1)
         agents.at(9.0)
-        # Scaled down: stopped for good. It leaves its group first, so nothing waits
-        # for it in its session (mosquitto would keep queueing its share).
+        # Scaled down: stopped for good. Mosquitto keeps queueing its share in its
+        # session, so the operator drains it (`run --drain` with its id).
         programs["r3"].stop(signal.SIGTERM)
         assert programs["r3"].process.returncode == 0, programs["r3"].output()[-2000:]
+        drain = programs["r3-drain"] = start("r3", 1, "--drain")
         agents.join()
+        wait_for(lambda: drain.process.poll() is not None, TIMEOUT, "the drain to finish")
+        assert drain.process.returncode == 0, drain.output()[-2000:]
+        assert "drained" in drain.output()
         expected = {a: list(range(len(agents.published[a]))) for a in AGENTS}
         last = {a: len(seqs) - 1 for a, seqs in expected.items()}
 
@@ -195,7 +200,7 @@ def test_replicas_share_the_stream_and_survive_a_kill_and_a_join(
         assert all(ranges[0][0] > 4 * RATE for ranges in views["r4"].values()), views["r4"]
         store = stored(victoria_metrics)
         for program in [*programs.values(), restarted]:
-            if program not in (programs["r2"], programs["r3"]):
+            if program not in (programs["r2"], programs["r3"], drain):
                 program.assert_running()
     finally:
         for program in [*programs.values(), *([restarted] if restarted else [])]:
