@@ -95,6 +95,10 @@ def notice_payload(replica: str, batches: Sequence[ReadingBatch]) -> bytes:
     ).encode()
 
 
+class NoticeUnavailable(ConnectionError):
+    """No notice can be published any more (the collector is stopping)."""
+
+
 class StoredNotices:
     """Publishes stored notices on a connection of its own; `publish` returns once the
     broker acknowledged the notice (QoS 1), and waits while the broker is away."""
@@ -107,10 +111,17 @@ class StoredNotices:
         self._client: paho.Client | None = None
         """the connected client, set and read on the event loop only"""
         self._connected = asyncio.Event()
+        self._stopped = False
         self._inflight: dict[int, asyncio.Future[None]] = {}
 
     async def run(self) -> None:
-        await stay_connected(self._mqtt, self._protocol, self._session)
+        try:
+            await stay_connected(self._mqtt, self._protocol, self._session)
+        finally:
+            # Stopping: a publish waiting for the broker gives up (its batches stay
+            # unacknowledged and are delivered again) instead of holding the shutdown.
+            self._stopped = True
+            self._connected.set()
 
     async def _session(self, backoff: Backoff) -> None:
         loop = asyncio.get_running_loop()
@@ -143,11 +154,14 @@ class StoredNotices:
 
     async def publish(self, batches: Sequence[ReadingBatch]) -> None:
         """Until the broker has the notice: the batches' acks wait for it, so a notice is
-        never missing for a batch the broker considers delivered."""
+        never missing for a batch the broker considers delivered. NoticeUnavailable once
+        the publisher has stopped."""
         payload = notice_payload(self._replica, batches)
         loop = asyncio.get_running_loop()
         while True:
             await self._connected.wait()
+            if self._stopped:
+                raise NoticeUnavailable("the collector is stopping")
             client = self._client
             info = client.publish(STORED_TOPIC, payload, qos=1) if client is not None else None
             if info is None or info.rc != paho.MQTT_ERR_SUCCESS:

@@ -94,7 +94,8 @@ class BatchWriter:
         stored: Callable[[Sequence[ReadingBatch]], Awaitable[None]] | None = None,
     ) -> None:
         """`stored`, when given, is told of the batches once durable, before their acks,
-        instead of tracking their sequence numbers here (collector.replicas)."""
+        instead of tracking their sequence numbers here (collector.replicas); when it
+        raises ConnectionError (stopping) the batches stay unacknowledged."""
         self._store = store
         self._settings = settings
         self._dead_letters = dead_letters
@@ -273,7 +274,10 @@ class BatchWriter:
             return
         if self._stored is not None:
             # A replica: every replica's tracker learns of the batches from the notice.
-            await self._stored([r.batch for r in durable])
+            try:
+                await self._stored([r.batch for r in durable])
+            except ConnectionError:
+                return  # stopping: unacknowledged, so delivered again (a repeat)
             for received in durable:
                 received.ack()
             return

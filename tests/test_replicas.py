@@ -5,6 +5,7 @@ MQTT 3.1.1 (the real mosquitto behind a proxy that refuses MQTT 5)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import socket
@@ -31,13 +32,16 @@ from collector.ingest import Ingest, Message, SharedSubscriptionNeedsMqtt5
 from collector.replicas import (
     REPLICA_ENV,
     STORED_TOPIC,
+    NoticeUnavailable,
     SharedSequences,
+    StoredNotices,
     replica_id,
 )
 from collector.sequences import SequenceTracker
 from collector.spool import Spool
 from collector.stores.lineprotocol import Point
 from collector.writer import BatchWriter
+from greengauge.common.broker import BrokerSettings
 from greengauge.contract import ReadingBatch
 
 GRACE = 10.0
@@ -374,3 +378,34 @@ def test_a_batch_is_acknowledged_only_once_its_stored_notice_is_at_the_broker(
     asyncio.run(run())
     assert order == ["notice [0, 1, 2]", "notice acknowledged", "ack 0", "ack 1", "ack 2"]
     assert not (tmp_path / "sequences.json").exists()  # the replicas' view tracks them
+
+
+def test_a_stopping_replica_does_not_wait_for_a_notice_it_cannot_send(tmp_path: Path) -> None:
+    """At shutdown the writer's last flush cannot publish notices any more: its batches
+    stay unacknowledged (delivered again) instead of the stop hanging."""
+    notices = StoredNotices(BrokerSettings(url="mqtt://127.0.0.1:1"), "stopping", "r")
+    acks: list[int] = []
+    writer = BatchWriter(
+        NoStore(),
+        WriteSettings(),
+        DeadLetters(tmp_path / "dead.jsonl", DeadLetterSettings()),
+        Spool(tmp_path / "spool.sqlite"),
+        SequenceTracker(),
+        tmp_path / "sequences.json",
+        notices.publish,
+    )
+    [batch] = accounting_readings(0, 0)
+
+    async def run() -> None:
+        running = asyncio.create_task(notices.run())
+        await asyncio.sleep(0.1)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        writer.add("t", batch.model_dump_json().encode(), batch, lambda: acks.append(0))
+        await asyncio.wait_for(writer.flush(), 5)
+        with pytest.raises(NoticeUnavailable):
+            await notices.publish([batch])
+
+    asyncio.run(run())
+    assert acks == []
