@@ -9,6 +9,8 @@ import contextlib
 import json
 import random
 import socket
+import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from processes import BIN, write_yaml
 from pydantic import ValidationError
 from servers import Mosquitto
 from test_accounting_engine import T0 as ACCOUNTING_T0
@@ -409,3 +412,44 @@ def test_a_stopping_replica_does_not_wait_for_a_notice_it_cannot_send(tmp_path: 
 
     asyncio.run(run())
     assert acks == []
+
+
+def test_the_collector_refuses_to_share_over_mqtt311_with_a_clear_error(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    refusing = Refusing(mosquitto.port)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with refusing.serving():
+            await stop.wait()
+
+    server = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    server.start()
+    config = write_yaml(
+        tmp_path / "replica.yaml",
+        {
+            **BASE,
+            "mqtt": {"url": f"mqtt://127.0.0.1:{refusing.port}"},
+            "data_dir": str(tmp_path / "data"),
+            "ingest": {"shared_group": "g", "replica": "x"},
+        },
+    )
+    try:
+        done = subprocess.run(
+            [str(BIN / "energy-collector"), "run", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        server.join(5)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.splitlines()[-1] == (
+        "energy-collector: ingest.shared_group: the broker refused MQTT 5, which the shared "
+        "subscription $share/g/greengauge/v1/+/+/readings needs; upgrade the broker "
+        "(mosquitto >= 1.6, EMQX) or leave shared_group out to run one collector"
+    )
