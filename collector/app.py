@@ -31,6 +31,15 @@ from collector.notify.notifier import NotifierMetrics
 from collector.notify.watch import watcher_for
 from collector.pipeline import Pipeline
 from collector.platform.task import platform_task
+from collector.replicas import (
+    NOTICE_RECEIVE_MAXIMUM,
+    STORED_TOPIC,
+    SharedSequences,
+    StoredNotices,
+    replica_id,
+    shared,
+    state_dir,
+)
 from collector.spool import Spool
 from collector.state.hub import LiveHub
 from collector.state.latest import LatestReadings, render
@@ -70,6 +79,10 @@ class CollectorApp:
         data_dir = config.data_dir
         ingest = config.ingest
         mqtt = config.mqtt
+        # A replica's own files live in a folder of its own: replicas may share a volume.
+        self.replica = replica_id(ingest.replica) if ingest.shared_group is not None else None
+        if self.replica is not None:
+            data_dir = state_dir(data_dir, self.replica)
         self.dead_letters = DeadLetters(data_dir / DEAD_LETTERS_FILE, config.dead_letters)
         self.guard = Guard(self.dead_letters)
         self.window = accepted_window(ingest.max_age_days, ingest.max_future_seconds, retention)
@@ -78,6 +91,13 @@ class CollectorApp:
         self.sequences = sequences.load(
             data_dir / SEQUENCES_FILE, ingest.max_seq_jump, ingest.agents
         )
+        self.stored_notices: StoredNotices | None = None
+        self.shared_sequences: SharedSequences | None = None
+        if self.replica is not None:
+            self.stored_notices = StoredNotices(mqtt, self._client_id("stored"), self.replica)
+            self.shared_sequences = SharedSequences(
+                self.sequences, data_dir / SEQUENCES_FILE, ingest.sequence_grace_seconds
+            )
         self.writer = BatchWriter(
             store,
             config.write,
@@ -85,6 +105,7 @@ class CollectorApp:
             self.spool,
             self.sequences,
             data_dir / SEQUENCES_FILE,
+            self.stored_notices.publish if self.stored_notices is not None else None,
         )
         # Kept only for its readers, the terminal table and the API: per reading, it is a
         # measurable share of the collector's CPU at hundreds of thousands of values a second.
@@ -100,27 +121,60 @@ class CollectorApp:
         self.alerts: AlertsPublisher | None = None
         self.notices: AlertNotices | None = None
         self.accounting = self._accounting(store)
-        self.pipeline = Pipeline(
-            self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
-        )
 
-        def subscribe(role: str, topic: str, deliver: Callable[[Message], None]) -> Ingest:
+        def subscribe(
+            role: str,
+            topic: str,
+            deliver: Callable[[Message], None],
+            receive_maximum: int = ingest.receive_maximum,
+        ) -> Ingest:
             return Ingest(
                 mqtt,
-                client_id(mqtt, per_host(PROGRAM), role),
+                self._client_id(role),
                 topic,
                 self.dead_letters.size_limited(deliver, ingest.max_payload),
-                ingest.receive_maximum,
+                receive_maximum,
                 ingest.ack_overdue_seconds,
             )
 
-        self.ingest = subscribe("", subscription(Topic.READINGS), self.pipeline.receive)
-        self.ingests = [self.ingest]
+        readings = subscription(Topic.READINGS)
+        self.view: Pipeline | None = None
+        """a replica's views (table, API, accounting), fed every batch unshared"""
+        if ingest.shared_group is None or self.shared_sequences is None:
+            self.pipeline = Pipeline(
+                self.guard, self.window, self.writer, self.hub, self.latest, self.accounting
+            )
+            self.ingest = subscribe("", readings, self.pipeline.receive)
+            self.ingests = [self.ingest]
+        else:
+            # A replica stores its share; the views (table, API, accounting) need every
+            # batch, so a replica serving them also takes all of them, unshared.
+            # Its own hub, which nothing reads: the live stream is the view's.
+            self.pipeline = Pipeline(self.guard, self.window, self.writer, LiveHub(), None, None)
+            self.ingest = subscribe(
+                "", shared(ingest.shared_group, readings), self.pipeline.receive
+            )
+            self.ingests = [
+                self.ingest,
+                subscribe(
+                    "sequences", STORED_TOPIC, self.shared_sequences.receive, NOTICE_RECEIVE_MAXIMUM
+                ),
+            ]
+            if self.latest is not None or self.accounting is not None:
+                self.view = Pipeline(
+                    self.guard, self.window, None, self.hub, self.latest, self.accounting
+                )
+                self.ingests.append(subscribe("view", readings, self.view.receive))
         if self.accounting is not None:
             self.ingests.append(subscribe("mes", PRODUCTION_SUBSCRIPTION, self.accounting.receive))
         if config.api is not None:
             # Agents' statuses are read by the API only.
             self.ingests.append(subscribe("status", subscription(Topic.STATUS), self._status))
+
+    def _client_id(self, role: str) -> str:
+        if self.replica is None:
+            return client_id(self.config.mqtt, per_host(PROGRAM), role)
+        return client_id(self.config.mqtt, f"greengauge-{PROGRAM}", role, self.replica)
 
     def _status(self, message: Message) -> None:
         self.statuses.receive(message, self.guard)
@@ -133,9 +187,7 @@ class CollectorApp:
             raise TypeError(f"{store!r} cannot store derived measurements")
         accounting = Accounting(self.config.accounting, self.config.data_dir, store)
         mqtt = self.config.mqtt
-        publisher = AlertsPublisher(
-            mqtt, client_id(mqtt, per_host(PROGRAM), "alerts"), accounting.db
-        )
+        publisher = AlertsPublisher(mqtt, self._client_id("alerts"), accounting.db)
         self.alerts = publisher
         notify = self.config.notify
         if notify is None:
@@ -148,7 +200,10 @@ class CollectorApp:
 
     @property
     def disk_faults(self) -> list[DiskStat]:
-        faults = [self.dead_letters.fault, self.writer.disk, self.writer.sequences_disk]
+        faults = [self.dead_letters.fault, self.writer.disk]
+        # A replica's sequence file is the shared view's, not the writer's.
+        shared = self.shared_sequences
+        faults.append(shared.disk if shared is not None else self.writer.sequences_disk)
         if self.accounting is not None:
             faults.append(self.accounting.accounting.disk)
         return [DiskStat(f.name, f.failing, f.failures) for f in faults]
@@ -218,7 +273,7 @@ class CollectorApp:
             self.accounting.close()
 
 
-async def run_collector(config: CollectorConfig, table: bool) -> None:
+async def run_collector(config: CollectorConfig, table: bool, drain: bool = False) -> None:
     metrics = CollectorMetrics()
     raw_store = open_store(config)
     retention = await asyncio.to_thread(store_retention, raw_store)
@@ -235,6 +290,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             data_dir=str(config.data_dir),
             spooled=app.spool.depth,
             accepted_days=app.window.max_age.days,
+            **({"replica": app.replica} if app.replica is not None else {}),
         ),
     )
     # SIGTERM stops as Ctrl-C does: what is pending is made durable before exit (and
@@ -251,24 +307,7 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
     history: History | None = None
     try:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(app.writer.run())
-            tasks.create_task(HealthFile(app.stats, config.data_dir / HEALTH_FILE).run())
-            for ingest in app.ingests:
-                tasks.create_task(ingest.run())
-            if table and app.latest is not None:
-                tasks.create_task(app.show_table(app.latest))
-            if app.accounting is not None:
-                tasks.create_task(app.accounting.run())
-            if app.alerts is not None:
-                tasks.create_task(app.alerts.run())
-            if config.alert_rules is not None:
-                db = app.accounting.accounting.db if app.accounting is not None else None
-                tasks.create_task(
-                    watcher_for(config, app.notices, db, app.latest, app.statuses).run()
-                )
-            tasks.create_task(platform_task(config, app.accounting))
-            if config.api is not None:
-                history = _open_api(app, metrics, tasks)
+            history = _start(app, metrics, tasks, table, terminate if drain else None)
     except asyncio.CancelledError:
         if not terminated.is_set():
             raise
@@ -289,6 +328,48 @@ async def run_collector(config: CollectorConfig, table: bool) -> None:
             history.close()
         app.close()
         store.close()
+
+
+def _start(
+    app: CollectorApp,
+    metrics: CollectorMetrics,
+    tasks: asyncio.TaskGroup,
+    table: bool,
+    drain: Callable[[], None] | None,
+) -> History | None:
+    """Every task of a running collector; the API's history reader, to close at the end.
+    `drain`: leave the shared group, then call it (`run --drain`)."""
+    config = app.config
+    tasks.create_task(app.writer.run())
+    tasks.create_task(HealthFile(app.stats, config.data_dir / HEALTH_FILE).run())
+    if app.stored_notices is not None and app.shared_sequences is not None:
+        tasks.create_task(app.stored_notices.run())
+        tasks.create_task(app.shared_sequences.run())
+        if drain is not None:
+            tasks.create_task(_drain(app, drain))
+    for ingest in app.ingests:
+        tasks.create_task(ingest.run())
+    if table and app.latest is not None:
+        tasks.create_task(app.show_table(app.latest))
+    if app.accounting is not None:
+        tasks.create_task(app.accounting.run())
+    if app.alerts is not None:
+        tasks.create_task(app.alerts.run())
+    if config.alert_rules is not None:
+        db = app.accounting.accounting.db if app.accounting is not None else None
+        tasks.create_task(watcher_for(config, app.notices, db, app.latest, app.statuses).run())
+    tasks.create_task(platform_task(config, app.accounting))
+    return _open_api(app, metrics, tasks) if config.api is not None else None
+
+
+async def _drain(app: CollectorApp, stop: Callable[[], None]) -> None:
+    """Leave the shared group, store what the broker queued for this replica's id, stop.
+
+    Explicit, never on SIGTERM: replicas all stopping at once (an upgrade) must stay in
+    the group, or the broker, finding no member, would drop what agents send meanwhile."""
+    await app.ingest.leave()
+    log.info("drained: left the shared group, everything queued for it is stored")
+    stop()
 
 
 def _open_api(app: CollectorApp, metrics: CollectorMetrics, tasks: asyncio.TaskGroup) -> History:

@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="subscribe to the agents and store their readings")
     run.add_argument("--config", type=Path, required=True, help="collector config file (YAML)")
     run.add_argument(
+        "--drain",
+        action="store_true",
+        help=(
+            "a replica that is going away for good: leave the shared group, store what "
+            "the broker queued for this replica id, and exit"
+        ),
+    )
+    run.add_argument(
         "--table",
         action="store_true",
         help="show the latest reading of every meter as a live table on stdout",
@@ -441,11 +449,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from collector.app import run_collector  # noqa: PLC0415 - keep `--help` fast
+    return _run(config, args)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_collector(config, args.table))
+
+def _run(config: CollectorConfig, args: argparse.Namespace) -> int:
+    if args.drain and config.ingest.shared_group is None:
+        print("energy-collector: --drain is for a replica (ingest.shared_group)", file=sys.stderr)
+        return 2
+    from collector.app import run_collector  # noqa: PLC0415 - keep `--help` fast
+    from collector.ingest import SharedSubscriptionNeedsMqtt5  # noqa: PLC0415
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_collector(config, args.table, args.drain))
+    except ExceptionGroup as group:
+        refused = group.subgroup(SharedSubscriptionNeedsMqtt5)
+        if refused is None:
+            raise
+        print(f"energy-collector: {_first(refused)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first exception of a (possibly nested) group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 if __name__ == "__main__":

@@ -99,6 +99,32 @@ class IngestSettings(_Config):
             "statuses kept (least recently updated evicted)"
         ),
     )
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description=(
+            "run as one of several replicas sharing the readings through the MQTT 5 shared "
+            "subscription $share/<group>/...; leave out for a single collector"
+        ),
+    )
+    replica: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description=(
+            "with shared_group: this replica's id, stable across its restarts (its broker "
+            "session and its state folder data_dir/replicas/<id> are kept by it); default: "
+            "the host name"
+        ),
+    )
+    sequence_grace_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description=(
+            "with shared_group: how long a batch stored by one replica may trail a later "
+            "batch of its agent stored by another before the hole counts as a gap"
+        ),
+    )
     agents: int = Field(
         default=10_000,
         ge=1,
@@ -173,6 +199,15 @@ class CollectorConfig(_Config):
             missing = [n for n in ("notify", "api") if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"alert_rules: needs the {' and '.join(missing)} section")
+        return self
+
+    @model_validator(mode="after")
+    def _replicas_share_a_store(self) -> CollectorConfig:
+        if self.ingest.shared_group is not None and self.influxdb is None:
+            raise ValueError(
+                "ingest.shared_group: replicas need a store they share (influxdb: InfluxDB "
+                "or VictoriaMetrics); the embedded SQLite store is one collector's own"
+            )
         return self
 
 

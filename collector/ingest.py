@@ -53,6 +53,21 @@ class Message:
     """the stage its handling reached, named in the log if its ack is overdue"""
 
 
+class SharedSubscriptionNeedsMqtt5(RuntimeError):
+    """A shared subscription (`$share/...`) on a broker that refused MQTT 5.
+
+    Not retried: mosquitto 2 shares on 3.1.1 too, as an extension, but a broker too old
+    for 5 is too old to share, and would refuse the filter or take it for an ordinary
+    topic nothing is published on: a collector that silently receives nothing."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(
+            f"ingest.shared_group: the broker refused MQTT 5, which the shared subscription "
+            f"{topic} needs; upgrade the broker (mosquitto >= 1.6, EMQX) or leave "
+            f"shared_group out to run one collector"
+        )
+
+
 class _Acks:
     """The messages of one connection, acknowledged in order, never on a later one."""
 
@@ -86,6 +101,11 @@ class Ingest:
         self._receive_maximum = receive_maximum
         self._ack_overdue = ack_overdue
         self._protocol = Protocol(mqtt)
+        self._client: paho.Client | None = None
+        self._acks: _Acks | None = None
+        self._leaving = False
+        self._up = asyncio.Event()
+        self.received = 0
         self.connected = False
         self.overdue = 0
         """messages whose acknowledgement waited longer than `ack_overdue` seconds"""
@@ -97,6 +117,8 @@ class Ingest:
     async def _session(self, backoff: Backoff) -> None:
         loop = asyncio.get_running_loop()
         v5 = self._protocol.v5
+        if self._topic.startswith("$share/") and not v5:
+            raise SharedSubscriptionNeedsMqtt5(self._topic)
         client = paho_client(
             self._mqtt,
             self._client_id,
@@ -106,7 +128,9 @@ class Ingest:
         )
         acks = _Acks(client)
         # On every connect: a broker that lost its state still delivers.
-        connection = Connection(client, lambda: client.subscribe(self._topic, qos=1))
+        connection = Connection(
+            client, lambda: None if self._leaving else client.subscribe(self._topic, qos=1)
+        )
 
         received: Callable[..., None] = self._received  # paho types the payload loosely
 
@@ -126,6 +150,8 @@ class Ingest:
         try:
             await connection.open(self._mqtt, **connect)
             self.connected = True
+            self._client, self._acks = client, acks
+            self._up.set()
             backoff.reset()
             log.info(
                 "subscribed",
@@ -142,8 +168,28 @@ class Ingest:
                 watchdog.cancel()
         finally:
             self.connected = False
+            self._client = self._acks = None
+            self._up.clear()
             acks.open = False
             await connection.close()
+
+    async def leave(self, quiet: float = 1.0) -> None:
+        """Unsubscribe, so that the broker gives this client no more messages (a replica
+        leaving its shared group: mosquitto would otherwise queue its share for it while
+        it is away), and return once every message it was sent (its session's queue
+        included) is acknowledged and none came for `quiet` seconds. Waits for a
+        connection first."""
+        self._leaving = True
+        await self._up.wait()
+        client = self._client
+        assert client is not None  # set with _up, on the event loop
+        client.unsubscribe(self._topic)
+        while True:
+            before = self.received
+            await asyncio.sleep(quiet)
+            acks = self._acks
+            if acks is None or (acks.acks.waiting == 0 and self.received == before):
+                return
 
     async def _watch(self, connection: _Acks) -> None:
         """Log every message that holds the acknowledgements back longer than the bound.
@@ -166,6 +212,7 @@ class Ingest:
                 )
 
     def _received(self, connection: _Acks, mid: int, qos: int, topic: str, payload: bytes) -> None:
+        self.received += 1
         if qos == 0:  # nothing to acknowledge
             self._deliver(Message(topic, payload, _nothing))
             return

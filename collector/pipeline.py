@@ -1,7 +1,9 @@
 """The path of one reading message through the running collector.
 
 validate -> latest table, live stream, accounting -> the writer, which acknowledges it
-once it is durable (stored, spooled or dead-lettered). Built by collector.app.
+once it is durable (stored, spooled or dead-lettered). Built by collector.app. A replica
+(collector.replicas) has two: one storing its share, without the views, and, when it
+serves the API or the accounting, one with the views and no writer, fed every batch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class Pipeline:
         self,
         guard: Guard,
         window: Window,
-        writer: BatchWriter,
+        writer: BatchWriter | None,
         hub: LiveHub,
         latest: LatestReadings | None,
         accounting: LiveAccounting | None,
@@ -43,10 +45,14 @@ class Pipeline:
         where it would leave the message unacknowledged and hold back every later ack."""
         self.messages += 1
         batch = self._guard.run("readings", message, lambda: self._use(message))
-        if batch is not None:
-            # Last, so that nothing can fail once the writer holds the ack.
-            message.progress.stage = "store"
-            self._writer.add(message.topic, message.payload, batch, message.ack)
+        if batch is None:
+            return
+        if self._writer is None:  # a replica's full view, stored by the shared subscription
+            message.ack()
+            return
+        # Last, so that nothing can fail once the writer holds the ack.
+        message.progress.stage = "store"
+        self._writer.add(message.topic, message.payload, batch, message.ack)
 
     def _use(self, message: Message) -> ReadingBatch:
         """Validate a reading batch and show it (table, stream, accounting); raise if not."""

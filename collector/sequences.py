@@ -17,7 +17,8 @@ import bisect
 import itertools
 import json
 import logging
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -165,6 +166,36 @@ class SequenceTracker:
                 raise ValueError(f"{number}.ranges: not disjoint [low, high] ranges")
             tracker.agents[(item.site, item.agent)] = AgentSeqs(ranges=ranges)
         return tracker
+
+
+def see_all(tracker: SequenceTracker, seqs: Iterable[tuple[str, str, int]]) -> None:
+    """Track the (site, agent, seq) of stored batches, logging repeats, gaps and epochs."""
+    repeats: Counter[tuple[str, str]] = Counter()
+    for site, agent, seq in seqs:
+        seen = tracker.see(site, agent, seq)
+        if seen.repeat:
+            repeats[(site, agent)] += 1
+        elif seen.epoch:
+            log.warning(
+                "sequence restarted: seq far from every earlier one, counting anew",
+                extra=fields(site=site, agent=agent, seq=seq, max_jump=tracker.max_jump),
+            )
+        elif seen.gap:
+            log.warning(
+                "sequence gap: batches not received (yet)",
+                extra=fields(
+                    site=site,
+                    agent=agent,
+                    seq=seq,
+                    missing=seen.gap,
+                    missing_now=tracker.agents[(site, agent)].missing(),
+                ),
+            )
+    for (site, agent), count in repeats.items():
+        log.info(
+            "sequence repeats: batches delivered again",
+            extra=fields(site=site, agent=agent, batches=count),
+        )
 
 
 class _AgentState(BaseModel):

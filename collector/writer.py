@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -27,7 +26,7 @@ from pydantic import ValidationError
 
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
-from collector.sequences import SequenceTracker
+from collector.sequences import SequenceTracker, see_all
 from collector.spool import Spool, Spooled, SpoolError
 from collector.stores import Store, StoreError, StoreRejected
 from collector.validate import describe
@@ -92,13 +91,18 @@ class BatchWriter:
         spool: Spool,
         sequences: SequenceTracker,
         sequences_file: Path,
+        stored: Callable[[Sequence[ReadingBatch]], Awaitable[None]] | None = None,
     ) -> None:
+        """`stored`, when given, is told of the batches once durable, before their acks,
+        instead of tracking their sequence numbers here (collector.replicas); when it
+        raises ConnectionError (stopping) the batches stay unacknowledged."""
         self._store = store
         self._settings = settings
         self._dead_letters = dead_letters
         self._spool = spool
         self._sequences = sequences
         self._sequences_file = sequences_file
+        self._stored = stored
         self._pending: list[Received] = []
         self._pending_values = 0
         self._oldest = 0.0  # when the oldest pending message arrived (monotonic)
@@ -268,38 +272,16 @@ class BatchWriter:
         """Track the sequence numbers of durable messages, then acknowledge them, in order."""
         if not durable:
             return
-        repeats: Counter[tuple[str, str]] = Counter()
-        for received in durable:
-            batch = received.batch
-            seen = self._sequences.see(batch.site, batch.agent, batch.seq)
-            if seen.repeat:
-                repeats[(batch.site, batch.agent)] += 1
-            elif seen.epoch:
-                log.warning(
-                    "sequence restarted: seq far from every earlier one, counting anew",
-                    extra=fields(
-                        site=batch.site,
-                        agent=batch.agent,
-                        seq=batch.seq,
-                        max_jump=self._sequences.max_jump,
-                    ),
-                )
-            elif seen.gap:
-                log.warning(
-                    "sequence gap: batches not received (yet)",
-                    extra=fields(
-                        site=batch.site,
-                        agent=batch.agent,
-                        seq=batch.seq,
-                        missing=seen.gap,
-                        missing_now=self._sequences.agents[(batch.site, batch.agent)].missing(),
-                    ),
-                )
-        for (site, agent), count in repeats.items():
-            log.info(
-                "sequence repeats: batches delivered again",
-                extra=fields(site=site, agent=agent, batches=count),
-            )
+        if self._stored is not None:
+            # A replica: every replica's tracker learns of the batches from the notice.
+            try:
+                await self._stored([r.batch for r in durable])
+            except ConnectionError:
+                return  # stopping: unacknowledged, so delivered again (a repeat)
+            for received in durable:
+                received.ack()
+            return
+        see_all(self._sequences, ((r.batch.site, r.batch.agent, r.batch.seq) for r in durable))
         # Saved before the acks: a restart then never reports gaps for acked batches. The
         # fsync runs off the event loop, which meanwhile keeps receiving. The messages are
         # durable already: a disk that cannot take this file costs at most false gap

@@ -27,6 +27,7 @@ COLLECTORS = [
     "configs/collector.example.yaml",
     "configs/collector.central.example.yaml",
     "configs/collector.single-plant.example.yaml",
+    "configs/collector.replicas.example.yaml",
 ]
 
 

@@ -18,6 +18,9 @@ def per_host(program: str) -> str:
     return f"greengauge-{program}-{socket.gethostname()}"
 
 
-def client_id(settings: BrokerSettings, default: str, role: str = "") -> str:
+def client_id(settings: BrokerSettings, default: str, role: str = "", instance: str = "") -> str:
+    """`instance`: one of several processes sharing a configured id (a collector replica),
+    stable across its restarts so that the broker gives it back its session."""
     base = settings.client_id or default
-    return f"{base}-{role}" if role else base
+    parts = [base, instance, role]
+    return "-".join(p for p in parts if p)
