@@ -290,7 +290,8 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
 
 def _report(config: CollectorConfig, args: argparse.Namespace) -> int:
     from collector.accounting.db import FILE, AccountingDB  # noqa: PLC0415
-    from collector.reports.build import ReportError, build  # noqa: PLC0415
+    from collector.reports.build import build  # noqa: PLC0415
+    from collector.reports.period import ReportError  # noqa: PLC0415
     from collector.reports.plot import plot  # noqa: PLC0415
     from collector.reports.render import render  # noqa: PLC0415
     from collector.reports.workbook import render_xlsx  # noqa: PLC0415

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from collector.accounting.engine import SITE_LINE, Accounting, meter_totals
+from collector.accounting.engine import Accounting
+from collector.accounting.queries import meter_totals
+from collector.accounting.targets import SITE_LINE
 from collector.plant import AccountingConfig
 from collector.stores.lineprotocol import Point
 from greengauge.contract import MeterReading, Quantity, ReadingBatch

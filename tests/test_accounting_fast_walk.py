@@ -1,4 +1,4 @@
-"""The walk's in-line shortcut (engine._in_line: a reading in line with the good one
+"""The walk's in-line shortcut (account_pass._in_line: a reading in line with the good one
 before it is measured without the walker) gives exactly what the walker alone gives, for
 any counter readings (zero reads, jitter, glitches, jumps, wraps, gaps, swaps) delivered
 in any passes, and a recompute gives it again; allocate_ms is allocate in epoch ms."""
@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_accounting_event_time import batch, config, minute_rows
 
-from collector.accounting import engine
+from collector.accounting import passes as account_pass
+from collector.accounting import targets
 from collector.accounting.engine import Accounting
 from collector.accounting.swaps import record_swap
 from collector.ledger.counters import Replacement
@@ -96,7 +97,7 @@ def test_the_in_line_shortcut_gives_what_the_walker_gives(
     swap = None if swap_at is None else readings[swap_at]
     fast = _account(tmp_path_factory.mktemp("fast"), passes, swap)
     in_order = _account(tmp_path_factory.mktemp("in-order"), [readings], swap)
-    with mock.patch.object(engine, "_in_line", lambda *_: None):
+    with mock.patch.object(account_pass, "_in_line", lambda *_: None):
         walker_only = _account(tmp_path_factory.mktemp("walker"), passes, swap)
     assert fast == walker_only
     assert fast == in_order
@@ -104,12 +105,12 @@ def test_the_in_line_shortcut_gives_what_the_walker_gives(
 
 def test_the_shortcut_takes_the_plain_readings() -> None:
     """It measures a plain rise, and leaves gaps, falls, steps and wraps to the walker."""
-    spec = engine._spec(CounterSettings(max_rate=60.0, tolerance=0.5))
-    assert engine._in_line(spec, 0, 10.0, 60_000, 11.0) == 1.0
-    assert engine._in_line(spec, 0, 10.0, 60_000, 9.75) == 0.0  # jitter within tolerance
-    assert engine._in_line(spec, 0, 10.0, 300_001, 11.0) is None  # a gap
-    assert engine._in_line(spec, 0, 10.0, 60_000, 9.0) is None  # a fall
-    assert engine._in_line(spec, 0, 10.0, 60_000, 12.0) is None  # above max_rate
+    spec = targets._spec(CounterSettings(max_rate=60.0, tolerance=0.5))
+    assert account_pass._in_line(spec, 0, 10.0, 60_000, 11.0) == 1.0
+    assert account_pass._in_line(spec, 0, 10.0, 60_000, 9.75) == 0.0  # jitter within tolerance
+    assert account_pass._in_line(spec, 0, 10.0, 300_001, 11.0) is None  # a gap
+    assert account_pass._in_line(spec, 0, 10.0, 60_000, 9.0) is None  # a fall
+    assert account_pass._in_line(spec, 0, 10.0, 60_000, 12.0) is None  # above max_rate
 
 
 ms_amounts = st.lists(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from collector.accounting.db import AccountingDB, MinuteRow, ms
-from collector.accounting.engine import output_series
+from collector.accounting.targets import output_series
 from collector.api import trust
 from collector.ledger.alerts import AlarmState, Phase
 from collector.plant import AccountingConfig, SiteConfig, resolve_benchmark

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.accounting.engine import SITE_LINE, Accounting
+from collector.accounting.engine import Accounting
+from collector.accounting.targets import SITE_LINE
 from collector.ledger.intensity import Window
 from collector.plant import AccountingConfig, Carrier
 from collector.stores.lineprotocol import Point, batch_lines, point_lines

@@ -30,7 +30,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from collector.accounting.db import AccountingDB, MinuteRow, ms
-from collector.accounting.engine import output_series
+from collector.accounting.targets import output_series
 from collector.plant import AccountingConfig
 from collector.platform.catalogue import catalogue
 from collector.platform.indicators import (
@@ -43,7 +43,8 @@ from collector.platform.indicators import (
     parse_day,
     slot_span,
 )
-from collector.reports.build import ReportError, build
+from collector.reports.build import build
+from collector.reports.period import ReportError
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 10, 15)

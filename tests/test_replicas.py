@@ -27,7 +27,7 @@ from test_accounting_engine import config as accounting_config
 from test_accounting_engine import readings as accounting_readings
 from test_mqtt_fallback_e2e import Refusing
 
-from collector.accounting.engine import meter_totals
+from collector.accounting.queries import meter_totals
 from collector.app import CollectorApp
 from collector.config import CollectorConfig, DeadLetterSettings, WriteSettings
 from collector.deadletters import DeadLetters

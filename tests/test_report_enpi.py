@@ -33,12 +33,13 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collector.accounting.db import AccountingDB, MinuteRow, ms
-from collector.accounting.engine import output_series
+from collector.accounting.targets import output_series
 from collector.baselines import parse_degree_days
 from collector.ledger.baseline import MAX_CV_RMSE, MIN_R2, BaselineError, cusum, fit
 from collector.plant import AccountingConfig
-from collector.reports.breakdown import local_days, month_of
+from collector.reports.breakdown import month_of
 from collector.reports.build import build
+from collector.reports.period import local_days
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 AFTER = datetime(2026, 12, 2, tzinfo=UTC)

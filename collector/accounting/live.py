@@ -20,7 +20,8 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from collector.accounting.db import MinuteRow, ms
-from collector.accounting.engine import MINUTE, Accounting, output_series
+from collector.accounting.engine import MINUTE, Accounting
+from collector.accounting.targets import output_series
 from collector.acks import Progress
 from collector.guard import Guard
 from collector.ingest import Ingest, Message

@@ -19,7 +19,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from collector.accounting.db import AccountingDB, FindingRow, ms
-from collector.accounting.engine import END_OF_TIME, Target, _targets, account, scaled
+from collector.accounting.passes import END_OF_TIME, account
+from collector.accounting.targets import Target, scaled, targets_of
 from collector.ledger.counters import Issue, Replacement, Sample, deltas
 from collector.plant import AccountingConfig
 from greengauge.common.logs import fields
@@ -50,7 +51,7 @@ def record_swap(
     site = config.site(site_id)
     if site is None:
         raise SwapRejected(f"site {site_id!r} is not in the plant model")
-    targets = _targets(config, site).get(meter_id)
+    targets = targets_of(config, site).get(meter_id)
     if not targets:
         raise SwapRejected(f"site {site_id!r} has no counter meter {meter_id!r}")
     if any(t.integrate for t in targets):

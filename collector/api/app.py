@@ -38,8 +38,9 @@ from collector.api.settings import ApiSettings
 from collector.metrics import CONTENT_TYPE, CollectorMetrics
 from collector.notify.alerts import AlertNotices
 from collector.plant import SwapRecord
-from collector.reports.build import ReportError, build
+from collector.reports.build import build
 from collector.reports.csvfile import render_csv
+from collector.reports.period import ReportError
 from collector.reports.render import json_safe
 from collector.reports.workbook import XLSX_MEDIA_TYPE, render_xlsx
 from collector.state.hub import LiveHub

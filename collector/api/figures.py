@@ -14,15 +14,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, ms
-from collector.accounting.engine import (
-    Accounting,
-    Figure,
-    line_figures,
-    meter_totals,
-    output_series,
-    site_figures,
-    standing,
-)
+from collector.accounting.engine import Accounting
+from collector.accounting.queries import Figure, line_figures, meter_totals, site_figures, standing
+from collector.accounting.targets import output_series
 from collector.api import trust
 from collector.ledger.emissions import by_scope
 from collector.ledger.intensity import Window, window_start

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, ms
-from collector.accounting.engine import output_series
+from collector.accounting.targets import output_series
 from collector.ledger.alerts import Phase
 from collector.ledger.intensity import Window, window_start
 from collector.plant import Judged, LineConfig, OutputFromMeter, SiteConfig

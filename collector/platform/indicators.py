@@ -26,7 +26,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, ms
-from collector.accounting.engine import line_totals, meter_totals
+from collector.accounting.queries import line_totals, meter_totals
 from collector.ledger.intensity import Window
 from collector.ledger.series import reaches
 from collector.plant import (
@@ -39,7 +39,8 @@ from collector.plant import (
     resolve_benchmark,
 )
 from collector.platform.catalogue import Catalogue, Period, catalogue
-from collector.reports.build import ReportError, figure_quality, meter_parts, month_bounds
+from collector.reports.build import figure_quality, meter_parts
+from collector.reports.period import ReportError, month_bounds
 from greengauge.common.i18n import _
 
 ADDITIVE: Final = ("total_energy", "carrier_amount", "carrier_energy", "product_output")

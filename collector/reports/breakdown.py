@@ -9,32 +9,22 @@ parts."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from collector.accounting.db import AccountingDB, from_ms, ms
-from collector.accounting.engine import line_totals, site_totals
+from collector.accounting.queries import line_totals, site_totals
 from collector.ledger.intensity import Window
 from collector.ledger.series import reaches
 from collector.plant import AccountingConfig, Judged, SiteConfig, min_output, resolve_benchmark
+from collector.reports.enpi import baselines
+from collector.reports.period import local_days, month_bounds, site_unit
 
 NO_DATA = "no_data"
 """A comparison month the accounting database holds nothing for."""
 GAP_SHARE = 0.9
 """A day whose site figure is measured for less than this share of its minutes is marked
 as a gap (the provincial platform's completeness requirement is 90 %)."""
-
-
-def local_days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """The local days of [start, end) (midnights in the zone of `start`): a day is 23 or
-    25 hours long where the clocks change."""
-    day = start
-    while day < end:
-        # +26 h then back to midnight lands on the next local day whatever its length.
-        nxt = (day + timedelta(days=1, hours=2)).replace(hour=0)
-        yield day, min(nxt, end)
-        day = nxt
 
 
 def per_unit(judged: Judged, kgce: float, kgco2: float, kwh: float) -> float:
@@ -47,12 +37,6 @@ def month_of(month: str, offset: int) -> str:
     year, mon = (int(x) for x in month.split("-"))
     index = year * 12 + mon - 1 + offset
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def site_unit(site: SiteConfig) -> str | None:
-    """The one output unit of the site's lines, if they share one."""
-    units = {x.output_unit for x in site.lines}
-    return units.pop() if len(units) == 1 else None
 
 
 def line_carriers(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -173,7 +157,6 @@ def month_summary(
     config: AccountingConfig, db: AccountingDB, site: SiteConfig, month: str
 ) -> dict[str, Any] | None:
     """A month's site and line totals, or None when the database has nothing for it."""
-    from collector.reports.build import month_bounds  # noqa: PLC0415 - build calls this module
 
     start, end = month_bounds(month, site)
     a, b = ms(start), ms(end)
@@ -278,7 +261,6 @@ def extend(
     now: datetime,
 ) -> dict[str, Any]:
     """The report's keys this module adds."""
-    from collector.reports.enpi import baselines  # noqa: PLC0415 - enpi imports this module
 
     by_line = line_carriers(report)
     return {

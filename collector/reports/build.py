@@ -25,7 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, from_ms, ms
-from collector.accounting.engine import meter_factors, output_series, standing
+from collector.accounting.queries import standing
+from collector.accounting.targets import meter_factors, output_series
 from collector.ledger import data
 from collector.ledger.benchmarks import grade, position
 from collector.ledger.carbon import market_based
@@ -51,7 +52,9 @@ from collector.plant import (
     min_output,
     resolve_benchmark,
 )
+from collector.reports.breakdown import extend
 from collector.reports.numbers import ROUNDING_RULE
+from collector.reports.period import ReportError, month_bounds
 from greengauge.common.i18n import N_
 
 QUALITY_KEY: Final = {
@@ -70,21 +73,6 @@ QUALITY_MEANING: Final = {
     Quality.LOWER_BOUND: N_("a counter reset or meter swap left part of the interval unmeasured"),
     Quality.ESTIMATED: N_("integrated from power readings (the meter has no energy counter)"),
 }
-
-
-class ReportError(ValueError):
-    """The report cannot be made (unknown site, bad month)."""
-
-
-def month_bounds(month: str, site: SiteConfig) -> tuple[datetime, datetime]:
-    try:
-        year, mon = (int(x) for x in month.split("-"))
-        start = datetime(year, mon, 1, tzinfo=site.tz)
-        # in the try: the month after 9999-12 is past the calendar
-        end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=site.tz)
-    except ValueError as exc:
-        raise ReportError(f"month {month!r}: give YYYY-MM") from exc
-    return start, end
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -266,7 +254,6 @@ def _breakdowns(
     now: datetime,
 ) -> dict[str, Any]:
     """Breakdowns, days, comparisons and energy baselines (collector.reports.breakdown)."""
-    from collector.reports.breakdown import extend  # noqa: PLC0415 - it imports this module
 
     return extend(config, db, site, report, (m.start, m.end), now)
 

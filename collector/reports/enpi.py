@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from collector.accounting.db import AccountingDB, ms
-from collector.accounting.engine import line_totals, site_totals
+from collector.accounting.queries import line_totals, site_totals
 from collector.baselines import EnergyBaseline
 from collector.ledger.baseline import (
     MAX_CV_RMSE,
@@ -26,7 +26,7 @@ from collector.ledger.baseline import (
     fit,
 )
 from collector.plant import AccountingConfig, SiteConfig
-from collector.reports.breakdown import local_days, site_unit
+from collector.reports.period import local_days, month_bounds, site_unit
 
 GRANULARITY: Final = "day"
 """One observation per local day with data: a month has enough of them for a model on
@@ -129,7 +129,6 @@ def baseline_figures(
     now: datetime,
 ) -> dict[str, Any]:
     """One baseline: the model over its period, and the report month (`span`) against it."""
-    from collector.reports.build import month_bounds  # noqa: PLC0415 - build calls this module
 
     period = (
         month_bounds(baseline.first_month, site)[0],
