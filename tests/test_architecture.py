@@ -33,6 +33,7 @@ PURE_MODULES = [
     "agent/profiles/model.py",
     "agent/simulator/values.py",
     "collector/validate.py",
+    "collector/fastpath.py",
     "collector/state/latest.py",
     "collector/stores/lineprotocol.py",
     *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collector/ledger").glob("*.py")),
