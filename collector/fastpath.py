@@ -135,18 +135,44 @@ def fast_batch(topic_name: str, payload: bytes) -> FastBatch | None:
         return None
 
 
+# Ids and topics seen valid: a fleet sends the same ones again and again. Bounded (emptied
+# when full), so that invented ids cannot grow them without end.
+_MEMO_SIZE: Final = 65536
+_valid_ids: set[str] = set()
+_reading_topics: dict[str, tuple[str, str]] = {}
+
+
+def _valid_id(value: str) -> None:
+    if value not in _valid_ids:
+        check_id(value)
+        if len(_valid_ids) >= _MEMO_SIZE:
+            _valid_ids.clear()
+        _valid_ids.add(value)
+
+
+def _readings_topic(name: str) -> tuple[str, str]:
+    """Site and agent of a readings topic (its ids valid); raise otherwise."""
+    found = _reading_topics.get(name)
+    if found is None:
+        site, agent, kind = parse_topic(name)
+        _require(kind is Topic.READINGS)
+        _valid_id(site)
+        _valid_id(agent)
+        if len(_reading_topics) >= _MEMO_SIZE:
+            _reading_topics.clear()
+        found = _reading_topics[name] = (site, agent)
+    return found
+
+
 def _decoded(topic_name: str, payload: bytes) -> FastBatch:
     _require(b"\\" not in payload)
-    site, agent, kind = parse_topic(topic_name)
+    site, agent = _readings_topic(topic_name)
     raw = _batch_decoder.decode(payload)
-    _require(kind is Topic.READINGS and (raw.site, raw.agent) == (site, agent))
+    _require((raw.site, raw.agent) == (site, agent))
     _require(bool(raw.readings) and 0 <= raw.seq <= MAX_SEQ)
-    check_id(site)
-    check_id(agent)
     members = len(_BATCH_SET) + (raw.schema_version is not msgspec.UNSET)
     colons = site.count(":") + agent.count(":")
-    # Meters and times repeat within a batch: each is checked once.
-    meters: set[str] = set()
+    # Times repeat within a batch: each is read once.
     instants: dict[str, tuple[datetime, int]] = {}
     readings: list[MeterReading] = []
     lines: list[str] = []
@@ -155,9 +181,7 @@ def _decoded(topic_name: str, payload: bytes) -> FastBatch:
         if item.custom is not msgspec.UNSET or isinstance(item.values, msgspec.UnsetType):
             raise _Undecided
         meter = item.meter
-        if meter not in meters:
-            check_id(meter)
-            meters.add(meter)
+        _valid_id(meter)
         text = item.ts
         instant = instants.get(text)
         if instant is None:
