@@ -110,7 +110,6 @@ QUANTITIES = [
     "energy_reactive_export",
     "energy_reactive_total",
 ]
-VALUES_PER_MESSAGE = METERS_PER_AGENT * len(QUANTITIES)
 QUEUE_FULL = paho.MQTT_ERR_QUEUE_SIZE
 # A step's agents are new series in VM, which makes new series searchable ~9 s after their
 # first write (bench/limits.py, vm-visibility "new"), later than new points of known
@@ -125,12 +124,16 @@ STORED_AGE = "greengauge_collector_reading_stored_age_seconds"
 class Feed:
     """Pre-rendered reading batches of one agent; only seq and ts change per message."""
 
-    def __init__(self, agent: str) -> None:
+    def __init__(
+        self, agent: str, meters: int = METERS_PER_AGENT, quantities: int = len(QUANTITIES)
+    ) -> None:
         self.agent = agent
         self.seq = 0
-        values = ",".join(f'"{q}":{230.0 + i * 1.125}' for i, q in enumerate(QUANTITIES))
-        meters = ["probe"] + [f"m{i:03d}" for i in range(1, METERS_PER_AGENT)]
-        self._parts = [f'{{"meter":"{m}","ts":"' for m in meters]
+        self.values = meters * quantities
+        names = QUANTITIES[:quantities]
+        values = ",".join(f'"{q}":{230.0 + i * 1.125}' for i, q in enumerate(names))
+        meter_ids = ["probe"] + [f"m{i:03d}" for i in range(1, meters)]
+        self._parts = [f'{{"meter":"{m}","ts":"' for m in meter_ids]
         self._tail = f'","values":{{{values}}}}}'
         self.topic = f"greengauge/v1/bench/{agent}/readings"
 
@@ -208,7 +211,8 @@ def stored(vm: VictoriaMetrics, agents: str, first_ms: int, last_ms: int) -> int
             "time": f"{last_ms / 1000:.3f}",
         }
     )
-    data = json.loads(_get(f"{vm.url}/api/v1/query?{query}"))
+    # A count over millions of fresh points can take VM a while on a busy machine.
+    data = json.loads(_get(f"{vm.url}/api/v1/query?{query}", timeout=180))
     result = data["data"]["result"]
     return int(float(result[0]["value"][1])) if result else 0
 
@@ -345,9 +349,11 @@ def run_step(  # noqa: PLR0915
     prober: Prober,
     max_lag: float,
     metrics_url: str | None,
+    shape: tuple[int, int] = (METERS_PER_AGENT, len(QUANTITIES)),
 ) -> dict[str, Any]:
-    agents = max(1, round(rate / VALUES_PER_MESSAGE))
-    feeds = [Feed(f"a{rate}-{i:03d}") for i in range(agents)]
+    per_message = shape[0] * shape[1]
+    agents = max(1, round(rate / per_message))
+    feeds = [Feed(f"a{rate}-{i:03d}", *shape) for i in range(agents)]
     before = inserted(vm)
     start = math.floor(time.time()) + 1.0
     sent = published = 0
@@ -385,13 +391,13 @@ def run_step(  # noqa: PLR0915
                 time.sleep(0.001)
             if info.rc != paho.MQTT_ERR_SUCCESS:
                 raise RuntimeError(f"publish failed: {info.rc}")
-            sent += VALUES_PER_MESSAGE
+            sent += per_message
             if measured:
                 # Stamped before the bound let it go: waits here count in every latency.
                 waits.append(time.time() - ts)
                 first_ms = first_ms or ms
                 last_ms = ms
-                published += VALUES_PER_MESSAGE
+                published += per_message
         second += 1
     assert load is not None
     published_at = time.time()
@@ -432,6 +438,7 @@ def run_step(  # noqa: PLR0915
         "sustained": count >= published and lag is not None and lag <= max_lag,
         "collector_cpu_s": round(collector_cpu, 2),
         "collector_cpu_s_per_1000_values": round(1000 * collector_cpu / published, 4),
+        "collector_cpu_ms_per_message": round(1000 * collector_cpu * per_message / published, 4),
         "collector_values_per_cpu_s": round(published / collector_cpu) if collector_cpu else None,
         "vm_cpu_s": round(cpu1["vm"] - cpu0["vm"], 2),
         "mosquitto_cpu_s": round(cpu1["mosquitto"] - cpu0["mosquitto"], 2),
@@ -456,6 +463,13 @@ def main() -> None:  # noqa: PLR0915
     )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
+    parser.add_argument(
+        "--meters", type=int, default=METERS_PER_AGENT, help="readings a message (1: one a message)"
+    )
+    parser.add_argument(
+        "--quantities", type=int, default=len(QUANTITIES), help="values a reading (at most 39)"
+    )
+    parser.add_argument("--label", help="what was measured (e.g. the code's commit), saved")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     work = VAR / "collector" / f"{args.peer}-{time.strftime('%Y%m%dT%H%M%S')}"
@@ -464,6 +478,9 @@ def main() -> None:  # noqa: PLR0915
         "bench": "collector",
         "peer": args.peer,
         "max_delay": args.max_delay,
+        "label": args.label,
+        "meters_per_message": args.meters,
+        "values_per_reading": args.quantities,
         "machine": machine(),
         "steps": [],
     }
@@ -472,7 +489,11 @@ def main() -> None:  # noqa: PLR0915
         broker.start()
         stack.callback(broker.stop)
         # Every agent of every step is new series (3900 each): a fleet, as in production.
-        vm = VictoriaMetrics(work / "vm", extra_args=["-search.maxUniqueTimeseries=10000000"])
+        vm = VictoriaMetrics(
+            work / "vm",
+            # The loss count reads every point of a step: give it the time it takes.
+            extra_args=["-search.maxUniqueTimeseries=10000000", "-search.maxQueryDuration=5m"],
+        )
         vm.start()
         stack.callback(vm.stop)
         metrics_url = None
@@ -503,7 +524,10 @@ def main() -> None:  # noqa: PLR0915
             "feeder": os.getpid(),  # this process: publisher and prober
         }
         for rate in (int(r) for r in args.rates.split(",")):
-            step = run_step(rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url)
+            shape = (args.meters, args.quantities)
+            step = run_step(
+                rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url, shape
+            )
             print(json.dumps(step), flush=True)
             run["steps"].append(step)
             if collector.poll() is not None:

@@ -9,7 +9,7 @@ after a reconnect (clean_session False / MQTT 5 session that does not expire, a 
 client id, QoS 1).
 
 paho runs its network loop in its own thread (loop_start); its callbacks hand every
-event to the asyncio loop with `call_soon_threadsafe`, which also keeps them in order.
+event to the asyncio loop in order, messages in bursts (collector.handoff).
 `Client.ack` may be called from the asyncio thread: it only queues the packet and wakes
 paho's thread, as `publish` from another thread does. Each connection is a new paho
 client, and an acknowledgement for a message of an earlier connection is not sent: the
@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from collector.acks import OrderedAcks, Progress
+from collector.handoff import Handoff
 from greengauge.common.backoff import Backoff
 from greengauge.common.broker import BrokerSettings
 from greengauge.common.logs import fields
@@ -133,11 +134,10 @@ class Ingest:
         )
 
         received: Callable[..., None] = self._received  # paho types the payload loosely
+        handoff: Handoff[tuple[Any, ...]] = Handoff(loop, lambda item: received(acks, *item))
 
         def on_message(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
-            loop.call_soon_threadsafe(
-                received, acks, message.mid, message.qos, message.topic, message.payload
-            )
+            handoff.put((message.mid, message.qos, message.topic, message.payload))
 
         client.on_message = on_message
         connect: dict[str, Any] = {}

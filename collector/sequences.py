@@ -114,6 +114,10 @@ class SequenceTracker:
         self.max_jump = max_jump
         self.max_agents = max_agents
         self.forgotten = 0
+        # Each agent's entry of the state file as last written: the file is written after
+        # every store write, and re-encoding only the agents that changed keeps that cheap
+        # with thousands of agents.
+        self._entries: dict[tuple[str, str], str] = {}
 
     def see(self, site: str, agent: str, seq: int) -> Seen:
         key = (site, agent)
@@ -121,11 +125,15 @@ class SequenceTracker:
         if seqs is None:
             seqs = self.agents[key] = AgentSeqs()
             if len(self.agents) > self.max_agents:
-                self.agents.popitem(last=False)
+                gone, _ = self.agents.popitem(last=False)
+                self._entries.pop(gone, None)
                 self.forgotten += 1
         else:
             self.agents.move_to_end(key)
-        return seqs.see(seq, self.max_jump)
+        seen = seqs.see(seq, self.max_jump)
+        if not seen.repeat:
+            self._entries.pop(key, None)
+        return seen
 
     @property
     def repeats(self) -> int:
@@ -136,12 +144,13 @@ class SequenceTracker:
         return sum(a.missing() for a in self.agents.values())
 
     def to_json(self) -> str:
-        return json.dumps(
-            [
-                {"site": site, "agent": agent, "ranges": seqs.ranges}
-                for (site, agent), seqs in self.agents.items()
-            ]
-        )
+        entries = self._entries
+        for key, seqs in self.agents.items():
+            if key not in entries:
+                site, agent = key
+                entries[key] = json.dumps({"site": site, "agent": agent, "ranges": seqs.ranges})
+        # What json.dumps gives for the whole list, least recently seen first.
+        return "[" + ", ".join([entries[key] for key in self.agents]) + "]"
 
     @classmethod
     def from_json(

@@ -9,11 +9,13 @@ from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
+from collector.fastpath import MAX_VALUE as FAST_MAX_VALUE
+from collector.fastpath import fast_batch
 from greengauge.contract import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
 DEFAULT_MAX_AGE: Final = timedelta(days=3650)
-MAX_VALUE: Final = 1e18
+MAX_VALUE: Final = FAST_MAX_VALUE
 """Largest magnitude of a reading's value: far beyond any meter (1e18 W, kWh, m3...),
 and far enough below float overflow that sums, differences and kgce of any number of
 them stay finite. Checked here, not in the wire model, so that an agent never fails
@@ -126,7 +128,15 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
 
 
 def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
-    """The batch a readings message carries; raise Rejected with the reason otherwise."""
+    """The batch a readings message carries; raise Rejected with the reason otherwise.
+
+    The fast path (msgspec) accepts what the strict models accept; whatever it does not
+    decide is validated by them, for the verdict and the reason."""
+    return fast_batch(topic_name, payload) or strict_reading_batch(topic_name, payload)
+
+
+def strict_reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
+    """reading_batch by the pydantic models alone: the contract the fast path keeps."""
     batch = agent_message(topic_name, payload, Topic.READINGS, ReadingBatch)
     for index, reading in enumerate(batch.readings):
         for name, value in reading.items():

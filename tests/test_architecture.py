@@ -32,6 +32,7 @@ PURE_MODULES = [
     "agent/profiles/model.py",
     "agent/simulator/values.py",
     "collector/validate.py",
+    "collector/fastpath.py",
     "collector/state/latest.py",
     "collector/stores/lineprotocol.py",
     "collector/stats.py",

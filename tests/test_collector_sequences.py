@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collector import sequences
@@ -138,3 +138,26 @@ def test_the_state_round_trips(seen: dict[tuple[str, str], list[int]]) -> None:
     assert {k: v.ranges for k, v in restored.agents.items()} == {
         k: v.ranges for k, v in tracker.agents.items()
     }
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seen=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", 'q"\\']), st.integers(0, 30)), max_size=60
+    ),
+    every=st.integers(1, 7),
+)
+def test_the_state_written_is_what_json_makes_of_it_whenever_it_is_written(
+    seen: list[tuple[str, int]], every: int
+) -> None:
+    """The state file reuses the entries of agents that did not change since the last
+    write: written at any moment, it is what encoding every agent anew gives."""
+    tracker = SequenceTracker(max_jump=10, max_agents=3)
+    for index, (agent, seq) in enumerate(seen):
+        tracker.see("s", agent, seq)
+        if index % every == 0:
+            fresh = [
+                {"site": site, "agent": name, "ranges": seqs.ranges}
+                for (site, name), seqs in tracker.agents.items()
+            ]
+            assert tracker.to_json() == json.dumps(fresh)

@@ -10,7 +10,9 @@ the work). Field keys are the quantity names, canonical then user-named (`x_...`
 escaping either, and their prefix keeps them apart from canonical fields; their units
 are not in the line: the API shows them from the readings). Every value is a float
 written with `repr`, so it parses back to the identical double and never carries the
-`i` suffix that would make it an integer field and conflict with earlier points.
+`i` suffix that would make it an integer field and conflict with earlier points. A
+batch the fast path decoded (collector.fastpath) brings each reading's fields as the
+agent wrote them: JSON numbers, which are valid line-protocol floats, never integers.
 
 Built with plain string operations: a collector turns hundreds of thousands of values
 a second into lines, and per-point objects would cost more than the HTTP write.
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from collector.fastpath import FastBatch
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 MEASUREMENT: Final = "reading"
@@ -77,6 +80,10 @@ def batch_lines(batches: Sequence[ReadingBatch]) -> bytes:
     for batch in batches:
         head = f"{MEASUREMENT},agent={escape_tag(batch.agent)},meter="
         tail = f",site={escape_tag(batch.site)} "
+        if isinstance(batch, FastBatch):  # fields and time as they arrived
+            for reading, rest in zip(batch.readings, batch.line_tails, strict=True):
+                append(f"{head}{escape_tag(reading.meter)}{tail}{rest}")
+            continue
         for reading in batch.readings:
             append(
                 f"{head}{escape_tag(reading.meter)}{tail}"
