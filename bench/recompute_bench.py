@@ -32,10 +32,10 @@ from typing import Any
 
 from common import VAR, MachineLoad, cpu_seconds, machine, memory_kib, save_result
 
+from collector.accounting.core.counters import Sample
 from collector.accounting.db import _SCHEMA, FILE
 from collector.accounting.engine import Accounting
 from collector.accounting.passes import account
-from collector.ledger.counters import Sample
 from collector.plant import AccountingConfig
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 

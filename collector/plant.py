@@ -31,9 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from collector.baselines import DegreeDays, EnergyBaseline, check_baselines
-from collector.ledger import data
-from collector.ledger.conversion import (
+from collector.accounting.core import data
+from collector.accounting.core.conversion import (
     ELECTRICITY,
     CoalBasis,
     Configured,
@@ -41,10 +40,11 @@ from collector.ledger.conversion import (
     MissingCoefficient,
     coefficient,
 )
-from collector.ledger.counters import MODULUS_NEEDS_RATE, Replacement
-from collector.ledger.factors import Confidence, EnergyLimit, GridFactor, NdrcLevel
-from collector.ledger.intensity import Shift, Window
-from collector.ledger.tou import Period, Season, TouCalendar
+from collector.accounting.core.counters import MODULUS_NEEDS_RATE, Replacement
+from collector.accounting.core.factors import Confidence, EnergyLimit, GridFactor, NdrcLevel
+from collector.accounting.core.intensity import Shift, Window
+from collector.accounting.core.tou import Period, Season, TouCalendar
+from collector.baselines import DegreeDays, EnergyBaseline, check_baselines
 from greengauge.common.configfile import MAX_FILE_BYTES, ConfigError, read_text
 from greengauge.contract import CUSTOM_PREFIX, Id, Quantity
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from collector.accounting.core.conversion import CoalBasis
 from collector.config import load_config
-from collector.ledger.conversion import CoalBasis
 from collector.plant import AccountingConfig, resolve_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,10 +17,10 @@ from test_accounting_event_time import batch, config, minute_rows
 
 from collector.accounting import passes as account_pass
 from collector.accounting import targets
+from collector.accounting.core.counters import Replacement
+from collector.accounting.core.series import Amount, Quality, allocate, allocate_ms
 from collector.accounting.engine import Accounting
 from collector.accounting.swaps import record_swap
-from collector.ledger.counters import Replacement
-from collector.ledger.series import Amount, Quality, allocate, allocate_ms
 from collector.plant import CounterSettings
 from greengauge.contract import Quantity, ReadingBatch
 

@@ -1,6 +1,6 @@
 """Properties of the accounting engine fed any counter readings a broken, swapped, reset,
 zero-reading, jumping or wrapping meter might send, delivered in any order, some batches
-twice (the ledger's own properties, on `deltas` alone, are in test_ledger_counters.py):
+twice (the ledger's own properties, on `deltas` alone, are in test_core_counters.py):
 
 - the minutes, findings and the month's report are those of in-order delivery;
 - no minute holds more than the meter can count in it (max_rate), none is negative, and

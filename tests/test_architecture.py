@@ -42,7 +42,7 @@ PURE_MODULES = [
         f"collector/reports/{name}.py"
         for name in ("build", "numbers", "table", "csvfile", "render", "period")
     ),
-    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collector/ledger").glob("*.py")),
+    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "collector/accounting/core").glob("*.py")),
 ]
 
 

@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from processes import write_yaml
 from test_api import READ, SITE, WRITE, make_rig, tokens
 
+from collector.accounting.core.counters import Replacement
 from collector.accounting.engine import Accounting
 from collector.accounting.queries import meter_totals
 from collector.accounting.swaps import SwapRejected, record_swap
 from collector.config import load_config
-from collector.ledger.counters import Replacement
 from collector.plant import AccountingConfig
 from collector.reports.build import build
 from collector.reports.render import render

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.accounting.core.counters import Issue
+from collector.accounting.core.intensity import Window
 from collector.api.app import STATIC
 from collector.api.principals import Role, Via
-from collector.ledger.counters import Issue
-from collector.ledger.intensity import Window
 from collector.reports.build import QUALITY_KEY
 from greengauge.contract import Quantity
 

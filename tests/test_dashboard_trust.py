@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from collector.accounting.core.alerts import AlarmState, Phase
 from collector.accounting.db import AccountingDB, MinuteRow, ms
 from collector.accounting.targets import output_series
 from collector.api import trust
-from collector.ledger.alerts import AlarmState, Phase
 from collector.plant import AccountingConfig, SiteConfig, resolve_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent

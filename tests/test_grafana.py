@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 
+from collector.accounting.core.intensity import Window
 from collector.accounting.engine import Accounting
 from collector.accounting.targets import SITE_LINE
-from collector.ledger.intensity import Window
 from collector.plant import AccountingConfig, Carrier
 from collector.stores.lineprotocol import Point, batch_lines, point_lines
 from greengauge.contract import MeterReading, Quantity, ReadingBatch

@@ -25,10 +25,10 @@ from servers import HOST, Mosquitto, free_port
 from agent.config import AgentConfig
 from agent.publish.outbox import Outbox
 from agent.publish.publisher import Publisher
+from collector.accounting.core.alerts import AlarmState, AlertEvent, EventKind, Phase
 from collector.accounting.db import AccountingDB
 from collector.alerts_publisher import AlertsPublisher
 from collector.ingest import Ingest, Message
-from collector.ledger.alerts import AlarmState, AlertEvent, EventKind, Phase
 from greengauge.common.broker import BrokerSettings
 from greengauge.contract import MeterReading, Quantity, ReadingBatch, alerts_topic
 

@@ -32,10 +32,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from collector.accounting.core.baseline import MAX_CV_RMSE, MIN_R2, BaselineError, cusum, fit
 from collector.accounting.db import AccountingDB, MinuteRow, ms
 from collector.accounting.targets import output_series
 from collector.baselines import parse_degree_days
-from collector.ledger.baseline import MAX_CV_RMSE, MIN_R2, BaselineError, cusum, fit
 from collector.plant import AccountingConfig
 from collector.reports.breakdown import month_of
 from collector.reports.build import build

@@ -39,11 +39,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from collector.accounting.core import data
+from collector.accounting.core.emissions import by_scope, process
+from collector.accounting.core.factors import Confidence
 from collector.accounting.engine import Accounting
 from collector.api import figures
-from collector.ledger import data
-from collector.ledger.emissions import by_scope, process
-from collector.ledger.factors import Confidence
 from collector.plant import CARRIER_SCOPE, AccountingConfig, Carrier
 from collector.reports.build import build
 from collector.reports.numbers import TERMS, term

@@ -2,7 +2,7 @@
 
 One SQLite file in the collector's data_dir (WAL, synchronous=FULL). Per series (a
 meter's counter, or a line's output) it keeps every counter reading used, each with the
-counter walker's state after it (ledger.walk), so a restarted collector continues where
+counter walker's state after it (core.walk), so a restarted collector continues where
 it stopped and a late reading is placed where it belongs: the minutes it touches are
 computed again from the readings and replaced, never added to. A re-delivered reading
 changes nothing. Amounts are kept per minute: native amount, kgce, kgCO2 and quality.
@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from collector.ledger.alerts import AlarmState, AlertEvent, Phase
-from collector.ledger.counters import Finding, Issue, Replacement, Sample
-from collector.ledger.series import EPOCH
-from collector.ledger.walk import State
+from collector.accounting.core.alerts import AlarmState, AlertEvent, Phase
+from collector.accounting.core.counters import Finding, Issue, Replacement, Sample
+from collector.accounting.core.series import EPOCH
+from collector.accounting.core.walk import State
 from collector.stores.lineprotocol import epoch_millis
 
 FILE: Final = "accounting.sqlite"
@@ -55,7 +55,7 @@ _SCHEMA: Final = (
         minute INTEGER NOT NULL,           -- start, epoch ms UTC
         amount REAL NOT NULL,              -- native unit (kWh, m3, t) or output units
         kgce REAL NOT NULL, kgco2 REAL NOT NULL,
-        quality INTEGER NOT NULL,          -- ledger.series.Quality, worst of the minute
+        quality INTEGER NOT NULL,          -- core.series.Quality, worst of the minute
         dirty INTEGER NOT NULL,            -- 1: not yet written to the store as it is now
         PRIMARY KEY (site, series, minute)) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS minute_dirty ON minute (dirty, minute) WHERE dirty = 1",

@@ -2,9 +2,9 @@
 
 The collector hands every validated batch to `Accounting.feed` (no I/O: it is queued).
 `run` works the queue off the event loop every `interval` seconds: per meter the counter
-readings become amounts (ledger.counters, walked a reading at a time by ledger.walk;
+readings become amounts (core.counters, walked a reading at a time by core.walk;
 power integration, marked estimated, for a meter configured without counter), split
-into minutes (ledger.series.allocate), converted to kgce (ledger.conversion) and CO2
+into minutes (core.series.allocate), converted to kgce (core.conversion) and CO2
 (grid factor by series and year, fuel factors, or configured ones). By event time: the
 readings are kept, and a pass replaces the minutes its readings touch with figures
 computed from every reading kept, in one transaction (`account`), so a late reading
@@ -12,7 +12,7 @@ corrects the minutes it belongs to and `recompute` gives what the live path gave
 Minutes that have settled, or were corrected, are written to the store beside the
 readings (measurement `energy_interval`, and `output_interval` for production counters).
 Every `intensity_interval` seconds the intensity of each line and site over each window
-is written (measurement `intensity`) and the lines' alarms are advanced (ledger.alerts);
+is written (measurement `intensity`) and the lines' alarms are advanced (core.alerts);
 the points written earlier on minutes late readings changed are written again (`restate`).
 Readings older than `keep_readings_days` are pruned (accounting.retention).
 """
@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Final, Protocol
 
 from collector.accounting import retention
+from collector.accounting.core import alerts
+from collector.accounting.core.counters import Sample
+from collector.accounting.core.intensity import Window, window_start
 from collector.accounting.db import (
     FILE,
     AccountingDB,
@@ -48,9 +51,6 @@ from collector.accounting.queries import (
     site_figures,
 )
 from collector.accounting.targets import OUTPUT_PREFIX, SITE_LINE, Target, targets_of
-from collector.ledger import alerts
-from collector.ledger.counters import Sample
-from collector.ledger.intensity import Window, window_start
 from collector.plant import (
     AccountingConfig,
     Judged,

@@ -19,13 +19,13 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
+from collector.accounting.core.series import Amount, allocate
 from collector.accounting.db import MinuteRow, ms
 from collector.accounting.engine import MINUTE, Accounting
 from collector.accounting.targets import output_series
 from collector.acks import Progress
 from collector.guard import Guard
 from collector.ingest import Ingest, Message
-from collector.ledger.series import Amount, allocate
 from collector.plant import OutputFromMes
 from collector.validate import DEFAULT_WINDOW, Rejected, Window, describe, unique_keys
 from greengauge.common.backoff import Backoff

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
+from collector.accounting.core.counters import CounterSpec, Finding, Issue, Sample
+from collector.accounting.core.series import Amount, MsAmount, Quality, allocate_ms
+from collector.accounting.core.walk import State, Walker
 from collector.accounting.db import (
     AccountingDB,
     FindingRow,
@@ -28,9 +31,6 @@ from collector.accounting.db import (
     state_of,
 )
 from collector.accounting.targets import Target, scaled
-from collector.ledger.counters import CounterSpec, Finding, Issue, Sample
-from collector.ledger.series import Amount, MsAmount, Quality, allocate_ms
-from collector.ledger.walk import State, Walker
 from greengauge.common.logs import fields
 
 log = logging.getLogger(__name__)

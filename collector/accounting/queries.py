@@ -9,15 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from collector.accounting.core.benchmarks import Standing, classify
+from collector.accounting.core.factors import NdrcLevel
+from collector.accounting.core.intensity import Intensity, Status, Window, intensity, window_start
+from collector.accounting.core.series import Amount
 from collector.accounting.db import (
     AccountingDB,
     ms,
 )
 from collector.accounting.targets import output_series
-from collector.ledger.benchmarks import Standing, classify
-from collector.ledger.factors import NdrcLevel
-from collector.ledger.intensity import Intensity, Status, Window, intensity, window_start
-from collector.ledger.series import Amount
 from collector.plant import (
     AccountingConfig,
     Judged,

@@ -4,7 +4,7 @@ A swap comes from the plant model (`swaps:` of a meter), `energy-collector swap`
 POST /api/v1/sites/{site}/swaps. It is stored in the accounting database, so that it
 survives restarts and applies to the readings of its meter from then on: the engine
 bridges the old counter's last reading and the new one's first with the recorded
-readings (ledger.counters). When the readings across the swap were accounted before the
+readings (core.counters). When the readings across the swap were accounted before the
 swap was recorded, the interval they left unmeasured (a reset, a fall or a jump, with
 its estimate) is corrected now: the readings around it are accounted again with the
 swap (engine.account, as a recompute does), in the same transaction as the record. A
@@ -18,10 +18,10 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Final
 
+from collector.accounting.core.counters import Issue, Replacement, Sample, deltas
 from collector.accounting.db import AccountingDB, FindingRow, ms
 from collector.accounting.passes import END_OF_TIME, account
 from collector.accounting.targets import Target, scaled, targets_of
-from collector.ledger.counters import Issue, Replacement, Sample, deltas
 from collector.plant import AccountingConfig
 from greengauge.common.logs import fields
 

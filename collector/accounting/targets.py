@@ -8,10 +8,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Final
 
-from collector.ledger import data
-from collector.ledger.carbon import fuel
-from collector.ledger.conversion import to_kgce
-from collector.ledger.counters import CounterSpec, Replacement
+from collector.accounting.core import data
+from collector.accounting.core.carbon import fuel
+from collector.accounting.core.conversion import to_kgce
+from collector.accounting.core.counters import CounterSpec, Replacement
 from collector.plant import (
     AccountingConfig,
     CounterSettings,

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from collector.accounting.core.emissions import by_scope
+from collector.accounting.core.intensity import Window, window_start
+from collector.accounting.core.targets import Target, progress
 from collector.accounting.db import AccountingDB, ms
 from collector.accounting.engine import Accounting
 from collector.accounting.queries import Figure, line_figures, meter_totals, site_figures, standing
 from collector.accounting.targets import output_series
 from collector.api import trust
-from collector.ledger.emissions import by_scope
-from collector.ledger.intensity import Window, window_start
-from collector.ledger.targets import Target, progress
 from collector.plant import Carrier, LineConfig, SiteConfig, resolve_benchmark
 from collector.reports.build import indicators
 from collector.state.latest import LatestReadings, Row, stale_after

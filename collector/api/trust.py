@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from collector.accounting.core.alerts import Phase
+from collector.accounting.core.intensity import Window, window_start
 from collector.accounting.db import AccountingDB, ms
 from collector.accounting.targets import output_series
-from collector.ledger.alerts import Phase
-from collector.ledger.intensity import Window, window_start
 from collector.plant import Judged, LineConfig, OutputFromMeter, SiteConfig
 from collector.reports.build import figure_quality, meter_parts
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from collector.ledger.conditions import Condition, Direction, offline
+from collector.accounting.core.conditions import Condition, Direction, offline
 from collector.notify.events import Severity
 from collector.notify.settings import _Model
 

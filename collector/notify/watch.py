@@ -1,7 +1,7 @@
 """Checks the other alert kinds every few seconds: meters and agents offline, outboxes
 backing up, thresholds on any quantity or on the demand as it is heading.
 
-Each check is a `ledger.conditions` condition on one number taken from what the
+Each check is a `core.conditions` condition on one number taken from what the
 collector already keeps: the latest reading of each meter (its age, its values) and the
 agents' statuses (online or offline, outbox). The alarms' states, and the alerts they
 raise or clear, are kept in the accounting database when there is one (the alerts API
@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from collector.accounting.db import AccountingDB, AlertRow
-from collector.ledger.alerts import AlarmState, AlertEvent
-from collector.ledger.conditions import (
+from collector.accounting.core.alerts import AlarmState, AlertEvent
+from collector.accounting.core.conditions import (
     Condition,
     age,
     energy_at,
@@ -29,6 +28,7 @@ from collector.ledger.conditions import (
     step,
     window_start,
 )
+from collector.accounting.db import AccountingDB, AlertRow
 from collector.notify.events import (
     AGENTS_OFFLINE,
     METERS_OFFLINE,

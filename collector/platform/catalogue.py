@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from collector.ledger.factors import Confidence
+from collector.accounting.core.factors import Confidence
 from collector.plant import Carrier
 
 FILE = "platform_catalogue.yaml"

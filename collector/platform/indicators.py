@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Final
 
+from collector.accounting.core.intensity import Window
+from collector.accounting.core.series import reaches
 from collector.accounting.db import AccountingDB, ms
 from collector.accounting.queries import line_totals, meter_totals
-from collector.ledger.intensity import Window
-from collector.ledger.series import reaches
 from collector.plant import (
     CARRIERS,
     AccountingConfig,

@@ -12,10 +12,10 @@ import math
 from datetime import datetime
 from typing import Any
 
+from collector.accounting.core.intensity import Window
+from collector.accounting.core.series import reaches
 from collector.accounting.db import AccountingDB, from_ms, ms
 from collector.accounting.queries import line_totals, site_totals
-from collector.ledger.intensity import Window
-from collector.ledger.series import reaches
 from collector.plant import AccountingConfig, Judged, SiteConfig, min_output, resolve_benchmark
 from collector.reports.enpi import baselines
 from collector.reports.period import local_days, month_bounds, site_unit

@@ -24,20 +24,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from collector.accounting.core import data
+from collector.accounting.core.benchmarks import grade, position
+from collector.accounting.core.carbon import market_based
+from collector.accounting.core.conversion import coefficient
+from collector.accounting.core.demand import max_demand
+from collector.accounting.core.emissions import by_scope, process
+from collector.accounting.core.factors import Confidence
+from collector.accounting.core.intensity import Window
+from collector.accounting.core.series import Amount, Quality, reaches
+from collector.accounting.core.targets import Target, progress, project, projectable
+from collector.accounting.core.tou import split
 from collector.accounting.db import AccountingDB, from_ms, ms
 from collector.accounting.queries import standing
 from collector.accounting.targets import meter_factors, output_series
-from collector.ledger import data
-from collector.ledger.benchmarks import grade, position
-from collector.ledger.carbon import market_based
-from collector.ledger.conversion import coefficient
-from collector.ledger.demand import max_demand
-from collector.ledger.emissions import by_scope, process
-from collector.ledger.factors import Confidence
-from collector.ledger.intensity import Window
-from collector.ledger.series import Amount, Quality, reaches
-from collector.ledger.targets import Target, progress, project, projectable
-from collector.ledger.tou import split
 from collector.plant import (
     AccountingConfig,
     Carrier,

@@ -9,10 +9,7 @@ import math
 from datetime import datetime
 from typing import Any, Final
 
-from collector.accounting.db import AccountingDB, ms
-from collector.accounting.queries import line_totals, site_totals
-from collector.baselines import EnergyBaseline
-from collector.ledger.baseline import (
+from collector.accounting.core.baseline import (
     MAX_CV_RMSE,
     MAX_CV_RMSE_SOURCE,
     MIN_R2,
@@ -25,6 +22,9 @@ from collector.ledger.baseline import (
     cusum,
     fit,
 )
+from collector.accounting.db import AccountingDB, ms
+from collector.accounting.queries import line_totals, site_totals
+from collector.baselines import EnergyBaseline
 from collector.plant import AccountingConfig, SiteConfig
 from collector.reports.period import local_days, month_bounds, site_unit
 

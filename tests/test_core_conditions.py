@@ -1,4 +1,4 @@
-"""The other alert kinds' conditions (ledger.conditions): hysteresis and minimum duration
+"""The other alert kinds' conditions (core.conditions): hysteresis and minimum duration
 hold for every sequence of observations, either direction; offline, outbox and projected
 demand figures."""
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.ledger.alerts import EventKind
-from collector.ledger.conditions import (
+from collector.accounting.core.alerts import EventKind
+from collector.accounting.core.conditions import (
     Condition,
     Direction,
     age,

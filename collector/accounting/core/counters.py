@@ -22,7 +22,7 @@ from enum import StrEnum
 from itertools import pairwise
 from typing import Final
 
-from collector.ledger.series import Amount, Quality
+from collector.accounting.core.series import Amount, Quality
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
-from collector.ledger.factors import (
+from collector.accounting.core.factors import (
     BenchmarkTable,
     CoalTable,
     FuelTable,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from collector.ledger.counters import (
+from collector.accounting.core.counters import (
     CounterSpec,
     Finding,
     Replacement,
@@ -23,7 +23,7 @@ from collector.ledger.counters import (
     _Segment,  # the walker deltas uses, here fed one reading at a time
     integrate_power,
 )
-from collector.ledger.series import Amount
+from collector.accounting.core.series import Amount
 
 
 @dataclass(frozen=True, slots=True)

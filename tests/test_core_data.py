@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from test_architecture import IO_LIBRARIES, imports
 
-from collector.ledger import data
-from collector.ledger.factors import Confidence, FactorPurpose
+from collector.accounting.core import data
+from collector.accounting.core.factors import Confidence, FactorPurpose
 
-LEDGER = Path(__file__).resolve().parent.parent / "collector" / "ledger"
+LEDGER = Path(__file__).resolve().parent.parent / "collector" / "accounting" / "core"
 
 
 @pytest.mark.parametrize("module", sorted(p.name for p in LEDGER.glob("*.py")))

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from collector.ledger.factors import EnergyLimit, NdrcLevel
+from collector.accounting.core.factors import EnergyLimit, NdrcLevel
 
 _REL = 1e-9  # "at or below" survives float arithmetic on values exactly at a level
 

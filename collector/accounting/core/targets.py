@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from collector.ledger.factors import ReductionTarget, TargetDefaults
+from collector.accounting.core.factors import ReductionTarget, TargetDefaults
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collector.ledger.demand import max_demand
-from collector.ledger.series import Amount
-from collector.ledger.tou import Period, Season, TouCalendar, seasons_from_hours, split
+from collector.accounting.core.demand import max_demand
+from collector.accounting.core.series import Amount
+from collector.accounting.core.tou import Period, Season, TouCalendar, seasons_from_hours, split
 
 CST = timezone(timedelta(hours=8))
 M = timedelta(minutes=1)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collector.ledger.counters import (
+from collector.accounting.core.counters import (
     CounterResult,
     CounterSpec,
     Issue,
@@ -21,7 +21,7 @@ from collector.ledger.counters import (
     deltas,
     integrate_power,
 )
-from collector.ledger.series import Quality, allocate
+from collector.accounting.core.series import Quality, allocate
 
 T0 = datetime(2024, 3, 1, 0, 0, tzinfo=UTC)
 H = timedelta(hours=1)

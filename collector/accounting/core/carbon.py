@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from collector.ledger.factors import Confidence, FuelTable, GridFactor
-from collector.ledger.series import Amount, floor_time
-from collector.ledger.units import convert
+from collector.accounting.core.factors import Confidence, FuelTable, GridFactor
+from collector.accounting.core.series import Amount, floor_time
+from collector.accounting.core.units import convert
 
 CO2_PER_C = 44.0 / 12.0
 

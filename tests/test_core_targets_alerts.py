@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.ledger import data
-from collector.ledger.alerts import AlarmConfig, AlarmState, EventKind, Phase, advance, run
-from collector.ledger.targets import Target, progress, project, year_end
+from collector.accounting.core import data
+from collector.accounting.core.alerts import AlarmConfig, AlarmState, EventKind, Phase, advance, run
+from collector.accounting.core.targets import Target, progress, project, year_end
 
 REL = 1e-3
 

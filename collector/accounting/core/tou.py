@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from enum import StrEnum
 
-from collector.ledger.series import Amount, reaches
+from collector.accounting.core.series import Amount, reaches
 
 DAY_MINUTES = 24 * 60
 

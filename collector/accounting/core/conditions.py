@@ -2,7 +2,7 @@
 outbox backing up, any quantity past a threshold (either way). Pure.
 
 Each is a `Condition` on one number, fed to the same state machine as the intensity
-alerts (ledger.alerts): raised once the number has been past `raise_at` for
+alerts (core.alerts): raised once the number has been past `raise_at` for
 `min_duration`, cleared once it has been back on the other side of `clear_at` (the
 hysteresis band) for `min_duration`. A condition on "below" (a power factor under 0.9)
 runs the machine on the negated number, so both directions share one proven machine.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from collector.ledger.alerts import AlarmConfig, AlarmState, AlertEvent, advance
+from collector.accounting.core.alerts import AlarmConfig, AlarmState, AlertEvent, advance
 
 
 class Direction(StrEnum):

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from collector.ledger.factors import CoalTable, Confidence
-from collector.ledger.units import factor
+from collector.accounting.core.factors import CoalTable, Confidence
+from collector.accounting.core.units import factor
 
 ELECTRICITY = "electricity"
 

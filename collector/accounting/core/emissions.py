@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from collector.ledger.carbon import Emission
-from collector.ledger.factors import Confidence
+from collector.accounting.core.carbon import Emission
+from collector.accounting.core.factors import Confidence
 
 
 def process(

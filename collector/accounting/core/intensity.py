@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
-from collector.ledger.series import Amount, Quality, reaches, total, worst
+from collector.accounting.core.series import Amount, Quality, reaches, total, worst
 
 
 class Window(StrEnum):

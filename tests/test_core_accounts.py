@@ -7,11 +7,11 @@ from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
 
-from collector.ledger import benchmarks as bm
-from collector.ledger import carbon, conversion, data
-from collector.ledger.conversion import CoalBasis, Configured, ConversionSettings
-from collector.ledger.factors import Confidence
-from collector.ledger.intensity import (
+from collector.accounting.core import benchmarks as bm
+from collector.accounting.core import carbon, conversion, data
+from collector.accounting.core.conversion import CoalBasis, Configured, ConversionSettings
+from collector.accounting.core.factors import Confidence
+from collector.accounting.core.intensity import (
     Shift,
     Status,
     Window,
@@ -21,7 +21,7 @@ from collector.ledger.intensity import (
     window_start,
     windows,
 )
-from collector.ledger.series import Amount, Quality
+from collector.accounting.core.series import Amount, Quality
 
 REL = 1e-3  # 0.1 %
 CST = timezone(timedelta(hours=8))

@@ -23,7 +23,7 @@ from typing import Final
 
 import numpy as np
 
-from collector.ledger.factors import Confidence
+from collector.accounting.core.factors import Confidence
 
 MIN_R2: Final = 0.75
 MIN_R2_SOURCE: Final = (
