@@ -10,7 +10,6 @@ the API and the dashboard (in chromium) show, with each user-named quantity's un
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -207,7 +206,7 @@ def test_custom_quantities_in_sqlite_and_the_api(
             f"{base}/api/v1/sites/{SITE}/history",
             params={"meter": METER, "quantity": "x_Steam Temp"},
         )
-        tooltip = dashboard_tooltip(base)
+        detail = dashboard_detail(base)
         collector.assert_running()
     assert set(stored) == set(values)
     for quantity, value in values.items():
@@ -232,28 +231,33 @@ def test_custom_quantities_in_sqlite_and_the_api(
     assert means == pytest.approx([values["x_steam_temperature"]] * len(means))
     assert hostile.status_code == 422
     assert "invalid custom quantity name" in hostile.text
-    lines = map(str.split, tooltip.splitlines())
-    shown = {name: (float(value), unit) for name, value, unit in lines}
-    assert {q: unit for q, (_, unit) in shown.items()} == UNITS
-    for quantity, (value, _) in shown.items():
-        assert value == pytest.approx(values[quantity]), quantity
+    # The page writes m3 as m³; other units as the profile gave them.
+    assert {q: unit for q, (_, unit) in detail.items()} == {**UNITS, "x_feedwater_volume": "m³"}
+    for quantity, (shown, _) in detail.items():
+        # As shown: rounded for display (1 decimal from 100, 2 from 1), grouped by commas.
+        assert float(shown.replace(",", "")) == pytest.approx(values[quantity], abs=0.05), quantity
 
 
-def dashboard_tooltip(base: str) -> str:
-    """The title of the meter's id cell in the dashboard's meter table."""
+def dashboard_detail(base: str) -> dict[str, tuple[str, str]]:
+    """The user-named quantities in the dashboard's detail view of the meter (opened by
+    clicking it in the meter table): name -> (value as shown, unit)."""
     from playwright.sync_api import expect, sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
+            page = browser.new_page(locale="en-US")
             page.goto(f"{base}/#site={SITE}")
-            cell = page.locator(f"#meters tr[data-meter='{METER}'] td").first
-            expect(cell).to_have_attribute(
-                "title", re.compile("x_steam_temperature"), timeout=TIMEOUT * 1000
+            page.locator(f"#meters tr[data-meter='{METER}'] button.meter-link").click(
+                timeout=TIMEOUT * 1000
             )
-            title = cell.get_attribute("title")
+            rows = page.locator("#meter-quantities tbody tr[data-quantity^='x_']")
+            expect(rows).to_have_count(len(UNITS), timeout=TIMEOUT * 1000)
+            shown = {}
+            for row in rows.all():
+                name = row.get_attribute("data-quantity") or ""
+                value = row.locator(".value").inner_text()
+                shown[name] = (value, row.locator(".unit").inner_text())
         finally:
             browser.close()
-    assert title is not None
-    return title
+    return shown
