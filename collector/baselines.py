@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, model_validator
 
-from greengauge.common.configfile import MAX_FILE_BYTES, ConfigError, read_text
+from greengauge.common.configfile import read_beside
 from greengauge.contract import Id
 
 _MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -54,13 +54,8 @@ class DegreeDays(_Model):
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> DegreeDays:
-        base = (info.context or {}).get("config_dir")
-        path = self.file if self.file.is_absolute() or base is None else Path(base) / self.file
-        try:
-            text = read_text(path, MAX_FILE_BYTES)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        self._by_day = parse_degree_days(text, str(path))
+        text, name = read_beside(self.file, info.context)
+        self._by_day = parse_degree_days(text, name)
         return self
 
     def of(self, day: date) -> tuple[float, float] | None:

@@ -45,7 +45,7 @@ from collector.accounting.core.factors import Confidence, EnergyLimit, GridFacto
 from collector.accounting.core.intensity import Shift, Window
 from collector.accounting.core.tou import Period, Season, TouCalendar
 from collector.baselines import DegreeDays, EnergyBaseline, check_baselines
-from greengauge.common.configfile import MAX_FILE_BYTES, ConfigError, read_text
+from greengauge.common.configfile import read_beside
 from greengauge.contract import CUSTOM_PREFIX, Id, Quantity
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -419,13 +419,8 @@ class HourlyGridFactor(_Model):
 
     @model_validator(mode="after")
     def _load(self, info: ValidationInfo) -> HourlyGridFactor:
-        base = (info.context or {}).get("config_dir")
-        path = self.file if self.file.is_absolute() or base is None else Path(base) / self.file
-        try:
-            text = read_text(path, MAX_FILE_BYTES)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        self._by_hour = parse_hourly_factors(text, str(path))
+        text, name = read_beside(self.file, info.context)
+        self._by_hour = parse_hourly_factors(text, name)
         return self
 
     def factor_at(self, hour: int) -> float | None:

@@ -276,6 +276,18 @@ def read_text(path: Path, limit: int) -> str:
         raise ConfigError([f"{path}:{line}: not UTF-8 text: {exc.reason}"]) from exc
 
 
+def read_beside(file: Path, context: Mapping[str, object] | None) -> tuple[str, str]:
+    """A data file a config names (relative to the config file's folder, which loading
+    puts in the validation context), as (text, path shown in errors); ValueError naming
+    the file when it cannot be read, so pydantic reports it at the field."""
+    base = (context or {}).get("config_dir")
+    path = file if file.is_absolute() or not isinstance(base, Path) else base / file
+    try:
+        return read_text(path, MAX_FILE_BYTES), str(path)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _in_file(loc: Loc, lines: Mapping[Loc, int]) -> Loc:
     """The longest path of `loc` that the file has. Pydantic puts a union member's name in
     a loc (`output.OutputFromMeter.meter`): a step the file does not have is skipped."""
