@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,12 @@ def test_an_alert_and_its_acknowledgement_reach_the_webhook_and_email(rig: Plant
     assert shown.json()["at"] == rig.clock[0].isoformat()
     missing = rig.client.get(f"/api/v1/alerts/{alert.id + 99}/ack", headers=headers)
     assert missing.status_code == 404
+    # The page learns it from the alert lists, without a request per alert.
+    at = rig.clock[0].astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    given = {"by": "张伟 (shift B)", "at": at, "note": "kiln door open"}
+    for query in ("", "?active=true"):
+        listed = rig.client.get(f"/api/v1/alerts{query}", headers=headers).json()
+        assert [a["ack"] for a in listed] == [given], query
 
     again = rig.post_ack(alert.id, {"by": "li"})
     assert again.status_code == 409 and "acknowledged by 张伟 (shift B)" in again.json()["detail"]

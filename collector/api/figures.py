@@ -21,6 +21,7 @@ from collector.accounting.engine import Accounting
 from collector.accounting.queries import Figure, line_figures, meter_totals, site_figures, standing
 from collector.accounting.targets import output_series
 from collector.api import trust
+from collector.notify.alerts import Acknowledgement, acknowledgements
 from collector.plant import Carrier, LineConfig, SiteConfig, resolve_benchmark
 from collector.reports.build import indicators
 from collector.state.latest import LatestReadings, Row, stale_after
@@ -211,10 +212,13 @@ def _active_alerts(db: AccountingDB, site: str) -> list[dict[str, Any]]:
     newest: dict[str, Any] = {}
     for a in db.alerts(site=site):
         newest[a.line] = a
-    return [alert_view(a) for a in newest.values() if a.kind == "raised"]
+    raised = [a for a in newest.values() if a.kind == "raised"]
+    acks = acknowledgements(db, [a.id for a in raised])
+    return [alert_view(a, acks.get(a.id)) for a in raised]
 
 
-def alert_view(a: Any) -> dict[str, Any]:
+def alert_view(a: Any, ack: Acknowledgement | None = None) -> dict[str, Any]:
+    """An alert record; `ack`: who acknowledged it and when (the page shows it), or null."""
     from collector.accounting.db import from_ms  # noqa: PLC0415
 
     return {
@@ -230,6 +234,7 @@ def alert_view(a: Any) -> dict[str, Any]:
         "window": a.window,
         "benchmark": a.benchmark,
         "corrected": a.corrected,
+        "ack": None if ack is None else {"by": ack.by, "at": iso(ack.at), "note": ack.note},
     }
 
 
@@ -240,7 +245,8 @@ def alerts(state: State, site: str | None, active: bool) -> list[dict[str, Any]]
     if active:
         sites = [site] if site else [s.id for s in acc.config.sites]
         return [a for s in sites for a in _active_alerts(acc.db, s)]
-    return [alert_view(a) for a in acc.db.alerts(site=site)]
+    acks = acknowledgements(acc.db)
+    return [alert_view(a, acks.get(a.id)) for a in acc.db.alerts(site=site)]
 
 
 def accounting(

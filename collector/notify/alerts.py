@@ -72,8 +72,16 @@ def notice(row: AlertRow, severity: Severity, ack: Acknowledgement | None = None
     )
 
 
-def acknowledgements(db: AccountingDB) -> dict[int, Acknowledgement]:
-    rows = db.query("SELECT alert_id, by, at, note FROM alert_ack ORDER BY alert_id")
+def acknowledgements(
+    db: AccountingDB, alert_ids: Sequence[int] | None = None
+) -> dict[int, Acknowledgement]:
+    """Every acknowledgement, or those of `alert_ids` (a site's active alerts: a few)."""
+    sql = "SELECT alert_id, by, at, note FROM alert_ack"
+    if alert_ids is not None:
+        if not alert_ids:
+            return {}
+        sql += f" WHERE alert_id IN ({', '.join('?' * len(alert_ids))})"
+    rows = db.query(sql + " ORDER BY alert_id", list(alert_ids or ()))
     return {
         int(r[0]): Acknowledgement(int(r[0]), str(r[1]), from_ms(int(r[2])), str(r[3]))
         for r in rows

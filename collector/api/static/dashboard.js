@@ -31,6 +31,8 @@
     detail: null,         // the meter shown in detail
     detailTrend: {},      // quantity -> [[ms, value], ...] of that meter
     who: null,            // GET /api/v1/me: name, role, via
+    acked: {},            // alert id -> {by, at, note}: acknowledged here, until a summary says so
+    acking: null,         // the alert the acknowledgement dialog is for
   };
 
   // --- token ----------------------------------------------------------------------------
@@ -69,13 +71,21 @@
     return asking;
   }
 
-  async function api(path) {
+  // Every API call goes with the page's credentials (a token, or the proxy's cookie); a
+  // 401 asks for a token and tries again.
+  async function request(path, init) {
+    const extra = (init && init.headers) || {};
     for (;;) {
-      const res = await fetch(path, { headers: headers() });
+      const res = await fetch(path, { ...init, headers: { ...headers(), ...extra } });
       if (res.status === 401) { await askToken(); continue; }
-      if (!res.ok) throw new Error(`${path}: ${res.status}`);
-      return res.json();
+      return res;
     }
+  }
+
+  async function api(path) {
+    const res = await request(path);
+    if (!res.ok) throw new Error(`${path}: ${res.status}`);
+    return res.json();
   }
 
   // --- who ----------------------------------------------------------------------------------
@@ -84,6 +94,12 @@
   async function loadWho() {
     ui.who = await api("/api/v1/me");
     renderWho();
+    renderAlerts();
+  }
+
+  // The API lets an operator or an admin acknowledge (it says so again on the POST).
+  function mayAck() {
+    return Boolean(ui.who) && (ui.who.role === "operator" || ui.who.role === "admin");
   }
 
   function renderWho() {
@@ -400,9 +416,19 @@
     $("#alert-count").classList.toggle("hot", alerts.length > 0);
     if (!acc) { list.append(h("li", { class: "empty", text: t("alerts.no_model") })); return; }
     for (const a of alerts) {
-      list.append(h("li", { class: "alert" },
-        h("div", { class: "alert-title", text: t("alerts.title_line", { line: a.line, value: fmt(a.value), unit: a.unit, threshold: fmt(a.threshold) }) }),
-        h("div", { class: "alert-meta", text: t("alerts.meta", { since: I18n.dateTime(Date.parse(a.since)), window: windowText(a.window), benchmark: a.benchmark }) })));
+      const item = h("li", { class: "alert", "data-alert": String(a.id) },
+        h("div", { class: "alert-title", text: alertTitle(a) }),
+        h("div", { class: "alert-meta", text: t("alerts.meta", { since: I18n.dateTime(Date.parse(a.since)), window: windowText(a.window), benchmark: a.benchmark }) }));
+      const ack = a.ack || ui.acked[a.id];
+      if (ack) {
+        item.append(h("div", { class: "alert-ack", title: ack.note || null,
+          text: t("ack.done", { by: ack.by, time: I18n.dateTime(Date.parse(ack.at)) }) }));
+      } else if (mayAck()) {
+        const button = h("button", { type: "button", class: "ack-button", text: t("ack.button") });
+        button.onclick = () => openAck(a);
+        item.append(button);
+      }
+      list.append(item);
     }
     for (const line of pending) {
       list.append(h("li", { class: "alert pending" },
@@ -410,6 +436,97 @@
         h("div", { class: "alert-meta", text: t("alerts.pending_meta") })));
     }
     if (!alerts.length && !pending.length) list.append(h("li", { class: "empty", text: t("alerts.none") }));
+  }
+
+  function alertTitle(a) {
+    return t("alerts.title_line", { line: a.line, value: fmt(a.value), unit: a.unit, threshold: fmt(a.threshold) });
+  }
+
+  // --- acknowledging an alert ---------------------------------------------------------------
+  function openAck(alert) {
+    ui.acking = alert;
+    $("#ack-alert").textContent = alertTitle(alert);
+    $("#ack-by").value = ui.who ? ui.who.name : "";
+    $("#ack-note").value = "";
+    ackError(null);
+    $("#ack-submit").disabled = false;
+    $("#ack-dialog").hidden = false;
+    $("#ack-note").focus();
+  }
+
+  function closeAck() {
+    ui.acking = null;
+    $("#ack-dialog").hidden = true;
+  }
+
+  // In plain words; the collector's own reason (in English) below it, when it gave one.
+  function ackError(text, detail) {
+    const box = $("#ack-error");
+    box.hidden = !text;
+    box.textContent = text || "";
+    if (text && detail) box.append(h("small", { text: detail }));
+  }
+
+  async function reason(res) {
+    try {
+      const body = await res.json();
+      return typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+    } catch (e) {
+      return "";
+    }
+  }
+
+  function ackRefused(status) {
+    // A role that should do (the page's view of it is older than the collector's): its reason says why.
+    if (status === 403 && mayAck()) return t("ack.error.refused");
+    if (status === 403) return t("ack.error.forbidden", { role: t(`role.${ui.who ? ui.who.role : "viewer"}`) });
+    if (status === 404) return t("ack.error.gone");
+    if (status === 422) return t("ack.error.invalid");
+    if (status === 503) return t("ack.error.busy");
+    return t("ack.error.other", { status });
+  }
+
+  async function submitAck(ev) {
+    ev.preventDefault();
+    const alert = ui.acking;
+    if (!alert) return;
+    const by = $("#ack-by").value.trim();
+    const body = { note: $("#ack-note").value.trim() };
+    if (by) body.by = by;
+    $("#ack-submit").disabled = true;
+    try {
+      let res;
+      try {
+        res = await request(`/api/v1/alerts/${encodeURIComponent(alert.id)}/ack`, {
+          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      } catch (e) {
+        ackError(t("ack.error.network"));
+        return;
+      }
+      if (res.ok) {
+        const done = await res.json();
+        ui.acked[alert.id] = { by: done.by, at: done.at, note: done.note };
+        closeAck();
+        renderAlerts();
+        return;
+      }
+      const detail = await reason(res);
+      if (res.status === 409) {
+        // Someone was first: say who, and show theirs on the alert.
+        const earlier = await api(`/api/v1/alerts/${encodeURIComponent(alert.id)}/ack`).catch(() => null);
+        if (earlier) {
+          ui.acked[alert.id] = earlier;
+          renderAlerts();
+          ackError(t("ack.error.taken", { by: earlier.by, time: I18n.dateTime(Date.parse(earlier.at)) }));
+        } else {
+          ackError(t("ack.error.taken_unknown"), detail);
+        }
+        return;
+      }
+      ackError(ackRefused(res.status), detail);
+    } finally {
+      $("#ack-submit").disabled = false;
+    }
   }
 
   function renderAgents() {
@@ -828,7 +945,12 @@
     $("#site-select").onchange = (ev) => selectSite(ev.target.value);
     $("#meter-close").onclick = closeDetail;
     $("#meter-dialog").onclick = (ev) => { if (ev.target === ev.currentTarget) closeDetail(); };
-    document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && ui.detail) closeDetail(); });
+    $("#ack-form").onsubmit = (ev) => { submitAck(ev).catch(console.error); };
+    $("#ack-cancel").onclick = closeAck;
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Escape") return;
+      if (ui.acking) closeAck(); else if (ui.detail) closeDetail();
+    });
     setInterval(() => {
       $("#clock").textContent = I18n.time(Date.now());
       if (ui.view === "site") renderAge();
