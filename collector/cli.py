@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from collector.config import CollectorConfig, load_config
-from collector.needs import require_collector_dependencies
 from collector.platform import cli as platform_cli
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import check_writable, condition
@@ -415,7 +414,6 @@ def _import_store(config: CollectorConfig, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    require_collector_dependencies()
     setup_logging(args.log_level)
     # ConfigError: a bad config file; ValueError: an unsupported --lang or language.
     try:

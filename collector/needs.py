@@ -1,7 +1,8 @@
 """The collector's own dependencies (FastAPI, uvicorn, influxdb-client, matplotlib) come
 with the `collector` extra, so that `pip install greengauge` on a gateway brings the agent
-alone. `energy-collector` checks for them before doing anything, and names the extra to
-install instead of failing later on an ImportError deep in a command.
+alone. `energy-collector` (`main` here, its entry point) checks for them before doing anything,
+and names the extra to install instead of failing on an ImportError: the collector's
+modules import them as soon as the command line is read.
 
 The list is read from the installed package's metadata (pyproject.toml's
 `[project.optional-dependencies] collector`), so it is written in one place only."""
@@ -59,9 +60,12 @@ def missing_message(missing: Sequence[str]) -> str:
     )
 
 
-def require_collector_dependencies() -> None:
-    """Exit with status 2 (as for a usage error) naming the extra, if any is missing."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """`energy-collector`: the collector's command line once its dependencies are here."""
     missing = missing_collector_dependencies()
     if missing:
         print(missing_message(missing), file=sys.stderr)
-        raise SystemExit(2)
+        return 2
+    from collector import cli  # noqa: PLC0415 - only once its dependencies are known present
+
+    return cli.main(argv)
