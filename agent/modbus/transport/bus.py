@@ -126,7 +126,9 @@ class Bus(LinkedBus[Link]):
     async def _read(
         self, unit: Unit, function: Function, address: int, count: int
     ) -> Sequence[int]:
-        await self._connect(unit.timeout)
+        if not self._link.connected:
+            # Tested here, not only in _connect: a coroutine less per request.
+            await self._connect(unit.timeout)
         code = _CODES[function]
         attempt = 0
         while True:
