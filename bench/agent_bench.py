@@ -152,7 +152,9 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
                 )
             )
         for port in range(first_port, first_port + ports):
-            wait_port(port, 60)
+            # Five simulator processes starting at once on a loaded 2-core machine took
+            # over a minute (2026-11-27).
+            wait_port(port, 240)
         client = subscribe(broker.port, received)
         stack.callback(client.loop_stop)
         stack.callback(client.disconnect)

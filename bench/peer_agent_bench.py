@@ -269,7 +269,9 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 )
             )
         for port in range(first_port, first_port + n):
-            wait_port(port, 60)
+            # Five simulator processes starting at once on a loaded 2-core machine took
+            # over a minute (2026-11-27).
+            wait_port(port, 240)
         topic = "m4m/#" if args.peer == "modbus4mqtt" else "nodered/#"
         client = subscribe(broker.port, topic, counts, json_values=args.peer == "nodered")
         stack.callback(client.loop_stop)
