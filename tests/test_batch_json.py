@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from agent.publish.batcher import batch_json, reading_json
 from greengauge.contract import MAX_SEQ, CustomValue, Kind, MeterReading, Quantity, ReadingBatch
 
-ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=64)
+ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
 custom_names = st.from_regex(r"x_[a-z][a-z0-9_]{0,20}", fullmatch=True)
 units = st.from_regex(r"[A-Za-z0-9%/._^*-]{1,16}", fullmatch=True)
 finite = st.floats(allow_nan=False, allow_infinity=False)
