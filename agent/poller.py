@@ -358,7 +358,9 @@ class MeterPoller(PollerBase):
                 self._splits.pop(index, None)
             else:
                 self._splits[index] = after
-            self._report_refusals(block, split, after, outcome, tick)
+            if split is not None or after is not None:
+                # Nothing refused before or now (nearly every read): nothing to report.
+                self._report_refusals(block, split, after, outcome, tick)
         return None
 
     def _report_refusals(
@@ -410,6 +412,9 @@ class MeterPoller(PollerBase):
                 continue
             self.errors[BAD_VALUE] += 1
             self._value_failing(block, problem.address, problem.quantity, problem.reason)
+        if not self._failing_values:
+            # Nothing was failing: nothing can be back (nearly every read).
+            return
         for field in block.fields:
             if field.quantity in decoded:
                 self._failing_values.discard((field.address, block.function.value))

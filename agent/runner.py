@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Iterator, Mapping
@@ -153,6 +154,10 @@ async def run_agent(config_path: Path) -> None:
     metrics = _metrics(config, publisher, outbox, health)
     watch = BusWatch() if metrics is None else BusWatch(metrics.timed, metrics.timed_dlt645)
     buses = make_pollers(setup, publisher.submit, publisher.meter_state_changed, watch, pollers)
+    # Parsing and validating the config leaves cyclic garbage (22,000 objects at 500
+    # meters) that would wait for a full collection; freed now, before the pollers'
+    # first tick, its memory is reused instead of adding to the peak (-0.6 MiB).
+    gc.collect()
     log.info(
         "agent starting",
         extra=fields(

@@ -10,7 +10,7 @@ every reading batch from the broker. Over a window of whole seconds after a warm
 reports, from /proc of each process:
 
 - values/s received at the broker (a "reading" in the issue's sense: one quantity of one
-  meter at one time) and meter reads/s, against the N x 39 x seconds expected;
+  meter at one time) and meter reads/s, against the N x 45 x seconds expected;
 - the agent's CPU seconds per 1000 values and values per CPU second;
 - the agent's peak RSS (VmHWM) and its RSS at the start and end of the window;
 - tick jitter: each reading's `ts` (the time of its read, from the message at the
@@ -56,9 +56,12 @@ from common import (
     wait_port,
 )
 
-PROFILE = BENCH / "profiles" / "sdm630_full40.yaml"
-QUANTITIES = 39
-PY_SPY = BENCH / ".venv" / "bin" / "py-spy"
+PROFILE = BENCH / "profiles" / "sdm630_full45.yaml"
+QUANTITIES = len(yaml.safe_load(PROFILE.read_text())["registers"])
+PY_SPY = next(
+    (p for p in (BENCH / ".venv" / "bin" / "py-spy", Path(bin_path("py-spy"))) if p.exists()),
+    BENCH / ".venv" / "bin" / "py-spy",
+)
 
 
 @dataclass
@@ -75,7 +78,11 @@ def subscribe(port: int, received: Received) -> paho.Client:
         arrived = time.time()
         batch = json.loads(payload)
         rows = [
-            (datetime.fromisoformat(r["ts"]).timestamp(), len(r["values"]), arrived)
+            (
+                datetime.fromisoformat(r["ts"]).timestamp(),
+                len(r["values"]) + len(r.get("custom", ())),
+                arrived,
+            )
             for r in batch["readings"]
         ]
         with received.lock:
@@ -145,7 +152,9 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
                 )
             )
         for port in range(first_port, first_port + ports):
-            wait_port(port, 60)
+            # Five simulator processes starting at once on a loaded 2-core machine took
+            # over a minute (2026-11-27).
+            wait_port(port, 240)
         client = subscribe(broker.port, received)
         stack.callback(client.loop_stop)
         stack.callback(client.disconnect)

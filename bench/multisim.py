@@ -2,7 +2,7 @@
 process, so a benchmark can give every meter its own Modbus TCP connection (its own bus in
 the agent, as Ethernet meters have) without starting hundreds of processes.
 
-    python bench/multisim.py --profile bench/profiles/sdm630_full40.yaml \
+    python bench/multisim.py --profile bench/profiles/sdm630_full45.yaml \
         --first-port 26000 --ports 50 --unit-ids 1-2
 
 serves unit ids 1-2 on each of ports 26000..26049. Nothing here changes the simulator.

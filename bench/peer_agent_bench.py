@@ -3,7 +3,7 @@
     .venv/bin/python bench/peer_agent_bench.py --peer modbus4mqtt --meters 10 --duration 60
     .venv/bin/python bench/peer_agent_bench.py --peer nodered --meters 10,100 --duration 60
 
-Same simulators (bench/multisim.py, bench-only 39-quantity SDM630 profile, one Modbus TCP
+Same simulators (bench/multisim.py, bench-only 45-quantity SDM630 profile, one Modbus TCP
 port per meter), same own mosquitto, same window and /proc figures as the agent bench:
 values/s at the broker, CPU seconds of the peer's processes per 1000 values, RSS.
 
@@ -11,8 +11,8 @@ values/s at the broker, CPU seconds of the peer's processes per 1000 values, RSS
   value per MQTT message. 0.7.1 has no float32 type, so it reads the float registers as
   uint32 (same requests, same bytes, an integer published); its reads are aligned groups
   of `scan_batching` registers, and with this register map only 80 fits (one request for
-  registers 0-79: the 27 quantities there; the others sit in groups the device refuses).
-  Favourable to the peer: 27 values per request against GreenGauge's 13.
+  registers 0-79: the 33 quantities there; the others sit in groups the device refuses).
+  Favourable to the peer: 33 values per request against GreenGauge's 15.
 - Node-RED 4.1.8 + node-red-contrib-modbus 5.23.3 (bench/peers/nodered, npm ci): per
   meter one modbus-client and three modbus-read nodes (the agent's three requests, every
   1 s), a function node decoding the floats into {quantity: value} and mqtt out, QoS 1,
@@ -49,7 +49,7 @@ from common import (
     wait_port,
 )
 
-PROFILE = BENCH / "profiles" / "sdm630_full40.yaml"
+PROFILE = BENCH / "profiles" / "sdm630_full45.yaml"
 M4M = BENCH / ".venv-m4m" / "bin" / "modbus4mqtt"
 NODERED = BENCH / "peers" / "nodered"
 BLOCKS = ((0, 80), (200, 26), (342, 16))
@@ -269,7 +269,9 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 )
             )
         for port in range(first_port, first_port + n):
-            wait_port(port, 60)
+            # Five simulator processes starting at once on a loaded 2-core machine took
+            # over a minute (2026-11-27).
+            wait_port(port, 240)
         topic = "m4m/#" if args.peer == "modbus4mqtt" else "nodered/#"
         client = subscribe(broker.port, topic, counts, json_values=args.peer == "nodered")
         stack.callback(client.loop_stop)
@@ -297,7 +299,8 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:
                 memory = memory_kib(p)
                 rss += memory.get("VmRSS", 0)
                 hwm += memory.get("VmHWM", 0)
-    per_read = 27 if args.peer == "modbus4mqtt" else 39
+    quantities = _quantities()
+    per_read = len(quantities if args.peer == "nodered" else [q for q in quantities if q[0] < 80])
     return {
         "bench": "peer_agent",
         "peer": args.peer,

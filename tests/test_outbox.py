@@ -102,3 +102,29 @@ def test_removed_batches_are_never_counted_as_dropped(tmp_path: Path) -> None:
     assert outbox.dropped_batches == 0
     assert outbox.depth == 0
     assert outbox.oldest_created() is None
+
+
+def test_a_removal_waits_for_the_next_add_to_reach_the_disk(tmp_path: Path) -> None:
+    """remove() commits without an fsync of its own (synchronous=NORMAL for its
+    transaction only); every add still commits with synchronous=FULL, which makes the
+    removals before it durable too, since the WAL is appended in order."""
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    fill(outbox, 3)
+    statements: list[str] = []
+    outbox._conn.set_trace_callback(statements.append)
+    assert outbox.remove(0) is True
+    assert statements[0] == "PRAGMA synchronous=NORMAL"
+    assert statements.count("COMMIT") == 1
+    assert statements[-1] == "PRAGMA synchronous=FULL"
+    statements.clear()
+    assert outbox.remove(0) is False
+    assert statements[-1] == "PRAGMA synchronous=FULL"
+    # The next add commits as durably as before (2 = FULL).
+    assert outbox._conn.execute("PRAGMA synchronous").fetchone() == (2,)
+    statements.clear()
+    fill(outbox, 1)
+    assert not any("synchronous" in s for s in statements)
+    # No close(): a killed agent never gets to it.
+    reopened = Outbox(path)
+    assert [e.seq for e in reopened.oldest(limit=10)] == [1, 2, 3]

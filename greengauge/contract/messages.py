@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import Field, field_validator
 
 from greengauge.contract.fields import (
     MAX_ERROR_KINDS,
@@ -41,6 +41,10 @@ class CustomValue(WireModel):
     kind: Kind = Kind.INSTANTANEOUS
 
 
+def _empty(custom: dict[str, CustomValue]) -> bool:
+    return not custom
+
+
 class MeterReading(WireModel):
     """What one read of one meter gave: values keyed by canonical quantity, and values of
     user-named quantities (`custom`) with their units.
@@ -57,14 +61,10 @@ class MeterReading(WireModel):
         default_factory=dict,
         max_length=MAX_CUSTOM,
         description=f"user-named quantities ({CUSTOM_PREFIX}...), each with its unit and kind",
+        # A field-level check, not a model serializer wrapped around every reading: the
+        # wrapper cost a third of a reading's JSON (the agent writes 500 readings a second).
+        exclude_if=_empty,
     )
-
-    @model_serializer(mode="wrap")
-    def _omit_empty_custom(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
-        data: dict[str, object] = handler(self)
-        if not self.custom:
-            data.pop("custom", None)
-        return data
 
     @classmethod
     def of(
