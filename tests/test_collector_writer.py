@@ -181,7 +181,7 @@ async def test_without_max_delay_a_message_is_written_as_soon_as_the_writer_is_f
     tmp_path: Path,
 ) -> None:
     store = FakeStore()
-    writer, acked, _ = make(tmp_path, store, WriteSettings(max_values=100))
+    writer, acked, _ = make(tmp_path, store, WriteSettings(max_values=100, max_delay=0))
     task = asyncio.create_task(writer.run())
     try:
         add(writer, acked, 0)

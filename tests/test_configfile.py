@@ -468,7 +468,7 @@ def test_collector_influxdb_is_optional(tmp_path: Path) -> None:
     assert config.mqtt.tls
     assert config.mqtt.port == 8883
     assert config.write.max_values == 50_000
-    assert config.write.max_delay == 0.0
+    assert config.write.max_delay == 0.05
 
 
 def test_collector_token_from_the_environment(
