@@ -31,14 +31,16 @@ from test_report_sections import month_batches
 
 from agent.cli import main as agent_main
 from collector.accounting.engine import Accounting
-from collector.alert_text import alert_text
 from collector.cli import main as collector_main
+from collector.notify import message
+from collector.notify.events import Action, Notice, Severity
+from collector.notify.events import AlertKind as NoticeKind
 from collector.plant import AccountingConfig
 from collector.reports.build import build
 from collector.reports.numbers import DECIMALS, amount_text
 from collector.reports.render import render
 from greengauge.common import i18n
-from greengauge.contract import Alert, AlertKind, MeterReading, Quantity, ReadingBatch
+from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 ROOT = Path(__file__).resolve().parent.parent
 CATALOG = i18n.CATALOGS / "zh_CN" / "LC_MESSAGES" / f"{i18n.DOMAIN}.po"
@@ -425,27 +427,35 @@ def test_agent_check_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
 # --- alerts -----------------------------------------------------------------------------------
 
 
-def test_alert_text_in_both_languages() -> None:
-    alert = Alert(
+def test_alert_notices_in_both_languages() -> None:
+    """What webhooks, mail and the group robots say (collector.notify.message)."""
+    notice = Notice(
+        action=Action.RAISED,
+        kind=NoticeKind.INTENSITY,
+        severity=Severity.WARNING,
         site="s1",
-        line="kiln",
-        id=7,
-        kind=AlertKind.RAISED,
+        subject="kiln",
         ts=datetime(2026, 11, 27, 8, 5, tzinfo=UTC),
-        since=datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
+        alert_id=7,
         value=123.456789,
         threshold=110.0,
         unit="kgce/t",
-        window="rolling_1h",
-        benchmark="cement clinker",
+        since=datetime(2026, 11, 27, 8, 0, tzinfo=UTC),
     )
     shanghai = ZoneInfo("Asia/Shanghai")
-    assert alert_text(alert, shanghai, "zh-CN") == (
-        "s1 kiln：单位产品综合能耗 123.457 kgce/t（rolling_1h）自 2026年11月27日 16:00:00 "
-        "+08:00 起高于基准水平 110 kgce/t（cement clinker）"
-    )
-    english = alert_text(alert, shanghai)
-    assert english.startswith("s1 kiln: energy consumption per unit of product 123.457 kgce/t")
-    assert "above the baseline level 110 kgce/t" in english and "+08:00" in english
-    cleared = alert.model_copy(update={"kind": AlertKind.CLEARED})
-    assert "回落至" in alert_text(cleared, shanghai, "zh-CN")
+    with i18n.using("zh-CN"):
+        assert message.text(notice, shanghai).splitlines() == [
+            "[WARNING] GreenGauge s1/kiln：单位产品能耗高于基准水平 触发",
+            "数值 123.5 kgce/t，阈值 110 kgce/t",
+            "状况开始于 2026-11-27 16:00:00 CST",
+            "触发于 2026-11-27 16:05:00 CST",
+            "告警编号 7",
+        ]
+    with i18n.using("en"):
+        assert message.text(notice, shanghai).splitlines() == [
+            "[WARNING] GreenGauge s1/kiln: intensity above baseline raised",
+            "value 123.5 kgce/t, threshold 110 kgce/t",
+            "condition since 2026-11-27 16:00:00 CST",
+            "raised at 2026-11-27 16:05:00 CST",
+            "alert id 7",
+        ]
