@@ -1,7 +1,8 @@
-"""The walk's in-line shortcut (account_pass._in_line: a reading in line with the good one
-before it is measured without the walker) gives exactly what the walker alone gives, for
-any counter readings (zero reads, jitter, glitches, jumps, wraps, gaps, swaps) delivered
-in any passes, and a recompute gives it again; allocate_ms is allocate in epoch ms."""
+"""The walk's in-line shortcut (core.inline: a reading in line with the good one before it
+is measured without the walker, one at a time or a run of kept readings at once) gives
+exactly what the walker alone gives, for any counter readings (zero reads, jitter,
+glitches, jumps, wraps, gaps, swaps) delivered in any passes, and a recompute gives it
+again; allocate_ms is allocate in epoch ms, allocate_arrays is allocate_ms."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from test_accounting_event_time import batch, config, minute_rows
 from collector.accounting import passes as account_pass
 from collector.accounting import targets
 from collector.accounting.core.counters import Replacement
-from collector.accounting.core.series import Amount, Quality, allocate, allocate_ms
+from collector.accounting.core.inline import in_line
+from collector.accounting.core.series import (
+    Amount,
+    MsAmounts,
+    Quality,
+    allocate,
+    allocate_arrays,
+    allocate_ms,
+)
 from collector.accounting.engine import Accounting
 from collector.accounting.swaps import record_swap
 from collector.plant import CounterSettings
@@ -97,20 +106,26 @@ def test_the_in_line_shortcut_gives_what_the_walker_gives(
     swap = None if swap_at is None else readings[swap_at]
     fast = _account(tmp_path_factory.mktemp("fast"), passes, swap)
     in_order = _account(tmp_path_factory.mktemp("in-order"), [readings], swap)
-    with mock.patch.object(account_pass, "_in_line", lambda *_: None):
+    with (
+        mock.patch.object(account_pass, "in_line", lambda *_: None),
+        mock.patch.object(account_pass, "BULK_MIN", 10**9),
+    ):
         walker_only = _account(tmp_path_factory.mktemp("walker"), passes, swap)
+    with mock.patch.object(account_pass, "BULK_MIN", 1):  # every kept reading in runs
+        runs = _account(tmp_path_factory.mktemp("runs"), passes, swap)
     assert fast == walker_only
     assert fast == in_order
+    assert runs == walker_only
 
 
 def test_the_shortcut_takes_the_plain_readings() -> None:
     """It measures a plain rise, and leaves gaps, falls, steps and wraps to the walker."""
     spec = targets._spec(CounterSettings(max_rate=60.0, tolerance=0.5))
-    assert account_pass._in_line(spec, 0, 10.0, 60_000, 11.0) == 1.0
-    assert account_pass._in_line(spec, 0, 10.0, 60_000, 9.75) == 0.0  # jitter within tolerance
-    assert account_pass._in_line(spec, 0, 10.0, 300_001, 11.0) is None  # a gap
-    assert account_pass._in_line(spec, 0, 10.0, 60_000, 9.0) is None  # a fall
-    assert account_pass._in_line(spec, 0, 10.0, 60_000, 12.0) is None  # above max_rate
+    assert in_line(spec, 0, 10.0, 60_000, 11.0) == 1.0
+    assert in_line(spec, 0, 10.0, 60_000, 9.75) == 0.0  # jitter within tolerance
+    assert in_line(spec, 0, 10.0, 300_001, 11.0) is None  # a gap
+    assert in_line(spec, 0, 10.0, 60_000, 9.0) is None  # a fall
+    assert in_line(spec, 0, 10.0, 60_000, 12.0) is None  # above max_rate
 
 
 ms_amounts = st.lists(
@@ -137,6 +152,30 @@ def test_allocate_ms_is_allocate(amounts: list[tuple[int, int, float, Quality]])
         for b in allocate(objects, timedelta(minutes=1))
     ]
     assert allocate_ms(as_ms, 60_000) == expected
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-10_000_000, 10_000_000),
+            st.integers(0, 400_000),
+            st.floats(-1e6, 1e6, allow_nan=False),
+            st.sampled_from(list(Quality)),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([1_000, 60_000, 900_000]),
+)
+def test_allocate_arrays_is_allocate_ms(
+    amounts: list[tuple[int, int, float, Quality]], step: int
+) -> None:
+    """The same buckets, the same floats to the last bit, the same qualities: zero-length
+    amounts, amounts across many buckets, before 1970, negative values."""
+    as_ms = [(s, s + d, v, int(q)) for s, d, v, q in amounts]
+    b = allocate_arrays(MsAmounts.of(as_ms), step)
+    got = list(zip(b.start.tolist(), b.value.tolist(), b.quality.tolist(), strict=True))
+    assert got == allocate_ms(as_ms, step)
 
 
 def test_a_late_reading_before_a_hole_changes_its_estimate(tmp_path: Path) -> None:

@@ -11,14 +11,18 @@ changes nothing. Amounts are kept per minute: native amount, kgce, kgCO2 and qua
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from collector.accounting.core.alerts import AlarmState, AlertEvent, Phase
 from collector.accounting.core.counters import Finding, Issue, Replacement, Sample
@@ -27,7 +31,10 @@ from collector.accounting.core.walk import State
 from collector.stores.lineprotocol import epoch_millis
 
 FILE: Final = "accounting.sqlite"
-_CHUNK: Final = 2000
+_FIRST_CHUNK: Final = 16
+"""Kept readings read at first after where a walk starts: a live pass usually settles
+within a few; a recompute reads on in chunks four times as large, up to _CHUNK."""
+_CHUNK: Final = 16_384
 
 _SCHEMA: Final = (
     # Before readings were kept (read once, to carry a series over: engine._carry_over).
@@ -198,6 +205,48 @@ class FindingRow:
     counted: float
 
 
+class KeptReadings:
+    """Kept readings of a series, in time order, as columns: a recompute walks millions.
+    Most readings are their own good reading with none pending (in line); only their
+    good value is read with them, the whole state of the others when the walk asks."""
+
+    __slots__ = ("_full", "good", "simple", "ts", "value")
+
+    def __init__(self, columns: npt.NDArray[np.float64], full: Callable[[int], ReadingRow]) -> None:
+        # epoch ms are exact in a float64 (below 2**53: the year 287396)
+        self.ts = columns[:, 0].astype(np.int64)
+        self.value = columns[:, 1]
+        self.good = columns[:, 2]
+        """The good value after an in-line reading; -inf after another."""
+        self.simple = np.isfinite(self.good)
+        self._full = full
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def row(self, i: int) -> ReadingRow:
+        t = int(self.ts[i])
+        if not self.simple[i]:
+            return self._full(t)
+        return (t, float(self.value[i]), t, float(self.good[i]), None, None)
+
+    def index(self, t: int) -> int:
+        """The first reading at or after a time."""
+        return int(np.searchsorted(self.ts, t))
+
+
+@dataclass(frozen=True, slots=True)
+class Minutes:
+    """A series' minutes as columns: start (epoch ms, ascending), amount, kgce, kgCO2,
+    quality."""
+
+    minute: npt.NDArray[np.int64]
+    amount: npt.NDArray[np.float64]
+    kgce: npt.NDArray[np.float64]
+    kgco2: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.int64]
+
+
 class MinuteRow(NamedTuple):
     """A series' figures over one minute (a tuple: a month's recompute makes millions)."""
 
@@ -225,6 +274,52 @@ class AlertRow:
     published: bool
     corrected: bool = False
     """Raised or cleared on figures that late readings changed afterwards."""
+
+
+def _changed_minutes(
+    conn: sqlite3.Connection, where: tuple[str, str, int, int], rows: Minutes
+) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """`replace_minutes` over columns (a month at once): the rows that differ from those
+    kept or are new, and the kept minutes that are not among them."""
+    old = np.fromiter(
+        itertools.chain.from_iterable(
+            conn.execute(
+                "SELECT minute, amount, kgce, kgco2, quality FROM minute "
+                "WHERE site = ? AND series = ? AND minute >= ? AND minute < ? ORDER BY minute",
+                where,
+            )
+        ),
+        np.float64,
+    ).reshape(-1, 5)
+    kept = old[:, 0].astype(np.int64)
+    same = np.zeros(len(rows.minute), bool)
+    if len(kept):
+        at = np.minimum(np.searchsorted(kept, rows.minute), len(kept) - 1)
+        o = old[at]
+        same = (
+            (kept[at] == rows.minute)
+            & (o[:, 1] == rows.amount)
+            & (o[:, 2] == rows.kgce)
+            & (o[:, 3] == rows.kgco2)
+            & (o[:, 4] == rows.quality)
+        )
+    gone = kept.tolist()
+    if len(rows.minute):
+        back = np.minimum(np.searchsorted(rows.minute, kept), len(rows.minute) - 1)
+        gone = kept[rows.minute[back] != kept].tolist()
+    new = np.flatnonzero(~same)
+    changed = list(
+        zip(
+            itertools.repeat(where[0]),
+            itertools.repeat(where[1]),
+            rows.minute[new].tolist(),
+            rows.amount[new].tolist(),
+            rows.kgce[new].tolist(),
+            rows.kgco2[new].tolist(),
+            rows.quality[new].tolist(),
+        )
+    )
+    return changed, gone
 
 
 class AccountingDB:
@@ -318,17 +413,35 @@ class AccountingDB:
     @staticmethod
     def readings_from(
         conn: sqlite3.Connection, site: str, series: str, start_ms: int
-    ) -> Iterator[ReadingRow]:
-        """The readings at or after a time, in time order (read lazily, a chunk at a time:
-        a walk usually stops after a few)."""
+    ) -> Iterator[KeptReadings]:
+        """The readings at or after a time, in time order, in chunks (read lazily: a walk
+        usually stops after a few, a recompute reads them all)."""
+
+        def full(t: int) -> ReadingRow:
+            return _reading_row(
+                conn.execute(_READINGS + "AND ts = ?", (site, series, t)).fetchone()
+            )
+
+        size = _FIRST_CHUNK
         while True:
-            rows = conn.execute(
-                _READINGS + "AND ts >= ? ORDER BY ts LIMIT ?", (site, series, start_ms, _CHUNK)
-            ).fetchall()
-            yield from rows  # the columns' types are ReadingRow's
-            if len(rows) < _CHUNK:
+            # readings are finite (the contract's bounds): -inf marks a state to ask for
+            columns = np.fromiter(
+                itertools.chain.from_iterable(
+                    conn.execute(
+                        "SELECT ts, value, IIF(good_ts = ts AND pending_ts IS NULL, good_value, "
+                        "-9e999) FROM reading WHERE site = ? AND series = ? AND ts >= ? "
+                        "ORDER BY ts LIMIT ?",
+                        (site, series, start_ms, size),
+                    )
+                ),
+                np.float64,
+            ).reshape(-1, 3)
+            if len(columns):
+                yield KeptReadings(columns, full)
+            if len(columns) < size:
                 return
-            start_ms = int(rows[-1][0]) + 1
+            start_ms = int(columns[-1, 0]) + 1
+            size = min(size * 4, _CHUNK)
 
     @staticmethod
     def save_readings(
@@ -374,22 +487,25 @@ class AccountingDB:
         series: str,
         first_ms: int,
         end_ms: int,
-        rows: Sequence[MinuteRow],
+        rows: Minutes | Sequence[MinuteRow],
     ) -> int:
-        """Make a series' minutes in [first, end) these rows; those that change are written
-        to the store again (an unchanged minute is not, so a recompute that changes nothing
+        """Make a series' minutes in [first, end) these; those that change are written to
+        the store again (an unchanged minute is not, so a recompute that changes nothing
         writes nothing). The number of minutes changed."""
         where = (site, series, first_ms, end_ms)
-        old = {
-            r[1]: r
-            for r in conn.execute(
-                "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "
-                "WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
-                where,
-            )
-        }
-        changed = [r for r in rows if old.get(r.minute) != r]
-        gone = old.keys() - {r.minute for r in rows}
+        if isinstance(rows, Minutes):
+            changed, gone = _changed_minutes(conn, where, rows)
+        else:
+            old = {
+                r[1]: r
+                for r in conn.execute(
+                    "SELECT series, minute, amount, kgce, kgco2, quality FROM minute "
+                    "WHERE site = ? AND series = ? AND minute >= ? AND minute < ?",
+                    where,
+                )
+            }
+            changed = [(site, *r) for r in rows if old.get(r.minute) != r]
+            gone = list(old.keys() - {r.minute for r in rows})
         if gone:
             conn.executemany(
                 "DELETE FROM minute WHERE site = ? AND series = ? AND minute = ?",
@@ -398,7 +514,7 @@ class AccountingDB:
         conn.executemany(
             "INSERT OR REPLACE INTO minute (site, series, minute, amount, kgce, kgco2, quality, "
             "dirty) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
-            [(site, r.series, r.minute, r.amount, r.kgce, r.kgco2, r.quality) for r in changed],
+            changed,
         )
         return len(changed) + len(gone)
 

@@ -17,13 +17,25 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Final
 
-from collector.accounting.core.counters import CounterSpec, Finding, Issue, Sample
-from collector.accounting.core.series import Amount, MsAmount, Quality, allocate_ms
+import numpy as np
+
+from collector.accounting.core.counters import Finding, Issue, Sample
+from collector.accounting.core.inline import in_line, in_line_run
+from collector.accounting.core.series import (
+    Amount,
+    MsAmount,
+    MsAmounts,
+    Quality,
+    allocate_arrays,
+    allocate_ms,
+)
 from collector.accounting.core.walk import State, Walker
 from collector.accounting.db import (
     AccountingDB,
     FindingRow,
+    KeptReadings,
     MinuteRow,
+    Minutes,
     ReadingRow,
     from_ms,
     ms,
@@ -50,13 +62,15 @@ MAX_GAP: Final = timedelta(minutes=5)
 """Counter readings further apart are reported as a gap (still measured)."""
 
 
-MAX_GAP_MS: Final = 300_000
-
-
 POWER_MAX_GAP: Final = timedelta(minutes=2)
 
 
 """Power readings further apart are not integrated across."""
+
+
+BULK_MIN: Final = 32
+"""Kept readings in a row taken at once (numpy) rather than one by one: fewer cost more
+as arrays than as Python numbers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +183,7 @@ def account(
     # amounts that share the minute.
     first_minute = _floor_minute(first if before is None else before[2])
     start = tail.before(min(first_minute + 1, first))
-    stored_after: Iterator[ReadingRow] = (
+    stored_after: Iterator[KeptReadings] = (
         iter(())  # it is the last kept: nothing after it
         if start is not None and start == latest
         else AccountingDB.readings_from(
@@ -208,33 +222,60 @@ def account(
 class _Walked:
     rows: list[ReadingRow]
     """The readings whose state is new (to be saved)."""
-    amounts: list[MsAmount]
+    amounts: MsAmounts | list[MsAmount]
     findings: list[Finding]
     end: int
     """The time of the reading the walk settled at."""
 
 
-def _in_line(spec: CounterSpec, good_t: int, good_v: float, t: int, v: float) -> float | None:
-    """The amount the walker measures from its good reading (none waiting after it) to
-    the next reading when nothing but that amount comes of it: no gap, wrap or step (a
-    swap between them is the caller's to rule out). None: the walker must judge it."""
-    rise = v - good_v
-    if rise < -spec.tolerance or t - good_t > MAX_GAP_MS:
-        return None
-    rise = max(rise, 0.0)
-    return rise if spec.fits_seconds(rise, (t - good_t) / 1000) else None
+class _AmountLog:
+    """A walk's amounts in time order: one at a time from the walker, whole runs of
+    in-line readings as arrays."""
+
+    def __init__(self) -> None:
+        self._parts: list[MsAmounts] = []
+        self._single: list[MsAmount] = []
+        self.last: MsAmount | None = None
+
+    def append(self, amount: MsAmount) -> None:
+        self._single.append(amount)
+        self.last = amount
+
+    def extend(self, run: MsAmounts) -> None:
+        if not len(run.start):
+            return
+        self._flush()
+        self._parts.append(run)
+        self.last = (int(run.start[-1]), int(run.end[-1]), float(run.value[-1]), 0)
+
+    def result(self) -> MsAmounts | list[MsAmount]:
+        """As arrays once there are many (a few cost more as arrays than as tuples)."""
+        if not self._parts and len(self._single) < BULK_MIN:
+            return self._single
+        self._flush()
+        if len(self._parts) == 1:
+            return self._parts[0]
+        return MsAmounts(
+            *(np.concatenate([getattr(p, f) for p in self._parts]) for f in MsAmounts.__slots__)
+        )
+
+    def _flush(self) -> None:
+        if self._single:
+            self._parts.append(MsAmounts.of(self._single))
+            self._single = []
 
 
 class _Measure:
     """Readings, in time order, into amounts and the state after each.
 
     A reading in line with the good one before it (the bulk of any series) is measured
-    here as the walker measures it, without the walker's objects; the walker gets the
-    state back, with the amount that ended there, at the next reading it must judge (a
-    walk may start at any reading's state: every pass does)."""
+    here as the walker measures it (`core.inline`), without the walker's objects, one at
+    a time or a run at once; the walker gets the state back, with the amount that ended
+    there, at the next reading it must judge (a walk may start at any reading's state:
+    every pass does)."""
 
     def __init__(self, walker: Walker, seed: Callable[[], list[Amount]], target: Target) -> None:
-        self.amounts: list[MsAmount] = []
+        self.amounts = _AmountLog()
         self.findings: list[Finding] = []
         self._walker = walker
         self._seed: Callable[[], list[Amount]] | None = seed
@@ -244,44 +285,158 @@ class _Measure:
         self._swap_times = [ms(x.ts) for x in walker.swaps]
         state = walker.state
         # The good reading while none waits after it (a counter), else None.
-        self._good: tuple[int, float] | None = None
+        self.good: tuple[int, float] | None = None
         if not target.integrate and state is not None and state.pending is None:
-            self._good = (ms(state.good.ts), state.good.value)
+            self.good = (ms(state.good.ts), state.good.value)
         self._behind = False
         """The walk ran in line past the walker's own state."""
 
     def __call__(self, t: int, value: float) -> ReadingRow:
-        good = self._good
+        good = self.good
         if good is not None and not (
             self._swap_times and _swap_between(self._swap_times, good[0], t)
         ):
-            amount = _in_line(self._spec, good[0], good[1], t, value)
+            amount = in_line(self._spec, good[0], good[1], t, value)
             if amount is not None:
                 self.amounts.append((good[0], t, amount, 0))
                 # jitter within tolerance keeps the higher level
-                self._good = good = (t, value) if value >= good[1] else (t, good[1])
+                self.good = good = (t, value) if value >= good[1] else (t, good[1])
                 self._behind, self._seed = True, None
                 return (t, value, t, good[1], None, None)
         walker = self._walker
         if self._behind:
-            assert good is not None
+            assert good is not None and self.amounts.last is not None
             back = State(Sample(from_ms(good[0]), good[1]))
-            walker = walker.resumed(back, [amount_of(self.amounts[-1])])
+            walker = walker.resumed(back, [amount_of(self.amounts.last)])
             self._behind = False
         elif self._seed is not None and walker.state is not None:
             walker = walker.resumed(walker.state, self._seed())
         self._walker, self._seed = walker, None
         step = walker.feed(Sample(from_ms(t), value))
-        self.amounts.extend(ms_amount(a) for a in step.amounts)
+        for a in step.amounts:
+            self.amounts.append(ms_amount(a))
         self.findings.extend(step.findings)
         row = reading_row(step.sample, step.state)
-        self._good = (row[2], row[3]) if row[4] is None and not self._integrate else None
+        self.good = (row[2], row[3]) if row[4] is None and not self._integrate else None
         return row
+
+    def run(self, kept: KeptReadings, i: int, limit: int) -> np.ndarray:
+        """The kept readings [i, limit) that lead in line with the good reading (the
+        walk's state must have one): the good value after each, as `__call__` gives it
+        reading by reading. None of them is measured until `take` says how many."""
+        good = self.good
+        assert good is not None
+        if self._swap_times:
+            # a reading at or after the next swap starts a new counter: the walker's
+            n = bisect.bisect_right(self._swap_times, good[0])
+            if n < len(self._swap_times):
+                limit = min(limit, kept.index(self._swap_times[n]))
+        run = in_line_run(self._spec, good[0], good[1], kept.ts[i:limit], kept.value[i:limit])
+        self._run = run
+        return run.good
+
+    def take(self, kept: KeptReadings, i: int, count: int) -> None:
+        """Measure the first `count` readings of the last run."""
+        if not count:
+            return
+        good = self.good
+        assert good is not None
+        ts = kept.ts[i : i + count]
+        starts = np.concatenate(([good[0]], ts[:-1]))
+        self.amounts.extend(
+            MsAmounts(starts, ts, self._run.amounts[:count], np.zeros(count, np.int64))
+        )
+        self.good = (int(ts[-1]), float(self._run.good[count - 1]))
+        self._behind, self._seed = True, None
+
+
+class _Walk:
+    """Where a walk stands: the readings whose state is new, how far it went, and whether
+    it settled (a state came out as stored, with no change after it and `through`
+    reached: every later state, and so every later amount, is as stored)."""
+
+    def __init__(self, measure: _Measure, first: int, through: int | None) -> None:
+        self.measure, self.first, self.through = measure, first, through
+        self.rows: list[ReadingRow] = []
+        self.end = first
+        self.settled: int | None = None
+        self.end_minute = 0
+        """Once settled: the walk goes on to the first good reading at or after this."""
+        self.as_before = True
+        """The state before the next reading is as stored: then so is the amount that
+        ends at it, which a hole after it is estimated from (a reading late before one
+        that opened a hole changes the estimate, not the states)."""
+
+    def one(self, t: int, value: float, old: ReadingRow | None, changes: bool) -> bool:
+        """Walk one reading (`old`: as kept; None: a changed one). Whether to stop."""
+        row = self.measure(t, value)
+        same = old is not None and (row == old or t < self.first)
+        if old is None:
+            self.rows.append(row)
+        elif self.settled is None and t >= self.first:
+            if not same:
+                self.rows.append(row)
+            elif self.as_before and row[4] is None and not changes and self._through(t):
+                self._settle(t)
+        self.as_before = same
+        if self.settled is None:
+            self.end = max(self.end, t)
+            return False
+        # later amounts start at or after the good reading: past the minutes
+        return row[4] is None and row[2] >= self.end_minute
+
+    def run(self, kept: KeptReadings, i: int, limit: int, changes: bool) -> tuple[int, bool]:
+        """The kept readings [i, limit) that lead in line, walked at once as `one` walks
+        them one by one: how many were taken, and whether to stop."""
+        good = self.measure.run(kept, i, limit)
+        n = len(good)
+        if not n:
+            return 0, False
+        ts = kept.ts[i : i + n]
+        # in line, the state after a reading is its own time and the good value, none
+        # pending; a kept state of any other form reads -inf
+        same = (ts < self.first) | (kept.good[i : i + n] == good)
+        count, stop = n, False
+        if self.settled is None:
+            ripe = same & np.concatenate(([self.as_before], same[:-1])) & (ts >= self.first)
+            ripe &= not changes
+            if self.through is not None:
+                ripe &= ts >= self.through
+            hit = np.flatnonzero(ripe)
+            upto = int(hit[0]) if hit.size else n
+            for k in np.flatnonzero((ts[:upto] >= self.first) & ~same[:upto]).tolist():
+                t = int(ts[k])
+                self.rows.append((t, float(kept.value[i + k]), t, float(good[k]), None, None))
+            if upto:
+                self.end = max(self.end, int(ts[upto - 1]))
+            if hit.size:
+                self._settle(int(ts[upto]))
+                past = np.flatnonzero(ts[upto + 1 :] >= self.end_minute)
+                if past.size:
+                    count, stop = upto + 2 + int(past[0]), True
+        else:
+            past = np.flatnonzero(ts >= self.end_minute)
+            if past.size:
+                count, stop = int(past[0]) + 1, True
+        self.measure.take(kept, i, count)
+        self.as_before = bool(same[count - 1])
+        return count, stop
+
+    def walked(self) -> _Walked:
+        end = self.end if self.settled is None else self.settled
+        return _Walked(self.rows, self.measure.amounts.result(), self.measure.findings, end)
+
+    def _through(self, t: int) -> bool:
+        return self.through is None or t >= self.through
+
+    def _settle(self, t: int) -> None:
+        self.settled = t
+        self.end_minute = _end_minute(t, self.through)
 
 
 def _walk(
     measure: _Measure,
-    stored: Iterator[ReadingRow],
+    stored: Iterator[KeptReadings],
     changed: dict[int, float],
     first: int,
     through: int | None,
@@ -289,44 +444,36 @@ def _walk(
     """Walk the stored readings with the changed ones in their place: the readings from
     `first` whose state is new, every amount up to past the minutes the walk touches, and
     the time of the reading it settled at (a state as stored, with no change after it and
-    `through` reached)."""
-    out = _Walked([], measure.amounts, measure.findings, first)
+    `through` reached). Kept readings in line are walked a run at a time."""
+    walk = _Walk(measure, first, through)
     changes = deque(sorted(changed.items()))
-    following = next(stored, None)
-    settled: int | None = None
-    settle_at = 0
-    # The state before the reading is as stored: then so is the amount that ends at it,
-    # which a hole after it is estimated from (a reading late before one that opened a
-    # hole changes the estimate, not the states).
-    as_before = True
-    while changes or following is not None:
-        old: ReadingRow | None = None
-        if changes and (following is None or changes[0][0] <= following[0]):
+    kept, i = next(stored, None), 0
+    while kept is not None or changes:
+        if kept is not None and i == len(kept):
+            kept, i = next(stored, None), 0
+            continue
+        if kept is not None and measure.good is not None:
+            limit = kept.index(changes[0][0]) if changes else len(kept)
+            if limit - i >= BULK_MIN:
+                taken, stop = walk.run(kept, i, limit, bool(changes))
+                i += taken
+                if stop:
+                    break
+                if taken:
+                    continue
+        if changes and (kept is None or changes[0][0] <= kept.ts[i]):
             t, value = changes.popleft()
-            if following is not None and following[0] == t:
-                following = next(stored, None)
+            if kept is not None and kept.ts[i] == t:
+                i += 1  # the changed reading takes the kept one's place
+            stop = walk.one(t, value, None, bool(changes))
         else:
-            assert following is not None
-            old, following = following, next(stored, None)
-            t, value = old[0], old[1]
-        row = measure(t, value)
-        same = old is not None and (row == old or t < first)
-        if old is None:
-            out.rows.append(row)
-        elif settled is None and t >= first:
-            if not same:
-                out.rows.append(row)
-            elif as_before and row[4] is None and not changes and (through is None or t >= through):
-                settled = t  # every later state, and so every later amount, is as stored
-                settle_at = _end_minute(settled, through)
-        as_before = same
-        if settled is None:
-            out.end = max(out.end, t)
-        elif row[4] is None and row[2] >= settle_at:
-            break  # later amounts start at or after the good reading: past the minutes
-    if settled is not None:
-        out.end = settled
-    return out
+            assert kept is not None
+            old = kept.row(i)
+            i += 1
+            stop = walk.one(old[0], old[1], old, bool(changes))
+        if stop:
+            break
+    return walk.walked()
 
 
 def _swap_between(swap_times: list[int], after: int, through: int) -> bool:
@@ -363,9 +510,12 @@ def _log_findings(series: str, findings: Sequence[Finding]) -> None:
         )
 
 
-def counted(amounts: Sequence[MsAmount], f: Finding) -> float:
+def counted(amounts: MsAmounts | Sequence[MsAmount], f: Finding) -> float:
     """What the totals hold for a finding's interval."""
     start, end = ms(f.start), ms(f.end)
+    if isinstance(amounts, MsAmounts):
+        mine = (amounts.start == start) & (amounts.end == end)
+        return math.fsum(amounts.value[mine].tolist())
     return math.fsum(a[2] for a in amounts if a[0] == start and a[1] == end)
 
 
@@ -378,19 +528,21 @@ def amount_of(a: MsAmount) -> Amount:
 
 
 def minute_rows(
-    amounts: Sequence[MsAmount], target: Target, first_ms: int, end_ms: int
-) -> list[MinuteRow]:
+    amounts: MsAmounts | Sequence[MsAmount], target: Target, first_ms: int, end_ms: int
+) -> Minutes | list[MinuteRow]:
     """The minutes in [first, end) the amounts make."""
-    series, kgce = target.series, target.kgce_per_unit
-    if target.hourly is None:
-        kgco2 = target.kgco2_per_unit
+    if not isinstance(amounts, MsAmounts):
+        series, kgce = target.series, target.kgce_per_unit
         return [
-            MinuteRow(series, minute, value, value * kgce, value * kgco2, quality)
-            for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
+            MinuteRow(series, minute, value, value * kgce, value * target.kgco2_at(minute), q)
+            for minute, value, q in allocate_ms(amounts, MINUTE_MS)
             if first_ms <= minute < end_ms
         ]
-    return [
-        MinuteRow(series, minute, value, value * kgce, value * target.kgco2_at(minute), quality)
-        for minute, value, quality in allocate_ms(amounts, MINUTE_MS)
-        if first_ms <= minute < end_ms
-    ]
+    b = allocate_arrays(amounts, MINUTE_MS)
+    inside = (b.start >= first_ms) & (b.start < end_ms)
+    minute, value = b.start[inside], b.value[inside]
+    if target.hourly is None:
+        kgco2 = value * target.kgco2_per_unit
+    else:
+        kgco2 = value * np.array([target.kgco2_at(m) for m in minute.tolist()], np.float64)
+    return Minutes(minute, value, value * target.kgce_per_unit, kgco2, b.quality[inside])
