@@ -12,6 +12,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_accounting_event_time import batch, config, minute_rows
@@ -30,6 +31,7 @@ from collector.accounting.core.series import (
 )
 from collector.accounting.engine import Accounting
 from collector.accounting.swaps import record_swap
+from collector.config import load_config
 from collector.plant import CounterSettings
 from greengauge.contract import Quantity, ReadingBatch
 
@@ -196,3 +198,54 @@ def test_a_late_reading_before_a_hole_changes_its_estimate(tmp_path: Path) -> No
     minute = 1_795_489_200_000  # 03:00
     assert by_minute[minute] == pytest.approx(0.8 / 3.6 + 400 * 58 / 3600)
     assert by_minute[minute + 60_000] == pytest.approx(400 * 2 / 3600)
+
+
+@pytest.mark.parametrize("hourly", [False, True])
+def test_a_recompute_puts_back_exactly_the_minutes_that_differ(
+    tmp_path: Path, hourly: bool
+) -> None:
+    """A day of a reading a minute (walked and compared a run at a time) with a static grid
+    factor (SQLite checks kgce and kgCO2 against amount x factor) or an hourly one (every
+    column read): a recompute changes nothing; minutes altered in the database (amount,
+    kgce, kgCO2, quality, one deleted, one added) are exactly the ones put back."""
+    accounting = config().model_dump(mode="json", exclude_defaults=True)
+    if hourly:
+        hours = [f"{T0 + timedelta(hours=h):%Y-%m-%dT%H:00:00Z},0.{h + 10}" for h in range(24)]
+        (tmp_path / "hourly.csv").write_text("hour,kgco2_per_kwh\n" + "\n".join(hours) + "\n")
+        accounting["sites"][0]["hourly_grid_factor"] = {"file": "hourly.csv", "source": "t"}
+    path = tmp_path / "collector.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"mqtt": {"url": "mqtt://127.0.0.1"}, "data_dir": "d", "accounting": accounting}
+        )
+    )
+    loaded = load_config(path).accounting
+    assert loaded is not None
+    acc = Accounting(loaded, tmp_path / "acc", clock=lambda: T0 + timedelta(days=2))
+    acc.process([batch(T0 + timedelta(minutes=i), i, incomer={E: 10.0 * i}) for i in range(1441)])
+    day = (T0, T0 + timedelta(days=1))
+    live = minute_rows(acc)
+    assert len(live) == 1440 and [s.changed for s in acc.recompute("s1", *day)] == [0]
+    minute = int(T0.timestamp() * 1000)
+    tampered = [minute + k * 60_000 for k in (5, 200, 201, 700, 1439)]
+    for sql, at in zip(
+        [
+            "UPDATE minute SET amount = amount + 1e-9 WHERE minute = ?",
+            "UPDATE minute SET kgce = kgce * 2 WHERE minute = ?",
+            "UPDATE minute SET kgco2 = 0 WHERE minute = ?",
+            "UPDATE minute SET quality = 3 WHERE minute = ?",
+            "DELETE FROM minute WHERE minute = ?",
+        ],
+        tampered,
+        strict=True,
+    ):
+        acc.db.query(sql, (at,))
+    acc.db.query(
+        "INSERT INTO minute VALUES ('s1', 'incomer', ?, 1, 1, 1, 0, 0)", (minute + 1440 * 60_000,)
+    )
+    acc.db.query("UPDATE minute SET dirty = 0")
+    spans = acc.recompute("s1", day[0], day[1] + timedelta(minutes=1))
+    assert [s.changed for s in spans] == [len(tampered) + 1]
+    dirty = [r[0] for r in acc.db.query("SELECT minute FROM minute WHERE dirty = 1")]
+    assert sorted(dirty) == tampered
+    assert minute_rows(acc) == live

@@ -245,6 +245,8 @@ class Minutes:
     kgce: npt.NDArray[np.float64]
     kgco2: npt.NDArray[np.float64]
     quality: npt.NDArray[np.int64]
+    per_unit: tuple[float, float] | None = None
+    """kgce and kgCO2 per unit of amount when every minute's are amount x these."""
 
 
 class MinuteRow(NamedTuple):
@@ -280,29 +282,38 @@ def _changed_minutes(
     conn: sqlite3.Connection, where: tuple[str, str, int, int], rows: Minutes
 ) -> tuple[list[tuple[Any, ...]], list[int]]:
     """`replace_minutes` over columns (a month at once): the rows that differ from those
-    kept or are new, and the kept minutes that are not among them."""
+    kept or are new, and the kept minutes that are not among them.
+
+    The fewer columns read, the faster (SQLite's rows cost per value): a minute's start and
+    quality come as one number (a start is a whole minute, a quality below 8), and with
+    one factor per unit SQLite checks kgce and kgCO2 itself (the same IEEE product)."""
+    if rows.per_unit is None:
+        columns = "minute + quality + 8, amount, kgce, kgco2"
+        params: tuple[Any, ...] = where
+    else:
+        columns = "minute + quality + IIF(kgce = amount * ? AND kgco2 = amount * ?, 8, 0), amount"
+        params = (*rows.per_unit, *where)
     old = np.fromiter(
         itertools.chain.from_iterable(
             conn.execute(
-                "SELECT minute, amount, kgce, kgco2, quality FROM minute "
-                "WHERE site = ? AND series = ? AND minute >= ? AND minute < ? ORDER BY minute",
-                where,
+                f"SELECT {columns} FROM minute WHERE site = ? AND series = ? "  # noqa: S608
+                "AND minute >= ? AND minute < ? ORDER BY minute",
+                params,
             )
         ),
         np.float64,
-    ).reshape(-1, 5)
-    kept = old[:, 0].astype(np.int64)
+    )
+    old = old.reshape(-1, 2 if rows.per_unit is not None else 4)
+    key = old[:, 0].astype(np.int64)
+    low = key % 60_000
+    kept = key - low
     same = np.zeros(len(rows.minute), bool)
     if len(kept):
         at = np.minimum(np.searchsorted(kept, rows.minute), len(kept) - 1)
-        o = old[at]
-        same = (
-            (kept[at] == rows.minute)
-            & (o[:, 1] == rows.amount)
-            & (o[:, 2] == rows.kgce)
-            & (o[:, 3] == rows.kgco2)
-            & (o[:, 4] == rows.quality)
-        )
+        same = (kept[at] == rows.minute) & (low[at] == rows.quality + 8)
+        same &= old[at, 1] == rows.amount
+        if rows.per_unit is None:
+            same &= (old[at, 2] == rows.kgce) & (old[at, 3] == rows.kgco2)
     gone = kept.tolist()
     if len(rows.minute):
         back = np.minimum(np.searchsorted(rows.minute, kept), len(rows.minute) - 1)

@@ -532,17 +532,18 @@ def minute_rows(
 ) -> Minutes | list[MinuteRow]:
     """The minutes in [first, end) the amounts make."""
     if not isinstance(amounts, MsAmounts):
-        series, kgce = target.series, target.kgce_per_unit
+        series, per_unit = target.series, target.kgce_per_unit
         return [
-            MinuteRow(series, minute, value, value * kgce, value * target.kgco2_at(minute), q)
+            MinuteRow(series, minute, value, value * per_unit, value * target.kgco2_at(minute), q)
             for minute, value, q in allocate_ms(amounts, MINUTE_MS)
             if first_ms <= minute < end_ms
         ]
     b = allocate_arrays(amounts, MINUTE_MS)
     inside = (b.start >= first_ms) & (b.start < end_ms)
-    minute, value = b.start[inside], b.value[inside]
+    minute, value, quality = b.start[inside], b.value[inside], b.quality[inside]
+    kgce = value * target.kgce_per_unit
     if target.hourly is None:
-        kgco2 = value * target.kgco2_per_unit
-    else:
-        kgco2 = value * np.array([target.kgco2_at(m) for m in minute.tolist()], np.float64)
-    return Minutes(minute, value, value * target.kgce_per_unit, kgco2, b.quality[inside])
+        factors = (target.kgce_per_unit, target.kgco2_per_unit)
+        return Minutes(minute, value, kgce, value * factors[1], quality, factors)
+    kgco2 = value * np.array([target.kgco2_at(m) for m in minute.tolist()], np.float64)
+    return Minutes(minute, value, kgce, kgco2, quality)
