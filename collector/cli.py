@@ -261,8 +261,23 @@ def _recompute(config: CollectorConfig, args: argparse.Namespace) -> int:
         config.accounting, config.data_dir, store if isinstance(store, PointStore) else None
     )
     accounting.on_close(store.close)
+    shown = -1
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        percent = done * 100 // total
+        if percent // 10 > shown // 10 or done == total:  # a line every 10 %
+            shown = percent
+            print(
+                _("recompute: {done}/{total} series ({percent} %)").format(
+                    done=done, total=total, percent=percent
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
+
     try:
-        spans = accounting.recompute(site.id, start, end)
+        spans = accounting.recompute(site.id, start, end, progress)
         written = accounting.flush()  # the replaced minutes, beside the readings
         written += accounting.restate_all()  # and the intensity points written on them
     finally:

@@ -269,7 +269,8 @@ def test_the_recompute_command_rebuilds_and_writes_beside_the_readings(
     args = ["recompute", "--config", str(path), "--site", "s1"]
     # Site time (Shanghai): 11:00 to 12:00 is 03:00 to 04:00 UTC.
     assert main([*args, "--from", "2026-11-24T11:00", "--to", "2026-11-24T12:00"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "recompute: 1/1 series (100 %)" in err  # progress, on stderr
     assert (
         "s1 incomer: minutes 2026-11-24T03:00:00+00:00 .. 2026-11-24T04:01:00+00:00 "
         "accounted again, 60 changed"

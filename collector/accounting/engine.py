@@ -268,30 +268,43 @@ class Accounting:
             if span.late and span.changed:
                 self._restate[span.site] = min(span.first, self._restate.get(span.site, span.first))
 
-    def recompute(self, site: str, start: datetime, end: datetime) -> list[Span]:
+    def recompute(
+        self,
+        site: str,
+        start: datetime,
+        end: datetime,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Span]:
         """Account [start, end) of a site again from the readings used, as if each had
-        just arrived: the same walk and the same minutes as the live path. Idempotent."""
+        just arrived: the same walk and the same minutes as the live path. Idempotent.
+        `progress(done, total)` after each series."""
         spans: list[Span] = []
         horizons = self.db.horizons(site)
-        for target in self.series(site):
-            since = ms(start)
-            horizon = horizons.get(target.series)
-            if horizon is not None and since <= horizon:
-                # its readings before are gone: those minutes stay as accounted
-                log.warning(
-                    "recompute starts after the readings kept",
-                    extra=fields(series=target.series, kept_from=from_ms(horizon).isoformat()),
-                )
-                since = horizon + 1
-                if since >= ms(end):
-                    continue
-            with self.db.transaction() as conn:
-                span = account(conn, site, target, (), since=since, through=ms(end))
+        series = self.series(site)
+        for done, target in enumerate(series, 1):
+            span = self._recompute(site, target, ms(start), ms(end), horizons.get(target.series))
             if span is not None:
                 spans.append(span)
                 if span.changed:
                     self._restate[site] = min(span.first, self._restate.get(site, span.first))
+            if progress is not None:
+                progress(done, len(series))
         return spans
+
+    def _recompute(
+        self, site: str, target: Target, since: int, end: int, horizon: int | None
+    ) -> Span | None:
+        if horizon is not None and since <= horizon:
+            # its readings before are gone: those minutes stay as accounted
+            log.warning(
+                "recompute starts after the readings kept",
+                extra=fields(series=target.series, kept_from=from_ms(horizon).isoformat()),
+            )
+            since = horizon + 1
+            if since >= end:
+                return None
+        with self.db.transaction() as conn:
+            return account(conn, site, target, (), since=since, through=end)
 
     def series(self, site: str) -> list[Target]:
         """The series the readings of a site feed: meters' counters, lines' outputs."""
