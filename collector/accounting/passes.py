@@ -20,7 +20,7 @@ from typing import Final
 import numpy as np
 
 from collector.accounting.core.counters import Finding, Issue, Sample
-from collector.accounting.core.inline import in_line, in_line_run
+from collector.accounting.core.inline import Run, in_line, in_line_run
 from collector.accounting.core.series import (
     Amount,
     MsAmount,
@@ -320,10 +320,10 @@ class _Measure:
         self.good = (row[2], row[3]) if row[4] is None and not self._integrate else None
         return row
 
-    def run(self, kept: KeptReadings, i: int, limit: int) -> np.ndarray:
+    def run(self, kept: KeptReadings, i: int, limit: int) -> Run:
         """The kept readings [i, limit) that lead in line with the good reading (the
-        walk's state must have one): the good value after each, as `__call__` gives it
-        reading by reading. None of them is measured until `take` says how many."""
+        walk's state must have one), with the good value after each as `__call__` gives
+        it reading by reading. None of them is measured until `take` says how many."""
         good = self.good
         assert good is not None
         if self._swap_times:
@@ -331,22 +331,18 @@ class _Measure:
             n = bisect.bisect_right(self._swap_times, good[0])
             if n < len(self._swap_times):
                 limit = min(limit, kept.index(self._swap_times[n]))
-        run = in_line_run(self._spec, good[0], good[1], kept.ts[i:limit], kept.value[i:limit])
-        self._run = run
-        return run.good
+        return in_line_run(self._spec, good[0], good[1], kept.ts[i:limit], kept.value[i:limit])
 
-    def take(self, kept: KeptReadings, i: int, count: int) -> None:
-        """Measure the first `count` readings of the last run."""
+    def take(self, kept: KeptReadings, i: int, run: Run, count: int) -> None:
+        """Measure the first `count` readings of a run from kept reading i."""
         if not count:
             return
         good = self.good
         assert good is not None
         ts = kept.ts[i : i + count]
         starts = np.concatenate(([good[0]], ts[:-1]))
-        self.amounts.extend(
-            MsAmounts(starts, ts, self._run.amounts[:count], np.zeros(count, np.int64))
-        )
-        self.good = (int(ts[-1]), float(self._run.good[count - 1]))
+        self.amounts.extend(MsAmounts(starts, ts, run.amounts[:count], np.zeros(count, np.int64)))
+        self.good = (int(ts[-1]), float(run.good[count - 1]))
         self._behind, self._seed = True, None
 
 
@@ -388,8 +384,8 @@ class _Walk:
     def run(self, kept: KeptReadings, i: int, limit: int, changes: bool) -> tuple[int, bool]:
         """The kept readings [i, limit) that lead in line, walked at once as `one` walks
         them one by one: how many were taken, and whether to stop."""
-        good = self.measure.run(kept, i, limit)
-        n = len(good)
+        run = self.measure.run(kept, i, limit)
+        good, n = run.good, run.count
         if not n:
             return 0, False
         ts = kept.ts[i : i + n]
@@ -418,7 +414,7 @@ class _Walk:
             past = np.flatnonzero(ts >= self.end_minute)
             if past.size:
                 count, stop = int(past[0]) + 1, True
-        self.measure.take(kept, i, count)
+        self.measure.take(kept, i, run, count)
         self.as_before = bool(same[count - 1])
         return count, stop
 
