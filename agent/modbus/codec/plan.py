@@ -123,11 +123,14 @@ class ReadBlock:
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "_plain", tuple(f.plain for f in self.fields))
 
-    def decode(self, registers: Sequence[int]) -> tuple[dict[QuantityName, float], list[Problem]]:
+    def decode(
+        self, registers: Sequence[int], texts: dict[QuantityName, str] | None = None
+    ) -> tuple[dict[QuantityName, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
 
         A value the meter marks as not available is a Problem of kind NOT_AVAILABLE
-        (`quiet`): count it, do not log it.
+        (`quiet`): count it, do not log it. `texts` gets the repr() text of the values
+        whose text the decoding made anyway (Scaler.with_text).
         """
         if len(registers) != self.count:
             reason = f"response has {len(registers)} registers, {self.count} were requested"
@@ -141,7 +144,14 @@ class ReadBlock:
         problems: list[Problem] = []
         for plan, raw, plain in zip(self.fields, raws, self._plain, strict=True):
             if plain:
-                value = plan.scaler(raw)
+                if texts is None:
+                    value = plan.scaler(raw)
+                else:
+                    value, text = plan.scaler.with_text(raw)
+                    if text is not None:
+                        values[plan.quantity] = value
+                        texts[plan.quantity] = text
+                        continue
                 if math.isfinite(value):
                     values[plan.quantity] = value
                     continue

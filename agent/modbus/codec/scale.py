@@ -43,21 +43,39 @@ def decimals(number: float) -> int:
 
 
 def shortest_float32(raw: float) -> float:
-    """The shortest decimal that is the same float32 as `raw`.
+    """The shortest decimal that is the same float32 as `raw`."""
+    return shortest_float32_text(raw)[0]
+
+
+_pack32: Final = _FLOAT32.pack
+
+
+def shortest_float32_text(raw: float) -> tuple[float, str]:
+    """shortest_float32(raw), and its text as repr() writes it (made once here: writing
+    a float as text costs as much as finding the shortest one). `raw` is finite.
 
     A float32 needs 6 to 9 significant digits, 8 for most measured values and 7 for
     most of the rest; trying 7 first finds the answer in two formats nearly always.
     """
-    bits = _FLOAT32.pack(raw)
-    candidate = float(format(raw, ".7g"))
-    if _FLOAT32.pack(candidate) == bits:
-        shorter = float(format(raw, ".6g"))
-        return shorter if _FLOAT32.pack(shorter) == bits else candidate
-    candidate = float(format(raw, ".8g"))
-    if _FLOAT32.pack(candidate) == bits:
-        return candidate
-    # Nine significant digits always give the float32 back.
-    return float(format(raw, ".9g"))
+    bits = _pack32(raw)
+    text = f"{raw:.7g}"
+    value = float(text)
+    if _pack32(value) == bits:
+        shorter_text = f"{raw:.6g}"
+        shorter = float(shorter_text)
+        if _pack32(shorter) == bits:
+            value, text = shorter, shorter_text
+    else:
+        text = f"{raw:.8g}"
+        value = float(text)
+        if _pack32(value) != bits:
+            # Nine significant digits always give the float32 back.
+            text = f"{raw:.9g}"
+            value = float(text)
+    # "%g" and repr() differ only in the exponent's range and in repr's ".0".
+    if "e" in text:
+        return value, repr(value)
+    return value, text if "." in text else text + ".0"
 
 
 class Transform(StrEnum):
@@ -107,15 +125,22 @@ def power_factor_of(power_factor: Quantity) -> Quantity:
 POWER_FACTORS: Final = frozenset(q for q in Quantity if q.value.startswith("power_factor"))
 
 
-def canonical_power_factors(values: MutableMapping[Any, float], sign: PowerFactorSign) -> None:
+def canonical_power_factors(
+    values: MutableMapping[Any, float],
+    sign: PowerFactorSign,
+    texts: MutableMapping[Any, str] | None = None,
+) -> None:
     """Turn a reading's power factors into the canonical sign, in place. A power factor
     whose active power is not in the reading cannot be signed, so it is dropped.
 
     The keys are canonical quantities or user-named ones (plain str): a Quantity is a
-    StrEnum, so either kind of key finds the same value."""
+    StrEnum, so either kind of key finds the same value. `texts` (ReadBlock.decode's)
+    loses the text of every value changed or dropped."""
     if sign is PowerFactorSign.ACTIVE_POWER:
         return
     for quantity in POWER_FACTORS & values.keys():
+        if texts is not None:
+            texts.pop(quantity, None)
         active = values.get(power_factor_of(quantity))
         if active is None or not math.isfinite(active):
             del values[quantity]
@@ -157,6 +182,13 @@ class Scaler:
         self._offset_decimals = decimals(offset) if offset != 0 else -400
         # Most registers (every SDM630 one) are taken as they come: no arithmetic to round.
         self._identity = scale == 1 and offset == 0 and transform is None
+
+    def with_text(self, raw: float) -> tuple[float, str | None]:
+        """self(raw), and its repr() text when it comes at no cost (a float32 taken as
+        it comes: its shortest text is how its value is found)."""
+        if self._float32 and self._identity and math.isfinite(raw):
+            return shortest_float32_text(raw)
+        return self(raw), None
 
     def __call__(self, raw: float, exponent: int = 0) -> float:
         if not math.isfinite(raw):

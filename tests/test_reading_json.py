@@ -1,0 +1,124 @@
+"""A poller's read goes to the wire as JSON written without the contract's model
+(agent.reading): byte for byte what MeterReading writes for the same values, and refused
+where MeterReading refuses, for every generated read."""
+
+from __future__ import annotations
+
+import math
+import struct
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.publish.batcher import reading_json
+from agent.reading import NO_CUSTOM, Read, custom_of, numbers
+from greengauge.contract import MAX_CUSTOM, Kind, MeterReading, Quantity, QuantityName
+
+custom_names = st.from_regex(r"x_[a-z][a-z0-9_]{0,20}", fullmatch=True)
+units = st.from_regex(r"[A-Za-z0-9%/._^*-]{1,16}", fullmatch=True)
+float32s = st.integers(0, 2**32 - 1).map(lambda bits: struct.unpack("<f", bits.to_bytes(4))[0])
+values = st.one_of(
+    st.floats(),  # every double, nan and the infinities included
+    float32s,  # what a meter's float32 registers give
+    st.sampled_from([0.0, -0.0, 1e-4, 9.99e-5, 1e-5, 1e15, 1e16, 123456789.0, 50.0]),
+    st.integers(-(2**53), 2**53),  # not a float: the model decides
+)
+times = st.one_of(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(9998, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))]),
+    ),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 1, 1)),  # naive
+)
+meters = st.one_of(
+    st.from_regex(r"[a-zA-Z0-9_.:-]{1,64}", fullmatch=True),
+    st.text(max_size=70),  # mostly refused ids
+)
+
+
+@st.composite
+def reads(draw: st.DrawFn) -> tuple[Read, dict[str, tuple[str, Kind]]]:
+    named = draw(
+        st.dictionaries(
+            custom_names, st.tuples(units, st.sampled_from(list(Kind))), max_size=MAX_CUSTOM + 2
+        )
+    )
+    names: list[QuantityName] = [*Quantity, *named]
+    if draw(st.booleans()):
+        names.append("x_not_in_the_profile")
+    chosen = draw(st.lists(st.sampled_from(names), unique=True, max_size=60))
+    read_values = {name: draw(values) for name in chosen}
+    custom = custom_of(named) if named else NO_CUSTOM
+    return Read(draw(meters), draw(times), read_values, custom), named
+
+
+def _strict(read: Read, named: dict[str, tuple[str, Kind]]) -> bytes | str:
+    """The contract's JSON of the read, or the kind of its refusal and what it names."""
+    try:
+        return reading_json(MeterReading.of(read.meter, read.ts, read.values, named))
+    except Exception as exc:
+        return _refusal(exc)
+
+
+def _refusal(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    where = sorted(str(e["loc"]) for e in errors()) if callable(errors) else str(exc)
+    return f"{type(exc).__name__}: {where}"
+
+
+@given(reads())
+def test_a_read_is_written_as_the_contract_writes_it_or_refused_alike(
+    case: tuple[Read, dict[str, tuple[str, Kind]]],
+) -> None:
+    read, named = case
+    try:
+        fast: bytes | str = read.json()
+    except Exception as exc:
+        fast = _refusal(exc)
+    assert fast == _strict(read, named)
+    if isinstance(fast, bytes):
+        assert MeterReading.model_validate_json(fast) == read.model()
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | float32s, max_size=50))
+def test_finite_floats_are_the_contracts_text(floats: list[float]) -> None:
+    texts = numbers(floats)
+    assert texts is not None
+    for value, text in zip(floats, texts, strict=True):
+        written = MeterReading.model_construct(values={Quantity.FREQUENCY: value})
+        assert f'"frequency":{text}}}' in written.model_dump_json()
+        assert float(text) == value and math.copysign(1, float(text)) == math.copysign(1, value)
+
+
+def test_what_is_not_a_finite_float_is_left_to_the_contract() -> None:
+    assert numbers([1.0, math.nan]) is None
+    assert numbers([math.inf]) is None
+    assert numbers([1.0, 7]) is None  # type: ignore[list-item]
+
+
+def test_a_read_of_user_named_values_carries_their_units() -> None:
+    custom = custom_of({"x_angle_l1": ("deg", Kind.INSTANTANEOUS), "x_ah": ("Ah", Kind.COUNTER)})
+    ts = datetime(2026, 11, 27, 19, 0, 0, 123456, tzinfo=UTC)
+    values: dict[QuantityName, float] = {
+        Quantity.VOLTAGE_L1: 230.1,
+        "x_angle_l1": -12.5,
+        Quantity.FREQUENCY: 50.0,
+        "x_ah": 1e-5,
+    }
+    assert Read("m1", ts, values, custom).json() == (
+        b'{"meter":"m1","ts":"2026-11-27T19:00:00.123Z",'
+        b'"values":{"voltage_l1":230.1,"frequency":50.0},'
+        b'"custom":{"x_angle_l1":{"value":-12.5,"unit":"deg","kind":"instantaneous"},'
+        b'"x_ah":{"value":0.00001,"unit":"Ah","kind":"counter"}}}'
+    )
+
+
+def test_an_empty_read_or_a_bad_user_named_quantity_is_refused() -> None:
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="m1 has no value"):
+        Read("m1", ts, {}).json()
+    with pytest.raises(ValueError, match="voltage_l1"):
+        custom_of({"voltage_l1": ("V", Kind.INSTANTANEOUS)})
