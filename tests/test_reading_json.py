@@ -12,6 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.modbus.codec.plan import plan_reads
+from agent.modbus.codec.scale import canonical_power_factors
+from agent.profiles import Profile, builtin_names, load_profile
 from agent.publish.batcher import reading_json
 from agent.reading import NO_CUSTOM, Read, custom_of, numbers
 from greengauge.contract import MAX_CUSTOM, Kind, MeterReading, Quantity, QuantityName
@@ -83,9 +86,14 @@ def test_a_read_is_written_as_the_contract_writes_it_or_refused_alike(
         assert MeterReading.model_validate_json(fast) == read.model()
 
 
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | float32s, max_size=50))
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False) | float32s.filter(math.isfinite),
+        max_size=50,
+    )
+)
 def test_finite_floats_are_the_contracts_text(floats: list[float]) -> None:
-    texts = numbers(floats)
+    texts = numbers({f"x_{index}": value for index, value in enumerate(floats)})
     assert texts is not None
     for value, text in zip(floats, texts, strict=True):
         written = MeterReading.model_construct(values={Quantity.FREQUENCY: value})
@@ -94,9 +102,44 @@ def test_finite_floats_are_the_contracts_text(floats: list[float]) -> None:
 
 
 def test_what_is_not_a_finite_float_is_left_to_the_contract() -> None:
-    assert numbers([1.0, math.nan]) is None
-    assert numbers([math.inf]) is None
-    assert numbers([1.0, 7]) is None  # type: ignore[list-item]
+    assert numbers({"x_a": 1.0, "x_b": math.nan}) is None
+    assert numbers({"x_a": math.inf}) is None
+    assert numbers({"x_a": 1.0, "x_b": 7}) is None
+    # a text made by the decoding is taken as it is; a value without one gets its own
+    assert numbers({"x_a": 1.0, "x_b": 2.5}, {"x_a": "1.0"}) == ["1.0", "2.5"]
+
+
+PROFILES = [
+    load_profile(name)
+    for name in builtin_names()
+    if not load_profile(name).sunspec  # addresses only once resolved on a device
+]
+
+
+@given(st.sampled_from(PROFILES), st.data())
+def test_a_decoded_read_is_written_as_the_contract_writes_it(
+    profile: Profile, data: st.DataObject
+) -> None:
+    """Registers of every built-in profile, decoded with their texts as a poller does,
+    power factors signed: the read's JSON is the contract's."""
+    values: dict[QuantityName, float] = {}
+    texts: dict[QuantityName, str] = {}
+    for block in plan_reads(profile):
+        registers = data.draw(
+            st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
+        )
+        decoded, _ = block.decode(registers, texts)
+        values.update(decoded)
+    canonical_power_factors(values, profile.power_factor_sign, texts)
+    read = Read(
+        "m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom_of(profile.custom_units), texts
+    )
+    if not values:
+        return
+    assert read.json() == reading_json(read.model())
+    assert set(texts) <= set(values)
+    for quantity, text in texts.items():
+        assert text == repr(values[quantity])
 
 
 def test_a_read_of_user_named_values_carries_their_units() -> None:
