@@ -148,7 +148,9 @@ class Read:
         values = self.values
         texts = numbers(values, self.texts)
         keys = list(map(_KEYS.get, values))
-        named = [] if None not in keys else [n for n, k in zip(values, keys) if k is None]
+        named = (
+            [] if None not in keys else [n for n, k in zip(values, keys, strict=True) if k is None]
+        )
         if (
             texts is None
             or self.ts.tzinfo is None
@@ -158,10 +160,11 @@ class Read:
         ):
             # Not what a poller makes: the contract's model says what is wrong, or writes it.
             model = self.model()
-            if model.size:
-                return model.model_dump_json().encode()
+            if not model.size:
+                raise self._empty()
+            return model.model_dump_json().encode()
         if not values:
-            raise ValueError(f"a reading of meter {self.meter} has no value (values or custom)")
+            raise self._empty()
         parts = [
             '{"meter":',
             to_json(self.meter).decode(),
@@ -170,7 +173,7 @@ class Read:
             '","values":{',
         ]
         if not named:
-            parts.append(",".join(map(operator.add, keys, texts)))  # type: ignore[arg-type]
+            parts.append(",".join(map(operator.add, keys, texts)))
         else:
             parts += [
                 ",".join([k + t for k, t in zip(keys, texts, strict=True) if k is not None]),
@@ -179,6 +182,9 @@ class Read:
             ]
         parts.append("}}")
         return "".join(parts).encode()
+
+    def _empty(self) -> ValueError:
+        return ValueError(f"a reading of meter {self.meter} has no value (values or custom)")
 
 
 def is_id(text: str) -> bool:
