@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import struct
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -113,22 +114,25 @@ PROFILES = [
     load_profile(name)
     for name in builtin_names()
     if not load_profile(name).sunspec  # addresses only once resolved on a device
-]
+] + [load_profile(str(Path(__file__).parents[1] / "bench/profiles/sdm630_full45.yaml"))]
 
 
 @given(st.sampled_from(PROFILES), st.data())
 def test_a_decoded_read_is_written_as_the_contract_writes_it(
     profile: Profile, data: st.DataObject
 ) -> None:
-    """Registers of every built-in profile, decoded with their texts as a poller does,
-    power factors signed: the read's JSON is the contract's."""
+    """Registers of every built-in profile and the bench's 45-value one, decoded with
+    their texts as a poller does, power factors signed: the read's JSON is the
+    contract's."""
     values: dict[QuantityName, float] = {}
     texts: dict[QuantityName, str] = {}
     for block in plan_reads(profile):
         registers = data.draw(
             st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
         )
-        decoded, _ = block.decode(registers, texts)
+        decoded, problems = block.decode(registers, texts)
+        # with texts or without, a block decodes to the same values and problems
+        assert (decoded, problems) == block.decode(registers)
         values.update(decoded)
     canonical_power_factors(values, profile.power_factor_sign, texts)
     read = Read(

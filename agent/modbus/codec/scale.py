@@ -183,6 +183,11 @@ class Scaler:
         # Most registers (every SDM630 one) are taken as they come: no arithmetic to round.
         self._identity = scale == 1 and offset == 0 and transform is None
 
+    @property
+    def as_float32(self) -> bool:
+        """Whether values are float32 registers taken as they come (every SDM630 one)."""
+        return self._float32 and self._identity
+
     def with_text(self, raw: float) -> tuple[float, str | None]:
         """self(raw), and its repr() text when it comes at no cost (a float32 taken as
         it comes: its shortest text is how its value is found)."""
