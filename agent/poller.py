@@ -378,7 +378,21 @@ class MeterPoller(PollerBase):
         tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
-            outcome = await read_block(block, split, tick, read)
+            if split is None:
+                # Nothing refused (nearly every block of every read): one request, and
+                # the refusal bookkeeping only if the device refuses it now.
+                try:
+                    registers = await read(block.function, block.address, block.count)
+                except ReadError as exc:
+                    outcome = await read_block(block, split, tick, read, first=exc)
+                else:
+                    decoded, problems = block.decode(registers, texts)
+                    values.update(decoded)
+                    if problems or self._failing_values:
+                        self._value_problems(block, decoded, problems)
+                    continue
+            else:
+                outcome = await read_block(block, split, tick, read)
             for part, registers in outcome.replies:
                 decoded, problems = part.decode(registers, texts)
                 values.update(decoded)
