@@ -73,38 +73,13 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
-    async def sleep_until(self, when: float) -> None:
-        """Sleep until `when` (epoch seconds); at once if it has passed."""
-
 
 class SystemClock:
-    """The system's clock. Sleepers until the same time share one timer: the pollers of
-    an interval wake on the same ticks, and a timer each cost every meter's read a timer
-    handle, a heap push and pop, and a future callback more."""
-
-    def __init__(self) -> None:
-        self._ticks: dict[tuple[asyncio.AbstractEventLoop, float], asyncio.Event] = {}
-
     def time(self) -> float:
         return time.time()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
-
-    async def sleep_until(self, when: float) -> None:
-        loop = asyncio.get_running_loop()
-        key = (loop, when)
-        tick = self._ticks.get(key)
-        if tick is None:
-            tick = self._ticks[key] = asyncio.Event()
-            loop.call_later(max(when - time.time(), 0.0), self._ring, key)
-        await tick.wait()
-
-    def _ring(self, key: tuple[asyncio.AbstractEventLoop, float]) -> None:
-        self._ticks.pop(key).set()
-
-
-SYSTEM_CLOCK: Final = SystemClock()
 
 
 class MeterBus(Protocol):
@@ -137,7 +112,7 @@ class PollerBase:
         self.meter = meter
         self._bus_name = bus_name
         self._deliver = deliver
-        self._clock: Clock = clock or SYSTEM_CLOCK
+        self._clock: Clock = clock or SystemClock()
         self._on_state = on_state
         self._backoff = Backoff(start=meter.interval, ceiling=max(meter.interval, BACKOFF_CEILING))
         self._retry_at = 0.0
@@ -167,9 +142,8 @@ class PollerBase:
         """Read on every tick until stopped; an offline meter only on ticks after its backoff."""
         interval = self.meter.interval
         while not self._stopping:
-            await self._clock.sleep_until(
-                next_tick(max(self._clock.time(), self._retry_at), interval)
-            )
+            tick = next_tick(max(self._clock.time(), self._retry_at), interval)
+            await self._clock.sleep(max(tick - self._clock.time(), 0.0))
             read = await self._read()
             if read is not None and not self._stopping:
                 self._deliver(read)

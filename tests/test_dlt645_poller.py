@@ -33,9 +33,6 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
 
-    async def sleep_until(self, when: float) -> None:
-        await self.sleep(max(when - self.now, 0.0))
-
 
 class FakeLine:
     """Answers each identifier from `values` (bytes), or raises what `errors` holds."""

@@ -3,7 +3,6 @@ silent meter, bisection of refused reads, bad values dropped alone."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
@@ -19,7 +18,7 @@ from agent.config import MeterSettings
 from agent.modbus.codec.resolve import ReadRegisters
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Unit
-from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller, SystemClock
+from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function
 from agent.reading import Read
@@ -70,9 +69,6 @@ class FakeClock:
         assert seconds >= 0
         self.slept.append(seconds)
         self.now += seconds + next(self._overshoot)
-
-    async def sleep_until(self, when: float) -> None:
-        await self.sleep(max(when - self.now, 0.0))
 
 
 def float_words(value: float) -> list[int]:
@@ -564,26 +560,3 @@ def test_a_power_factor_sign_needs_the_active_power_it_takes_its_sign_from() -> 
     )
     with pytest.raises(ValueError, match=r"power_factor_l2: .* needs power_active_l2"):
         Profile.model_validate(data)
-
-
-async def test_sleepers_until_one_tick_share_a_timer_and_a_cancel_wakes_only_its_own() -> None:
-    clock = SystemClock()
-    loop = asyncio.get_running_loop()
-    when = clock.time() + 0.2
-    woke: list[float] = []
-
-    async def sleeper() -> None:
-        await clock.sleep_until(when)
-        woke.append(clock.time())
-
-    tasks = [asyncio.create_task(sleeper()) for _ in range(20)]
-    await asyncio.sleep(0.05)
-    timers = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
-    assert len(clock._ticks) == 1 and len(timers) == 1  # one timer for all 20
-    tasks[0].cancel()  # a poller stopped while it waits: the others still wake
-    await asyncio.gather(*tasks[1:])
-    assert len(woke) == 19 and min(woke) >= when - 0.002  # timers may fire a hair early
-    assert not clock._ticks
-    start = clock.time()
-    await clock.sleep_until(start - 5.0)  # a tick that has passed: at once
-    assert clock.time() - start < 0.1
