@@ -38,7 +38,7 @@ from agent.modbus.codec.refusals import (
     settle,
 )
 from agent.modbus.codec.resolve import ReadRegisters, resolve_profile
-from agent.modbus.codec.scale import canonical_power_factors
+from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Unit
 from agent.modbus.transport.tcp import EXCEPTION_NAMES
@@ -238,6 +238,7 @@ class MeterPoller(PollerBase):
         assert modbus is not None  # a Modbus meter
         self._profile = profile
         self._custom = custom_of(profile.custom_units)
+        self._signs_power_factors = profile.power_factor_sign is not PowerFactorSign.ACTIVE_POWER
         self._bus = bus
         self._unit = Unit(modbus.unit_id, modbus.timeout, modbus.retries)
         self._resolve = True
@@ -279,7 +280,9 @@ class MeterPoller(PollerBase):
     async def _read(self) -> Read | None:
         """One read of every block of the meter; None when nothing could be read."""
         values: dict[QuantityName, float] = {}
-        texts: dict[QuantityName, str] = {}
+        # The values' texts, made by the decoding; not when the power factors' signs
+        # are changed after it.
+        texts: list[str] | None = None if self._signs_power_factors else []
         failure: ReadError | None = None
         ts = None
         async with self._bus.session(self._unit) as read:
@@ -296,7 +299,7 @@ class MeterPoller(PollerBase):
         self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
-        canonical_power_factors(values, self._profile.power_factor_sign, texts)
+        canonical_power_factors(values, self._profile.power_factor_sign)
         if values and ts is not None:
             self._answered(ts)
             return Read(self.meter.id, ts, values, self._custom, texts)
@@ -345,7 +348,7 @@ class MeterPoller(PollerBase):
         read: ReadRegisters,
         now: float,
         values: dict[QuantityName, float],
-        texts: dict[QuantityName, str],
+        texts: list[str] | None,
     ) -> ReadError | None:
         """Read the plan into `values` (and `texts`, ReadBlock.decode's); the error that
         cut the read short, if any."""

@@ -18,7 +18,6 @@ through the contract's serializer value by value.
 
 from __future__ import annotations
 
-import contextlib
 import operator
 from collections.abc import Mapping
 from datetime import datetime
@@ -85,15 +84,18 @@ NO_CUSTOM: Final = custom_of({})
 
 
 def numbers(
-    values: Mapping[QuantityName, float], texts: Mapping[QuantityName, str] | None = None
+    values: Mapping[QuantityName, float], texts: list[str] | None = None
 ) -> list[str] | None:
-    """Each value's text as the contract writes it, from its repr() text in `texts`
-    (made by the decoding, ReadBlock.decode) or made here; None when a value is not a
-    finite float (the contract's model decides about such a reading)."""
-    try:
-        made = _reprs(values, texts)
-    except TypeError:
-        return None
+    """Each value's text as the contract writes it, from the repr() texts the decoding
+    made (`texts`: joined by commas a block, ReadBlock.decode) when they are every
+    value's, else made here; None when a value is not a finite float (the contract's
+    model decides about such a reading)."""
+    made = ",".join(texts).split(",") if texts else []
+    if len(made) != len(values):
+        try:
+            made = list(map(float.__repr__, values.values()))
+        except TypeError:
+            return None
     if "e" in (joined := ",".join(made)) or "n" in joined:
         # Rare: exponents (the contract writes 1e-05 as 0.00001), inf and nan.
         for index, text in enumerate(made):
@@ -102,18 +104,6 @@ def numbers(
             if "e" in text:
                 made[index] = to_json(float(text)).decode()
     return made
-
-
-def _reprs(
-    values: Mapping[QuantityName, float], texts: Mapping[QuantityName, str] | None
-) -> list[str]:
-    if texts:
-        if len(texts) == len(values):
-            # Every value's text made with it (nearly every read of most meters).
-            with contextlib.suppress(KeyError):
-                return list(map(texts.__getitem__, values))
-        return [texts.get(name) or float.__repr__(value) for name, value in values.items()]
-    return list(map(float.__repr__, values.values()))
 
 
 class Read:
@@ -127,7 +117,7 @@ class Read:
         ts: datetime,
         values: dict[QuantityName, float],
         custom: Custom = NO_CUSTOM,
-        texts: dict[QuantityName, str] | None = None,
+        texts: list[str] | None = None,
     ) -> None:
         self.meter = meter
         self.ts = ts
@@ -136,7 +126,8 @@ class Read:
         self.custom = custom
         """The user-named quantities `values` may hold (custom_of(Profile.custom_units))."""
         self.texts = texts
-        """repr() of values, each made with its value (ReadBlock.decode); not every one."""
+        """repr() of the values in order, joined by commas a block (ReadBlock.decode);
+        used when they are every value's."""
 
     def model(self) -> MeterReading:
         """The contract's reading of these values, validated."""

@@ -12,14 +12,11 @@ from hypothesis import strategies as st
 
 from agent.modbus.codec.decode import DataType
 from agent.modbus.codec.scale import (
-    PowerFactorSign,
     Scaler,
-    canonical_power_factors,
     decimals,
     shortest_float32,
     shortest_float32_text,
 )
-from greengauge.contract import Quantity
 
 
 def float32(value: float) -> float:
@@ -76,18 +73,6 @@ def test_the_shortest_float32_text_is_its_repr(bits: int) -> None:
     value, text = shortest_float32_text(raw)
     assert value == shortest_float32(raw)
     assert text == repr(value)
-
-
-def test_a_power_factor_signed_anew_loses_its_text() -> None:
-    values = {
-        Quantity.POWER_FACTOR_L1: 0.5,
-        Quantity.POWER_ACTIVE_L1: -10.0,
-        Quantity.POWER_FACTOR_L2: 0.25,
-    }
-    texts = {q: repr(v) for q, v in values.items()}
-    canonical_power_factors(values, PowerFactorSign.REACTIVE_POWER, texts)
-    assert values == {Quantity.POWER_FACTOR_L1: -0.5, Quantity.POWER_ACTIVE_L1: -10.0}
-    assert texts == {Quantity.POWER_ACTIVE_L1: "-10.0"}
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False))

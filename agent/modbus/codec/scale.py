@@ -126,22 +126,15 @@ def power_factor_of(power_factor: Quantity) -> Quantity:
 POWER_FACTORS: Final = frozenset(q for q in Quantity if q.value.startswith("power_factor"))
 
 
-def canonical_power_factors(
-    values: MutableMapping[Any, float],
-    sign: PowerFactorSign,
-    texts: MutableMapping[Any, str] | None = None,
-) -> None:
+def canonical_power_factors(values: MutableMapping[Any, float], sign: PowerFactorSign) -> None:
     """Turn a reading's power factors into the canonical sign, in place. A power factor
     whose active power is not in the reading cannot be signed, so it is dropped.
 
     The keys are canonical quantities or user-named ones (plain str): a Quantity is a
-    StrEnum, so either kind of key finds the same value. `texts` (ReadBlock.decode's)
-    loses the text of every value changed or dropped."""
+    StrEnum, so either kind of key finds the same value."""
     if sign is PowerFactorSign.ACTIVE_POWER:
         return
     for quantity in POWER_FACTORS & values.keys():
-        if texts is not None:
-            texts.pop(quantity, None)
         active = values.get(power_factor_of(quantity))
         if active is None or not math.isfinite(active):
             del values[quantity]
@@ -188,13 +181,6 @@ class Scaler:
     def as_float32(self) -> bool:
         """Whether values are float32 registers taken as they come (every SDM630 one)."""
         return self._float32 and self._identity
-
-    def with_text(self, raw: float) -> tuple[float, str | None]:
-        """self(raw), and its repr() text when it comes at no cost (a float32 taken as
-        it comes: its shortest text is how its value is found)."""
-        if self._float32 and self._identity and math.isfinite(raw):
-            return shortest_float32_text(raw)
-        return self(raw), None
 
     def __call__(self, raw: float, exponent: int = 0) -> float:
         if not math.isfinite(raw):
