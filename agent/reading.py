@@ -10,10 +10,12 @@ time). Tools that show a read (`energy-agent test`, commissioning) take `Read.mo
 the contract's model, checked.
 
 Every fragment of the JSON that is not a value (keys, a user-named value's unit and kind,
-the meter id, the time) is written by the contract's own serializer, once; a value is
-`float.__repr__`, the same shortest text the contract writes for every number it
-writes without an exponent. The rest (exponents, and anything not a finite float) goes
-through the contract's serializer value by value.
+the meter id, the time) is written by the contract's own serializer, once. A value is
+its repr() text, the same shortest text the contract writes for every number without
+an exponent: made by the decoding for float32 registers (finding the shortest float32
+is formatting it), else here. A number with an exponent is written by the contract's
+serializer; a read with a value that is not a finite float, or anything else a poller
+does not make, goes through the contract's model, which writes or refuses it.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class Read:
         if (
             texts is None
             or self.ts.tzinfo is None
-            or not is_id(self.meter)
+            or not _is_id(self.meter)
             or len(named) > MAX_CUSTOM
             or not self.custom.units.keys() >= set(named)
         ):
@@ -178,7 +180,8 @@ class Read:
         return ValueError(f"a reading of meter {self.meter} has no value (values or custom)")
 
 
-def is_id(text: str) -> bool:
+def _is_id(text: str) -> bool:
+    """Whether the contract takes `text` as an id (a meter's)."""
     try:
         check_id(text)
     except ValueError:
