@@ -31,11 +31,12 @@ from agent.modbus.transport.bus import Unit
 from agent.modbus.transport.tcp import EXCEPTION_NAMES
 from agent.poller import MeterBus, MeterPoller, PollerBase
 from agent.profiles.model import Function
+from agent.reading import Read
 from agent.runner import BusWatch, make_pollers
 from agent.tables import format_table
 from agent.watchedbus import WatchedBus
 from greengauge.common.i18n import _
-from greengauge.contract import UNITS, MeterReading, QuantityName
+from greengauge.contract import UNITS, QuantityName
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,5 +438,5 @@ async def commission(path: Path) -> Commissioning:
     return Commissioning(title, meters)
 
 
-def _not_published(reading: MeterReading) -> None:
+def _not_published(read: Read) -> None:
     raise AssertionError("a commissioning read is never delivered")

@@ -38,12 +38,13 @@ from agent.modbus.codec.refusals import (
     settle,
 )
 from agent.modbus.codec.resolve import ReadRegisters, resolve_profile
-from agent.modbus.codec.scale import canonical_power_factors
+from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Unit
 from agent.modbus.transport.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
+from agent.reading import Read, custom_of
 from agent.schedule import last_tick, next_tick
 from greengauge.common.backoff import Backoff
 from greengauge.common.logs import fields
@@ -103,7 +104,7 @@ class PollerBase:
         self,
         meter: MeterSettings,
         bus_name: str,
-        deliver: Callable[[MeterReading], None],
+        deliver: Callable[[Read], None],
         *,
         clock: Clock | None = None,
         on_state: StateSink | None = None,
@@ -143,9 +144,9 @@ class PollerBase:
         while not self._stopping:
             tick = next_tick(max(self._clock.time(), self._retry_at), interval)
             await self._clock.sleep(max(tick - self._clock.time(), 0.0))
-            reading = await self.read_once()
-            if reading is not None and not self._stopping:
-                self._deliver(reading)
+            read = await self._read()
+            if read is not None and not self._stopping:
+                self._deliver(read)
 
     def stop(self) -> None:
         """End `run` after the read under way, even if a cancel of its task gets lost.
@@ -157,6 +158,12 @@ class PollerBase:
         self._stopping = True
 
     async def read_once(self) -> MeterReading | None:
+        """One read of every value of the meter, as the contract's reading (checked);
+        None when nothing could be read."""
+        read = await self._read()
+        return None if read is None else read.model()
+
+    async def _read(self) -> Read | None:
         """One read of every value of the meter; None when nothing could be read."""
         raise NotImplementedError
 
@@ -221,7 +228,7 @@ class MeterPoller(PollerBase):
         meter: MeterSettings,
         profile: Profile,
         bus: MeterBus,
-        deliver: Callable[[MeterReading], None],
+        deliver: Callable[[Read], None],
         *,
         clock: Clock | None = None,
         on_state: StateSink | None = None,
@@ -230,7 +237,8 @@ class MeterPoller(PollerBase):
         modbus = meter.modbus
         assert modbus is not None  # a Modbus meter
         self._profile = profile
-        self._custom_units = profile.custom_units
+        self._custom = custom_of(profile.custom_units)
+        self._signs_power_factors = profile.power_factor_sign is not PowerFactorSign.ACTIVE_POWER
         self._bus = bus
         self._unit = Unit(modbus.unit_id, modbus.timeout, modbus.retries)
         self._resolve = True
@@ -269,9 +277,12 @@ class MeterPoller(PollerBase):
         # Resolved again when it answers: it may be another device now.
         self._resolve = True
 
-    async def read_once(self) -> MeterReading | None:
+    async def _read(self) -> Read | None:
         """One read of every block of the meter; None when nothing could be read."""
         values: dict[QuantityName, float] = {}
+        # The values' texts, made by the decoding; not when the power factors' signs
+        # are changed after it.
+        texts: list[str] | None = None if self._signs_power_factors else []
         failure: ReadError | None = None
         ts = None
         async with self._bus.session(self._unit) as read:
@@ -282,7 +293,7 @@ class MeterPoller(PollerBase):
                     await self._resolve_profile(read)
                 now = self._clock.time()
                 ts = datetime.fromtimestamp(now, UTC)
-                failure = await self._read_blocks(read, now, values)
+                failure = await self._read_blocks(read, now, values, texts)
             except ReadError as exc:
                 failure = exc
         self.last_failure = failure
@@ -291,11 +302,9 @@ class MeterPoller(PollerBase):
         canonical_power_factors(values, self._profile.power_factor_sign)
         if values and ts is not None:
             self._answered(ts)
-            reading = MeterReading.of(self.meter.id, ts, values, self._custom_units)
-        else:
-            self._read_failed(failure)
-            reading = None
-        return reading
+            return Read(self.meter.id, ts, values, self._custom, texts)
+        self._read_failed(failure)
+        return None
 
     async def _resolve_profile(self, read: ReadRegisters) -> None:
         """Settle the profile's addresses on the device, and plan its reads.
@@ -335,15 +344,34 @@ class MeterPoller(PollerBase):
             self._resolve_tries = 0
 
     async def _read_blocks(
-        self, read: ReadRegisters, now: float, values: dict[QuantityName, float]
+        self,
+        read: ReadRegisters,
+        now: float,
+        values: dict[QuantityName, float],
+        texts: list[str] | None,
     ) -> ReadError | None:
-        """Read the plan into `values`; the error that cut the read short, if any."""
+        """Read the plan into `values` (and `texts`, ReadBlock.decode's); the error that
+        cut the read short, if any."""
         tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
-            outcome = await read_block(block, split, tick, read)
+            if split is None:
+                # Nothing refused (nearly every block of every read): one request, and
+                # the refusal bookkeeping only if the device refuses it now.
+                try:
+                    registers = await read(block.function, block.address, block.count)
+                except ReadError as exc:
+                    outcome = await read_block(block, split, tick, read, first=exc)
+                else:
+                    decoded, problems = block.decode(registers, texts)
+                    values.update(decoded)
+                    if problems or self._failing_values:
+                        self._value_problems(block, decoded, problems)
+                    continue
+            else:
+                outcome = await read_block(block, split, tick, read)
             for part, registers in outcome.replies:
-                decoded, problems = part.decode(registers)
+                decoded, problems = part.decode(registers, texts)
                 values.update(decoded)
                 self._value_problems(part, decoded, problems)
             for part, error in outcome.failed:

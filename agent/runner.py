@@ -16,11 +16,12 @@ from agent.modbus.transport.bus import Bus
 from agent.poller import MeterBus, MeterPoller, PollerBase, StateSink
 from agent.publish.outbox import Limits, Outbox
 from agent.publish.publisher import OUTBOX_FILE, Publisher
+from agent.reading import Read
 from greengauge.common.configfile import ConfigError
 from greengauge.common.files import open_state
 from greengauge.common.logs import fields
 from greengauge.common.secrets import redact_url, tls_problems
-from greengauge.contract import MeterHealth, MeterReading
+from greengauge.contract import MeterHealth
 
 if TYPE_CHECKING:
     from agent.dlt645.poller import Dlt645MeterBus
@@ -79,7 +80,7 @@ def _dlt645_poller(
     meter: MeterSettings,
     setup: AgentSetup,
     buses: dict[BusKey, Dlt645Bus],
-    deliver: Callable[[MeterReading], None],
+    deliver: Callable[[Read], None],
     on_state: StateSink | None,
     watch: BusWatch,
 ) -> PollerBase:
@@ -103,7 +104,7 @@ def _dlt645_poller(
 
 def make_pollers(
     setup: AgentSetup,
-    deliver: Callable[[MeterReading], None],
+    deliver: Callable[[Read], None],
     on_state: StateSink | None,
     watch: BusWatch,
     pollers: dict[str, PollerBase],

@@ -295,12 +295,15 @@ def main() -> None:
     parser.add_argument("--profile-agent", action="store_true", help="py-spy the agent")
     parser.add_argument("--keep", action="store_true", help="keep broker data")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results")
+    parser.add_argument("--label", default="", help="what code ran (e.g. a commit), saved")
     args = parser.parse_args()
     if args.first_port == 0:
         args.first_port = 30000
     for n in (int(x) for x in args.meters.split(",")):
         for _ in range(args.repeat):
             result = run_once(args, n)
+            if args.label:
+                result["label"] = args.label
             print(json.dumps(result, indent=1))
             if not args.no_save and not args.profile_agent:
                 save_result("agent", result)

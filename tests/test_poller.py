@@ -21,6 +21,7 @@ from agent.modbus.transport.bus import Unit
 from agent.poller import BACKOFF_CEILING, OFFLINE_AFTER, MeterPoller
 from agent.profiles import Profile
 from agent.profiles.model import Function
+from agent.reading import Read
 from greengauge.common.backoff import Backoff
 from greengauge.contract import MeterReading, MeterState, Quantity
 
@@ -127,7 +128,7 @@ class FakeBus:
 def make_poller(
     bus: FakeBus,
     clock: FakeClock,
-    deliver: Callable[[MeterReading], None],
+    deliver: Callable[[Read], None],
     interval: float = 10.0,
     profile: Profile = PROFILE,
 ) -> MeterPoller:
@@ -147,7 +148,7 @@ async def test_a_day_of_ticks_without_drift() -> None:
     bus = FakeBus(clock, latency=0.137)  # every read takes time: the ticks must not shift
     stamps: list[float] = []
 
-    def deliver(reading: MeterReading) -> None:
+    def deliver(reading: Read) -> None:
         stamps.append(reading.ts.timestamp())
         if clock.now > EPOCH + DAY:
             raise Stop
@@ -165,7 +166,7 @@ async def test_an_overrunning_read_skips_to_the_next_tick_on_the_grid() -> None:
     bus = FakeBus(clock, latency=0.6)  # 3 blocks * 0.6 s > a 1 s interval
     stamps: list[float] = []
 
-    def deliver(reading: MeterReading) -> None:
+    def deliver(reading: Read) -> None:
         stamps.append(reading.ts.timestamp())
         if len(stamps) == 5:
             raise Stop
@@ -187,12 +188,12 @@ async def test_a_silent_meter_is_backed_off_and_comes_back(
     monkeypatch.setattr(poller_module, "resolve_profile", resolve)
     clock = FakeClock(EPOCH)
     bus = FakeBus(clock)
-    readings: list[MeterReading] = []
+    readings: list[Read] = []
     attempts: list[float] = []
     poller = make_poller(bus, clock, readings.append, interval=1.0)
-    original = poller.read_once
+    original = poller._read
 
-    async def read_once() -> MeterReading | None:
+    async def read() -> Read | None:
         attempts.append(clock.now)
         if len(attempts) == 3:
             bus.silent = True
@@ -202,7 +203,7 @@ async def test_a_silent_meter_is_backed_off_and_comes_back(
             raise Stop
         return await original()
 
-    monkeypatch.setattr(poller, "read_once", read_once)
+    monkeypatch.setattr(poller, "_read", read)
     with pytest.raises(Stop):
         await poller.run()
     silent = [t for t in attempts if EPOCH + 3 <= t <= EPOCH + 200]
@@ -377,7 +378,7 @@ async def test_refused_registers_are_asked_for_on_a_backoff_and_merge_back() -> 
     bus.refused = {4}
     asked: list[float] = []
 
-    def deliver(reading: MeterReading) -> None:
+    def deliver(reading: Read) -> None:
         assert Quantity.VOLTAGE_L3 not in reading.values
         if any(a <= 4 < a + c for a, c in bus.requests):
             asked.append(math.floor(reading.ts.timestamp()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from decimal import Decimal
 
@@ -10,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.modbus.codec.decode import DataType
-from agent.modbus.codec.scale import Scaler, decimals, shortest_float32
+from agent.modbus.codec.scale import (
+    Scaler,
+    decimals,
+    shortest_float32,
+    shortest_float32_text,
+)
 
 
 def float32(value: float) -> float:
@@ -57,6 +63,16 @@ def test_shortest_float32_is_the_same_float32(raw: float) -> None:
     assert float32(short) == raw
     digits = Decimal(repr(short)).normalize().as_tuple()
     assert len(digits.digits) <= 9  # a float32 never needs more
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_the_shortest_float32_text_is_its_repr(bits: int) -> None:
+    raw: float = struct.unpack("<f", struct.pack("<I", bits))[0]
+    if not math.isfinite(raw):
+        return
+    value, text = shortest_float32_text(raw)
+    assert value == shortest_float32(raw)
+    assert text == repr(value)
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False))

@@ -23,9 +23,10 @@ from agent.dlt645.profile import Dlt645Profile, ValueSpec
 from agent.dlt645.transport import ReadIdentifier
 from agent.modbus.errors import ReadError
 from agent.poller import BACKOFF_CEILING, BAD_VALUE, Clock, PollerBase, StateSink
+from agent.reading import Read
 from greengauge.common.backoff import doubled
 from greengauge.common.logs import fields
-from greengauge.contract import MeterReading, Quantity
+from greengauge.contract import Quantity, QuantityName
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Dlt645Poller(PollerBase):
         meter: MeterSettings,
         profile: Dlt645Profile,
         bus: Dlt645MeterBus,
-        deliver: Callable[[MeterReading], None],
+        deliver: Callable[[Read], None],
         *,
         clock: Clock | None = None,
         on_state: StateSink | None = None,
@@ -83,8 +84,8 @@ class Dlt645Poller(PollerBase):
     def _where(self) -> dict[str, object]:
         return {"address": self._settings.address}
 
-    async def read_once(self) -> MeterReading | None:
-        values: dict[Quantity, float] = {}
+    async def _read(self) -> Read | None:
+        values: dict[QuantityName, float] = {}
         failure: ReadError | None = None
         tick = self._tick()
         async with self._bus.session(self._settings) as read:
@@ -107,11 +108,11 @@ class Dlt645Poller(PollerBase):
             self.errors[failure.kind] += 1
         if values:
             self._answered(ts)
-            return MeterReading(meter=self.meter.id, ts=ts, values=values)
+            return Read(self.meter.id, ts, values)
         self._read_failed(failure)
         return None
 
-    def _decoded(self, spec: ValueSpec, raw: bytes, values: dict[Quantity, float]) -> None:
+    def _decoded(self, spec: ValueSpec, raw: bytes, values: dict[QuantityName, float]) -> None:
         try:
             values[spec.quantity] = decode_value(spec, raw)
         except FrameError as exc:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from agent.publish.outbox import Dropped, Outbox, OutboxError
+from agent.reading import Read
 from greengauge.common.backoff import Backoff
 from greengauge.common.files import DiskFault
 from greengauge.common.logs import fields
@@ -91,8 +92,11 @@ class Batcher:
         self._unsaved_backoff = Backoff(start=0.2, ceiling=10.0)
         self.unsaved_dropped = 0
 
-    def submit(self, reading: MeterReading) -> None:
-        self._queue.put_nowait(reading_json(reading))
+    def submit(self, reading: Read | MeterReading) -> None:
+        """A poller's read, or a reading made elsewhere (tools, tests)."""
+        self._queue.put_nowait(
+            reading.json() if isinstance(reading, Read) else reading_json(reading)
+        )
 
     def _commit(self, readings: list[bytes]) -> int:
         def build(seq: int) -> bytes:

@@ -18,6 +18,7 @@ from agent.publish.batcher import Batcher
 from agent.publish.forwarder import Forwarder, until_one_fails
 from agent.publish.outbox import Outbox, OutboxError
 from agent.publish.status import status_message
+from agent.reading import Read
 from greengauge.common.files import DiskFault, write_atomically
 from greengauge.common.logs import fields
 from greengauge.contract import AgentState, MeterHealth, MeterReading, MeterState
@@ -68,7 +69,7 @@ class Publisher:
     def unsaved_dropped(self) -> int:
         return self.batcher.unsaved_dropped
 
-    def submit(self, reading: MeterReading) -> None:
+    def submit(self, reading: Read | MeterReading) -> None:
         self.batcher.submit(reading)
 
     def meter_state_changed(self, meter: str, state: MeterState) -> None:

@@ -38,7 +38,7 @@ def check_id(value: str) -> str:
 Id = Annotated[str, AfterValidator(check_id)]
 
 
-def _utc_millis(value: datetime) -> str:
+def utc_millis(value: datetime) -> str:
     """Serialise a read time as ISO 8601 in UTC with millisecond precision and a 'Z'."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -57,7 +57,7 @@ def _to_utc(value: datetime) -> datetime:
 Timestamp = Annotated[
     AwareDatetime,
     AfterValidator(_to_utc),
-    PlainSerializer(_utc_millis, return_type=str, when_used="json"),
+    PlainSerializer(utc_millis, return_type=str, when_used="json"),
 ]
 """A timezone-aware instant; naive times are refused because a plant's clock zone is unknowable."""
 

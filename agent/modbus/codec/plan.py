@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -26,7 +27,7 @@ from itertools import groupby
 from typing import Final
 
 from agent.modbus.codec.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
-from agent.modbus.codec.scale import Scaler
+from agent.modbus.codec.scale import Scaler, shortest_float32_text
 from agent.profiles.model import Function, Profile, RegisterSpec
 from greengauge.contract import QuantityName
 
@@ -118,16 +119,31 @@ class ReadBlock:
 
     _plain: tuple[bool, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
+    _float32: tuple[QuantityName, ...] | None = dataclasses.field(
+        init=False, repr=False, compare=False
+    )
+    """The quantities, when every field is a plain float32 taken as it comes (nearly every
+    block of many meters): such a block is decoded in C loops around the shortest text."""
+
     def __post_init__(self) -> None:
         layout = Layout.of([(f.offset, f.dtype, f.byte_order) for f in self.fields])
         object.__setattr__(self, "_layout", layout)
         object.__setattr__(self, "_plain", tuple(f.plain for f in self.fields))
+        float32 = layout is not None and all(f.plain and f.scaler.as_float32 for f in self.fields)
+        quantities = tuple(f.quantity for f in self.fields)
+        object.__setattr__(self, "_float32", quantities if float32 else None)
 
-    def decode(self, registers: Sequence[int]) -> tuple[dict[QuantityName, float], list[Problem]]:
+    def decode(
+        self, registers: Sequence[int], texts: list[str] | None = None
+    ) -> tuple[dict[QuantityName, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
 
         A value the meter marks as not available is a Problem of kind NOT_AVAILABLE
-        (`quiet`): count it, do not log it.
+        (`quiet`): count it, do not log it. `texts` gets the repr() texts of the values,
+        in order, joined by commas, when the decoding made them anyway (a block of
+        float32 values taken as they come: finding a value is finding its shortest
+        text). One string a block: a read in flight holds it instead of a text each
+        (500 meters in flight at once held 2.5 MiB more in 45 strings and a dict each).
         """
         if len(registers) != self.count:
             reason = f"response has {len(registers)} registers, {self.count} were requested"
@@ -137,6 +153,10 @@ class ReadBlock:
             raws = self._layout.unpack(buffer)
         else:
             raws = tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
+        if texts is not None and self._float32 is not None and all(map(math.isfinite, raws)):
+            found = list(map(shortest_float32_text, raws))
+            texts.append(",".join(map(_text, found)))
+            return dict(zip(self._float32, map(_value, found), strict=True)), []
         values: dict[QuantityName, float] = {}
         problems: list[Problem] = []
         for plan, raw, plain in zip(self.fields, raws, self._plain, strict=True):
@@ -185,6 +205,10 @@ class ReadBlock:
         if not -_SF_LIMIT <= exponent <= _SF_LIMIT:
             raise _Dropped(f"scale factor register {address} reads {exponent}")
         return exponent
+
+
+_value: Final = operator.itemgetter(0)
+_text: Final = operator.itemgetter(1)
 
 
 class _Dropped(Exception):

@@ -99,9 +99,14 @@ def reads(block: ReadBlock, split: Split | None, now: float) -> tuple[ReadBlock,
 
 
 async def read_block(
-    block: ReadBlock, split: Split | None, now: float, read: ReadRegisters
+    block: ReadBlock,
+    split: Split | None,
+    now: float,
+    read: ReadRegisters,
+    first: ReadError | None = None,
 ) -> Outcome:
-    """Read `block` as its state says, bisecting what the device refuses."""
+    """Read `block` as its state says, bisecting what the device refuses. `first`: the
+    error the first of these reads already met (the caller made it)."""
     queue = list(reads(block, split, now))
     replies: list[tuple[ReadBlock, Sequence[int]]] = []
     failed: list[tuple[ReadBlock, ReadError]] = []
@@ -110,6 +115,9 @@ async def read_block(
     while queue:
         part = queue.pop(0)
         try:
+            if first is not None:
+                error, first = first, None
+                raise error
             registers = await read(part.function, part.address, part.count)
         except ReadError as exc:
             if exc.kind != "exception":

@@ -1,0 +1,187 @@
+"""A poller's read goes to the wire as JSON written without the contract's model
+(agent.reading): byte for byte what MeterReading writes for the same values, and refused
+where MeterReading refuses, for every generated read."""
+
+from __future__ import annotations
+
+import math
+import struct
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.modbus.codec.plan import plan_reads
+from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
+from agent.profiles import Profile, builtin_names, load_profile
+from agent.publish.batcher import reading_json
+from agent.reading import NO_CUSTOM, Read, custom_of, numbers
+from greengauge.contract import MAX_CUSTOM, Kind, MeterReading, Quantity, QuantityName
+
+custom_names = st.from_regex(r"x_[a-z][a-z0-9_]{0,20}", fullmatch=True)
+units = st.from_regex(r"[A-Za-z0-9%/._^*-]{1,16}", fullmatch=True)
+float32s = st.integers(0, 2**32 - 1).map(lambda bits: struct.unpack("<f", bits.to_bytes(4))[0])
+values = st.one_of(
+    st.floats(),  # every double, nan and the infinities included
+    float32s,  # what a meter's float32 registers give
+    st.sampled_from([0.0, -0.0, 1e-4, 9.99e-5, 1e-5, 1e15, 1e16, 123456789.0, 50.0]),
+    st.integers(-(2**53), 2**53),  # not a float: the model decides
+)
+times = st.one_of(
+    st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(9998, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8))]),
+    ),
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(9998, 1, 1)),  # naive
+)
+meters = st.one_of(
+    st.from_regex(r"[a-zA-Z0-9_.:-]{1,64}", fullmatch=True),
+    st.text(max_size=70),  # mostly refused ids
+)
+
+
+@st.composite
+def reads(draw: st.DrawFn) -> tuple[Read, dict[str, tuple[str, Kind]]]:
+    named = draw(
+        st.dictionaries(
+            custom_names, st.tuples(units, st.sampled_from(list(Kind))), max_size=MAX_CUSTOM + 2
+        )
+    )
+    names: list[QuantityName] = [*Quantity, *named]
+    if draw(st.booleans()):
+        names.append("x_not_in_the_profile")
+    chosen = draw(st.lists(st.sampled_from(names), unique=True, max_size=60))
+    read_values = {name: draw(values) for name in chosen}
+    custom = custom_of(named) if named else NO_CUSTOM
+    return Read(draw(meters), draw(times), read_values, custom), named
+
+
+def _strict(read: Read, named: dict[str, tuple[str, Kind]]) -> bytes | str:
+    """The contract's JSON of the read, or the kind of its refusal and what it names."""
+    try:
+        return reading_json(MeterReading.of(read.meter, read.ts, read.values, named))
+    except Exception as exc:
+        return _refusal(exc)
+
+
+def _refusal(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    where = sorted(str(e["loc"]) for e in errors()) if callable(errors) else str(exc)
+    return f"{type(exc).__name__}: {where}"
+
+
+@given(reads())
+def test_a_read_is_written_as_the_contract_writes_it_or_refused_alike(
+    case: tuple[Read, dict[str, tuple[str, Kind]]],
+) -> None:
+    read, named = case
+    try:
+        fast: bytes | str = read.json()
+    except Exception as exc:
+        fast = _refusal(exc)
+    assert fast == _strict(read, named)
+    if isinstance(fast, bytes):
+        assert MeterReading.model_validate_json(fast) == read.model()
+
+
+@given(
+    st.lists(
+        st.floats(allow_nan=False, allow_infinity=False) | float32s.filter(math.isfinite),
+        max_size=50,
+    )
+)
+def test_finite_floats_are_the_contracts_text(floats: list[float]) -> None:
+    texts = numbers({f"x_{index}": value for index, value in enumerate(floats)})
+    assert texts is not None
+    for value, text in zip(floats, texts, strict=True):
+        written = MeterReading.model_construct(values={Quantity.FREQUENCY: value})
+        assert f'"frequency":{text}}}' in written.model_dump_json()
+        assert float(text) == value and math.copysign(1, float(text)) == math.copysign(1, value)
+
+
+def test_what_is_not_a_finite_float_is_left_to_the_contract() -> None:
+    assert numbers({"x_a": 1.0, "x_b": math.nan}) is None
+    assert numbers({"x_a": math.inf}) is None
+    assert numbers({"x_a": 1.0, "x_b": 7}) is None
+    # the texts made by the decoding are taken as they are when they are every value's
+    assert numbers({"x_a": 1.0, "x_b": 2.5}, ["1.0,2.5"]) == ["1.0", "2.5"]
+    assert numbers({"x_a": 1.0, "x_b": 2.5}, ["1.0", "2.5"]) == ["1.0", "2.5"]
+    assert numbers({"x_a": 1.0, "x_b": 2.5}, ["1.0"]) == ["1.0", "2.5"]  # not every one
+
+
+PROFILES = [
+    load_profile(name)
+    for name in builtin_names()
+    if not load_profile(name).sunspec  # addresses only once resolved on a device
+] + [load_profile(str(Path(__file__).parents[1] / "bench/profiles/sdm630_full45.yaml"))]
+
+
+@given(st.sampled_from(PROFILES), st.data())
+def test_a_decoded_read_is_written_as_the_contract_writes_it(
+    profile: Profile, data: st.DataObject
+) -> None:
+    """Registers of every built-in profile and the bench's 45-value one, decoded with
+    their texts as a poller does, power factors signed: the read's JSON is the
+    contract's."""
+    values: dict[QuantityName, float] = {}
+    signs = profile.power_factor_sign is not PowerFactorSign.ACTIVE_POWER
+    texts: list[str] | None = None if signs else []  # as the poller does
+    for block in plan_reads(profile):
+        registers = data.draw(
+            st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
+        )
+        decoded, problems = block.decode(registers, texts)
+        # with texts or without, a block decodes to the same values and problems
+        assert (decoded, problems) == block.decode(registers)
+        values.update(decoded)
+    canonical_power_factors(values, profile.power_factor_sign)
+    custom = custom_of(profile.custom_units)
+    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, texts)
+    if not values:
+        return
+    assert read.json() == reading_json(read.model())
+    if texts:
+        made = ",".join(texts).split(",")
+        assert len(made) != len(values) or made == [repr(v) for v in values.values()]
+
+
+def test_a_read_of_user_named_values_carries_their_units() -> None:
+    custom = custom_of({"x_angle_l1": ("deg", Kind.INSTANTANEOUS), "x_ah": ("Ah", Kind.COUNTER)})
+    ts = datetime(2026, 11, 27, 19, 0, 0, 123456, tzinfo=UTC)
+    values: dict[QuantityName, float] = {
+        Quantity.VOLTAGE_L1: 230.1,
+        "x_angle_l1": -12.5,
+        Quantity.FREQUENCY: 50.0,
+        "x_ah": 1e-5,
+    }
+    assert Read("m1", ts, values, custom).json() == (
+        b'{"meter":"m1","ts":"2026-11-27T19:00:00.123Z",'
+        b'"values":{"voltage_l1":230.1,"frequency":50.0},'
+        b'"custom":{"x_angle_l1":{"value":-12.5,"unit":"deg","kind":"instantaneous"},'
+        b'"x_ah":{"value":0.00001,"unit":"Ah","kind":"counter"}}}'
+    )
+
+
+def test_an_empty_read_or_a_bad_user_named_quantity_is_refused() -> None:
+    ts = datetime(2026, 1, 1, tzinfo=UTC)
+    with pytest.raises(ValueError, match="m1 has no value"):
+        Read("m1", ts, {}).json()
+    with pytest.raises(ValueError, match="voltage_l1"):
+        custom_of({"voltage_l1": ("V", Kind.INSTANTANEOUS)})
+
+
+def test_a_read_of_float32_values_carries_every_values_text_from_the_decoding() -> None:
+    """The bench's 45-value map: every value's text comes from the decoding (a string a
+    block), so the JSON needs no float written again."""
+    profile = PROFILES[-1]
+    values: dict[QuantityName, float] = {}
+    texts: list[str] = []
+    for block in plan_reads(profile):
+        registers = [0x4366, 0x199A] * (block.count // 2) + [0] * (block.count % 2)  # 230.1
+        decoded, _ = block.decode(registers, texts)
+        values.update(decoded)
+    assert len(texts) == len(plan_reads(profile)) and len(values) == 45
+    assert numbers(values, texts) == ["230.1"] * 45
