@@ -42,6 +42,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -54,6 +55,7 @@ import paho.mqtt.client as paho
 import yaml
 from common import (
     BENCH,
+    PY_SPY,
     VAR,
     MachineLoad,
     Mosquitto,
@@ -340,7 +342,31 @@ def nodered_collector(work: Path, mqtt_port: int, vm_url: str) -> list[str]:
     return ["node", str(red), "--userDir", str(user_dir), "--port", "0"]
 
 
-def run_step(  # noqa: PLR0915
+def record(pid: int, seconds: int, folded: Path) -> subprocess.Popen[bytes]:
+    """py-spy samples the process (every thread) for `seconds` into folded stacks."""
+    return subprocess.Popen(
+        [
+            *(str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds)),
+            *("--rate", "100", "--format", "raw", "--output", str(folded)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=folded.with_suffix(".log").open("wb"),
+    )
+
+
+def profile_top(folded: Path) -> None:
+    """The profile's top functions (bench/profile_top.py), printed and saved beside it."""
+    top = subprocess.run(
+        [bin_path("python"), str(BENCH / "profile_top.py"), str(folded)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    folded.with_suffix(".top.txt").write_text(top.stdout)
+    print(top.stdout, flush=True)
+
+
+def run_step(  # noqa: PLR0912, PLR0915
     rate: int,
     seconds: int,
     client: paho.Client,
@@ -350,6 +376,7 @@ def run_step(  # noqa: PLR0915
     max_lag: float,
     metrics_url: str | None,
     shape: tuple[int, int] = (METERS_PER_AGENT, len(QUANTITIES)),
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     per_message = shape[0] * shape[1]
     agents = max(1, round(rate / per_message))
@@ -363,6 +390,7 @@ def run_step(  # noqa: PLR0915
     cpu0: dict[str, float] = {}
     ages0: dict[float, float] = {}
     waits: list[float] = []
+    spy: subprocess.Popen[bytes] | None = None
     prefix = f"a{rate}-"
     warmup = MAX_WARMUP
     second = 0
@@ -376,6 +404,8 @@ def run_step(  # noqa: PLR0915
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
             ages0 = stored_ages(metrics_url)
             measure_start = time.time()
+            if profile is not None:
+                spy = record(pids["collector"], seconds, profile)
         for index, feed in enumerate(feeds):
             due = start + second + index / agents
             wait = due - time.time()
@@ -411,6 +441,8 @@ def run_step(  # noqa: PLR0915
         time.sleep(0.05)
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
     busy = load.busy()
+    if spy is not None:
+        spy.wait(timeout=60)
     ages = age_figures(ages0, stored_ages(metrics_url))
     time.sleep(1.0)  # the prober sees the last probes
     count = stored(vm, f"a{rate}-.*", first_ms, last_ms)
@@ -471,6 +503,11 @@ def main() -> None:  # noqa: PLR0915
     )
     parser.add_argument("--label", help="what was measured (e.g. the code's commit), saved")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the collector with py-spy over each step's window (var/.../*.folded)",
+    )
     args = parser.parse_args()
     work = VAR / "collector" / f"{args.peer}-{time.strftime('%Y%m%dT%H%M%S')}"
     work.mkdir(parents=True)
@@ -479,6 +516,7 @@ def main() -> None:  # noqa: PLR0915
         "peer": args.peer,
         "max_delay": args.max_delay,
         "label": args.label,
+        "profiled": args.profile,
         "meters_per_message": args.meters,
         "values_per_reading": args.quantities,
         "machine": machine(),
@@ -525,10 +563,13 @@ def main() -> None:  # noqa: PLR0915
         }
         for rate in (int(r) for r in args.rates.split(",")):
             shape = (args.meters, args.quantities)
+            folded = work / f"collector-{rate}.folded" if args.profile else None
             step = run_step(
-                rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url, shape
+                rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url, shape, folded
             )
             print(json.dumps(step), flush=True)
+            if folded is not None and folded.exists():
+                profile_top(folded)
             run["steps"].append(step)
             if collector.poll() is not None:
                 break

@@ -42,6 +42,11 @@ __all__ = [
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PYTHON = Path(sys.executable)
+# py-spy from `make bench-setup` (bench/.venv), else beside this interpreter.
+PY_SPY = next(
+    (p for p in (BENCH / ".venv" / "bin" / "py-spy", PYTHON.parent / "py-spy") if p.exists()),
+    BENCH / ".venv" / "bin" / "py-spy",
+)
 
 
 def cpu_seconds(pid: int) -> float:
