@@ -67,6 +67,7 @@ from common import (
     machine,
     percentile,
     save_result,
+    thread_cpu_seconds,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -388,6 +389,7 @@ def run_step(  # noqa: PLR0912, PLR0915
     first_ms = last_ms = 0
     load: MachineLoad | None = None
     cpu0: dict[str, float] = {}
+    threads0: dict[int, float] = {}
     ages0: dict[float, float] = {}
     waits: list[float] = []
     spy: subprocess.Popen[bytes] | None = None
@@ -402,6 +404,7 @@ def run_step(  # noqa: PLR0912, PLR0915
         if measured and load is None:
             load = MachineLoad()
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            threads0 = thread_cpu_seconds(pids["collector"])
             ages0 = stored_ages(metrics_url)
             measure_start = time.time()
             if profile is not None:
@@ -440,6 +443,11 @@ def run_step(  # noqa: PLR0912, PLR0915
             break
         time.sleep(0.05)
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    threads = thread_cpu_seconds(pids["collector"])
+    # The main thread (the event loop) by its id; the others, busiest first, by rank: in
+    # GreenGauge the first is paho's network thread, the rest the store's worker threads.
+    thread_cpu = {t: s - threads0.get(t, 0.0) for t, s in threads.items()}
+    loop_cpu = thread_cpu.pop(pids["collector"], 0.0)
     busy = load.busy()
     if spy is not None:
         spy.wait(timeout=60)
@@ -471,6 +479,10 @@ def run_step(  # noqa: PLR0912, PLR0915
         "collector_cpu_s": round(collector_cpu, 2),
         "collector_cpu_s_per_1000_values": round(1000 * collector_cpu / published, 4),
         "collector_cpu_ms_per_message": round(1000 * collector_cpu * per_message / published, 4),
+        "collector_thread_cpu_s": [
+            round(loop_cpu, 2),
+            *(round(c, 2) for c in sorted(thread_cpu.values(), reverse=True)[:4] if c >= 0.01),
+        ],
         "collector_values_per_cpu_s": round(published / collector_cpu) if collector_cpu else None,
         "vm_cpu_s": round(cpu1["vm"] - cpu0["vm"], 2),
         "mosquitto_cpu_s": round(cpu1["mosquitto"] - cpu0["mosquitto"], 2),
