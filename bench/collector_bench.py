@@ -505,6 +505,9 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument(
         "--max-delay", type=float, help="the collector's write.max_delay (default: its own)"
     )
+    parser.add_argument(
+        "--concurrency", type=int, help="the collector's write.concurrency (default: its own)"
+    )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument(
@@ -527,6 +530,7 @@ def main() -> None:  # noqa: PLR0915
         "bench": "collector",
         "peer": args.peer,
         "max_delay": args.max_delay,
+        "concurrency": args.concurrency,
         "label": args.label,
         "profiled": args.profile,
         "meters_per_message": args.meters,
@@ -553,7 +557,11 @@ def main() -> None:  # noqa: PLR0915
             config = work / "collector.yaml"
             api_port = free_port()
             metrics_url = f"http://127.0.0.1:{api_port}/metrics"
-            write = {} if args.max_delay is None else {"max_delay": args.max_delay}
+            write: dict[str, float] = {}
+            if args.max_delay is not None:
+                write["max_delay"] = args.max_delay
+            if args.concurrency is not None:
+                write["concurrency"] = args.concurrency
             collector_config(config, broker.port, vm.url, api_port, write)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
         collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
