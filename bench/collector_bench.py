@@ -344,11 +344,13 @@ def nodered_collector(work: Path, mqtt_port: int, vm_url: str) -> list[str]:
 
 
 def record(pid: int, seconds: int, folded: Path) -> subprocess.Popen[bytes]:
-    """py-spy samples the process (every thread) for `seconds` into folded stacks."""
+    """py-spy samples the process for `seconds` into folded stacks: only the thread that
+    holds the GIL (`--gil`), i.e. where its Python CPU goes; without it, a thread waiting
+    for the GIL (or in select) counts as busy at the line it waits on."""
     return subprocess.Popen(
         [
             *(str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds)),
-            *("--rate", "100", "--format", "raw", "--output", str(folded)),
+            *("--gil", "--rate", "100", "--format", "raw", "--output", str(folded)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=folded.with_suffix(".log").open("wb"),
