@@ -257,7 +257,12 @@ def age_figures(before: dict[float, float], after: dict[float, float]) -> dict[s
 
 
 def collector_config(
-    path: Path, mqtt_port: int, vm_url: str, api_port: int, write: dict[str, float]
+    path: Path,
+    mqtt_port: int,
+    vm_url: str,
+    api_port: int,
+    write: dict[str, float],
+    receive_maximum: int | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-collector"},
@@ -268,6 +273,8 @@ def collector_config(
     }
     if write:
         config["write"] = write
+    if receive_maximum is not None:
+        config["ingest"] = {"receive_maximum": receive_maximum}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -510,6 +517,9 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument(
         "--concurrency", type=int, help="the collector's write.concurrency (default: its own)"
     )
+    parser.add_argument(
+        "--receive-maximum", type=int, help="the collector's ingest.receive_maximum"
+    )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument(
@@ -533,6 +543,7 @@ def main() -> None:  # noqa: PLR0915
         "peer": args.peer,
         "max_delay": args.max_delay,
         "concurrency": args.concurrency,
+        "receive_maximum": args.receive_maximum,
         "label": args.label,
         "profiled": args.profile,
         "meters_per_message": args.meters,
@@ -564,7 +575,7 @@ def main() -> None:  # noqa: PLR0915
                 write["max_delay"] = args.max_delay
             if args.concurrency is not None:
                 write["concurrency"] = args.concurrency
-            collector_config(config, broker.port, vm.url, api_port, write)
+            collector_config(config, broker.port, vm.url, api_port, write, args.receive_maximum)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
         collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
         time.sleep(3 if args.peer == "greengauge" else 10)
