@@ -41,6 +41,7 @@ import paho.mqtt.client as paho
 import yaml
 from common import (
     BENCH,
+    PY_SPY,
     VAR,
     MachineLoad,
     Mosquitto,
@@ -58,10 +59,6 @@ from common import (
 
 PROFILE = BENCH / "profiles" / "sdm630_full45.yaml"
 QUANTITIES = len(yaml.safe_load(PROFILE.read_text())["registers"])
-PY_SPY = next(
-    (p for p in (BENCH / ".venv" / "bin" / "py-spy", Path(bin_path("py-spy"))) if p.exists()),
-    BENCH / ".venv" / "bin" / "py-spy",
-)
 
 
 @dataclass

@@ -42,6 +42,7 @@ import json
 import math
 import os
 import re
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -54,6 +55,7 @@ import paho.mqtt.client as paho
 import yaml
 from common import (
     BENCH,
+    PY_SPY,
     VAR,
     MachineLoad,
     Mosquitto,
@@ -65,6 +67,7 @@ from common import (
     machine,
     percentile,
     save_result,
+    thread_cpu_seconds,
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -254,7 +257,12 @@ def age_figures(before: dict[float, float], after: dict[float, float]) -> dict[s
 
 
 def collector_config(
-    path: Path, mqtt_port: int, vm_url: str, api_port: int, write: dict[str, float]
+    path: Path,
+    mqtt_port: int,
+    vm_url: str,
+    api_port: int,
+    write: dict[str, float],
+    receive_maximum: int | None = None,
 ) -> None:
     config: dict[str, Any] = {
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}", "client_id": "bench-collector"},
@@ -265,6 +273,8 @@ def collector_config(
     }
     if write:
         config["write"] = write
+    if receive_maximum is not None:
+        config["ingest"] = {"receive_maximum": receive_maximum}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -340,7 +350,33 @@ def nodered_collector(work: Path, mqtt_port: int, vm_url: str) -> list[str]:
     return ["node", str(red), "--userDir", str(user_dir), "--port", "0"]
 
 
-def run_step(  # noqa: PLR0915
+def record(pid: int, seconds: int, folded: Path) -> subprocess.Popen[bytes]:
+    """py-spy samples the process for `seconds` into folded stacks: only the thread that
+    holds the GIL (`--gil`), i.e. where its Python CPU goes; without it, a thread waiting
+    for the GIL (or in select) counts as busy at the line it waits on."""
+    return subprocess.Popen(
+        [
+            *(str(PY_SPY), "record", "--pid", str(pid), "--duration", str(seconds)),
+            *("--gil", "--rate", "100", "--format", "raw", "--output", str(folded)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=folded.with_suffix(".log").open("wb"),
+    )
+
+
+def profile_top(folded: Path) -> None:
+    """The profile's top functions (bench/profile_top.py), printed and saved beside it."""
+    top = subprocess.run(
+        [bin_path("python"), str(BENCH / "profile_top.py"), str(folded)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    folded.with_suffix(".top.txt").write_text(top.stdout)
+    print(top.stdout, flush=True)
+
+
+def run_step(  # noqa: PLR0912, PLR0915
     rate: int,
     seconds: int,
     client: paho.Client,
@@ -350,6 +386,7 @@ def run_step(  # noqa: PLR0915
     max_lag: float,
     metrics_url: str | None,
     shape: tuple[int, int] = (METERS_PER_AGENT, len(QUANTITIES)),
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     per_message = shape[0] * shape[1]
     agents = max(1, round(rate / per_message))
@@ -361,8 +398,10 @@ def run_step(  # noqa: PLR0915
     first_ms = last_ms = 0
     load: MachineLoad | None = None
     cpu0: dict[str, float] = {}
+    threads0: dict[int, float] = {}
     ages0: dict[float, float] = {}
     waits: list[float] = []
+    spy: subprocess.Popen[bytes] | None = None
     prefix = f"a{rate}-"
     warmup = MAX_WARMUP
     second = 0
@@ -374,8 +413,11 @@ def run_step(  # noqa: PLR0915
         if measured and load is None:
             load = MachineLoad()
             cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+            threads0 = thread_cpu_seconds(pids["collector"])
             ages0 = stored_ages(metrics_url)
             measure_start = time.time()
+            if profile is not None:
+                spy = record(pids["collector"], seconds, profile)
         for index, feed in enumerate(feeds):
             due = start + second + index / agents
             wait = due - time.time()
@@ -410,7 +452,14 @@ def run_step(  # noqa: PLR0915
             break
         time.sleep(0.05)
     cpu1 = {k: cpu_seconds(p) for k, p in pids.items()}
+    threads = thread_cpu_seconds(pids["collector"])
+    # The main thread (the event loop) by its id; the others, busiest first, by rank: in
+    # GreenGauge the first is paho's network thread, the rest the store's worker threads.
+    thread_cpu = {t: s - threads0.get(t, 0.0) for t, s in threads.items()}
+    loop_cpu = thread_cpu.pop(pids["collector"], 0.0)
     busy = load.busy()
+    if spy is not None:
+        spy.wait(timeout=60)
     ages = age_figures(ages0, stored_ages(metrics_url))
     time.sleep(1.0)  # the prober sees the last probes
     count = stored(vm, f"a{rate}-.*", first_ms, last_ms)
@@ -439,6 +488,10 @@ def run_step(  # noqa: PLR0915
         "collector_cpu_s": round(collector_cpu, 2),
         "collector_cpu_s_per_1000_values": round(1000 * collector_cpu / published, 4),
         "collector_cpu_ms_per_message": round(1000 * collector_cpu * per_message / published, 4),
+        "collector_thread_cpu_s": [
+            round(loop_cpu, 2),
+            *(round(c, 2) for c in sorted(thread_cpu.values(), reverse=True)[:4] if c >= 0.01),
+        ],
         "collector_values_per_cpu_s": round(published / collector_cpu) if collector_cpu else None,
         "vm_cpu_s": round(cpu1["vm"] - cpu0["vm"], 2),
         "mosquitto_cpu_s": round(cpu1["mosquitto"] - cpu0["mosquitto"], 2),
@@ -461,6 +514,12 @@ def main() -> None:  # noqa: PLR0915
     parser.add_argument(
         "--max-delay", type=float, help="the collector's write.max_delay (default: its own)"
     )
+    parser.add_argument(
+        "--concurrency", type=int, help="the collector's write.concurrency (default: its own)"
+    )
+    parser.add_argument(
+        "--receive-maximum", type=int, help="the collector's ingest.receive_maximum"
+    )
     parser.add_argument("--keep-going", action="store_true", help="after a failed step")
     parser.add_argument("--peer", choices=["greengauge", "nodered"], default="greengauge")
     parser.add_argument(
@@ -471,6 +530,11 @@ def main() -> None:  # noqa: PLR0915
     )
     parser.add_argument("--label", help="what was measured (e.g. the code's commit), saved")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the collector with py-spy over each step's window (var/.../*.folded)",
+    )
     args = parser.parse_args()
     work = VAR / "collector" / f"{args.peer}-{time.strftime('%Y%m%dT%H%M%S')}"
     work.mkdir(parents=True)
@@ -478,7 +542,10 @@ def main() -> None:  # noqa: PLR0915
         "bench": "collector",
         "peer": args.peer,
         "max_delay": args.max_delay,
+        "concurrency": args.concurrency,
+        "receive_maximum": args.receive_maximum,
         "label": args.label,
+        "profiled": args.profile,
         "meters_per_message": args.meters,
         "values_per_reading": args.quantities,
         "machine": machine(),
@@ -503,8 +570,12 @@ def main() -> None:  # noqa: PLR0915
             config = work / "collector.yaml"
             api_port = free_port()
             metrics_url = f"http://127.0.0.1:{api_port}/metrics"
-            write = {} if args.max_delay is None else {"max_delay": args.max_delay}
-            collector_config(config, broker.port, vm.url, api_port, write)
+            write: dict[str, float] = {}
+            if args.max_delay is not None:
+                write["max_delay"] = args.max_delay
+            if args.concurrency is not None:
+                write["concurrency"] = args.concurrency
+            collector_config(config, broker.port, vm.url, api_port, write, args.receive_maximum)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
         collector = stack.enter_context(child(command, work / "c.log", env={"HOME": str(work)}))
         time.sleep(3 if args.peer == "greengauge" else 10)
@@ -525,10 +596,13 @@ def main() -> None:  # noqa: PLR0915
         }
         for rate in (int(r) for r in args.rates.split(",")):
             shape = (args.meters, args.quantities)
+            folded = work / f"collector-{rate}.folded" if args.profile else None
             step = run_step(
-                rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url, shape
+                rate, args.step, client, pids, vm, prober, args.max_lag, metrics_url, shape, folded
             )
             print(json.dumps(step), flush=True)
+            if folded is not None and folded.exists():
+                profile_top(folded)
             run["steps"].append(step)
             if collector.poll() is not None:
                 break

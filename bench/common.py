@@ -42,11 +42,29 @@ __all__ = [
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PYTHON = Path(sys.executable)
+# py-spy from `make bench-setup` (bench/.venv), else beside this interpreter.
+PY_SPY = next(
+    (p for p in (BENCH / ".venv" / "bin" / "py-spy", PYTHON.parent / "py-spy") if p.exists()),
+    BENCH / ".venv" / "bin" / "py-spy",
+)
 
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds the process has used so far (its threads included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """User + system CPU seconds of each thread of the process so far, by thread id."""
+    found: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # a thread that just ended
+            found[int(task.name)] = cpu_seconds_of(task / "stat")
+    return found
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     # After the ")": state is fields[0], utime fields[11], stime fields[12].
     return (int(fields[11]) + int(fields[12])) / TICKS
 

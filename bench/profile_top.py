@@ -27,9 +27,14 @@ def _frame(text: str) -> str:
     if match is None:
         return text
     path = match["file"]
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", "lib/python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
+    # The project's own packages, from whichever checkout ran.
+    for package in ("/agent/", "/collector/", "/greengauge/"):
+        if package in path:
+            path = package[1:] + path.split(package, 1)[1]
+            break
     return f"{match['func']} ({path})"
 
 

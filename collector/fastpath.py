@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from greengauge.contract import (
     MAX_SEQ,
@@ -105,14 +105,23 @@ def _require(condition: bool) -> None:
         raise _Undecided
 
 
+# A pydantic model keeps these three in slots: their descriptors set them directly,
+# without object.__setattr__'s lookup by name (a model is built per reading).
+_new_object: Final = object.__new__
+_set_attribute: Final = object.__setattr__
+_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
 def _built(cls: Any, values: dict[str, Any], fields_set: frozenset[str]) -> Any:
     """A model of already checked values: what `model_construct` does, without its
     per-field default handling (a third of a batch's decoding time)."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields_set))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
+    model = _new_object(cls)
+    _set_attribute(model, "__dict__", values)
+    _set_fields_set(model, set(fields_set))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
 
 

@@ -1,9 +1,13 @@
 """Batches validated readings into store writes, and acknowledges them once durable.
 
 A write is sent once `max_values` wait or the oldest waiting message has waited
-`max_delay` (0: as soon as the writer is free, so the previous write's duration is the
+`max_delay` (0: as soon as a write may start, so the earlier writes' durations are the
 batching window and batches grow with the load by themselves), in writes of at most
-`max_values` values, each acknowledged as soon as it is durable. When the store cannot
+`max_values` values, each acknowledged as soon as it is durable. Up to `concurrency`
+writes are in flight at once (a store answers slower than it works, and one at a time
+its answer time bounds the rate); whatever they finish in, they are settled (sequence
+numbers saved, messages spooled or dead-lettered, acknowledged) one after another in the
+order they started, as if they had been sent one at a time. When the store cannot
 take it (unreachable, overloaded), the messages go to the local spool on disk instead,
 and so does every message after them until the spool has been replayed to the store,
 oldest first: a message is acknowledged to the broker only once it is in the store, in
@@ -14,13 +18,13 @@ letters with the store's reason, and the others of the same write are still stor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -69,17 +73,28 @@ class _Held(Exception):
         self.error = error
 
 
-def _chunks(received: list[Received], max_values: int) -> list[list[Received]]:
-    """Consecutive runs of at most `max_values` values (a bigger message alone)."""
-    chunks: list[list[Received]] = []
+def _first_chunk(received: list[Received], max_values: int) -> int:
+    """How many of the first messages make one write: at most `max_values` values, or
+    one bigger message alone."""
     values = 0
-    for item in received:
-        if not chunks or values + item.values > max_values:
-            chunks.append([])
-            values = 0
-        chunks[-1].append(item)
+    for count, item in enumerate(received):
         values += item.values
-    return chunks
+        if values > max_values:
+            return max(count, 1)
+    return len(received)
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """Consecutive messages whose store write has started."""
+
+    received: list[Received]
+    attempt: asyncio.Task[StoreError | StoreRejected | None] | None
+    """the write, and what went wrong with it; None: behind the spool, so spooled"""
+
+    @property
+    def finished(self) -> bool:
+        return self.attempt is None or self.attempt.done()
 
 
 class BatchWriter:
@@ -105,6 +120,8 @@ class BatchWriter:
         self._stored = stored
         self._pending: list[Received] = []
         self._pending_values = 0
+        # Writes started, oldest first: settled in this order.
+        self._inflight: deque[_Write] = deque()
         self._oldest = 0.0  # when the oldest pending message arrived (monotonic)
         self._waiting = asyncio.Event()
         self._full = asyncio.Event()
@@ -137,7 +154,8 @@ class BatchWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Messages not durable yet: waiting for a write, or in one."""
+        return len(self._pending) + sum(len(w.received) for w in self._inflight)
 
     @property
     def spooled(self) -> int:
@@ -145,23 +163,67 @@ class BatchWriter:
 
     async def run(self) -> None:
         while True:
-            await self._due()
-            await self.flush()
+            due = await self._due()
+            await self._settle_finished()
+            if due:
+                self._start()
             await self.replay()
 
-    async def _due(self) -> None:
-        """Return once pending messages are due for a write, or a spool replay is."""
-        with contextlib.suppress(TimeoutError):
-            # Idle, the spool's retries still need their turns.
-            await asyncio.wait_for(self._waiting.wait(), REPLAY_CHECK_INTERVAL)
+    async def _due(self) -> bool:
+        """Wait until pending messages are due for a write that may start now (True), or
+        the oldest write in flight has finished, or a spool replay may be (False)."""
+        if self._inflight and self._inflight[0].finished:
+            return False
+        if len(self._inflight) >= self._settings.concurrency:
+            await self._until_oldest_finished()
+            return False
+        # Idle, the spool's retries still need their turns.
+        if not await self._until(self._waiting, REPLAY_CHECK_INTERVAL):
+            return False
         held_back = self._retry_at - time.monotonic()
         if held_back > 0:
             await asyncio.sleep(held_back)
-            return
+            return True
         linger = self._oldest + self._settings.max_delay - time.monotonic()
         if self._pending and linger > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), linger)
+            await self._until(self._full, linger)
+            # A write that finished first is settled first; the linger goes on after.
+            return not (self._inflight and self._inflight[0].finished) or self._full.is_set()
+        return True
+
+    async def _until(self, event: asyncio.Event, seconds: float) -> bool:
+        """Wait for `event`, at most `seconds` or until the oldest write in flight
+        finishes; whether the event is set."""
+        if event.is_set():
+            return True
+        waiter = asyncio.ensure_future(event.wait())
+        waits: set[asyncio.Future[Any]] = {waiter}
+        if self._inflight and self._inflight[0].attempt is not None:
+            waits.add(self._inflight[0].attempt)
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        return event.is_set()
+
+    async def _until_oldest_finished(self) -> None:
+        attempt = self._inflight[0].attempt
+        if attempt is not None:
+            await asyncio.wait([attempt])
+
+    def _start(self) -> None:
+        """Start writes for what is pending, oldest first, while fewer than `concurrency`
+        are in flight; messages behind the spool go to it, in order, without a write."""
+        while self._pending and len(self._inflight) < self._settings.concurrency:
+            count = _first_chunk(self._pending, self._settings.max_values)
+            taken, self._pending = self._pending[:count], self._pending[count:]
+            self._pending_values -= sum(r.values for r in taken)
+            attempt = None if self._spool.depth else asyncio.create_task(self._attempt(taken))
+            self._inflight.append(_Write(taken, attempt))
+        if not self._pending:
+            self._waiting.clear()
+        if self._pending_values < self._settings.max_values:
+            self._full.clear()
 
     async def flush(self) -> None:
         """Make everything pending durable (store, spool or dead letters), then ack it.
@@ -169,22 +231,38 @@ class BatchWriter:
         What cannot be made durable now (the spool's disk is full or read-only) goes back
         to the front of the queue, unacknowledged, and is tried again after a backoff.
         """
-        self._full.clear()
-        self._waiting.clear()
-        taken, self._pending, self._pending_values = self._pending, [], 0
-        chunks = _chunks(taken, self._settings.max_values)
-        for index, chunk in enumerate(chunks):
-            try:
-                durable = await self._make_durable(chunk)
-            except _Held as held:
-                await self._settle(held.durable)
-                rest = [r for later in chunks[index + 1 :] for r in later]
-                self._hold_back(held.left + rest, held.error)
+        while self._pending or self._inflight:
+            self._start()
+            if not await self._settle_oldest():
                 return
-            await self._settle(durable)
+
+    async def _settle_finished(self) -> bool:
+        """Settle the writes in flight that have finished, in the order they started, up
+        to the first one still running; False when messages had to be held back."""
+        while self._inflight and self._inflight[0].finished:
+            if not await self._settle_oldest():
+                return False
+        return True
+
+    async def _settle_oldest(self) -> bool:
+        """Settle the oldest write in flight, once finished; False when messages had to be
+        held back (the spool cannot be written)."""
+        write = self._inflight.popleft()
+        try:
+            durable = await self._make_durable(write)
+        except _Held as held:
+            await self._settle(held.durable)
+            # Later writes may have stored theirs already: written again, they are stored
+            # once (the Store contract), and the order of the acks is kept.
+            later = [r for w in self._inflight for r in w.received]
+            self._inflight.clear()
+            self._hold_back(held.left + later, held.error)
+            return False
+        await self._settle(durable)
         if self.disk.failing:
             self._retry_backoff.reset()
             self.disk.ok()
+        return True
 
     def _hold_back(self, held: list[Received], error: SpoolError) -> None:
         self._pending = held + self._pending
@@ -194,24 +272,32 @@ class BatchWriter:
         self.disk.failed(error.__cause__ or error, delay)
         self._waiting.set()
 
-    async def _make_durable(self, taken: list[Received]) -> list[Received]:
-        """The messages now durable (store, spool, or handed to the dead letters)."""
-        if self._spool.depth:
+    async def _make_durable(self, write: _Write) -> list[Received]:
+        """The write's messages now durable (store, spool, or handed to the dead letters)."""
+        taken = write.received
+        if write.attempt is None:
             # The spool is replayed first, so newer messages queue behind it, in order.
             self._to_spool(taken, [])
             return taken
-        try:
-            await self._write(taken)
-        except StoreRejected as exc:
-            return await self._one_by_one(taken, exc.reason)
-        except StoreError as exc:
+        failed = await write.attempt
+        if isinstance(failed, StoreRejected):
+            return await self._one_by_one(taken, failed.reason)
+        if isinstance(failed, StoreError):
             if not self.disk.failing:  # else said once already, and retried
                 log.warning(
                     "store unavailable: spooling to disk",
-                    extra=fields(reason=str(exc), spool=str(self._spool.path)),
+                    extra=fields(reason=str(failed), spool=str(self._spool.path)),
                 )
             self._to_spool(taken, [])
         return taken
+
+    async def _attempt(self, taken: Sequence[Received]) -> StoreError | StoreRejected | None:
+        """One write of `taken`, and what went wrong with it (settled later, in order)."""
+        try:
+            await self._write(taken)
+        except (StoreError, StoreRejected) as exc:
+            return exc
+        return None
 
     async def _write(self, received: Sequence[Received]) -> None:
         started = time.perf_counter()

@@ -151,7 +151,7 @@ async def test_a_flush_writes_at_most_max_values_at_once_and_acks_each_write(
     tmp_path: Path,
 ) -> None:
     store = FakeStore()
-    writer, acked, _ = make(tmp_path, store)
+    writer, acked, _ = make(tmp_path, store, WriteSettings(max_values=3, concurrency=1))
     acked_at_writes: list[list[int]] = []
     store_write = store.write
 

@@ -90,32 +90,39 @@ class LatestReadings:
             )
 
     def update(self, batch: ReadingBatch) -> None:
+        # Per reading received (hundreds of thousands a second): methods bound once, the
+        # interval's estimate inline.
         latest = self._latest
+        intervals = self._interval
         site, agent = batch.site, batch.agent
         meters = self._agents.setdefault((site, agent), OrderedDict())
+        latest_to_end, meters_to_end = latest.move_to_end, meters.move_to_end
         for reading in batch.readings:
-            key = (site, agent, reading.meter)
+            meter = reading.meter
+            key = (site, agent, meter)
             known = latest.get(key)
             if known is None:
                 latest[key] = reading
-                meters[reading.meter] = None
+                meters[meter] = None
                 if len(meters) > self.per_agent:
                     self._evict((site, agent, next(iter(meters))))
                 if len(latest) > self.total:
                     self._evict(next(iter(latest)))
-            elif known.ts <= reading.ts:
-                if reading.ts > known.ts:
-                    self._observe(key, reading.ts - known.ts)
-                latest[key] = reading
-                latest.move_to_end(key)
-                meters.move_to_end(reading.meter)
-
-    def _observe(self, key: tuple[str, str, str], step: timedelta) -> None:
-        # A shorter step is the interval at once; a gap (an outage, a missed read) at most
-        # doubles the estimate per reading, so one outage does not hide the next for long,
-        # and a meter set to a longer interval is followed within a few readings.
-        known = self._interval.get(key)
-        self._interval[key] = step if known is None else min(step, 2 * known)
+                continue
+            ts, known_ts = reading.ts, known.ts
+            if known_ts > ts:
+                continue  # older than what is shown: out of order
+            if ts > known_ts:
+                # A shorter step is the interval at once; a gap (an outage, a missed read)
+                # at most doubles the estimate per reading, so one outage does not hide the
+                # next for long, and a meter set to a longer interval is followed within a
+                # few readings.
+                step = ts - known_ts
+                estimate = intervals.get(key)
+                intervals[key] = step if estimate is None else min(step, 2 * estimate)
+            latest[key] = reading
+            latest_to_end(key)
+            meters_to_end(meter)
 
     def _evict(self, key: tuple[str, str, str]) -> None:
         del self._latest[key]

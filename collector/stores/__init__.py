@@ -1,7 +1,8 @@
 """Where readings are kept: InfluxDB (v2 write protocol) or the embedded SQLite store.
 
 A store stores; it holds no domain rules. Writes are blocking calls that the collector
-runs off its event loop, one at a time.
+runs off its event loop, in worker threads, up to `write.concurrency` at once: a store
+takes concurrent calls (InfluxStore: urllib3's connection pool; SQLiteStore: a lock).
 """
 
 from __future__ import annotations
