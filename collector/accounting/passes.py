@@ -11,7 +11,6 @@ import bisect
 import logging
 import math
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +19,7 @@ from typing import Final
 import numpy as np
 
 from collector.accounting.core.counters import Finding, Issue, Sample
-from collector.accounting.core.inline import Run, in_line, in_line_run
+from collector.accounting.core.inline import Floats, Ints, Run, in_line, in_line_run
 from collector.accounting.core.series import (
     Amount,
     MsAmount,
@@ -320,9 +319,9 @@ class _Measure:
         self.good = (row[2], row[3]) if row[4] is None and not self._integrate else None
         return row
 
-    def run(self, kept: KeptReadings, i: int, limit: int) -> Run:
-        """The kept readings [i, limit) that lead in line with the good reading (the
-        walk's state must have one), with the good value after each as `__call__` gives
+    def run(self, ts: Ints, values: Floats) -> Run:
+        """The readings (in time order, after the good reading: the walk's state must
+        have one) that lead in line, with the good value after each as `__call__` gives
         it reading by reading. None of them is measured until `take` says how many."""
         good = self.good
         assert good is not None
@@ -330,16 +329,17 @@ class _Measure:
             # a reading at or after the next swap starts a new counter: the walker's
             n = bisect.bisect_right(self._swap_times, good[0])
             if n < len(self._swap_times):
-                limit = min(limit, kept.index(self._swap_times[n]))
-        return in_line_run(self._spec, good[0], good[1], kept.ts[i:limit], kept.value[i:limit])
+                cut = int(np.searchsorted(ts, self._swap_times[n]))
+                ts, values = ts[:cut], values[:cut]
+        return in_line_run(self._spec, good[0], good[1], ts, values)
 
-    def take(self, kept: KeptReadings, i: int, run: Run, count: int) -> None:
-        """Measure the first `count` readings of a run from kept reading i."""
+    def take(self, ts: Ints, run: Run, count: int) -> None:
+        """Measure the first `count` readings of a run (`ts`: the times it was given)."""
         if not count:
             return
         good = self.good
         assert good is not None
-        ts = kept.ts[i : i + count]
+        ts = ts[:count]
         starts = np.concatenate(([good[0]], ts[:-1]))
         self.amounts.extend(MsAmounts(starts, ts, run.amounts[:count], np.zeros(count, np.int64)))
         self.good = (int(ts[-1]), float(run.good[count - 1]))
@@ -384,7 +384,7 @@ class _Walk:
     def run(self, kept: KeptReadings, i: int, limit: int, changes: bool) -> tuple[int, bool]:
         """The kept readings [i, limit) that lead in line, walked at once as `one` walks
         them one by one: how many were taken, and whether to stop."""
-        run = self.measure.run(kept, i, limit)
+        run = self.measure.run(kept.ts[i:limit], kept.value[i:limit])
         good, n = run.good, run.count
         if not n:
             return 0, False
@@ -414,9 +414,28 @@ class _Walk:
             past = np.flatnonzero(ts >= self.end_minute)
             if past.size:
                 count, stop = int(past[0]) + 1, True
-        self.measure.take(kept, i, run, count)
+        self.measure.take(ts, run, count)
         self.as_before = bool(same[count - 1])
         return count, stop
+
+    def run_new(self, ts: Ints, values: Floats) -> int:
+        """Readings not kept before that lead in line, walked at once as `one` walks
+        them one by one: how many were taken (each one's state is new; no walk settles
+        while readings not kept are still to come)."""
+        run = self.measure.run(ts, values)
+        count = run.count
+        if not count:
+            return 0
+        self.rows.extend(
+            (t, v, t, g, None, None)
+            for t, v, g in zip(
+                ts[:count].tolist(), values[:count].tolist(), run.good.tolist(), strict=True
+            )
+        )
+        self.end = max(self.end, int(ts[count - 1]))
+        self.measure.take(ts, run, count)
+        self.as_before = False
+        return count
 
     def walked(self) -> _Walked:
         end = self.end if self.settled is None else self.settled
@@ -442,34 +461,58 @@ def _walk(
     the time of the reading it settled at (a state as stored, with no change after it and
     `through` reached). Kept readings in line are walked a run at a time."""
     walk = _Walk(measure, first, through)
-    changes = deque(sorted(changed.items()))
+    order = sorted(changed)
+    new_ts = np.array(order, np.int64)
+    new_values = np.array([changed[t] for t in order], np.float64)
+    j = 0  # the next changed reading
     kept, i = next(stored, None), 0
-    while kept is not None or changes:
+    while kept is not None or j < len(order):
         if kept is not None and i == len(kept):
             kept, i = next(stored, None), 0
             continue
-        if kept is not None and measure.good is not None:
-            limit = kept.index(changes[0][0]) if changes else len(kept)
-            if limit - i >= BULK_MIN:
-                taken, stop = walk.run(kept, i, limit, bool(changes))
-                i += taken
-                if stop:
-                    break
-                if taken:
-                    continue
-        if changes and (kept is None or changes[0][0] <= kept.ts[i]):
-            t, value = changes.popleft()
+        more = j < len(order)
+        if measure.good is not None:
+            at = (i, j)
+            i, j, stop = _runs(walk, kept, i, new_ts, new_values, j)
+            if stop:
+                break
+            if (i, j) != at:
+                continue
+        if more and (kept is None or order[j] <= kept.ts[i]):
+            t, value = order[j], changed[order[j]]
+            j += 1
             if kept is not None and kept.ts[i] == t:
                 i += 1  # the changed reading takes the kept one's place
-            stop = walk.one(t, value, None, bool(changes))
+            stop = walk.one(t, value, None, j < len(order))
         else:
             assert kept is not None
             old = kept.row(i)
             i += 1
-            stop = walk.one(old[0], old[1], old, bool(changes))
+            stop = walk.one(old[0], old[1], old, more)
         if stop:
             break
     return walk.walked()
+
+
+def _runs(
+    walk: _Walk, kept: KeptReadings | None, i: int, new_ts: Ints, new_values: Floats, j: int
+) -> tuple[int, int, bool]:
+    """Walk a run at a time what leads in line: kept readings before the next changed
+    one, else changed ones before the next kept one (a changed one at a kept one's time
+    takes its place: walked one by one). Where the walk is then in both, and whether to
+    stop."""
+    more = j < len(new_ts)
+    if kept is not None:
+        limit = kept.index(int(new_ts[j])) if more else len(kept)
+        if limit - i >= BULK_MIN:
+            taken, stop = walk.run(kept, i, limit, more)
+            if taken or stop:
+                return i + taken, j, stop
+    if more:
+        limit = len(new_ts) if kept is None else int(np.searchsorted(new_ts, kept.ts[i]))
+        if limit - j >= BULK_MIN:
+            j += walk.run_new(new_ts[j:limit], new_values[j:limit])
+    return i, j, False
 
 
 def _swap_between(swap_times: list[int], after: int, through: int) -> bool:
