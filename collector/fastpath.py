@@ -16,43 +16,44 @@ parse: outside strings a colon appears in JSON only between a key and its value,
 payload holds as many colons as members plus the colons inside its strings; a repeated
 key is a member msgspec kept once, and the count falls short.
 
-Each reading's line protocol fields are its `values` object as it arrived (msgspec's Raw):
-`{"voltage_l1":230.0,...}` -> `voltage_l1=230.0,...`. The digits are the agent's, which
-parse to the same double as the value checked here, so no float goes back to text.
+The batch is kept as columns (collector.batch), each reading's values as a `Values`
+struct, no model per reading. Its line protocol fields are its `values` object as it
+arrived: the payload without quotes and whitespace, colons made `=`, gives
+`values={voltage_l1=230.0,...}` for each reading, in order: `{"voltage_l1":230.0,...}` ->
+`voltage_l1=230.0,...`. The digits are the agent's, which parse to the same double as the
+value checked here, so no float goes back to text. The same text may also appear inside an
+id (which may hold braces and equals signs), but never inside one reading's real values
+object (numbers and quantity names only) and never swallowing it (its body holds no brace):
+an id's copy can only add one more, and a count other than one a reading is the strict path's.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Final, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
-from pydantic import BaseModel, PrivateAttr
 
-from greengauge.contract import (
-    MAX_SEQ,
-    MeterReading,
-    Quantity,
-    ReadingBatch,
-    Topic,
-    TopicError,
-    parse_topic,
-)
+from collector.batch import MAX_VALUE, Batch, Values, epoch_millis, value_counts
+from greengauge.contract import MAX_SEQ, Topic, TopicError, parse_topic
 from greengauge.contract.fields import check_id
 
-MAX_VALUE: Final = 1e18
-"""As collector.validate.MAX_VALUE (which imports this module)."""
+__all__ = ["MAX_VALUE", "fast_batch"]
 
-_Value = Annotated[float, msgspec.Meta(ge=-MAX_VALUE, le=MAX_VALUE)]
-_Values = dict[Quantity, _Value]
 _Unset = msgspec.UnsetType
+
+
+if TYPE_CHECKING:  # a type made at run time (msgspec.defstruct)
+    _Values = msgspec.Struct
+else:
+    _Values = Values
 
 
 class _Reading(msgspec.Struct, forbid_unknown_fields=True):
     meter: str
     ts: str
-    values: msgspec.Raw | _Unset = msgspec.UNSET
+    values: _Values | _Unset = msgspec.UNSET
     custom: msgspec.Raw | _Unset = msgspec.UNSET
 
 
@@ -65,35 +66,12 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _batch_decoder: Final = msgspec.json.Decoder(_Batch)
-_values_decoder: Final = msgspec.json.Decoder(_Values)
 # What pydantic's AwareDatetime reads that datetime.fromisoformat reads the same way.
 _TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
 _NOT_FIELDS: Final = b' \t\r\n"'
-_READING_SET: Final = frozenset({"meter", "ts", "values"})
-_BATCH_SET: Final = frozenset({"site", "agent", "seq", "readings"})
-_BATCH_SET_V: Final = _BATCH_SET | {"schema_version"}
-
-
-class FastBatch(ReadingBatch):
-    """A ReadingBatch as the strict model reads it, with its readings' line protocol ready.
-
-    Equal to the ReadingBatch of the same fields (the subclass is an implementation detail)."""
-
-    _lines: list[str] = PrivateAttr(default_factory=list)
-    """per reading: `<fields> <epoch ms>`, the part of its line after the tags"""
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ReadingBatch):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    __hash__ = ReadingBatch.__hash__
-
-    @property
-    def line_tails(self) -> list[str]:
-        return self._lines
+_FIELDS_TABLE: Final = bytes.maketrans(b":", b"=")
+_UNSET: Final = msgspec.UNSET
+_BATCH_MEMBERS: Final = 4  # site, agent, seq, readings
 
 
 class _Undecided(Exception):
@@ -105,35 +83,13 @@ def _require(condition: bool) -> None:
         raise _Undecided
 
 
-# A pydantic model keeps these three in slots: their descriptors set them directly,
-# without object.__setattr__'s lookup by name (a model is built per reading).
-_new_object: Final = object.__new__
-_set_attribute: Final = object.__setattr__
-_set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
-_set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
-_set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
-
-
-def _built(cls: Any, values: dict[str, Any], fields_set: frozenset[str]) -> Any:
-    """A model of already checked values: what `model_construct` does, without its
-    per-field default handling (a third of a batch's decoding time)."""
-    model = _new_object(cls)
-    _set_attribute(model, "__dict__", values)
-    _set_fields_set(model, set(fields_set))
-    _set_extra(model, None)
-    _set_private(model, None)
-    return model
-
-
-def _instant(text: str) -> tuple[datetime, int]:
-    """The reading time as the strict model reads it (UTC, truncated to ms) and epoch ms."""
+def _instant(text: str) -> int:
+    """The reading time as the strict model reads it (UTC, truncated to ms) in epoch ms."""
     _require(_TS.fullmatch(text) is not None)
-    ts = datetime.fromisoformat(text).astimezone(UTC)
-    ts = ts.replace(microsecond=ts.microsecond // 1000 * 1000)
-    return ts, (ts - _EPOCH) // _MILLISECOND
+    return epoch_millis(datetime.fromisoformat(text).astimezone(UTC))
 
 
-def fast_batch(topic_name: str, payload: bytes) -> FastBatch | None:
+def fast_batch(topic_name: str, payload: bytes) -> Batch | None:
     """The batch exactly as `reading_batch` would accept it, or None when this path does
     not decide (invalid, or outside what it handles): then the strict path does."""
     try:
@@ -173,48 +129,34 @@ def _readings_topic(name: str) -> tuple[str, str]:
     return found
 
 
-def _decoded(topic_name: str, payload: bytes) -> FastBatch:
+def _decoded(topic_name: str, payload: bytes) -> Batch:
     _require(b"\\" not in payload)
     site, agent = _readings_topic(topic_name)
     raw = _batch_decoder.decode(payload)
     _require((raw.site, raw.agent) == (site, agent))
-    _require(bool(raw.readings) and 0 <= raw.seq <= MAX_SEQ)
-    members = len(_BATCH_SET) + (raw.schema_version is not msgspec.UNSET)
-    colons = site.count(":") + agent.count(":")
-    # Times repeat within a batch: each is read once.
-    instants: dict[str, tuple[datetime, int]] = {}
-    readings: list[MeterReading] = []
-    lines: list[str] = []
-    decode_values = _values_decoder.decode
-    for item in raw.readings:
-        if item.custom is not msgspec.UNSET or isinstance(item.values, msgspec.UnsetType):
-            raise _Undecided
-        meter = item.meter
+    items = raw.readings
+    _require(bool(items) and 0 <= raw.seq <= MAX_SEQ)
+    # Column by column: a loop a column in C costs a fifth of a Python loop a reading.
+    given = [item.values for item in items]
+    _require(given.count(_UNSET) == 0)
+    kept = cast(list[msgspec.Struct], given)
+    _require([item.custom for item in items].count(_UNSET) == len(items))
+    meters = [item.meter for item in items]
+    for meter in set(meters).difference(_valid_ids):
         _valid_id(meter)
-        text = item.ts
-        instant = instants.get(text)
-        if instant is None:
-            instant = instants[text] = _instant(text)
-        body = bytes(item.values)
-        values = decode_values(body)
-        _require(bool(values))
-        members += 3 + len(values)
-        colons += meter.count(":") + text.count(":")
-        readings.append(
-            _built(
-                MeterReading,
-                {"meter": meter, "ts": instant[0], "values": values, "custom": {}},
-                _READING_SET,
-            )
-        )
-        fields = body.translate(None, _NOT_FIELDS)[1:-1].replace(b":", b"=").decode()
-        lines.append(f"{fields} {instant[1]}")
+    texts = [item.ts for item in items]
+    # Times repeat within a batch: each is read once.
+    instants = {text: _instant(text) for text in set(texts)}
+    stamps = list(map(instants.__getitem__, texts))
+    counts = value_counts(kept)
+    _require(min(counts) > 0)
+    size = sum(counts)
+    # Split, not a regular expression: 5 times faster over a 100 kB batch.
+    parts = payload.translate(_FIELDS_TABLE, _NOT_FIELDS).split(b"values={")
+    _require(len(parts) == len(items) + 1)
+    fields = [part.partition(b"}")[0] for part in parts[1:]]
     # A repeated key (or anything else this count does not foresee) is the strict path's.
-    _require(payload.count(b":") == members + colons)
-    batch: FastBatch = _built(
-        FastBatch,
-        {"schema_version": 1, "site": site, "agent": agent, "seq": raw.seq, "readings": readings},
-        _BATCH_SET if raw.schema_version is msgspec.UNSET else _BATCH_SET_V,
-    )
-    object.__setattr__(batch, "__pydantic_private__", {"_lines": lines})
-    return batch
+    members = _BATCH_MEMBERS + (raw.schema_version is not _UNSET) + 3 * len(items) + size
+    strings = (site, agent, *meters, *texts)
+    _require(payload.count(b":") == members + "".join(strings).count(":"))
+    return Batch(site, agent, raw.seq, meters, stamps, kept, size, fields)

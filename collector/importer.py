@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter, ValidationError
 
 from collector.accounting.engine import Accounting
+from collector.batch import Batch
 from collector.stores import PointStore, Store, StoreError, StoreRejected
 from collector.stores.opening import open_store, store_retention
 from collector.validate import Window, accepted_window, check_value
@@ -487,7 +488,7 @@ class _Import:
         )
         self.seq += len(batches)
         try:
-            written = await asyncio.to_thread(self.store.write, batches)
+            written = await asyncio.to_thread(self.store.write, [Batch.of(b) for b in batches])
         except StoreRejected as exc:
             for line in chunk.lines:
                 self.refuse(Refusal(name, line, "store", f"row: {exc.reason}"))

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Final, TextIO
 
 from collector.accounting.db import from_ms
 from collector.accounting.engine import Accounting
+from collector.batch import epoch_millis
 from collector.stores import PointStore
-from collector.stores.lineprotocol import epoch_millis
 from collector.stores.opening import open_readback, open_store
 from collector.stores.readback import CHUNK, ReadingSource, Series, Stored
 from collector.validate import Rejected, check_value

@@ -8,18 +8,25 @@ wrapping the store. Names: `greengauge_collector_*`, `greengauge_api_*`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector as PromCollector
 
+from collector.batch import Batch
 from collector.stats import Stats
 from collector.stores import PointStore, Store
 from collector.stores.lineprotocol import Point
-from greengauge.contract import ReadingBatch
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 WRITE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -30,26 +37,65 @@ STORED_AGE_BUCKETS: Final = (
 )
 
 
+class BulkHistogram(PromCollector):
+    """A histogram observed a write at a time: the ages of a write's readings (a thousand
+    and more) are counted into buckets by numpy, not one `observe` call each (a lock and a
+    walk along the buckets per reading). Observed from the store's worker threads."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = np.array([*buckets, float("inf")])
+        self._counts = np.zeros(len(self._bounds), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: np.ndarray) -> None:
+        # side="left": a value equal to a bound counts in its bucket (`le`), as Prometheus's.
+        slots = np.searchsorted(self._bounds, values, side="left")
+        counts = np.bincount(slots, minlength=len(self._bounds))
+        total = float(values.sum())
+        with self._lock:
+            self._counts += counts
+            self._sum += total
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            cumulative = np.cumsum(self._counts).tolist()
+            total = self._sum
+        yield HistogramMetricFamily(
+            self._name,
+            self._documentation,
+            buckets=[
+                ("+Inf" if bound == float("inf") else repr(bound), count)
+                for bound, count in zip(self._bounds.tolist(), cumulative, strict=True)
+            ],
+            sum_value=total,
+        )
+
+
 class TimedStore:
     """A store whose every write is timed (success or failure), and the age of every
     reading it stored observed when the store acknowledged it."""
 
-    def __init__(self, store: Store, histogram: Histogram, stored_age: Histogram) -> None:
+    def __init__(self, store: Store, histogram: Histogram, stored_age: BulkHistogram) -> None:
         self._store = store
         self._histogram = histogram
         self._stored_age = stored_age
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         started = time.perf_counter()
         try:
             written = self._store.write(batches)
         finally:
             self._histogram.observe(time.perf_counter() - started)
-        now = time.time()
-        observe = self._stored_age.observe
-        for batch in batches:
-            for reading in batch.readings:
-                observe(now - reading.ts.timestamp())
+        now_ms = time.time() * 1000
+        stamps = np.fromiter(
+            (ms for batch in batches for ms in batch.stamps),
+            dtype=np.float64,
+            count=sum(len(batch) for batch in batches),
+        )
+        self._stored_age.observe_many((now_ms - stamps) / 1000)
         return written
 
     def write_points(self, points: Sequence[Point]) -> int:
@@ -265,13 +311,13 @@ class CollectorMetrics:
             buckets=WRITE_BUCKETS,
             registry=self.registry,
         )
-        self.stored_age = Histogram(
+        self.stored_age = BulkHistogram(
             "greengauge_collector_reading_stored_age_seconds",
             "Time from a meter's read (the reading's ts) to the store acknowledging its write "
             "(replays from the spool included): how fresh the stored data is",
-            buckets=STORED_AGE_BUCKETS,
-            registry=self.registry,
+            STORED_AGE_BUCKETS,
         )
+        self.registry.register(self.stored_age)
         self.unauthorized = Counter(
             "greengauge_api_unauthorized",
             "API requests refused: missing or invalid token (401), read-only token (403), "

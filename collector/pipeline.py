@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from collector.accounting.live import LiveAccounting
+from collector.batch import Batch
 from collector.guard import Guard
 from collector.ingest import Message
 from collector.state.hub import LiveHub
 from collector.state.latest import LatestReadings
 from collector.validate import Window, reading_batch
 from collector.writer import BatchWriter
-from greengauge.contract import ReadingBatch
 
 
 class Pipeline:
@@ -54,7 +54,7 @@ class Pipeline:
         message.progress.stage = "store"
         self._writer.add(message.topic, message.payload, batch, message.ack)
 
-    def _use(self, message: Message) -> ReadingBatch:
+    def _use(self, message: Message) -> Batch:
         """Validate a reading batch and show it (table, stream, accounting); raise if not."""
         progress = message.progress
         progress.stage = "parse"

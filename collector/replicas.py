@@ -36,6 +36,7 @@ from typing import Any, Final
 import paho.mqtt.client as paho
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from collector.batch import Batch
 from collector.ingest import Message
 from collector.sequences import SequenceTracker, see_all
 from greengauge.common.backoff import Backoff
@@ -43,7 +44,6 @@ from greengauge.common.broker import BrokerSettings
 from greengauge.common.files import DiskFault, write_atomically
 from greengauge.common.logs import fields
 from greengauge.common.mqtt import Connection, Protocol, paho_client, stay_connected
-from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class _Notice(BaseModel):
     seqs: list[tuple[str, str, int]] = Field(max_length=1_000_000)
 
 
-def notice_payload(replica: str, batches: Sequence[ReadingBatch]) -> bytes:
+def notice_payload(replica: str, batches: Sequence[Batch]) -> bytes:
     return json.dumps(
         {"replica": replica, "seqs": [[b.site, b.agent, b.seq] for b in batches]},
         separators=(",", ":"),
@@ -147,7 +147,7 @@ class StoredNotices:
         if future is not None and not future.done():
             future.set_result(None)
 
-    async def publish(self, batches: Sequence[ReadingBatch]) -> None:
+    async def publish(self, batches: Sequence[Batch]) -> None:
         """Until the broker has the notice: the batches' acks wait for it, so a notice is
         never missing for a batch the broker considers delivered. NoticeUnavailable once
         the publisher has stopped."""

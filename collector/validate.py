@@ -9,13 +9,14 @@ from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
 
-from collector.fastpath import MAX_VALUE as FAST_MAX_VALUE
+from collector.batch import MAX_VALUE as _MAX_VALUE
+from collector.batch import Batch, from_millis
 from collector.fastpath import fast_batch
 from greengauge.contract import AgentStatus, ReadingBatch, Topic, TopicError, parse_topic
 
 MAX_REASON_ERRORS = 5
 DEFAULT_MAX_AGE: Final = timedelta(days=3650)
-MAX_VALUE: Final = FAST_MAX_VALUE
+MAX_VALUE: Final = _MAX_VALUE
 """Largest magnitude of a reading's value: far beyond any meter (1e18 W, kWh, m3...),
 and far enough below float overflow that sums, differences and kgce of any number of
 them stay finite. Checked here, not in the wire model, so that an agent never fails
@@ -87,7 +88,14 @@ class Window:
                 f"ahead of the collector's clock ({now.isoformat()})"
             )
 
-    def check_batch(self, batch: ReadingBatch, now: datetime) -> None:
+    def check_batch(self, batch: Batch, now: datetime) -> None:
+        # Its oldest and newest readings decide; the models only for the reason.
+        earliest, latest = min(batch.stamps), max(batch.stamps)
+        if (
+            now - self.max_age <= from_millis(earliest)
+            and from_millis(latest) <= now + self.max_future
+        ):
+            return
         for index, reading in enumerate(batch.readings):
             self.check(reading.ts, now, f"readings[{index}] (meter {reading.meter!r}) ts")
 
@@ -127,12 +135,12 @@ def agent_message(topic_name: str, payload: bytes, kind: Topic, model: type[M]) 
     return message
 
 
-def reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:
+def reading_batch(topic_name: str, payload: bytes) -> Batch:
     """The batch a readings message carries; raise Rejected with the reason otherwise.
 
     The fast path (msgspec) accepts what the strict models accept; whatever it does not
     decide is validated by them, for the verdict and the reason."""
-    return fast_batch(topic_name, payload) or strict_reading_batch(topic_name, payload)
+    return fast_batch(topic_name, payload) or Batch.of(strict_reading_batch(topic_name, payload))
 
 
 def strict_reading_batch(topic_name: str, payload: bytes) -> ReadingBatch:

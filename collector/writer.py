@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from collector.batch import Batch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker, see_all
@@ -54,7 +55,7 @@ class Received:
 
     topic: str
     payload: bytes
-    batch: ReadingBatch
+    batch: Batch
     values: int
     ack: Callable[[], None]
 
@@ -106,7 +107,7 @@ class BatchWriter:
         spool: Spool,
         sequences: SequenceTracker,
         sequences_file: Path,
-        stored: Callable[[Sequence[ReadingBatch]], Awaitable[None]] | None = None,
+        stored: Callable[[Sequence[Batch]], Awaitable[None]] | None = None,
     ) -> None:
         """`stored`, when given, is told of the batches once durable, before their acks,
         instead of tracking their sequence numbers here (collector.replicas); when it
@@ -141,9 +142,9 @@ class BatchWriter:
         self.store_faults = 0
 
     def add(
-        self, topic: str, payload: bytes, batch: ReadingBatch, ack: Callable[[], None] = _noop
+        self, topic: str, payload: bytes, batch: Batch, ack: Callable[[], None] = _noop
     ) -> None:
-        values = sum(r.size for r in batch.readings)
+        values = batch.size
         if not self._pending:
             self._oldest = time.monotonic()
             self._waiting.set()
@@ -309,7 +310,7 @@ class BatchWriter:
             extra=fields(values=written, ms=f"{(time.perf_counter() - started) * 1000:.1f}"),
         )
 
-    async def _store_write(self, batches: list[ReadingBatch]) -> int:
+    async def _store_write(self, batches: list[Batch]) -> int:
         """The store's write, where an error it does not foresee counts as a refusal: the
         messages are then written one by one and only the failing ones dead-lettered,
         instead of the exception stopping the writer (and, at the restart, again)."""
@@ -434,10 +435,10 @@ class BatchWriter:
                 self._spool_started = None
 
     @staticmethod
-    def _parse(chunk: Sequence[Spooled]) -> list[ReadingBatch] | None:
+    def _parse(chunk: Sequence[Spooled]) -> list[Batch] | None:
         """The chunk's batches, or None when one is invalid (then replayed one by one)."""
         try:
-            return [ReadingBatch.model_validate_json(item.payload) for item in chunk]
+            return [Batch.of(ReadingBatch.model_validate_json(item.payload)) for item in chunk]
         except ValidationError:  # validated before it was spooled: never expected
             return None
 
@@ -447,7 +448,7 @@ class BatchWriter:
         written = 0
         for item in chunk:
             try:
-                batch = ReadingBatch.model_validate_json(item.payload)
+                batch = Batch.of(ReadingBatch.model_validate_json(item.payload))
             except ValidationError as exc:
                 refused: str | None = f"spooled message invalid: {describe(exc)}"
             else:

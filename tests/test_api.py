@@ -20,6 +20,7 @@ from collector.accounting.live import LiveAccounting
 from collector.api import figures
 from collector.api.app import ApiContext, create_app
 from collector.api.settings import ApiSettings
+from collector.batch import Batch
 from collector.deadletters import DeadLetters
 from collector.guard import Guard
 from collector.metrics import CollectorMetrics
@@ -95,9 +96,9 @@ class Rig:
 
     def feed(self, *batches: ReadingBatch) -> None:
         for batch in batches:
-            self.latest.update(batch)
+            self.latest.update(Batch.of(batch))
         self.accounting.process(list(batches))
-        self.store.write(list(batches))
+        self.store.write([Batch.of(batch) for batch in batches])
 
     def get(self, path: str, token: str | None = READ, **params: Any) -> Any:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -646,13 +647,15 @@ def test_live_stream_sends_readings_and_summaries(rig: Rig) -> None:
         chunks: list[bytes] = []
         stream = hub.stream(SITE, keepalive=0.05)
         chunks.append(await anext(stream))  # retry: line; subscribed now
-        hub.readings(batch(1, rig.now, m1=(1.0, 2.0)))
+        hub.readings(Batch.of(batch(1, rig.now, m1=(1.0, 2.0))))
         hub.readings(
-            ReadingBatch(
-                site="other",
-                agent="gw",
-                seq=1,
-                readings=[MeterReading(meter="x", ts=rig.now, values={P: 1.0})],
+            Batch.of(
+                ReadingBatch(
+                    site="other",
+                    agent="gw",
+                    seq=1,
+                    readings=[MeterReading(meter="x", ts=rig.now, values={P: 1.0})],
+                )
             )
         )
         await rig.ctx.refresh(SITE)
@@ -680,7 +683,7 @@ def test_slow_subscriber_is_dropped_not_waited_for(rig: Rig) -> None:
         stream = hub.stream(None)
         await anext(stream)
         for i in range(1100):
-            hub.readings(batch(i, rig.now, m1=(1.0, 2.0)))
+            hub.readings(Batch.of(batch(i, rig.now, m1=(1.0, 2.0))))
         return [chunk async for chunk in stream]
 
     chunks = asyncio.run(scenario())

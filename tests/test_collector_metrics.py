@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.batch import Batch
 from collector.metrics import CollectorMetrics
 from collector.stores import StoreError
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
@@ -19,7 +20,7 @@ class Store:
     def __init__(self) -> None:
         self.up = True
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         if not self.up:
             raise StoreError("connection refused")
         return sum(len(r.values) for b in batches for r in b.readings)
@@ -28,20 +29,22 @@ class Store:
         pass
 
 
-def readings(*ages: float) -> ReadingBatch:
+def readings(*ages: float) -> Batch:
     now = datetime.now(UTC)
-    return ReadingBatch(
-        site="s",
-        agent="a",
-        seq=0,
-        readings=[
-            MeterReading(
-                meter=f"m{i}",
-                ts=now - timedelta(seconds=age),
-                values={Quantity.POWER_ACTIVE: 1.0, Quantity.FREQUENCY: 50.0},
-            )
-            for i, age in enumerate(ages)
-        ],
+    return Batch.of(
+        ReadingBatch(
+            site="s",
+            agent="a",
+            seq=0,
+            readings=[
+                MeterReading(
+                    meter=f"m{i}",
+                    ts=now - timedelta(seconds=age),
+                    values={Quantity.POWER_ACTIVE: 1.0, Quantity.FREQUENCY: 50.0},
+                )
+                for i, age in enumerate(ages)
+            ],
+        )
     )
 
 

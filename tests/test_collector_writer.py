@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from collector.batch import Batch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker, load
@@ -25,7 +26,7 @@ class FakeStore:
         self.batches: list[int] = []
         self.writes: list[list[int]] = []
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         if not self.up:
             raise StoreError("connection refused")
         if any(b.seq in self.refuse for b in batches):
@@ -67,7 +68,10 @@ def make(
 def add(writer: BatchWriter, acked: list[int], seq: int) -> None:
     b = batch(seq)
     writer.add(
-        "greengauge/v1/s/a/readings", b.model_dump_json().encode(), b, lambda: acked.append(seq)
+        "greengauge/v1/s/a/readings",
+        b.model_dump_json().encode(),
+        Batch.of(b),
+        lambda: acked.append(seq),
     )
 
 
@@ -155,7 +159,7 @@ async def test_a_flush_writes_at_most_max_values_at_once_and_acks_each_write(
     acked_at_writes: list[list[int]] = []
     store_write = store.write
 
-    def write(batches: Sequence[ReadingBatch]) -> int:
+    def write(batches: Sequence[Batch]) -> int:
         acked_at_writes.append(list(acked))
         return store_write(batches)
 

@@ -20,6 +20,7 @@ from servers import VictoriaMetrics
 from test_store_influx import expected_series, store_for, stored_series
 
 from collector.acks import OrderedAcks
+from collector.batch import Batch
 from collector.config import WriteSettings
 from collector.deadletters import DeadLetters
 from collector.sequences import SequenceTracker, load
@@ -70,7 +71,7 @@ class FaultyStore:
         self.most_in_flight = 0
         self.stored: set[int] = set()
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         seqs = {b.seq for b in batches}
         with self._lock:
             self.in_flight += 1
@@ -97,7 +98,7 @@ class FaultyStore:
 
 
 class MemoryStore:
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         return sum(r.size for b in batches for r in b.readings)
 
     def close(self) -> None:
@@ -129,7 +130,7 @@ class Harness:
             self.acked.append(seq)
             self.released.extend(self.acks.done(ticket))
 
-        self.writer.add(TOPIC, b.model_dump_json().encode(), b, ack)
+        self.writer.add(TOPIC, b.model_dump_json().encode(), Batch.of(b), ack)
 
     def check_durable(self, seq: int) -> None:
         dead = self.dead_letters.path.exists() and f'"seq\\":{seq},' in (

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent.profiles.model import Profile
+from collector.batch import Batch
 from collector.stores.history import Query, SqliteHistory
 from collector.stores.lineprotocol import batch_lines, value_count
 from collector.stores.sqlite import SqliteStore
@@ -216,7 +217,7 @@ def test_a_bad_custom_register_is_refused_with_the_reason(
 
 
 def test_line_protocol_writes_custom_fields_beside_the_canonical_ones() -> None:
-    b = batch(x_steam_temperature=CustomValue(value=181.5, unit="degC"))
+    b = Batch.of(batch(x_steam_temperature=CustomValue(value=181.5, unit="degC")))
     line = batch_lines([b]).decode()
     assert line == (
         "reading,agent=a1,meter=m1,site=s1 frequency=50.0,x_steam_temperature=181.5 "
@@ -232,7 +233,7 @@ def test_every_custom_value_is_one_plain_line_protocol_field(
     if not values and not custom:
         values = {Quantity.FREQUENCY: 50.0}
     reading = MeterReading(meter="m1", ts=TS, values=values, custom=custom)
-    b = ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading])
+    b = Batch.of(ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading]))
     line = batch_lines([b]).decode()
     # Three space-separated parts (series, fields, time): no name or value needs escaping.
     _series, fields, _time = line.split(" ")
@@ -243,7 +244,7 @@ def test_every_custom_value_is_one_plain_line_protocol_field(
 
 def test_line_protocol_with_custom_values_alone() -> None:
     reading = MeterReading(meter="m1", ts=TS, custom={"x_p": CustomValue(value=1.5, unit="bar")})
-    b = ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading])
+    b = Batch.of(ReadingBatch(site="s1", agent="a1", seq=1, readings=[reading]))
     assert b" x_p=1.5 " in batch_lines([b])
 
 
@@ -251,7 +252,9 @@ def test_sqlite_stores_custom_values_and_their_units(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite"
     store = SqliteStore(path)
     kind = Kind.COUNTER
-    assert store.write([batch(x_water=CustomValue(value=12.5, unit="m3", kind=kind))]) == 2
+    assert (
+        store.write([Batch.of(batch(x_water=CustomValue(value=12.5, unit="m3", kind=kind)))]) == 2
+    )
     store.close()
     history = SqliteHistory(path)
     end = datetime(2026, 5, 1, 11, tzinfo=UTC)

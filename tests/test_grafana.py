@@ -22,6 +22,7 @@ import yaml
 from collector.accounting.core.intensity import Window
 from collector.accounting.engine import Accounting
 from collector.accounting.targets import SITE_LINE
+from collector.batch import Batch
 from collector.plant import AccountingConfig, Carrier
 from collector.stores.lineprotocol import Point, batch_lines, point_lines
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
@@ -150,7 +151,8 @@ def rows(tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
     accounting.flush()
     accounting.evaluate()
     accounting.close()
-    return rows_of(batch_lines([every, *batches])) + rows_of(point_lines(store.points))
+    lines = batch_lines([Batch.of(b) for b in (every, *batches)])
+    return rows_of(lines) + rows_of(point_lines(store.points))
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from processes import write_yaml
 
 from collector.accounting.db import AccountingDB, MinuteRow
 from collector.accounting.engine import Accounting
+from collector.batch import Batch, epoch_millis
 from collector.cli import main
 from collector.config import load_config
 from collector.importer_store import StoreOptions, StoreSummary, account
 from collector.stores import StoreError
-from collector.stores.lineprotocol import epoch_millis
 from collector.stores.readback import Series, SqliteReadings, Stored, flux_readings, stored_of
 from collector.stores.sqlite import SqliteStore
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
@@ -87,7 +87,7 @@ def stored_before_accounting(tmp_path: Path) -> list[ReadingBatch]:
     again = day_batches("gw-backup", 600, 660)
     store = SqliteStore(tmp_path / "data" / "readings.sqlite")
     try:
-        store.write(list(reversed(live)) + again)
+        store.write([Batch.of(b) for b in [*reversed(live), *again]])
     finally:
         store.close()
     return live

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collector.stores.lineprotocol import batch_lines, epoch_millis, escape_tag, value_count
+from collector.batch import Batch, epoch_millis
+from collector.stores.lineprotocol import batch_lines, escape_tag, value_count
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -21,10 +22,10 @@ def batch(
     site: str = "plant-1",
     agent: str = "edge-1",
     readings: list[MeterReading] | None = None,
-) -> ReadingBatch:
+) -> Batch:
     if readings is None:
         readings = [MeterReading(meter="m1", ts=T0, values={Quantity.VOLTAGE_L1: 230.5})]
-    return ReadingBatch(site=site, agent=agent, seq=0, readings=readings)
+    return Batch.of(ReadingBatch(site=site, agent=agent, seq=0, readings=readings))
 
 
 # A reference reader written from the spec, independent of the code under test.
@@ -251,7 +252,7 @@ batches = st.builds(
 
 @given(st.lists(batches, min_size=1, max_size=3))
 def test_any_valid_batch_reads_back_as_it_went_in(generated: list[ReadingBatch]) -> None:
-    lines = batch_lines(generated).decode().split("\n")
+    lines = batch_lines([Batch.of(b) for b in generated]).decode().split("\n")
 
     expected = [
         (

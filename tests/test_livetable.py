@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from collector.batch import Batch
 from collector.state.latest import COLUMNS, STALE_FLOOR, LatestReadings, Row, render, stale_after
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
 
@@ -33,8 +34,8 @@ def reading(meter: str, seconds: float, **values: float) -> MeterReading:
     )
 
 
-def batch(site: str, agent: str, *readings: MeterReading, seq: int = 0) -> ReadingBatch:
-    return ReadingBatch(site=site, agent=agent, seq=seq, readings=list(readings))
+def batch(site: str, agent: str, *readings: MeterReading, seq: int = 0) -> Batch:
+    return Batch.of(ReadingBatch(site=site, agent=agent, seq=seq, readings=list(readings)))
 
 
 def cells(line: str) -> list[str]:

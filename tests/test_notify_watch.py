@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from collector.accounting.db import AccountingDB
+from collector.batch import Batch
 from collector.config import CollectorConfig
 from collector.notify.alerts import AckRequest, AlertNotices, acknowledge
 from collector.notify.events import Action, AlertKind, Notice, Severity
@@ -61,7 +62,7 @@ class Rig:
         reading = MeterReading(
             meter=meter, ts=at, values={Quantity(k): v for k, v in values.items()}
         )
-        self.latest.update(ReadingBatch(site="s1", agent="gw", seq=1, readings=[reading]))
+        self.latest.update(Batch.of(ReadingBatch(site="s1", agent="gw", seq=1, readings=[reading])))
 
     def at(self, minutes: float) -> list[Notice]:
         self.now = T0 + timedelta(minutes=minutes)

@@ -29,6 +29,7 @@ from test_mqtt_fallback_e2e import Refusing
 
 from collector.accounting.queries import meter_totals
 from collector.app import CollectorApp
+from collector.batch import Batch
 from collector.config import CollectorConfig, DeadLetterSettings, WriteSettings
 from collector.deadletters import DeadLetters
 from collector.ingest import Ingest, Message, SharedSubscriptionNeedsMqtt5
@@ -45,7 +46,6 @@ from collector.spool import Spool
 from collector.stores.lineprotocol import Point
 from collector.writer import BatchWriter
 from greengauge.common.broker import BrokerSettings
-from greengauge.contract import ReadingBatch
 
 GRACE = 10.0
 
@@ -242,7 +242,7 @@ def test_replica_id_from_setting_environment_or_host(monkeypatch: pytest.MonkeyP
 
 
 class NoStore:
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         return 0
 
     def write_points(self, points: Sequence[Point]) -> int:
@@ -350,7 +350,7 @@ def test_a_batch_is_acknowledged_only_once_its_stored_notice_is_at_the_broker(
     order: list[str] = []
     release = asyncio.Event()
 
-    async def notice(batches: Sequence[ReadingBatch]) -> None:
+    async def notice(batches: Sequence[Batch]) -> None:
         order.append(f"notice {[b.seq for b in batches]}")
         await release.wait()  # the broker's PUBACK
         order.append("notice acknowledged")
@@ -369,7 +369,7 @@ def test_a_batch_is_acknowledged_only_once_its_stored_notice_is_at_the_broker(
         return lambda: order.append(f"ack {seq}")
 
     for batch in accounting_readings(0, 0)[:1] + accounting_readings(1)[1:3]:
-        writer.add("t", batch.model_dump_json().encode(), batch, ack(batch.seq))
+        writer.add("t", batch.model_dump_json().encode(), Batch.of(batch), ack(batch.seq))
 
     async def run() -> None:
         flushing = asyncio.create_task(writer.flush())
@@ -405,10 +405,10 @@ def test_a_stopping_replica_does_not_wait_for_a_notice_it_cannot_send(tmp_path: 
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running
-        writer.add("t", batch.model_dump_json().encode(), batch, lambda: acks.append(0))
+        writer.add("t", batch.model_dump_json().encode(), Batch.of(batch), lambda: acks.append(0))
         await asyncio.wait_for(writer.flush(), 5)
         with pytest.raises(NoticeUnavailable):
-            await notices.publish([batch])
+            await notices.publish([Batch.of(batch)])
 
     asyncio.run(run())
     assert acks == []

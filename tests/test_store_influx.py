@@ -8,7 +8,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import pytest
 from servers import VictoriaMetrics
 
+from collector.batch import Batch, epoch_millis
 from collector.stores import StoreError, StoreRejected
 from collector.stores.influx import InfluxStore
-from collector.stores.lineprotocol import epoch_millis
 from greengauge.contract import KINDS, Kind, MeterReading, Quantity, ReadingBatch
 
 TOKEN = "s3cret-token-value"  # noqa: S105 (a made-up token the tests look for in output)
@@ -40,12 +40,12 @@ def store(victoria_metrics: VictoriaMetrics) -> Iterator[InfluxStore]:
     influx.close()
 
 
-def sample_batches() -> list[ReadingBatch]:
+def sample_batches() -> list[Batch]:
     # Values of few significant digits: VictoriaMetrics keeps about 12 (it reads
     # 230.66666666666666 back as 230.6666666666), InfluxDB keeps the float64 exactly.
     instantaneous = [q for q in Quantity if KINDS[q] is Kind.INSTANTANEOUS][:3]
     counters = [q for q in Quantity if KINDS[q] is Kind.COUNTER][:3]
-    return [
+    models = [
         ReadingBatch(
             site="plant-1",
             agent="edge-1",
@@ -76,9 +76,10 @@ def sample_batches() -> list[ReadingBatch]:
             ],
         ),
     ]
+    return [Batch.of(model) for model in models]
 
 
-def expected_series(batches: list[ReadingBatch]) -> Series:
+def expected_series(batches: Sequence[Batch | ReadingBatch]) -> Series:
     series: Series = {}
     for batch in batches:
         for reading in batch.readings:
@@ -136,7 +137,7 @@ def test_refused_data_raises_store_rejected_with_the_server_reason(tmp_path: Pat
     try:
         influx = store_for(server.url)
         long_reading = MeterReading(meter="m", ts=T0, values={q: 1.5 for q in Quantity})
-        batch = ReadingBatch(site="s", agent="a", seq=0, readings=[long_reading])
+        batch = Batch.of(ReadingBatch(site="s", agent="a", seq=0, readings=[long_reading]))
 
         with pytest.raises(StoreRejected) as caught:
             influx.write([batch])

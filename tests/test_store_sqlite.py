@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.batch import Batch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.sqlite import SqliteStore
 from greengauge.contract import MeterReading, Quantity, ReadingBatch
@@ -21,8 +22,8 @@ T0_MS = 1_740_830_400_000
 Row = tuple[str, str, str, str, int, float]
 
 
-def sample_batches(value_offset: float = 0.0) -> list[ReadingBatch]:
-    return [
+def sample_batches(value_offset: float = 0.0) -> list[Batch]:
+    models = [
         ReadingBatch(
             site="plant-1",
             agent="edge-1",
@@ -47,6 +48,7 @@ def sample_batches(value_offset: float = 0.0) -> list[ReadingBatch]:
             readings=[MeterReading(meter="m_2", ts=T0, values={Quantity.COUNT: 1 / 3})],
         ),
     ]
+    return [Batch.of(model) for model in models]
 
 
 def expected_rows(value_offset: float = 0.0) -> list[Row]:

@@ -28,7 +28,7 @@ from collector.accounting.core.alerts import AlarmState, AlertEvent, Phase
 from collector.accounting.core.counters import Finding, Issue, Replacement, Sample
 from collector.accounting.core.series import EPOCH
 from collector.accounting.core.walk import State
-from collector.stores.lineprotocol import epoch_millis
+from collector.batch import epoch_millis
 
 FILE: Final = "accounting.sqlite"
 _FIRST_CHUNK: Final = 16

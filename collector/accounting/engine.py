@@ -51,6 +51,7 @@ from collector.accounting.queries import (
     site_figures,
 )
 from collector.accounting.targets import OUTPUT_PREFIX, SITE_LINE, Target, targets_of
+from collector.batch import Readings
 from collector.plant import (
     AccountingConfig,
     Judged,
@@ -63,7 +64,6 @@ from collector.stores import PointStore, StoreError, StoreRejected
 from collector.stores.lineprotocol import Point
 from greengauge.common.files import DiskFault, open_state
 from greengauge.common.logs import fields
-from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class Accounting:
         self._store = store
         self._sink = sink
         self._clock = clock
-        self._queue: list[ReadingBatch] = []
+        self._queue: list[Readings] = []
         self._targets = {s.id: targets_of(config, s) for s in config.sites}
         self._judged = {
             (s.id, line.id): resolve_benchmark(line) for s in config.sites for line in s.lines
@@ -146,7 +146,7 @@ class Accounting:
 
     # --- input ---------------------------------------------------------------------------
 
-    def feed(self, batch: ReadingBatch) -> None:
+    def feed(self, batch: Readings) -> None:
         """Queue a validated batch (called on the event loop; no I/O)."""
         if batch.site in self._targets:
             self._queue.append(batch)
@@ -237,7 +237,7 @@ class Accounting:
                 )
                 got[:] = kept
 
-    def process(self, batches: Sequence[ReadingBatch]) -> None:
+    def process(self, batches: Sequence[Readings]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
         for batch in batches:

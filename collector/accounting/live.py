@@ -24,6 +24,7 @@ from collector.accounting.db import MinuteRow, ms
 from collector.accounting.engine import MINUTE, Accounting
 from collector.accounting.targets import output_series
 from collector.acks import Progress
+from collector.batch import Readings
 from collector.guard import Guard
 from collector.ingest import Ingest, Message
 from collector.plant import OutputFromMes
@@ -32,7 +33,6 @@ from greengauge.common.backoff import Backoff
 from greengauge.common.logs import fields
 from greengauge.contract import (
     ProductionOutput,
-    ReadingBatch,
     ValueAdded,
     parse_production_topic,
 )
@@ -77,7 +77,7 @@ class LiveAccounting:
         """Take the MES's production messages from this subscription (QoS 1, manual acks)."""
         self.mes = mes
 
-    def feed(self, batch: ReadingBatch) -> None:
+    def feed(self, batch: Readings) -> None:
         self.accounting.feed(batch)
 
     async def run(self) -> None:

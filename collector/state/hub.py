@@ -14,7 +14,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from greengauge.contract import ReadingBatch
+from collector.batch import Batch
 
 QUEUE_SIZE: Final = 1000
 KEEPALIVE: Final = 15.0
@@ -61,10 +61,10 @@ class LiveHub:
                 sub.queue.get_nowait()  # make room for the end-of-stream mark
                 sub.queue.put_nowait(None)
 
-    def readings(self, batch: ReadingBatch) -> None:
+    def readings(self, batch: Batch) -> None:
         if not self._subscribers:
             return
-        data = batch.model_dump(mode="json", exclude={"schema_version", "seq"})
+        data = batch.model().model_dump(mode="json", exclude={"schema_version", "seq"})
         self.publish(Event("reading", batch.site, data))
 
     async def stream(

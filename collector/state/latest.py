@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from collector.batch import Batch, Kept, reading
 from collector.validate import Rejected
-from greengauge.contract import MeterReading, Quantity, ReadingBatch
+from greengauge.contract import MeterReading, Quantity
 
 # A meter of an agent at its limit that has not been read for this long (by the agent's
 # own clock) makes room for a new id: a renamed or replaced meter needs no restart.
-FORGET_AFTER: Final = timedelta(days=1)
+FORGET_AFTER_MS: Final = 86_400_000
 
 STALE_INTERVALS: Final = 3
 """A meter whose newest reading is older than this many of its intervals is stale."""
@@ -52,36 +53,46 @@ class Row:
         return now - self.reading.ts > stale_after(self.interval)
 
 
+_Entry = tuple[int, Kept, int]
+"""A meter's newest reading: epoch ms, its values as the batch kept them, and the
+meter's interval in ms as observed (0: one reading so far)."""
+
+
 class LatestReadings:
     """The newest reading of each meter, bounded: at most `per_agent` meters of one agent
-    (`admit` refuses a batch with more) and `total` in all (the least recently updated is
-    evicted, and counted), so a gateway inventing meter ids cannot exhaust memory."""
+    (`admit` refuses a batch with more) and `total` in all (the least recently updated
+    agent's oldest readings are evicted, and counted), so a gateway inventing meter ids
+    cannot exhaust memory.
+
+    Per reading received (hundreds of thousands a second) this is a dict lookup and a
+    store: the rows' models are built when read, and the order that eviction needs is
+    kept per agent (a batch comes from one agent), not per reading."""
 
     def __init__(self, per_agent: int = 1000, total: int = 50_000) -> None:
-        # Rows are built when read, not per reading received (thousands a second).
-        # Both orders are least recently updated first.
-        self._latest: OrderedDict[tuple[str, str, str], MeterReading] = OrderedDict()
-        self._interval: dict[tuple[str, str, str], timedelta] = {}
-        self._agents: dict[tuple[str, str], OrderedDict[str, None]] = {}
+        # Least recently updated agent first.
+        self._agents: OrderedDict[tuple[str, str], dict[str, _Entry]] = OrderedDict()
+        self._count = 0
+        # The rows' models of the last `rows()`, reused while a meter's reading is the same.
+        self._shown: dict[tuple[str, str, str], tuple[Kept, MeterReading]] = {}
         self.per_agent = per_agent
         self.total = total
         self.evicted = 0
 
     def __len__(self) -> int:
-        return len(self._latest)
+        return self._count
 
-    def admit(self, batch: ReadingBatch) -> None:
+    def admit(self, batch: Batch) -> None:
         """Raise Rejected when the batch brings more new meter ids than its agent may add."""
-        meters = self._agents.get((batch.site, batch.agent), OrderedDict())
-        new = list(dict.fromkeys(r.meter for r in batch.readings if r.meter not in meters))
+        meters = self._agents.get((batch.site, batch.agent), {})
+        if len(meters) + len(batch) <= self.per_agent:
+            return
+        new = list(dict.fromkeys(m for m in batch.meters if m not in meters))
         room = self.per_agent - len(meters)
         if len(new) <= room:
             return
-        cutoff = max(r.ts for r in batch.readings) - FORGET_AFTER
-        for meter in meters:  # least recently updated first: idle ones make room
-            if room >= len(new) or self._latest[(batch.site, batch.agent, meter)].ts >= cutoff:
-                break
-            room += 1
+        # Meters not read for a day (by the agent's own clock) make room, oldest first.
+        cutoff = max(batch.stamps) - FORGET_AFTER_MS
+        room += min(sum(1 for ms, _, _ in meters.values() if ms < cutoff), len(new) - room)
         if len(new) > room:
             raise Rejected(
                 f"agent {batch.agent!r} of site {batch.site!r} reports {len(meters)} meters "
@@ -89,54 +100,66 @@ class LatestReadings:
                 f"new meter id {new[max(room, 0)]!r} refused"
             )
 
-    def update(self, batch: ReadingBatch) -> None:
-        # Per reading received (hundreds of thousands a second): methods bound once, the
-        # interval's estimate inline.
-        latest = self._latest
-        intervals = self._interval
-        site, agent = batch.site, batch.agent
-        meters = self._agents.setdefault((site, agent), OrderedDict())
-        latest_to_end, meters_to_end = latest.move_to_end, meters.move_to_end
-        for reading in batch.readings:
-            meter = reading.meter
-            key = (site, agent, meter)
-            known = latest.get(key)
+    def update(self, batch: Batch) -> None:
+        agents = self._agents
+        key = (batch.site, batch.agent)
+        meters = agents.get(key)
+        if meters is None:
+            meters = agents[key] = {}
+        else:
+            agents.move_to_end(key)
+        before = len(meters)
+        get = meters.get
+        for meter, ms, kept in zip(batch.meters, batch.stamps, batch.kept, strict=True):
+            known = get(meter)
             if known is None:
-                latest[key] = reading
-                meters[meter] = None
-                if len(meters) > self.per_agent:
-                    self._evict((site, agent, next(iter(meters))))
-                if len(latest) > self.total:
-                    self._evict(next(iter(latest)))
+                meters[meter] = (ms, kept, 0)
                 continue
-            ts, known_ts = reading.ts, known.ts
-            if known_ts > ts:
+            known_ms, _, interval = known
+            if known_ms > ms:
                 continue  # older than what is shown: out of order
-            if ts > known_ts:
+            if ms > known_ms:
                 # A shorter step is the interval at once; a gap (an outage, a missed read)
                 # at most doubles the estimate per reading, so one outage does not hide the
                 # next for long, and a meter set to a longer interval is followed within a
                 # few readings.
-                step = ts - known_ts
-                estimate = intervals.get(key)
-                intervals[key] = step if estimate is None else min(step, 2 * estimate)
-            latest[key] = reading
-            latest_to_end(key)
-            meters_to_end(meter)
+                step = ms - known_ms
+                interval = min(step, 2 * interval) if interval else step
+            meters[meter] = (ms, kept, interval)
+        added = len(meters) - before
+        if added:
+            self._count += added
+            if len(meters) > self.per_agent:
+                self._evict_oldest(key, len(meters) - self.per_agent)
+            while self._count > self.total:
+                oldest = next(iter(agents))
+                self._evict_oldest(oldest, min(self._count - self.total, len(agents[oldest])))
 
-    def _evict(self, key: tuple[str, str, str]) -> None:
-        del self._latest[key]
-        self._interval.pop(key, None)
-        meters = self._agents[key[:2]]
-        del meters[key[2]]
+    def _evict_oldest(self, key: tuple[str, str], count: int) -> None:
+        meters = self._agents[key]
+        for meter in sorted(meters, key=lambda m: meters[m][0])[:count]:
+            del meters[meter]
         if not meters:
-            del self._agents[key[:2]]
-        self.evicted += 1
+            del self._agents[key]
+        self._count -= count
+        self.evicted += count
 
     def rows(self) -> list[Row]:
-        latest = self._latest
-        interval = self._interval
-        return [Row(key[0], key[1], latest[key], interval.get(key)) for key in sorted(latest)]
+        shown: dict[tuple[str, str, str], tuple[Kept, MeterReading]] = {}
+        rows: list[Row] = []
+        for (site, agent), meters in self._agents.items():
+            for meter, (ms, kept, interval) in meters.items():
+                key = (site, agent, meter)
+                seen = self._shown.get(key)
+                model = (
+                    seen[1] if seen is not None and seen[0] is kept else reading(meter, ms, kept)
+                )
+                shown[key] = (kept, model)
+                step = timedelta(milliseconds=interval) if interval else None
+                rows.append(Row(site, agent, model, step))
+        self._shown = shown
+        rows.sort(key=lambda row: (row.site, row.agent, row.reading.meter))
+        return rows
 
 
 def _cell(reading: MeterReading, quantity: Quantity, factor: float, fmt: str) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
+from collector.batch import Batch
 from collector.stores.lineprotocol import Point
-from greengauge.contract import ReadingBatch
 
 
 class StoreError(Exception):
@@ -28,7 +28,7 @@ class StoreRejected(Exception):
 
 
 class Store(Protocol):
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         """Store every value of the batches durably; return how many values were written.
 
         Writing the same reading twice leaves it stored once (same series, same time).

@@ -15,7 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Final, Protocol
 
-from collector.stores.lineprotocol import MEASUREMENT, epoch_millis
+from collector.batch import epoch_millis
+from collector.stores.lineprotocol import MEASUREMENT
 from greengauge.contract import QuantityName
 
 MAX_POINTS: Final = 5000

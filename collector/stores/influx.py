@@ -17,11 +17,11 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from collector.batch import Batch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.lineprotocol import Point, batch_lines, point_lines, value_count
 from greengauge.common.logs import fields
 from greengauge.common.secrets import redact_url
-from greengauge.contract import ReadingBatch
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class InfluxStore:
 
     __str__ = __repr__
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         """Store every value of the batches; raise StoreRejected or StoreError."""
         count = value_count(batches)
         if count == 0:

@@ -29,16 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from collector.fastpath import FastBatch
-from greengauge.contract import MeterReading, Quantity, ReadingBatch
+from collector.batch import Batch
+from greengauge.contract import MeterReading, Quantity
 
 MEASUREMENT: Final = "reading"
-
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
 
 _TAG_ESCAPES: Final = str.maketrans({"\\": "\\\\", ",": "\\,", "=": "\\=", " ": "\\ "})
 _NEEDS_ESCAPE: Final = frozenset("\\,= ")
@@ -57,11 +53,6 @@ def escape_tag(value: str) -> str:
     return value.translate(_TAG_ESCAPES)
 
 
-def epoch_millis(ts: datetime) -> int:
-    """Exact epoch milliseconds of an aware datetime (no float rounding)."""
-    return (ts - _EPOCH) // _MILLISECOND
-
-
 def _fields(reading: MeterReading) -> str:
     values = reading.values
     canonical = ",".join(
@@ -73,28 +64,24 @@ def _fields(reading: MeterReading) -> str:
     return f"{canonical},{custom}" if canonical else custom
 
 
-def batch_lines(batches: Sequence[ReadingBatch]) -> bytes:
+def batch_lines(batches: Sequence[Batch]) -> bytes:
     """The line-protocol body (UTF-8, newline separated) for every reading of the batches."""
-    lines: list[str] = []
+    lines: list[bytes] = []
     append = lines.append
     for batch in batches:
-        head = f"{MEASUREMENT},agent={escape_tag(batch.agent)},meter="
-        tail = f",site={escape_tag(batch.site)} "
-        if isinstance(batch, FastBatch):  # fields and time as they arrived
-            for reading, rest in zip(batch.readings, batch.line_tails, strict=True):
-                append(f"{head}{escape_tag(reading.meter)}{tail}{rest}")
-            continue
-        for reading in batch.readings:
-            append(
-                f"{head}{escape_tag(reading.meter)}{tail}"
-                f"{_fields(reading)} {epoch_millis(reading.ts)}"
-            )
-    return "\n".join(lines).encode()
+        head = f"{MEASUREMENT},agent={escape_tag(batch.agent)},meter=".encode()
+        tail = f",site={escape_tag(batch.site)} ".encode()
+        fields = batch.fields
+        if fields is None:  # made from the models' floats
+            fields = [_fields(r).encode() for r in batch.readings]
+        for meter, text, ms in zip(batch.meters, fields, batch.stamps, strict=True):
+            append(b"%s%s%s%s %d" % (head, escape_tag(meter).encode(), tail, text, ms))
+    return b"\n".join(lines)
 
 
-def value_count(batches: Sequence[ReadingBatch]) -> int:
+def value_count(batches: Sequence[Batch]) -> int:
     """How many values (fields) the batches hold: what a store reports as written."""
-    return sum(reading.size for batch in batches for reading in batch.readings)
+    return sum(batch.size for batch in batches)
 
 
 # --- derived measurements (energy accounting) -------------------------------------------

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from collector.batch import epoch_millis
 from collector.stores import StoreError
 from collector.stores.history import flux_string, rfc3339
-from collector.stores.lineprotocol import MEASUREMENT, epoch_millis
+from collector.stores.lineprotocol import MEASUREMENT
 from greengauge.contract import Quantity
 
 CHUNK: Final = 10_000

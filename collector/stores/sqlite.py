@@ -17,10 +17,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Final
 
+from collector.batch import Batch, epoch_millis
 from collector.stores import StoreError, StoreRejected
-from collector.stores.lineprotocol import Point, epoch_millis
+from collector.stores.lineprotocol import Point
 from greengauge.common.logs import fields
-from greengauge.contract import Quantity, ReadingBatch
+from greengauge.contract import Quantity
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class SqliteStore:
     def __repr__(self) -> str:
         return f"SqliteStore(path={str(self._path)!r})"
 
-    def write(self, batches: Sequence[ReadingBatch]) -> int:
+    def write(self, batches: Sequence[Batch]) -> int:
         """Store every value of the batches in one transaction; return how many."""
         rows = _rows(batches)
         if not rows:
@@ -183,7 +184,7 @@ class SqliteStore:
             self._conn.close()
 
 
-def _rows(batches: Sequence[ReadingBatch]) -> list[Row]:
+def _rows(batches: Sequence[Batch]) -> list[Row]:
     names = _QUANTITY_NAMES
     rows = [
         (batch.site, batch.agent, reading.meter, names[quantity], ts, value)
@@ -201,7 +202,7 @@ def _rows(batches: Sequence[ReadingBatch]) -> list[Row]:
     return rows
 
 
-def _custom_units(batches: Sequence[ReadingBatch]) -> list[tuple[str, ...]]:
+def _custom_units(batches: Sequence[Batch]) -> list[tuple[str, ...]]:
     """One row per (meter, user-named quantity), the last reading's unit winning."""
     units = {
         (batch.site, batch.agent, reading.meter, name): (custom.unit, custom.kind.value)
