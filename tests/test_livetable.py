@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from collector.batch import Batch
+from collector.fastpath import fast_batch
 from collector.state.latest import COLUMNS, STALE_FLOOR, LatestReadings, Row, render, stale_after
-from greengauge.contract import MeterReading, Quantity, ReadingBatch
+from collector.validate import Rejected
+from greengauge.contract import MeterReading, Quantity, ReadingBatch, Topic, topic
 
 Q = Quantity
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
@@ -280,3 +287,120 @@ def test_a_gap_does_not_hide_the_next_outage_for_long() -> None:
     assert stale_after(row.interval) == STALE_FLOOR
     assert stale_after(None) == timedelta(seconds=60)
     assert stale_after(timedelta(minutes=1)) == timedelta(minutes=3)
+
+
+# --- the table against a plain model of it ------------------------------------------------
+
+TOPICS = {(s, a): topic(s, a, Topic.READINGS) for s in ("s1", "s2") for a in ("a", "b")}
+fed = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(TOPICS)),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["m1", "m2", "m3"]),
+                st.integers(0, 40),
+                st.sampled_from([Q.POWER_ACTIVE, Q.COUNT, Q.FREQUENCY]),
+                st.floats(-1e6, 1e6, allow_nan=False),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    ),
+    max_size=12,
+)
+
+
+def models(feed: list[Any]) -> list[ReadingBatch]:
+    return [
+        ReadingBatch(
+            site=site,
+            agent=agent,
+            seq=seq,
+            readings=[reading(m, s, **{q.value: v}) for m, s, q, v in taken],
+        )
+        for seq, ((site, agent), taken) in enumerate(feed)
+    ]
+
+
+def expected_rows(batches: list[ReadingBatch]) -> list[Row]:
+    """Newest reading per meter (a later one of the same time replaces it); the interval
+    the shortest step, but at most doubled by a longer one."""
+    newest: dict[tuple[str, str, str], MeterReading] = {}
+    interval: dict[tuple[str, str, str], timedelta] = {}
+    for b in batches:
+        for r in b.readings:
+            key = (b.site, b.agent, r.meter)
+            known = newest.get(key)
+            if known is not None and known.ts > r.ts:
+                continue
+            if known is not None and r.ts > known.ts:
+                step = r.ts - known.ts
+                estimate = interval.get(key)
+                interval[key] = step if estimate is None else min(step, 2 * estimate)
+            newest[key] = r
+    return [Row(key[0], key[1], newest[key], interval.get(key)) for key in sorted(newest)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(fed)
+def test_the_table_is_the_newest_reading_of_each_meter_from_either_path(feed: list[Any]) -> None:
+    batches = models(feed)
+    strict, fast = LatestReadings(), LatestReadings()
+    for b in batches:
+        strict.update(Batch.of(b))
+        decoded = fast_batch(TOPICS[(b.site, b.agent)], b.model_dump_json().encode())
+        assert decoded is not None
+        fast.update(decoded)
+    assert strict.rows() == expected_rows(batches)
+    assert fast.rows() == strict.rows()
+    assert fast.rows() == strict.rows()  # the rows' models kept between calls
+
+
+@settings(max_examples=200, deadline=None)
+@given(fed, st.integers(1, 3), st.integers(1, 6))
+def test_the_table_stays_within_its_bounds_and_counts_what_it_evicts(
+    feed: list[Any], per_agent: int, total: int
+) -> None:
+    latest = LatestReadings(per_agent=per_agent, total=total)
+    admitted: set[tuple[str, str, str]] = set()
+    for b in models(feed):
+        try:
+            latest.admit(Batch.of(b))
+        except Rejected:
+            continue
+        latest.update(Batch.of(b))
+        admitted |= {(b.site, b.agent, r.meter) for r in b.readings}
+        rows = latest.rows()
+        assert len(rows) == len(latest) <= total
+        for key in {(r.site, r.agent) for r in rows}:
+            assert sum(1 for r in rows if (r.site, r.agent) == key) <= per_agent
+        # Every meter taken in is shown or counted as evicted.
+        shown = {(r.site, r.agent, r.reading.meter) for r in rows}
+        assert shown <= admitted
+        assert len(latest) + latest.evicted >= len(admitted)
+
+
+def test_the_least_recently_updated_agent_gives_up_its_oldest_readings_first() -> None:
+    latest = LatestReadings(per_agent=10, total=3)
+    latest.update(batch("s", "old", reading("m1", 5), reading("m2", 1)))
+    latest.update(batch("s", "new", reading("x", 0)))
+    latest.update(batch("s", "new", reading("y", 9)))
+    assert [(r.agent, r.reading.meter) for r in latest.rows()] == [
+        ("new", "x"),
+        ("new", "y"),
+        ("old", "m1"),
+    ]
+    assert latest.evicted == 1
+
+
+def test_an_agent_at_its_limit_makes_room_with_the_meters_idle_for_a_day() -> None:
+    latest = LatestReadings(per_agent=2)
+    day = 86_400
+    latest.update(batch("s", "a", reading("idle", -2 * day), reading("busy", 0)))
+    with pytest.raises(Rejected, match="new meter id 'c' refused"):
+        latest.admit(batch("s", "a", reading("b", 1), reading("c", 1)))
+    new = batch("s", "a", reading("b", 1))
+    latest.admit(new)
+    latest.update(new)
+    assert [r.reading.meter for r in latest.rows()] == ["b", "busy"]
+    assert latest.evicted == 1

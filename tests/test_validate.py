@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from collector.validate import MAX_REASON_ERRORS, Rejected, reading_batch
+from collector.batch import Batch
+from collector.validate import MAX_REASON_ERRORS, Rejected, Window, reading_batch
 from greengauge.contract import MeterReading, Quantity, ReadingBatch, Topic, topic
 
 TOPIC = "greengauge/v1/plant-1/gw-1/readings"
@@ -178,3 +181,43 @@ def test_site_or_agent_not_matching_the_topic(name: str, changes: dict[str, Any]
     data = message(**changes)
     assert f"site {data['site']!r} agent {data['agent']!r}" in text
     assert "topic" in text
+
+
+F = Quantity.FREQUENCY
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    offsets=st.lists(st.integers(-10_000_000, 400_000), min_size=1, max_size=5),
+    now_us=st.integers(0, 999_999),
+    max_age_s=st.integers(1, 10_000),
+    max_future_s=st.integers(0, 300),
+)
+def test_a_batch_is_in_the_window_exactly_when_each_of_its_readings_is(
+    offsets: list[int], now_us: int, max_age_s: int, max_future_s: int
+) -> None:
+    """The oldest and newest readings decide, with the reason of the first one outside."""
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=now_us)
+    window = Window(timedelta(seconds=max_age_s), timedelta(seconds=max_future_s))
+    model = ReadingBatch(
+        site="s",
+        agent="a",
+        seq=0,
+        readings=[
+            MeterReading(meter=f"m{i}", ts=now + timedelta(milliseconds=ms), values={F: 50.0})
+            for i, ms in enumerate(offsets)
+        ],
+    )
+    expected: str | None = None
+    for index, r in enumerate(model.readings):
+        try:
+            window.check(r.ts, now, f"readings[{index}] (meter {r.meter!r}) ts")
+        except Rejected as exc:
+            expected = str(exc)
+            break
+    try:
+        window.check_batch(Batch.of(model), now)
+        got = None
+    except Rejected as exc:
+        got = str(exc)
+    assert got == expected
