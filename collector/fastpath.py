@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
 
-from collector.batch import MAX_VALUE, Batch, Values, epoch_millis, value_counts
+from collector.batch import Batch, Values, epoch_millis, value_counts
 from greengauge.contract import MAX_SEQ, Topic, TopicError, parse_topic
 from greengauge.contract.fields import check_id
 
-__all__ = ["MAX_VALUE", "fast_batch"]
+__all__ = ["fast_batch"]
 
 _Unset = msgspec.UnsetType
 
@@ -66,8 +66,9 @@ class _Batch(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _batch_decoder: Final = msgspec.json.Decoder(_Batch)
-# What pydantic's AwareDatetime reads that datetime.fromisoformat reads the same way.
-_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})")
+# What pydantic's AwareDatetime reads that datetime.fromisoformat reads the same way: the
+# second and its zone, and the fraction apart (readings of a batch share their seconds).
+_TS = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})")
 _NOT_FIELDS: Final = b' \t\r\n"'
 _FIELDS_TABLE: Final = bytes.maketrans(b":", b"=")
 _UNSET: Final = msgspec.UNSET
@@ -83,10 +84,23 @@ def _require(condition: bool) -> None:
         raise _Undecided
 
 
-def _instant(text: str) -> int:
-    """The reading time as the strict model reads it (UTC, truncated to ms) in epoch ms."""
-    _require(_TS.fullmatch(text) is not None)
-    return epoch_millis(datetime.fromisoformat(text).astimezone(UTC))
+def _instants(texts: list[str]) -> list[int]:
+    """The reading times as the strict model reads them (UTC, truncated to ms) in epoch ms:
+    each second once, its milliseconds added (a fraction is never negative, so this is
+    the truncation before 1970 too)."""
+    seconds: dict[str, int] = {}
+    found: dict[str, int] = {}
+    for text in set(texts):
+        match = _TS.fullmatch(text)
+        if match is None:
+            raise _Undecided
+        second, fraction, zone = match.groups()
+        key = second + zone
+        base = seconds.get(key)
+        if base is None:
+            base = seconds[key] = epoch_millis(datetime.fromisoformat(key).astimezone(UTC))
+        found[text] = base + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
+    return list(map(found.__getitem__, texts))
 
 
 def fast_batch(topic_name: str, payload: bytes) -> Batch | None:
@@ -145,9 +159,7 @@ def _decoded(topic_name: str, payload: bytes) -> Batch:
     for meter in set(meters).difference(_valid_ids):
         _valid_id(meter)
     texts = [item.ts for item in items]
-    # Times repeat within a batch: each is read once.
-    instants = {text: _instant(text) for text in set(texts)}
-    stamps = list(map(instants.__getitem__, texts))
+    stamps = _instants(texts)
     counts = value_counts(kept)
     _require(min(counts) > 0)
     size = sum(counts)
