@@ -40,7 +40,7 @@ Values: Final = msgspec.defstruct(
 )
 _NAMES: Final = tuple(Quantity)
 _FIELD_NAMES: Final = tuple(q.value for q in Quantity)
-_FIELD_COUNT: Final = len(_NAMES)
+FIELD_COUNT: Final = len(_NAMES)
 _UNSET: Final = msgspec.UNSET
 _as_tuple: Final = msgspec.structs.astuple
 
@@ -49,10 +49,9 @@ Kept = MeterReading | msgspec.Struct
 """One reading's values as a batch keeps them: its model (strict path) or its `Values`."""
 
 
-def value_counts(kept: list[msgspec.Struct]) -> list[int]:
-    """How many quantities each `Values` holds."""
-    unset = map(tuple.count, map(_as_tuple, kept), repeat(_UNSET))
-    return [_FIELD_COUNT - count for count in unset]
+def unset_counts(kept: list[msgspec.Struct]) -> list[int]:
+    """How many of the FIELD_COUNT quantities each `Values` does not hold."""
+    return list(map(tuple.count, map(_as_tuple, kept), repeat(_UNSET)))
 
 
 def epoch_millis(ts: datetime) -> int:
