@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
-from typing import Annotated, Final, Protocol
+from typing import Annotated, Final, Protocol, TypeVar
 
 import msgspec
 
@@ -39,18 +39,19 @@ Values: Final = msgspec.defstruct(
     gc=False,
 )
 _NAMES: Final = tuple(Quantity)
-_FIELD_COUNT: Final = len(_NAMES)
+_FIELD_NAMES: Final = tuple(q.value for q in Quantity)
+FIELD_COUNT: Final = len(_NAMES)
 _UNSET: Final = msgspec.UNSET
 _as_tuple: Final = msgspec.structs.astuple
 
+_K = TypeVar("_K")
 Kept = MeterReading | msgspec.Struct
 """One reading's values as a batch keeps them: its model (strict path) or its `Values`."""
 
 
-def value_counts(kept: list[msgspec.Struct]) -> list[int]:
-    """How many quantities each `Values` holds."""
-    unset = map(tuple.count, map(_as_tuple, kept), repeat(_UNSET))
-    return [_FIELD_COUNT - count for count in unset]
+def unset_counts(kept: list[msgspec.Struct]) -> list[int]:
+    """How many of the FIELD_COUNT quantities each `Values` does not hold."""
+    return list(map(tuple.count, map(_as_tuple, kept), repeat(_UNSET)))
 
 
 def epoch_millis(ts: datetime) -> int:
@@ -63,20 +64,26 @@ def from_millis(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 
 
+def _present(keys: tuple[_K, ...], values: msgspec.Struct) -> list[tuple[_K, float]]:
+    return [(k, v) for k, v in zip(keys, _as_tuple(values), strict=True) if v is not _UNSET]
+
+
+def named_values(kept: Kept) -> list[tuple[str, float]]:
+    """A reading's values by name, canonical and user-named (as stores key them)."""
+    if isinstance(kept, MeterReading):
+        return list(kept.items())
+    return _present(_FIELD_NAMES, kept)
+
+
 def reading(meter: str, ms: int, kept: Kept) -> MeterReading:
     """The contract's model of one reading a batch kept."""
     if isinstance(kept, MeterReading):
         return kept
-    values = {
-        name: value
-        for name, value in zip(_NAMES, _as_tuple(kept), strict=True)
-        if value is not _UNSET
-    }
     return MeterReading.model_construct(
         _fields_set={"meter", "ts", "values"},
         meter=meter,
         ts=from_millis(ms),
-        values=values,
+        values=dict(_present(_NAMES, kept)),
         custom={},
     )
 

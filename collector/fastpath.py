@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
 
-from collector.batch import Batch, Values, epoch_millis, value_counts
+from collector.batch import FIELD_COUNT, Batch, Values, epoch_millis, unset_counts
 from greengauge.contract import MAX_SEQ, Topic, TopicError, parse_topic
 from greengauge.contract.fields import check_id
 
@@ -50,14 +50,16 @@ else:
     _Values = Values
 
 
-class _Reading(msgspec.Struct, forbid_unknown_fields=True):
+# gc=False: a message's structs hold no cycles, and untracked they do not drive the
+# collector's garbage collections (thousands a second are made).
+class _Reading(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     meter: str
     ts: str
     values: _Values | _Unset = msgspec.UNSET
     custom: msgspec.Raw | _Unset = msgspec.UNSET
 
 
-class _Batch(msgspec.Struct, forbid_unknown_fields=True):
+class _Batch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     site: str
     agent: str
     seq: int
@@ -160,9 +162,9 @@ def _decoded(topic_name: str, payload: bytes) -> Batch:
         _valid_id(meter)
     texts = [item.ts for item in items]
     stamps = _instants(texts)
-    counts = value_counts(kept)
-    _require(min(counts) > 0)
-    size = sum(counts)
+    unset = unset_counts(kept)
+    _require(max(unset) < FIELD_COUNT)  # every reading holds a value
+    size = FIELD_COUNT * len(items) - sum(unset)
     # Split, not a regular expression: 5 times faster over a 100 kB batch.
     parts = payload.translate(_FIELDS_TABLE, _NOT_FIELDS).split(b"values={")
     _require(len(parts) == len(items) + 1)

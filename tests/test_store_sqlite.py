@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from collector.batch import Batch
+from collector.fastpath import fast_batch
 from collector.stores import StoreError, StoreRejected
 from collector.stores.sqlite import SqliteStore
-from greengauge.contract import MeterReading, Quantity, ReadingBatch
+from greengauge.contract import MeterReading, Quantity, ReadingBatch, Topic, topic
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T0_MS = 1_740_830_400_000
@@ -210,3 +211,15 @@ def test_write_after_close_raises_store_error(store: SqliteStore) -> None:
 
 def test_repr_names_the_file(store: SqliteStore, db_path: Path) -> None:
     assert str(db_path) in repr(store)
+
+
+def test_a_batch_by_the_fast_path_stores_the_rows_of_its_model(
+    store: SqliteStore, db_path: Path
+) -> None:
+    fast = [
+        fast_batch(topic(b.site, b.agent, Topic.READINGS), b.model().model_dump_json().encode())
+        for b in sample_batches()
+    ]
+    assert all(isinstance(b, Batch) and b.fields is not None for b in fast)
+    assert store.write([b for b in fast if b is not None]) == len(expected_rows())
+    assert read_rows(db_path) == expected_rows()

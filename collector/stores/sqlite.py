@@ -17,11 +17,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Final
 
-from collector.batch import Batch, epoch_millis
+from collector.batch import Batch, named_values
 from collector.stores import StoreError, StoreRejected
 from collector.stores.lineprotocol import Point
 from greengauge.common.logs import fields
-from greengauge.contract import Quantity
+from greengauge.contract import MeterReading
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,6 @@ _INSERT: Final = (
 )
 
 # Plain str keeps the sqlite3 module off its slower path for str subclasses.
-_QUANTITY_NAMES: Final[dict[Quantity, str]] = {q: q.value for q in Quantity}
 
 Row = tuple[str, str, str, str, int, float]
 
@@ -185,29 +184,21 @@ class SqliteStore:
 
 
 def _rows(batches: Sequence[Batch]) -> list[Row]:
-    names = _QUANTITY_NAMES
-    rows = [
-        (batch.site, batch.agent, reading.meter, names[quantity], ts, value)
+    return [
+        (batch.site, batch.agent, meter, name, ms, value)
         for batch in batches
-        for reading in batch.readings
-        for ts in (epoch_millis(reading.ts),)
-        for quantity, value in reading.values.items()
+        for meter, ms, kept in zip(batch.meters, batch.stamps, batch.kept, strict=True)
+        for name, value in named_values(kept)
     ]
-    rows += [
-        (batch.site, batch.agent, reading.meter, name, epoch_millis(reading.ts), custom.value)
-        for batch in batches
-        for reading in batch.readings
-        for name, custom in reading.custom.items()
-    ]
-    return rows
 
 
 def _custom_units(batches: Sequence[Batch]) -> list[tuple[str, ...]]:
     """One row per (meter, user-named quantity), the last reading's unit winning."""
     units = {
-        (batch.site, batch.agent, reading.meter, name): (custom.unit, custom.kind.value)
+        (batch.site, batch.agent, kept.meter, name): (custom.unit, custom.kind.value)
         for batch in batches
-        for reading in batch.readings
-        for name, custom in reading.custom.items()
+        for kept in batch.kept
+        if isinstance(kept, MeterReading)  # user-named quantities come by the strict path
+        for name, custom in kept.custom.items()
     }
     return [(*key, unit, kind) for key, (unit, kind) in units.items()]
