@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
-from typing import Annotated, Final, Protocol, TypeVar
+from typing import Annotated, Final, TypeVar
 
 import msgspec
 
@@ -75,6 +75,14 @@ def named_values(kept: Kept) -> list[tuple[str, float]]:
     return _present(_FIELD_NAMES, kept)
 
 
+def value_of(kept: Kept, quantity: Quantity) -> float | None:
+    """A reading's value of a canonical quantity, None when it holds none."""
+    if isinstance(kept, MeterReading):
+        return kept.values.get(quantity)
+    value: float | msgspec.UnsetType = getattr(kept, quantity.value)
+    return None if value is _UNSET else value
+
+
 def reading(meter: str, ms: int, kept: Kept) -> MeterReading:
     """The contract's model of one reading a batch kept."""
     if isinstance(kept, MeterReading):
@@ -86,16 +94,6 @@ def reading(meter: str, ms: int, kept: Kept) -> MeterReading:
         values=dict(_present(_NAMES, kept)),
         custom={},
     )
-
-
-class Readings(Protocol):
-    """What reads a batch's readings as models needs of it (a ReadingBatch or a Batch)."""
-
-    @property
-    def site(self) -> str: ...
-
-    @property
-    def readings(self) -> Sequence[MeterReading]: ...
 
 
 class Batch:
@@ -170,3 +168,12 @@ class Batch:
             f"Batch(site={self.site!r}, agent={self.agent!r}, seq={self.seq}, "
             f"readings={len(self)}, values={self.size})"
         )
+
+
+Readings = Batch | ReadingBatch
+"""What the accounting takes: the live path's batches, and the importer's models."""
+
+
+def columns(batch: Readings) -> Batch:
+    """The batch as columns (a model's made from it)."""
+    return batch if isinstance(batch, Batch) else Batch.of(batch)

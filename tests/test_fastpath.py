@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from collector.batch import Batch, epoch_millis
+from collector.batch import Batch, epoch_millis, value_of
 from collector.fastpath import fast_batch
 from collector.stores.lineprotocol import batch_lines
 from collector.validate import MAX_VALUE, Rejected, reading_batch, strict_reading_batch
@@ -162,6 +162,9 @@ def agree(body: bytes) -> None:
         assert fast.meters == [r.meter for r in strict.readings]
         assert fast.stamps == [epoch_millis(r.ts) for r in strict.readings]
         assert fast.size == sum(r.size for r in strict.readings)
+        # What the accounting takes of each reading, without its model.
+        for kept, model in zip(fast.kept, strict.readings, strict=True):
+            assert [value_of(kept, q) for q in Quantity] == [model.values.get(q) for q in Quantity]
         for got, want in zip(
             fields(batch_lines([fast])), fields(batch_lines([Batch.of(strict)])), strict=True
         ):

@@ -51,7 +51,7 @@ from collector.accounting.queries import (
     site_figures,
 )
 from collector.accounting.targets import OUTPUT_PREFIX, SITE_LINE, Target, targets_of
-from collector.batch import Readings
+from collector.batch import Readings, columns, from_millis, value_of
 from collector.plant import (
     AccountingConfig,
     Judged,
@@ -240,14 +240,14 @@ class Accounting:
     def process(self, batches: Sequence[Readings]) -> None:
         samples: dict[tuple[str, str], list[Sample]] = defaultdict(list)
         targets: dict[tuple[str, str], Target] = {}
-        for batch in batches:
+        for batch in map(columns, batches):
             plan = self._targets[batch.site]
-            for reading in batch.readings:
-                for target in plan.get(reading.meter, ()):
-                    value = reading.values.get(target.quantity)
+            for meter, stamp, kept in zip(batch.meters, batch.stamps, batch.kept, strict=True):
+                for target in plan.get(meter, ()):
+                    value = value_of(kept, target.quantity)
                     if value is not None:
                         key = (batch.site, target.series)
-                        samples[key].append(Sample(reading.ts, value * target.scale))
+                        samples[key].append(Sample(from_millis(stamp), value * target.scale))
                         targets[key] = target
         self._refuse_too_old(samples)
         used = 0
