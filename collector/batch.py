@@ -5,8 +5,9 @@ needs of each reading is its meter, its time and its line protocol: building a p
 model per reading (a dict of values, a datetime) cost a third of the collector's CPU.
 So a `Batch` keeps the readings as columns (meters, epoch milliseconds, line-protocol
 fields) and each reading's values as decoded and checked (`Values`, a msgspec struct),
-and builds the contract's models (`readings`, `model()`) only when something reads them:
-the accounting, the live stream, the embedded SQLite store, the terminal table.
+and builds the contract's models (`readings`, `model()`) only when something needs them:
+the live stream, the table's rows when shown. The accounting and the stores read the
+columns (`value_of`, `named_values`).
 
 The strict path (pydantic, `collector.validate`) makes a Batch of its model (`Batch.of`):
 the same columns, the models already there.
