@@ -181,6 +181,7 @@ async def _serve(setup: AgentSetup) -> None:
             meters=len(pollers),
             buses=len(buses),
             broker=redact_url(config.mqtt.url),
+            event_loop=config.event_loop.value,
         ),
     )
     # SIGTERM (systemd, docker stop): the pollers stop, the publisher commits what it
