@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.runner import run_agent  # noqa: PLC0415 - keep tool start-up light
 
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(run_agent(args.config))
+                run_agent(args.config)
         elif args.command == "check":
             from agent.check import check_report  # noqa: PLC0415
 

@@ -89,7 +89,9 @@ def subscribe(port: int, received: Received) -> paho.Client:
     return subscriber(port, "greengauge/v1/+/+/readings", f"bench-sub-{port}", on_message)
 
 
-def agent_config(path: Path, n: int, per_bus: int, first_port: int, mqtt_port: int) -> None:
+def agent_config(
+    path: Path, n: int, per_bus: int, first_port: int, mqtt_port: int, event_loop: str
+) -> None:
     meters = [
         {
             "id": f"m{i:03d}",
@@ -110,6 +112,7 @@ def agent_config(path: Path, n: int, per_bus: int, first_port: int, mqtt_port: i
         "mqtt": {"url": f"mqtt://127.0.0.1:{mqtt_port}"},
         "state_dir": str(path.parent / "state"),
         "meters": meters,
+        "event_loop": event_loop,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -156,7 +159,7 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
         stack.callback(client.loop_stop)
         stack.callback(client.disconnect)
         config = work / "agent.yaml"
-        agent_config(config, n, args.per_bus, first_port, broker.port)
+        agent_config(config, n, args.per_bus, first_port, broker.port, args.event_loop)
         agent = stack.enter_context(
             child([bin_path("energy-agent"), "run", "--config", str(config)], work / "agent.log")
         )
@@ -231,6 +234,7 @@ def run_once(args: argparse.Namespace, n: int) -> dict[str, Any]:  # noqa: PLR09
         "machine_busy": round(busy, 3),
         "meters": n,
         "per_bus": args.per_bus,
+        "event_loop": args.event_loop,
         "buses": ports,
         "simulator_processes": len(sims),
         "seconds": args.duration,
@@ -293,6 +297,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep broker data")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results")
     parser.add_argument("--label", default="", help="what code ran (e.g. a commit), saved")
+    parser.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="asyncio")
     args = parser.parse_args()
     if args.first_port == 0:
         args.first_port = 30000

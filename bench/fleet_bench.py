@@ -101,7 +101,12 @@ def inserted(vm: VictoriaMetrics) -> int:
 
 
 def replica_config(
-    path: Path, broker: Mosquitto, vm: VictoriaMetrics, group: str, name: str
+    path: Path,
+    broker: Mosquitto,
+    vm: VictoriaMetrics,
+    group: str,
+    name: str,
+    write: dict[str, float],
 ) -> Path:
     config: dict[str, Any] = {
         # A client id per case: a session keeps its subscriptions, so a replica id reused
@@ -110,6 +115,7 @@ def replica_config(
         "influxdb": {"url": vm.url, "org": "bench", "bucket": "bench", "token": "bench"},
         "data_dir": str(path.parent / "data"),
         "ingest": {"shared_group": group, "replica": name},
+        "write": write,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -141,7 +147,8 @@ def run_case(  # noqa: PLR0915
         procs = {}
         for index in range(replicas):
             name = f"r{index}"
-            config = replica_config(work / group / f"{name}.yaml", broker, vm, group, name)
+            write = {} if args.max_delay is None else {"max_delay": args.max_delay}
+            config = replica_config(work / group / f"{name}.yaml", broker, vm, group, name, write)
             command = [bin_path("energy-collector"), "run", "--config", str(config)]
             procs[name] = stack.enter_context(child(command, work / group / f"{name}.log"))
         deadline = time.monotonic() + 30
@@ -208,6 +215,7 @@ def run_case(  # noqa: PLR0915
     return {
         "interval_s": interval,
         "replicas": replicas,
+        "max_delay": args.max_delay,
         "plants": args.plants,
         "meters": args.meters,
         "quantities": args.quantities,
@@ -235,6 +243,9 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2,3")
     parser.add_argument("--seconds", type=float, default=20, help="measured, per case")
     parser.add_argument("--max-wait", type=float, default=60, help="for the store to catch up")
+    parser.add_argument(
+        "--max-delay", type=float, help="the replicas' write.max_delay (default: theirs)"
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
     work = VAR / "fleet" / time.strftime("%Y%m%dT%H%M%S")

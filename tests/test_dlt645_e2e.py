@@ -20,8 +20,9 @@ TIMEOUT = 30.0
 INTERVAL = 0.5
 
 
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 def test_serial_line_and_tcp_gateway_with_a_dead_meter(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, event_loop: str
 ) -> None:
     with (
         serial_line(tmp_path) as (sim_end, agent_end),
@@ -69,6 +70,7 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
                 "status_interval": 1,
                 "metrics": {"listen": metrics},
                 "meters": meters,
+                "event_loop": event_loop,
             },
         )
         with (
@@ -108,5 +110,5 @@ def test_serial_line_and_tcp_gateway_with_a_dead_meter(
     }
     assert requests["line-1"] >= 4 * 19 and requests["gw-5"] >= 4 * 9, requests
     log = agent.output()
-    assert "buses=2" in log, log[-2000:]
+    assert "buses=2" in log and f"event_loop={event_loop}" in log, log[-2000:]
     assert "meter offline" in log and "address=000000000009" in log

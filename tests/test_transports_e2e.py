@@ -20,7 +20,9 @@ TIMEOUT = 30.0
 INTERVAL = 0.5
 
 
-def agent_config(path: Path, broker: Mosquitto, meters: list[dict[str, Any]]) -> Path:
+def agent_config(
+    path: Path, broker: Mosquitto, meters: list[dict[str, Any]], event_loop: str = "asyncio"
+) -> Path:
     return write_yaml(
         path,
         {
@@ -29,11 +31,15 @@ def agent_config(path: Path, broker: Mosquitto, meters: list[dict[str, Any]]) ->
             "mqtt": {"url": broker.url},
             "status_interval": 1,
             "meters": meters,
+            "event_loop": event_loop,
         },
     )
 
 
-def test_tcp_serial_bus_and_rtu_over_tcp_in_one_agent(tmp_path: Path, mosquitto: Mosquitto) -> None:
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_tcp_serial_bus_and_rtu_over_tcp_in_one_agent(
+    tmp_path: Path, mosquitto: Mosquitto, event_loop: str
+) -> None:
     # Linux ptys refuse parity (tcsetattr EINVAL): parity is for real lines only.
     line: dict[str, Any] = {"baud": 19200, "stop_bits": 2}
     with (
@@ -86,7 +92,7 @@ def test_tcp_serial_bus_and_rtu_over_tcp_in_one_agent(tmp_path: Path, mosquitto:
             "rtu-4": serial.dump["4"],
             "rtutcp-5": rtu_tcp.dump["5"],
         }
-        config = agent_config(tmp_path / "agent.yaml", mosquitto, meters)
+        config = agent_config(tmp_path / "agent.yaml", mosquitto, meters, event_loop)
         with (
             listening(mosquitto, SITE, AGENT) as heard,
             running(
@@ -118,6 +124,9 @@ def test_tcp_serial_bus_and_rtu_over_tcp_in_one_agent(tmp_path: Path, mosquitto:
     assert all(h["reads"] >= 1 and h["last_read"] for h in status["meters"].values())
     log = agent.output()
     assert "buses=3" in log, log[-2000:]
+    assert f"event_loop={event_loop}" in log, log[-2000:]
+    # SIGTERM (the `running` context's stop) ends it cleanly on either loop.
+    assert agent.process.returncode == 0 and "agent stopped by SIGTERM" in log, log[-2000:]
 
 
 def test_mbpoll_reads_the_serial_simulator(tmp_path: Path) -> None:

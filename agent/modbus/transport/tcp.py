@@ -25,7 +25,7 @@ import asyncio
 import logging
 import socket
 import struct
-from typing import Final
+from typing import Final, cast
 
 from agent.modbus.errors import ReadError
 from greengauge.common.logs import fields
@@ -101,8 +101,9 @@ class _Stream(asyncio.BufferedProtocol):
         self.pending: _Request | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream connection's transport: asyncio's is an asyncio.Transport, uvloop's
+        # has the same methods without the base class.
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
