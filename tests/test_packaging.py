@@ -45,6 +45,8 @@ def _names(requirements: list[str]) -> set[str]:
 
 BASE = _names(PROJECT["dependencies"])
 COLLECTOR_EXTRA = _names(PROJECT["optional-dependencies"]["collector"])
+UVLOOP_EXTRA = _names(PROJECT["optional-dependencies"]["uvloop"])
+"""The agent's `event_loop: uvloop`: imported only when a config chooses it."""
 
 
 def third_party_distributions(package: str) -> dict[str, set[str]]:
@@ -62,9 +64,10 @@ def third_party_distributions(package: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize("package", ["agent", "greengauge"])
-def test_the_agent_imports_only_its_base_dependencies(package: str) -> None:
-    outside = {m: d for m, d in third_party_distributions(package).items() if not d & BASE}
+@pytest.mark.parametrize(("package", "opt_in"), [("agent", UVLOOP_EXTRA), ("greengauge", set())])
+def test_the_agent_imports_only_its_base_dependencies(package: str, opt_in: set[str]) -> None:
+    allowed = BASE | opt_in
+    outside = {m: d for m, d in third_party_distributions(package).items() if not d & allowed}
     assert not outside, f"{package}/ imports what `pip install greengauge` does not bring"
 
 
@@ -77,7 +80,13 @@ def test_the_collector_imports_only_base_and_collector_dependencies() -> None:
 def test_the_collector_extra_is_what_the_agent_does_not_need() -> None:
     assert {"fastapi", "uvicorn", "influxdb-client", "matplotlib"} <= COLLECTOR_EXTRA
     assert not COLLECTOR_EXTRA & BASE
-    assert "greengauge[collector]" in PROJECT["optional-dependencies"]["dev"]
+    self_extras = [
+        set(m.group(1).split(","))
+        for r in PROJECT["optional-dependencies"]["dev"]
+        if (m := re.fullmatch(r"greengauge\[([a-z,]+)\]", r))
+    ]
+    assert any("collector" in extras for extras in self_extras)
+    assert {"uvloop"} == UVLOOP_EXTRA and not UVLOOP_EXTRA & BASE
 
 
 def test_extra_requirements_reads_requires_dist_lines() -> None:
@@ -148,6 +157,21 @@ def test_the_agent_alone_runs_help_and_check(agent_venv: Path, tmp_path: Path) -
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{config}: OK" in checked.stdout
     assert "incomer     eastron_sdm630" in checked.stdout
+    # uvloop is an extra: a config that chooses it says what to install.
+    uvloop_config = tmp_path / "uvloop.yaml"
+    uvloop_config.write_text(config.read_text() + "event_loop: uvloop\n")
+    refused = run(
+        agent_venv / "bin" / "energy-agent",
+        "check",
+        "--config",
+        uvloop_config,
+        cwd=tmp_path,
+        env={"MQTT_PASSWORD": "not-a-secret"},
+    )
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "event_loop: uvloop is not installed (pip install 'greengauge[uvloop]'" in (
+        refused.stdout + refused.stderr
+    )
 
 
 @pytest.mark.e2e
