@@ -74,6 +74,7 @@ class Pipeline:
     database: VictoriaMetrics
     sim_port: int
     outbox: dict[str, Any] = field(default_factory=dict)
+    event_loop: str = "asyncio"
     agent: Program | None = None
     collector: Program | None = None
     runs: dict[str, int] = field(default_factory=dict)
@@ -99,6 +100,7 @@ class Pipeline:
                 "state_dir": str(self.state_dir),
                 "status_interval": 1,
                 "outbox": {"drain_rate": 20, **self.outbox},
+                "event_loop": self.event_loop,
             },
         )
         self.collector_yaml = write_yaml(
@@ -146,8 +148,8 @@ def pipeline_factory(
 ) -> Iterator[Callable[..., Pipeline]]:
     made: list[Pipeline] = []
 
-    def make(**outbox: Any) -> Pipeline:
-        pipeline = Pipeline(tmp_path, mosquitto, victoria_metrics, simulator, outbox)
+    def make(event_loop: str = "asyncio", **outbox: Any) -> Pipeline:
+        pipeline = Pipeline(tmp_path, mosquitto, victoria_metrics, simulator, outbox, event_loop)
         made.append(pipeline)
         pipeline.start_collector()
         # Until the collector's first subscription the broker keeps no session for it, and
@@ -233,8 +235,9 @@ def finish(pipeline: Pipeline, run_after: float = 2 * INTERVAL + 1) -> dict[str,
     return stats
 
 
-def test_broker_outage_twice(pipeline_factory: Callable[..., Pipeline]) -> None:
-    pipeline = pipeline_factory()
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+def test_broker_outage_twice(pipeline_factory: Callable[..., Pipeline], event_loop: str) -> None:
+    pipeline = pipeline_factory(event_loop)
     for _ in range(2):
         time.sleep(2)
         pipeline.broker.stop()
@@ -243,7 +246,7 @@ def test_broker_outage_twice(pipeline_factory: Callable[..., Pipeline]) -> None:
     stats = finish(pipeline, run_after=4)
     agent_log = pipeline.logs("agent")
     assert agent_log.count("broker connection lost") >= 2
-    assert "backlog sent" in agent_log
+    assert "backlog sent" in agent_log and f"event_loop={event_loop}" in agent_log
     assert stats["dropped_batches"] == 0
     assert _missing_at_end(pipeline) == 0
 
