@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -146,28 +147,25 @@ def test_the_agent_alone_runs_help_and_check(agent_venv: Path, tmp_path: Path) -
     assert helped.returncode == 0, helped.stderr
     assert helped.stdout.startswith("usage: energy-agent")
     config = ROOT / "configs" / "agent.example.yaml"
-    checked = run(
-        agent_venv / "bin" / "energy-agent",
-        "check",
-        "--config",
-        config,
-        cwd=tmp_path,
-        env={"MQTT_PASSWORD": "not-a-secret"},
-    )
+
+    def check(path: Path) -> subprocess.CompletedProcess[str]:
+        return run(
+            agent_venv / "bin" / "energy-agent",
+            "check",
+            "--config",
+            path,
+            cwd=tmp_path,
+            env={"MQTT_PASSWORD": "not-a-secret"},
+        )
+
+    checked = check(config)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"{config}: OK" in checked.stdout
     assert "incomer     eastron_sdm630" in checked.stdout
     # uvloop is an extra: a config that chooses it says what to install.
     uvloop_config = tmp_path / "uvloop.yaml"
     uvloop_config.write_text(config.read_text() + "event_loop: uvloop\n")
-    refused = run(
-        agent_venv / "bin" / "energy-agent",
-        "check",
-        "--config",
-        uvloop_config,
-        cwd=tmp_path,
-        env={"MQTT_PASSWORD": "not-a-secret"},
-    )
+    refused = check(uvloop_config)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "event_loop: uvloop is not installed (pip install 'greengauge[uvloop]'" in (
         refused.stdout + refused.stderr
