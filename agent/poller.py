@@ -143,7 +143,11 @@ class PollerBase:
         interval = self.meter.interval
         while not self._stopping:
             tick = next_tick(max(self._clock.time(), self._retry_at), interval)
-            await self._clock.sleep(max(tick - self._clock.time(), 0.0))
+            # A timer can fire before the wall clock reaches the tick (uvloop's are whole
+            # milliseconds; NTP may slew the wall clock against the loop's): a read that
+            # began then would be stamped in the tick before, and could be read twice.
+            while (left := tick - self._clock.time()) > 0:
+                await self._clock.sleep(left)
             read = await self._read()
             if read is not None and not self._stopping:
                 self._deliver(read)

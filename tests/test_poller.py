@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import agent.poller as poller_module
 from agent.config import MeterSettings
@@ -56,11 +58,16 @@ class Stop(Exception):
 
 
 class FakeClock:
-    def __init__(self, start: float, overshoot: tuple[float, ...] = (0.0,)) -> None:
+    def __init__(
+        self, start: float, overshoot: tuple[float, ...] = (0.0,), early: float = 0.0
+    ) -> None:
         self.now = start
         self.slept: list[float] = []
         self._overshoot = itertools.cycle(overshoot)
         """Wakes this much late, in turn (a loaded machine's timers)."""
+        self._early = early
+        """A sleep longer than twice this wakes this much too soon (uvloop's millisecond
+        timers); a shorter one on time, so that the clock always moves on."""
 
     def time(self) -> float:
         return self.now
@@ -68,7 +75,8 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         assert seconds >= 0
         self.slept.append(seconds)
-        self.now += seconds + next(self._overshoot)
+        early = self._early if seconds > 2 * self._early else 0.0
+        self.now += seconds - early + next(self._overshoot)
 
 
 def float_words(value: float) -> list[int]:
@@ -159,6 +167,24 @@ async def test_a_day_of_ticks_without_drift() -> None:
     assert len(stamps) == 8640  # 10 s ticks, EPOCH + 10 .. EPOCH + 86400
     # stamped at the read, which starts on the tick: whole multiples of 10 s, none missed
     assert stamps == [EPOCH + 10 * (i + 1) for i in range(len(stamps))]
+
+
+@given(early=st.floats(min_value=1e-6, max_value=0.002), start=st.floats(0.0, 10.0))
+@settings(max_examples=50, deadline=None)
+async def test_a_timer_that_fires_early_still_reads_on_the_tick(early: float, start: float) -> None:
+    clock = FakeClock(EPOCH + start, early=early)
+    bus = FakeBus(clock)  # an instant read: one begun early could be done before the tick
+    stamps: list[float] = []
+
+    def deliver(reading: Read) -> None:
+        stamps.append(reading.ts.timestamp())
+        if len(stamps) == 20:
+            raise Stop
+
+    with pytest.raises(Stop):
+        await make_poller(bus, clock, deliver, interval=1.0).run()
+    first = math.floor(start) + 1
+    assert stamps == [EPOCH + first + i for i in range(20)]
 
 
 async def test_an_overrunning_read_skips_to_the_next_tick_on_the_grid() -> None:
