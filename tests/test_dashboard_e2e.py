@@ -375,6 +375,9 @@ def test_dashboard_never_shows_old_data_as_current(demo: Demo) -> None:
             kpis_top = phone.locator(".kpis").bounding_box()
             assert lines_top and kpis_top and lines_top["y"] < kpis_top["y"]
             row = phone.locator("#meters tbody tr").first
+            # The rows come with the first data and take their labels once the language
+            # is in: wait for that, as a reader does, then read the CSS.
+            expect(row.locator("td").nth(1)).to_have_attribute("data-label", "状态")
             label = (
                 row.locator("td").nth(1).evaluate("e => getComputedStyle(e, '::before').content")
             )
