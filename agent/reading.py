@@ -12,8 +12,10 @@ the contract's model, checked.
 Every fragment of the JSON that is not a value (keys, a user-named value's unit and kind,
 the meter id, the time) is written by the contract's own serializer, once. A value is
 its repr() text, the same shortest text the contract writes for every number without
-an exponent: made by the decoding for float32 registers (finding the shortest float32
-is formatting it), else here. A number with an exponent is written by the contract's
+an exponent: for a block of float32 registers made with its shortest decimal (finding
+the shortest float32 is formatting it), which a Read makes from the block as it was
+read (a Float32Run) when its values are first needed, i.e. when its batch is written;
+else here. A number with an exponent is written by the contract's
 serializer; a read with a value that is not a finite float, or anything else a poller
 does not make, goes through the contract's model, which writes or refuses it.
 """
