@@ -38,7 +38,7 @@ from agent.modbus.codec.refusals import (
     settle,
 )
 from agent.modbus.codec.resolve import ReadRegisters, resolve_profile
-from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
+from agent.modbus.codec.scale import Float32Run, PowerFactorSign, canonical_power_factors
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Unit
 from agent.modbus.transport.tcp import EXCEPTION_NAMES
@@ -284,9 +284,9 @@ class MeterPoller(PollerBase):
     async def _read(self) -> Read | None:
         """One read of every block of the meter; None when nothing could be read."""
         values: dict[QuantityName, float] = {}
-        # The values' texts, made by the decoding; not when the power factors' signs
-        # are changed after it.
-        texts: list[str] | None = None if self._signs_power_factors else []
+        # Blocks of float32 values whose decimals the Read makes when it is written; not
+        # when the power factors' signs are changed here.
+        runs: list[Float32Run] | None = None if self._signs_power_factors else []
         failure: ReadError | None = None
         ts = None
         async with self._bus.session(self._unit) as read:
@@ -297,7 +297,7 @@ class MeterPoller(PollerBase):
                     await self._resolve_profile(read)
                 now = self._clock.time()
                 ts = datetime.fromtimestamp(now, UTC)
-                failure = await self._read_blocks(read, now, values, texts)
+                failure = await self._read_blocks(read, now, values, runs)
             except ReadError as exc:
                 failure = exc
         self.last_failure = failure
@@ -306,7 +306,7 @@ class MeterPoller(PollerBase):
         canonical_power_factors(values, self._profile.power_factor_sign)
         if values and ts is not None:
             self._answered(ts)
-            return Read(self.meter.id, ts, values, self._custom, texts)
+            return Read(self.meter.id, ts, values, self._custom, runs)
         self._read_failed(failure)
         return None
 
@@ -352,10 +352,11 @@ class MeterPoller(PollerBase):
         read: ReadRegisters,
         now: float,
         values: dict[QuantityName, float],
-        texts: list[str] | None,
+        runs: list[Float32Run] | None,
     ) -> ReadError | None:
-        """Read the plan into `values` (and `texts`, ReadBlock.decode's); the error that
-        cut the read short, if any."""
+        """Read the plan into `values`, and into `runs` the blocks that are Float32Runs
+        (their values in `values` are then the raw ones until the Read makes them); the
+        error that cut the read short, if any."""
         tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
@@ -367,15 +368,12 @@ class MeterPoller(PollerBase):
                 except ReadError as exc:
                     outcome = await read_block(block, split, tick, read, first=exc)
                 else:
-                    decoded, problems = block.decode(registers, texts)
-                    values.update(decoded)
-                    if problems or self._failing_values:
-                        self._value_problems(block, decoded, problems)
+                    self._take(block, registers, values, runs)
                     continue
             else:
                 outcome = await read_block(block, split, tick, read)
             for part, registers in outcome.replies:
-                decoded, problems = part.decode(registers, texts)
+                decoded, problems = part.decode(registers)
                 values.update(decoded)
                 self._value_problems(part, decoded, problems)
             for part, error in outcome.failed:
@@ -394,6 +392,26 @@ class MeterPoller(PollerBase):
                 # Nothing refused before or now (nearly every read): nothing to report.
                 self._report_refusals(block, split, after, outcome, tick)
         return None
+
+    def _take(
+        self,
+        block: ReadBlock,
+        registers: Sequence[int],
+        values: dict[QuantityName, float],
+        runs: list[Float32Run] | None,
+    ) -> None:
+        """A block's reply into `values`, or into `runs` when it is a Float32Run."""
+        if runs is not None and (run := block.float32_run(registers)) is not None:
+            runs.append(run)
+            values.update(zip(run.quantities, run.raws, strict=True))
+            if self._failing_values:
+                # Every value of the block is there: those that were failing are back.
+                self._value_problems(block, values, [])
+            return
+        decoded, problems = block.decode(registers)
+        values.update(decoded)
+        if problems or self._failing_values:
+            self._value_problems(block, decoded, problems)
 
     def _report_refusals(
         self,

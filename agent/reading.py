@@ -12,8 +12,10 @@ the contract's model, checked.
 Every fragment of the JSON that is not a value (keys, a user-named value's unit and kind,
 the meter id, the time) is written by the contract's own serializer, once. A value is
 its repr() text, the same shortest text the contract writes for every number without
-an exponent: made by the decoding for float32 registers (finding the shortest float32
-is formatting it), else here. A number with an exponent is written by the contract's
+an exponent: for a block of float32 registers made with its shortest decimal (finding
+the shortest float32 is formatting it), which a Read makes from the block as it was
+read (a Float32Run) when its values are first needed, i.e. when its batch is written;
+else here. A number with an exponent is written by the contract's
 serializer; a read with a value that is not a finite float, or anything else a poller
 does not make, goes through the contract's model, which writes or refuses it.
 """
@@ -28,6 +30,7 @@ from typing import Final
 
 from pydantic_core import to_json
 
+from agent.modbus.codec.scale import Float32Run
 from greengauge.contract import (
     MAX_CUSTOM,
     CustomValue,
@@ -111,7 +114,7 @@ def numbers(
 class Read:
     """One read of one meter: what a poller hands on."""
 
-    __slots__ = ("custom", "meter", "texts", "ts", "values")
+    __slots__ = ("_runs", "_values", "custom", "meter", "texts", "ts")
 
     def __init__(
         self,
@@ -119,17 +122,32 @@ class Read:
         ts: datetime,
         values: dict[QuantityName, float],
         custom: Custom = NO_CUSTOM,
-        texts: list[str] | None = None,
+        runs: list[Float32Run] | None = None,
     ) -> None:
         self.meter = meter
         self.ts = ts
-        self.values = values
-        """Canonical and user-named values together, in the order read."""
+        self._values = values
         self.custom = custom
         """The user-named quantities `values` may hold (custom_of(Profile.custom_units))."""
-        self.texts = texts
-        """repr() of the values in order, joined by commas a block (ReadBlock.decode);
+        self._runs = runs or None
+        self.texts: list[str] | None = [] if runs else None
+        """repr() of the values in order, joined by commas a block, as the runs made them;
         used when they are every value's."""
+
+    @property
+    def values(self) -> dict[QuantityName, float]:
+        """Canonical and user-named values together, in the order read."""
+        runs = self._runs
+        if runs is not None:
+            # The runs' values are the raw float32s until made here, once.
+            self._runs = None
+            texts = self.texts
+            assert texts is not None
+            for run in runs:
+                made, text = run.made()
+                self._values.update(zip(run.quantities, made, strict=True))
+                texts.append(text)
+        return self._values
 
     def model(self) -> MeterReading:
         """The contract's reading of these values, validated."""

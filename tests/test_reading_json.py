@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.modbus.codec.decode import DataType
 from agent.modbus.codec.plan import plan_reads
-from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
+from agent.modbus.codec.scale import Float32Run, PowerFactorSign, canonical_power_factors
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.publish.batcher import reading_json
 from agent.reading import NO_CUSTOM, Read, custom_of, numbers
@@ -123,28 +124,37 @@ PROFILES = [
 def test_a_decoded_read_is_written_as_the_contract_writes_it(
     profile: Profile, data: st.DataObject
 ) -> None:
-    """Registers of every built-in profile and the bench's 45-value one, decoded with
-    their texts as a poller does, power factors signed: the read's JSON is the
-    contract's."""
+    """Registers of every built-in profile and the bench's 45-value one, read as a poller
+    reads them (blocks of finite float32s as runs whose decimals the Read makes, power
+    factors signed): the read's values are the decoding's, and its JSON the contract's."""
     values: dict[QuantityName, float] = {}
+    decoded_values: dict[QuantityName, float] = {}
     signs = profile.power_factor_sign is not PowerFactorSign.ACTIVE_POWER
-    texts: list[str] | None = None if signs else []  # as the poller does
+    runs: list[Float32Run] | None = None if signs else []  # as the poller does
     for block in plan_reads(profile):
         registers = data.draw(
             st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
         )
-        decoded, problems = block.decode(registers, texts)
-        # with texts or without, a block decodes to the same values and problems
-        assert (decoded, problems) == block.decode(registers)
-        values.update(decoded)
+        decoded, problems = block.decode(registers)
+        decoded_values.update(decoded)
+        run = block.float32_run(registers) if runs is not None else None
+        if run is not None:
+            assert runs is not None and not problems  # every value there, none bad
+            runs.append(run)
+            values.update(zip(run.quantities, run.raws, strict=True))
+        else:
+            values.update(decoded)
     canonical_power_factors(values, profile.power_factor_sign)
+    canonical_power_factors(decoded_values, profile.power_factor_sign)
     custom = custom_of(profile.custom_units)
-    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, texts)
+    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, runs)
+    # the same values, in the same order, as the decoding gives
+    assert list(read.values.items()) == list(decoded_values.items())
     if not values:
         return
     assert read.json() == reading_json(read.model())
-    if texts:
-        made = ",".join(texts).split(",")
+    if read.texts:
+        made = ",".join(read.texts).split(",")
         assert len(made) != len(values) or made == [repr(v) for v in values.values()]
 
 
@@ -173,15 +183,42 @@ def test_an_empty_read_or_a_bad_user_named_quantity_is_refused() -> None:
         custom_of({"voltage_l1": ("V", Kind.INSTANTANEOUS)})
 
 
-def test_a_read_of_float32_values_carries_every_values_text_from_the_decoding() -> None:
-    """The bench's 45-value map: every value's text comes from the decoding (a string a
-    block), so the JSON needs no float written again."""
+def test_a_read_of_float32_values_carries_every_values_text_from_its_runs() -> None:
+    """The bench's 45-value map: every block is a run, whose decimals and texts the Read
+    makes once (a string a block), so the JSON needs no float written again."""
     profile = PROFILES[-1]
     values: dict[QuantityName, float] = {}
-    texts: list[str] = []
+    runs: list[Float32Run] = []
     for block in plan_reads(profile):
         registers = [0x4366, 0x199A] * (block.count // 2) + [0] * (block.count % 2)  # 230.1
-        decoded, _ = block.decode(registers, texts)
-        values.update(decoded)
-    assert len(texts) == len(plan_reads(profile)) and len(values) == 45
-    assert numbers(values, texts) == ["230.1"] * 45
+        run = block.float32_run(registers)
+        assert run is not None
+        runs.append(run)
+        values.update(zip(run.quantities, run.raws, strict=True))
+    custom = custom_of(profile.custom_units)
+    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, runs)
+    assert read.texts == []  # nothing made before it is needed
+    assert list(read.values.values()) == [230.1] * 45
+    assert read.texts is not None and len(read.texts) == len(plan_reads(profile))
+    assert numbers(read.values, read.texts) == ["230.1"] * 45
+    assert read.json().count(b"230.1") == 45
+
+
+def test_a_block_with_a_value_that_is_not_a_float32_taken_as_it_comes_is_no_run() -> None:
+    """NaN (a meter booting), a register of another type in the block, or a reply of the
+    wrong length: the block is decoded at once, and reports what is wrong."""
+    profile = PROFILES[-1]
+    block = plan_reads(profile)[0]
+    nan = [0x7FC0, 0x0000] * (block.count // 2) + [0] * (block.count % 2)
+    assert block.float32_run(nan) is None
+    assert block.decode(nan)[1]  # problems: not a number
+    assert block.float32_run(nan[:-1]) is None
+    integer_profile = next(
+        p for p in PROFILES if any(r.type is not DataType.FLOAT32 for r in p.registers)
+    )
+    integer_block = next(
+        b
+        for b in plan_reads(integer_profile)
+        if any(f.dtype is not DataType.FLOAT32 for f in b.fields)
+    )
+    assert integer_block.float32_run([0] * integer_block.count) is None

@@ -88,6 +88,7 @@ class Publisher:
             "published_batches": self.forwarder.published_batches,
             "published_readings": self.forwarder.published_readings,
             "dropped_unsaved_readings": self.batcher.unsaved_dropped,
+            "refused_readings": self.batcher.refused,
             "written": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
 

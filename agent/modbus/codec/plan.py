@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import groupby
-from typing import Final
+from typing import Final, cast
 
 from agent.modbus.codec.decode import WORDS, ByteOrder, DataType, Layout, RegisterBuffer
-from agent.modbus.codec.scale import Scaler, shortest_float32_text
+from agent.modbus.codec.scale import Float32Run, Scaler
 from agent.profiles.model import Function, Profile, RegisterSpec
 from greengauge.contract import QuantityName
 
@@ -123,7 +122,7 @@ class ReadBlock:
         init=False, repr=False, compare=False
     )
     """The quantities, when every field is a plain float32 taken as it comes (nearly every
-    block of many meters): such a block is decoded in C loops around the shortest text."""
+    block of many meters): such a block can be a Float32Run (`float32_run`)."""
 
     def __post_init__(self) -> None:
         layout = Layout.of([(f.offset, f.dtype, f.byte_order) for f in self.fields])
@@ -133,30 +132,17 @@ class ReadBlock:
         quantities = tuple(f.quantity for f in self.fields)
         object.__setattr__(self, "_float32", quantities if float32 else None)
 
-    def decode(
-        self, registers: Sequence[int], texts: list[str] | None = None
-    ) -> tuple[dict[QuantityName, float], list[Problem]]:
+    def decode(self, registers: Sequence[int]) -> tuple[dict[QuantityName, float], list[Problem]]:
         """Canonical values from this block's response; bad ones are reported, not raised.
 
         A value the meter marks as not available is a Problem of kind NOT_AVAILABLE
-        (`quiet`): count it, do not log it. `texts` gets the repr() texts of the values,
-        in order, joined by commas, when the decoding made them anyway (a block of
-        float32 values taken as they come: finding a value is finding its shortest
-        text). One string a block: a read in flight holds it instead of a text each
-        (500 meters in flight at once held 2.5 MiB more in 45 strings and a dict each).
+        (`quiet`): count it, do not log it.
         """
         if len(registers) != self.count:
             reason = f"response has {len(registers)} registers, {self.count} were requested"
             return {}, [Problem(f.quantity, f.address, reason) for f in self.fields]
         buffer = RegisterBuffer(registers)
-        if self._layout is not None:
-            raws = self._layout.unpack(buffer)
-        else:
-            raws = tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
-        if texts is not None and self._float32 is not None and all(map(math.isfinite, raws)):
-            found = list(map(shortest_float32_text, raws))
-            texts.append(",".join(map(_text, found)))
-            return dict(zip(self._float32, map(_value, found), strict=True)), []
+        raws = self._raws(buffer)
         values: dict[QuantityName, float] = {}
         problems: list[Problem] = []
         for plan, raw, plain in zip(self.fields, raws, self._plain, strict=True):
@@ -170,6 +156,22 @@ class ReadBlock:
             except _Dropped as dropped:
                 problems.append(Problem(plan.quantity, plan.address, dropped.reason, dropped.kind))
         return values, problems
+
+    def float32_run(self, registers: Sequence[int]) -> Float32Run | None:
+        """The block's values as they came, their decimals left to be made (a Read makes
+        them when it is written), when every one is a finite float32 taken as it comes
+        (nearly every block of many meters); None otherwise: `decode` then."""
+        if self._float32 is None or len(registers) != self.count:
+            return None
+        raws = self._raws(RegisterBuffer(registers))
+        if not all(map(math.isfinite, raws)):
+            return None
+        return Float32Run(self._float32, cast(tuple[float, ...], raws))
+
+    def _raws(self, buffer: RegisterBuffer) -> tuple[int | float, ...]:
+        if self._layout is not None:
+            return self._layout.unpack(buffer)
+        return tuple(buffer.value(f.offset, f.dtype, f.byte_order) for f in self.fields)
 
     def _value(self, buffer: RegisterBuffer, plan: FieldPlan, raw: int | float) -> float:
         if plan.not_available and isinstance(raw, int):
@@ -205,10 +207,6 @@ class ReadBlock:
         if not -_SF_LIMIT <= exponent <= _SF_LIMIT:
             raise _Dropped(f"scale factor register {address} reads {exponent}")
         return exponent
-
-
-_value: Final = operator.itemgetter(0)
-_text: Final = operator.itemgetter(1)
 
 
 class _Dropped(Exception):

@@ -14,13 +14,14 @@ scale factors: value = raw * 10^sf), passed to each call.
 from __future__ import annotations
 
 import math
+import operator
 import struct
 from collections.abc import Callable, MutableMapping
 from enum import StrEnum
 from typing import Any, Final
 
 from agent.modbus.codec.decode import DataType
-from greengauge.contract import Quantity
+from greengauge.contract import Quantity, QuantityName
 
 _FLOAT32: Final = struct.Struct("<f")
 
@@ -77,6 +78,33 @@ def shortest_float32_text(raw: float) -> tuple[float, str]:
     if "e" in text:
         return value, repr(value)
     return value, text if "." in text else text + ".0"
+
+
+class Float32Run:
+    """A read block's float32 values as they came (all finite, taken as they are), their
+    shortest decimals not made yet.
+
+    Making them is most of a read's decoding (`shortest_float32_text`, 45 a read of an
+    SDM630), and made between the requests of a tick's reads it cost 2.2 times what it
+    costs when a tick's reads are made one after another (in the agent at 100 meters:
+    137 µs a read against 63 in a loop: the CPU's caches hold other code in between). A
+    Read keeps the run and makes them when its JSON is written, with its batch.
+    """
+
+    __slots__ = ("quantities", "raws")
+
+    def __init__(self, quantities: tuple[QuantityName, ...], raws: tuple[float, ...]) -> None:
+        self.quantities = quantities
+        self.raws = raws
+
+    def made(self) -> tuple[list[float], str]:
+        """The shortest decimals, and their repr() texts joined by commas."""
+        found = list(map(shortest_float32_text, self.raws))
+        return list(map(_value, found)), ",".join(map(_text, found))
+
+
+_value: Final = operator.itemgetter(0)
+_text: Final = operator.itemgetter(1)
 
 
 class Transform(StrEnum):
