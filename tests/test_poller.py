@@ -349,6 +349,27 @@ async def test_bad_values_and_exception_replies_drop_only_their_quantities(
     assert all(d["meter"] == "m1" and d["reason"] for d in dropped)
 
 
+async def test_a_value_that_comes_back_is_logged_again_when_it_fails_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A float32 block read whole again (its decimals left to the Read) clears what was
+    failing in it: the next failure is a new line, not swallowed as still failing."""
+    clock = FakeClock(EPOCH)
+    bus = FakeBus(clock)
+    poller = make_poller(bus, clock, lambda r: None)
+    with caplog.at_level(logging.WARNING):
+        for value in (math.nan, 202.0, math.nan, 202.0):
+            bus.values[2] = value
+            reading = await poller.read_once()
+            assert reading is not None
+            assert (Quantity.VOLTAGE_L2 in reading.values) is math.isfinite(value)
+            if math.isfinite(value):
+                assert reading.values[Quantity.VOLTAGE_L2] == 202.0
+    dropped = [r.kv for r in caplog.records if r.getMessage() == "value dropped"]  # type: ignore[attr-defined]
+    assert [d["register"] for d in dropped] == [2, 2]
+    assert poller.health().errors == {"bad_value": 2}
+
+
 ALL_VALUES = {
     q: 200.0 + a
     for q, a in [
