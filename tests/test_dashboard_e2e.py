@@ -376,10 +376,13 @@ def test_dashboard_never_shows_old_data_as_current(demo: Demo) -> None:
             assert lines_top and kpis_top and lines_top["y"] < kpis_top["y"]
             row = phone.locator("#meters tbody tr").first
             # The rows come with the first data and take their labels once the language
-            # is in: wait for that, as a reader does, then read the CSS.
+            # is in: wait for that, as a reader does, then read the CSS. Live data rebuilds
+            # the rows, so the cell is found and read in one turn of the page's script (a
+            # cell found first and read later may have left the page: no style at all).
             expect(row.locator("td").nth(1)).to_have_attribute("data-label", "状态")
-            label = (
-                row.locator("td").nth(1).evaluate("e => getComputedStyle(e, '::before').content")
+            label = phone.evaluate(
+                "getComputedStyle(document.querySelector('#meters tbody tr td:nth-child(2)'),"
+                " '::before').content"
             )
             assert label == '"状态"', label
             width = phone.evaluate("document.documentElement.scrollWidth")
