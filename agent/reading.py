@@ -15,9 +15,9 @@ its repr() text, the same shortest text the contract writes for every number wit
 an exponent: for a block of float32 registers made with its shortest decimal (finding
 the shortest float32 is formatting it), which a Read makes from the block as it was
 read (a Float32Run) when its values are first needed, i.e. when its batch is written;
-else here. A number with an exponent is written by the contract's
-serializer; a read with a value that is not a finite float, or anything else a poller
-does not make, goes through the contract's model, which writes or refuses it.
+else here. A number with an exponent is written by the contract's serializer; a read
+with a value that is not a finite float, or anything else a poller does not make, goes
+through the contract's model, which writes or refuses it.
 """
 
 from __future__ import annotations

@@ -210,15 +210,25 @@ def test_dashboard_live_in_chromium(demo: Demo) -> None:
             _report_output(demo.url, 10_000_000.0, period_end)
             expect(mes).to_have_attribute("data-status", "leading", timeout=10_000)
             expect(mes.locator(".badge")).to_have_text("Leading")
+
             # Each colour read off the MES line's own badge while it has that status: the
             # other demo lines' statuses move with the simulators, so none is sure to lead.
-            background = "e => getComputedStyle(e).backgroundColor"
-            colours = {"leading": mes.locator(".badge.leading").evaluate(background)}
+            # Live data redraws the cards: the badge is found and read in one turn of the
+            # page's script (one found first may have left the page: no colour at all).
+            def background(status: str) -> str:
+                colour: str = page.evaluate(
+                    "s => getComputedStyle(document.querySelector(s)).backgroundColor",
+                    f".line-card[data-line='{MES_LINE}'] .badge.{status}",
+                )
+                return colour
+
+            colours = {"leading": background("leading")}
             # The same period again, with little output: the line crosses its baseline.
             _report_output(demo.url, 2.0, period_end)
             expect(mes).to_have_attribute("data-status", "above_baseline", timeout=10_000)
             expect(mes.locator(".badge")).to_have_text("Above baseline")
-            colours["above_baseline"] = mes.locator(".badge.above_baseline").evaluate(background)
+            colours["above_baseline"] = background("above_baseline")
+            assert all(colours.values()), colours
             assert colours["leading"] != colours["above_baseline"], colours
             expect(page.locator("#trend path").first).to_be_attached()
             page.wait_for_timeout(1500)
