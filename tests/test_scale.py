@@ -6,6 +6,7 @@ import math
 import struct
 from decimal import Decimal
 
+import numpy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -63,6 +64,47 @@ def test_shortest_float32_is_the_same_float32(raw: float) -> None:
     assert float32(short) == raw
     digits = Decimal(repr(short)).normalize().as_tuple()
     assert len(digits.digits) <= 9  # a float32 never needs more
+
+
+def numpy_shortest(raw: float) -> float:
+    """numpy's shortest float32 decimal (Dragon4, its own code): the reference."""
+    return float(str(numpy.float32(raw)))
+
+
+def from_bits(bits: int) -> float:
+    raw: float = struct.unpack("<f", struct.pack("<I", bits))[0]
+    return raw
+
+
+_SIGN = 0x80000000
+
+
+@pytest.mark.parametrize("sign", [0, _SIGN])
+def test_powers_of_two_have_the_shortest_decimal(sign: int) -> None:
+    """A power of two has a narrower gap to the float32 below it than above: its nearest
+    decimal of a length can miss while the next one up is the same float32
+    (1.2621775e-29, not 1.26217745e-29). Every normal power of two, both signs."""
+    wrong = [
+        (hex(bits), shortest_float32(raw), numpy_shortest(raw))
+        for bits in ((exponent << 23) | sign for exponent in range(1, 255))
+        if shortest_float32(raw := from_bits(bits)) != numpy_shortest(raw)
+    ]
+    assert wrong == []
+
+
+@given(st.integers(0, 2**23 - 1), st.sampled_from([0, _SIGN]))
+def test_subnormals_have_the_shortest_decimal(mantissa: int, sign: int) -> None:
+    """Below the smallest normal float32 every value is a whole number of the smallest
+    one apart, so few digits tell them apart: 1e-45, not 1.4013e-45."""
+    raw = from_bits(sign | mantissa)
+    assert shortest_float32(raw) == numpy_shortest(raw)
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_every_float32_has_the_shortest_decimal(bits: int) -> None:
+    raw = from_bits(bits)
+    if math.isfinite(raw):
+        assert shortest_float32(raw) == numpy_shortest(raw)
 
 
 @given(st.integers(0, 2**32 - 1))

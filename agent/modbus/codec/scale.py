@@ -17,6 +17,7 @@ import math
 import operator
 import struct
 from collections.abc import Callable, MutableMapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any, Final
 
@@ -51,15 +52,27 @@ def shortest_float32(raw: float) -> float:
 _pack32: Final = _FLOAT32.pack
 
 
+_MIN_NORMAL: Final = 2.0**-126
+"""The smallest normal float32; below it, subnormals, a fixed 2**-149 apart."""
+_POWERS_OF_TWO: Final = frozenset(
+    sign * 2.0**exponent for exponent in range(-126, 128) for sign in (1.0, -1.0)
+)
+
+
 def shortest_float32_text(raw: float) -> tuple[float, str]:
     """shortest_float32(raw), and its text as repr() writes it (made once here: writing
     a float as text costs as much as finding the shortest one). `raw` is finite.
 
-    A float32 needs 6 to 9 significant digits, 8 for most measured values and 7 for
-    most of the rest; trying 7 first finds the answer in two formats nearly always.
-    (printf-style formatting: 8 % less CPU than format() or an f-string, same text.)
+    A normal float32 lies in the middle of the decimals that give it back, and those of
+    fewer than 6 digits are also its 6-digit rounding ("%g" drops trailing zeros), so the
+    rounding to the fewest digits that gives it back is the shortest: 8 digits for most
+    measured values and 7 for most of the rest; trying 7 first finds the answer in two
+    formats nearly always. (printf-style formatting: 8 % less CPU than format() or an
+    f-string, same text.) Powers of two and subnormals are searched instead.
     """
     bits = _pack32(raw)
+    if -_MIN_NORMAL < raw < _MIN_NORMAL or raw in _POWERS_OF_TWO:
+        return _searched(raw, bits)
     text = "%.7g" % raw  # noqa: UP031
     value = float(text)
     if _pack32(value) == bits:
@@ -78,6 +91,29 @@ def shortest_float32_text(raw: float) -> tuple[float, str]:
     if "e" in text:
         return value, repr(value)
     return value, text if "." in text else text + ".0"
+
+
+def _searched(raw: float, bits: bytes) -> tuple[float, str]:
+    """The shortest decimal of a float32 that is not in the middle of the decimals that
+    give it back, tried from one digit up: a power of two is twice as far from the
+    float32 above as from the one below, so the nearest decimal of a length can miss
+    while the next one up gives it back (1.2621775e-29, not 1.26217745e-29); a subnormal
+    needs fewer digits than 6 (1e-45). Exact (Decimal), and slow: the 508 powers of two
+    and the subnormals come here, hardly ever a meter's values.
+    """
+    if raw == 0:
+        return raw, repr(raw)
+    exact = Decimal(raw)
+    for digits in range(1, 10):
+        step = Decimal(1).scaleb(exact.adjusted() - digits + 1)
+        around = (exact.quantize(step, ROUND_FLOOR), exact.quantize(step, ROUND_CEILING))
+        found = [candidate for candidate in around if _pack32(float(candidate)) == bits]
+        if found:
+            # The nearer; halfway between two (2**-12 is 0.000244140625), the even one,
+            # as "%g" rounds.
+            value = float(min(found, key=lambda c: (abs(c - exact), c.as_tuple().digits[-1] % 2)))
+            return value, repr(value)
+    raise AssertionError(f"{raw!r}: nine significant digits always give a float32 back")
 
 
 class Float32Run:
