@@ -212,7 +212,7 @@ def subscriber(
     paho's thread; it subscribes again after a reconnect."""
 
     def received(_c: paho.Client, _u: Any, message: paho.MQTTMessage) -> None:
-        on_message(message.payload)
+        on_message(bytes(message.payload))  # bytes already: no copy
 
     def on_connect(client: paho.Client, *_: Any) -> None:
         client.subscribe(topic, qos=1)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import threading
 import time
 from contextlib import ExitStack
@@ -77,7 +78,9 @@ def subscribe(port: int, topic: str, counts: Counts, json_values: bool) -> paho.
     return subscriber(port, topic, "bench-peer-sub", on_message)
 
 
-def modbus4mqtt(stack: ExitStack, work: Path, n: int, first_port: int, mqtt_port: int) -> list:
+def modbus4mqtt(
+    stack: ExitStack, work: Path, n: int, first_port: int, mqtt_port: int
+) -> list[subprocess.Popen[bytes]]:
     registers = [
         {
             "pub_topic": f"{quantity}",
@@ -136,7 +139,9 @@ return msg;
 """
 
 
-def nodered(stack: ExitStack, work: Path, n: int, first_port: int, mqtt_port: int) -> list:
+def nodered(
+    stack: ExitStack, work: Path, n: int, first_port: int, mqtt_port: int
+) -> list[subprocess.Popen[bytes]]:
     quantities = _quantities()
     offsets = {
         str(start): [

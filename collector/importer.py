@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TextIO
 from zoneinfo import ZoneInfo
@@ -49,7 +50,7 @@ WIDE_COLUMN: Final = re.compile(
 """A wide layout's value column: `meter/quantity[unit]`."""
 _NOT_UTF8: Final = re.compile("[\udc80-\udcff]")
 """What errors="surrogateescape" makes of bytes that are not UTF-8."""
-_NUMBER: Final = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+NUMBER: Final = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 CONVERTIBLE: Final[dict[str, dict[str, int]]] = {
     "kWh": {"Wh": -3, "MWh": 3, "GWh": 6},
@@ -150,14 +151,18 @@ def parse_time(text: str, zone: ZoneInfo | None) -> datetime:
 
 
 def parse_value(text: str, exponent: int) -> float:
-    """A number, times 10**exponent: multiplied or divided by a power of ten that a float
-    holds exactly, so that 1234567 Wh is 1234.567 kWh to the last bit, as a meter says."""
+    """A number, times 10**exponent, in decimal and made a float once: 1234567 Wh is
+    1234.567 kWh and 12.3456 kW is 12345.6 W to the last bit, as written (the float
+    12.3456 times 1000 is 12345.599999999999)."""
     cell = text.strip()
-    if not _NUMBER.fullmatch(cell):
+    if not NUMBER.fullmatch(cell):
         hint = " (the decimal point is '.')" if "," in cell else ""
         raise ValueError(f"{text!r} is not a number{hint}")
-    scale = float(10 ** abs(exponent))
-    value = float(cell) * scale if exponent >= 0 else float(cell) / scale
+    try:
+        value = float(Decimal(cell).scaleb(exponent))
+    except ArithmeticError:
+        # An exponent past Decimal's own (1e9999999, 0e10**18): zero or no float at all.
+        value = float(cell) * 10.0**exponent
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is beyond a float")
     return value

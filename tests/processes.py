@@ -23,13 +23,24 @@ BIN = Path(sys.executable).parent
 class Program:
     """A running `energy-agent` / `energy-collector` command with its output in a log file."""
 
-    def __init__(self, name: str, args: list[str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        log: Path,
+        bin_dir: Path = BIN,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """`bin_dir`, `env`: another installation's command (an installed bundle's) and
+        the environment it runs in; by default this checkout's, in this environment."""
         self.name = name
         self.log = log
         self._file = log.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            [str(BIN / name), *args], stdout=self._file, stderr=subprocess.STDOUT, env=env
+            [str(bin_dir / name), *args],
+            stdout=self._file,
+            stderr=subprocess.STDOUT,
+            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
         )
 
     def output(self) -> str:
@@ -51,8 +62,14 @@ class Program:
 
 
 @contextlib.contextmanager
-def running(name: str, args: list[str], log: Path) -> Iterator[Program]:
-    program = Program(name, args, log)
+def running(
+    name: str,
+    args: list[str],
+    log: Path,
+    bin_dir: Path = BIN,
+    env: dict[str, str] | None = None,
+) -> Iterator[Program]:
+    program = Program(name, args, log, bin_dir, env)
     try:
         yield program
     finally:

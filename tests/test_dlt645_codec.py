@@ -17,6 +17,8 @@ frames are taken, checksums included, so a wrong sum or byte order here would di
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -89,7 +91,7 @@ def test_replies_decode_to_the_values_their_sources_give() -> None:
     assert decode_bcd(check_reply(request, energy), 2, signed=False) == 0.04
     block = frame_of(METER_201000000012_VOLTAGES)
     request = read_request(address_field("201000000012"), VOLTAGE_BLOCK)
-    assert decode_bcd(check_reply(request, block)[:2], 1, signed=False) == pytest.approx(225.6)
+    assert decode_bcd(check_reply(request, block)[:2], 1, signed=False) == 225.6
 
 
 def test_read_address_reply_gives_the_meter_address() -> None:
@@ -196,7 +198,7 @@ def test_bad_addresses_are_named(text: str, problem: str) -> None:
 
 
 def test_signed_bcd_uses_the_top_bit() -> None:
-    assert decode_bcd(bytes.fromhex("40 23 81"), 4, signed=True) == pytest.approx(-1.234)
+    assert decode_bcd(bytes.fromhex("40 23 81"), 4, signed=True) == -1.234
     assert encode_bcd(-1.234, 3, 4, signed=True) == bytes.fromhex("40 23 81")
     with pytest.raises(FrameError, match="1A 00 is not BCD"):
         decode_bcd(bytes.fromhex("1A 00"), 0, signed=False)
@@ -242,7 +244,7 @@ def test_signed_values_use_the_top_digit_up_to_7() -> None:
     # Power factor 1.000 and power 79.9999 kW: the top digit is not the sign's.
     assert encode_bcd(1.0, 2, 3, signed=True) == bytes.fromhex("00 10")
     assert encode_bcd(-79.9999, 3, 4, signed=True) == bytes.fromhex("99 99 F9")
-    assert decode_bcd(bytes.fromhex("99 99 F9"), 4, signed=True) == pytest.approx(-79.9999)
+    assert decode_bcd(bytes.fromhex("99 99 F9"), 4, signed=True) == -79.9999
     with pytest.raises(ValueError, match="does not fit 3 BCD bytes"):
         encode_bcd(80.0, 3, 4, signed=True)
 
@@ -256,6 +258,30 @@ def test_bcd_round_trip(
     assert decode_bcd(encode_bcd(value, size, decimals, signed), decimals, signed) == (
         pytest.approx(value, abs=0.5 / 10**decimals)
     )
+
+
+@given(
+    st.integers(1, 5),
+    st.data(),
+    st.integers(0, 4),
+    st.booleans(),
+    st.sampled_from([1.0, 1000.0, 0.001, 0.1, 10.0, 0.5]),
+)
+def test_a_bcd_value_is_its_digits_scaled_in_decimal(
+    size: int, data: st.DataObject, decimals: int, signed: bool, scale: float
+) -> None:
+    """The value is the meter's digits times the profile's scale, as decimal arithmetic
+    gives it: 12.3456 kW is 12345.6 W, not the 12345.599999999999 that multiplying the
+    float gives."""
+    number = data.draw(st.integers(0, bcd_limit(size, signed) - 1))
+    negative = signed and data.draw(st.booleans())
+    raw = encode_bcd(number / 10**decimals * (-1 if negative else 1), size, decimals, signed)
+    exact = float(Decimal(number).scaleb(-decimals) * Decimal(repr(scale)))
+    assert decode_bcd(raw, decimals, signed, scale) == (-exact if negative else exact)
+
+
+def test_the_chint_power_in_kw_is_watts_as_the_meter_shows() -> None:
+    assert decode_bcd(bytes.fromhex("56 34 12"), 4, signed=True, scale=1000) == 12345.6
 
 
 def test_controls_used() -> None:

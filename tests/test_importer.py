@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,11 +21,13 @@ from hypothesis import strategies as st
 
 from collector.importer import (
     CONVERTIBLE,
+    NUMBER,
     Chunk,
     HeaderError,
     Refusal,
     Row,
     layout,
+    parse_value,
     read,
     unit_exponent,
 )
@@ -171,6 +175,34 @@ def test_convertible_units_are_converted_to_the_canonical_one() -> None:
         assert unit_exponent(quantity, canonical) == 0
         for unit, exponent in others.items():
             assert unit_exponent(quantity, unit) == exponent
+
+
+@given(
+    st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-1e12, max_value=1e12),
+    st.sampled_from([-6, -3, 0, 3, 6]),
+)
+def test_a_converted_value_is_the_decimal_times_the_power_of_ten(
+    number: Decimal, exponent: int
+) -> None:
+    """12.3456 kW is 12345.6 W, not the 12345.599999999999 that multiplying the float
+    gives: the text is scaled as a decimal, then made a float once."""
+    text = str(number)
+    assert parse_value(text, exponent) == float(number.scaleb(exponent))
+
+
+@given(st.from_regex(NUMBER, fullmatch=True), st.sampled_from([-6, -3, 0, 3, 6]))
+def test_any_number_text_is_a_float_or_refused_as_beyond_one(text: str, exponent: int) -> None:
+    """Exponents as large as a text may write (1e9999999) are refused, not an exception."""
+    try:
+        value = parse_value(text, exponent)
+    except ValueError as exc:
+        assert "is beyond a float" in str(exc)
+    else:
+        assert math.isfinite(value)
+
+
+def test_kilowatts_with_four_decimals_are_the_watts_written() -> None:
+    assert parse_value("12.3456", 3) == 12345.6
 
 
 @pytest.mark.parametrize(

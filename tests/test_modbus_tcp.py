@@ -1,21 +1,26 @@
 """The agent's Modbus TCP client against a scripted server on loopback: every reply a
-device or gateway may send, well-formed or not, and what each becomes."""
+device or gateway may send, well-formed or not, and what each becomes; and its framing
+alone (no server) fed generated replies cut anywhere and arbitrary bytes."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.modbus.codec.plan import plan_reads
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Bus, Unit
-from agent.modbus.transport.tcp import UNACKED_LIMIT, ModbusTcp
+from agent.modbus.transport.tcp import UNACKED_LIMIT, ModbusTcp, _Request, _Stream
 from agent.profiles.model import Function, Profile
 from greengauge.contract import Quantity
 
@@ -300,3 +305,86 @@ async def test_a_gateway_that_vanishes_silently_is_given_up_by_the_kernel() -> N
         sock = stream.transport.get_extra_info("socket")
         limit = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
         assert limit == int(UNACKED_LIMIT * 1000)
+
+
+class _Transport:
+    """What the stream asks of asyncio's transport when it gives up on a connection."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _fed(stream: _Stream, data: bytes, cuts: list[int]) -> None:
+    """`data` into the stream as asyncio's buffered reads would put it: in pieces cut at
+    `cuts`, each written into the buffer the stream offers, never more than it offers."""
+    pieces = [data[a:b] for a, b in itertools.pairwise([0, *sorted(set(cuts)), len(data)])]
+    for piece in pieces:
+        start = 0
+        while start < len(piece):
+            if stream.transport is None:
+                return  # closed: asyncio delivers nothing more
+            room = stream.get_buffer(-1)
+            assert len(room) >= 1
+            taken = piece[start : start + len(room)]
+            room[: len(taken)] = taken
+            stream.buffer_updated(len(taken))
+            start += len(taken)
+
+
+def _stream_waiting(
+    loop: asyncio.AbstractEventLoop, tid: int, unit: int, function: int, count: int
+) -> tuple[_Stream, asyncio.Future[tuple[int, ...]]]:
+    stream = _Stream("gateway")
+    stream.connection_made(cast(asyncio.BaseTransport, _Transport()))
+    reply: asyncio.Future[tuple[int, ...]] = loop.create_future()
+    stream.pending = _Request(tid, unit, function, count, reply, 1.0, 0.0)
+    return stream, reply
+
+
+@given(
+    st.lists(st.integers(0, 0xFFFF), min_size=1, max_size=125),
+    st.sampled_from([3, 4]),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 255),
+    st.lists(st.integers(1, 600), max_size=12),
+    st.integers(0, 3),
+)
+def test_replies_cut_anywhere_give_the_request_its_registers(
+    values: list[int], function: int, tid: int, unit: int, cuts: list[int], late: int
+) -> None:
+    """Late replies to earlier requests first, then the answer, arriving in any pieces."""
+    loop = asyncio.new_event_loop()
+    try:
+        stream, reply = _stream_waiting(loop, tid, unit, function, len(values))
+        other = [(value + 1) & 0xFFFF for value in values]  # what a stale reply held
+        stale = [
+            frame((tid - 1 - i) & 0xFFFF, unit, registers_pdu(function, other)) for i in range(late)
+        ]
+        data = b"".join(stale) + frame(tid, unit, registers_pdu(function, values))
+        _fed(stream, data, cuts)
+        assert reply.done() and reply.result() == tuple(values)
+        assert stream.pending is None and stream.transport is not None
+    finally:
+        loop.close()
+
+
+@given(st.binary(max_size=1500), st.lists(st.integers(1, 1500), max_size=12))
+def test_any_bytes_end_the_request_with_a_read_error_or_leave_it_waiting(
+    data: bytes, cuts: list[int]
+) -> None:
+    """Whatever a device sends: no exception but a ReadError for the request; a stream
+    that is not Modbus TCP closes the connection."""
+    loop = asyncio.new_event_loop()
+    try:
+        stream, reply = _stream_waiting(loop, 7, 1, 3, 2)
+        transport = cast(_Transport, stream.transport)
+        _fed(stream, data, cuts)
+        if reply.done() and reply.exception() is not None:
+            assert isinstance(reply.exception(), ReadError)
+        if transport.closed:
+            assert stream.transport is None
+            assert reply.done() and isinstance(reply.exception(), ReadError)
+    finally:
+        loop.close()

@@ -1,15 +1,18 @@
 """The offline install: deploy/offline/make-bundle.sh builds a bundle for this machine's
-platform (from the package index pip is set up with: ~15 s, ~6 MB here), and the
+platform (from the package index pip is set up with: ~15 s, 17 MB here), and the
 bundle's install.sh installs it into a fresh virtual environment with no index at all,
-after which the installed `energy-agent test` reads a simulated meter. The scripts'
-arguments and install.sh's refusals (another Python, damaged wheels) are checked too.
+after which the installed `energy-agent test` reads a simulated meter; a bundle built
+`--with-uvloop` installs uvloop too, and its agent runs on it. The scripts' arguments
+and install.sh's refusals (another Python, damaged wheels) are checked too.
 Bundles for other platforms (manylinux_2_36_aarch64) are built by hand, not here: see
 deploy/GATEWAY.md, "Offline install"."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tarfile
@@ -17,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from processes import simulated_meters, write_yaml
+from processes import running, simulated_meters, wait_for, write_yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -91,37 +94,93 @@ def test_install_refuses_bad_arguments(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle for this machine, built once for the module, as an integrator builds one."""
-    folder = tmp_path_factory.mktemp("bundle")
+def build_bundle(folder: Path, *options: str) -> Path:
+    """A bundle for this machine, as an integrator builds one."""
     before = sorted(p.name for p in ROOT.iterdir())
     out = folder / "greengauge.tar.gz"
-    built = run(MAKE_BUNDLE, "--python", sys.executable, "--out", out)
+    built = run(MAKE_BUNDLE, "--python", sys.executable, "--out", out, *options)
     assert built.returncode == 0, built.stdout + built.stderr
     assert f"wrote {out}" in built.stdout
     assert sorted(p.name for p in ROOT.iterdir()) == before  # no build/ or egg-info left
     return out
 
 
+def unpack(bundle: Path, folder: Path) -> Path:
+    with tarfile.open(bundle) as archive:
+        archive.extractall(folder, filter="data")
+    (top,) = folder.iterdir()
+    return top
+
+
+def install(unpacked: Path, prefix: Path) -> str:
+    """install.sh's output."""
+    installed = run(
+        unpacked / "install.sh",
+        "--prefix",
+        prefix,
+        "--no-systemd",
+        "--python",
+        sys.executable,
+        env=offline_env(),
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    return installed.stdout
+
+
+def wheel_names(unpacked: Path) -> set[str]:
+    return {p.name.split("-")[0].lower() for p in (unpacked / "wheels").glob("*.whl")}
+
+
+def described(unpacked: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (unpacked / "BUNDLE").read_text().splitlines())
+
+
+def meter_config(path: Path, port: int, state_dir: Path, **more: object) -> Path:
+    """One simulated SDM630 on `port`, a broker that is not there (the outbox keeps all)."""
+    return write_yaml(
+        path,
+        {
+            "site": "plant-a",
+            "mqtt": {"url": "mqtt://127.0.0.1:1"},
+            "state_dir": str(state_dir),
+            "meters": [
+                {
+                    "id": "incomer",
+                    "profile": "eastron_sdm630",
+                    "interval": 1,
+                    "modbus": {"host": "127.0.0.1", "port": port},
+                }
+            ],
+            **more,
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain bundle (asyncio only), built once for the module."""
+    return build_bundle(tmp_path_factory.mktemp("bundle"))
+
+
 @pytest.fixture
 def unpacked(bundle: Path, tmp_path: Path) -> Iterator[Path]:
-    with tarfile.open(bundle) as archive:
-        archive.extractall(tmp_path / "unpacked", filter="data")
-    (top,) = (tmp_path / "unpacked").iterdir()
+    top = unpack(bundle, tmp_path / "unpacked")
     yield top
     shutil.rmtree(tmp_path / "unpacked")
 
 
 def test_the_bundle_holds_the_agent_its_wheels_and_what_install_needs(unpacked: Path) -> None:
-    described = dict(line.split("=", 1) for line in (unpacked / "BUNDLE").read_text().splitlines())
-    assert described["GREENGAUGE_VERSION"] == "0.1.0"
-    assert described["PYTHON_VERSION"] == PYTHON_VERSION
-    assert unpacked.name == f"greengauge-offline-0.1.0-{described['PLATFORM']}-py311"
-    wheels = {p.name.split("-")[0].lower() for p in (unpacked / "wheels").glob("*.whl")}
+    about = described(unpacked)
+    assert about["GREENGAUGE_VERSION"] == "0.1.0"
+    assert about["PYTHON_VERSION"] == PYTHON_VERSION
+    assert about["EXTRAS"] == ""
+    assert unpacked.name == f"greengauge-offline-0.1.0-{about['PLATFORM']}-py311"
+    wheels = wheel_names(unpacked)
     assert {"greengauge", "pip", "pymodbus", "pydantic", "pydantic_core", "paho_mqtt"} <= wheels
-    # The agent alone: none of the collector's (the `collector` extra's) dependencies.
+    # The agent alone: none of the collector's (the `collector` extra's) dependencies,
+    # and no uvloop unless asked for.
     assert not {"fastapi", "uvicorn", "influxdb_client", "matplotlib", "starlette"} & wheels
+    assert "uvloop" not in wheels
     sums = (unpacked / "SHA256SUMS").read_text().splitlines()
     assert len(sums) == len(list((unpacked / "wheels").glob("*.whl")))
     assert os.access(unpacked / "install.sh", os.X_OK)
@@ -173,6 +232,47 @@ def test_the_bundle_installs_without_an_index_and_the_agent_reads_a_meter(
         tested = run(prefix / "bin" / "energy-agent", "test", "--config", config, env=offline_env())
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "meters: 1 ok, 0 failed" in tested.stdout
+    # The plain bundle has no uvloop: a config that chooses it is refused at its line.
+    uvloop_config = meter_config(tmp_path / "uvloop.yaml", 1, tmp_path, event_loop="uvloop")
+    refused = run(prefix / "bin" / "energy-agent", "check", "--config", uvloop_config)
+    assert refused.returncode != 0
+    assert "event_loop: uvloop is not installed" in refused.stdout + refused.stderr
+
+
+def test_a_bundle_with_uvloop_installs_it_and_the_agent_reads_on_it(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    unpacked = unpack(
+        build_bundle(tmp_path_factory.mktemp("uvloop"), "--with-uvloop"), tmp_path / "unpacked"
+    )
+    assert described(unpacked)["EXTRAS"] == "uvloop"
+    assert unpacked.name.endswith("-py311-uvloop")
+    assert "uvloop" in wheel_names(unpacked)
+    prefix, state = tmp_path / "opt", tmp_path / "state"
+    assert "with uvloop: `event_loop: uvloop` in agent.yaml" in install(unpacked, prefix)
+    with simulated_meters(tmp_path, "eastron_sdm630", "1") as (port, _):
+        config = meter_config(tmp_path / "agent.yaml", port, state, event_loop="uvloop")
+        checked = run(prefix / "bin" / "energy-agent", "check", "--config", config)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        log = tmp_path / "agent.log"
+        args = ["run", "--config", str(config)]
+        with running("energy-agent", args, log, prefix / "bin", offline_env()) as agent:
+            # Readings reach the outbox (the broker is not there): the agent polls on uvloop.
+            wait_for(lambda: _outbox_readings(state) >= 2, 20, "two readings in the outbox")
+            agent.assert_running()
+    assert "event_loop=uvloop" in log.read_text()  # the agent's start line (logfmt)
+
+
+def _outbox_readings(state: Path) -> int:
+    path = state / "outbox.sqlite"
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            (count,) = db.execute("SELECT COALESCE(SUM(readings), 0) FROM batch").fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+    return int(count)
 
 
 def test_install_refuses_a_bundle_for_another_python(unpacked: Path, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ in its control code is an error reply whose one data byte says what is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
 WAKE_UP: Final = b"\xfe\xfe\xfe\xfe"
@@ -292,9 +293,12 @@ def describe_error(code: int) -> str:
     return f"{code:02X} ({'; '.join(named) or 'no reason given'})"
 
 
-def decode_bcd(raw: bytes, decimals: int, signed: bool) -> float:
+def decode_bcd(raw: bytes, decimals: int, signed: bool, scale: float = 1.0) -> float:
     """A BCD value as a meter sends it: low byte first; when `signed`, the top bit of the
-    last byte is the sign (DL/T 645-2007 appendix A, e.g. power XX.XXXX, current XXX.XXX)."""
+    last byte is the sign (DL/T 645-2007 appendix A, e.g. power XX.XXXX, current XXX.XXX).
+
+    Times `scale` (a profile's unit change, kW to W) in decimal: 12.3456 kW is 12345.6 W,
+    where the float 12.3456 times 1000 is 12345.599999999999."""
     if not raw:
         raise FrameError("value", "no value bytes")
     digits = bytearray(raw[::-1])
@@ -306,7 +310,11 @@ def decode_bcd(raw: bytes, decimals: int, signed: bool) -> float:
     if not text.isdigit():
         raise FrameError("value", f"{_hex(raw)} is not BCD")
     number = int(text)
-    value = number / 10**decimals if decimals else float(number)
+    if scale != 1.0:
+        value = float(Decimal(number).scaleb(-decimals) * Decimal(repr(scale)))
+    else:
+        # Whole numbers divided exactly: the nearest float to the meter's decimal.
+        value = number / 10**decimals if decimals else float(number)
     return -value if negative else value
 
 

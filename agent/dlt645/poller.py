@@ -40,7 +40,7 @@ def decode_value(spec: ValueSpec, raw: bytes) -> float:
     """The canonical value of a reply's value bytes, or FrameError saying why there is none."""
     if len(raw) != spec.size:
         raise FrameError("value", f"{len(raw)} value bytes where {spec.format} has {spec.size}")
-    return decode_bcd(raw, spec.decimals, spec.signed) * spec.scale
+    return decode_bcd(raw, spec.decimals, spec.signed, spec.scale)
 
 
 class Dlt645MeterBus(Protocol):

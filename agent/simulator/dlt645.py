@@ -97,8 +97,9 @@ class SimulatedMeter:
         """The values a client reads at the start time, in canonical units."""
         values = self.values(self.start_time)
         return {
-            spec.quantity.value: decode_bcd(self.encoded(spec, values), spec.decimals, spec.signed)
-            * spec.scale
+            spec.quantity.value: decode_bcd(
+                self.encoded(spec, values), spec.decimals, spec.signed, spec.scale
+            )
             for spec in self.profile.values
         }
 

@@ -71,14 +71,20 @@ have=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 (cd "$here" && sha256sum --quiet --check SHA256SUMS) ||
   die "wheels damaged or missing (SHA256SUMS does not match): copy the bundle again"
 
+# A bundle made before EXTRAS existed has none.
+extras=${EXTRAS:-}
+[[ "$extras" =~ ^[a-z0-9,]*$ ]] || die "BUNDLE: EXTRAS=$extras is not a list of extras"
+requirement="greengauge==$GREENGAUGE_VERSION"
+[ -z "$extras" ] || requirement="greengauge[$extras]==$GREENGAUGE_VERSION"
+
 pip_wheel=$(find "$here/wheels" -name 'pip-*.whl' | head -n 1)
 [ -n "$pip_wheel" ] || die "no pip wheel in $here/wheels"
-echo "installing greengauge $GREENGAUGE_VERSION ($PLATFORM) into $prefix"
+echo "installing greengauge $GREENGAUGE_VERSION${extras:+ with $extras} ($PLATFORM) into $prefix"
 # --without-pip: Debian's Python lacks ensurepip unless python3-venv is installed; pip
 # runs from its wheel instead and installs itself into the environment.
 "$python" -m venv --without-pip "$prefix"
 "$prefix/bin/python" "$pip_wheel/pip" install --quiet --no-index --find-links "$here/wheels" \
-  --upgrade pip "greengauge==$GREENGAUGE_VERSION" || {
+  --upgrade pip "$requirement" || {
   echo "$prog: pip could not install from $here/wheels (is the bundle for this platform," \
     "$PLATFORM?)" >&2
   exit 1
@@ -97,5 +103,6 @@ if [ -n "$unit_dir" ]; then
   echo "systemd unit: $unit_dir/energy-agent.service"
 fi
 echo "installed: $prefix/bin/energy-agent"
+[[ ",$extras," != *,uvloop,* ]] || echo "with uvloop: \`event_loop: uvloop\` in agent.yaml runs the agent on it"
 echo "next: the greengauge user, /etc/greengauge/agent.yaml and agent.env, then"
 echo "  energy-agent check and energy-agent test (deploy/GATEWAY.md, sections 2 to 5)"
