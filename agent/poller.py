@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Final, Protocol
@@ -38,13 +38,13 @@ from agent.modbus.codec.refusals import (
     settle,
 )
 from agent.modbus.codec.resolve import ReadRegisters, resolve_profile
-from agent.modbus.codec.scale import Float32Run, PowerFactorSign, canonical_power_factors
+from agent.modbus.codec.scale import PowerFactorSign, canonical_power_factors
 from agent.modbus.errors import ReadError
 from agent.modbus.transport.bus import Unit
 from agent.modbus.transport.tcp import EXCEPTION_NAMES
 from agent.profiles import Profile
 from agent.profiles.model import Function
-from agent.reading import Read, custom_of
+from agent.reading import Gathering, Read, custom_of
 from agent.schedule import last_tick, next_tick
 from greengauge.common.backoff import Backoff
 from greengauge.common.logs import fields
@@ -283,10 +283,9 @@ class MeterPoller(PollerBase):
 
     async def _read(self) -> Read | None:
         """One read of every block of the meter; None when nothing could be read."""
-        values: dict[QuantityName, float] = {}
         # Blocks of float32 values whose decimals the Read makes when it is written; not
         # when the power factors' signs are changed here.
-        runs: list[Float32Run] | None = None if self._signs_power_factors else []
+        gathering = Gathering(runs=not self._signs_power_factors)
         failure: ReadError | None = None
         ts = None
         async with self._bus.session(self._unit) as read:
@@ -297,16 +296,16 @@ class MeterPoller(PollerBase):
                     await self._resolve_profile(read)
                 now = self._clock.time()
                 ts = datetime.fromtimestamp(now, UTC)
-                failure = await self._read_blocks(read, now, values, runs)
+                failure = await self._read_blocks(read, now, gathering)
             except ReadError as exc:
                 failure = exc
         self.last_failure = failure
         if failure is not None:
             self.errors[failure.kind] += 1
-        canonical_power_factors(values, self._profile.power_factor_sign)
-        if values and ts is not None:
+        canonical_power_factors(gathering.values, self._profile.power_factor_sign)
+        if gathering and ts is not None:
             self._answered(ts)
-            return Read(self.meter.id, ts, values, self._custom, runs)
+            return gathering.read(self.meter.id, ts, self._custom)
         self._read_failed(failure)
         return None
 
@@ -348,15 +347,9 @@ class MeterPoller(PollerBase):
             self._resolve_tries = 0
 
     async def _read_blocks(
-        self,
-        read: ReadRegisters,
-        now: float,
-        values: dict[QuantityName, float],
-        runs: list[Float32Run] | None,
+        self, read: ReadRegisters, now: float, gathering: Gathering
     ) -> ReadError | None:
-        """Read the plan into `values`, and into `runs` the blocks that are Float32Runs
-        (their values in `values` are then the raw ones until the Read makes them); the
-        error that cut the read short, if any."""
+        """Read the plan into `gathering`; the error that cut the read short, if any."""
         tick = last_tick(now, self.meter.interval)
         for index, block in enumerate(self._plan):
             split = self._splits.get(index)
@@ -368,13 +361,13 @@ class MeterPoller(PollerBase):
                 except ReadError as exc:
                     outcome = await read_block(block, split, tick, read, first=exc)
                 else:
-                    self._take(block, registers, values, runs)
+                    self._take(block, registers, gathering)
                     continue
             else:
                 outcome = await read_block(block, split, tick, read)
             for part, registers in outcome.replies:
                 decoded, problems = part.decode(registers)
-                values.update(decoded)
+                gathering.decoded(decoded)
                 self._value_problems(part, decoded, problems)
             for part, error in outcome.failed:
                 # The device answered, but not this read: its quantities are dropped.
@@ -393,23 +386,16 @@ class MeterPoller(PollerBase):
                 self._report_refusals(block, split, after, outcome, tick)
         return None
 
-    def _take(
-        self,
-        block: ReadBlock,
-        registers: Sequence[int],
-        values: dict[QuantityName, float],
-        runs: list[Float32Run] | None,
-    ) -> None:
-        """A block's reply into `values`, or into `runs` when it is a Float32Run."""
-        if runs is not None and (run := block.float32_run(registers)) is not None:
-            runs.append(run)
-            values.update(zip(run.quantities, run.raws, strict=True))
+    def _take(self, block: ReadBlock, registers: Sequence[int], gathering: Gathering) -> None:
+        """A block's reply into the read's values, as a Float32Run when it is one."""
+        if gathering.runs is not None and (run := block.float32_run(registers)) is not None:
+            gathering.run(run)
             if self._failing_values:
                 # Every value of the block is there: those that were failing are back.
-                self._value_problems(block, values, [])
+                self._value_problems(block, run.quantities, [])
             return
         decoded, problems = block.decode(registers)
-        values.update(decoded)
+        gathering.decoded(decoded)
         if problems or self._failing_values:
             self._value_problems(block, decoded, problems)
 
@@ -453,7 +439,7 @@ class MeterPoller(PollerBase):
             )
 
     def _value_problems(
-        self, block: ReadBlock, decoded: dict[QuantityName, float], problems: list[Problem]
+        self, block: ReadBlock, decoded: Container[QuantityName], problems: list[Problem]
     ) -> None:
         for problem in problems:
             if problem.quiet:

@@ -159,7 +159,8 @@ def parse_value(text: str, exponent: int) -> float:
         hint = " (the decimal point is '.')" if "," in cell else ""
         raise ValueError(f"{text!r} is not a number{hint}")
     try:
-        value = float(Decimal(cell).scaleb(exponent))
+        # In the canonical unit already (most files): float() is the nearest float.
+        value = float(cell) if exponent == 0 else float(Decimal(cell).scaleb(exponent))
     except ArithmeticError:
         # An exponent past Decimal's own (1e9999999, 0e10**18): zero or no float at all.
         value = float(cell) * 10.0**exponent

@@ -15,10 +15,15 @@ from hypothesis import strategies as st
 
 from agent.modbus.codec.decode import DataType
 from agent.modbus.codec.plan import plan_reads
-from agent.modbus.codec.scale import Float32Run, PowerFactorSign, canonical_power_factors
+from agent.modbus.codec.scale import (
+    Float32Run,
+    PowerFactorSign,
+    canonical_power_factors,
+    shortest_float32,
+)
 from agent.profiles import Profile, builtin_names, load_profile
 from agent.publish.batcher import reading_json
-from agent.reading import NO_CUSTOM, Read, custom_of, numbers
+from agent.reading import NO_CUSTOM, Gathering, Read, custom_of, numbers
 from greengauge.contract import MAX_CUSTOM, Kind, MeterReading, Quantity, QuantityName
 
 custom_names = st.from_regex(r"x_[a-z][a-z0-9_]{0,20}", fullmatch=True)
@@ -127,35 +132,61 @@ def test_a_decoded_read_is_written_as_the_contract_writes_it(
     """Registers of every built-in profile and the bench's 45-value one, read as a poller
     reads them (blocks of finite float32s as runs whose decimals the Read makes, power
     factors signed): the read's values are the decoding's, and its JSON the contract's."""
-    values: dict[QuantityName, float] = {}
     decoded_values: dict[QuantityName, float] = {}
     signs = profile.power_factor_sign is not PowerFactorSign.ACTIVE_POWER
-    runs: list[Float32Run] | None = None if signs else []  # as the poller does
+    gathering = Gathering(runs=not signs)  # as the poller does
     for block in plan_reads(profile):
         registers = data.draw(
             st.lists(st.integers(0, 0xFFFF), min_size=block.count, max_size=block.count)
         )
         decoded, problems = block.decode(registers)
         decoded_values.update(decoded)
-        run = block.float32_run(registers) if runs is not None else None
+        run = block.float32_run(registers) if gathering.runs is not None else None
         if run is not None:
-            assert runs is not None and not problems  # every value there, none bad
-            runs.append(run)
-            values.update(zip(run.quantities, run.raws, strict=True))
+            assert not problems  # every value there, none bad
+            gathering.run(run)
         else:
-            values.update(decoded)
-    canonical_power_factors(values, profile.power_factor_sign)
+            gathering.decoded(decoded)
+    canonical_power_factors(gathering.values, profile.power_factor_sign)
     canonical_power_factors(decoded_values, profile.power_factor_sign)
     custom = custom_of(profile.custom_units)
-    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, runs)
+    read = gathering.read("m1", datetime(2026, 11, 27, tzinfo=UTC), custom)
     # the same values, in the same order, as the decoding gives
-    assert list(read.values.items()) == list(decoded_values.items())
+    values = read.values
+    assert list(values.items()) == list(decoded_values.items())
     if not values:
         return
     assert read.json() == reading_json(read.model())
     if read.texts:
         made = ",".join(read.texts).split(",")
         assert len(made) != len(values) or made == [repr(v) for v in values.values()]
+
+
+_FLOAT32S = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.lists(_FLOAT32S, min_size=1, max_size=4)), max_size=6))
+def test_a_gathered_read_keeps_the_blocks_order_whatever_mix_of_runs_and_decoded(
+    blocks: list[tuple[bool, list[float]]],
+) -> None:
+    """Runs and decoded blocks in any order: the Read's values are in block order, a run's
+    as its shortest decimals; a read of runs alone makes no dict before the Read's."""
+    quantities = iter(Quantity)
+    gathering = Gathering(runs=True)
+    expected: dict[QuantityName, float] = {}
+    for is_run, raws in blocks:
+        names = tuple(next(quantities) for _ in raws)
+        if is_run:
+            gathering.run(Float32Run(names, tuple(raws)))
+            expected.update(zip(names, map(shortest_float32, raws), strict=True))
+        else:
+            gathering.decoded(dict(zip(names, raws, strict=True)))
+            expected.update(zip(names, raws, strict=True))
+    if all(is_run for is_run, _ in blocks):
+        assert gathering.values == {}
+    assert bool(gathering) == bool(expected)
+    read = gathering.read("m1", datetime(2026, 11, 27, tzinfo=UTC), custom_of({}))
+    assert list(read.values.items()) == list(expected.items())
 
 
 def test_a_read_of_user_named_values_carries_their_units() -> None:
@@ -187,16 +218,15 @@ def test_a_read_of_float32_values_carries_every_values_text_from_its_runs() -> N
     """The bench's 45-value map: every block is a run, whose decimals and texts the Read
     makes once (a string a block), so the JSON needs no float written again."""
     profile = PROFILES[-1]
-    values: dict[QuantityName, float] = {}
-    runs: list[Float32Run] = []
+    gathering = Gathering(runs=True)
     for block in plan_reads(profile):
         registers = [0x4366, 0x199A] * (block.count // 2) + [0] * (block.count % 2)  # 230.1
         run = block.float32_run(registers)
         assert run is not None
-        runs.append(run)
-        values.update(zip(run.quantities, run.raws, strict=True))
+        gathering.run(run)
+    assert gathering.values == {}  # no dict before the Read makes the decimals
     custom = custom_of(profile.custom_units)
-    read = Read("m1", datetime(2026, 11, 27, tzinfo=UTC), values, custom, runs)
+    read = gathering.read("m1", datetime(2026, 11, 27, tzinfo=UTC), custom)
     assert read.texts == []  # nothing made before it is needed
     assert list(read.values.values()) == [230.1] * 45
     assert read.texts is not None and len(read.texts) == len(plan_reads(profile))

@@ -223,8 +223,8 @@ _EXACT_DIGITS: Final = 15
 always gives exactly; a value with more is worked out in Decimal."""
 _EXACT_BELOW: Final = {places: 10.0 ** (_EXACT_DIGITS - places) for places in range(-30, 100)}
 """By a value's decimal places, the magnitude from which it has more than 15 significant
-digits (a lookup: a power a value cost 12 % of scaling it). Other places (a scale of
-1e40, a float64 of 1e-200) go to Decimal."""
+digits (looked up: working out the power for each value cost 12 % of scaling it). Other
+places (a scale of 1e40, a float64 of 1e-200) go to Decimal."""
 _EXACT: Final = Context(prec=1000)
 
 
