@@ -119,7 +119,7 @@ class Gathering:
     only when a decoded block comes after it: what keeps the blocks' order. A read of runs
     alone (every SDM630-like read) makes no dict here: at 500 meters the tick's reads held
     ~1.1 MiB of dicts that only repeated their runs (tracemalloc); the peak RSS went down
-    0.2–0.4 MiB (bench/README.md).
+    0.2-0.4 MiB (bench/README.md).
     """
 
     __slots__ = ("_placed", "runs", "values")
