@@ -184,7 +184,8 @@ class Read:
         """Canonical and user-named values together, in the order read."""
         runs = self._runs
         if runs is not None:
-            # The runs' values are the raw float32s until made here, once.
+            # Made here, once: a run's values are not in the dict yet, or are its raw
+            # float32s where a decoded block followed it (Gathering); either way in order.
             self._runs = None
             texts = self.texts
             assert texts is not None
